@@ -1,0 +1,136 @@
+"""The `bidao` command: run the gateway, provision devices, read figures, drive the simulator."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from gateway.config import Settings, load_settings
+from gateway.errors import GatewayError
+from gateway.logs import configure_logging
+from gateway.service import GatewayService
+from gateway.sqlite_store import SqliteStore
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    config: Path | None = args.config
+    return load_settings(config)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    configure_logging(settings.log_level, settings.log_format)
+    service = GatewayService(settings)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, service.request_stop)
+        await service.run()
+
+    asyncio.run(main())
+    return 0
+
+
+def _cmd_device_add(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    key = bytes.fromhex(args.key) if args.key else None
+
+    async def main() -> None:
+        service = GatewayService(settings)
+        await service.store.open()
+        try:
+            record = await service.registry.register(
+                args.device_id, args.kind, key, args.household, args.label
+            )
+        finally:
+            await service.store.close()
+        print(f"registered {record.device_id} ({record.kind})")
+        if key is None:
+            # Shown once, for the installer to load into the device.
+            print(f"key: {record.key.hex()}")
+
+    asyncio.run(main())
+    return 0
+
+
+def _cmd_device_list(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+
+    async def main() -> None:
+        store = SqliteStore(settings.database_path)
+        await store.open()
+        try:
+            devices = await store.load_devices()
+        finally:
+            await store.close()
+        print(f"{'device_id':16}  {'kind':11}  {'status':7}  {'battery':7}  {'rssi':5}  last_seen")
+        for d in sorted(devices, key=lambda d: d.device_id):
+            battery = "-" if d.battery_pct is None else f"{d.battery_pct}%"
+            rssi = "-" if d.rssi_dbm is None else str(d.rssi_dbm)
+            seen = "-" if d.last_seen is None else f"{d.last_seen:.0f}"
+            print(f"{d.device_id:16}  {d.kind:11}  {d.status:7}  {battery:7}  {rssi:5}  {seen}")
+
+    asyncio.run(main())
+    return 0
+
+
+def _cmd_metrics(args: argparse.Namespace) -> int:
+    path = _settings(args).metrics_path
+    try:
+        sys.stdout.write(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        print(f"no metrics yet at {path}: is the gateway running?", file=sys.stderr)
+        return 1
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="bidao",
+        description="Bidao (必到): gateway for one-button elder care call boxes and water meters.",
+    )
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, help="TOML settings file (BIDAO_* env overrides)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", parents=[common], help="run the gateway until SIGTERM/SIGINT")
+    run.set_defaults(func=_cmd_run)
+
+    device = sub.add_parser("device", help="provision and list devices")
+    device_sub = device.add_subparsers(dest="device_command", required=True, metavar="ACTION")
+    add = device_sub.add_parser("add", parents=[common], help="register a device")
+    add.add_argument("device_id", help="16 hex digits")
+    add.add_argument("--kind", choices=["call_box", "water_meter"], required=True)
+    add.add_argument("--key", help="32 hex digits; a random key is generated and shown if absent")
+    add.add_argument("--household", help="household code")
+    add.add_argument("--label", help="free text for installers")
+    add.set_defaults(func=_cmd_device_add)
+    lst = device_sub.add_parser("list", parents=[common], help="list devices and their health")
+    lst.set_defaults(func=_cmd_device_list)
+
+    metrics = sub.add_parser("metrics", parents=[common], help="print the Prometheus metrics")
+    metrics.set_defaults(func=_cmd_metrics)
+
+    from device_sim.cli import add_subcommands
+
+    sim = sub.add_parser("sim", help="simulated call boxes and water meters")
+    add_subcommands(sim.add_subparsers(dest="sim_command", required=True, metavar="ACTION"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `bidao` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (GatewayError, ValueError) as exc:
+        print(f"bidao: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,153 @@
+"""Gateway settings: embedded defaults, then a TOML file, then BIDAO_* environment variables."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+from gateway.errors import ConfigError
+
+DeviceKind = Literal["call_box", "water_meter"]
+
+
+class MqttSettings(BaseModel):
+    """The MQTT link to the broker."""
+
+    enabled: bool = True
+    embedded_broker: bool = True
+    """Start a managed mosquitto (persistence and queue limits set by Bidao) on host:port."""
+    host: str = "127.0.0.1"
+    port: int = Field(default=18830, ge=1, le=65535)
+    client_id: str = "bidao-gateway"
+    keepalive_s: int = Field(default=30, ge=5)
+    session_expiry_s: int = Field(default=7 * 24 * 3600, ge=60)
+    """How long the broker keeps the gateway's session and queued frames while it is away."""
+    receive_maximum: int = Field(default=1000, ge=1, le=65535)
+    """Unacknowledged QoS 1 frames the broker may have in flight to the gateway."""
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+    reconnect_initial_s: float = Field(default=0.5, gt=0)
+    reconnect_max_s: float = Field(default=30.0, gt=0)
+
+
+class BrokerSettings(BaseModel):
+    """Queue and persistence limits written into every mosquitto config Bidao starts."""
+
+    max_queued_messages: int = Field(default=1_000_000, ge=1000)
+    """Per-client queue; mosquitto's default of 1000 silently drops frames for a slow gateway."""
+    max_queued_bytes: int = Field(default=1024 * 1024 * 1024, ge=0)
+    max_inflight_messages: int = Field(default=1000, ge=1)
+    autosave_interval_s: int = Field(default=30, ge=1)
+    persistent_client_expiration: str = "14d"
+
+
+class SerialLinkSettings(BaseModel):
+    """One serial line (RS-485/UART concentrator), opened from a pyserial URL."""
+
+    name: str = Field(pattern=r"^[a-z0-9_-]{1,32}$")
+    url: str
+    """A device path (/dev/ttyUSB0), a pty, or socket://127.0.0.1:PORT."""
+    baudrate: int = 115200
+    reopen_initial_s: float = Field(default=0.5, gt=0)
+    reopen_max_s: float = Field(default=30.0, gt=0)
+
+
+class PipelineSettings(BaseModel):
+    """Ingest: batching, replay protection, back-pressure."""
+
+    batch_max: int = Field(default=500, ge=1)
+    batch_linger_s: float = Field(default=0.002, ge=0)
+    """How long the first frame of a batch waits for company before the commit."""
+    queue_max: int = Field(default=20_000, ge=1)
+    replay_window: int = Field(default=4096, ge=1)
+    """Frames whose seq is this far or more below the newest accepted one are replays."""
+    reject_log_interval_s: float = Field(default=60.0, ge=0)
+    unknown_device_cache_s: float = Field(default=30.0, ge=0)
+    commit_retry_initial_s: float = Field(default=0.1, gt=0)
+    commit_retry_max_s: float = Field(default=5.0, gt=0)
+    drain_timeout_s: float = Field(default=5.0, gt=0)
+
+
+def _default_intervals() -> dict[DeviceKind, int]:
+    # A dead box is noticed within about 3 minutes (EN 50136 supervision class).
+    return {"call_box": 60, "water_meter": 900}
+
+
+class SupervisionSettings(BaseModel):
+    """Device liveness and battery."""
+
+    missed_intervals: int = Field(default=3, ge=1)
+    heartbeat_interval_s: dict[DeviceKind, int] = Field(default_factory=_default_intervals)
+    """Default reporting interval per device kind until the device states its own."""
+    low_battery_pct: int = Field(default=20, ge=0, le=100)
+    scheduler_batch: int = Field(default=500, ge=1)
+
+
+class Settings(BaseSettings):
+    """Everything the gateway needs; every duration lives here."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="BIDAO_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    data_dir: Path = Path("bidao-data")
+    """SQLite file, broker persistence and the metrics snapshot live here."""
+    database: Path | None = None
+    """Defaults to <data_dir>/bidao.db."""
+    mqtt: MqttSettings = MqttSettings()
+    broker: BrokerSettings = BrokerSettings()
+    serial: list[SerialLinkSettings] = Field(default_factory=list)
+    pipeline: PipelineSettings = PipelineSettings()
+    supervision: SupervisionSettings = SupervisionSettings()
+    metrics_interval_s: float = Field(default=15.0, gt=0)
+    log_format: Literal["json", "text"] = "json"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("serial")
+    @classmethod
+    def _unique_link_names(cls, links: list[SerialLinkSettings]) -> list[SerialLinkSettings]:
+        names = [link.name for link in links]
+        if len(names) != len(set(names)) or "mqtt" in names:
+            raise ValueError("serial link names must be unique and not 'mqtt'")
+        return links
+
+    @property
+    def database_path(self) -> Path:
+        """Where the SQLite store lives."""
+        return self.database or self.data_dir / "bidao.db"
+
+    @property
+    def metrics_path(self) -> Path:
+        """Where the Prometheus text snapshot is written."""
+        return self.data_dir / "metrics.prom"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],  # noqa: ARG003 - part of the fixed signature
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,  # noqa: ARG003 - no .env files here
+        file_secret_settings: PydanticBaseSettingsSource,  # noqa: ARG003 - no secrets dir
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The environment wins over values passed in (the config file's and the caller's)."""
+        return (env_settings, init_settings)
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Settings from defaults, an optional TOML file, explicit overrides and the environment."""
+    values: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            values = tomllib.loads(config_file.read_text(encoding="utf-8"))
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise ConfigError(f"cannot read config file {config_file}: {exc}") from exc
+    values.update(overrides)
+    return Settings(**values)

@@ -1,0 +1,44 @@
+"""What the pipeline needs from a transport: frames in, downlinks out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+TransportName = Literal["mqtt", "serial"]
+
+
+class LinkDownError(Exception):
+    """The link cannot send right now (disconnected, port closed)."""
+
+
+class Link(Protocol):
+    """A transport link that can carry downlink frames to devices."""
+
+    @property
+    def name(self) -> str:
+        """Unique link name: "mqtt" or the serial link's name."""
+        ...
+
+    @property
+    def transport(self) -> TransportName:
+        """Which kind of transport this is."""
+        ...
+
+    async def send_downlink(self, device_id: str, frame: bytes) -> None:
+        """Send one encoded frame to a device; LinkDownError if the link is down."""
+        ...
+
+
+@dataclass(slots=True)
+class InboundFrame:
+    """Bytes that arrived on a link, waiting for the pipeline."""
+
+    data: bytes
+    link: Link
+    received_at: float
+    topic_device_id: str | None = None
+    """For MQTT: the device id the topic names, checked against the frame."""
+    settle: Callable[[], None] | None = None
+    """Transport-level completion (the MQTT PUBACK), called once the frame's fate is durable."""

@@ -1,0 +1,102 @@
+"""The gateway's counters, on a registry of its own so that several gateways can share a test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+
+class GatewayMetrics:
+    """Counters for frames, rejects, commits, acks, links and devices."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.frames_received = Counter(
+            "bidao_frames_received",
+            "Frames that passed verification, by transport and message type",
+            ["transport", "type"],
+            registry=r,
+        )
+        self.frames_rejected = Counter(
+            "bidao_frames_rejected",
+            "Frames dropped without a protocol ack, by transport and reason",
+            ["transport", "reason"],
+            registry=r,
+        )
+        self.frames_nacked = Counter(
+            "bidao_frames_nacked",
+            "Authenticated frames answered with a nack, by reason",
+            ["transport", "reason"],
+            registry=r,
+        )
+        self.duplicates = Counter(
+            "bidao_frames_duplicate",
+            "Frames already stored, acked again and otherwise ignored",
+            ["transport"],
+            registry=r,
+        )
+        self.commit_batch_size = Histogram(
+            "bidao_commit_batch_size",
+            "Frames committed per transaction",
+            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+            registry=r,
+        )
+        self.commit_latency = Histogram(
+            "bidao_commit_latency_seconds",
+            "Time to commit one ingest transaction",
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0),
+            registry=r,
+        )
+        self.commit_failures = Counter(
+            "bidao_commit_failures", "Ingest transactions that failed and were retried", registry=r
+        )
+        self.acks_sent = Counter(
+            "bidao_acks_sent", "Protocol acks sent to devices, by code", ["code"], registry=r
+        )
+        self.downlinks_sent = Counter(
+            "bidao_downlinks_sent",
+            "Downlink frames sent, by link and type",
+            ["link", "type"],
+            registry=r,
+        )
+        self.downlinks_failed = Counter(
+            "bidao_downlinks_failed",
+            "Downlinks that could not be sent, by reason",
+            ["reason"],
+            registry=r,
+        )
+        self.devices_online = Gauge("bidao_devices_online", "Devices currently online", registry=r)
+        self.devices_offline = Gauge(
+            "bidao_devices_offline", "Devices currently offline", registry=r
+        )
+        self.device_transitions = Counter(
+            "bidao_device_transitions", "Device status changes, by kind", ["kind"], registry=r
+        )
+        self.link_connects = Counter(
+            "bidao_link_connects", "Successful (re)connections, by link", ["link"], registry=r
+        )
+        self.link_failures = Counter(
+            "bidao_link_failures", "Failed connections or lost links, by link", ["link"], registry=r
+        )
+        self.pipeline_queue = Gauge(
+            "bidao_pipeline_queue_depth", "Frames waiting for the ingest pipeline", registry=r
+        )
+        self.callback_errors = Counter(
+            "bidao_callback_errors",
+            "Exceptions caught at a library callback boundary, by place",
+            ["where"],
+            registry=r,
+        )
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of every metric."""
+        return generate_latest(self.registry)
+
+    def write_snapshot(self, path: Path) -> None:
+        """Atomically replace `path` with the current exposition (node-exporter textfile style)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_bytes(self.render())
+        tmp.replace(path)

@@ -1,0 +1,396 @@
+"""Ingest: decode, authenticate, reject replays, dedupe, group-commit, then acknowledge."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import enum
+import json
+import logging
+import sqlite3
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from firmware_protocol import (
+    Ack,
+    AckCode,
+    Envelope,
+    Message,
+    ProtocolError,
+    decode_message,
+    encode,
+    parse_frame,
+    verify_frame,
+)
+from gateway.clock import Clock
+from gateway.config import PipelineSettings
+from gateway.errors import StoreError
+from gateway.links import InboundFrame, Link, LinkDownError
+from gateway.logs import RateLimitedLog
+from gateway.metrics import GatewayMetrics
+from gateway.registry import DeviceRegistry, DeviceState
+from gateway.store import DeviceSeen, EventRow, Store, UnitOfWork
+
+log = logging.getLogger(__name__)
+
+OnCommit = Callable[[], None]
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptedFrame:
+    """A verified, new uplink that is being committed."""
+
+    inbound: InboundFrame
+    envelope: Envelope
+    state: DeviceState
+
+
+class IngestHandler(Protocol):
+    """Domain logic run inside the ingest transaction for the frames it accepts."""
+
+    async def stage(self, uow: UnitOfWork, frames: Sequence[AcceptedFrame]) -> OnCommit | None:
+        """Write the frames' effects; return what to do to in-memory state once committed."""
+        ...
+
+
+@dataclass(slots=True)
+class _Reply:
+    """A protocol ack or nack owed to a device."""
+
+    link: Link
+    device: DeviceState
+    seq: int
+    code: AckCode
+    downlink_seq: int = 0
+
+
+@dataclass(slots=True)
+class _Batch:
+    """What screening decided for each frame of a batch."""
+
+    items: list[InboundFrame]
+    candidates: list[AcceptedFrame] = field(default_factory=list)
+    """Verified new-looking frames; those with an old seq are checked against the store."""
+    replies: list[_Reply] = field(default_factory=list)
+    duplicates: list[AcceptedFrame] = field(default_factory=list)
+    accepted: list[AcceptedFrame] = field(default_factory=list)
+    on_commit: list[OnCommit] = field(default_factory=list)
+    outgoing: list[_Reply] = field(default_factory=list)
+
+
+def message_fields(message: Message) -> dict[str, Any]:
+    """The message's fields as JSON-ready values (enums by name, bytes as hex)."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(message):
+        value = getattr(message, f.name)
+        if isinstance(value, enum.Enum):
+            value = value.name
+        elif isinstance(value, bytes):
+            value = value.hex()
+        elif isinstance(value, tuple):
+            value = list(value)
+        out[f.name] = value
+    return out
+
+
+class Pipeline:
+    """One worker that turns frames into committed events and acks, in batches."""
+
+    def __init__(
+        self,
+        store: Store,
+        registry: DeviceRegistry,
+        clock: Clock,
+        settings: PipelineSettings,
+        metrics: GatewayMetrics,
+        handlers: Sequence[IngestHandler] = (),
+    ) -> None:
+        self._store = store
+        self._registry = registry
+        self._clock = clock
+        self._settings = settings
+        self._metrics = metrics
+        self._handlers = list(handlers)
+        self._queue: asyncio.Queue[InboundFrame] = asyncio.Queue(settings.queue_max)
+        self._reject_log = RateLimitedLog(log, settings.reject_log_interval_s)
+        self._busy = False
+
+    def add_handler(self, handler: IngestHandler) -> None:
+        """Run `handler` in every ingest transaction from now on."""
+        self._handlers.append(handler)
+
+    def submit_nowait(self, frame: InboundFrame) -> None:
+        """Queue a frame from a callback (MQTT flow control bounds how many can be waiting)."""
+        try:
+            self._queue.put_nowait(frame)
+        except asyncio.QueueFull:
+            # Not settled, so the broker redelivers it after the next reconnect.
+            self._reject(frame, "overload", None)
+        self._metrics.pipeline_queue.set(self._queue.qsize())
+
+    async def submit(self, frame: InboundFrame) -> None:
+        """Queue a frame, waiting while the pipeline is full (serial back-pressure)."""
+        await self._queue.put(frame)
+        self._metrics.pipeline_queue.set(self._queue.qsize())
+
+    @property
+    def idle(self) -> bool:
+        """Nothing queued and no batch in progress."""
+        return self._queue.empty() and not self._busy
+
+    async def drain(self, timeout: float) -> bool:
+        """Wait until every queued frame has been processed; False on timeout."""
+        deadline = time.monotonic() + timeout
+        while not self.idle:
+            if time.monotonic() > deadline:
+                return False
+            await asyncio.sleep(0.005)
+        return True
+
+    async def run(self) -> None:
+        """Process batches until cancelled."""
+        while True:
+            first = await self._queue.get()
+            self._busy = True
+            try:
+                if self._queue.empty() and self._settings.batch_linger_s > 0:
+                    await asyncio.sleep(self._settings.batch_linger_s)
+                batch = [first]
+                while len(batch) < self._settings.batch_max and not self._queue.empty():
+                    batch.append(self._queue.get_nowait())
+                self._metrics.pipeline_queue.set(self._queue.qsize())
+                await self._process_isolating(batch)
+            finally:
+                self._busy = False
+
+    async def _process_isolating(self, items: list[InboundFrame]) -> None:
+        """Process a batch; if domain code fails, retry frame by frame so one bad frame is alone."""
+        try:
+            await self._process(items)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            if len(items) == 1:
+                self._metrics.frames_rejected.labels(
+                    items[0].link.transport, "internal_error"
+                ).inc()
+                log.exception("frame could not be processed; it is not acknowledged")
+                _settle(items[0])
+                return
+            for item in items:
+                await self._process_isolating([item])
+
+    async def _process(self, items: list[InboundFrame]) -> None:
+        batch = _Batch(items)
+        seen: set[tuple[str, int]] = set()
+        for item in items:
+            accepted = await self._screen(item, batch)
+            if accepted is None:
+                continue
+            key = (accepted.state.device_id, accepted.envelope.seq)
+            if key in seen:
+                batch.duplicates.append(accepted)
+            else:
+                seen.add(key)
+                batch.candidates.append(accepted)
+        if batch.candidates or batch.duplicates or batch.replies:
+            await self._commit_with_retry(batch)
+        await self._after_commit(batch)
+
+    async def _screen(  # noqa: PLR0911 - one early return per rejection reason reads best
+        self, item: InboundFrame, batch: _Batch
+    ) -> AcceptedFrame | None:
+        """Every check that needs no transaction; rejects are final, nacks get a reply."""
+        try:
+            frame = parse_frame(item.data)
+        except ProtocolError as exc:
+            self._reject(item, exc.reason, item.topic_device_id)
+            return None
+        if item.topic_device_id is not None and item.topic_device_id != frame.device_id:
+            self._reject(item, "topic_mismatch", item.topic_device_id)
+            return None
+        state = await self._registry.lookup(frame.device_id)
+        if state is None:
+            self._reject(item, "unknown_device", frame.device_id)
+            return None
+        try:
+            verify_frame(frame, state.key)
+        except ProtocolError as exc:
+            self._reject(item, exc.reason, frame.device_id)
+            return None
+        # From here on the sender is authenticated, so it may be told what is wrong.
+        window_floor = (state.last_seq or 0) - self._settings.replay_window
+        if state.last_seq is not None and frame.seq <= window_floor:
+            self._reject(item, "replay", frame.device_id)
+            return None
+        message: Message | None = None
+        if not state.record.enabled:
+            code, reason = AckCode.NACK_DEVICE_DISABLED, "device_disabled"
+        elif not is_uplink_type(frame.msg_type):
+            code, reason = AckCode.NACK_UNSUPPORTED, "downlink_type_on_uplink"
+        else:
+            try:
+                message = decode_message(frame)
+            except ProtocolError as exc:
+                code, reason = AckCode.NACK_INVALID_PAYLOAD, exc.reason
+        if message is None:
+            self._metrics.frames_nacked.labels(item.link.transport, reason).inc()
+            self._reject_log.warning(
+                (frame.device_id, reason),
+                self._clock.now(),
+                "uplink nacked",
+                device_id=frame.device_id,
+                reason=reason,
+            )
+            batch.replies.append(_Reply(item.link, state, frame.seq, code))
+            return None
+        envelope = Envelope(frame.device_id, frame.seq, frame.timestamp, message)
+        return AcceptedFrame(item, envelope, state)
+
+    def _reject(self, item: InboundFrame, reason: str, device_id: str | None) -> None:
+        self._metrics.frames_rejected.labels(item.link.transport, reason).inc()
+        self._reject_log.warning(
+            (device_id or "-", reason),
+            self._clock.now(),
+            "frame rejected",
+            device_id=device_id or "-",
+            reason=reason,
+            link=item.link.name,
+        )
+
+    async def _commit_with_retry(self, batch: _Batch) -> None:
+        delay = self._settings.commit_retry_initial_s
+        while True:
+            try:
+                await self._commit(batch)
+            except (sqlite3.OperationalError, StoreError, OSError) as exc:
+                self._metrics.commit_failures.inc()
+                log.warning("ingest commit failed, retrying", extra={"error": str(exc)})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._settings.commit_retry_max_s)
+            else:
+                return
+
+    async def _commit(self, batch: _Batch) -> None:
+        started = time.perf_counter()
+        accepted: list[AcceptedFrame] = []
+        duplicates = list(batch.duplicates)
+        on_commit: list[OnCommit] = []
+        async with self._store.transaction() as uow:
+            old: dict[str, list[AcceptedFrame]] = defaultdict(list)
+            for cand in batch.candidates:
+                last = cand.state.last_seq
+                if last is not None and cand.envelope.seq <= last:
+                    old[cand.state.device_id].append(cand)
+                else:
+                    accepted.append(cand)
+            for device_id, cands in old.items():
+                stored = await uow.stored_seqs(device_id, [c.envelope.seq for c in cands])
+                for cand in cands:
+                    (duplicates if cand.envelope.seq in stored else accepted).append(cand)
+            replies = [
+                *batch.replies,
+                *(
+                    _Reply(a.inbound.link, a.state, a.envelope.seq, AckCode.ACCEPTED)
+                    for a in accepted
+                ),
+                *(
+                    _Reply(d.inbound.link, d.state, d.envelope.seq, AckCode.DUPLICATE)
+                    for d in duplicates
+                ),
+            ]
+            for reply in replies:
+                reply.downlink_seq = reply.device.next_downlink_seq()
+            await uow.insert_events([_event_row(a) for a in accepted])
+            seen = _seen_rows(accepted)
+            await uow.mark_seen(list(seen.values()))
+            for device in {r.device.device_id: r.device for r in replies}.values():
+                if device.device_id not in seen:
+                    await uow.set_downlink_seq(device.device_id, device.downlink_seq)
+            if accepted:
+                for handler in self._handlers:
+                    callback = await handler.stage(uow, accepted)
+                    if callback is not None:
+                        on_commit.append(callback)
+        batch.accepted, batch.duplicates, batch.on_commit = accepted, duplicates, on_commit
+        batch.outgoing = replies
+        self._metrics.commit_latency.observe(time.perf_counter() - started)
+        self._metrics.commit_batch_size.observe(len(accepted))
+
+    async def _after_commit(self, batch: _Batch) -> None:
+        for frame in batch.accepted:
+            state = frame.state
+            state.last_seq = max(state.last_seq or 0, frame.envelope.seq)
+            state.last_link = frame.inbound.link.name
+            self._metrics.frames_received.labels(
+                frame.inbound.link.transport, type(frame.envelope.message).__name__
+            ).inc()
+        for dup in batch.duplicates:
+            self._metrics.duplicates.labels(dup.inbound.link.transport).inc()
+        for callback in batch.on_commit:
+            callback()
+        await self._send_replies(batch.outgoing)
+        for item in batch.items:
+            _settle(item)
+
+    async def _send_replies(self, replies: Sequence[_Reply]) -> None:
+        now = int(self._clock.now())
+        for reply in replies:
+            device = reply.device
+            envelope = Envelope(
+                device.device_id, reply.downlink_seq, now, Ack(reply.seq, reply.code)
+            )
+            try:
+                await reply.link.send_downlink(device.device_id, encode(envelope, device.key))
+            except LinkDownError:
+                # The device retransmits; the copy is deduplicated and acked again.
+                self._metrics.downlinks_failed.labels("link_down").inc()
+                continue
+            self._metrics.acks_sent.labels(reply.code.name).inc()
+            self._metrics.downlinks_sent.labels(reply.link.name, "Ack").inc()
+
+
+def is_uplink_type(msg_type: int) -> bool:
+    """Uplink message types are 0x01..0x7F, downlink ones 0x81..0xFF."""
+    return msg_type < 0x80
+
+
+def _settle(item: InboundFrame) -> None:
+    if item.settle is not None:
+        try:
+            item.settle()
+        except Exception:
+            log.exception("settling a frame failed")
+
+
+def _event_row(frame: AcceptedFrame) -> EventRow:
+    env = frame.envelope
+    return EventRow(
+        device_id=env.device_id,
+        seq=env.seq,
+        msg_type=type(env.message).__name__,
+        device_time=env.timestamp,
+        received_at=frame.inbound.received_at,
+        transport=frame.inbound.link.transport,
+        link=frame.inbound.link.name,
+        raw=frame.inbound.data,
+        fields=json.dumps(message_fields(env.message), separators=(",", ":")),
+    )
+
+
+def _seen_rows(accepted: Sequence[AcceptedFrame]) -> dict[str, DeviceSeen]:
+    rows: dict[str, DeviceSeen] = {}
+    for frame in accepted:
+        device = frame.state
+        prior = rows.get(device.device_id)
+        seq = frame.envelope.seq if prior is None else max(prior.last_seq, frame.envelope.seq)
+        last_seen = frame.inbound.received_at
+        if prior is not None:
+            last_seen = max(last_seen, prior.last_seen)
+        rows[device.device_id] = DeviceSeen(
+            device.device_id, last_seen, frame.inbound.link.name, seq, device.downlink_seq
+        )
+    return rows

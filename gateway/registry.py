@@ -1,0 +1,172 @@
+"""The device registry: the store's devices, cached for the hot path."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from firmware_protocol import KEY_LEN, ProtocolError, parse_device_id
+from gateway.clock import Clock
+from gateway.config import DeviceKind, SupervisionSettings
+from gateway.errors import RegistryError
+from gateway.metrics import GatewayMetrics
+from gateway.store import Deadline, DeviceRecord, DeviceStatus, Store
+
+log = logging.getLogger(__name__)
+
+SILENT_DEADLINE = "device_silent"
+
+
+@dataclass(slots=True)
+class DeviceState:
+    """A device's record plus the fields the gateway changes while it runs."""
+
+    record: DeviceRecord
+    last_seq: int | None
+    downlink_seq: int
+    status: DeviceStatus
+    low_battery: bool
+    interval_s: int
+    last_link: str | None
+
+    @classmethod
+    def from_record(cls, record: DeviceRecord) -> DeviceState:
+        """The state as stored."""
+        return cls(
+            record=record,
+            last_seq=record.last_seq,
+            downlink_seq=record.downlink_seq,
+            status=record.status,
+            low_battery=record.low_battery,
+            interval_s=record.heartbeat_interval_s,
+            last_link=record.last_link,
+        )
+
+    @property
+    def device_id(self) -> str:
+        """The device id."""
+        return self.record.device_id
+
+    @property
+    def key(self) -> bytes:
+        """The device's current MAC key."""
+        return self.record.key
+
+    def next_downlink_seq(self) -> int:
+        """Reserve the next downlink sequence number."""
+        self.downlink_seq += 1
+        return self.downlink_seq
+
+
+class DeviceRegistry:
+    """Registered devices; hits come from memory, misses are looked up once and remembered."""
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        supervision: SupervisionSettings,
+        metrics: GatewayMetrics,
+        unknown_cache_s: float = 30.0,
+        deadline_set: Callable[[float], None] | None = None,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._supervision = supervision
+        self._metrics = metrics
+        self._unknown_cache_s = unknown_cache_s
+        self._devices: dict[str, DeviceState] = {}
+        self._unknown: dict[str, float] = {}
+        self._deadline_set = deadline_set
+
+    async def load(self) -> None:
+        """Read every device from the store."""
+        self._devices = {
+            r.device_id: DeviceState.from_record(r) for r in await self._store.load_devices()
+        }
+        self._unknown.clear()
+        self.update_gauges()
+
+    def cached(self, device_id: str) -> DeviceState | None:
+        """The device if it is in memory."""
+        return self._devices.get(device_id)
+
+    def all(self) -> list[DeviceState]:
+        """Every cached device."""
+        return list(self._devices.values())
+
+    async def lookup(self, device_id: str) -> DeviceState | None:
+        """The device, reading the store at most once per cache period for an unknown id."""
+        state = self._devices.get(device_id)
+        if state is not None:
+            return state
+        now = self._clock.now()
+        if now - self._unknown.get(device_id, float("-inf")) < self._unknown_cache_s:
+            return None
+        record = await self._store.get_device(device_id)
+        if record is None:
+            if len(self._unknown) > 100_000:
+                self._unknown.clear()
+            self._unknown[device_id] = now
+            return None
+        state = DeviceState.from_record(record)
+        self._devices[device_id] = state
+        return state
+
+    async def register(
+        self,
+        device_id: str,
+        kind: DeviceKind,
+        key: bytes | None = None,
+        household_code: str | None = None,
+        label: str | None = None,
+    ) -> DeviceRecord:
+        """Add a device (a random key if none is given) and arm its silence deadline."""
+        try:
+            device_id = parse_device_id(device_id)
+        except ProtocolError as exc:
+            raise RegistryError(str(exc)) from exc
+        if key is None:
+            key = secrets.token_bytes(KEY_LEN)
+        if len(key) != KEY_LEN:
+            raise RegistryError(f"device key must be {KEY_LEN} bytes, got {len(key)}")
+        now = self._clock.now()
+        interval = self._supervision.heartbeat_interval_s[kind]
+        record = DeviceRecord(
+            device_id=device_id,
+            kind=kind,
+            key=key,
+            heartbeat_interval_s=interval,
+            created_at=now,
+            household_code=household_code,
+            label=label,
+        )
+        async with self._store.transaction() as uow:
+            await uow.add_device(record)
+            # A box installed but never heard from must be noticed too.
+            due = now + self._supervision.missed_intervals * interval
+            await uow.set_deadlines([Deadline(SILENT_DEADLINE, device_id, due)])
+        self._devices[device_id] = DeviceState.from_record(record)
+        self._unknown.pop(device_id, None)
+        self.update_gauges()
+        if self._deadline_set is not None:
+            self._deadline_set(due)
+        log.info("device registered", extra={"device_id": device_id, "kind": kind})
+        return record
+
+    def replace_record(self, record: DeviceRecord) -> None:
+        """Swap in a changed record (new key, disabled) keeping the runtime fields."""
+        state = self._devices.get(record.device_id)
+        if state is None:
+            self._devices[record.device_id] = DeviceState.from_record(record)
+        else:
+            state.record = replace(record)
+
+    def update_gauges(self) -> None:
+        """Recount devices online and offline."""
+        online = sum(1 for s in self._devices.values() if s.status == "online")
+        offline = sum(1 for s in self._devices.values() if s.status == "offline")
+        self._metrics.devices_online.set(online)
+        self._metrics.devices_offline.set(offline)

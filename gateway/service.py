@@ -1,0 +1,183 @@
+"""The gateway service: owns the broker, store, links, pipeline, scheduler and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from types import TracebackType
+
+from firmware_protocol import Message
+from gateway.broker import MosquittoBroker
+from gateway.clock import Clock, SystemClock
+from gateway.config import DeviceKind, Settings
+from gateway.downlink import DownlinkSender
+from gateway.metrics import GatewayMetrics
+from gateway.pipeline import IngestHandler, Pipeline
+from gateway.registry import SILENT_DEADLINE, DeviceRegistry
+from gateway.scheduler import DeadlineScheduler
+from gateway.sqlite_store import SqliteStore
+from gateway.store import DeviceRecord
+from gateway.supervision import Supervisor
+from gateway.transports.mqtt import MqttLink
+from gateway.transports.serial import SerialLink
+
+log = logging.getLogger(__name__)
+
+
+class GatewayService:
+    """Start with `async with GatewayService(settings) as gw:` or `await gw.run()`."""
+
+    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+        self.settings = settings
+        self.clock: Clock = clock or SystemClock()
+        self.metrics = GatewayMetrics()
+        self.store = SqliteStore(settings.database_path)
+        self.scheduler = DeadlineScheduler(
+            self.store, self.clock, settings.supervision.scheduler_batch
+        )
+        self.registry = DeviceRegistry(
+            self.store,
+            self.clock,
+            settings.supervision,
+            self.metrics,
+            settings.pipeline.unknown_device_cache_s,
+            deadline_set=self.scheduler.notify,
+        )
+        self.pipeline = Pipeline(
+            self.store, self.registry, self.clock, settings.pipeline, self.metrics
+        )
+        self.supervisor = Supervisor(
+            self.registry, self.scheduler, settings.supervision, self.metrics
+        )
+        self.pipeline.add_handler(self.supervisor)
+        self.scheduler.register(SILENT_DEADLINE, self.supervisor)
+        self.downlinks = DownlinkSender(self.store, self.registry, self.clock, self.metrics)
+        self.broker: MosquittoBroker | None = None
+        if settings.mqtt.enabled and settings.mqtt.embedded_broker:
+            self.broker = MosquittoBroker(
+                settings.data_dir / "mosquitto",
+                settings.broker,
+                settings.mqtt.host,
+                settings.mqtt.port,
+            )
+        self.mqtt: MqttLink | None = None
+        if settings.mqtt.enabled:
+            self.mqtt = MqttLink(
+                settings.mqtt, self.pipeline.submit_nowait, self.clock, self.metrics
+            )
+            self.downlinks.add_link(self.mqtt)
+        self.serial_links = [
+            SerialLink(link, self.pipeline, self.clock, self.metrics) for link in settings.serial
+        ]
+        for link in self.serial_links:
+            self.downlinks.add_link(link)
+        self._stop: asyncio.Event | None = None
+        self._ready: asyncio.Event | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def add_ingest_handler(self, handler: IngestHandler) -> None:
+        """Run domain logic inside every ingest transaction."""
+        self.pipeline.add_handler(handler)
+
+    async def register_device(
+        self,
+        device_id: str,
+        kind: DeviceKind,
+        key: bytes | None = None,
+        household_code: str | None = None,
+        label: str | None = None,
+    ) -> DeviceRecord:
+        """Provision a device while the gateway runs."""
+        return await self.registry.register(device_id, kind, key, household_code, label)
+
+    async def send_downlink(self, device_id: str, message: Message) -> int:
+        """Send a message to a device over the link it last used; returns the downlink seq."""
+        return await self.downlinks.send(device_id, message)
+
+    def request_stop(self) -> None:
+        """Ask `run` to shut down gracefully (safe from a signal handler)."""
+        if self._stop is not None:
+            self._stop.set()
+
+    async def run(self) -> None:
+        """Run until `request_stop`; finishes in-flight frames before it returns."""
+        self._stop = self._stop or asyncio.Event()
+        self._ready = self._ready or asyncio.Event()
+        try:
+            if self.broker is not None:
+                self.broker.start()
+                await self.broker.wait_ready()
+            await self.store.open()
+            await self.registry.load()
+            async with asyncio.TaskGroup() as tg:
+                tasks = [
+                    tg.create_task(self.pipeline.run(), name="pipeline"),
+                    tg.create_task(self.scheduler.run(), name="scheduler"),
+                    tg.create_task(self._write_metrics(), name="metrics-snapshot"),
+                ]
+                if self.mqtt is not None:
+                    tasks.append(tg.create_task(self.mqtt.run(), name="mqtt-link"))
+                tasks.extend(
+                    tg.create_task(link.run(), name=f"serial-{link.name}")
+                    for link in self.serial_links
+                )
+                self._ready.set()
+                log.info("gateway running", extra={"database": str(self.settings.database_path)})
+                await self._stop.wait()
+                await self._shutdown()
+                for task in tasks:
+                    task.cancel()
+        finally:
+            self._snapshot()
+            await self.store.close()
+            if self.broker is not None:
+                await asyncio.to_thread(self.broker.stop)
+            log.info("gateway stopped")
+
+    async def _shutdown(self) -> None:
+        log.info("gateway stopping: finishing in-flight frames")
+        for link in self.serial_links:
+            link.stop_reading()
+        if self.mqtt is not None:
+            self.mqtt.stop_intake()
+        if not await self.pipeline.drain(self.settings.pipeline.drain_timeout_s):
+            log.warning("pipeline did not drain in time; unacked frames will be resent")
+        if self.mqtt is not None:
+            await self.mqtt.close()
+
+    async def _write_metrics(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.metrics_interval_s)
+            self._snapshot()
+
+    def _snapshot(self) -> None:
+        try:
+            self.metrics.write_snapshot(self.settings.metrics_path)
+        except OSError as exc:
+            log.warning("metrics snapshot failed", extra={"error": str(exc)})
+
+    async def __aenter__(self) -> GatewayService:
+        """Start `run` in a task and return once the gateway is up."""
+        self._stop = asyncio.Event()
+        self._ready = asyncio.Event()
+        self._task = asyncio.create_task(self.run(), name="gateway")
+        ready = asyncio.create_task(self._ready.wait())
+        await asyncio.wait({ready, self._task}, return_when=asyncio.FIRST_COMPLETED)
+        if not ready.done():
+            ready.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ready
+            await self._task  # raises what made start-up fail
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Stop gracefully and wait for the end."""
+        self.request_stop()
+        if self._task is not None:
+            await self._task

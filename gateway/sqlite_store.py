@@ -1,0 +1,322 @@
+"""SQLite implementation of the store: WAL, synchronous=FULL, versioned migrations."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import sqlite3
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import fields
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from gateway.errors import MigrationError, RegistryError, StoreError
+from gateway.store import (
+    Deadline,
+    DeviceRecord,
+    DeviceSeen,
+    EventRow,
+    Telemetry,
+    Transition,
+)
+
+_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    # An acknowledged frame must survive power loss: fsync the WAL on every commit.
+    "PRAGMA synchronous=FULL",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA busy_timeout=10000",
+)
+_DEVICE_COLUMNS = tuple(f.name for f in fields(DeviceRecord))
+_BOOL_COLUMNS = frozenset({"enabled", "low_battery"})
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """(version, name, sql) of every migration shipped with the code, in order."""
+    found = []
+    for entry in resources.files("gateway.migrations").iterdir():
+        name = entry.name
+        if name.endswith(".sql"):
+            found.append((int(name.split("_", 1)[0]), name, entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+def _device_from_row(row: sqlite3.Row) -> DeviceRecord:
+    values: dict[str, Any] = {
+        name: (bool(row[name]) if name in _BOOL_COLUMNS else row[name]) for name in _DEVICE_COLUMNS
+    }
+    return DeviceRecord(**values)
+
+
+class SqliteUnitOfWork:
+    """The UnitOfWork over one open SQLite transaction."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+
+    async def add_device(self, device: DeviceRecord) -> None:
+        """Register a device; RegistryError if the id exists."""
+        cols = ", ".join(_DEVICE_COLUMNS)
+        marks = ", ".join("?" for _ in _DEVICE_COLUMNS)
+        try:
+            await self._conn.execute(
+                f"INSERT INTO devices ({cols}) VALUES ({marks})",  # noqa: S608 - fixed column names
+                [getattr(device, name) for name in _DEVICE_COLUMNS],
+            )
+        except sqlite3.IntegrityError as exc:
+            raise RegistryError(f"device {device.device_id} cannot be added: {exc}") from exc
+
+    async def insert_events(self, rows: Sequence[EventRow]) -> None:
+        """Store accepted uplinks."""
+        await self._conn.executemany(
+            "INSERT INTO events (device_id, seq, msg_type, device_time, received_at, transport,"
+            " link, raw, fields) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    r.device_id,
+                    r.seq,
+                    r.msg_type,
+                    r.device_time,
+                    r.received_at,
+                    r.transport,
+                    r.link,
+                    r.raw,
+                    r.fields,
+                )
+                for r in rows
+            ],
+        )
+
+    async def stored_seqs(self, device_id: str, seqs: Sequence[int]) -> set[int]:
+        """Which of `seqs` are already stored for the device."""
+        if not seqs:
+            return set()
+        marks = ", ".join("?" for _ in seqs)
+        async with self._conn.execute(
+            f"SELECT seq FROM events WHERE device_id = ? AND seq IN ({marks})",  # noqa: S608
+            [device_id, *seqs],
+        ) as cursor:
+            return {int(row[0]) async for row in cursor}
+
+    async def mark_seen(self, rows: Sequence[DeviceSeen]) -> None:
+        """Update last contact, link and sequence numbers."""
+        await self._conn.executemany(
+            "UPDATE devices SET last_seen = ?, last_link = ?,"
+            " last_seq = max(coalesce(last_seq, -1), ?), downlink_seq = max(downlink_seq, ?)"
+            " WHERE device_id = ?",
+            [(r.last_seen, r.last_link, r.last_seq, r.downlink_seq, r.device_id) for r in rows],
+        )
+
+    async def set_downlink_seq(self, device_id: str, seq: int) -> None:
+        """Persist the newest downlink sequence number used for the device."""
+        await self._conn.execute(
+            "UPDATE devices SET downlink_seq = max(downlink_seq, ?) WHERE device_id = ?",
+            (seq, device_id),
+        )
+
+    async def update_telemetry(self, rows: Sequence[Telemetry]) -> None:
+        """Update battery, signal, firmware, uptime and reporting interval."""
+        await self._conn.executemany(
+            "UPDATE devices SET firmware = ?, battery_pct = ?, battery_mv = ?, rssi_dbm = ?,"
+            " uptime_s = ?, heartbeat_interval_s = ? WHERE device_id = ?",
+            [
+                (
+                    r.firmware,
+                    r.battery_pct,
+                    r.battery_mv,
+                    r.rssi_dbm,
+                    r.uptime_s,
+                    r.heartbeat_interval_s,
+                    r.device_id,
+                )
+                for r in rows
+            ],
+        )
+
+    async def apply_transitions(self, rows: Sequence[Transition]) -> None:
+        """Record status changes and set the devices' current status flags."""
+        await self._conn.executemany(
+            "INSERT INTO device_transitions (device_id, at, kind, detail) VALUES (?, ?, ?, ?)",
+            [(r.device_id, r.at, r.kind, r.detail) for r in rows],
+        )
+        for row in rows:
+            arg: object
+            if row.kind in ("online", "offline"):
+                sql, arg = "UPDATE devices SET status = ? WHERE device_id = ?", row.kind
+            else:
+                sql, arg = (
+                    "UPDATE devices SET low_battery = ? WHERE device_id = ?",
+                    int(row.kind == "low_battery"),
+                )
+            await self._conn.execute(sql, (arg, row.device_id))
+
+    async def set_deadlines(self, rows: Sequence[Deadline]) -> None:
+        """Create or move deadlines."""
+        await self._conn.executemany(
+            "INSERT INTO deadlines (kind, subject, due_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (kind, subject) DO UPDATE SET due_at = excluded.due_at",
+            [(r.kind, r.subject, r.due_at) for r in rows],
+        )
+
+    async def clear_deadlines(self, keys: Sequence[tuple[str, str]]) -> None:
+        """Remove deadlines by (kind, subject)."""
+        await self._conn.executemany(
+            "DELETE FROM deadlines WHERE kind = ? AND subject = ?", list(keys)
+        )
+
+    async def due_deadlines(self, now: float, limit: int) -> list[Deadline]:
+        """Deadlines due at or before `now`, earliest first."""
+        async with self._conn.execute(
+            "SELECT kind, subject, due_at FROM deadlines WHERE due_at <= ? ORDER BY due_at LIMIT ?",
+            (now, limit),
+        ) as cursor:
+            return [Deadline(row[0], row[1], row[2]) async for row in cursor]
+
+
+class SqliteStore:
+    """The store in one SQLite file: one writer connection, one reader connection."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    async def open(self) -> None:
+        """Connect, set the pragmas and apply pending migrations."""
+        if self._writer is not None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = await self._connect()
+        try:
+            await self._migrate(self._writer)
+            self._reader = await self._connect()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _connect(self) -> aiosqlite.Connection:
+        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        for pragma in _PRAGMAS:
+            await conn.execute(pragma)
+        return conn
+
+    async def close(self) -> None:
+        """Close both connections; safe to call twice."""
+        for conn in (self._reader, self._writer):
+            if conn is not None:
+                await conn.close()
+        self._reader = self._writer = None
+
+    async def _migrate(self, conn: aiosqlite.Connection) -> None:
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
+            " name TEXT NOT NULL, sha256 TEXT NOT NULL, applied_at TEXT NOT NULL)"
+        )
+        async with conn.execute("SELECT version, name, sha256 FROM schema_migrations") as cur:
+            applied = {int(r[0]): (r[1], r[2]) async for r in cur}
+        shipped = migrations()
+        known = {version for version, _, _ in shipped}
+        if unknown := sorted(set(applied) - known):
+            raise MigrationError(f"database has migrations {unknown} that this code lacks")
+        for version, name, sql in shipped:
+            digest = hashlib.sha256(sql.encode()).hexdigest()
+            if version in applied:
+                if applied[version][1] != digest:
+                    raise MigrationError(f"migration {name} changed after it was applied")
+                continue
+            await conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _statements(sql):
+                    await conn.execute(statement)
+                await conn.execute(
+                    "INSERT INTO schema_migrations VALUES (?, ?, ?, datetime('now'))",
+                    (version, name, digest),
+                )
+                await conn.execute("COMMIT")
+            except BaseException:
+                await conn.execute("ROLLBACK")
+                raise
+
+    def _require(self, conn: aiosqlite.Connection | None) -> aiosqlite.Connection:
+        if conn is None:
+            raise StoreError("store is not open")
+        return conn
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[SqliteUnitOfWork]:
+        """One serialised write transaction (BEGIN IMMEDIATE ... COMMIT, ROLLBACK on error)."""
+        async with self._lock:
+            conn = self._require(self._writer)
+            await conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield SqliteUnitOfWork(conn)
+            except BaseException:
+                await conn.execute("ROLLBACK")
+                raise
+            await conn.execute("COMMIT")
+
+    async def _fetch(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        conn = self._require(self._reader)
+        async with conn.execute(sql, args) as cursor:
+            return list(await cursor.fetchall())
+
+    async def load_devices(self) -> list[DeviceRecord]:
+        """Every registered device."""
+        return [_device_from_row(r) for r in await self._fetch("SELECT * FROM devices")]
+
+    async def get_device(self, device_id: str) -> DeviceRecord | None:
+        """One device, or None."""
+        rows = await self._fetch("SELECT * FROM devices WHERE device_id = ?", (device_id,))
+        return _device_from_row(rows[0]) if rows else None
+
+    async def next_deadline_at(self) -> float | None:
+        """The earliest due time, or None if nothing is pending."""
+        rows = await self._fetch("SELECT min(due_at) FROM deadlines")
+        return None if rows[0][0] is None else float(rows[0][0])
+
+    async def count_events(self, device_id: str | None = None) -> int:
+        """Stored events, for one device or all."""
+        if device_id is None:
+            rows = await self._fetch("SELECT count(*) FROM events")
+        else:
+            rows = await self._fetch(
+                "SELECT count(*) FROM events WHERE device_id = ?", (device_id,)
+            )
+        return int(rows[0][0])
+
+    async def event_seqs(self) -> list[tuple[str, int]]:
+        """(device_id, seq) of every stored event, in storage order."""
+        rows = await self._fetch("SELECT device_id, seq FROM events ORDER BY id")
+        return [(r[0], int(r[1])) for r in rows]
+
+    async def transitions(self, device_id: str | None = None) -> list[Transition]:
+        """Recorded status changes, oldest first."""
+        sql = "SELECT device_id, at, kind, detail FROM device_transitions"
+        args: tuple[str, ...] = ()
+        if device_id is not None:
+            sql, args = sql + " WHERE device_id = ?", (device_id,)
+        rows = await self._fetch(sql + " ORDER BY id", args)
+        return [Transition(r[0], r[1], r[2], r[3]) for r in rows]
+
+
+def _statements(sql: str) -> list[str]:
+    """Split a migration into statements (sqlite3.complete_statement knows where each ends)."""
+    out: list[str] = []
+    current = ""
+    for line in sql.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            if current.strip():
+                out.append(current.strip())
+            current = ""
+    if current.strip() and not all(
+        ln.strip().startswith("--") or not ln.strip() for ln in current.splitlines()
+    ):
+        raise MigrationError(f"incomplete statement at the end of a migration: {current[:80]!r}")
+    return out

@@ -1,0 +1,121 @@
+"""The pipeline acks only what is committed, retries a failing store, isolates a poison frame."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from device_sim.device import SimulatedDevice
+from device_sim.mqtt import MqttFleet
+from device_sim.serial import SerialConcentrator
+from firmware_protocol import Indication, IndicationKind, Key, LedPattern
+from gateway.broker import MosquittoBroker
+from gateway.pipeline import AcceptedFrame
+from gateway.service import GatewayService
+from gateway.store import UnitOfWork
+from tests.gateway.support import gateway_settings, sample, wait_for
+
+BOX, OTHER = "00000000000000d1", "00000000000000d2"
+KEY = bytes(range(16, 32))
+
+
+class FlakyStore:
+    """An ingest handler that makes the first `failures` commits fail like a full disk."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.attempts = 0
+
+    async def stage(
+        self, uow: UnitOfWork, frames: Sequence[AcceptedFrame]
+    ) -> Callable[[], None] | None:
+        self.attempts += 1
+        if self.attempts <= self.failures:
+            raise sqlite3.OperationalError("database or disk is full")
+        return None
+
+
+class PoisonFor:
+    """An ingest handler with a bug that only one device's frames trigger."""
+
+    def __init__(self, device_id: str) -> None:
+        self.device_id = device_id
+
+    async def stage(
+        self, uow: UnitOfWork, frames: Sequence[AcceptedFrame]
+    ) -> Callable[[], None] | None:
+        if any(f.state.device_id == self.device_id for f in frames):
+            raise RuntimeError("domain bug")
+        return None
+
+
+async def test_no_ack_until_the_commit_succeeds(
+    tmp_path: Path, broker: MosquittoBroker, no_leaked_tasks: None
+) -> None:
+    settings = gateway_settings(
+        tmp_path, broker, pipeline={"commit_retry_initial_s": 0.05, "commit_retry_max_s": 0.05}
+    )
+    box = SimulatedDevice(BOX, "call_box", KEY)
+    flaky = FlakyStore(failures=5)
+    async with GatewayService(settings) as gw, MqttFleet("127.0.0.1", broker.port, [box]) as fleet:
+        await gw.register_device(BOX, "call_box", KEY)
+        gw.add_ingest_handler(flaky)
+        await fleet.send(BOX, box.press(Key.GREEN_CALL))
+        await wait_for(lambda: flaky.attempts >= 3, what="failing commits")
+        assert box.pending, "acked before anything was committed"
+        assert await gw.store.count_events() == 0
+        await wait_for(lambda: not box.pending, what="ack after the store recovered")
+        assert await gw.store.count_events() == 1
+        assert sample(gw, "bidao_commit_failures_total") == 5
+        assert sample(gw, "bidao_acks_sent_total", code="ACCEPTED") == 1
+
+
+async def test_a_poison_frame_does_not_block_the_others(
+    tmp_path: Path, no_leaked_tasks: None
+) -> None:
+    good = SimulatedDevice(OTHER, "call_box", KEY)
+    bad = SimulatedDevice(BOX, "call_box", KEY)
+    async with SerialConcentrator([good, bad]) as line:
+        settings = gateway_settings(tmp_path, None, serial=[{"name": "bus1", "url": line.url}])
+        async with GatewayService(settings) as gw:
+            await gw.register_device(OTHER, "call_box", KEY)
+            await gw.register_device(BOX, "call_box", KEY)
+            gw.add_ingest_handler(PoisonFor(BOX))
+            for _ in range(5):
+                await line.send(OTHER, good.heartbeat())
+                await line.send(BOX, bad.heartbeat())
+            await wait_for(lambda: not good.pending, what="good frames acked")
+            assert await gw.store.count_events(OTHER) == 5
+            assert await gw.store.count_events(BOX) == 0
+            assert len(bad.pending) == 5
+            internal = sample(
+                gw, "bidao_frames_rejected_total", transport="serial", reason="internal_error"
+            )
+            assert internal == 5
+
+
+async def test_indication_reaches_the_box_on_the_link_it_last_used(
+    tmp_path: Path, broker: MosquittoBroker, no_leaked_tasks: None
+) -> None:
+    mqtt_box = SimulatedDevice(BOX, "call_box", KEY)
+    serial_box = SimulatedDevice(OTHER, "call_box", KEY)
+    indication = Indication(IndicationKind.HELPER_ON_THE_WAY, 42, LedPattern.GREEN_BLINK, 7)
+    async with SerialConcentrator([serial_box]) as line:
+        settings = gateway_settings(tmp_path, broker, serial=[{"name": "bus1", "url": line.url}])
+        async with (
+            GatewayService(settings) as gw,
+            MqttFleet("127.0.0.1", broker.port, [mqtt_box]) as fleet,
+        ):
+            for device_id in (BOX, OTHER):
+                await gw.register_device(device_id, "call_box", KEY)
+            await fleet.send(BOX, mqtt_box.press(Key.GREEN_CALL))
+            await line.send(OTHER, serial_box.press(Key.GREEN_CALL))
+            await wait_for(lambda: not mqtt_box.pending and not serial_box.pending)
+            await gw.send_downlink(BOX, indication)
+            await gw.send_downlink(OTHER, indication)
+            await wait_for(lambda: bool(mqtt_box.indications) and bool(serial_box.indications))
+            assert mqtt_box.indications == [indication]
+            assert serial_box.indications == [indication]
+            assert sample(gw, "bidao_downlinks_sent_total", link="mqtt", type="Indication") == 1
+            assert sample(gw, "bidao_downlinks_sent_total", link="bus1", type="Indication") == 1

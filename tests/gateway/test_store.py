@@ -1,0 +1,139 @@
+"""The SQLite store: migrations, durability settings, unit of work semantics."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from gateway.errors import MigrationError, RegistryError
+from gateway.sqlite_store import SqliteStore, migrations
+from gateway.store import Deadline, DeviceRecord, DeviceSeen, EventRow, Transition
+
+KEY = bytes(range(16))
+
+
+def device(device_id: str = "00000000000000a1") -> DeviceRecord:
+    return DeviceRecord(
+        device_id=device_id, kind="call_box", key=KEY, heartbeat_interval_s=60, created_at=1.0
+    )
+
+
+def event(seq: int, device_id: str = "00000000000000a1") -> EventRow:
+    return EventRow(device_id, seq, "Heartbeat", 0, 2.0, "mqtt", "mqtt", b"\x01", "{}")
+
+
+async def test_open_applies_migrations_and_durability_pragmas(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "b.db")
+    await store.open()
+    await store.close()
+    with sqlite3.connect(tmp_path / "b.db") as conn:
+        versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations")]
+        assert versions == [v for v, _, _ in migrations()]
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    # Reopening applies nothing twice.
+    await store.open()
+    await store.close()
+    await store.close()  # closing twice is harmless
+
+
+async def test_synchronous_full_on_the_writer(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "b.db")
+    await store.open()
+    try:
+        async with store.transaction() as uow:
+            conn = uow._conn  # the writer connection's own setting
+            async with conn.execute("PRAGMA synchronous") as cur:
+                row = await cur.fetchone()
+        assert row is not None
+        assert row[0] == 2  # FULL
+    finally:
+        await store.close()
+
+
+async def test_edited_migration_is_refused(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "b.db")
+    await store.open()
+    await store.close()
+    with sqlite3.connect(tmp_path / "b.db") as conn:
+        conn.execute("UPDATE schema_migrations SET sha256 = 'x' WHERE version = 1")
+    with pytest.raises(MigrationError, match="changed after it was applied"):
+        await SqliteStore(tmp_path / "b.db").open()
+
+
+async def test_database_newer_than_code_is_refused(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "b.db")
+    await store.open()
+    await store.close()
+    with sqlite3.connect(tmp_path / "b.db") as conn:
+        conn.execute("INSERT INTO schema_migrations VALUES (999, 'future', 'x', 'now')")
+    with pytest.raises(MigrationError, match="999"):
+        await SqliteStore(tmp_path / "b.db").open()
+
+
+async def test_failed_transaction_leaves_nothing(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "b.db")
+    await store.open()
+    try:
+        async with store.transaction() as uow:
+            await uow.add_device(device())
+
+        async def insert_twice() -> None:
+            async with store.transaction() as uow:
+                await uow.insert_events([event(1)])
+                await uow.insert_events([event(1)])  # (device, seq) is unique
+
+        with pytest.raises(sqlite3.IntegrityError):
+            await insert_twice()
+        assert await store.count_events() == 0
+    finally:
+        await store.close()
+
+
+async def test_duplicate_device_is_a_registry_error(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "b.db")
+    await store.open()
+    try:
+        async with store.transaction() as uow:
+            await uow.add_device(device())
+
+        async def add_again() -> None:
+            async with store.transaction() as uow:
+                await uow.add_device(device())
+
+        with pytest.raises(RegistryError):
+            await add_again()
+    finally:
+        await store.close()
+
+
+async def test_unit_of_work_round_trip(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "b.db")
+    await store.open()
+    try:
+        async with store.transaction() as uow:
+            await uow.add_device(device())
+            await uow.insert_events([event(1), event(2), event(5)])
+            await uow.mark_seen([DeviceSeen("00000000000000a1", 9.0, "mqtt", 5, 3)])
+            await uow.apply_transitions([Transition("00000000000000a1", 9.0, "online")])
+            await uow.set_deadlines(
+                [Deadline("device_silent", "00000000000000a1", 100.0), Deadline("x", "y", 50.0)]
+            )
+            assert await uow.stored_seqs("00000000000000a1", [1, 3, 5]) == {1, 5}
+            assert [d.subject for d in await uow.due_deadlines(60.0, 10)] == ["y"]
+        stored = await store.get_device("00000000000000a1")
+        assert stored is not None
+        assert (stored.last_seq, stored.downlink_seq, stored.status) == (5, 3, "online")
+        assert "key=<hidden>" in repr(stored)
+        assert await store.next_deadline_at() == 50.0
+        async with store.transaction() as uow:
+            # Sequence numbers only move forward.
+            await uow.mark_seen([DeviceSeen("00000000000000a1", 10.0, "s1", 2, 1)])
+            await uow.clear_deadlines([("x", "y")])
+        stored = await store.get_device("00000000000000a1")
+        assert stored is not None
+        assert (stored.last_seq, stored.downlink_seq, stored.last_link) == (5, 3, "s1")
+        assert await store.next_deadline_at() == 100.0
+    finally:
+        await store.close()

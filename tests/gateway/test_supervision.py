@@ -1,0 +1,107 @@
+"""Supervision: silent devices go offline after N missed intervals, back online on contact."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from device_sim.device import SimulatedDevice
+from device_sim.serial import SerialConcentrator
+from firmware_protocol import AlarmKind, Key
+from gateway.clock import ManualClock
+from gateway.service import GatewayService
+from tests.gateway.support import gateway_settings, wait_for
+
+BOX = "00000000000000b1"
+KEY = bytes(range(16))
+
+
+async def test_silent_box_goes_offline_once_and_back_online_once(
+    tmp_path: Path, clock: ManualClock, no_leaked_tasks: None
+) -> None:
+    box = SimulatedDevice(BOX, "call_box", KEY, clock=clock.now)
+    async with SerialConcentrator([box]) as line:
+        settings = gateway_settings(
+            tmp_path, None, serial=[{"name": "bus1", "url": line.url, "reopen_initial_s": 0.05}]
+        )
+        async with GatewayService(settings, clock) as gw:
+            await gw.register_device(BOX, "call_box", KEY)
+            await line.send(BOX, box.heartbeat(interval_s=60))
+            await wait_for(lambda: not box.pending, what="heartbeat acked")
+            await wait_for(lambda: status(gw, BOX) == "online")
+
+            # Two missed intervals and a bit: still online.
+            await clock.advance(179)
+            await gw.scheduler.fire_due(clock.now())
+            assert status(gw, BOX) == "online"
+
+            # The third interval passes: offline, recorded once.
+            await clock.advance(2)
+            await wait_for(lambda: status(gw, BOX) == "offline", what="offline")
+            await clock.advance(3600)
+            await gw.scheduler.fire_due(clock.now())
+            kinds = [t.kind for t in await gw.store.transitions(BOX)]
+            assert kinds == ["online", "offline"]
+            offline = (await gw.store.transitions(BOX))[1]
+            assert offline.at == clock.now() - 3600 - 1  # due at last contact + 3 x 60 s
+            assert sample_online(gw) == 0
+
+            # The next frame brings it back, once.
+            await line.send(BOX, box.press(Key.GREEN_CALL))
+            await wait_for(lambda: not box.pending, what="press acked")
+            await line.send(BOX, box.heartbeat(interval_s=60))
+            await wait_for(lambda: not box.pending, what="second frame acked")
+            kinds = [t.kind for t in await gw.store.transitions(BOX)]
+            assert kinds == ["online", "offline", "online"]
+            assert sample_online(gw) == 1
+
+
+def status(gw: GatewayService, device_id: str) -> str:
+    state = gw.registry.cached(device_id)
+    assert state is not None
+    return state.status
+
+
+def sample_online(gw: GatewayService) -> float:
+    value = gw.metrics.registry.get_sample_value("bidao_devices_online")
+    return 0.0 if value is None else value
+
+
+async def test_registered_but_never_heard_box_goes_offline(
+    tmp_path: Path, clock: ManualClock, no_leaked_tasks: None
+) -> None:
+    settings = gateway_settings(tmp_path, None)
+    async with GatewayService(settings, clock) as gw:
+        await gw.register_device(BOX, "call_box", KEY)
+        await clock.advance(3 * 60 + 1)
+        await wait_for(lambda: status(gw, BOX) == "offline", what="offline")
+        assert [t.kind for t in await gw.store.transitions(BOX)] == ["offline"]
+
+
+async def test_heartbeat_interval_and_battery_from_the_device(
+    tmp_path: Path, clock: ManualClock, no_leaked_tasks: None
+) -> None:
+    meter_id = "00000000000000c1"
+    meter = SimulatedDevice(meter_id, "water_meter", KEY, clock=clock.now)
+    async with SerialConcentrator([meter]) as line:
+        settings = gateway_settings(tmp_path, None, serial=[{"name": "bus1", "url": line.url}])
+        async with GatewayService(settings, clock) as gw:
+            await gw.register_device(meter_id, "water_meter", KEY)
+            await line.send(meter_id, meter.heartbeat(interval_s=600, battery_pct=15))
+            await wait_for(lambda: not meter.pending, what="acked")
+            stored = await gw.store.get_device(meter_id)
+            assert stored is not None
+            assert (stored.heartbeat_interval_s, stored.battery_pct, stored.low_battery) == (
+                600,
+                15,
+                True,
+            )
+            await line.send(meter_id, meter.alarm(AlarmKind.LOW_BATTERY, active=False))
+            await wait_for(lambda: not meter.pending, what="acked")
+            kinds = [t.kind for t in await gw.store.transitions(meter_id)]
+            assert kinds == ["online", "low_battery", "battery_ok"]
+            # The stated 600 s interval governs supervision: 3 x 600 s.
+            await clock.advance(1799)
+            await gw.scheduler.fire_due(clock.now())
+            assert status(gw, meter_id) == "online"
+            await clock.advance(2)
+            await wait_for(lambda: status(gw, meter_id) == "offline")
