@@ -119,6 +119,8 @@ async def run_with_fault(
             await send_frames(fleet, devices, range(FRAMES_PER_DEVICE // 2))
             await wait_for(lambda: stored_count(db) >= TOTAL // 5, timeout=60, what="progress")
             replacement = fault(gateway)
+            at_fault = stored_count(db)
+            assert TOTAL // 5 <= at_fault <= TOTAL // 2  # the fault struck mid-stream
             if isinstance(replacement, subprocess.Popen):
                 gateway = replacement
             await send_frames(fleet, devices, range(FRAMES_PER_DEVICE // 2, FRAMES_PER_DEVICE))
@@ -126,6 +128,9 @@ async def run_with_fault(
         gateway.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(gateway.wait, 30) == 0, log.read_text()[-3000:]
         assert_exactly_once(db, devices)
+        metrics = (tmp_path / "gateway" / "metrics.prom").read_text()
+        duplicates = [line for line in metrics.splitlines() if line.startswith("bidao_frames_dup")]
+        print(f"stored at the fault: {at_fault}; after restart: {duplicates}")
         return gateway
     finally:
         if gateway.poll() is None:
