@@ -10,7 +10,7 @@ import time
 from typing import Any, ClassVar
 
 _PHONE = re.compile(r"(?<![0-9A-Za-z])(\+?\d{1,3}[ -]?)?(1[3-9]\d)(\d{4})(\d{4})(?!\d)")
-_E164 = re.compile(r"(?<![0-9A-Za-z])\+(\d{2,6})\d{4,}(\d{2})(?!\d)")
+_E164 = re.compile(r"(?<![0-9A-Za-z])\+(\d{1,3})\d{4,}(\d{2})(?!\d)")
 _HEX_SECRET = re.compile(r"(?<![0-9A-Fa-f])[0-9A-Fa-f]{32,}(?![0-9A-Fa-f])")
 
 

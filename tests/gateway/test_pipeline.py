@@ -119,3 +119,28 @@ async def test_indication_reaches_the_box_on_the_link_it_last_used(
             assert serial_box.indications == [indication]
             assert sample(gw, "bidao_downlinks_sent_total", link="mqtt", type="Indication") == 1
             assert sample(gw, "bidao_downlinks_sent_total", link="bus1", type="Indication") == 1
+
+
+async def test_serial_link_reopens_after_the_line_drops(
+    tmp_path: Path, no_leaked_tasks: None
+) -> None:
+    box = SimulatedDevice(BOX, "call_box", KEY)
+    async with SerialConcentrator([box]) as line:
+        settings = gateway_settings(
+            tmp_path,
+            None,
+            serial=[
+                {"name": "bus1", "url": line.url, "reopen_initial_s": 0.02, "reopen_max_s": 0.05}
+            ],
+        )
+        async with GatewayService(settings) as gw:
+            await gw.register_device(BOX, "call_box", KEY)
+            await line.send(BOX, box.press(Key.GREEN_CALL))
+            await wait_for(lambda: not box.pending, what="first frame acked")
+            await line.disconnect()
+            await line.send(BOX, box.heartbeat())  # queued while the line is down
+            await line.wait_connected(10)
+            await wait_for(lambda: not box.pending, what="frame after reopen acked")
+            assert line.connections == 2
+            assert await gw.store.count_events(BOX) == 2
+            assert sample(gw, "bidao_link_connects_total", link="bus1") == 2
