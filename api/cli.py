@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import signal
 import sys
+from datetime import datetime
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -72,11 +73,15 @@ def _cmd_device_list(args: argparse.Namespace) -> int:
         for d in sorted(devices, key=lambda d: d.device_id):
             battery = "-" if d.battery_pct is None else f"{d.battery_pct}%"
             rssi = "-" if d.rssi_dbm is None else str(d.rssi_dbm)
-            seen = "-" if d.last_seen is None else f"{d.last_seen:.0f}"
+            seen = "-" if d.last_seen is None else _local_time(d.last_seen)
             print(f"{d.device_id:16}  {d.kind:11}  {d.status:7}  {battery:7}  {rssi:5}  {seen}")
 
     asyncio.run(main())
     return 0
+
+
+def _local_time(unix: float) -> str:
+    return datetime.fromtimestamp(unix).astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _cmd_metrics(args: argparse.Namespace) -> int:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
+from pathlib import Path
 from typing import Any
 
-from device_sim.device import SimulatedDevice
+from device_sim.device import DeviceKind, SimulatedDevice
 from device_sim.mqtt import MqttFleet, fleet_identity
-from firmware_protocol import Key
+from firmware_protocol import Key, parse_device_id
 
 KEYS = {
     "green": Key.GREEN_CALL,
@@ -28,16 +29,31 @@ def _connection(parser: argparse.ArgumentParser) -> None:
 def _identity(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device-id", required=True, help="16 hex digits")
     parser.add_argument("--key", required=True, help="the device key, 32 hex digits")
-    parser.add_argument("--seq", type=int, default=None, help="first sequence number")
+    parser.add_argument("--seq", type=int, default=None, help="sequence number to use")
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path("bidao-data/sim"),
+        help="where each simulated device keeps its next sequence number, as firmware does",
+    )
 
 
-def _device(args: argparse.Namespace, kind: str) -> SimulatedDevice:
-    # Without a stored counter, time makes a sequence number that only moves forward.
-    seq = args.seq if args.seq is not None else int(time.time())
-    return SimulatedDevice(args.device_id, kind, bytes.fromhex(args.key), first_seq=seq)  # type: ignore[arg-type]
+def _device(args: argparse.Namespace, kind: DeviceKind) -> SimulatedDevice:
+    device_id = parse_device_id(args.device_id)
+    state = args.state_dir / f"{device_id}.seq"
+    seq = args.seq
+    if seq is None:
+        seq = int(state.read_text()) if state.exists() else 1
+    return SimulatedDevice(device_id, kind, bytes.fromhex(args.key), first_seq=seq)
+
+
+def _save_seq(args: argparse.Namespace, device: SimulatedDevice) -> None:
+    args.state_dir.mkdir(parents=True, exist_ok=True)
+    (args.state_dir / f"{device.device_id}.seq").write_text(str(device.next_seq))
 
 
 async def _send_one(args: argparse.Namespace, device: SimulatedDevice, frame: bytes) -> int:
+    _save_seq(args, device)
     async with MqttFleet(args.host, args.port, [device]) as fleet:
         await fleet.send(device.device_id, frame)
         try:
@@ -67,12 +83,12 @@ def _cmd_meter(args: argparse.Namespace) -> int:
 
 
 async def _fleet(args: argparse.Namespace) -> int:
-    devices = [
-        SimulatedDevice(
-            *fleet_identity(i)[:1], "water_meter", fleet_identity(i)[1], first_seq=int(time.time())
-        )
-        for i in range(args.devices)
-    ]
+    # Fleet devices start where the clock is, so that repeated runs never reuse a seq.
+    first_seq = int(time.time())
+    devices = []
+    for i in range(args.devices):
+        device_id, key = fleet_identity(i)
+        devices.append(SimulatedDevice(device_id, "water_meter", key, first_seq=first_seq))
     async with MqttFleet(args.host, args.port, devices) as fleet:
         started = time.perf_counter()
         for r in range(args.frames // args.devices):
