@@ -6,8 +6,8 @@ import argparse
 import asyncio
 import signal
 import sys
-from datetime import datetime
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 
 from gateway.config import Settings, load_settings
