@@ -90,6 +90,68 @@ class SupervisionSettings(BaseModel):
     scheduler_batch: int = Field(default=500, ge=1)
 
 
+Role = Literal[
+    "village_secretary",
+    "deputy_secretary",
+    "grid_worker",
+    "neighbour_chief",
+    "group_leader",
+    "area_chief",
+    "township_duty",
+]
+Category = Literal["urgent", "ordinary", "hard", "complex"]
+
+
+def _day_clocks() -> dict[Category, float]:
+    # Zoucheng: small matters within 2 hours; Shaoshan "0211": ordinary within 2 days,
+    # hard within a week, complex ones report progress within a month.
+    return {"urgent": 2 * 3600, "ordinary": 2 * 86400, "hard": 7 * 86400, "complex": 30 * 86400}
+
+
+def _roles(*roles: Role) -> list[Role]:
+    return list(roles)
+
+
+def _yeji_responders() -> list[Role]:
+    # Yeji: the village secretary first; then the deputy, the grid worker, the township.
+    return _roles("village_secretary", "deputy_secretary", "grid_worker", "township_duty")
+
+
+def _bozhou_day_chain() -> list[Role]:
+    # Bozhou: neighbour chief, then group leader, area chief, township.
+    return _roles("neighbour_chief", "group_leader", "area_chief", "township_duty")
+
+
+class TicketPolicy(BaseModel):
+    """Who is called, in which order, and how long each may take (defaults follow Yeji)."""
+
+    responder_chain: list[Role] = Field(default_factory=_yeji_responders, min_length=1)
+    """Called in turn when nobody accepts in time; the first is called again once."""
+    informed_at_open: list[Role] = Field(default_factory=lambda: _roles("neighbour_chief"))
+    day_chain: list[Role] = Field(default_factory=_bozhou_day_chain, min_length=1)
+    """Who is told, one level further each time a classified matter misses its deadline."""
+    review_role: Role = "township_duty"
+    """Told when a resident presses thumbs-down."""
+    accept_within_s: float = Field(default=300.0, gt=0)
+    arrive_within_s: float = Field(default=1800.0, gt=0)
+    renotify_gap_s: float = Field(default=120.0, ge=0)
+    """Repeated green presses re-notify at most this often."""
+    red_cancel_window_s: float = Field(default=60.0, ge=0)
+    rating_window_s: float = Field(default=72 * 3600.0, gt=0)
+    day_clock_s: dict[Category, float] = Field(default_factory=_day_clocks)
+
+
+class TicketSettings(BaseModel):
+    """The default policy and per-village overrides, by village code."""
+
+    default: TicketPolicy = TicketPolicy()
+    villages: dict[str, TicketPolicy] = Field(default_factory=dict)
+
+    def policy_for(self, village_code: str | None) -> TicketPolicy:
+        """The policy of a village (the default if it has none of its own)."""
+        return self.villages.get(village_code or "", self.default)
+
+
 class Settings(BaseSettings):
     """Everything the gateway needs; every duration lives here."""
 
@@ -106,6 +168,7 @@ class Settings(BaseSettings):
     serial: list[SerialLinkSettings] = Field(default_factory=list)
     pipeline: PipelineSettings = PipelineSettings()
     supervision: SupervisionSettings = SupervisionSettings()
+    tickets: TicketSettings = TicketSettings()
     metrics_interval_s: float = Field(default=15.0, gt=0)
     log_format: Literal["json", "text"] = "json"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

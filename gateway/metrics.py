@@ -83,6 +83,9 @@ class GatewayMetrics:
         self.pipeline_queue = Gauge(
             "bidao_pipeline_queue_depth", "Frames waiting for the ingest pipeline", registry=r
         )
+        self.tickets = Counter(
+            "bidao_tickets", "Ticket lifecycle events, by kind", ["event"], registry=r
+        )
         self.callback_errors = Counter(
             "bidao_callback_errors",
             "Exceptions caught at a library callback boundary, by place",

@@ -19,6 +19,8 @@ from gateway.scheduler import DeadlineScheduler
 from gateway.sqlite_store import SqliteStore
 from gateway.store import DeviceRecord
 from gateway.supervision import Supervisor
+from gateway.tickets import DEADLINE_KINDS as TICKET_DEADLINES
+from gateway.tickets import TicketService
 from gateway.transports.mqtt import MqttLink
 from gateway.transports.serial import SerialLink
 
@@ -67,6 +69,12 @@ class GatewayService:
                 settings.mqtt, self.pipeline.submit_nowait, self.clock, self.metrics
             )
             self.downlinks.add_link(self.mqtt)
+        self.tickets = TicketService(
+            self.store, self.clock, settings.tickets, self.scheduler, self.downlinks, self.metrics
+        )
+        self.pipeline.add_handler(self.tickets)
+        for kind in TICKET_DEADLINES:
+            self.scheduler.register(kind, self.tickets)
         self.serial_links = [
             SerialLink(link, self.pipeline, self.clock, self.metrics) for link in settings.serial
         ]
@@ -115,6 +123,7 @@ class GatewayService:
                     tg.create_task(self.pipeline.run(), name="pipeline"),
                     tg.create_task(self.scheduler.run(), name="scheduler"),
                     tg.create_task(self._write_metrics(), name="metrics-snapshot"),
+                    tg.create_task(self.tickets.run(), name="box-indications"),
                 ]
                 if self.mqtt is not None:
                     tasks.append(tg.create_task(self.mqtt.run(), name="mqtt-link"))

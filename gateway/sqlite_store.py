@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -14,13 +15,19 @@ from typing import Any
 
 import aiosqlite
 
+from alerts import Notification
 from gateway.errors import MigrationError, RegistryError, StoreError
 from gateway.store import (
+    Contact,
     Deadline,
     DeviceRecord,
     DeviceSeen,
     EventRow,
+    HouseholdInfo,
+    Role,
     Telemetry,
+    Ticket,
+    TicketEvent,
     Transition,
 )
 
@@ -43,6 +50,29 @@ def migrations() -> list[tuple[int, str, str]]:
         if name.endswith(".sql"):
             found.append((int(name.split("_", 1)[0]), name, entry.read_text(encoding="utf-8")))
     return sorted(found)
+
+
+_TICKET_COLUMNS = frozenset(f.name for f in fields(Ticket)) - {"id"}
+
+
+def _contact(row: sqlite3.Row) -> Contact:
+    return Contact(
+        id=row["id"],
+        name=row["name"],
+        role=row["role"],
+        phone=row["phone"],
+        language=row["language"],
+        unit_code=row["unit_code"],
+        household_code=row["household_code"],
+        bad_number=bool(row["bad_number"]),
+    )
+
+
+def _ticket(row: sqlite3.Row) -> Ticket:
+    values: dict[str, Any] = {f.name: row[f.name] for f in fields(Ticket)}
+    values["escalated"] = bool(values["escalated"])
+    values["review_flag"] = bool(values["review_flag"])
+    return Ticket(**values)
 
 
 def _device_from_row(row: sqlite3.Row) -> DeviceRecord:
@@ -176,6 +206,178 @@ class SqliteUnitOfWork:
         ) as cursor:
             return [Deadline(row[0], row[1], row[2]) async for row in cursor]
 
+    async def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        async with self._conn.execute(sql, args) as cursor:
+            return list(await cursor.fetchall())
+
+    async def household_info(self, household_code: str) -> HouseholdInfo | None:
+        """The household, its grid units up to the county, and its first resident."""
+        rows = await self._rows(
+            "SELECT code, neighbourhood_code, address FROM households WHERE code = ?",
+            (household_code,),
+        )
+        if not rows:
+            return None
+        chain = await self._rows(
+            "WITH RECURSIVE up(code, level, name, parent_code, depth) AS ("
+            " SELECT code, level, name, parent_code, 0 FROM grid_units WHERE code = ?"
+            " UNION ALL SELECT g.code, g.level, g.name, g.parent_code, up.depth + 1"
+            " FROM grid_units g JOIN up ON g.code = up.parent_code WHERE up.depth < 10)"
+            " SELECT code, level, name FROM up ORDER BY depth",
+            (rows[0]["neighbourhood_code"],),
+        )
+        residents = await self._rows(
+            "SELECT name FROM residents WHERE household_code = ? ORDER BY id LIMIT 1",
+            (household_code,),
+        )
+        return HouseholdInfo(
+            code=household_code,
+            address=rows[0]["address"],
+            unit_chain=tuple(r["code"] for r in chain),
+            unit_names={r["code"]: r["name"] for r in chain},
+            unit_levels={r["code"]: r["level"] for r in chain},
+            resident_name=residents[0]["name"] if residents else household_code,
+        )
+
+    async def contacts_for_role(self, unit_chain: Sequence[str], role: Role) -> list[Contact]:
+        """Contacts with `role` at the nearest unit of the chain that has any."""
+        if role == "family":
+            return []
+        for unit in unit_chain:
+            rows = await self._rows(
+                "SELECT * FROM contacts WHERE unit_code = ? AND role = ? ORDER BY id",
+                (unit, role),
+            )
+            if rows:
+                return [_contact(r) for r in rows]
+        return []
+
+    async def contacts_by_id(self, ids: Sequence[int]) -> list[Contact]:
+        """The contacts with these ids."""
+        if not ids:
+            return []
+        marks = ", ".join("?" for _ in ids)
+        rows = await self._rows(
+            f"SELECT * FROM contacts WHERE id IN ({marks}) ORDER BY id",  # noqa: S608
+            list(ids),
+        )
+        return [_contact(r) for r in rows]
+
+    async def live_ticket(self, household_code: str) -> Ticket | None:
+        """The household's open, accepted or on-site ticket."""
+        rows = await self._rows(
+            "SELECT * FROM tickets WHERE household_code = ?"
+            " AND status IN ('open', 'accepted', 'on_site')",
+            (household_code,),
+        )
+        return _ticket(rows[0]) if rows else None
+
+    async def latest_unrated(self, household_code: str, since: float) -> Ticket | None:
+        """The household's most recent resolved, unrated ticket resolved at or after `since`."""
+        rows = await self._rows(
+            "SELECT * FROM tickets WHERE household_code = ? AND status = 'resolved'"
+            " AND resolved_at >= ? ORDER BY resolved_at DESC LIMIT 1",
+            (household_code, since),
+        )
+        return _ticket(rows[0]) if rows else None
+
+    async def get_ticket(self, ticket_id: int) -> Ticket | None:
+        """One ticket."""
+        rows = await self._rows("SELECT * FROM tickets WHERE id = ?", (ticket_id,))
+        return _ticket(rows[0]) if rows else None
+
+    async def insert_ticket(
+        self,
+        household_code: str | None,
+        device_id: str | None,
+        village_code: str | None,
+        neighbourhood_code: str | None,
+        press_count: int,
+        at: float,
+    ) -> int:
+        """Open a ticket; returns its id."""
+        cursor = await self._conn.execute(
+            "INSERT INTO tickets (household_code, device_id, village_code, neighbourhood_code,"
+            " status, press_count, opened_at, last_press_at, last_notified_at)"
+            " VALUES (?, ?, ?, ?, 'open', ?, ?, ?, ?)",
+            (household_code, device_id, village_code, neighbourhood_code, press_count, at, at, at),
+        )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    async def update_ticket(self, ticket_id: int, **values: object) -> None:
+        """Set ticket columns."""
+        unknown = set(values) - _TICKET_COLUMNS
+        if unknown:
+            raise StoreError(f"not ticket columns: {sorted(unknown)}")
+        assignments = ", ".join(f"{name} = ?" for name in values)
+        await self._conn.execute(
+            f"UPDATE tickets SET {assignments} WHERE id = ?",  # noqa: S608 - checked names
+            [*values.values(), ticket_id],
+        )
+
+    async def claim_ticket(self, ticket_id: int, contact_id: int, at: float) -> bool:
+        """Make the contact the owner if the ticket is still open; False if someone was first."""
+        cursor = await self._conn.execute(
+            "UPDATE tickets SET status = 'accepted', owner_contact_id = ?, accepted_at = ?"
+            " WHERE id = ? AND status = 'open'",
+            (contact_id, at, ticket_id),
+        )
+        return cursor.rowcount == 1
+
+    async def add_ticket_events(self, rows: Sequence[TicketEvent]) -> None:
+        """Append audit rows."""
+        await self._conn.executemany(
+            "INSERT INTO ticket_events (ticket_id, at, kind, contact_id, channel, detail)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [(r.ticket_id, r.at, r.kind, r.contact_id, r.channel, r.detail) for r in rows],
+        )
+
+    async def notified_contacts(self, ticket_id: int) -> list[int]:
+        """Every contact that has been sent something about the ticket."""
+        rows = await self._rows(
+            "SELECT DISTINCT contact_id FROM notifications"
+            " WHERE ticket_id = ? AND contact_id IS NOT NULL ORDER BY contact_id",
+            (ticket_id,),
+        )
+        return [int(r[0]) for r in rows]
+
+    async def add_feedback(
+        self,
+        household_code: str | None,
+        device_id: str,
+        at: float,
+        rating: str,
+        ticket_id: int | None,
+    ) -> None:
+        """Record a thumbs press."""
+        await self._conn.execute(
+            "INSERT INTO feedback (household_code, device_id, at, rating, ticket_id)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (household_code, device_id, at, rating, ticket_id),
+        )
+
+    async def enqueue(self, notifications: Sequence[Notification], at: float) -> None:
+        """Write notifications into the outbox."""
+        await self._conn.executemany(
+            "INSERT INTO notifications (created_at, channel, contact_id, recipient, template,"
+            " params, language, ticket_id, priority) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    at,
+                    n.channel,
+                    n.contact_id,
+                    n.recipient,
+                    n.template,
+                    json.dumps(n.params, ensure_ascii=False, sort_keys=True),
+                    n.language,
+                    n.ticket_id,
+                    n.priority,
+                )
+                for n in notifications
+            ],
+        )
+
 
 class SqliteStore:
     """The store in one SQLite file: one writer connection, one reader connection."""
@@ -294,6 +496,46 @@ class SqliteStore:
         """(device_id, seq) of every stored event, in storage order."""
         rows = await self._fetch("SELECT device_id, seq FROM events ORDER BY id")
         return [(r[0], int(r[1])) for r in rows]
+
+    async def ticket(self, ticket_id: int) -> Ticket | None:
+        """One ticket, as committed."""
+        rows = await self._fetch("SELECT * FROM tickets WHERE id = ?", (ticket_id,))
+        return _ticket(rows[0]) if rows else None
+
+    async def tickets(self) -> list[Ticket]:
+        """Every ticket, oldest first."""
+        return [_ticket(r) for r in await self._fetch("SELECT * FROM tickets ORDER BY id")]
+
+    async def ticket_events(self, ticket_id: int) -> list[TicketEvent]:
+        """A ticket's audit trail, oldest first."""
+        rows = await self._fetch(
+            "SELECT ticket_id, at, kind, channel, contact_id, detail FROM ticket_events"
+            " WHERE ticket_id = ? ORDER BY id",
+            (ticket_id,),
+        )
+        return [TicketEvent(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
+
+    async def outbox(self) -> list[Notification]:
+        """Every notification written, oldest first."""
+        rows = await self._fetch("SELECT * FROM notifications ORDER BY id")
+        return [
+            Notification(
+                channel=r["channel"],
+                recipient=r["recipient"],
+                template=r["template"],
+                params=json.loads(r["params"]),
+                language=r["language"],
+                contact_id=r["contact_id"],
+                ticket_id=r["ticket_id"],
+                priority=r["priority"],
+            )
+            for r in rows
+        ]
+
+    async def feedback(self) -> list[tuple[str, int | None]]:
+        """(rating, ticket id) of every thumbs press, oldest first."""
+        rows = await self._fetch("SELECT rating, ticket_id FROM feedback ORDER BY id")
+        return [(r[0], r[1]) for r in rows]
 
     async def transitions(self, device_id: str | None = None) -> list[Transition]:
         """Recorded status changes, oldest first."""

@@ -7,6 +7,7 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
+from alerts import Notification
 from gateway.config import DeviceKind
 
 DeviceStatus = Literal["unknown", "online", "offline"]
@@ -144,6 +145,73 @@ class UnitOfWork(Protocol):
         """Deadlines due at or before `now`, earliest first."""
         ...
 
+    async def household_info(self, household_code: str) -> HouseholdInfo | None:
+        """The household, its grid units up to the county, and its first resident."""
+        ...
+
+    async def contacts_for_role(self, unit_chain: Sequence[str], role: Role) -> list[Contact]:
+        """Contacts with `role` at the nearest unit of the chain that has any."""
+        ...
+
+    async def contacts_by_id(self, ids: Sequence[int]) -> list[Contact]:
+        """The contacts with these ids."""
+        ...
+
+    async def live_ticket(self, household_code: str) -> Ticket | None:
+        """The household's open, accepted or on-site ticket."""
+        ...
+
+    async def latest_unrated(self, household_code: str, since: float) -> Ticket | None:
+        """The household's most recent resolved, unrated ticket resolved at or after `since`."""
+        ...
+
+    async def get_ticket(self, ticket_id: int) -> Ticket | None:
+        """One ticket."""
+        ...
+
+    async def insert_ticket(
+        self,
+        household_code: str | None,
+        device_id: str | None,
+        village_code: str | None,
+        neighbourhood_code: str | None,
+        press_count: int,
+        at: float,
+    ) -> int:
+        """Open a ticket; returns its id."""
+        ...
+
+    async def update_ticket(self, ticket_id: int, **values: object) -> None:
+        """Set ticket columns."""
+        ...
+
+    async def claim_ticket(self, ticket_id: int, contact_id: int, at: float) -> bool:
+        """Make the contact the owner if the ticket is still open; False if someone was first."""
+        ...
+
+    async def add_ticket_events(self, rows: Sequence[TicketEvent]) -> None:
+        """Append audit rows."""
+        ...
+
+    async def notified_contacts(self, ticket_id: int) -> list[int]:
+        """Every contact that has been sent something about the ticket."""
+        ...
+
+    async def add_feedback(
+        self,
+        household_code: str | None,
+        device_id: str,
+        at: float,
+        rating: str,
+        ticket_id: int | None,
+    ) -> None:
+        """Record a thumbs press."""
+        ...
+
+    async def enqueue(self, notifications: Sequence[Notification], at: float) -> None:
+        """Write notifications into the outbox."""
+        ...
+
 
 class Store(Protocol):
     """Opening, transactions and the reads the gateway needs."""
@@ -171,3 +239,100 @@ class Store(Protocol):
     async def next_deadline_at(self) -> float | None:
         """The earliest due time, or None if nothing is pending."""
         ...
+
+
+Role = Literal[
+    "village_secretary",
+    "deputy_secretary",
+    "grid_worker",
+    "neighbour_chief",
+    "group_leader",
+    "area_chief",
+    "township_duty",
+    "family",
+]
+TicketStatus = Literal["open", "accepted", "on_site", "resolved", "rated", "cancelled"]
+Category = Literal["urgent", "ordinary", "hard", "complex"]
+ActionChannel = Literal["box_key", "voice_keypress", "dashboard", "api", "system"]
+LIVE_STATUSES: tuple[TicketStatus, ...] = ("open", "accepted", "on_site")
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """A person who can be notified."""
+
+    id: int
+    name: str
+    role: Role
+    phone: str
+    language: str = "zh-CN"
+    unit_code: str | None = None
+    household_code: str | None = None
+    bad_number: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class HouseholdInfo:
+    """A household with its place in the grid, nearest unit first, and its first resident."""
+
+    code: str
+    address: str
+    unit_chain: tuple[str, ...]
+    unit_names: dict[str, str]
+    unit_levels: dict[str, str]
+    resident_name: str
+
+    def unit_at(self, level: str) -> str | None:
+        """The code of the household's unit at `level`, if the grid has one."""
+        return next((c for c in self.unit_chain if self.unit_levels[c] == level), None)
+
+    @property
+    def place(self) -> str:
+        """Village and group names, as people say it ("桥元村三组")."""
+        names = [
+            self.unit_names[c]
+            for c in reversed(self.unit_chain)
+            if self.unit_levels[c] in ("village", "group")
+        ]
+        return "".join(names) or self.address
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """A "呼叫书记必到" service ticket."""
+
+    id: int
+    household_code: str | None
+    device_id: str | None
+    village_code: str | None
+    neighbourhood_code: str | None
+    status: TicketStatus
+    category: Category | None
+    press_count: int
+    responder_step: int
+    escalation_level: int
+    escalated: bool
+    owner_contact_id: int | None
+    opened_at: float
+    last_press_at: float
+    last_notified_at: float
+    accepted_at: float | None
+    on_site_at: float | None
+    resolved_at: float | None
+    rated_at: float | None
+    cancelled_at: float | None
+    day_due_at: float | None
+    rating: Literal["up", "down"] | None
+    review_flag: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TicketEvent:
+    """One audit row of a ticket."""
+
+    ticket_id: int
+    at: float
+    kind: str
+    channel: ActionChannel
+    contact_id: int | None = None
+    detail: str = ""

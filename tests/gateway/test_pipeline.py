@@ -109,8 +109,8 @@ async def test_indication_reaches_the_box_on_the_link_it_last_used(
         ):
             for device_id in (BOX, OTHER):
                 await gw.register_device(device_id, "call_box", KEY)
-            await fleet.send(BOX, mqtt_box.press(Key.GREEN_CALL))
-            await line.send(OTHER, serial_box.press(Key.GREEN_CALL))
+            await fleet.send(BOX, mqtt_box.heartbeat())
+            await line.send(OTHER, serial_box.heartbeat())
             await wait_for(lambda: not mqtt_box.pending and not serial_box.pending)
             await gw.send_downlink(BOX, indication)
             await gw.send_downlink(OTHER, indication)

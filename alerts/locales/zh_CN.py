@@ -1,0 +1,21 @@
+"""Simplified Chinese: every text a resident, secretary or family member reads or hears."""
+
+TEMPLATES: dict[str, str] = {
+    "ticket_call": "【必到】${resident}，${place}，按下了呼叫键，请尽快联系或上门。工单${ticket}。",
+    "ticket_call_repeat": (
+        "【必到】${resident}，${place}，又按了呼叫键（共${presses}次），仍未有人接单。工单${ticket}。"
+    ),
+    "ticket_informed": "【必到】${resident}，${place}，已呼叫书记，请知悉。工单${ticket}。",
+    "ticket_escalated": (
+        "【必到】${resident}，${place}的呼叫${minutes}分钟内无人接单，现转由您处理。工单${ticket}。"
+    ),
+    "ticket_not_arrived": (
+        "【必到】工单${ticket}已由${owner}接单，但${minutes}分钟内未到达${place}，请跟进。"
+    ),
+    "ticket_taken": "【必到】工单${ticket}已由${owner}接单，您无需前往。",
+    "ticket_cancelled_by_resident": (
+        "【必到】${resident}，${place}取消了呼叫。请回电确认老人是否平安。工单${ticket}。"
+    ),
+    "ticket_overdue": "【必到】工单${ticket}（${place}）已超过办理时限，请督办。",
+    "ticket_review": "【必到】${resident}对工单${ticket}的处理表示不满意，请回访。",
+}
