@@ -5,9 +5,9 @@ from __future__ import annotations
 import string
 from collections.abc import Mapping
 
-from alerts.locales import en, zh_CN
+from alerts.locales import en, zh_cn
 
-CATALOGS: dict[str, Mapping[str, str]] = {"zh-CN": zh_CN.TEMPLATES, "en": en.TEMPLATES}
+CATALOGS: dict[str, Mapping[str, str]] = {"zh-CN": zh_cn.TEMPLATES, "en": en.TEMPLATES}
 DEFAULT_LANGUAGE = "zh-CN"
 
 

@@ -48,10 +48,14 @@ class DownlinkSender:
         if link is None:
             self._metrics.downlinks_failed.labels("no_route").inc()
             raise DownlinkError(f"device {device_id} has not been heard on any link yet")
-        seq = state.next_downlink_seq()
-        # Persisted before sending, so a restart never reuses a seq the device has seen.
-        async with self._store.transaction() as uow:
-            await uow.set_downlink_seq(device_id, seq)
+        mark = state.reservation_for(1)
+        if mark is not None:
+            # Stored before use, so a restart never reuses a seq the device has seen.
+            async with self._store.transaction() as uow:
+                await uow.set_downlink_seq(device_id, mark)
+            state.reserved(mark)
+        # No await between taking the number and writing the frame: downlinks leave in order.
+        seq = state.allocate_downlink_seq()
         frame = encode(Envelope(device_id, seq, int(self._clock.now()), message), state.key)
         try:
             await link.send_downlink(device_id, frame)

@@ -9,7 +9,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -64,7 +64,6 @@ class _Reply:
     device: DeviceState
     seq: int
     code: AckCode
-    downlink_seq: int = 0
 
 
 @dataclass(slots=True)
@@ -302,19 +301,21 @@ class Pipeline:
                     for d in duplicates
                 ),
             ]
-            for reply in replies:
-                reply.downlink_seq = reply.device.next_downlink_seq()
+            reservations = _reservations(replies)
             await uow.insert_events([_event_row(a) for a in accepted])
-            seen = _seen_rows(accepted)
+            seen = _seen_rows(accepted, reservations)
             await uow.mark_seen(list(seen.values()))
-            for device in {r.device.device_id: r.device for r in replies}.values():
-                if device.device_id not in seen:
-                    await uow.set_downlink_seq(device.device_id, device.downlink_seq)
+            for device_id, mark in reservations.items():
+                if device_id not in seen:
+                    await uow.set_downlink_seq(device_id, mark)
             if accepted:
                 for handler in self._handlers:
                     callback = await handler.stage(uow, accepted)
                     if callback is not None:
                         on_commit.append(callback)
+        for reply in replies:
+            if reply.device.device_id in reservations:
+                reply.device.reserved(reservations[reply.device.device_id])
         batch.accepted, batch.duplicates, batch.on_commit = accepted, duplicates, on_commit
         batch.outgoing = replies
         self._metrics.commit_latency.observe(time.perf_counter() - started)
@@ -341,7 +342,7 @@ class Pipeline:
         for reply in replies:
             device = reply.device
             envelope = Envelope(
-                device.device_id, reply.downlink_seq, now, Ack(reply.seq, reply.code)
+                device.device_id, device.allocate_downlink_seq(), now, Ack(reply.seq, reply.code)
             )
             try:
                 await reply.link.send_downlink(device.device_id, encode(envelope, device.key))
@@ -381,7 +382,17 @@ def _event_row(frame: AcceptedFrame) -> EventRow:
     )
 
 
-def _seen_rows(accepted: Sequence[AcceptedFrame]) -> dict[str, DeviceSeen]:
+def _reservations(replies: Sequence[_Reply]) -> dict[str, int]:
+    """New downlink seq high-water marks to store before these replies can be sent."""
+    owed = Counter(r.device.device_id for r in replies)
+    devices = {r.device.device_id: r.device for r in replies}
+    marks = {device_id: devices[device_id].reservation_for(n) for device_id, n in owed.items()}
+    return {device_id: mark for device_id, mark in marks.items() if mark is not None}
+
+
+def _seen_rows(
+    accepted: Sequence[AcceptedFrame], reservations: dict[str, int]
+) -> dict[str, DeviceSeen]:
     rows: dict[str, DeviceSeen] = {}
     for frame in accepted:
         device = frame.state
@@ -391,6 +402,10 @@ def _seen_rows(accepted: Sequence[AcceptedFrame]) -> dict[str, DeviceSeen]:
         if prior is not None:
             last_seen = max(last_seen, prior.last_seen)
         rows[device.device_id] = DeviceSeen(
-            device.device_id, last_seen, frame.inbound.link.name, seq, device.downlink_seq
+            device.device_id,
+            last_seen,
+            frame.inbound.link.name,
+            seq,
+            reservations.get(device.device_id, 0),
         )
     return rows

@@ -17,6 +17,8 @@ from gateway.store import Deadline, DeviceRecord, DeviceStatus, Store
 log = logging.getLogger(__name__)
 
 SILENT_DEADLINE = "device_silent"
+DOWNLINK_SEQ_BLOCK = 1024
+"""Downlink sequence numbers are stored this far ahead, so sending needs no write."""
 
 
 @dataclass(slots=True)
@@ -26,6 +28,9 @@ class DeviceState:
     record: DeviceRecord
     last_seq: int | None
     downlink_seq: int
+    """The last downlink sequence number used."""
+    downlink_reserved: int
+    """The stored high-water mark: every seq up to it may be used without another write."""
     status: DeviceStatus
     low_battery: bool
     interval_s: int
@@ -37,7 +42,9 @@ class DeviceState:
         return cls(
             record=record,
             last_seq=record.last_seq,
+            # After a restart every number up to the stored mark may have been used.
             downlink_seq=record.downlink_seq,
+            downlink_reserved=record.downlink_seq,
             status=record.status,
             low_battery=record.low_battery,
             interval_s=record.heartbeat_interval_s,
@@ -54,8 +61,18 @@ class DeviceState:
         """The device's current MAC key."""
         return self.record.key
 
-    def next_downlink_seq(self) -> int:
-        """Reserve the next downlink sequence number."""
+    def reservation_for(self, count: int) -> int | None:
+        """A new high-water mark to store before `count` more downlinks, or None if not needed."""
+        if self.downlink_seq + count <= self.downlink_reserved:
+            return None
+        return self.downlink_seq + count + DOWNLINK_SEQ_BLOCK
+
+    def reserved(self, mark: int) -> None:
+        """Record that `mark` has been stored."""
+        self.downlink_reserved = max(self.downlink_reserved, mark)
+
+    def allocate_downlink_seq(self) -> int:
+        """The next downlink sequence number; call it right before the frame is written."""
         self.downlink_seq += 1
         return self.downlink_seq
 

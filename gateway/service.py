@@ -12,6 +12,7 @@ from gateway.broker import MosquittoBroker
 from gateway.clock import Clock, SystemClock
 from gateway.config import DeviceKind, Settings
 from gateway.downlink import DownlinkSender
+from gateway.grid_import import GridImporter, ImportKind, ImportResult
 from gateway.metrics import GatewayMetrics
 from gateway.pipeline import IngestHandler, Pipeline
 from gateway.registry import SILENT_DEADLINE, DeviceRegistry
@@ -75,6 +76,7 @@ class GatewayService:
         self.pipeline.add_handler(self.tickets)
         for kind in TICKET_DEADLINES:
             self.scheduler.register(kind, self.tickets)
+        self.importer = GridImporter(self.store, self.clock, settings.supervision)
         self.serial_links = [
             SerialLink(link, self.pipeline, self.clock, self.metrics) for link in settings.serial
         ]
@@ -98,6 +100,12 @@ class GatewayService:
     ) -> DeviceRecord:
         """Provision a device while the gateway runs."""
         return await self.registry.register(device_id, kind, key, household_code, label)
+
+    async def import_csv(self, kind: ImportKind, text: str) -> ImportResult:
+        """Import grid units, households (with their boxes) or contacts; all rows or none."""
+        result = await self.importer.import_csv(kind, text)
+        self.scheduler.notify(0.0)  # new boxes bring silence deadlines
+        return result
 
     async def send_downlink(self, device_id: str, message: Message) -> int:
         """Send a message to a device over the link it last used; returns the downlink seq."""

@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import fields
 from importlib import resources
@@ -23,6 +23,7 @@ from gateway.store import (
     DeviceRecord,
     DeviceSeen,
     EventRow,
+    GridTable,
     HouseholdInfo,
     Role,
     Telemetry,
@@ -52,6 +53,13 @@ def migrations() -> list[tuple[int, str, str]]:
     return sorted(found)
 
 
+_GRID_KEYS: dict[str, tuple[str, str]] = {
+    "grid_units": ("code", "level"),
+    "households": ("code", "''"),
+    "residents": ("CAST(id AS TEXT)", "''"),
+    "contacts": ("CAST(id AS TEXT)", "''"),
+    "devices": ("device_id", "kind"),
+}
 _TICKET_COLUMNS = frozenset(f.name for f in fields(Ticket)) - {"id"}
 
 
@@ -355,6 +363,34 @@ class SqliteUnitOfWork:
             "INSERT INTO feedback (household_code, device_id, at, rating, ticket_id)"
             " VALUES (?, ?, ?, ?, ?)",
             (household_code, device_id, at, rating, ticket_id),
+        )
+
+    async def existing_keys(self, table: GridTable, keys: Sequence[str]) -> dict[str, str]:
+        """Which of `keys` exist in a grid table: key -> level (units) or "" (others)."""
+        key, extra = _GRID_KEYS[table]
+        found: dict[str, str] = {}
+        unique = sorted(set(keys))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            rows = await self._rows(
+                f"SELECT {key}, {extra} FROM {table} WHERE {key} IN ({marks})",  # noqa: S608
+                chunk,
+            )
+            found.update({r[0]: r[1] for r in rows})
+        return found
+
+    async def insert_grid_rows(
+        self, table: GridTable, rows: Sequence[Mapping[str, object]]
+    ) -> None:
+        """Insert validated rows into a grid table."""
+        if not rows:
+            return
+        columns = list(rows[0])
+        marks = ", ".join("?" for _ in columns)
+        await self._conn.executemany(
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})",  # noqa: S608
+            [[row[c] for c in columns] for row in rows],
         )
 
     async def enqueue(self, notifications: Sequence[Notification], at: float) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -212,6 +212,16 @@ class UnitOfWork(Protocol):
         """Write notifications into the outbox."""
         ...
 
+    async def existing_keys(self, table: GridTable, keys: Sequence[str]) -> dict[str, str]:
+        """Which of `keys` exist in a grid table: key -> level (units) or "" (others)."""
+        ...
+
+    async def insert_grid_rows(
+        self, table: GridTable, rows: Sequence[Mapping[str, object]]
+    ) -> None:
+        """Insert validated rows into a grid table."""
+        ...
+
 
 class Store(Protocol):
     """Opening, transactions and the reads the gateway needs."""
@@ -255,6 +265,7 @@ TicketStatus = Literal["open", "accepted", "on_site", "resolved", "rated", "canc
 Category = Literal["urgent", "ordinary", "hard", "complex"]
 ActionChannel = Literal["box_key", "voice_keypress", "dashboard", "api", "system"]
 LIVE_STATUSES: tuple[TicketStatus, ...] = ("open", "accepted", "on_site")
+GridTable = Literal["grid_units", "households", "residents", "contacts", "devices"]
 
 
 @dataclass(frozen=True, slots=True)

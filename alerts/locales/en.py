@@ -14,8 +14,7 @@ TEMPLATES: dict[str, str] = {
     "ticket_taken": "[Bidao] Ticket ${ticket} was accepted by ${owner}; you need not go.",
     "ticket_cancelled_by_resident": "[Bidao] ${resident}, ${place}, cancelled the call. "
     "Please call back to confirm they are well. Ticket ${ticket}.",
-    "ticket_overdue": "[Bidao] Ticket ${ticket} (${place}) is past its deadline. "
-    "Please supervise.",
+    "ticket_overdue": "[Bidao] Ticket ${ticket} (${place}) is past its deadline. Please supervise.",
     "ticket_review": "[Bidao] ${resident} is not satisfied with ticket ${ticket}. "
     "Please follow up.",
 }

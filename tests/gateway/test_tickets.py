@@ -1,0 +1,319 @@
+"""Stories of "呼叫书记必到" tickets, walked with a real broker, store and simulated box."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from alerts import Notification
+from device_sim.device import SimulatedDevice
+from device_sim.mqtt import MqttFleet
+from firmware_protocol import IndicationKind, Key
+from gateway.broker import MosquittoBroker
+from gateway.clock import ManualClock
+from gateway.service import GatewayService
+from gateway.store import Ticket
+from gateway.tickets import TicketError
+from tests.gateway.grid import (
+    AREA_CHIEF,
+    BOX_ID,
+    BOX_KEY,
+    CHIEF,
+    CONTACTS_CSV,
+    DEPUTY,
+    GRID_WORKER,
+    GROUP_LEADER,
+    HOUSEHOLDS_CSV,
+    SECRETARY,
+    TOWNSHIP,
+    UNITS_CSV,
+)
+from tests.gateway.support import gateway_settings, wait_for
+
+MINUTE = 60.0
+
+
+@dataclass
+class Village:
+    gw: GatewayService
+    box: SimulatedDevice
+    fleet: MqttFleet
+    clock: ManualClock
+
+    async def press(self, key: Key, count: int = 1) -> None:
+        await self.fleet.send(BOX_ID, self.box.press(key, count))
+        await wait_for(lambda: not self.box.pending, what="key press acked")
+
+    async def ticket(self) -> Ticket:
+        tickets = await self.gw.store.tickets()
+        assert tickets, "no ticket"
+        return tickets[-1]
+
+    async def sent(self) -> list[Notification]:
+        return await self.gw.store.outbox()
+
+    async def to(self, contact_id: int) -> list[tuple[str, str]]:
+        return [(n.channel, n.template) for n in await self.sent() if n.contact_id == contact_id]
+
+    async def events(self) -> list[str]:
+        return [e.kind for e in await self.gw.store.ticket_events((await self.ticket()).id)]
+
+    async def indicated(self, kind: IndicationKind) -> None:
+        await wait_for(
+            lambda: any(i.kind == kind for i in self.box.indications), what=f"box told {kind.name}"
+        )
+
+    async def advance(self, seconds: float) -> None:
+        await self.clock.advance(seconds)
+        await self.gw.scheduler.fire_due(self.clock.now())
+
+
+@pytest.fixture
+async def village(
+    tmp_path: Path, broker: MosquittoBroker, clock: ManualClock
+) -> AsyncIterator[Village]:
+    box = SimulatedDevice(BOX_ID, "call_box", BOX_KEY, clock=clock.now)
+    settings = gateway_settings(tmp_path, broker)
+    async with GatewayService(settings, clock) as gw:
+        await gw.import_csv("units", UNITS_CSV)
+        await gw.import_csv("households", HOUSEHOLDS_CSV)
+        await gw.import_csv("contacts", CONTACTS_CSV)
+        assert gw.mqtt is not None
+        await gw.mqtt.wait_connected(10)
+        async with MqttFleet("127.0.0.1", broker.port, [box]) as fleet:
+            yield Village(gw, box, fleet, clock)
+
+
+async def test_call_accept_arrive_resolve_thumbs_up(village: Village) -> None:
+    v = village
+    await v.press(Key.GREEN_CALL)
+    ticket = await v.ticket()
+    assert (ticket.status, ticket.household_code, ticket.device_id) == (
+        "open",
+        "341504-101-001-0001",
+        BOX_ID,
+    )
+    await v.indicated(IndicationKind.TICKET_ACCEPTED)
+    assert await v.to(SECRETARY) == [("voice", "ticket_call"), ("sms", "ticket_call")]
+    assert await v.to(CHIEF) == [("sms", "ticket_informed")]
+    call = next(n for n in await v.sent() if n.contact_id == SECRETARY)
+    assert call.params["resident"] == "张桂兰"
+    assert call.params["place"] == "桥元村三组"
+    assert "4321" not in str(call.params)  # the key-safe code
+    assert "高血压" not in str(call.params)  # health notes
+
+    result = await v.gw.tickets.accept(ticket.id, SECRETARY, "voice_keypress")
+    assert result.won
+    await v.indicated(IndicationKind.HELPER_ON_THE_WAY)
+    await v.advance(12 * MINUTE)
+    await v.gw.tickets.arrive(ticket.id, SECRETARY, "dashboard")
+    await v.indicated(IndicationKind.HELPER_ARRIVED)
+    await v.gw.tickets.resolve(ticket.id, SECRETARY, "dashboard")
+    await v.indicated(IndicationKind.RESOLVED)
+    await v.press(Key.THUMBS_UP)
+
+    ticket = await v.ticket()
+    assert (ticket.status, ticket.rating, ticket.owner_contact_id) == ("rated", "up", SECRETARY)
+    assert ticket.on_site_at == ticket.accepted_at + 12 * MINUTE  # type: ignore[operator]
+    assert not ticket.escalated
+    trail = await v.gw.store.ticket_events(ticket.id)
+    assert [(e.kind, e.channel, e.contact_id) for e in trail] == [
+        ("opened", "box_key", None),
+        ("accepted", "voice_keypress", SECRETARY),
+        ("on_site", "dashboard", SECRETARY),
+        ("resolved", "dashboard", SECRETARY),
+        ("rated_up", "box_key", None),
+    ]
+    # The arrive clock was cleared on arrival: nothing escalates later.
+    await v.advance(60 * MINUTE)
+    assert not (await v.ticket()).escalated
+
+
+async def test_nobody_accepts_the_next_is_called_and_the_first_again_once(
+    village: Village,
+) -> None:
+    v = village
+    await v.press(Key.GREEN_CALL)
+    await v.advance(5 * MINUTE - 1)
+    assert await v.to(DEPUTY) == []
+    await v.advance(2)
+    assert await v.to(DEPUTY) == [("voice", "ticket_escalated"), ("sms", "ticket_escalated")]
+    assert await v.to(SECRETARY) == [
+        ("voice", "ticket_call"),
+        ("sms", "ticket_call"),
+        ("voice", "ticket_call_repeat"),
+    ]
+    ticket = await v.ticket()
+    assert (ticket.status, ticket.responder_step, ticket.escalated) == ("open", 1, True)
+    await v.advance(5 * MINUTE)
+    assert await v.to(GRID_WORKER) == [("voice", "ticket_escalated"), ("sms", "ticket_escalated")]
+    assert len(await v.to(SECRETARY)) == 3  # called again once, not every time
+    await v.advance(5 * MINUTE)
+    assert await v.to(TOWNSHIP) == [("voice", "ticket_escalated"), ("sms", "ticket_escalated")]
+    await v.advance(5 * MINUTE)
+    assert "escalation_exhausted" in await v.events()
+    # The deputy can still take it; the box hears that help is coming.
+    assert (await v.gw.tickets.accept(ticket.id, DEPUTY, "voice_keypress")).won
+    await v.indicated(IndicationKind.HELPER_ON_THE_WAY)
+
+
+async def test_declining_passes_it_on_at_once(village: Village) -> None:
+    v = village
+    await v.press(Key.GREEN_CALL)
+    ticket = await v.ticket()
+    await v.gw.tickets.decline(ticket.id, SECRETARY, "voice_keypress")
+    assert await v.to(DEPUTY) == [("voice", "ticket_escalated"), ("sms", "ticket_escalated")]
+    assert [e for e in await v.events() if e in ("declined", "escalated")] == [
+        "declined",
+        "escalated",
+    ]
+
+
+async def test_accepted_but_nobody_arrives_escalates(village: Village) -> None:
+    v = village
+    await v.press(Key.GREEN_CALL)
+    ticket = await v.ticket()
+    await v.gw.tickets.accept(ticket.id, SECRETARY, "voice_keypress")
+    await v.advance(30 * MINUTE - 1)
+    assert await v.to(DEPUTY) == []
+    await v.advance(2)
+    assert await v.to(DEPUTY) == [("voice", "ticket_not_arrived"), ("sms", "ticket_not_arrived")]
+    ticket = await v.ticket()
+    assert (ticket.status, ticket.escalated) == ("accepted", True)
+    not_arrived = next(n for n in await v.sent() if n.template == "ticket_not_arrived")
+    assert not_arrived.params["owner"] == "李书记"
+
+
+async def test_repeated_presses_merge_and_renotify_after_the_gap(village: Village) -> None:
+    v = village
+    await v.press(Key.GREEN_CALL)
+    await v.press(Key.GREEN_CALL, count=2)
+    await v.press(Key.GREEN_CALL)
+    tickets = await v.gw.store.tickets()
+    assert len(tickets) == 1
+    assert tickets[0].press_count == 4
+    assert await v.to(SECRETARY) == [("voice", "ticket_call"), ("sms", "ticket_call")]
+    await v.advance(2 * MINUTE)
+    await v.press(Key.GREEN_CALL)
+    assert await v.to(SECRETARY) == [
+        ("voice", "ticket_call"),
+        ("sms", "ticket_call"),
+        ("voice", "ticket_call_repeat"),
+        ("sms", "ticket_call_repeat"),
+    ]
+    assert (await v.ticket()).press_count == 5
+    assert (await v.events()).count("pressed_again") == 3
+
+
+async def test_red_key_within_the_window_cancels_and_tells_everyone(village: Village) -> None:
+    v = village
+    await v.press(Key.GREEN_CALL)
+    await v.advance(30)
+    await v.press(Key.RED_HANGUP)
+    ticket = await v.ticket()
+    assert ticket.status == "cancelled"
+    await v.indicated(IndicationKind.CANCELLED)
+    cancelled = ("sms", "ticket_cancelled_by_resident")
+    assert cancelled in await v.to(SECRETARY)
+    assert cancelled in await v.to(CHIEF)
+    # Nobody is chased for a cancelled call.
+    await v.advance(10 * MINUTE)
+    assert await v.to(DEPUTY) == []
+    # The next green press opens a new ticket.
+    await v.press(Key.GREEN_CALL)
+    assert len(await v.gw.store.tickets()) == 2
+
+
+async def test_red_key_after_the_window_only_hangs_up(village: Village) -> None:
+    v = village
+    await v.press(Key.GREEN_CALL)
+    await v.advance(61)
+    await v.press(Key.RED_HANGUP)
+    assert (await v.ticket()).status == "open"
+    assert (await v.events())[-1] == "red_key"
+    assert all(t != "ticket_cancelled_by_resident" for _, t in await v.to(SECRETARY))
+
+
+async def test_thumbs_without_a_ticket_is_standalone_feedback(village: Village) -> None:
+    v = village
+    await v.press(Key.THUMBS_UP)
+    await v.press(Key.THUMBS_DOWN)
+    assert await v.gw.store.feedback() == [("up", None), ("down", None)]
+    assert await v.gw.store.tickets() == []
+
+
+async def test_thumbs_down_flags_a_review(village: Village) -> None:
+    v = village
+    await v.press(Key.GREEN_CALL)
+    ticket = await v.ticket()
+    await v.gw.tickets.accept(ticket.id, SECRETARY, "voice_keypress")
+    await v.gw.tickets.resolve(ticket.id, SECRETARY, "api")
+    await v.advance(71 * 3600)
+    await v.press(Key.THUMBS_DOWN)
+    ticket = await v.ticket()
+    assert (ticket.status, ticket.rating, ticket.review_flag) == ("rated", "down", True)
+    assert await v.to(TOWNSHIP) == [("sms", "ticket_review")]
+
+
+async def test_thumbs_after_the_rating_window_is_standalone(village: Village) -> None:
+    v = village
+    await v.press(Key.GREEN_CALL)
+    ticket = await v.ticket()
+    await v.gw.tickets.accept(ticket.id, SECRETARY, "voice_keypress")
+    await v.gw.tickets.resolve(ticket.id, SECRETARY, "api")
+    await v.advance(73 * 3600)
+    await v.press(Key.THUMBS_UP)
+    assert (await v.ticket()).status == "resolved"
+    assert await v.gw.store.feedback() == [("up", None)]
+
+
+async def test_two_accept_at_once_exactly_one_owner(village: Village) -> None:
+    v = village
+    await v.press(Key.GREEN_CALL)
+    await v.advance(5 * MINUTE + 1)  # both secretary and deputy have been called
+    ticket = await v.ticket()
+    results = await asyncio.gather(
+        v.gw.tickets.accept(ticket.id, SECRETARY, "voice_keypress"),
+        v.gw.tickets.accept(ticket.id, DEPUTY, "voice_keypress"),
+    )
+    assert sorted(r.won for r in results) == [False, True]
+    assert {r.owner_contact_id for r in results} == {SECRETARY}
+    assert (await v.ticket()).owner_contact_id == SECRETARY
+    assert ("sms", "ticket_taken") in await v.to(DEPUTY)
+    assert ("sms", "ticket_taken") not in await v.to(SECRETARY)
+    assert (await v.events()).count("accepted") == 1
+    assert "accept_too_late" in await v.events()
+
+
+async def test_day_clock_misses_climb_the_chain(village: Village) -> None:
+    v = village
+    await v.press(Key.GREEN_CALL)
+    ticket = await v.ticket()
+    await v.gw.tickets.accept(ticket.id, CHIEF, "dashboard")
+    await v.gw.tickets.arrive(ticket.id, CHIEF, "dashboard")
+    await v.gw.tickets.classify(ticket.id, "ordinary", CHIEF, "dashboard")
+    await v.advance(2 * 86400 - 1)
+    assert await v.to(GROUP_LEADER) == []
+    await v.advance(2)
+    assert await v.to(GROUP_LEADER) == [("sms", "ticket_overdue")]
+    await v.advance(2 * 86400)
+    assert await v.to(AREA_CHIEF) == [("sms", "ticket_overdue")]
+    assert (await v.ticket()).escalation_level == 2
+    await v.gw.tickets.resolve(ticket.id, CHIEF, "dashboard")
+    await v.advance(10 * 86400)
+    assert await v.to(TOWNSHIP) == []
+
+
+async def test_actions_that_do_not_fit_the_state_are_refused(village: Village) -> None:
+    v = village
+    await v.press(Key.GREEN_CALL)
+    ticket = await v.ticket()
+    with pytest.raises(TicketError, match="cannot become on_site"):
+        await v.gw.tickets.arrive(ticket.id, SECRETARY, "api")
+    with pytest.raises(TicketError, match="no ticket"):
+        await v.gw.tickets.accept(9999, SECRETARY, "api")
+    assert (await v.ticket()).status == "open"
