@@ -6,13 +6,16 @@ import argparse
 import asyncio
 import signal
 import sys
+import time
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
 from gateway.config import Settings, load_settings
 from gateway.errors import GatewayError
+from gateway.grid_import import ImportRejectedError
 from gateway.logs import configure_logging
+from gateway.reports import Reports, by_level
 from gateway.service import GatewayService
 from gateway.sqlite_store import SqliteStore
 
@@ -94,6 +97,79 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_import(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    text = Path(args.file).read_text(encoding="utf-8-sig")
+
+    async def main() -> int:
+        service = GatewayService(settings)
+        await service.store.open()
+        try:
+            result = await service.importer.import_csv(args.kind, text)
+        except ImportRejectedError as exc:
+            print(f"{args.file}: {len(exc.errors)} errors, nothing imported", file=sys.stderr)
+            for error in exc.errors:
+                print(f"  {error}", file=sys.stderr)
+            return 1
+        finally:
+            await service.store.close()
+        boxes = f" and {result.devices} call boxes" if result.devices else ""
+        print(f"imported {result.rows} {args.kind}{boxes}")
+        return 0
+
+    return asyncio.run(main())
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
+
+
+def _minutes(value: float | None) -> str:
+    return "-" if value is None else f"{value / 60:.1f}"
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+
+    async def main() -> None:
+        store = SqliteStore(settings.database_path)
+        await store.open()
+        try:
+            reports = Reports(store, settings.tickets, settings.warnings, settings.cards)
+            now = time.time()
+            start = now - args.days * 86400
+            colours = await reports.warning_colours(now)
+            stats = await reports.statistics(start, now)
+            cards = await reports.chief_cards(start, now)
+            unused = await reports.unused_boxes(now)
+        finally:
+            await store.close()
+        print(f"warning colours ({len(colours)} units):")
+        for level in ("township", "village", "area", "group", "neighbourhood"):
+            for w in by_level(colours.values(), level):
+                print(
+                    f"  {w.level:13} {w.code:24} {w.name:8} {w.colour:6} "
+                    f"live {w.live} overdue {w.overdue}"
+                )
+        print(f"last {args.days:g} days:")
+        for key, s in sorted(stats.items()):
+            accept_p50, accept_p90 = s.accept_percentiles()
+            print(
+                f"  {key:24} requests {s.requests} closed {_rate(s.closure_rate)} "
+                f"accept on time {_rate(s.accept_on_time_rate)} "
+                f"(p50 {_minutes(accept_p50)} min, p90 {_minutes(accept_p90)} min) "
+                f"arrive on time {_rate(s.arrive_on_time_rate)} "
+                f"satisfied {_rate(s.satisfaction)} unrated {_rate(s.unrated_share)} "
+                f"cancelled {s.cancelled} escalated {s.escalated}"
+            )
+        for card in cards:
+            print(f"  card {card.name}: {card.colour} (on time {_rate(card.on_time)})")
+        print(f"boxes never pressed in 90 days: {len(unused)}")
+
+    asyncio.run(main())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
     parser = argparse.ArgumentParser(
@@ -118,6 +194,15 @@ def build_parser() -> argparse.ArgumentParser:
     add.set_defaults(func=_cmd_device_add)
     lst = device_sub.add_parser("list", parents=[common], help="list devices and their health")
     lst.set_defaults(func=_cmd_device_list)
+
+    imp = sub.add_parser("import", parents=[common], help="import the grid from a CSV file")
+    imp.add_argument("kind", choices=["units", "households", "contacts"])
+    imp.add_argument("file", help="UTF-8 CSV with a header row (see gateway/grid_import.py)")
+    imp.set_defaults(func=_cmd_import)
+
+    report = sub.add_parser("report", parents=[common], help="colours, statistics, cards")
+    report.add_argument("--days", type=float, default=30.0, help="period for the statistics")
+    report.set_defaults(func=_cmd_report)
 
     metrics = sub.add_parser("metrics", parents=[common], help="print the Prometheus metrics")
     metrics.set_defaults(func=_cmd_metrics)

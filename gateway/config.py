@@ -152,6 +152,24 @@ class TicketSettings(BaseModel):
         return self.villages.get(village_code or "", self.default)
 
 
+class WarningThresholds(BaseModel):
+    """When a unit changes colour on the map (Bozhou): counts and ages of live tickets."""
+
+    yellow_open: int = Field(default=3, ge=1)
+    yellow_overdue: int = Field(default=1, ge=1)
+    orange_overdue: int = Field(default=3, ge=1)
+    red_overdue: int = Field(default=5, ge=1)
+    red_oldest_s: float = Field(default=7 * 86400, gt=0)
+    """Any live ticket older than this turns its units red."""
+
+
+class CardThresholds(BaseModel):
+    """Performance cards for neighbour chiefs (Shaoshan): on-time share for blue and yellow."""
+
+    blue_on_time: float = Field(default=0.9, ge=0, le=1)
+    yellow_on_time: float = Field(default=0.7, ge=0, le=1)
+
+
 class Settings(BaseSettings):
     """Everything the gateway needs; every duration lives here."""
 
@@ -169,6 +187,8 @@ class Settings(BaseSettings):
     pipeline: PipelineSettings = PipelineSettings()
     supervision: SupervisionSettings = SupervisionSettings()
     tickets: TicketSettings = TicketSettings()
+    warnings: WarningThresholds = WarningThresholds()
+    cards: CardThresholds = CardThresholds()
     metrics_interval_s: float = Field(default=15.0, gt=0)
     log_format: Literal["json", "text"] = "json"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -16,6 +16,7 @@ from gateway.grid_import import GridImporter, ImportKind, ImportResult
 from gateway.metrics import GatewayMetrics
 from gateway.pipeline import IngestHandler, Pipeline
 from gateway.registry import SILENT_DEADLINE, DeviceRegistry
+from gateway.reports import Reports
 from gateway.scheduler import DeadlineScheduler
 from gateway.sqlite_store import SqliteStore
 from gateway.store import DeviceRecord
@@ -76,6 +77,7 @@ class GatewayService:
         self.pipeline.add_handler(self.tickets)
         for kind in TICKET_DEADLINES:
             self.scheduler.register(kind, self.tickets)
+        self.reports = Reports(self.store, settings.tickets, settings.warnings, settings.cards)
         self.importer = GridImporter(self.store, self.clock, settings.supervision)
         self.serial_links = [
             SerialLink(link, self.pipeline, self.clock, self.metrics) for link in settings.serial

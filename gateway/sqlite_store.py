@@ -24,6 +24,7 @@ from gateway.store import (
     DeviceSeen,
     EventRow,
     GridTable,
+    GridUnit,
     HouseholdInfo,
     Role,
     Telemetry,
@@ -572,6 +573,40 @@ class SqliteStore:
         """(rating, ticket id) of every thumbs press, oldest first."""
         rows = await self._fetch("SELECT rating, ticket_id FROM feedback ORDER BY id")
         return [(r[0], r[1]) for r in rows]
+
+    async def tickets_opened(self, start: float, end: float) -> list[Ticket]:
+        """Tickets opened in [start, end), oldest first."""
+        rows = await self._fetch(
+            "SELECT * FROM tickets WHERE opened_at >= ? AND opened_at < ? ORDER BY id",
+            (start, end),
+        )
+        return [_ticket(r) for r in rows]
+
+    async def live_tickets(self) -> list[Ticket]:
+        """Every open, accepted or on-site ticket."""
+        rows = await self._fetch(
+            "SELECT * FROM tickets WHERE status IN ('open', 'accepted', 'on_site') ORDER BY id"
+        )
+        return [_ticket(r) for r in rows]
+
+    async def grid(self) -> dict[str, GridUnit]:
+        """Every grid unit by code."""
+        rows = await self._fetch("SELECT code, level, name, parent_code FROM grid_units")
+        return {r[0]: GridUnit(r[0], r[1], r[2], r[3]) for r in rows}
+
+    async def contacts(self) -> list[Contact]:
+        """Every contact."""
+        return [_contact(r) for r in await self._fetch("SELECT * FROM contacts ORDER BY id")]
+
+    async def silent_boxes(self, since: float) -> list[str]:
+        """Call boxes registered before `since` with no key press since then."""
+        rows = await self._fetch(
+            "SELECT device_id FROM devices d WHERE kind = 'call_box' AND created_at < ?"
+            " AND NOT EXISTS (SELECT 1 FROM events e WHERE e.device_id = d.device_id"
+            " AND e.msg_type = 'KeyEvent' AND e.received_at >= ?) ORDER BY device_id",
+            (since, since),
+        )
+        return [r[0] for r in rows]
 
     async def transitions(self, device_id: str | None = None) -> list[Transition]:
         """Recorded status changes, oldest first."""

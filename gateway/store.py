@@ -283,6 +283,16 @@ class Contact:
 
 
 @dataclass(frozen=True, slots=True)
+class GridUnit:
+    """One unit of the grid."""
+
+    code: str
+    level: str
+    name: str
+    parent_code: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class HouseholdInfo:
     """A household with its place in the grid, nearest unit first, and its first resident."""
 

@@ -108,3 +108,34 @@ def test_run_on_embedded_defaults_starts_and_stops_cleanly(tmp_path: Path) -> No
             process.wait()
         if process.stderr is not None:
             process.stderr.close()
+
+
+def test_import_and_report(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.gateway.grid import CONTACTS_CSV, HOUSEHOLDS_CSV, UNITS_CSV
+
+    monkeypatch.setenv("BIDAO_DATA_DIR", str(tmp_path))
+    files = {}
+    for name, text in (
+        ("units", UNITS_CSV),
+        ("households", HOUSEHOLDS_CSV),
+        ("contacts", CONTACTS_CSV),
+    ):
+        files[name] = tmp_path / f"{name}.csv"
+        files[name].write_text("\ufeff" + text, encoding="utf-8")  # as Excel saves it
+    bad = tmp_path / "bad.csv"
+    bad.write_text(CONTACTS_CSV + "某人,mayor,341504,,13800000009,,,\n", encoding="utf-8")
+    assert main(["import", "units", str(files["units"])]) == 0
+    assert main(["import", "households", str(files["households"])]) == 0
+    assert "imported 2 households and 1 call boxes" in capsys.readouterr().out
+    assert main(["import", "contacts", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert "1 errors, nothing imported" in err
+    assert "row 10, role" in err
+    assert main(["import", "contacts", str(files["contacts"])]) == 0
+    assert "imported 8 contacts" in capsys.readouterr().out
+    assert main(["report", "--days", "7"]) == 0
+    report = capsys.readouterr().out
+    assert "village       341504-101-001           桥元村" in report
+    assert "card 钱邻长: blue" in report

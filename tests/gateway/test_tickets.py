@@ -317,3 +317,69 @@ async def test_actions_that_do_not_fit_the_state_are_refused(village: Village) -
     with pytest.raises(TicketError, match="no ticket"):
         await v.gw.tickets.accept(9999, SECRETARY, "api")
     assert (await v.ticket()).status == "open"
+
+
+async def test_warning_colours_climb_with_overdue_tickets(village: Village) -> None:
+    v = village
+    colours = await v.gw.reports.warning_colours(v.clock.now())
+    assert colours["341504-101-001"].colour == "green"
+    await v.press(Key.GREEN_CALL)
+    colours = await v.gw.reports.warning_colours(v.clock.now())
+    assert (colours["341504-101-001-1-3-1"].live, colours["341504-101-001"].overdue) == (1, 0)
+    assert colours["341504-101-001"].colour == "green"
+    await v.advance(5 * MINUTE + 1)  # nobody accepted: overdue
+    colours = await v.gw.reports.warning_colours(v.clock.now())
+    for code in ("341504-101-001-1-3-1", "341504-101-001-1-3", "341504-101-001", "341504-101"):
+        assert colours[code].colour == "yellow", code
+    await v.advance(7 * 86400)
+    colours = await v.gw.reports.warning_colours(v.clock.now())
+    assert colours["341504-101-001"].colour == "red"  # a week old and still unresolved
+
+
+async def test_statistics_and_chief_cards(village: Village) -> None:
+    v = village
+    start = v.clock.now()
+    # Ticket 1: accepted by the chief in 2 minutes, arrived in 10, resolved, thumbs-up.
+    await v.press(Key.GREEN_CALL)
+    first = await v.ticket()
+    await v.advance(2 * MINUTE)
+    await v.gw.tickets.accept(first.id, CHIEF, "voice_keypress")
+    await v.advance(10 * MINUTE)
+    await v.gw.tickets.arrive(first.id, CHIEF, "dashboard")
+    await v.gw.tickets.resolve(first.id, CHIEF, "dashboard")
+    await v.press(Key.THUMBS_UP)
+    # Ticket 2: accepted late (escalated), arrived late, resolved, never rated.
+    await v.press(Key.GREEN_CALL)
+    second = await v.ticket()
+    await v.advance(6 * MINUTE)
+    await v.gw.tickets.accept(second.id, CHIEF, "voice_keypress")
+    await v.advance(40 * MINUTE)
+    await v.gw.tickets.arrive(second.id, CHIEF, "dashboard")
+    await v.gw.tickets.resolve(second.id, CHIEF, "dashboard")
+    # Ticket 3: cancelled by the resident.
+    await v.press(Key.GREEN_CALL)
+    await v.press(Key.RED_HANGUP)
+
+    stats = await v.gw.reports.statistics(start, v.clock.now() + 1)
+    village_stats = stats["341504-101-001"]
+    assert (village_stats.requests, village_stats.closed, village_stats.cancelled) == (3, 2, 1)
+    assert village_stats.closure_rate == 1.0
+    assert village_stats.escalated == 1
+    assert village_stats.satisfaction == 1.0
+    assert village_stats.unrated_share == 0.5
+    assert village_stats.accept_on_time_rate == 0.5
+    assert village_stats.arrive_on_time_rate == 0.5
+    assert village_stats.accept_percentiles()[0] == 4 * MINUTE
+    assert stats["341504-101"].requests == 3  # the township sees its villages
+    assert stats[f"contact:{CHIEF}"].requests == 2
+    cards = await v.gw.reports.chief_cards(start, v.clock.now() + 1)
+    assert [(c.name, c.colour, c.on_time) for c in cards] == [("钱邻长", "red", 0.5)]
+
+
+async def test_boxes_never_pressed_in_90_days(village: Village) -> None:
+    v = village
+    assert await v.gw.reports.unused_boxes(v.clock.now()) == []  # installed today
+    await v.advance(91 * 86400)
+    assert await v.gw.reports.unused_boxes(v.clock.now()) == [BOX_ID]
+    await v.press(Key.GREEN_CALL)
+    assert await v.gw.reports.unused_boxes(v.clock.now()) == []

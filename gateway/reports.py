@@ -1,0 +1,275 @@
+"""Read models for administrators: warning colours on the map, statistics, performance cards."""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from gateway.config import CardThresholds, TicketSettings, WarningThresholds
+from gateway.store import Contact, GridUnit, Ticket
+
+WarningLevel = Literal["green", "yellow", "orange", "red"]
+CardColour = Literal["blue", "yellow", "red"]
+CLOSED = ("resolved", "rated")
+
+
+class ReportSource(Protocol):
+    """The reads reports need."""
+
+    async def tickets_opened(self, start: float, end: float) -> list[Ticket]:
+        """Tickets opened in [start, end)."""
+        ...
+
+    async def live_tickets(self) -> list[Ticket]:
+        """Open, accepted and on-site tickets."""
+        ...
+
+    async def grid(self) -> dict[str, GridUnit]:
+        """Every grid unit by code."""
+        ...
+
+    async def contacts(self) -> list[Contact]:
+        """Every contact."""
+        ...
+
+    async def silent_boxes(self, since: float) -> list[str]:
+        """Call boxes with no key press since `since`."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class UnitWarning:
+    """A unit's colour and why."""
+
+    code: str
+    level: str
+    name: str
+    colour: WarningLevel
+    live: int
+    overdue: int
+    oldest_age_s: float
+
+
+@dataclass(slots=True)
+class TicketStats:
+    """Figures for one village, township or person over a period."""
+
+    requests: int = 0
+    closed: int = 0
+    cancelled: int = 0
+    escalated: int = 0
+    rated: int = 0
+    satisfied: int = 0
+    accept_on_time: int = 0
+    accepted: int = 0
+    arrive_on_time: int = 0
+    arrived: int = 0
+    day_on_time: int = 0
+    day_clocked: int = 0
+    accept_s: list[float] = field(default_factory=list)
+    arrive_s: list[float] = field(default_factory=list)
+
+    @property
+    def closure_rate(self) -> float | None:
+        """Closed share of the requests that were not cancelled."""
+        return _ratio(self.closed, self.requests - self.cancelled)
+
+    @property
+    def satisfaction(self) -> float | None:
+        """Thumbs-up share of the rated tickets."""
+        return _ratio(self.satisfied, self.rated)
+
+    @property
+    def unrated_share(self) -> float | None:
+        """Share of closed tickets the resident never rated."""
+        return _ratio(self.closed - self.rated, self.closed)
+
+    @property
+    def accept_on_time_rate(self) -> float | None:
+        """Accepted within the accept clock."""
+        return _ratio(self.accept_on_time, self.accepted)
+
+    @property
+    def arrive_on_time_rate(self) -> float | None:
+        """Arrived within the arrive clock."""
+        return _ratio(self.arrive_on_time, self.arrived)
+
+    @property
+    def day_on_time_rate(self) -> float | None:
+        """Classified matters resolved without missing their day clock."""
+        return _ratio(self.day_on_time, self.day_clocked)
+
+    def accept_percentiles(self) -> tuple[float | None, float | None]:
+        """Median and 90th percentile seconds to accept."""
+        return _percentiles(self.accept_s)
+
+    def arrive_percentiles(self) -> tuple[float | None, float | None]:
+        """Median and 90th percentile seconds from accepting to arriving."""
+        return _percentiles(self.arrive_s)
+
+
+@dataclass(frozen=True, slots=True)
+class Card:
+    """A neighbour chief's performance card."""
+
+    contact_id: int
+    name: str
+    colour: CardColour
+    on_time: float | None
+    tickets: int
+
+
+def _ratio(part: int, whole: int) -> float | None:
+    return None if whole <= 0 else part / whole
+
+
+def _percentiles(values: Sequence[float]) -> tuple[float | None, float | None]:
+    if not values:
+        return None, None
+    if len(values) == 1:
+        return values[0], values[0]
+    deciles = statistics.quantiles(values, n=10, method="inclusive")
+    return statistics.median(values), deciles[8]
+
+
+def _ancestors(code: str | None, grid: dict[str, GridUnit]) -> list[GridUnit]:
+    chain: list[GridUnit] = []
+    while code is not None and code in grid and len(chain) < 10:
+        chain.append(grid[code])
+        code = grid[code].parent_code
+    return chain
+
+
+class Reports:
+    """Computes colours, statistics and cards from the store; always current."""
+
+    def __init__(
+        self,
+        source: ReportSource,
+        tickets: TicketSettings,
+        warnings: WarningThresholds | None = None,
+        cards: CardThresholds | None = None,
+    ) -> None:
+        self._source = source
+        self._tickets = tickets
+        self._warnings = warnings or WarningThresholds()
+        self._cards = cards or CardThresholds()
+
+    def _overdue(self, ticket: Ticket, now: float) -> bool:
+        policy = self._tickets.policy_for(ticket.village_code)
+        if ticket.escalated or (ticket.day_due_at is not None and ticket.day_due_at <= now):
+            return True
+        if ticket.status == "open":
+            return now - ticket.opened_at > policy.accept_within_s
+        if ticket.status == "accepted" and ticket.accepted_at is not None:
+            return now - ticket.accepted_at > policy.arrive_within_s
+        return False
+
+    async def warning_colours(self, now: float) -> dict[str, UnitWarning]:
+        """The colour of every unit from neighbourhood up to township."""
+        grid = await self._source.grid()
+        live: dict[str, int] = defaultdict(int)
+        overdue: dict[str, int] = defaultdict(int)
+        oldest: dict[str, float] = defaultdict(float)
+        for ticket in await self._source.live_tickets():
+            late = self._overdue(ticket, now)
+            for unit in _ancestors(ticket.neighbourhood_code, grid):
+                live[unit.code] += 1
+                overdue[unit.code] += int(late)
+                oldest[unit.code] = max(oldest[unit.code], now - ticket.opened_at)
+        out = {}
+        for unit in grid.values():
+            if unit.level == "county":
+                continue
+            colour = self._colour(live[unit.code], overdue[unit.code], oldest[unit.code])
+            out[unit.code] = UnitWarning(
+                unit.code,
+                unit.level,
+                unit.name,
+                colour,
+                live[unit.code],
+                overdue[unit.code],
+                oldest[unit.code],
+            )
+        return out
+
+    def _colour(self, live: int, overdue: int, oldest: float) -> WarningLevel:
+        t = self._warnings
+        if overdue >= t.red_overdue or (live and oldest >= t.red_oldest_s):
+            return "red"
+        if overdue >= t.orange_overdue:
+            return "orange"
+        if overdue >= t.yellow_overdue or live >= t.yellow_open:
+            return "yellow"
+        return "green"
+
+    async def statistics(self, start: float, end: float) -> dict[str, TicketStats]:
+        """Figures per village, per township and per person (`contact:<id>`) for [start, end)."""
+        grid = await self._source.grid()
+        out: dict[str, TicketStats] = defaultdict(TicketStats)
+        for ticket in await self._source.tickets_opened(start, end):
+            keys = [
+                u.code
+                for u in _ancestors(ticket.village_code, grid)
+                if u.level in ("village", "township")
+            ]
+            if ticket.owner_contact_id is not None:
+                keys.append(f"contact:{ticket.owner_contact_id}")
+            for key in keys:
+                self._count(out[key], ticket)
+        return dict(out)
+
+    def _count(self, stats: TicketStats, ticket: Ticket) -> None:
+        policy = self._tickets.policy_for(ticket.village_code)
+        stats.requests += 1
+        stats.closed += ticket.status in CLOSED
+        stats.cancelled += ticket.status == "cancelled"
+        stats.escalated += ticket.escalated
+        if ticket.status == "rated":
+            stats.rated += 1
+            stats.satisfied += ticket.rating == "up"
+        if ticket.accepted_at is not None:
+            took = ticket.accepted_at - ticket.opened_at
+            stats.accepted += 1
+            stats.accept_s.append(took)
+            stats.accept_on_time += took <= policy.accept_within_s
+            if ticket.on_site_at is not None:
+                went = ticket.on_site_at - ticket.accepted_at
+                stats.arrived += 1
+                stats.arrive_s.append(went)
+                stats.arrive_on_time += went <= policy.arrive_within_s
+        if ticket.category is not None and ticket.status in CLOSED:
+            stats.day_clocked += 1
+            stats.day_on_time += ticket.escalation_level == 0
+
+    async def chief_cards(self, start: float, end: float) -> list[Card]:
+        """Blue, yellow or red cards for neighbour chiefs from their on-time share."""
+        per_person = await self.statistics(start, end)
+        chiefs = [c for c in await self._source.contacts() if c.role == "neighbour_chief"]
+        return [self._card(c, per_person.get(f"contact:{c.id}")) for c in chiefs]
+
+    def _card(self, chief: Contact, stats: TicketStats | None) -> Card:
+        if stats is None or stats.accepted == 0:
+            return Card(chief.id, chief.name, "blue", None, 0)
+        on_time = _ratio(
+            stats.accept_on_time + stats.arrive_on_time, stats.accepted + stats.arrived
+        )
+        assert on_time is not None
+        colour: CardColour = "red"
+        if on_time >= self._cards.blue_on_time:
+            colour = "blue"
+        elif on_time >= self._cards.yellow_on_time:
+            colour = "yellow"
+        return Card(chief.id, chief.name, colour, on_time, stats.requests)
+
+    async def unused_boxes(self, now: float, days: float = 90) -> list[str]:
+        """Call boxes nobody has pressed for `days` (a box nobody uses is a problem too)."""
+        return await self._source.silent_boxes(now - days * 86400)
+
+
+def by_level(warnings: Iterable[UnitWarning], level: str) -> list[UnitWarning]:
+    """The warnings of one grid level, by code."""
+    return sorted((w for w in warnings if w.level == level), key=lambda w: w.code)
