@@ -90,7 +90,7 @@ class SupervisionSettings(BaseModel):
     scheduler_batch: int = Field(default=500, ge=1)
 
 
-Role = Literal[
+ResponderRole = Literal[
     "village_secretary",
     "deputy_secretary",
     "grid_worker",
@@ -99,6 +99,7 @@ Role = Literal[
     "area_chief",
     "township_duty",
 ]
+Role = Literal[ResponderRole, "family"]
 Category = Literal["urgent", "ordinary", "hard", "complex"]
 
 
@@ -108,16 +109,16 @@ def _day_clocks() -> dict[Category, float]:
     return {"urgent": 2 * 3600, "ordinary": 2 * 86400, "hard": 7 * 86400, "complex": 30 * 86400}
 
 
-def _roles(*roles: Role) -> list[Role]:
+def _roles(*roles: ResponderRole) -> list[ResponderRole]:
     return list(roles)
 
 
-def _yeji_responders() -> list[Role]:
+def _yeji_responders() -> list[ResponderRole]:
     # Yeji: the village secretary first; then the deputy, the grid worker, the township.
     return _roles("village_secretary", "deputy_secretary", "grid_worker", "township_duty")
 
 
-def _bozhou_day_chain() -> list[Role]:
+def _bozhou_day_chain() -> list[ResponderRole]:
     # Bozhou: neighbour chief, then group leader, area chief, township.
     return _roles("neighbour_chief", "group_leader", "area_chief", "township_duty")
 
@@ -125,12 +126,12 @@ def _bozhou_day_chain() -> list[Role]:
 class TicketPolicy(BaseModel):
     """Who is called, in which order, and how long each may take (defaults follow Yeji)."""
 
-    responder_chain: list[Role] = Field(default_factory=_yeji_responders, min_length=1)
+    responder_chain: list[ResponderRole] = Field(default_factory=_yeji_responders, min_length=1)
     """Called in turn when nobody accepts in time; the first is called again once."""
-    informed_at_open: list[Role] = Field(default_factory=lambda: _roles("neighbour_chief"))
-    day_chain: list[Role] = Field(default_factory=_bozhou_day_chain, min_length=1)
+    informed_at_open: list[ResponderRole] = Field(default_factory=lambda: _roles("neighbour_chief"))
+    day_chain: list[ResponderRole] = Field(default_factory=_bozhou_day_chain, min_length=1)
     """Who is told, one level further each time a classified matter misses its deadline."""
-    review_role: Role = "township_duty"
+    review_role: ResponderRole = "township_duty"
     """Told when a resident presses thumbs-down."""
     accept_within_s: float = Field(default=300.0, gt=0)
     arrive_within_s: float = Field(default=1800.0, gt=0)

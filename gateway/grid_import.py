@@ -16,11 +16,11 @@ import csv
 import io
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 from firmware_protocol import KEY_LEN, ProtocolError, parse_device_id
 from gateway.clock import Clock
-from gateway.config import SupervisionSettings
+from gateway.config import Role, SupervisionSettings
 from gateway.errors import GatewayError
 from gateway.registry import SILENT_DEADLINE
 from gateway.store import Deadline, Store, UnitOfWork
@@ -28,16 +28,7 @@ from gateway.store import Deadline, Store, UnitOfWork
 ImportKind = Literal["units", "households", "contacts"]
 MAX_ROWS = 200_000
 LEVELS = ("county", "township", "village", "area", "group", "neighbourhood")
-ROLES = (
-    "village_secretary",
-    "deputy_secretary",
-    "grid_worker",
-    "neighbour_chief",
-    "group_leader",
-    "area_chief",
-    "township_duty",
-    "family",
-)
+ROLES: tuple[str, ...] = get_args(Role)
 COLUMNS: dict[ImportKind, tuple[str, ...]] = {
     "units": ("code", "level", "name", "parent_code"),
     "households": (

@@ -16,6 +16,7 @@ from typing import Any
 import aiosqlite
 
 from alerts import Notification
+from gateway.config import Role
 from gateway.errors import MigrationError, RegistryError, StoreError
 from gateway.store import (
     Contact,
@@ -26,7 +27,6 @@ from gateway.store import (
     GridTable,
     GridUnit,
     HouseholdInfo,
-    Role,
     Telemetry,
     Ticket,
     TicketEvent,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from alerts import Notification
-from gateway.config import DeviceKind
+from gateway.config import Category, DeviceKind, Role
 
 DeviceStatus = Literal["unknown", "online", "offline"]
 TransitionKind = Literal["online", "offline", "low_battery", "battery_ok"]
@@ -251,18 +251,7 @@ class Store(Protocol):
         ...
 
 
-Role = Literal[
-    "village_secretary",
-    "deputy_secretary",
-    "grid_worker",
-    "neighbour_chief",
-    "group_leader",
-    "area_chief",
-    "township_duty",
-    "family",
-]
 TicketStatus = Literal["open", "accepted", "on_site", "resolved", "rated", "cancelled"]
-Category = Literal["urgent", "ordinary", "hard", "complex"]
 ActionChannel = Literal["box_key", "voice_keypress", "dashboard", "api", "system"]
 LIVE_STATUSES: tuple[TicketStatus, ...] = ("open", "accepted", "on_site")
 GridTable = Literal["grid_units", "households", "residents", "contacts", "devices"]

@@ -22,7 +22,7 @@ from alerts import Notification
 from alerts.notification import URGENT
 from firmware_protocol import Indication, IndicationKind, Key, KeyEvent, LedPattern
 from gateway.clock import Clock
-from gateway.config import TicketPolicy, TicketSettings
+from gateway.config import Category, ResponderRole, TicketPolicy, TicketSettings
 from gateway.downlink import DownlinkError, DownlinkSender
 from gateway.errors import GatewayError
 from gateway.metrics import GatewayMetrics
@@ -30,11 +30,9 @@ from gateway.pipeline import AcceptedFrame, OnCommit
 from gateway.scheduler import DeadlineScheduler
 from gateway.store import (
     ActionChannel,
-    Category,
     Contact,
     Deadline,
     HouseholdInfo,
-    Role,
     Store,
     Ticket,
     TicketEvent,
@@ -488,7 +486,7 @@ class TicketService:
         tx: _Tx,
         ticket: Ticket,
         info: HouseholdInfo,
-        role: Role,
+        role: ResponderRole,
         template: str,
         channels: tuple[str, ...] = ("voice", "sms"),
         **params: object,
