@@ -70,7 +70,8 @@ class SerialConcentrator:
 
     async def wait_connected(self, timeout: float) -> None:
         """Wait until the gateway has opened the line."""
-        await asyncio.wait_for(self._connected.wait(), timeout)
+        async with asyncio.timeout(timeout):
+            await self._connected.wait()
 
     async def send(self, device_id: str, frame: bytes) -> None:
         """Put one device's frame on the line (queued while the gateway is not connected)."""

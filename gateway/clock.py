@@ -6,7 +6,7 @@ import asyncio
 import heapq
 import itertools
 import time
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class Clock(Protocol):
@@ -68,3 +68,16 @@ class ManualClock:
         self._now = target
         for _ in range(5):
             await asyncio.sleep(0)
+
+
+async def sleep_until_or_woken(clock: Clock, due: float | None, wake: asyncio.Event) -> None:
+    """Return when the clock reaches `due` (never, if None) or as soon as `wake` is set."""
+    waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(wake.wait())]
+    if due is not None:
+        waiters.append(asyncio.ensure_future(clock.sleep(due - clock.now())))
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+        await asyncio.gather(*waiters, return_exceptions=True)

@@ -171,6 +171,20 @@ class CardThresholds(BaseModel):
     yellow_on_time: float = Field(default=0.7, ge=0, le=1)
 
 
+class NotifySettings(BaseModel):
+    """The outbox sender and its provider."""
+
+    provider: Literal["console"] = "console"
+    batch: int = Field(default=50, ge=1)
+    send_timeout_s: float = Field(default=15.0, gt=0)
+    retry_initial_s: float = Field(default=5.0, gt=0)
+    retry_max_s: float = Field(default=300.0, gt=0)
+    max_attempts: int = Field(default=8, ge=1)
+    in_doubt_resend_s: float = Field(default=120.0, ge=0)
+    """After a crash, a message that may have been handed over waits this long for the
+    provider's status callback before it is sent again."""
+
+
 class Settings(BaseSettings):
     """Everything the gateway needs; every duration lives here."""
 
@@ -188,6 +202,7 @@ class Settings(BaseSettings):
     pipeline: PipelineSettings = PipelineSettings()
     supervision: SupervisionSettings = SupervisionSettings()
     tickets: TicketSettings = TicketSettings()
+    notify: NotifySettings = NotifySettings()
     warnings: WarningThresholds = WarningThresholds()
     cards: CardThresholds = CardThresholds()
     metrics_interval_s: float = Field(default=15.0, gt=0)

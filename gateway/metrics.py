@@ -86,6 +86,12 @@ class GatewayMetrics:
         self.tickets = Counter(
             "bidao_tickets", "Ticket lifecycle events, by kind", ["event"], registry=r
         )
+        self.notifications = Counter(
+            "bidao_notifications",
+            "Notifications handed to the provider, retried or failed, by channel",
+            ["channel", "outcome"],
+            registry=r,
+        )
         self.callback_errors = Counter(
             "bidao_callback_errors",
             "Exceptions caught at a library callback boundary, by place",

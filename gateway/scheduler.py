@@ -8,9 +8,9 @@ import math
 import sqlite3
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
-from gateway.clock import Clock
+from gateway.clock import Clock, sleep_until_or_woken
 from gateway.errors import StoreError
 from gateway.store import Deadline, Store, UnitOfWork
 
@@ -67,15 +67,7 @@ class DeadlineScheduler:
             await self.fire_due(now)
             return
         self._next_due = math.inf if next_due is None else next_due
-        waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._wake.wait())]
-        if next_due is not None:
-            waiters.append(asyncio.ensure_future(self._clock.sleep(next_due - now)))
-        try:
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
-            await asyncio.gather(*waiters, return_exceptions=True)
+        await sleep_until_or_woken(self._clock, next_due, self._wake)
 
     async def fire_due(self, now: float) -> int:
         """Handle every deadline due at `now`, in batches; returns how many were handled."""

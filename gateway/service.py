@@ -7,6 +7,8 @@ import contextlib
 import logging
 from types import TracebackType
 
+from alerts.providers.base import Provider
+from alerts.providers.console import ConsoleProvider
 from firmware_protocol import Message
 from gateway.broker import MosquittoBroker
 from gateway.clock import Clock, SystemClock
@@ -14,6 +16,7 @@ from gateway.config import DeviceKind, Settings
 from gateway.downlink import DownlinkSender
 from gateway.grid_import import GridImporter, ImportKind, ImportResult
 from gateway.metrics import GatewayMetrics
+from gateway.outbox import OutboxSender
 from gateway.pipeline import IngestHandler, Pipeline
 from gateway.registry import SILENT_DEADLINE, DeviceRegistry
 from gateway.reports import Reports
@@ -32,7 +35,9 @@ log = logging.getLogger(__name__)
 class GatewayService:
     """Start with `async with GatewayService(settings) as gw:` or `await gw.run()`."""
 
-    def __init__(self, settings: Settings, clock: Clock | None = None) -> None:
+    def __init__(
+        self, settings: Settings, clock: Clock | None = None, provider: Provider | None = None
+    ) -> None:
         self.settings = settings
         self.clock: Clock = clock or SystemClock()
         self.metrics = GatewayMetrics()
@@ -71,8 +76,18 @@ class GatewayService:
                 settings.mqtt, self.pipeline.submit_nowait, self.clock, self.metrics
             )
             self.downlinks.add_link(self.mqtt)
+        self.provider: Provider = provider or ConsoleProvider()
+        self.outbox = OutboxSender(
+            self.store, self.provider, self.clock, settings.notify, self.metrics
+        )
         self.tickets = TicketService(
-            self.store, self.clock, settings.tickets, self.scheduler, self.downlinks, self.metrics
+            self.store,
+            self.clock,
+            settings.tickets,
+            self.scheduler,
+            self.downlinks,
+            self.metrics,
+            notifications_committed=self.outbox.wake,
         )
         self.pipeline.add_handler(self.tickets)
         for kind in TICKET_DEADLINES:
@@ -134,6 +149,7 @@ class GatewayService:
                     tg.create_task(self.scheduler.run(), name="scheduler"),
                     tg.create_task(self._write_metrics(), name="metrics-snapshot"),
                     tg.create_task(self.tickets.run(), name="box-indications"),
+                    tg.create_task(self.outbox.run(), name="outbox-sender"),
                 ]
                 if self.mqtt is not None:
                     tasks.append(tg.create_task(self.mqtt.run(), name="mqtt-link"))

@@ -27,6 +27,7 @@ from gateway.store import (
     GridTable,
     GridUnit,
     HouseholdInfo,
+    OutboxRow,
     Telemetry,
     Ticket,
     TicketEvent,
@@ -82,6 +83,19 @@ def _ticket(row: sqlite3.Row) -> Ticket:
     values["escalated"] = bool(values["escalated"])
     values["review_flag"] = bool(values["review_flag"])
     return Ticket(**values)
+
+
+def _notification(row: sqlite3.Row) -> Notification:
+    return Notification(
+        channel=row["channel"],
+        recipient=row["recipient"],
+        template=row["template"],
+        params=json.loads(row["params"]),
+        language=row["language"],
+        contact_id=row["contact_id"],
+        ticket_id=row["ticket_id"],
+        priority=row["priority"],
+    )
 
 
 def _device_from_row(row: sqlite3.Row) -> DeviceRecord:
@@ -366,6 +380,67 @@ class SqliteUnitOfWork:
             (household_code, device_id, at, rating, ticket_id),
         )
 
+    async def claim_notifications(self, now: float, limit: int) -> list[OutboxRow]:
+        """Due pending notifications, urgent first, marked as being sent."""
+        rows = await self._rows(
+            "SELECT * FROM notifications WHERE status = 'pending' AND next_attempt_at <= ?"
+            " ORDER BY priority DESC, id LIMIT ?",
+            (now, limit),
+        )
+        await self._conn.executemany(
+            "UPDATE notifications SET status = 'sending', attempts = attempts + 1,"
+            " updated_at = ? WHERE id = ?",
+            [(now, r["id"]) for r in rows],
+        )
+        return [OutboxRow(r["id"], _notification(r), r["attempts"] + 1) for r in rows]
+
+    async def notification_sent(
+        self, notification_id: int, provider: str, provider_id: str, delivery: str, at: float
+    ) -> None:
+        """The provider took it (or, for delivery "delivered", it has arrived)."""
+        status = "delivered" if delivery == "delivered" else "sent"
+        await self._conn.execute(
+            "UPDATE notifications SET status = ?, provider = ?, provider_id = ?,"
+            " delivery = coalesce(delivery, ?), updated_at = ?, last_error = NULL"
+            " WHERE id = ? AND status IN ('pending', 'sending')",
+            (status, provider, provider_id, delivery, at, notification_id),
+        )
+
+    async def notification_retry(
+        self, notification_id: int, next_attempt_at: float, error: str, at: float
+    ) -> None:
+        """Sending failed for now; try again at `next_attempt_at`."""
+        await self._conn.execute(
+            "UPDATE notifications SET status = 'pending', next_attempt_at = ?, last_error = ?,"
+            " updated_at = ? WHERE id = ? AND status = 'sending'",
+            (next_attempt_at, error, at, notification_id),
+        )
+
+    async def notification_failed(
+        self, notification_id: int, error: str, at: float, bad_number: bool
+    ) -> None:
+        """Sending failed for good; a bad number flags the contact for an administrator."""
+        await self._conn.execute(
+            "UPDATE notifications SET status = 'failed', last_error = ?, updated_at = ?"
+            " WHERE id = ?",
+            (error, at, notification_id),
+        )
+        if bad_number:
+            await self._conn.execute(
+                "UPDATE contacts SET bad_number = 1 WHERE id ="
+                " (SELECT contact_id FROM notifications WHERE id = ?)",
+                (notification_id,),
+            )
+
+    async def release_in_doubt(self, resend_at: float) -> int:
+        """Rows left "sending" by a crash go back to pending, due at `resend_at`."""
+        cursor = await self._conn.execute(
+            "UPDATE notifications SET status = 'pending', next_attempt_at = ?,"
+            " last_error = 'in doubt after a restart' WHERE status = 'sending'",
+            (resend_at,),
+        )
+        return cursor.rowcount
+
     async def existing_keys(self, table: GridTable, keys: Sequence[str]) -> dict[str, str]:
         """Which of `keys` exist in a grid table: key -> level (units) or "" (others)."""
         key, extra = _GRID_KEYS[table]
@@ -555,19 +630,21 @@ class SqliteStore:
     async def outbox(self) -> list[Notification]:
         """Every notification written, oldest first."""
         rows = await self._fetch("SELECT * FROM notifications ORDER BY id")
-        return [
-            Notification(
-                channel=r["channel"],
-                recipient=r["recipient"],
-                template=r["template"],
-                params=json.loads(r["params"]),
-                language=r["language"],
-                contact_id=r["contact_id"],
-                ticket_id=r["ticket_id"],
-                priority=r["priority"],
-            )
-            for r in rows
-        ]
+        return [_notification(r) for r in rows]
+
+    async def outbox_states(self) -> list[tuple[int, str, int, str | None]]:
+        """(id, status, attempts, delivery) of every notification, oldest first."""
+        rows = await self._fetch(
+            "SELECT id, status, attempts, delivery FROM notifications ORDER BY id"
+        )
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+    async def next_notification_at(self) -> float | None:
+        """When the next pending notification is due, or None."""
+        rows = await self._fetch(
+            "SELECT min(next_attempt_at) FROM notifications WHERE status = 'pending'"
+        )
+        return None if rows[0][0] is None else float(rows[0][0])
 
     async def feedback(self) -> list[tuple[str, int | None]]:
         """(rating, ticket id) of every thumbs press, oldest first."""

@@ -212,6 +212,32 @@ class UnitOfWork(Protocol):
         """Write notifications into the outbox."""
         ...
 
+    async def claim_notifications(self, now: float, limit: int) -> list[OutboxRow]:
+        """Due pending notifications, urgent first, marked as being sent."""
+        ...
+
+    async def notification_sent(
+        self, notification_id: int, provider: str, provider_id: str, delivery: str, at: float
+    ) -> None:
+        """The provider took it (or, for delivery "delivered", it has arrived)."""
+        ...
+
+    async def notification_retry(
+        self, notification_id: int, next_attempt_at: float, error: str, at: float
+    ) -> None:
+        """Sending failed for now; try again at `next_attempt_at`."""
+        ...
+
+    async def notification_failed(
+        self, notification_id: int, error: str, at: float, bad_number: bool
+    ) -> None:
+        """Sending failed for good; a bad number flags the contact for an administrator."""
+        ...
+
+    async def release_in_doubt(self, resend_at: float) -> int:
+        """Rows left "sending" by a crash go back to pending, due at `resend_at`."""
+        ...
+
     async def existing_keys(self, table: GridTable, keys: Sequence[str]) -> dict[str, str]:
         """Which of `keys` exist in a grid table: key -> level (units) or "" (others)."""
         ...
@@ -250,6 +276,10 @@ class Store(Protocol):
         """The earliest due time, or None if nothing is pending."""
         ...
 
+    async def next_notification_at(self) -> float | None:
+        """When the next pending notification is due, or None."""
+        ...
+
 
 TicketStatus = Literal["open", "accepted", "on_site", "resolved", "rated", "cancelled"]
 ActionChannel = Literal["box_key", "voice_keypress", "dashboard", "api", "system"]
@@ -269,6 +299,15 @@ class Contact:
     unit_code: str | None = None
     household_code: str | None = None
     bad_number: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """A notification claimed for sending."""
+
+    id: int
+    notification: Notification
+    attempts: int
 
 
 @dataclass(frozen=True, slots=True)

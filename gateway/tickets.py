@@ -113,8 +113,10 @@ class TicketService:
         scheduler: DeadlineScheduler,
         downlinks: DownlinkSender,
         metrics: GatewayMetrics,
+        notifications_committed: Callable[[], None] | None = None,
     ) -> None:
         self._store = store
+        self._notifications_committed = notifications_committed
         self._clock = clock
         self._settings = settings
         self._scheduler = scheduler
@@ -537,6 +539,8 @@ class TicketService:
                 self._outgoing.put_nowait(item)
             if tx.deadlines:
                 self._scheduler.notify(min(d.due_at for d in tx.deadlines))
+            if tx.notifications and self._notifications_committed is not None:
+                self._notifications_committed()
 
         return after
 

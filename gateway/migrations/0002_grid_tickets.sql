@@ -115,5 +115,15 @@ CREATE TABLE notifications (
     ticket_id  INTEGER REFERENCES tickets (id),
     priority   INTEGER NOT NULL DEFAULT 0,
     status     TEXT    NOT NULL DEFAULT 'pending'
+               CHECK (status IN ('pending', 'sending', 'sent', 'delivered', 'failed')),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at REAL    NOT NULL DEFAULT 0,
+    provider        TEXT,
+    provider_id     TEXT,
+    delivery        TEXT,
+    last_error      TEXT,
+    updated_at      REAL
 );
-CREATE INDEX notifications_status ON notifications (status, priority, id);
+-- The sender takes due rows, urgent first.
+CREATE INDEX notifications_due ON notifications (status, next_attempt_at, priority);
+CREATE INDEX notifications_provider_id ON notifications (provider_id);

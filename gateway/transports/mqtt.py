@@ -79,7 +79,8 @@ class MqttLink:
 
     async def wait_connected(self, timeout: float) -> None:
         """Wait until the first (or next) session is up."""
-        await asyncio.wait_for(self._connected.wait(), timeout)
+        async with asyncio.timeout(timeout):
+            await self._connected.wait()
 
     async def run(self) -> None:
         """Connect, stay connected, reconnect with capped exponential backoff and jitter."""
@@ -121,7 +122,8 @@ class MqttLink:
             lost = self._lost
             if lost is not None:
                 try:
-                    await asyncio.wait_for(asyncio.shield(lost), 2.0)
+                    async with asyncio.timeout(2.0):
+                        await asyncio.shield(lost)
                 except TimeoutError:
                     log.warning("MQTT disconnect did not complete in time")
         self._teardown_client()
@@ -183,7 +185,9 @@ class MqttLink:
             ),
         )
         self._misc_task = self._loop.create_task(self._misc_loop(client), name="mqtt-misc")
-        await asyncio.wait_for(asyncio.shield(self._connack), self._settings.connect_timeout_s)
+        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation.
+        async with asyncio.timeout(self._settings.connect_timeout_s):
+            await asyncio.shield(self._connack)
 
     async def _misc_loop(self, client: paho.Client) -> None:
         while True:

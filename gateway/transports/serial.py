@@ -56,7 +56,8 @@ class SerialLink:
 
     async def wait_open(self, timeout: float) -> None:
         """Wait until the port is open."""
-        await asyncio.wait_for(self._open.wait(), timeout)
+        async with asyncio.timeout(timeout):
+            await self._open.wait()
 
     def stop_reading(self) -> None:
         """Stop taking new frames (for a graceful shutdown); downlinks still go out."""

@@ -1,0 +1,1 @@
+"""Notification providers; each provider SDK is imported only inside its own module."""
