@@ -11,6 +11,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
+from alerts.providers.base import Provider
+from alerts.providers.console import ConsoleProvider
+from api.app import http_component
 from gateway.config import Settings, load_settings
 from gateway.errors import GatewayError
 from gateway.grid_import import ImportRejectedError
@@ -25,10 +28,28 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load_settings(config)
 
 
+def build_provider(settings: Settings) -> Provider:
+    """The notification provider the settings name."""
+    notify = settings.notify
+    if notify.provider == "twilio":
+        from alerts.providers.twilio_provider import TwilioProvider
+
+        return TwilioProvider(
+            notify.twilio_account_sid,
+            notify.twilio_auth_token.get_secret_value(),
+            notify.twilio_from,
+            notify.public_url,
+            notify.twilio_api_base_url,
+        )
+    return ConsoleProvider()
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     settings = _settings(args)
     configure_logging(settings.log_level, settings.log_format)
-    service = GatewayService(settings)
+    service = GatewayService(settings, provider=build_provider(settings))
+    if settings.http.enabled:
+        service.add_component("http", http_component(service))
 
     async def main() -> None:
         loop = asyncio.get_running_loop()

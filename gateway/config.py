@@ -6,7 +6,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -174,7 +174,14 @@ class CardThresholds(BaseModel):
 class NotifySettings(BaseModel):
     """The outbox sender and its provider."""
 
-    provider: Literal["console"] = "console"
+    provider: Literal["console", "twilio"] = "console"
+    public_url: str = "http://127.0.0.1:8080"
+    """Where providers reach Bidao's webhooks (behind a reverse proxy: its public URL)."""
+    twilio_account_sid: str = ""
+    twilio_auth_token: SecretStr = SecretStr("")
+    twilio_from: str = ""
+    twilio_api_base_url: str | None = None
+    """Only for tests and demos: the fake phone network's loopback URL."""
     batch: int = Field(default=50, ge=1)
     send_timeout_s: float = Field(default=15.0, gt=0)
     retry_initial_s: float = Field(default=5.0, gt=0)
@@ -183,6 +190,14 @@ class NotifySettings(BaseModel):
     in_doubt_resend_s: float = Field(default=120.0, ge=0)
     """After a crash, a message that may have been handed over waits this long for the
     provider's status callback before it is sent again."""
+
+
+class HttpSettings(BaseModel):
+    """The HTTP server for webhooks (and, later, the REST API and dashboard)."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
 
 
 class Settings(BaseSettings):
@@ -203,6 +218,7 @@ class Settings(BaseSettings):
     supervision: SupervisionSettings = SupervisionSettings()
     tickets: TicketSettings = TicketSettings()
     notify: NotifySettings = NotifySettings()
+    http: HttpSettings = HttpSettings()
     warnings: WarningThresholds = WarningThresholds()
     cards: CardThresholds = CardThresholds()
     metrics_interval_s: float = Field(default=15.0, gt=0)

@@ -92,6 +92,18 @@ class GatewayMetrics:
             ["channel", "outcome"],
             registry=r,
         )
+        self.webhooks_rejected = Counter(
+            "bidao_webhooks_rejected",
+            "Webhook requests refused, by reason",
+            ["reason"],
+            registry=r,
+        )
+        self.status_callbacks = Counter(
+            "bidao_status_callbacks",
+            "Provider status callbacks, by state and whether they changed anything",
+            ["state", "applied"],
+            registry=r,
+        )
         self.callback_errors = Counter(
             "bidao_callback_errors",
             "Exceptions caught at a library callback boundary, by place",

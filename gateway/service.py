@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable, Coroutine
 from types import TracebackType
+from typing import Any
 
 from alerts.providers.base import Provider
 from alerts.providers.console import ConsoleProvider
@@ -99,9 +101,14 @@ class GatewayService:
         ]
         for link in self.serial_links:
             self.downlinks.add_link(link)
+        self._components: list[tuple[str, Callable[[], Coroutine[Any, Any, None]]]] = []
         self._stop: asyncio.Event | None = None
         self._ready: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
+
+    def add_component(self, name: str, run: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run another long-lived part (the HTTP server) in the gateway's task group."""
+        self._components.append((name, run))
 
     def add_ingest_handler(self, handler: IngestHandler) -> None:
         """Run domain logic inside every ingest transaction."""
@@ -157,6 +164,7 @@ class GatewayService:
                     tg.create_task(link.run(), name=f"serial-{link.name}")
                     for link in self.serial_links
                 )
+                tasks.extend(tg.create_task(run(), name=name) for name, run in self._components)
                 self._ready.set()
                 log.info("gateway running", extra={"database": str(self.settings.database_path)})
                 await self._stop.wait()

@@ -62,6 +62,33 @@ _GRID_KEYS: dict[str, tuple[str, str]] = {
     "contacts": ("CAST(id AS TEXT)", "''"),
     "devices": ("device_id", "kind"),
 }
+# Provider delivery states in the order they can happen; a callback never moves one back.
+DELIVERY_RANK = {
+    "queued": 1,
+    "accepted": 1,
+    "sending": 2,
+    "initiated": 2,
+    "sent": 3,
+    "ringing": 3,
+    "in-progress": 4,
+    "answered": 4,
+    "delivered": 5,
+    "undelivered": 5,
+    "failed": 5,
+    "completed": 5,
+    "busy": 5,
+    "no-answer": 5,
+    "canceled": 5,
+}
+FINAL_DELIVERY = {
+    "delivered": "delivered",
+    "completed": "delivered",
+    "undelivered": "failed",
+    "failed": "failed",
+    "busy": "failed",
+    "no-answer": "failed",
+    "canceled": "failed",
+}
 _TICKET_COLUMNS = frozenset(f.name for f in fields(Ticket)) - {"id"}
 
 
@@ -432,6 +459,27 @@ class SqliteUnitOfWork:
                 (notification_id,),
             )
 
+    async def notification_delivery(
+        self, notification_id: int, provider_id: str, delivery: str, at: float
+    ) -> bool:
+        """Apply a provider status callback; never moves backwards; False if it changed nothing."""
+        rows = await self._rows(
+            "SELECT status, delivery, provider_id FROM notifications WHERE id = ?",
+            (notification_id,),
+        )
+        if not rows or (rows[0]["provider_id"] not in (None, provider_id)):
+            return False
+        current = DELIVERY_RANK.get(rows[0]["delivery"] or "", 0)
+        if DELIVERY_RANK.get(delivery, 0) <= current:
+            return False
+        status = FINAL_DELIVERY.get(delivery, "sent")
+        await self._conn.execute(
+            "UPDATE notifications SET delivery = ?, status = ?, provider_id = ?, updated_at = ?"
+            " WHERE id = ?",
+            (delivery, status, provider_id, at, notification_id),
+        )
+        return True
+
     async def release_in_doubt(self, resend_at: float) -> int:
         """Rows left "sending" by a crash go back to pending, due at `resend_at`."""
         cursor = await self._conn.execute(
@@ -631,6 +679,11 @@ class SqliteStore:
         """Every notification written, oldest first."""
         rows = await self._fetch("SELECT * FROM notifications ORDER BY id")
         return [_notification(r) for r in rows]
+
+    async def notification(self, notification_id: int) -> Notification | None:
+        """One notification as written."""
+        rows = await self._fetch("SELECT * FROM notifications WHERE id = ?", (notification_id,))
+        return _notification(rows[0]) if rows else None
 
     async def outbox_states(self) -> list[tuple[int, str, int, str | None]]:
         """(id, status, attempts, delivery) of every notification, oldest first."""

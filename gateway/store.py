@@ -234,6 +234,12 @@ class UnitOfWork(Protocol):
         """Sending failed for good; a bad number flags the contact for an administrator."""
         ...
 
+    async def notification_delivery(
+        self, notification_id: int, provider_id: str, delivery: str, at: float
+    ) -> bool:
+        """Apply a provider status callback; never moves backwards; False if it changed nothing."""
+        ...
+
     async def release_in_doubt(self, resend_at: float) -> int:
         """Rows left "sending" by a crash go back to pending, due at `resend_at`."""
         ...

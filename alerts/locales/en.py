@@ -17,4 +17,11 @@ TEMPLATES: dict[str, str] = {
     "ticket_overdue": "[Bidao] Ticket ${ticket} (${place}) is past its deadline. Please supervise.",
     "ticket_review": "[Bidao] ${resident} is not satisfied with ticket ${ticket}. "
     "Please follow up.",
+    "voice_menu": "Press 1 to accept and go, 2 if you cannot go and it should be passed on, "
+    "9 to hear this again.",
+    "voice_accepted": "You have accepted. Please go now; the resident is told help is coming.",
+    "voice_taken": "This ticket was accepted by ${owner}; you need not go.",
+    "voice_passed_on": "All right, it is passed on to the next person.",
+    "voice_no_input": "No key was pressed. Goodbye.",
+    "voice_closed": "This ticket is closed. Thank you.",
 }

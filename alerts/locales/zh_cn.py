@@ -18,4 +18,10 @@ TEMPLATES: dict[str, str] = {
     ),
     "ticket_overdue": "【必到】工单${ticket}（${place}）已超过办理时限，请督办。",
     "ticket_review": "【必到】${resident}对工单${ticket}的处理表示不满意，请回访。",
+    "voice_menu": "接单并前往请按1，无法前往、转给下一位请按2，重听请按9。",
+    "voice_accepted": "您已接单，请尽快前往。老人会收到正在赶来的提示。",
+    "voice_taken": "这个工单已由${owner}接单，您无需前往。",
+    "voice_passed_on": "好的，已转给下一位。",
+    "voice_no_input": "没有收到按键，再见。",
+    "voice_closed": "这个工单已经结束，谢谢。",
 }

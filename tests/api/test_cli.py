@@ -79,6 +79,7 @@ def test_run_on_embedded_defaults_starts_and_stops_cleanly(tmp_path: Path) -> No
     env = {
         "BIDAO_DATA_DIR": str(tmp_path),
         "BIDAO_MQTT__PORT": str(free_loopback_port()),
+        "BIDAO_HTTP__PORT": str(free_loopback_port()),
         "PATH": "/usr/sbin:/usr/bin:/bin",
     }
     process = subprocess.Popen(

@@ -14,7 +14,7 @@ import pytest
 
 from device_sim.device import SimulatedDevice
 from device_sim.mqtt import MqttFleet, fleet_identity
-from gateway.broker import MosquittoBroker
+from gateway.broker import MosquittoBroker, free_loopback_port
 from gateway.config import load_settings
 from gateway.service import GatewayService
 from tests.gateway.support import wait_for
@@ -36,6 +36,8 @@ def write_config(tmp_path: Path, broker: MosquittoBroker) -> Path:
         f"port = {broker.port}\n"
         'client_id = "bidao-crash-test"\n'
         "reconnect_initial_s = 0.05\nreconnect_max_s = 0.5\n"
+        "[http]\n"
+        f"port = {free_loopback_port()}\n"
     )
     return config
 

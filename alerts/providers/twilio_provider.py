@@ -1,0 +1,100 @@
+"""Twilio: SMS and voice calls through the official library (abroad, demos, non-mainland numbers).
+
+Twilio places no outbound calls into mainland China and has no two-way SMS there; mainland
+numbers go to the domestic provider. Status callbacks and the call's TwiML are served by
+the API's webhooks under `public_url`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from twilio.base.exceptions import TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.rest import Client
+
+from alerts.providers.base import OutgoingMessage, ProviderError, Receipt
+
+# Twilio error codes for numbers that will never work: invalid, not mobile, unreachable,
+# blocked or opted out.
+BAD_NUMBER_CODES = frozenset({21211, 21214, 21217, 21407, 21408, 21610, 21612, 21614})
+
+
+class _RedirectingHttpClient(TwilioHttpClient):  # type: ignore[misc] # twilio has no type hints
+    """Sends the library's requests to another base URL (the fake phone network in tests)."""
+
+    def __init__(self, base_url: str, timeout: float) -> None:
+        super().__init__(timeout=timeout)
+        parts = urlsplit(base_url)
+        self._scheme, self._netloc = parts.scheme, parts.netloc
+
+    def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        """Rewrite scheme and host, keep the path."""
+        parts = urlsplit(url)
+        target = urlunsplit((self._scheme, self._netloc, parts.path, parts.query, ""))
+        return super().request(method, target, *args, **kwargs)
+
+
+class TwilioProvider:
+    """Sends through Twilio's REST API; callbacks come back to `public_url`."""
+
+    def __init__(
+        self,
+        account_sid: str,
+        auth_token: str,
+        from_number: str,
+        public_url: str,
+        api_base_url: str | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        http_client = (
+            _RedirectingHttpClient(api_base_url, timeout)
+            if api_base_url
+            else TwilioHttpClient(timeout=timeout)
+        )
+        self._client = Client(account_sid, auth_token, http_client=http_client)
+        self._from = from_number
+        self._public_url = public_url.rstrip("/")
+
+    @property
+    def name(self) -> str:
+        """The provider's name."""
+        return "twilio"
+
+    def callback_url(self, notification_id: int) -> str:
+        """Where Twilio reports delivery of one notification."""
+        return f"{self._public_url}/webhooks/twilio/status/{notification_id}"
+
+    def voice_url(self, notification_id: int) -> str:
+        """Where Twilio fetches the TwiML of one call."""
+        return f"{self._public_url}/webhooks/twilio/voice/{notification_id}"
+
+    async def send(self, message: OutgoingMessage) -> Receipt:
+        """Create the message or call (the library is blocking: it runs in a thread)."""
+        try:
+            return await asyncio.to_thread(self._send, message)
+        except TwilioRestException as exc:
+            code = int(exc.code or 0)
+            permanent = code in BAD_NUMBER_CODES or 400 <= int(exc.status) < 500
+            raise ProviderError(
+                exc.msg, permanent=permanent, bad_number=code in BAD_NUMBER_CODES, code=str(code)
+            ) from exc
+
+    def _send(self, message: OutgoingMessage) -> Receipt:
+        callback = self.callback_url(message.notification_id)
+        if message.channel == "sms":
+            sms = self._client.messages.create(
+                to=message.to, from_=self._from, body=message.text, status_callback=callback
+            )
+            return Receipt(str(sms.sid), str(sms.status or "queued"))
+        call = self._client.calls.create(
+            to=message.to,
+            from_=self._from,
+            url=self.voice_url(message.notification_id),
+            status_callback=callback,
+            status_callback_event=["initiated", "ringing", "answered", "completed"],
+            machine_detection="Enable",
+        )
+        return Receipt(str(call.sid), str(call.status or "queued"))

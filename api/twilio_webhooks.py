@@ -1,0 +1,113 @@
+"""Twilio webhooks: delivery status callbacks, the call's TwiML, and the secretary's keypress.
+
+Every request must carry a valid X-Twilio-Signature computed over the public URL (so the
+check holds behind a reverse proxy); anything else gets 403 and changes nothing.
+"""
+
+import logging
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
+from twilio.request_validator import RequestValidator
+from twilio.twiml.voice_response import Gather, VoiceResponse
+
+from alerts import Notification, render
+from gateway.service import GatewayService
+from gateway.tickets import TicketError
+
+log = logging.getLogger(__name__)
+SAY_LANGUAGE = {"zh-CN": "cmn-CN", "en": "en-GB"}
+XML = "application/xml"
+
+
+def twilio_router(service: GatewayService) -> APIRouter:  # noqa: PLR0915 - one closure per route
+    """Routes under /webhooks/twilio, bound to one running gateway."""
+    settings = service.settings.notify
+    validator = RequestValidator(settings.twilio_auth_token.get_secret_value())
+    public = settings.public_url.rstrip("/")
+    router = APIRouter(prefix="/webhooks/twilio")
+
+    async def signed_form(request: Request) -> dict[str, str]:
+        form = {k: str(v) for k, v in (await request.form()).items()}
+        url = public + request.url.path
+        if request.url.query:
+            url += "?" + request.url.query
+        signature = request.headers.get("X-Twilio-Signature", "")
+        if not signature or not validator.validate(url, form, signature):
+            service.metrics.webhooks_rejected.labels("bad_signature").inc()
+            log.warning("webhook with a bad signature", extra={"path": request.url.path})
+            raise HTTPException(status_code=403, detail="invalid Twilio signature")
+        return form
+
+    Form = Annotated[dict[str, str], Depends(signed_form)]  # noqa: N806 - a type alias
+
+    async def notification(notification_id: int) -> Notification:
+        found = await service.store.notification(notification_id)
+        if found is None:
+            raise HTTPException(status_code=404, detail="no such notification")
+        return found
+
+    @router.post("/status/{notification_id}", status_code=204)
+    async def status(notification_id: int, form: Form) -> Response:
+        sid = form.get("MessageSid") or form.get("CallSid") or ""
+        state = form.get("MessageStatus") or form.get("CallStatus") or ""
+        if not sid or not state:
+            service.metrics.webhooks_rejected.labels("incomplete").inc()
+            raise HTTPException(status_code=400, detail="MessageSid/CallSid and a status needed")
+        async with service.store.transaction() as uow:
+            changed = await uow.notification_delivery(
+                notification_id, sid, state, service.clock.now()
+            )
+        service.metrics.status_callbacks.labels(state, str(changed).lower()).inc()
+        return Response(status_code=204)
+
+    def spoken(n: Notification, *templates: str, **params: str) -> VoiceResponse:
+        response = VoiceResponse()
+        for template in templates:
+            response.say(
+                render(template, n.language, {**n.params, **params}),
+                language=SAY_LANGUAGE.get(n.language, "cmn-CN"),
+            )
+        return response
+
+    def twiml(response: VoiceResponse) -> Response:
+        return Response(content=str(response), media_type=XML)
+
+    @router.post("/voice/{notification_id}")
+    async def voice(notification_id: int, _form: Form) -> Response:
+        n = await notification(notification_id)
+        language = SAY_LANGUAGE.get(n.language, "cmn-CN")
+        response = VoiceResponse()
+        gather = Gather(
+            num_digits=1, timeout=8, action=f"/webhooks/twilio/gather/{notification_id}"
+        )
+        gather.say(render(n.template, n.language, n.params), language=language)
+        gather.say(render("voice_menu", n.language, n.params), language=language)
+        response.append(gather)
+        response.say(render("voice_no_input", n.language, n.params), language=language)
+        return twiml(response)
+
+    @router.post("/gather/{notification_id}")
+    async def gather(notification_id: int, form: Form) -> Response:
+        n = await notification(notification_id)
+        digit = form.get("Digits", "")
+        if n.ticket_id is None or n.contact_id is None:
+            return twiml(spoken(n, "voice_closed"))
+        try:
+            if digit == "1":
+                result = await service.tickets.accept(n.ticket_id, n.contact_id, "voice_keypress")
+                if result.won:
+                    return twiml(spoken(n, "voice_accepted"))
+                owners = await service.store.contacts()
+                owner = next((c.name for c in owners if c.id == result.owner_contact_id), "-")
+                return twiml(spoken(n, "voice_taken", owner=owner))
+            if digit == "2":
+                await service.tickets.decline(n.ticket_id, n.contact_id, "voice_keypress")
+                return twiml(spoken(n, "voice_passed_on"))
+        except TicketError:
+            return twiml(spoken(n, "voice_closed"))
+        response = VoiceResponse()
+        response.redirect(f"/webhooks/twilio/voice/{notification_id}")
+        return twiml(response)
+
+    return router
