@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
 import shutil
 import signal
 import socket
@@ -27,6 +28,9 @@ def render_config(settings: BrokerSettings, host: str, port: int, data_dir: Path
         [
             f"listener {port} {host}",
             "allow_anonymous true",
+            # Run as whoever started us: as root, mosquitto would otherwise switch to the
+            # "mosquitto" user and fail to write its persistence file in our data directory.
+            f"user {getpass.getuser()}",
             "persistence true",
             f"persistence_location {data_dir}/",
             f"autosave_interval {settings.autosave_interval_s}",

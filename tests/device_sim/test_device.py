@@ -2,137 +2,232 @@
 
 from __future__ import annotations
 
-import asyncio
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import firmware_protocol as fp
-from device_sim.device import MeterModel, SimulatedDevice
-from device_sim.mqtt import MqttFleet, fleet_identity
-from device_sim.serial import SerialConcentrator
+from device_sim.device import MeterModel, MeterSample, SimulatedDevice, fleet_identity
 from firmware_protocol import Ack, AckCode, Envelope, Key, decode, encode
-from gateway.broker import MosquittoBroker
 
 ID = "b1da0000000000aa"
 KEY = bytes(range(16))
+NEW_KEY = bytes(range(50, 66))
+DAY = 86_400 * 20_000  # a UTC midnight
 
 
-def downlink(seq: int, message: fp.Message, key: bytes = KEY) -> bytes:
-    return encode(Envelope(ID, seq, 0, message), key)
+def downlink(seq: int, message: fp.Message, key: bytes = KEY, device_id: str = ID) -> bytes:
+    return encode(Envelope(device_id, seq, 0, message), key)
+
+
+def box(**kwargs: object) -> SimulatedDevice:
+    return SimulatedDevice(ID, "call_box", KEY, **kwargs)  # type: ignore[arg-type]
 
 
 def test_frames_decode_and_seq_increments() -> None:
-    box = SimulatedDevice(ID, "call_box", KEY, first_seq=7, clock=lambda: 1000.0)
-    first = decode(box.press(Key.GREEN_CALL, 2), KEY)
-    second = decode(box.heartbeat(interval_s=30), KEY)
-    assert (first.seq, second.seq, first.timestamp) == (7, 8, 1000)
+    device = box(first_seq=7, clock=lambda: 1000.0)
+    first = decode(device.press(Key.GREEN_CALL, 2), KEY)
+    second = decode(device.heartbeat(interval_s=30), KEY)
+    assert (first.device_id, first.seq, first.timestamp) == (ID, 7, 1000)
     assert first.message == fp.KeyEvent(Key.GREEN_CALL, 2, False)
     assert isinstance(second.message, fp.Heartbeat)
-    assert second.message.heartbeat_interval_s == 30
-    assert sorted(box.pending) == [7, 8]
+    assert (second.seq, second.message.heartbeat_interval_s) == (8, 30)
+    assert sorted(device.pending) == [7, 8]
+    assert device.next_seq == 9
+
+
+def test_every_uplink_kind_decodes() -> None:
+    meter = SimulatedDevice(ID, "water_meter", KEY, clock=lambda: 50.0)
+    reading = decode(meter.water_reading(1234, 56, fp.MeterStatus.LEAK), KEY).message
+    alarm = decode(meter.alarm(fp.AlarmKind.LOW_BATTERY, active=False, value=2900), KEY).message
+    beat = decode(meter.heartbeat(), KEY).message
+    assert reading == fp.WaterReading(1234, 56, fp.MeterStatus.LEAK)
+    assert alarm == fp.DeviceAlarm(fp.AlarmKind.LOW_BATTERY, False, 2900)
+    assert isinstance(beat, fp.Heartbeat)
+    assert (beat.heartbeat_interval_s, beat.uptime_s) == (900, 0)
+    long_press = decode(box().press(Key.RED_HANGUP, long_press=True), KEY).message
+    assert long_press == fp.KeyEvent(Key.RED_HANGUP, 1, True)
+
+
+def test_a_frame_that_cannot_be_encoded_takes_no_seq() -> None:
+    device = box()
+    with pytest.raises(fp.InvalidMessageError):
+        device.press(Key.GREEN_CALL, count=0)
+    assert (device.next_seq, device.pending) == (1, {})
+    assert decode(device.press(Key.GREEN_CALL), KEY).seq == 1
+
+
+def test_constructor_rejects_bad_identity() -> None:
+    with pytest.raises(ValueError, match="16 bytes"):
+        SimulatedDevice(ID, "call_box", bytes(15))
+    with pytest.raises(ValueError, match="kind"):
+        SimulatedDevice(ID, "toaster", KEY)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="first_seq"):
+        box(first_seq=2**32)
+    with pytest.raises(fp.InvalidDeviceIdError):
+        SimulatedDevice("b1da", "call_box", KEY)
+    assert KEY.hex() not in repr(box())
 
 
 def test_ack_clears_pending_and_nack_is_recorded() -> None:
-    box = SimulatedDevice(ID, "call_box", KEY)
-    box.press(Key.GREEN_CALL)
-    box.press(Key.RED_HANGUP)
-    assert box.handle_downlink(downlink(1, Ack(1, AckCode.ACCEPTED))) is not None
-    assert box.handle_downlink(downlink(2, Ack(2, AckCode.NACK_INVALID_PAYLOAD))) is not None
-    assert box.pending == {}
-    assert box.acked == {1}
-    assert box.nacked == {2: AckCode.NACK_INVALID_PAYLOAD}
+    device = box()
+    device.press(Key.GREEN_CALL)
+    device.press(Key.RED_HANGUP)
+    device.press(Key.THUMBS_UP)
+    assert device.handle_downlink(downlink(1, Ack(1, AckCode.ACCEPTED))) is not None
+    assert device.handle_downlink(downlink(2, Ack(2, AckCode.NACK_INVALID_PAYLOAD))) is not None
+    assert device.handle_downlink(downlink(3, Ack(3, AckCode.DUPLICATE))) is not None
+    assert device.pending == {}
+    assert device.acked == {1, 3}
+    assert device.duplicate_acks == 1
+    assert device.nacked == {2: AckCode.NACK_INVALID_PAYLOAD}
+
+
+def test_retry_later_keeps_the_frame_until_acked() -> None:
+    device = box()
+    frame = device.press(Key.GREEN_CALL)
+    device.handle_downlink(downlink(1, Ack(1, AckCode.NACK_RETRY_LATER)))
+    assert device.retransmit_due() == [frame]
+    assert device.nacked == {1: AckCode.NACK_RETRY_LATER}
+    device.handle_downlink(downlink(2, Ack(1)))
+    assert (device.pending, device.acked, device.nacked) == ({}, {1}, {})
+
+
+def test_ack_for_an_unknown_seq_changes_nothing_pending() -> None:
+    device = box()
+    device.press(Key.GREEN_CALL)
+    assert device.handle_downlink(downlink(1, Ack(99))) is not None
+    assert sorted(device.pending) == [1]
 
 
 def test_forged_and_replayed_downlinks_are_ignored() -> None:
-    box = SimulatedDevice(ID, "call_box", KEY)
-    box.press(Key.GREEN_CALL)
-    assert box.handle_downlink(downlink(5, Ack(1), key=bytes(16))) is None
-    assert box.handle_downlink(b"\x00garbage") is None
-    assert box.handle_downlink(downlink(5, Ack(1))) is not None
-    assert box.handle_downlink(downlink(5, Ack(1))) is None  # same downlink seq again
-    assert box.rejected_downlinks == 3
+    device = box()
+    device.press(Key.GREEN_CALL)
+    assert device.handle_downlink(downlink(5, Ack(1), key=bytes(16))) is None  # bad MAC
+    assert device.handle_downlink(b"\x00garbage") is None
+    assert device.pending_count == 1
+    assert device.handle_downlink(downlink(5, Ack(1))) is not None
+    assert device.handle_downlink(downlink(5, Ack(1))) is None  # same downlink seq again
+    assert device.handle_downlink(downlink(4, fp.Indication(fp.IndicationKind.RESOLVED))) is None
+    assert device.indications == []
+    assert device.rejected_downlinks == 4
+    assert device.last_downlink_seq == 5
+
+
+def test_misdirected_and_uplink_type_downlinks_are_ignored() -> None:
+    device = box()
+    other = downlink(1, Ack(1), device_id="b1da0000000000bb")
+    uplink_kind = downlink(2, fp.KeyEvent(Key.GREEN_CALL))
+    assert device.handle_downlink(other) is None
+    assert device.handle_downlink(uplink_kind) is None
+    assert (device.rejected_downlinks, device.last_downlink_seq) == (2, 0)
+
+
+def test_indication_and_config_are_applied() -> None:
+    now = [1000.0]
+    device = box(clock=lambda: now[0])
+    shown = fp.Indication(fp.IndicationKind.HELPER_ON_THE_WAY, 42, fp.LedPattern.GREEN_BLINK, 7)
+    device.handle_downlink(downlink(1, shown))
+    device.handle_downlink(downlink(2, fp.Config(120, 600, 1_800_000_000)))
+    assert device.indications == [shown]
+    assert (device.heartbeat_interval_s, device.report_interval_s) == (120, 600)
+    now[0] += 5
+    assert device.now() == 1_800_000_005
+    beat = decode(device.heartbeat(), KEY)
+    assert beat.timestamp == 1_800_000_005
+    assert isinstance(beat.message, fp.Heartbeat)
+    assert beat.message.heartbeat_interval_s == 120
+    device.handle_downlink(downlink(3, fp.Config(60, 60, 0)))  # 0: leave the clock alone
+    assert device.now() == 1_800_000_005
 
 
 def test_provision_rotates_the_key() -> None:
-    box = SimulatedDevice(ID, "call_box", KEY)
-    new_key = bytes(range(50, 66))
-    wrapped, check = fp.wrap_key(KEY, ID, 3, new_key)
-    assert box.handle_downlink(downlink(3, fp.Provision(2, wrapped, check))) is not None
-    assert (box.key, box.key_version) == (new_key, 2)
-    assert decode(box.press(Key.THUMBS_UP), new_key).message == fp.KeyEvent(Key.THUMBS_UP)
+    device = box()
+    waiting = device.press(Key.GREEN_CALL)
+    wrapped, check = fp.wrap_key(KEY, ID, 3, NEW_KEY)
+    assert device.handle_downlink(downlink(3, fp.Provision(2, wrapped, check))) is not None
+    assert (device.key, device.key_version) == (NEW_KEY, 2)
+    assert decode(device.press(Key.THUMBS_UP), NEW_KEY).message == fp.KeyEvent(Key.THUMBS_UP)
+    # The frame still waiting keeps its seq and content, now MACed with the new key.
+    resent = device.retransmit_due()[0]
+    assert resent[: -fp.MAC_LEN] == waiting[: -fp.MAC_LEN]
+    assert decode(resent, NEW_KEY).seq == 1
+    # Downlinks under the old key are now forged.
+    assert device.handle_downlink(downlink(4, Ack(1))) is None
+    assert device.handle_downlink(downlink(5, Ack(1), key=NEW_KEY)) is not None
+
+
+def test_provision_with_a_bad_check_value_keeps_the_key() -> None:
+    device = box()
+    wrapped, _check = fp.wrap_key(KEY, ID, 3, NEW_KEY)
     bad = fp.Provision(3, wrapped, b"\x00\x00\x00\x00")
-    assert box.handle_downlink(downlink(4, bad, key=new_key)) is not None
-    assert box.key == new_key  # a failed key check leaves the key alone
+    assert device.handle_downlink(downlink(3, bad)) is not None
+    assert (device.key, device.key_version, device.rejected_provisions) == (KEY, 0, 1)
+    wrong_seq = fp.Provision(3, *fp.wrap_key(KEY, ID, 9, NEW_KEY))  # wrapped for another seq
+    device.handle_downlink(downlink(4, wrong_seq))
+    assert (device.key, device.rejected_provisions) == (KEY, 2)
 
 
 def test_retransmit_sends_the_same_frames_again() -> None:
-    box = SimulatedDevice(ID, "call_box", KEY)
-    frames = [box.press(Key.GREEN_CALL), box.heartbeat()]
-    assert box.retransmit_due() == frames
+    device = box()
+    frames = [device.press(Key.GREEN_CALL), device.heartbeat(), device.alarm(fp.AlarmKind.TAMPER)]
+    device.handle_downlink(downlink(1, Ack(2)))
+    assert device.retransmit_due() == [frames[0], frames[2]]
+    assert device.retransmit_due() == [frames[0], frames[2]]
 
 
-def test_meter_model() -> None:
+@given(st.binary(max_size=300))
+def test_random_downlink_bytes_never_raise(data: bytes) -> None:
+    device = box()
+    assert device.handle_downlink(data) is None
+    assert device.rejected_downlinks == 1
+
+
+@given(st.integers(0, 2**32 - 1), st.binary(min_size=1, max_size=fp.MAX_FRAME_LEN))
+def test_corrupted_downlinks_are_rejected(flip_at: int, noise: bytes) -> None:
+    device = box()
+    good = bytearray(downlink(1, Ack(1)))
+    good[flip_at % len(good)] ^= noise[0] | 1
+    assert device.handle_downlink(bytes(good)) is None
+
+
+def test_meter_model_daily_pattern() -> None:
     model = MeterModel()
-    day = 86_400 * 20_000
-    assert model.total_at(100, day, day + 86_400) == 100 + sum(model.hourly_litres)
-    assert MeterModel(no_use=True).total_at(100, day, day + 86_400) == 100
-    assert MeterModel(no_use=True).flow_at(day + 8 * 3600) == 0
+    assert model.total_at(100, DAY, DAY + 86_400) == 100 + model.daily_litres
+    assert model.total_at(100, DAY, DAY) == 100
+    # 00:00 UTC is 08:00 in China: the busiest hour of the default pattern.
+    assert model.flow_at(DAY) == model.hourly_litres[8] == 30
+    utc = MeterModel(utc_offset_s=0)
+    assert utc.total_at(0, DAY + 7 * 3600, DAY + 8 * 3600) == utc.hourly_litres[7]
+    assert utc.total_at(0, DAY + 7 * 3600 + 1800, DAY + 8 * 3600 + 1800) == (60 + 30) // 2
+
+
+def test_meter_model_no_use_and_readings() -> None:
+    idle = MeterModel(no_use=True)
+    assert idle.total_at(100, DAY, DAY + 86_400) == 100
+    assert idle.flow_at(DAY + 8 * 3600) == 0
+    assert idle.daily_litres == 0
+    samples = list(MeterModel(utc_offset_s=0).readings(500, DAY + 6 * 3600, 3600, 3))
+    assert samples == [
+        MeterSample(DAY + 6 * 3600, 500, 40),
+        MeterSample(DAY + 7 * 3600, 540, 60),
+        MeterSample(DAY + 8 * 3600, 600, 30),
+    ]
+    with pytest.raises(ValueError, match="24"):
+        MeterModel(hourly_litres=(1, 2, 3))
+
+
+def test_meter_model_feeds_a_meter() -> None:
+    meter = SimulatedDevice(ID, "water_meter", KEY, clock=lambda: DAY)
+    model = MeterModel()
+    sample = next(model.readings(0, DAY, 900, 1))
+    reading = decode(meter.water_reading(sample.total_litres, sample.flow_lph), KEY).message
+    assert reading == fp.WaterReading(0, 30)
 
 
 def test_fleet_identity_is_stable() -> None:
     assert fleet_identity(0)[0] == "b1da000000000000"
+    assert fleet_identity(257)[0] == "b1da000000000101"
     assert fleet_identity(1) == fleet_identity(1)
-    assert len(fleet_identity(1)[1]) == 16
-
-
-async def test_fleet_over_a_real_broker(broker: MosquittoBroker) -> None:
-    import paho.mqtt.client as paho
-    from paho.mqtt.enums import CallbackAPIVersion
-
-    box = SimulatedDevice(ID, "call_box", KEY)
-    loop = asyncio.get_running_loop()
-    echoed: asyncio.Queue[bytes] = asyncio.Queue()
-    # A stand-in gateway that acks whatever it receives.
-    gateway = paho.Client(CallbackAPIVersion.VERSION2, client_id="echo")
-
-    def on_message(client: paho.Client, _u: object, msg: paho.MQTTMessage) -> None:
-        payload = bytes(msg.payload)
-        env = decode(payload, KEY)
-        client.publish(fp.downlink_topic(env.device_id), downlink(env.seq, Ack(env.seq)), qos=1)
-        loop.call_soon_threadsafe(echoed.put_nowait, payload)
-
-    gateway.on_message = on_message
-    gateway.connect("127.0.0.1", broker.port)
-    gateway.subscribe(fp.UPLINK_SUBSCRIPTION, qos=1)
-    gateway.loop_start()
-    try:
-        async with MqttFleet("127.0.0.1", broker.port, [box]) as fleet:
-            await fleet.send(ID, box.press(Key.GREEN_CALL))
-            await fleet.wait_all_acked(10)
-            assert box.acked == {1}
-            assert decode(await asyncio.wait_for(echoed.get(), 10), KEY).seq == 1
-    finally:
-        gateway.disconnect()
-        gateway.loop_stop()
-
-
-async def test_concentrator_frames_garbage_and_acks() -> None:
-    box = SimulatedDevice(ID, "call_box", KEY)
-    async with SerialConcentrator([box]) as line:
-        await line.send(ID, box.press(Key.GREEN_CALL))  # queued until the gateway connects
-        reader, writer = await asyncio.open_connection("127.0.0.1", int(line.url.rsplit(":", 1)[1]))
-        await line.wait_connected(5)
-        await line.send_raw(b"\x00\x7e\x01\x7e")
-        decoder = fp.SerialStreamDecoder()
-        items: list[bytes | fp.ProtocolError] = []
-        while len(items) < 2:
-            items += decoder.feed(await asyncio.wait_for(reader.read(1024), 5))
-        assert decode(items[0], KEY).seq == 1  # type: ignore[arg-type]
-        assert isinstance(items[1], fp.ProtocolError)
-        writer.write(fp.encode_serial(downlink(1, Ack(1))))
-        await writer.drain()
-        for _ in range(500):
-            if not box.pending:
-                break
-            await asyncio.sleep(0.01)
-        assert box.acked == {1}
-        writer.close()
-        await writer.wait_closed()
+    assert fleet_identity(1)[1] != fleet_identity(2)[1]
+    assert fleet_identity(1)[1].hex() == "4f3c0ec95f69a823c389c9e59425baf5"
