@@ -18,6 +18,7 @@ from firmware_protocol import (
     Ack,
     AckCode,
     Envelope,
+    Frame,
     Message,
     ProtocolError,
     decode_message,
@@ -80,18 +81,26 @@ class _Batch:
     outgoing: list[_Reply] = field(default_factory=list)
 
 
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+_JSON = json.JSONEncoder(separators=(",", ":"))
+"""One encoder for every event: json.dumps with options builds a new one per call."""
+
+
 def message_fields(message: Message) -> dict[str, Any]:
     """The message's fields as JSON-ready values (enums by name, bytes as hex)."""
+    names = _FIELD_NAMES.get(type(message))
+    if names is None:
+        names = _FIELD_NAMES[type(message)] = tuple(f.name for f in dataclasses.fields(message))
     out: dict[str, Any] = {}
-    for f in dataclasses.fields(message):
-        value = getattr(message, f.name)
+    for name in names:
+        value = getattr(message, name)
         if isinstance(value, enum.Enum):
             value = value.name
         elif isinstance(value, bytes):
             value = value.hex()
         elif isinstance(value, tuple):
             value = list(value)
-        out[f.name] = value
+        out[name] = value
     return out
 
 
@@ -114,6 +123,8 @@ class Pipeline:
         self._metrics = metrics
         self._handlers = list(handlers)
         self._queue: asyncio.Queue[InboundFrame] = asyncio.Queue(settings.queue_max)
+        # Read when scraped, not set on every frame.
+        metrics.pipeline_queue.set_function(self._queue.qsize)
         self._reject_log = RateLimitedLog(log, settings.reject_log_interval_s)
         self._busy = False
 
@@ -121,19 +132,22 @@ class Pipeline:
         """Run `handler` in every ingest transaction from now on."""
         self._handlers.append(handler)
 
-    def submit_nowait(self, frame: InboundFrame) -> None:
-        """Queue a frame from a callback (MQTT flow control bounds how many can be waiting)."""
+    def submit_nowait(self, frame: InboundFrame) -> bool:
+        """Queue a frame from a callback (MQTT flow control bounds how many can be waiting).
+
+        False if the queue was full: the frame is dropped and never settled.
+        """
         try:
             self._queue.put_nowait(frame)
         except asyncio.QueueFull:
             # Not settled, so the broker redelivers it after the next reconnect.
             self._reject(frame, "overload", None)
-        self._metrics.pipeline_queue.set(self._queue.qsize())
+            return False
+        return True
 
     async def submit(self, frame: InboundFrame) -> None:
         """Queue a frame, waiting while the pipeline is full (serial back-pressure)."""
         await self._queue.put(frame)
-        self._metrics.pipeline_queue.set(self._queue.qsize())
 
     @property
     def idle(self) -> bool:
@@ -160,7 +174,6 @@ class Pipeline:
                 batch = [first]
                 while len(batch) < self._settings.batch_max and not self._queue.empty():
                     batch.append(self._queue.get_nowait())
-                self._metrics.pipeline_queue.set(self._queue.qsize())
                 await self._process_isolating(batch)
             finally:
                 self._busy = False
@@ -185,8 +198,14 @@ class Pipeline:
     async def _process(self, items: list[InboundFrame]) -> None:
         batch = _Batch(items)
         seen: set[tuple[str, int]] = set()
+        cached = self._registry.cached
         for item in items:
-            accepted = await self._screen(item, batch)
+            frame = self._parse(item)
+            if frame is None:
+                continue
+            # Known devices come from memory; only an unknown id costs an await.
+            state = cached(frame.device_id) or await self._registry.lookup(frame.device_id)
+            accepted = self._screen(item, frame, state, batch)
             if accepted is None:
                 continue
             key = (accepted.state.device_id, accepted.envelope.seq)
@@ -199,10 +218,8 @@ class Pipeline:
             await self._commit_with_retry(batch)
         await self._after_commit(batch)
 
-    async def _screen(  # noqa: PLR0911 - one early return per rejection reason reads best
-        self, item: InboundFrame, batch: _Batch
-    ) -> AcceptedFrame | None:
-        """Every check that needs no transaction; rejects are final, nacks get a reply."""
+    def _parse(self, item: InboundFrame) -> Frame | None:
+        """The frame's structure, and that it came on its own device's topic."""
         try:
             frame = parse_frame(item.data)
         except ProtocolError as exc:
@@ -211,7 +228,12 @@ class Pipeline:
         if item.topic_device_id is not None and item.topic_device_id != frame.device_id:
             self._reject(item, "topic_mismatch", item.topic_device_id)
             return None
-        state = await self._registry.lookup(frame.device_id)
+        return frame
+
+    def _screen(
+        self, item: InboundFrame, frame: Frame, state: DeviceState | None, batch: _Batch
+    ) -> AcceptedFrame | None:
+        """Every other check that needs no transaction; rejects are final, nacks get a reply."""
         if state is None:
             self._reject(item, "unknown_device", frame.device_id)
             return None
@@ -322,15 +344,18 @@ class Pipeline:
         self._metrics.commit_batch_size.observe(len(accepted))
 
     async def _after_commit(self, batch: _Batch) -> None:
+        # Counted per batch: a labelled child costs a lock and a lookup each time.
+        received: Counter[tuple[str, str]] = Counter()
         for frame in batch.accepted:
             state = frame.state
             state.last_seq = max(state.last_seq or 0, frame.envelope.seq)
             state.last_link = frame.inbound.link.name
-            self._metrics.frames_received.labels(
-                frame.inbound.link.transport, type(frame.envelope.message).__name__
-            ).inc()
-        for dup in batch.duplicates:
-            self._metrics.duplicates.labels(dup.inbound.link.transport).inc()
+            received[frame.inbound.link.transport, type(frame.envelope.message).__name__] += 1
+        for labels, count in received.items():
+            self._metrics.frames_received.labels(*labels).inc(count)
+        duplicates = Counter(dup.inbound.link.transport for dup in batch.duplicates)
+        for transport, count in duplicates.items():
+            self._metrics.duplicates.labels(transport).inc(count)
         for callback in batch.on_commit:
             callback()
         await self._send_replies(batch.outgoing)
@@ -339,19 +364,26 @@ class Pipeline:
 
     async def _send_replies(self, replies: Sequence[_Reply]) -> None:
         now = int(self._clock.now())
-        for reply in replies:
-            device = reply.device
-            envelope = Envelope(
-                device.device_id, device.allocate_downlink_seq(), now, Ack(reply.seq, reply.code)
-            )
-            try:
-                await reply.link.send_downlink(device.device_id, encode(envelope, device.key))
-            except LinkDownError:
-                # The device retransmits; the copy is deduplicated and acked again.
-                self._metrics.downlinks_failed.labels("link_down").inc()
-                continue
-            self._metrics.acks_sent.labels(reply.code.name).inc()
-            self._metrics.downlinks_sent.labels(reply.link.name, "Ack").inc()
+        acks: Counter[str] = Counter()
+        links: Counter[str] = Counter()
+        try:
+            for reply in replies:
+                device = reply.device
+                seq = device.allocate_downlink_seq()
+                envelope = Envelope(device.device_id, seq, now, Ack(reply.seq, reply.code))
+                try:
+                    await reply.link.send_downlink(device.device_id, encode(envelope, device.key))
+                except LinkDownError:
+                    # The device retransmits; the copy is deduplicated and acked again.
+                    self._metrics.downlinks_failed.labels("link_down").inc()
+                    continue
+                acks[reply.code.name] += 1
+                links[reply.link.name] += 1
+        finally:
+            for code, count in acks.items():
+                self._metrics.acks_sent.labels(code).inc(count)
+            for link, count in links.items():
+                self._metrics.downlinks_sent.labels(link, "Ack").inc(count)
 
 
 def is_uplink_type(msg_type: int) -> bool:
@@ -378,7 +410,7 @@ def _event_row(frame: AcceptedFrame) -> EventRow:
         transport=frame.inbound.link.transport,
         link=frame.inbound.link.name,
         raw=frame.inbound.data,
-        fields=json.dumps(message_fields(env.message), separators=(",", ":")),
+        fields=_JSON.encode(message_fields(env.message)),
     )
 
 
@@ -393,19 +425,16 @@ def _reservations(replies: Sequence[_Reply]) -> dict[str, int]:
 def _seen_rows(
     accepted: Sequence[AcceptedFrame], reservations: dict[str, int]
 ) -> dict[str, DeviceSeen]:
-    rows: dict[str, DeviceSeen] = {}
+    """Per device: newest contact, the link of its last frame, highest seq."""
+    latest: dict[str, tuple[float, str, int]] = {}
     for frame in accepted:
-        device = frame.state
-        prior = rows.get(device.device_id)
-        seq = frame.envelope.seq if prior is None else max(prior.last_seq, frame.envelope.seq)
-        last_seen = frame.inbound.received_at
+        device_id = frame.envelope.device_id  # the id the state was looked up by
+        seq, last_seen = frame.envelope.seq, frame.inbound.received_at
+        prior = latest.get(device_id)
         if prior is not None:
-            last_seen = max(last_seen, prior.last_seen)
-        rows[device.device_id] = DeviceSeen(
-            device.device_id,
-            last_seen,
-            frame.inbound.link.name,
-            seq,
-            reservations.get(device.device_id, 0),
-        )
-    return rows
+            last_seen, seq = max(last_seen, prior[0]), max(seq, prior[2])
+        latest[device_id] = (last_seen, frame.inbound.link.name, seq)
+    return {
+        device_id: DeviceSeen(device_id, last_seen, link, seq, reservations.get(device_id, 0))
+        for device_id, (last_seen, link, seq) in latest.items()
+    }

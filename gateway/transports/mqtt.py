@@ -11,6 +11,7 @@ import logging
 import random
 import socket
 import threading
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -34,7 +35,11 @@ from gateway.metrics import GatewayMetrics
 
 log = logging.getLogger(__name__)
 
-Submit = Callable[[InboundFrame], None]
+Submit = Callable[[InboundFrame], bool]
+"""Hand a frame to the pipeline; False if it was dropped (it will never be settled)."""
+
+MAX_INFLIGHT_DOWNLINKS = 1000
+"""Downlinks published but not yet PUBACKed by the broker (fewer if the broker asks)."""
 
 
 class MqttConnectError(Exception):
@@ -61,6 +66,18 @@ class MqttLink:
         self._generation = 0
         self._closing = False
         self._intake = True
+        # Downlink flow control is ours, not paho's: paho rescans every message in flight
+        # after each PUBACK when it enforces a limit, which costs more than the rest of
+        # the downlink path at a few thousand frames per second.
+        self._send_quota = MAX_INFLIGHT_DOWNLINKS
+        self._inflight = 0
+        self._held: deque[tuple[str, bytes]] = deque()
+        # Uplink flow control: frames handed to the pipeline and not yet settled. The broker
+        # should stop at our Receive Maximum, but mosquitto 2.0 does not once we publish at
+        # QoS 1 ourselves; so reading pauses there, and a backlog stays in the broker.
+        self._unsettled = 0
+        self._reader: tuple[int, paho.Client] | None = None
+        self._paused = False
 
     @property
     def name(self) -> str:
@@ -133,13 +150,26 @@ class MqttLink:
         self._intake = False
 
     async def send_downlink(self, device_id: str, frame: bytes) -> None:
-        """Publish a downlink frame at QoS 1; LinkDownError while disconnected."""
+        """Publish a downlink frame at QoS 1; LinkDownError while disconnected.
+
+        Once the broker's receive maximum of downlinks awaits their PUBACK, further ones
+        are held in order and published as PUBACKs arrive; a reconnect drops them (the
+        device retransmits, and its copy is acked again).
+        """
         client = self._client
         if client is None or not self.connected:
             raise LinkDownError("MQTT link is down")
-        info = client.publish(downlink_topic(device_id), frame, qos=1)
+        topic = downlink_topic(device_id)
+        if self._inflight >= self._send_quota:
+            self._held.append((topic, frame))
+            return
+        self._publish(client, topic, frame)
+
+    def _publish(self, client: paho.Client, topic: str, frame: bytes) -> None:
+        info = client.publish(topic, frame, qos=1)
         if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             raise LinkDownError(f"MQTT publish failed: {paho.error_string(info.rc)}")
+        self._inflight += 1
 
     # -- connection ---------------------------------------------------------------------
 
@@ -151,7 +181,7 @@ class MqttLink:
             reconnect_on_failure=False,
             manual_ack=True,
         )
-        client.max_inflight_messages_set(1000)
+        client.max_inflight_messages_set(0)  # unlimited in paho: see send_downlink
         client.max_queued_messages_set(0)
         client.on_socket_open = self._guard("socket_open", self._on_socket_open)
         client.on_socket_close = self._guard("socket_close", self._on_socket_close)
@@ -162,6 +192,7 @@ class MqttLink:
         client.on_connect = self._guard("connect", self._on_connect)
         client.on_disconnect = self._guard("disconnect", self._on_disconnect)
         client.on_message = self._guard("message", self._on_message)
+        client.on_publish = self._guard("publish", self._on_publish)
         return client
 
     async def _connect_once(self) -> None:
@@ -201,6 +232,8 @@ class MqttLink:
             self._misc_task.cancel()
             self._misc_task = None
         client, self._client = self._client, None
+        self._inflight = 0
+        self._held.clear()
         if client is not None:
             # Closes the socket through our callbacks, which unregister it from the loop.
             client._reset_sockets()  # paho has no public close-without-disconnect
@@ -235,7 +268,12 @@ class MqttLink:
         fd = sock.fileno()
         loop = self._loop
         assert loop is not None
-        self._in_loop(lambda: loop.add_reader(fd, self._read_ready, client))
+
+        def register() -> None:
+            self._reader, self._paused, self._unsettled = (fd, client), False, 0
+            loop.add_reader(fd, self._read_ready, client)
+
+        self._in_loop(register)
 
     def _read_ready(self, client: paho.Client) -> None:
         try:
@@ -244,6 +282,28 @@ class MqttLink:
             self._metrics.callback_errors.labels("mqtt_read").inc()
             log.exception("MQTT read failed")
             self._mark_lost()
+            return
+        reader = self._reader
+        if (
+            self._unsettled >= self._settings.receive_maximum
+            and reader is not None
+            and reader[1] is client
+            and not self._paused
+        ):
+            assert self._loop is not None
+            self._loop.remove_reader(reader[0])
+            self._paused = True
+
+    def _frame_settled(self, client: paho.Client) -> None:
+        """One frame of this connection left the pipeline; read again once half are out."""
+        reader = self._reader
+        if reader is None or reader[1] is not client:
+            return
+        self._unsettled -= 1
+        if self._paused and self._unsettled <= self._settings.receive_maximum // 2:
+            assert self._loop is not None
+            self._paused = False
+            self._loop.add_reader(reader[0], self._read_ready, client)
 
     def _write_ready(self, client: paho.Client) -> None:
         try:
@@ -255,6 +315,7 @@ class MqttLink:
 
     def _on_socket_close(self, _client: paho.Client, _userdata: Any, sock: Any) -> None:
         assert self._loop is not None
+        self._reader = None
         fd = sock.fileno()
         if fd >= 0:
             self._loop.remove_reader(fd)
@@ -284,13 +345,16 @@ class MqttLink:
         _userdata: Any,
         flags: paho.ConnectFlags,
         reason: ReasonCode,
-        _props: Properties | None,
+        props: Properties | None,
     ) -> None:
         connack = self._connack
         if reason.is_failure:
             if connack is not None and not connack.done():
                 connack.set_exception(MqttConnectError(f"broker refused: {reason}"))
             return
+        # The broker's Receive Maximum (absent: 65535) bounds our downlinks in flight.
+        receive_maximum = getattr(props, "ReceiveMaximum", None) or MAX_INFLIGHT_DOWNLINKS
+        self._send_quota = min(MAX_INFLIGHT_DOWNLINKS, int(receive_maximum))
         client.subscribe(UPLINK_SUBSCRIPTION, options=SubscribeOptions(qos=1))
         self._connected.set()
         self._metrics.link_connects.labels(self.name).inc()
@@ -321,15 +385,37 @@ class MqttLink:
         if connack is not None and not connack.done():
             connack.set_exception(MqttConnectError("connection closed before CONNACK"))
 
+    def _on_publish(
+        self,
+        client: paho.Client,
+        _userdata: Any,
+        _mid: int,
+        _reason: ReasonCode,
+        _props: Properties | None,
+    ) -> None:
+        # Every publish of ours is QoS 1, so this is its PUBACK: one more may go out.
+        if client is not self._client:
+            return
+        self._inflight -= 1
+        if self._held:
+            topic, frame = self._held.popleft()
+            try:
+                self._publish(client, topic, frame)
+            except LinkDownError:
+                # The device retransmits; the copy is deduplicated and acked again.
+                self._metrics.downlinks_failed.labels("link_down").inc()
+
     def _on_message(self, client: paho.Client, _userdata: Any, msg: paho.MQTTMessage) -> None:
         if not self._intake:
             return
         generation = self._generation
         mid, qos = msg.mid, msg.qos
+        self._unsettled += 1
 
         def settle() -> None:
             # A message id belongs to one connection; after a reconnect the broker resends.
             if generation == self._generation and self._client is client and self.connected:
+                self._frame_settled(client)
                 client.ack(mid, qos)
 
         try:
@@ -338,12 +424,12 @@ class MqttLink:
             self._metrics.frames_rejected.labels("mqtt", exc.reason).inc()
             settle()
             return
-        self._submit(
-            InboundFrame(
-                data=bytes(msg.payload),
-                link=self,
-                received_at=self._clock.now(),
-                topic_device_id=topic_device,
-                settle=settle,
-            )
+        frame = InboundFrame(
+            data=bytes(msg.payload),
+            link=self,
+            received_at=self._clock.now(),
+            topic_device_id=topic_device,
+            settle=settle,
         )
+        if not self._submit(frame):
+            self._unsettled -= 1  # dropped, so it will not be settled

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from device_sim.device import SimulatedDevice
-from device_sim.mqtt import MqttFleet
+from device_sim.device import SimulatedDevice, fleet_identity
+from device_sim.mqtt import MqttFleet, publish_burst
 from device_sim.serial import SerialConcentrator
 from firmware_protocol import Indication, IndicationKind, Key, LedPattern
 from gateway.broker import MosquittoBroker
@@ -69,6 +70,71 @@ async def test_no_ack_until_the_commit_succeeds(
         assert await gw.store.count_events() == 1
         assert sample(gw, "bidao_commit_failures_total") == 5
         assert sample(gw, "bidao_acks_sent_total", code="ACCEPTED") == 1
+
+
+async def test_a_burst_waits_in_the_broker_not_in_the_gateway(
+    tmp_path: Path, broker: MosquittoBroker, no_leaked_tasks: None
+) -> None:
+    # mosquitto 2.0 stops honouring the gateway's Receive Maximum once the gateway itself
+    # publishes at QoS 1 (every protocol ack): the link has to stop reading on its own.
+    settings = gateway_settings(
+        tmp_path,
+        broker,
+        mqtt={
+            "embedded_broker": False,
+            "port": broker.port,
+            "client_id": "bidao-test-burst",
+            "receive_maximum": 20,
+        },
+        pipeline={"queue_max": 2000, "batch_max": 50},
+    )
+    identities = [fleet_identity(i) for i in range(10)]
+    devices = [SimulatedDevice(device_id, "water_meter", key) for device_id, key in identities]
+    frames = [(devices[n % 10].device_id, devices[n % 10].water_reading(n)) for n in range(5000)]
+    async with GatewayService(settings) as gw:
+        for device in devices:
+            await gw.register_device(device.device_id, "water_meter", device.key)
+        assert gw.mqtt is not None
+        await gw.mqtt.wait_connected(10)
+        await asyncio.to_thread(publish_burst, "127.0.0.1", broker.port, frames)
+        await wait_for(
+            lambda: sample(gw, "bidao_acks_sent_total", code="ACCEPTED") == 5000,
+            timeout=30,
+            what="every frame acked",
+        )
+        assert await gw.store.count_events() == 5000
+        overload = sample(gw, "bidao_frames_rejected_total", transport="mqtt", reason="overload")
+        assert overload == 0
+
+
+async def test_frames_dropped_as_overload_do_not_stop_the_link_reading(
+    tmp_path: Path, broker: MosquittoBroker, no_leaked_tasks: None
+) -> None:
+    settings = gateway_settings(
+        tmp_path,
+        broker,
+        mqtt={
+            "embedded_broker": False,
+            "port": broker.port,
+            "client_id": "bidao-test-overload",
+            "receive_maximum": 50,
+        },
+        pipeline={"queue_max": 5, "batch_max": 5},
+    )
+    identities = [fleet_identity(i) for i in range(10)]
+    devices = [SimulatedDevice(device_id, "water_meter", key) for device_id, key in identities]
+    frames = [(devices[n % 10].device_id, devices[n % 10].water_reading(n)) for n in range(2000)]
+    box = SimulatedDevice(BOX, "call_box", KEY)
+    async with GatewayService(settings) as gw:
+        for device in devices:
+            await gw.register_device(device.device_id, "water_meter", device.key)
+        await gw.register_device(BOX, "call_box", KEY)
+        assert gw.mqtt is not None
+        await gw.mqtt.wait_connected(10)
+        await asyncio.to_thread(publish_burst, "127.0.0.1", broker.port, frames)
+        async with MqttFleet("127.0.0.1", broker.port, [box]) as fleet:
+            await fleet.send(BOX, box.heartbeat())
+            await wait_for(lambda: not box.pending, timeout=30, what="a later frame acked")
 
 
 async def test_a_poison_frame_does_not_block_the_others(
