@@ -1,18 +1,31 @@
-"""Rendering templates kept in one module per language (alerts/locales)."""
+"""Rendering templates kept in one module per language (alerts/locales), within SMS limits."""
 
 from __future__ import annotations
 
 import string
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from types import ModuleType
 
 from alerts.locales import en, zh_cn
 
-CATALOGS: dict[str, Mapping[str, str]] = {"zh-CN": zh_cn.TEMPLATES, "en": en.TEMPLATES}
+LOCALES: dict[str, ModuleType] = {"zh-CN": zh_cn, "en": en}
+CATALOGS: dict[str, Mapping[str, str]] = {lang: m.TEMPLATES for lang, m in LOCALES.items()}
 DEFAULT_LANGUAGE = "zh-CN"
+
+SMS_MAX_PARTS = 3
+"""A message may span at most this many concatenated SMS parts."""
+GSM7_PART_CHARS = 153
+UCS2_PART_UNITS = 67
+_GSM7_EXTENDED = frozenset("^{}\\[~]|€")
+ELLIPSIS = "…"
 
 
 class TemplateError(Exception):
     """Unknown template or a parameter missing."""
+
+
+def _locale(language: str) -> ModuleType:
+    return LOCALES.get(language, LOCALES[DEFAULT_LANGUAGE])
 
 
 def render(template: str, language: str, params: Mapping[str, str]) -> str:
@@ -26,3 +39,44 @@ def render(template: str, language: str, params: Mapping[str, str]) -> str:
         return string.Template(text).substitute(params)
     except KeyError as exc:
         raise TemplateError(f"template {template!r} needs parameter {exc}") from None
+
+
+def sms_units(text: str) -> tuple[int, int]:
+    """(units used, units allowed) of `text` as an SMS of at most SMS_MAX_PARTS parts.
+
+    Plain ASCII goes as GSM-7 (extension characters take two units); anything else, such
+    as Chinese, goes as UCS-2, where a character outside the BMP takes two units.
+    """
+    if text.isascii():
+        used = len(text) + sum(1 for c in text if c in _GSM7_EXTENDED)
+        return used, SMS_MAX_PARTS * GSM7_PART_CHARS
+    used = sum(2 if ord(c) > 0xFFFF else 1 for c in text)
+    return used, SMS_MAX_PARTS * UCS2_PART_UNITS
+
+
+def fits_sms(text: str) -> bool:
+    """Whether `text` goes in at most SMS_MAX_PARTS parts."""
+    used, allowed = sms_units(text)
+    return used <= allowed
+
+
+def fit_sms(text: str) -> str:
+    """`text`, cut short with an ellipsis if it would need more than SMS_MAX_PARTS parts."""
+    if fits_sms(text):
+        return text
+    cut = len(text)
+    while cut > 0 and not fits_sms(text[:cut] + ELLIPSIS):
+        cut -= 1
+    return text[:cut] + ELLIPSIS
+
+
+def render_digest(language: str, texts: Sequence[str]) -> str:
+    """One message standing for several: identical texts counted, different ones listed."""
+    count = str(len(texts))
+    if len(set(texts)) == 1:
+        return render("digest_same", language, {"text": texts[0], "count": count})
+    locale = _locale(language)
+    items = locale.LIST_SEPARATOR.join(
+        t.removeprefix(locale.SMS_PREFIX).rstrip(locale.SENTENCE_END) for t in texts
+    )
+    return render("digest", language, {"count": count, "items": items})

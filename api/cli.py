@@ -120,22 +120,31 @@ def _cmd_metrics(args: argparse.Namespace) -> int:
 
 def _cmd_import(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    text = Path(args.file).read_text(encoding="utf-8-sig")
+    try:
+        data = Path(args.file).read_bytes()
+    except OSError as exc:
+        print(f"bidao: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
 
     async def main() -> int:
+        # The store alone, as `device add` does: no broker and no running gateway needed.
         service = GatewayService(settings)
         await service.store.open()
         try:
-            result = await service.importer.import_csv(args.kind, text)
+            result = await service.importer.import_csv(args.kind, data, check=args.check)
         except ImportRejectedError as exc:
-            print(f"{args.file}: {len(exc.errors)} errors, nothing imported", file=sys.stderr)
+            print(f"{args.file}: file rejected, nothing imported", file=sys.stderr)
             for error in exc.errors:
                 print(f"  {error}", file=sys.stderr)
             return 1
         finally:
             await service.store.close()
-        boxes = f" and {result.devices} call boxes" if result.devices else ""
-        print(f"imported {result.rows} {args.kind}{boxes}")
+        print(f"{args.file}: {result.summary()}")
+        if result.rejected:
+            print(f"{args.file}: {result.rejected} rows rejected:", file=sys.stderr)
+            for error in result.errors:
+                print(f"  {error}", file=sys.stderr)
+            return 1
         return 0
 
     return asyncio.run(main())
@@ -219,6 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
     imp = sub.add_parser("import", parents=[common], help="import the grid from a CSV file")
     imp.add_argument("kind", choices=["units", "households", "contacts"])
     imp.add_argument("file", help="UTF-8 CSV with a header row (see gateway/grid_import.py)")
+    imp.add_argument(
+        "--check", action="store_true", help="check every row and report, but write nothing"
+    )
     imp.set_defaults(func=_cmd_import)
 
     report = sub.add_parser("report", parents=[common], help="colours, statistics, cards")

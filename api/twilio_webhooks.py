@@ -9,9 +9,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from twilio.request_validator import RequestValidator
-from twilio.twiml.voice_response import Gather, VoiceResponse
+from twilio.twiml.voice_response import Dial, Gather, VoiceResponse
 
 from alerts import Notification, render
+from alerts.providers.twilio_provider import BAD_NUMBER_CODES
 from gateway.service import GatewayService
 from gateway.tickets import TicketError
 
@@ -54,10 +55,11 @@ def twilio_router(service: GatewayService) -> APIRouter:  # noqa: PLR0915 - one 
         if not sid or not state:
             service.metrics.webhooks_rejected.labels("incomplete").inc()
             raise HTTPException(status_code=400, detail="MessageSid/CallSid and a status needed")
-        async with service.store.transaction() as uow:
-            changed = await uow.notification_delivery(
-                notification_id, sid, state, service.clock.now()
-            )
+        error = form.get("ErrorCode", "")
+        bad_number = error.isdigit() and int(error) in BAD_NUMBER_CODES
+        changed = await service.outbox.apply_status(
+            notification_id, sid, state, bad_number=bad_number
+        )
         service.metrics.status_callbacks.labels(state, str(changed).lower()).inc()
         return Response(status_code=204)
 
@@ -73,15 +75,44 @@ def twilio_router(service: GatewayService) -> APIRouter:  # noqa: PLR0915 - one 
     def twiml(response: VoiceResponse) -> Response:
         return Response(content=str(response), media_type=XML)
 
+    async def accepted(n: Notification, notification_id: int, call_sid: str) -> VoiceResponse:
+        """Thank the responder and, where the resident has a phone, put them through."""
+        phone = None
+        if settings.bridge_to_resident and call_sid and n.ticket_id is not None:
+            assert n.contact_id is not None
+            phone = await service.tickets.start_bridge(n.ticket_id, n.contact_id, call_sid)
+        if phone is None:
+            return spoken(n, "voice_accepted")
+        response = spoken(n, "voice_accepted", "voice_connecting")
+        dial = Dial(
+            caller_id=settings.twilio_from or None,
+            action=f"/webhooks/twilio/bridge/{notification_id}",
+        )
+        dial.number(phone)
+        response.append(dial)
+        return response
+
+    @router.post("/bridge/{notification_id}")
+    async def bridge_ended(notification_id: int, form: Form) -> Response:
+        n = await notification(notification_id)
+        if n.ticket_id is not None:
+            await service.tickets.end_bridge(n.ticket_id, form.get("CallSid", ""))
+        response = VoiceResponse()
+        response.hangup()
+        return twiml(response)
+
     @router.post("/voice/{notification_id}")
     async def voice(notification_id: int, _form: Form) -> Response:
-        n = await notification(notification_id)
+        found = await service.outbox.message_text(notification_id)
+        if found is None:
+            raise HTTPException(status_code=404, detail="no such notification")
+        n, text = found
         language = SAY_LANGUAGE.get(n.language, "cmn-CN")
         response = VoiceResponse()
         gather = Gather(
             num_digits=1, timeout=8, action=f"/webhooks/twilio/gather/{notification_id}"
         )
-        gather.say(render(n.template, n.language, n.params), language=language)
+        gather.say(text, language=language)
         gather.say(render("voice_menu", n.language, n.params), language=language)
         response.append(gather)
         response.say(render("voice_no_input", n.language, n.params), language=language)
@@ -91,13 +122,15 @@ def twilio_router(service: GatewayService) -> APIRouter:  # noqa: PLR0915 - one 
     async def gather(notification_id: int, form: Form) -> Response:
         n = await notification(notification_id)
         digit = form.get("Digits", "")
+        if digit:
+            await service.outbox.record_keypress(notification_id, digit)
         if n.ticket_id is None or n.contact_id is None:
             return twiml(spoken(n, "voice_closed"))
         try:
             if digit == "1":
                 result = await service.tickets.accept(n.ticket_id, n.contact_id, "voice_keypress")
                 if result.won:
-                    return twiml(spoken(n, "voice_accepted"))
+                    return twiml(await accepted(n, notification_id, form.get("CallSid", "")))
                 owners = await service.store.contacts()
                 owner = next((c.name for c in owners if c.id == result.owner_contact_id), "-")
                 return twiml(spoken(n, "voice_taken", owner=owner))

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import html
+import json
+import re
+import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 from device_sim.device import DeviceKind, SimulatedDevice, fleet_identity
 from device_sim.mqtt import BurstError, MqttFleet, publish_burst
+from device_sim.phones import FakePhoneNetwork
 from firmware_protocol import KEY_LEN, Key, ProtocolError, parse_device_id
 
 KEYS = {
@@ -19,6 +25,7 @@ KEYS = {
     "down": Key.THUMBS_DOWN,
 }
 DEFAULT_PORT = 18830
+_SAY = re.compile(r"<Say[^>]*>([^<]*)</Say>")
 DEFAULT_STATE_DIR = Path("bidao-data/sim")
 EXIT_OK = 0
 EXIT_NOT_ACKED = 1
@@ -192,8 +199,140 @@ def _cmd_fleet(args: argparse.Namespace) -> int:
     return asyncio.run(_fleet(args))
 
 
+DEFAULT_PHONES_PORT = 18840
+DEFAULT_ACCOUNT = "AC" + "b1da" * 8
+DEFAULT_TOKEN = "bidao-fake-phone-network"  # noqa: S105 - the fake network's own, loopback only
+
+
+def _phones_url(args: argparse.Namespace) -> str:
+    return str(args.url).rstrip("/")
+
+
+def _cmd_phones_serve(args: argparse.Namespace) -> int:
+    network = FakePhoneNetwork(args.account, args.token, port=args.port)
+    try:
+        network.start()
+    except OSError as exc:
+        print(f"cannot listen on 127.0.0.1:{args.port}: {exc}")
+        return EXIT_NO_BROKER
+    print(f"fake phone network on {network.url} (account {args.account})", flush=True)
+    print("point Bidao at it: notify.provider = twilio, notify.twilio_api_base_url =", network.url)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        network.stop()
+    return EXIT_OK
+
+
+def _request(method: str, url: str, body: dict[str, Any] | None = None) -> Any:
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method)  # noqa: S310 - loopback
+    request.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        return json.loads(response.read())
+
+
+def _cmd_phones_received(args: argparse.Namespace) -> int:
+    try:
+        records = _request("GET", f"{_phones_url(args)}/phones")
+    except OSError as exc:
+        print(f"cannot reach the fake phone network at {args.url}: {exc}")
+        return EXIT_NO_BROKER
+    shown = [r for r in records if not args.number or r["to"] == args.number]
+    for r in shown:
+        status = r["statuses"][-1] if r["statuses"] else "queued"
+        if r["kind"] == "sms":
+            print(f"{r['to']:>16}  SMS   {status:11}  {r['body']}")
+            continue
+        pressed = f" pressed {r['pressed']}" if r["pressed"] else ""
+        connected = f" connected to {r['connected_to']}" if r["connected_to"] else ""
+        print(f"{r['to']:>16}  CALL  {status:11} {pressed}{connected}")
+        for twiml in r["spoken"]:
+            for said in _SAY.findall(twiml):
+                print(f"{'':>16}        says: {html.unescape(said)}")
+    if not shown:
+        print("nothing received yet")
+    return EXIT_OK
+
+
+def _cmd_phones_set(args: argparse.Namespace) -> int:
+    changes = {
+        key: value
+        for key, value in (
+            ("behaviour", args.behaviour),
+            ("digits", args.digits),
+            ("sms_fails", args.sms_fails),
+            ("talk_s", args.talk),
+            ("callback_delay_s", args.callback_delay),
+            ("duplicate_callbacks", args.duplicate),
+            ("reverse_callbacks", args.reverse),
+        )
+        if value is not None
+    }
+    try:
+        script = _request("PUT", f"{_phones_url(args)}/phones/{args.number}", changes)
+    except OSError as exc:
+        print(f"cannot reach the fake phone network at {args.url}: {exc}")
+        return EXIT_NO_BROKER
+    print(f"{args.number}: " + ", ".join(f"{k}={v}" for k, v in sorted(script.items())))
+    return EXIT_OK
+
+
+def _cmd_phones_outage(args: argparse.Namespace) -> int:
+    changes = {"failures_left": args.failures, "stall_creates": args.stall, "stall_s": args.stall_s}
+    try:
+        state = _request("PUT", f"{_phones_url(args)}/network", changes)
+    except OSError as exc:
+        print(f"cannot reach the fake phone network at {args.url}: {exc}")
+        return EXIT_NO_BROKER
+    print("network: " + ", ".join(f"{k}={v}" for k, v in sorted(state.items())))
+    return EXIT_OK
+
+
+def _add_phones(sub: Any) -> None:
+    phones = sub.add_parser("phones", help="the fake phone network (Twilio's REST API subset)")
+    actions = phones.add_subparsers(dest="action", required=True, metavar="ACTION")
+    url = f"http://127.0.0.1:{DEFAULT_PHONES_PORT}"
+
+    serve = actions.add_parser("serve", help="run the fake phone network until Ctrl-C")
+    serve.add_argument("--port", type=_int_in(0, 65535), default=DEFAULT_PHONES_PORT)
+    serve.add_argument("--account", default=DEFAULT_ACCOUNT, help="the Twilio account SID")
+    serve.add_argument(
+        "--token", default=DEFAULT_TOKEN, help="the auth token callbacks are signed with"
+    )
+    serve.set_defaults(func=_cmd_phones_serve)
+
+    received = actions.add_parser("received", help="what each phone received")
+    received.add_argument("number", nargs="?", help="only this phone")
+    received.add_argument("--url", default=url)
+    received.set_defaults(func=_cmd_phones_received)
+
+    script = actions.add_parser("set", help="how a phone behaves")
+    script.add_argument("number")
+    script.add_argument("--url", default=url)
+    script.add_argument(
+        "--behaviour", choices=["answer", "no_answer", "voicemail", "busy", "fail", "invalid"]
+    )
+    script.add_argument("--digits", help="the key pressed when a call asks (empty: none)")
+    script.add_argument("--sms-fails", action=argparse.BooleanOptionalAction, default=None)
+    script.add_argument("--talk", type=float, help="seconds it talks when put through")
+    script.add_argument("--callback-delay", type=float, help="seconds before status callbacks")
+    script.add_argument("--duplicate", action=argparse.BooleanOptionalAction, default=None)
+    script.add_argument("--reverse", action=argparse.BooleanOptionalAction, default=None)
+    script.set_defaults(func=_cmd_phones_set)
+
+    outage = actions.add_parser("outage", help="make the provider fail or stall for a while")
+    outage.add_argument("--url", default=url)
+    outage.add_argument("--failures", type=_int_in(0, 1_000_000), default=0, help="503 answers")
+    outage.add_argument("--stall", type=_int_in(0, 1_000_000), default=0, help="slow answers")
+    outage.add_argument("--stall-s", type=float, default=0.0, help="how slow")
+    outage.set_defaults(func=_cmd_phones_outage)
+
+
 def add_subcommands(sub: Any) -> None:
-    """Add `box`, `meter` and `fleet` to the `bidao sim` sub-parser action."""
+    """Add `box`, `meter`, `fleet` and `phones` to the `bidao sim` sub-parser action."""
     box = sub.add_parser("box", help="press a key on a simulated call box")
     _connection(box, timeout=10.0)
     _identity(box)
@@ -233,3 +372,5 @@ def add_subcommands(sub: Any) -> None:
         " them (QoS 1), do not listen for protocol acks",
     )
     fleet.set_defaults(func=_cmd_fleet)
+
+    _add_phones(sub)

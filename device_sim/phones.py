@@ -5,10 +5,18 @@ out, hits voicemail, is busy, fails, has an invalid number) and sends status cal
 signed like Twilio's (X-Twilio-Signature: base64 HMAC-SHA1 of the URL and the sorted
 parameters, keyed with the auth token), which can be delayed, duplicated or reordered.
 
-    POST /2010-04-01/Accounts/{sid}/Messages.json   To, From, Body, StatusCallback
-    POST /2010-04-01/Accounts/{sid}/Calls.json      To, From, Url, StatusCallback
-    GET  /phones                                    what every phone received (JSON)
-    PUT  /phones/{number}                           how that phone behaves (JSON body)
+    POST /2010-04-01/Accounts/{sid}/Messages.json        To, From, Body, StatusCallback
+    POST /2010-04-01/Accounts/{sid}/Calls.json           To, From, Url, StatusCallback
+    GET  /2010-04-01/Accounts/{sid}/Messages.json?To=    what was sent to a number, newest first
+    GET  /2010-04-01/Accounts/{sid}/Calls.json?To=       the same for calls
+    POST /2010-04-01/Accounts/{sid}/Calls/{CallSid}.json Status=completed hangs up a call
+    GET  /phones                                         what every phone received (JSON)
+    PUT  /phones/{number}                                how that phone behaves (JSON body)
+    PUT  /network                                        outages: failures_left, stall_*
+
+A call's TwiML is fetched from its Url and followed: <Say> is recorded, <Gather> is
+answered with the phone's digits, <Dial><Number> rings the number and connects the two
+until the callee's talk time is over or the call is hung up through the API.
 """
 
 from __future__ import annotations
@@ -23,14 +31,20 @@ import threading
 import time
 import urllib.parse
 import urllib.request
-from dataclasses import asdict, dataclass, field
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 
 Behaviour = Literal["answer", "no_answer", "voicemail", "busy", "fail", "invalid"]
-_API = re.compile(r"^/2010-04-01/Accounts/(?P<account>AC\w+)/(?P<kind>Messages|Calls)\.json$")
-_GATHER = re.compile(r"<Gather[^>]*\saction=\"(?P<action>[^\"]+)\"")
+_API = re.compile(
+    r"^/2010-04-01/Accounts/(?P<account>AC\w+)/(?P<kind>Messages|Calls)"
+    r"(?:/(?P<sid>CA\w+))?\.json$"
+)
 
 
 def twilio_signature(auth_token: str, url: str, params: dict[str, str]) -> str:
@@ -48,9 +62,13 @@ class PhoneScript:
     digits: str = "1"
     """Pressed when the call asks for a digit (empty: say nothing)."""
     sms_fails: bool = False
+    sms_error_code: str = "30003"
+    """Twilio's error code when an SMS fails (30003 unreachable; 30005 unknown number)."""
     callback_delay_s: float = 0.0
     duplicate_callbacks: bool = False
     reverse_callbacks: bool = False
+    talk_s: float = 0.0
+    """When this phone is dialled into a call (<Dial>), how long it talks before hanging up."""
 
 
 @dataclass
@@ -66,6 +84,29 @@ class Record:
     statuses: list[str] = field(default_factory=list)
     spoken: list[str] = field(default_factory=list)
     pressed: str = ""
+    created_at: float = field(default_factory=time.time)
+    connected_to: str = ""
+    """For a call: the number it was put through to (<Dial>); for that leg: the caller."""
+    ended_by: str = ""
+    """How a connected call ended: "hangup" (through the API) or "callee" (talk over)."""
+    parent_sid: str = ""
+    """For the dialled side of a connected call (placed by <Dial>): the call it belongs to."""
+
+    def resource(self, account_sid: str) -> dict[str, Any]:
+        """The record as Twilio's REST API shows a message or call."""
+        body: dict[str, Any] = {
+            "sid": self.sid,
+            "account_sid": account_sid,
+            "to": self.to,
+            "from": self.sender,
+            "status": self.statuses[-1] if self.statuses else "queued",
+            "date_created": format_datetime(datetime.fromtimestamp(self.created_at, UTC)),
+        }
+        if self.kind == "sms":
+            body["body"] = self.body
+        else:
+            body["parent_call_sid"] = self.parent_sid or None
+        return body
 
 
 class FakePhoneNetwork:
@@ -83,8 +124,14 @@ class FakePhoneNetwork:
         self.scripts: dict[str, PhoneScript] = {}
         self.failures_left = 0
         """The next N API requests get a 503, as during a provider outage."""
+        self.stall_creates = 0
+        """The next N creations are taken, but answered only after `stall_s` (a timeout)."""
+        self.stall_s = 0.0
+        self.before_reply: Callable[[Record], None] | None = None
+        """Called once a message or call is taken, before the API answers (crash tests)."""
         self.callback_errors = 0
         self._workers: list[threading.Thread] = []
+        self._live: dict[str, threading.Event] = {}
 
     @property
     def url(self) -> str:
@@ -137,6 +184,22 @@ class FakePhoneNetwork:
         with self._lock:
             return [r for r in self.records if r.to == number]
 
+    def hang_up(self, sid: str) -> bool:
+        """End a call that is connected to another phone; False if it is not."""
+        with self._lock:
+            ended = self._live.get(sid)
+        if ended is None:
+            return False
+        ended.set()
+        return True
+
+    def listing(self, kind: str, to: str) -> list[dict[str, Any]]:
+        """Messages or calls to `to` (all if empty), newest first, as the REST API lists them."""
+        wanted = "sms" if kind == "Messages" else "call"
+        with self._lock:
+            records = [r for r in self.records if r.kind == wanted and (not to or r.to == to)]
+        return [r.resource(self.account_sid) for r in reversed(records)]
+
     def wait_idle(self, timeout: float = 10.0) -> None:
         """Wait until every scheduled callback has been sent."""
         deadline = time.monotonic() + timeout
@@ -170,6 +233,8 @@ class FakePhoneNetwork:
         )
         with self._lock:
             self.records.append(record)
+            stall = self.stall_s if self.stall_creates > 0 else 0.0
+            self.stall_creates = max(0, self.stall_creates - 1)
         worker = threading.Thread(
             target=self._play,
             args=(record, script, form.get("StatusCallback", "")),
@@ -178,21 +243,18 @@ class FakePhoneNetwork:
         )
         self._workers.append(worker)
         worker.start()
-        body = {
-            "sid": sid,
-            "status": "queued",
-            "to": to,
-            "from": record.sender,
-            "account_sid": self.account_sid,
-        }
-        return 201, body
+        if self.before_reply is not None:
+            self.before_reply(record)
+        time.sleep(stall)
+        # As Twilio does: the answer to a creation says "queued", whatever happened since.
+        return 201, {**record.resource(self.account_sid), "status": "queued"}
 
     def _play(self, record: Record, script: PhoneScript, callback: str) -> None:
         if record.kind == "sms":
             final = "undelivered" if script.sms_fails else "delivered"
             events = [{"MessageStatus": s} for s in ("sent", final)]
             if script.sms_fails:
-                events[-1]["ErrorCode"] = "30003"
+                events[-1]["ErrorCode"] = script.sms_error_code
         else:
             events = self._call(record, script)
         for event in events:
@@ -224,14 +286,61 @@ class FakePhoneNetwork:
             "CallStatus": "in-progress",
             "AnsweredBy": answered_by,
         }
-        twiml = self._post(record.url, params) if record.url else ""
-        record.spoken.append(twiml)
-        gather = _GATHER.search(twiml)
-        if gather and script.behaviour == "answer" and script.digits:
-            record.pressed = script.digits
-            action = urllib.parse.urljoin(record.url, gather.group("action").replace("&amp;", "&"))
-            record.spoken.append(self._post(action, {**params, "Digits": script.digits}))
+        url = record.url
+        pressed = script.digits if script.behaviour == "answer" else ""
+        while url:
+            twiml = self._post(url, params)
+            record.spoken.append(twiml)
+            url = self._follow(record, url, twiml, params, pressed)
+            pressed = ""  # one key per call: a menu heard again is not answered again
         return [*events, {"CallStatus": "completed", "CallDuration": "20"}]
+
+    def _follow(
+        self, record: Record, url: str, twiml: str, params: dict[str, str], digits: str
+    ) -> str:
+        """Act out one TwiML document; the next URL to fetch, or "" when the call is over."""
+        try:
+            root = ET.fromstring(twiml)  # noqa: S314 - TwiML from Bidao on loopback
+        except ET.ParseError:
+            return ""
+        for verb in root:
+            if verb.tag == "Gather" and digits:
+                record.pressed = digits
+                action = urllib.parse.urljoin(url, verb.get("action", url))
+                params["Digits"] = digits
+                return action
+            if verb.tag == "Dial":
+                self._connect(record, url, verb, params)
+                return ""
+            if verb.tag == "Redirect" and verb.text:
+                return urllib.parse.urljoin(url, verb.text.strip())
+            if verb.tag == "Hangup":
+                return ""
+        return ""
+
+    def _connect(self, record: Record, url: str, dial: ET.Element, params: dict[str, str]) -> None:
+        """Ring the dialled number and keep both on the line until one side ends it."""
+        number = next((n.text.strip() for n in dial.iter("Number") if n.text), "")
+        if not number:
+            return
+        leg = Record(f"CA{next(self._ids):032x}", "call", number, record.to, parent_sid=record.sid)
+        leg.connected_to, record.connected_to = record.to, number
+        leg.statuses.extend(["ringing", "in-progress"])
+        ended = threading.Event()
+        with self._lock:
+            self.records.append(leg)
+            self._live[record.sid] = ended
+        hung_up = ended.wait(self.script(number).talk_s)
+        with self._lock:
+            self._live.pop(record.sid, None)
+        record.ended_by = leg.ended_by = "hangup" if hung_up else "callee"
+        leg.statuses.append("completed")
+        action = dial.get("action")
+        if action and not hung_up:
+            # Twilio asks the Dial's action what next once the callee hangs up; a call ended
+            # through the API is simply over.
+            done = {**params, "DialCallStatus": "completed", "DialCallSid": leg.sid}
+            self._post(urllib.parse.urljoin(url, action), done)
 
     def _post(self, url: str, params: dict[str, str]) -> str:
         data = urllib.parse.urlencode(params).encode()
@@ -270,41 +379,85 @@ class _Handler(BaseHTTPRequestHandler):
     def _body(self) -> bytes:
         return self.rfile.read(int(self.headers.get("Content-Length", "0")))
 
-    def do_POST(self) -> None:
-        """Create a message or a call."""
+    def _api(self) -> re.Match[str] | None:
+        """The matched REST path if the request is authorised; otherwise replies and None."""
         match = _API.match(urllib.parse.urlsplit(self.path).path)
         if match is None:
             self._reply(HTTPStatus.NOT_FOUND, {"code": 20404, "message": "Not Found"})
-            return
+            return None
         if not self._authorised() or match.group("account") != self.network.account_sid:
             self._reply(HTTPStatus.UNAUTHORIZED, {"code": 20003, "message": "Authenticate"})
+            return None
+        return match
+
+    def do_POST(self) -> None:
+        """Create a message or a call, or hang a call up."""
+        match = self._api()
+        if match is None:
             return
         form = dict(urllib.parse.parse_qsl(self._body().decode()))
-        status, body = self.network._create(match.group("kind"), form)
-        self._reply(status, body)
+        sid = match.group("sid")
+        if sid is None:
+            status, body = self.network._create(match.group("kind"), form)
+            self._reply(status, body)
+            return
+        record = next((r for r in self.network.records if r.sid == sid), None)
+        if record is None or match.group("kind") != "Calls":
+            self._reply(HTTPStatus.NOT_FOUND, {"code": 20404, "message": "Not Found"})
+            return
+        if form.get("Status") == "completed":
+            self.network.hang_up(sid)
+        self._reply(HTTPStatus.OK, record.resource(self.network.account_sid))
 
     def do_GET(self) -> None:
-        """What each phone received."""
-        if self.path.rstrip("/") != "/phones":
-            self._reply(HTTPStatus.NOT_FOUND, {"message": "Not Found"})
+        """What each phone received, or the REST API's list of messages or calls."""
+        path = urllib.parse.urlsplit(self.path)
+        if path.path.rstrip("/") == "/phones":
+            with self.network._lock:
+                records = [asdict(r) for r in self.network.records]
+            self._reply(HTTPStatus.OK, records)
             return
-        with self.network._lock:
-            records = [asdict(r) for r in self.network.records]
-        self._reply(HTTPStatus.OK, records)
+        match = self._api()
+        if match is None:
+            return
+        kind = match.group("kind")
+        to = dict(urllib.parse.parse_qsl(path.query)).get("To", "")
+        items = self.network.listing(kind, to)
+        key = "messages" if kind == "Messages" else "calls"
+        self._reply(
+            HTTPStatus.OK,
+            {
+                key: items,
+                "page": 0,
+                "page_size": len(items),
+                "next_page_uri": None,
+                "uri": path.path,
+            },
+        )
 
     def do_PUT(self) -> None:
-        """Set how a phone behaves."""
-        number = urllib.parse.unquote(self.path.removeprefix("/phones/"))
+        """Set how a phone, or the network as a whole, behaves."""
         try:
             changes = json.loads(self._body() or b"{}")
         except ValueError as exc:
             self._reply(HTTPStatus.BAD_REQUEST, {"message": str(exc)})
             return
-        script = self.network.script(number)
-        unknown = [key for key in changes if not hasattr(script, key)]
-        if unknown or not isinstance(changes, dict):
+        if not isinstance(changes, dict):
+            self._reply(HTTPStatus.BAD_REQUEST, {"message": "expected a JSON object"})
+            return
+        if self.path.rstrip("/") == "/network":
+            target: object = self.network
+            allowed = {"failures_left", "stall_creates", "stall_s"}
+        elif self.path.startswith("/phones/"):
+            target = self.network.script(urllib.parse.unquote(self.path.removeprefix("/phones/")))
+            allowed = {f.name for f in fields(PhoneScript)}
+        else:
+            self._reply(HTTPStatus.NOT_FOUND, {"message": "Not Found"})
+            return
+        unknown = sorted(set(changes) - allowed)
+        if unknown:
             self._reply(HTTPStatus.BAD_REQUEST, {"message": f"unknown settings {unknown}"})
             return
         for key, value in changes.items():
-            setattr(script, key, value)
-        self._reply(HTTPStatus.OK, asdict(script))
+            setattr(target, key, value)
+        self._reply(HTTPStatus.OK, {key: getattr(target, key) for key in allowed})

@@ -34,9 +34,12 @@ class SystemClock:
 
 
 class ManualClock:
-    """A clock that only moves when a test calls `advance`; sleepers wake in due order."""
+    """A clock that only moves when a test calls `advance`; sleepers wake in due order.
 
-    def __init__(self, start: float = 1_780_000_000.0) -> None:
+    It starts on a weekday at 12:46 in China, when contacts with office hours are available.
+    """
+
+    def __init__(self, start: float = 1_780_030_000.0) -> None:
         self._now = start
         self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
         self._counter = itertools.count()

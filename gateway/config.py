@@ -5,6 +5,7 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import (
@@ -140,6 +141,11 @@ class TicketPolicy(BaseModel):
     red_cancel_window_s: float = Field(default=60.0, ge=0)
     rating_window_s: float = Field(default=72 * 3600.0, gt=0)
     day_clock_s: dict[Category, float] = Field(default_factory=_day_clocks)
+    access_roles: list[ResponderRole] = Field(
+        default_factory=lambda: _roles("village_secretary", "deputy_secretary", "grid_worker")
+    )
+    """Who, having accepted, is sent the key-safe code and health notes (with the resident's
+    consent). Nobody else ever sees them in a message."""
 
 
 class TicketSettings(BaseModel):
@@ -147,6 +153,17 @@ class TicketSettings(BaseModel):
 
     default: TicketPolicy = TicketPolicy()
     villages: dict[str, TicketPolicy] = Field(default_factory=dict)
+    timezone: str = "Asia/Shanghai"
+    """Contacts' availability hours are in this zone."""
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {name!r}") from exc
+        return name
 
     def policy_for(self, village_code: str | None) -> TicketPolicy:
         """The policy of a village (the default if it has none of its own)."""
@@ -188,8 +205,17 @@ class NotifySettings(BaseModel):
     retry_max_s: float = Field(default=300.0, gt=0)
     max_attempts: int = Field(default=8, ge=1)
     in_doubt_resend_s: float = Field(default=120.0, ge=0)
-    """After a crash, a message that may have been handed over waits this long for the
-    provider's status callback before it is sent again."""
+    """A message that may have been handed over (crash, timeout) is first looked up at the
+    provider; where the provider cannot tell, it waits this long for its status callback
+    before it is sent again."""
+    throttle_per_window: int = Field(default=6, ge=1)
+    """Messages per number and channel within `throttle_window_s`; more are held back and
+    merged. Urgent ones (a call for help) always go at once but count towards it."""
+    throttle_window_s: float = Field(default=3600.0, gt=0)
+    call_retry_after_s: float = Field(default=60.0, ge=0)
+    """An unanswered call (no keypress) is placed once more after this long."""
+    bridge_to_resident: bool = True
+    """After a responder accepts by keypress, connect the call to the resident's phone."""
 
 
 class HttpSettings(BaseModel):

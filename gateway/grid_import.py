@@ -1,4 +1,4 @@
-"""Bulk import of the grid from CSV: every row is checked first, then all or nothing is written.
+"""Bulk import of the grid from CSV: good rows are written, bad rows are reported, reruns are safe.
 
 Three files, each with a header row (UTF-8, an Excel byte-order mark is fine):
 
@@ -8,6 +8,28 @@ Three files, each with a header row (UTF-8, an Excel byte-order mark is fine):
                device_id, device_key       (the last two register the household's call box)
 - contacts:    name, role, unit_code, household_code, phone, language, available_from,
                available_to
+
+Every row is checked against the file and the store. A row with an error is skipped and
+reported with its line in the file (the line its record starts on, so a quoted field that
+spans lines does not shift the lines after it), the column and the reason; a row that
+depends on a rejected row of the same file (a unit whose parent row was rejected) is
+rejected too, and so is a row that repeats the key of an earlier row (a household code, a
+device_id, a unit code, a contact). The good rows are written in one transaction, each row
+whole: a household goes in with its resident and its call box, or not at all. A problem
+with the file itself (not UTF-8, a required column missing, an unknown or repeated column,
+more than MAX_ROWS rows) rejects the whole file and nothing is written.
+
+Importing the same file again changes nothing. Rows are matched on their natural keys:
+units by code, households by household_code (the resident by household_code and name),
+call boxes by device_id, contacts by role, unit_code or household_code, and phone. A
+matching row with the same content is unchanged; with other content it is updated (a
+unit's name; a household's neighbourhood and address and its resident's fields; a
+contact's name, language and hours). A resident_name the household does not have yet
+adds a resident beside the existing ones. Moving a unit to another level or parent, or
+giving a call box another key or household (or a household a second box), is refused: keys
+are rotated and boxes moved by provisioning, not by a spreadsheet. A new call box gets its
+silence deadline at once, as `bidao device add` gives it; a known box keeps its deadline.
+With `check`, everything is checked and counted and nothing is written.
 """
 
 from __future__ import annotations
@@ -15,17 +37,21 @@ from __future__ import annotations
 import csv
 import io
 import re
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Literal, get_args
 
 from firmware_protocol import KEY_LEN, ProtocolError, parse_device_id
 from gateway.clock import Clock
 from gateway.config import Role, SupervisionSettings
 from gateway.errors import GatewayError
+from gateway.metrics import GatewayMetrics
 from gateway.registry import SILENT_DEADLINE
-from gateway.store import Deadline, Store, UnitOfWork
+from gateway.store import Deadline, GridTable, Store, UnitOfWork
 
 ImportKind = Literal["units", "households", "contacts"]
+Outcome = Literal["inserted", "updated", "unchanged", "rejected"]
+OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
 MAX_ROWS = 200_000
 LEVELS = ("county", "township", "village", "area", "group", "neighbourhood")
 ROLES: tuple[str, ...] = get_args(Role)
@@ -62,6 +88,7 @@ REQUIRED: dict[ImportKind, tuple[str, ...]] = {
     "households": ("household_code", "neighbourhood_code", "resident_name"),
     "contacts": ("name", "role", "phone"),
 }
+FLAGS = ("lives_alone", "five_guarantee", "needs_care", "consent")
 _CODE = re.compile(r"^[0-9A-Za-z-]{1,40}$")
 _PHONE = re.compile(r"^\+?[0-9]{5,15}$")
 _TIME = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$")
@@ -69,280 +96,629 @@ _YES = {"1", "true", "yes", "y", "是"}
 _NO = {"", "0", "false", "no", "n", "否"}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, order=True)
 class RowError:
-    """What is wrong with one row (row 2 is the first after the header)."""
+    """What is wrong with one row: `line` is where its record starts in the file (1 = header)."""
 
-    row: int
+    line: int
     column: str
     message: str
 
     def __str__(self) -> str:
         """As an administrator reads it."""
-        return f"row {self.row}, {self.column}: {self.message}"
+        return f"line {self.line}, {self.column}: {self.message}"
 
 
 class ImportRejectedError(GatewayError):
-    """The file has errors; nothing was written."""
+    """The file itself is unusable (encoding, header, size); nothing was written."""
 
     def __init__(self, errors: list[RowError]) -> None:
         self.errors = errors
         shown = "; ".join(str(e) for e in errors[:20])
         more = f" (and {len(errors) - 20} more)" if len(errors) > 20 else ""
-        super().__init__(f"{len(errors)} errors, nothing imported: {shown}{more}")
+        super().__init__(f"file rejected, nothing imported: {shown}{more}")
 
 
 @dataclass(frozen=True, slots=True)
 class ImportResult:
-    """How many rows went in."""
+    """What one import did (or, with `check`, would do) to the rows of the file."""
 
     kind: ImportKind
     rows: int
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    devices: int = 0
+    errors: tuple[RowError, ...] = ()
+    check: bool = False
+
+    def summary(self) -> str:
+        """One line for the administrator."""
+        boxes = f"; {self.devices} new call boxes" if self.kind == "households" else ""
+        written = "checked, nothing written" if self.check else "imported"
+        return (
+            f"{written}: {self.rows} {self.kind} rows: {self.inserted} inserted, "
+            f"{self.updated} updated, {self.unchanged} unchanged, {self.rejected} rejected{boxes}"
+        )
+
+
+@dataclass(slots=True)
+class _Row:
+    """One data row of the file, its values by column and what is wrong with it."""
+
+    line: int
+    values: dict[str, str]
+    errors: list[RowError] = field(default_factory=list)
+    duplicate: bool = False  # repeats an earlier row's key: not checked against the store
+
+    def __getitem__(self, column: str) -> str:
+        return self.values.get(column, "")
+
+    def error(self, column: str, message: str) -> None:
+        self.errors.append(RowError(self.line, column, message))
+
+    def flag(self, column: str) -> int:
+        value = self[column]
+        text = value.lower()
+        if text in _YES:
+            return 1
+        if text not in _NO:
+            self.error(column, f"expected 1/0 or 是/否, got {value!r}")
+        return 0
+
+
+@dataclass(slots=True)
+class _Plan:
+    """The writes for the accepted rows and the outcome of every row."""
+
+    outcomes: dict[int, Outcome] = field(default_factory=dict)
+    inserts: list[tuple[GridTable, list[dict[str, object]]]] = field(default_factory=list)
+    updates: list[tuple[GridTable, str, list[dict[str, object]]]] = field(default_factory=list)
+    deadlines: list[Deadline] = field(default_factory=list)
     devices: int = 0
 
 
-def _flag(value: str, row: int, column: str, errors: list[RowError]) -> int:
-    text = value.strip().lower()
-    if text in _YES:
-        return 1
-    if text not in _NO:
-        errors.append(RowError(row, column, f"expected 1/0 or 是/否, got {value!r}"))
-    return 0
+def _decode(data: str | bytes) -> str:
+    if isinstance(data, str):
+        return data.removeprefix("\ufeff")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ImportRejectedError(
+            [
+                RowError(
+                    line,
+                    "-",
+                    f"not UTF-8 text (byte 0x{data[exc.start]:02x}); save the file as "
+                    '"CSV UTF-8" (Excel\'s plain CSV is GBK on Chinese Windows)',
+                )
+            ]
+        ) from None
 
 
-def _read(text: str, kind: ImportKind) -> tuple[list[dict[str, str]], list[RowError]]:
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
-    header = [h.strip() for h in reader.fieldnames or []]
-    missing = [c for c in REQUIRED[kind] if c not in header]
-    unknown = [c for c in header if c not in COLUMNS[kind]]
-    errors = [RowError(1, c, "required column missing") for c in missing]
-    errors += [RowError(1, c, "unknown column") for c in unknown]
-    rows: list[dict[str, str]] = []
-    for raw in reader:
-        if len(rows) >= MAX_ROWS:
-            errors.append(RowError(len(rows) + 2, "-", f"more than {MAX_ROWS} rows"))
-            break
-        rows.append({k.strip(): (v or "").strip() for k, v in raw.items() if k is not None})
-    return rows, errors
+def _read(data: str | bytes, kind: ImportKind) -> list[_Row]:
+    """The data rows of a file; ImportRejectedError if the file itself is unusable."""
+    reader = csv.reader(io.StringIO(_decode(data), newline=""))
+    rows: list[_Row] = []
+    header: list[str] | None = None
+    try:
+        while True:
+            start = reader.line_num + 1
+            record = next(reader, None)
+            if record is None:
+                break
+            if not any(cell.strip() for cell in record):
+                continue  # blank lines, and the empty rows Excel leaves at the end
+            if header is None:
+                header = _header(record, kind, start)
+                continue
+            if len(rows) == MAX_ROWS:
+                raise ImportRejectedError(
+                    [RowError(start, "-", f"more than {MAX_ROWS:,} rows; split the file")]
+                )
+            row = _Row(start, {})
+            for name, cell in zip(header, record, strict=False):
+                if name:
+                    row.values[name] = cell.strip()
+                elif cell.strip():
+                    row.error("-", f"a value under a column with no header: {cell.strip()!r}")
+            if len(record) > len(header) and any(c.strip() for c in record[len(header) :]):
+                row.error("-", f"{len(record)} fields, but the header has {len(header)}")
+            rows.append(row)
+    except csv.Error as exc:
+        raise ImportRejectedError([RowError(reader.line_num, "-", f"not CSV: {exc}")]) from None
+    if header is None:
+        raise ImportRejectedError([RowError(1, "-", "empty file: no header row")])
+    return rows
+
+
+def _header(record: list[str], kind: ImportKind, line: int) -> list[str]:
+    header = [cell.strip() for cell in record]
+    errors = [
+        RowError(line, c, "required column missing") for c in REQUIRED[kind] if c not in header
+    ]
+    errors += [
+        RowError(line, c, f"unknown column for {kind} (expected {', '.join(COLUMNS[kind])})")
+        for c in header
+        if c and c not in COLUMNS[kind]
+    ]
+    errors += [
+        RowError(line, c, "column appears twice")
+        for i, c in enumerate(header)
+        if c and c in header[:i]
+    ]
+    if errors:
+        raise ImportRejectedError(errors)
+    return header
+
+
+def _required(kind: ImportKind, rows: Sequence[_Row]) -> None:
+    for row in rows:
+        for column in REQUIRED[kind]:
+            if not row[column]:
+                row.error(column, "required")
+
+
+def _first_of(
+    rows: Sequence[_Row], key: Callable[[_Row], object], column: str, what: str
+) -> dict[object, _Row]:
+    """The first row for each key; later rows with the same key are rejected."""
+    first: dict[object, _Row] = {}
+    for row in rows:
+        k = key(row)
+        if not k:
+            continue
+        if k in first:
+            row.error(column, f"{what} is already on line {first[k].line}")
+            row.duplicate = True
+        else:
+            first[k] = row
+    return first
+
+
+def _contact(row: _Row) -> dict[str, str]:
+    """The checks a contact row needs no store for; its hours."""
+    role, unit, household = row["role"], row["unit_code"], row["household_code"]
+    if role and role not in ROLES:
+        row.error("role", f"must be one of {', '.join(ROLES)}, got {role!r}")
+    elif role == "family":
+        if not household or unit:
+            row.error("household_code", "family: a household_code and no unit_code")
+    elif role and (not unit or household):
+        row.error("unit_code", f"{role}: a unit_code and no household_code")
+    phone = row["phone"]
+    if phone and not _PHONE.match(phone):
+        row.error("phone", f"not a phone number: {phone!r}")
+    hours = {
+        c: row[c] or default
+        for c, default in (("available_from", "00:00"), ("available_to", "24:00"))
+    }
+    for column, value in hours.items():
+        if not _TIME.match(value):
+            row.error(column, f"expected HH:MM, got {value!r}")
+    return hours
+
+
+def _changed(stored: Mapping[str, object], wanted: Mapping[str, object]) -> bool:
+    return any(stored.get(k) != v for k, v in wanted.items())
+
+
+@dataclass(frozen=True, slots=True)
+class _Household:
+    """A household row's resident fields and the call box it names, if a valid one."""
+
+    resident: dict[str, object]
+    box: tuple[str, bytes] | None
+
+
+@dataclass(slots=True)
+class _HouseholdsInStore:
+    """What the store holds already for the households, units and boxes a file names."""
+
+    levels: dict[str, str]
+    households: dict[str, dict[str, object]]
+    residents: dict[tuple[str, str], dict[str, object]]
+    devices: dict[str, dict[str, object]]
+    boxes_of: dict[str, list[str]]
+
+    @classmethod
+    async def load(
+        cls, uow: UnitOfWork, rows: Sequence[_Row], device_ids: Sequence[str]
+    ) -> _HouseholdsInStore:
+        codes = [r["household_code"] for r in rows]
+        units = await uow.grid_rows("grid_units", "code", [r["neighbourhood_code"] for r in rows])
+        residents: dict[tuple[str, str], dict[str, object]] = {}
+        for r in await uow.grid_rows("residents", "household_code", codes):
+            residents.setdefault((str(r["household_code"]), str(r["name"])), r)
+        boxes_of: dict[str, list[str]] = {}
+        for d in await uow.grid_rows("devices", "household_code", codes):
+            if d["kind"] == "call_box":
+                boxes_of.setdefault(str(d["household_code"]), []).append(str(d["device_id"]))
+        return cls(
+            levels={str(u["code"]): str(u["level"]) for u in units},
+            households={
+                str(h["code"]): h for h in await uow.grid_rows("households", "code", codes)
+            },
+            residents=residents,
+            devices={
+                str(d["device_id"]): d
+                for d in await uow.grid_rows("devices", "device_id", device_ids)
+            },
+            boxes_of=boxes_of,
+        )
+
+    def check(self, row: _Row, box: tuple[str, bytes] | None) -> bool:
+        """Check a row against the store; whether the call box it names is a new one."""
+        unit = row["neighbourhood_code"]
+        if unit and unit not in self.levels:
+            row.error("neighbourhood_code", f"unknown unit {unit}: import the units first")
+        elif unit and self.levels[unit] != "neighbourhood":
+            row.error("neighbourhood_code", f"{unit} is a {self.levels[unit]}, not a neighbourhood")
+        if box is None:
+            return False
+        device_id, key = box
+        code = row["household_code"]
+        stored = self.devices.get(device_id)
+        if stored is None:
+            if others := self.boxes_of.get(code):
+                row.error(
+                    "device_id",
+                    f"household {code} already has call box {others[0]}; "
+                    "a box is replaced by provisioning, not by import",
+                )
+            return True
+        if stored["kind"] != "call_box":
+            row.error("device_id", f"{device_id} is registered as a {stored['kind']}")
+        elif stored["household_code"] != code:
+            owner = stored["household_code"]
+            where = f"household {owner}" if owner else "no household"
+            row.error(
+                "device_id",
+                f"call box {device_id} is registered to {where}; "
+                "a box is moved by provisioning, not by import",
+            )
+        if stored["key"] != key:
+            row.error(
+                "device_key",
+                f"differs from the registered key of {device_id}; "
+                "keys are rotated by provisioning, not by import",
+            )
+        return False
+
+
+@dataclass(slots=True)
+class _HouseholdWrites:
+    """The rows to insert and update for the accepted household rows."""
+
+    due: float
+    new: dict[GridTable, list[dict[str, object]]] = field(
+        default_factory=lambda: {"households": [], "residents": [], "devices": []}
+    )
+    changed: dict[GridTable, list[dict[str, object]]] = field(
+        default_factory=lambda: {"households": [], "residents": []}
+    )
+    deadlines: list[Deadline] = field(default_factory=list)
+
+    def add(
+        self,
+        row: _Row,
+        parsed: _Household,
+        new_box: bool,
+        found: _HouseholdsInStore,
+        interval: int,
+        now: float,
+    ) -> Outcome:
+        """Plan one accepted row (household, resident and box together); its outcome."""
+        code = row["household_code"]
+        household: dict[str, object] = {
+            "code": code,
+            "neighbourhood_code": row["neighbourhood_code"],
+            "address": row["address"],
+        }
+        old = found.households.get(code)
+        changed = False
+        if old is None:
+            self.new["households"].append(household)
+        elif _changed(old, household):
+            self.changed["households"].append(household)
+            changed = True
+        old_resident = found.residents.get((code, row["resident_name"]))
+        if old_resident is None:
+            self.new["residents"].append(
+                {"household_code": code, "name": row["resident_name"], **parsed.resident}
+            )
+            changed = True
+        elif _changed(old_resident, parsed.resident):
+            self.changed["residents"].append({"id": old_resident["id"], **parsed.resident})
+            changed = True
+        if parsed.box is not None and new_box:
+            device_id, key = parsed.box
+            self.new["devices"].append(
+                {
+                    "device_id": device_id,
+                    "kind": "call_box",
+                    "key": key,
+                    "household_code": code,
+                    "heartbeat_interval_s": interval,
+                    "created_at": now,
+                }
+            )
+            # As `bidao device add` does: a box installed but never heard from is noticed.
+            self.deadlines.append(Deadline(SILENT_DEADLINE, device_id, self.due))
+            changed = True
+        if old is None:
+            return "inserted"
+        return "updated" if changed else "unchanged"
 
 
 class GridImporter:
-    """Checks a CSV file against itself and the store, then writes it in one transaction."""
+    """Checks a CSV file against itself and the store, then writes its good rows at once."""
 
-    def __init__(self, store: Store, clock: Clock, supervision: SupervisionSettings) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        supervision: SupervisionSettings,
+        metrics: GatewayMetrics | None = None,
+    ) -> None:
         self._store = store
         self._clock = clock
         self._supervision = supervision
+        self._metrics = metrics
 
-    async def import_csv(self, kind: ImportKind, text: str) -> ImportResult:
-        """Import one file; ImportRejectedError lists every bad row and nothing is written."""
-        rows, errors = _read(text, kind)
+    async def import_csv(
+        self, kind: ImportKind, data: str | bytes, *, check: bool = False
+    ) -> ImportResult:
+        """Import one file (bytes must be UTF-8); with `check`, report but write nothing.
+
+        ImportRejectedError if the file itself is unusable; bad rows are in the result.
+        """
+        rows = _read(data, kind)
         async with self._store.transaction() as uow:
             if kind == "units":
-                written = await self._units(uow, rows, errors)
+                plan = await self._units(uow, rows)
             elif kind == "households":
-                written = await self._households(uow, rows, errors)
+                plan = await self._households(uow, rows)
             else:
-                written = await self._contacts(uow, rows, errors)
-            if errors:
-                # Raising rolls the transaction back: nothing half-imported.
-                raise ImportRejectedError(sorted(errors, key=lambda e: e.row))
-        return ImportResult(kind, len(rows), written)
+                plan = await self._contacts(uow, rows)
+            if not check:
+                for table, inserts in plan.inserts:
+                    await uow.insert_grid_rows(table, inserts)
+                for table, key, updates in plan.updates:
+                    await uow.update_grid_rows(table, key, updates)
+                await uow.set_deadlines(plan.deadlines)
+        counts = dict.fromkeys(OUTCOMES, 0)
+        for row in rows:
+            counts["rejected" if row.errors else plan.outcomes[row.line]] += 1
+        if self._metrics is not None and not check:
+            for outcome, n in counts.items():
+                if n:
+                    self._metrics.import_rows.labels(kind, outcome).inc(n)
+        return ImportResult(
+            kind,
+            len(rows),
+            devices=plan.devices,
+            errors=tuple(sorted(e for row in rows for e in row.errors)),
+            check=check,
+            **counts,
+        )
+
+    async def _units(self, uow: UnitOfWork, rows: list[_Row]) -> _Plan:
+        _required("units", rows)
+        for row in rows:
+            if row["code"] and not _CODE.match(row["code"]):
+                row.error("code", f"not a grid code (letters, digits, '-'): {row['code']!r}")
+            if row["level"] and row["level"] not in LEVELS:
+                row.error("level", f"must be one of {', '.join(LEVELS)}, got {row['level']!r}")
+        in_file = _first_of(rows, lambda r: r["code"], "code", "this unit")
+        codes = [r["code"] for r in rows] + [r["parent_code"] for r in rows]
+        stored = {str(u["code"]): u for u in await uow.grid_rows("grid_units", "code", codes)}
+        plan = _Plan()
+        inserts: list[dict[str, object]] = []
+        updates: list[dict[str, object]] = []
+        # Parents before children: a unit's parent is always one level up.
+        valid = [r for r in rows if r["level"] in LEVELS]
+        for row in sorted(valid, key=lambda r: LEVELS.index(r["level"])):
+            if row.duplicate:
+                continue
+            code, level, parent = row["code"], row["level"], row["parent_code"]
+            self._check_parent(row, level, parent, in_file, stored)
+            old = stored.get(code)
+            if old is not None:
+                if old["level"] != level:
+                    row.error(
+                        "level",
+                        f"{code} is a {old['level']} in the grid; "
+                        "its level is not changed by import",
+                    )
+                if (old["parent_code"] or "") != parent:
+                    row.error(
+                        "parent_code",
+                        f"{code} sits in {old['parent_code'] or 'nothing'} in the grid; "
+                        "moving it is not done by import",
+                    )
+            if row.errors:
+                continue
+            values: dict[str, object] = {"code": code, "name": row["name"]}
+            if old is None:
+                inserts.append({**values, "level": level, "parent_code": parent or None})
+                plan.outcomes[row.line] = "inserted"
+            elif _changed(old, values):
+                updates.append(values)
+                plan.outcomes[row.line] = "updated"
+            else:
+                plan.outcomes[row.line] = "unchanged"
+        plan.inserts.append(("grid_units", inserts))
+        plan.updates.append(("grid_units", "code", updates))
+        return plan
 
     @staticmethod
-    def _required(kind: ImportKind, rows: list[dict[str, str]], errors: list[RowError]) -> None:
-        errors.extend(
-            RowError(n, column, "required")
-            for n, row in enumerate(rows, start=2)
-            for column in REQUIRED[kind]
-            if not row.get(column)
-        )
-
-    async def _units(
-        self, uow: UnitOfWork, rows: list[dict[str, str]], errors: list[RowError]
-    ) -> int:
-        self._required("units", rows, errors)
-        known = await uow.existing_keys("grid_units", [r.get("parent_code", "") for r in rows])
-        existing = await uow.existing_keys("grid_units", [r["code"] for r in rows if r.get("code")])
-        out = []
-        for n, row in enumerate(rows, start=2):
-            code, level, parent = row.get("code", ""), row.get("level", ""), row.get("parent_code")
-            if code and not _CODE.match(code):
-                errors.append(RowError(n, "code", f"not a grid code: {code!r}"))
-            if code in existing:
-                errors.append(RowError(n, "code", f"{code} exists already"))
-            if level and level not in LEVELS:
-                errors.append(RowError(n, "level", f"must be one of {', '.join(LEVELS)}"))
-            elif level == "county" and parent:
-                errors.append(RowError(n, "parent_code", "a county has no parent"))
-            elif level and level != "county":
-                parent_level = known.get(parent or "")
-                if parent_level is None:
-                    errors.append(RowError(n, "parent_code", f"unknown parent {parent!r}"))
-                elif LEVELS.index(parent_level) != LEVELS.index(level) - 1:
-                    errors.append(
-                        RowError(
-                            n,
-                            "parent_code",
-                            f"a {level} must sit in a "
-                            f"{LEVELS[LEVELS.index(level) - 1]}, not a {parent_level}",
-                        )
-                    )
-            if code and level:
-                known[code] = level  # later rows may use it as their parent
-            existing[code] = level
-            out.append(
-                {
-                    "code": code,
-                    "level": level,
-                    "name": row.get("name", ""),
-                    "parent_code": parent or None,
-                }
-            )
-        if not errors:
-            await uow.insert_grid_rows("grid_units", out)
-        return 0
-
-    async def _households(
-        self, uow: UnitOfWork, rows: list[dict[str, str]], errors: list[RowError]
-    ) -> int:
-        self._required("households", rows, errors)
-        units = await uow.existing_keys(
-            "grid_units", [r.get("neighbourhood_code", "") for r in rows]
-        )
-        existing = await uow.existing_keys(
-            "households", [r.get("household_code", "") for r in rows]
-        )
-        devices = await uow.existing_keys("devices", [r.get("device_id", "") for r in rows])
-        households, residents, new_devices = [], [], []
-        seen_codes: set[str] = set()
-        seen_devices: set[str] = set()
-        now = self._clock.now()
-        for n, row in enumerate(rows, start=2):
-            code = row.get("household_code", "")
-            if code in existing or code in seen_codes:
-                errors.append(RowError(n, "household_code", f"{code} appears twice or exists"))
-            seen_codes.add(code)
-            unit = row.get("neighbourhood_code", "")
-            if unit and units.get(unit) != "neighbourhood":
-                errors.append(RowError(n, "neighbourhood_code", f"{unit!r} is not a neighbourhood"))
-            phone = row.get("resident_phone", "")
-            if phone and not _PHONE.match(phone):
-                errors.append(RowError(n, "resident_phone", f"not a phone number: {phone!r}"))
-            flags = {
-                c: _flag(row.get(c, ""), n, c, errors)
-                for c in ("lives_alone", "five_guarantee", "needs_care", "consent")
-            }
-            households.append(
-                {"code": code, "neighbourhood_code": unit, "address": row.get("address", "")}
-            )
-            residents.append(
-                {
-                    "household_code": code,
-                    "name": row.get("resident_name", ""),
-                    "phone": phone or None,
-                    **flags,
-                    "key_safe_code": row.get("key_safe_code") or None,
-                    "health_notes": row.get("health_notes") or None,
-                }
-            )
-            device = self._device_row(row, n, errors, devices, seen_devices, now)
-            if device is not None:
-                new_devices.append(device)
-        if not errors:
-            await uow.insert_grid_rows("households", households)
-            await uow.insert_grid_rows("residents", residents)
-            await uow.insert_grid_rows("devices", new_devices)
-            due = now + self._supervision.missed_intervals * self._box_interval
-            await uow.set_deadlines(
-                [Deadline(SILENT_DEADLINE, str(d["device_id"]), due) for d in new_devices]
-            )
-        return len(new_devices)
+    def _check_parent(
+        row: _Row,
+        level: str,
+        parent: str,
+        in_file: Mapping[object, _Row],
+        stored: Mapping[str, Mapping[str, object]],
+    ) -> None:
+        if level == "county":
+            if parent:
+                row.error("parent_code", "a county has no parent")
+            return
+        above = LEVELS[LEVELS.index(level) - 1]
+        if not parent:
+            row.error("parent_code", f"required: the {above} this {level} sits in")
+            return
+        parent_row = in_file.get(parent)
+        if parent_row is not None and parent_row is not row:
+            if parent_row.errors:
+                row.error(
+                    "parent_code", f"its parent {parent} (line {parent_row.line}) is rejected"
+                )
+                return
+            parent_level: object = parent_row["level"]
+        elif parent in stored:
+            parent_level = stored[parent]["level"]
+        else:
+            row.error("parent_code", f"unknown parent {parent}: not in the grid nor in this file")
+            return
+        if parent_level != above:
+            row.error("parent_code", f"a {level} must sit in a {above}, not a {parent_level}")
 
     @property
     def _box_interval(self) -> int:
         return self._supervision.heartbeat_interval_s["call_box"]
 
-    def _device_row(
-        self,
-        row: dict[str, str],
-        n: int,
-        errors: list[RowError],
-        existing: dict[str, str],
-        seen: set[str],
-        now: float,
-    ) -> dict[str, object] | None:
-        raw_id, raw_key = row.get("device_id", ""), row.get("device_key", "")
+    async def _households(self, uow: UnitOfWork, rows: list[_Row]) -> _Plan:
+        _required("households", rows)
+        parsed = {row.line: self._household(row) for row in rows}
+        _first_of(rows, lambda r: r["household_code"], "household_code", "this household")
+        boxes = {line: h.box[0] for line, h in parsed.items() if h.box is not None}
+        _first_of(rows, lambda r: boxes.get(r.line), "device_id", "this call box")
+        found = await _HouseholdsInStore.load(uow, rows, list(boxes.values()))
+        plan = _Plan()
+        now = self._clock.now()
+        writes = _HouseholdWrites(now + self._supervision.missed_intervals * self._box_interval)
+        for row in rows:
+            new_box = not row.duplicate and found.check(row, parsed[row.line].box)
+            if not row.errors:
+                plan.outcomes[row.line] = writes.add(
+                    row, parsed[row.line], new_box, found, self._box_interval, now
+                )
+        plan.devices = len(writes.new["devices"])
+        plan.inserts += list(writes.new.items())
+        plan.updates += [("households", "code", writes.changed["households"])]
+        plan.updates += [("residents", "id", writes.changed["residents"])]
+        plan.deadlines += writes.deadlines
+        return plan
+
+    def _household(self, row: _Row) -> _Household:
+        """The checks a household row needs no store for."""
+        code = row["household_code"]
+        if code and not _CODE.match(code):
+            row.error("household_code", f"not a household code (letters, digits, '-'): {code!r}")
+        phone = row["resident_phone"]
+        if phone and not _PHONE.match(phone):
+            row.error("resident_phone", f"not a phone number: {phone!r}")
+        resident: dict[str, object] = {
+            "phone": phone or None,
+            **{c: row.flag(c) for c in FLAGS},
+            "key_safe_code": row["key_safe_code"] or None,
+            "health_notes": row["health_notes"] or None,
+        }
+        return _Household(resident, self._box(row))
+
+    @staticmethod
+    def _box(row: _Row) -> tuple[str, bytes] | None:
+        """The call box a row names, if it names one correctly."""
+        raw_id, raw_key = row["device_id"], row["device_key"]
         if not raw_id and not raw_key:
+            return None
+        if not raw_id:
+            row.error("device_id", "required with a device_key")
             return None
         try:
             device_id = parse_device_id(raw_id)
         except ProtocolError:
-            errors.append(RowError(n, "device_id", f"must be 16 hex digits, got {raw_id!r}"))
+            row.error("device_id", f"must be 16 hex digits, got {raw_id!r}")
             return None
-        if device_id in existing or device_id in seen:
-            errors.append(RowError(n, "device_id", f"{device_id} appears twice or exists"))
-        seen.add(device_id)
+        if not raw_key:
+            row.error("device_key", f"required with a device_id ({2 * KEY_LEN} hex digits)")
+            return None
         try:
             key = bytes.fromhex(raw_key)
         except ValueError:
             key = b""
         if len(key) != KEY_LEN:
-            errors.append(RowError(n, "device_key", f"must be {2 * KEY_LEN} hex digits"))
-        return {
-            "device_id": device_id,
-            "kind": "call_box",
-            "key": key,
-            "household_code": row.get("household_code"),
-            "heartbeat_interval_s": self._box_interval,
-            "created_at": now,
-        }
+            row.error("device_key", f"must be {2 * KEY_LEN} hex digits")
+            return None
+        return device_id, key
 
-    async def _contacts(
-        self, uow: UnitOfWork, rows: list[dict[str, str]], errors: list[RowError]
-    ) -> int:
-        self._required("contacts", rows, errors)
-        units = await uow.existing_keys("grid_units", [r.get("unit_code", "") for r in rows])
-        households = await uow.existing_keys(
-            "households", [r.get("household_code", "") for r in rows]
-        )
-        out = []
-        for n, row in enumerate(rows, start=2):
-            role = row.get("role", "")
-            unit, household = row.get("unit_code", ""), row.get("household_code", "")
-            if role and role not in ROLES:
-                errors.append(RowError(n, "role", f"must be one of {', '.join(ROLES)}"))
-            if role == "family":
-                if not household or unit:
-                    errors.append(RowError(n, "household_code", "family: household only"))
-                elif household not in households:
-                    errors.append(RowError(n, "household_code", f"unknown household {household}"))
-            elif role:
-                if not unit or household:
-                    errors.append(RowError(n, "unit_code", f"{role}: a grid unit only"))
-                elif unit not in units:
-                    errors.append(RowError(n, "unit_code", f"unknown unit {unit}"))
-            phone = row.get("phone", "")
-            if phone and not _PHONE.match(phone):
-                errors.append(RowError(n, "phone", f"not a phone number: {phone!r}"))
-            hours = {
-                c: row.get(c) or d
-                for c, d in (("available_from", "00:00"), ("available_to", "24:00"))
-            }
-            for column, value in hours.items():
-                if not _TIME.match(value):
-                    errors.append(RowError(n, column, f"expected HH:MM, got {value!r}"))
-            out.append(
-                {
-                    "name": row.get("name", ""),
-                    "role": role,
-                    "unit_code": unit or None,
-                    "household_code": household or None,
-                    "phone": phone,
-                    "language": row.get("language") or "zh-CN",
-                    **hours,
-                }
+    async def _contacts(self, uow: UnitOfWork, rows: list[_Row]) -> _Plan:
+        _required("contacts", rows)
+        hours = {row.line: _contact(row) for row in rows}
+
+        def key(r: _Row) -> tuple[str, str, str, str] | None:
+            if not (r["role"] and r["phone"]):
+                return None
+            return (r["role"], r["unit_code"], r["household_code"], r["phone"])
+
+        _first_of(rows, key, "phone", "this contact (same role, unit or household, phone)")
+        unit_codes = [r["unit_code"] for r in rows if r["unit_code"]]
+        household_codes = [r["household_code"] for r in rows if r["household_code"]]
+        units = {str(u["code"]) for u in await uow.grid_rows("grid_units", "code", unit_codes)}
+        households = {
+            str(h["code"]) for h in await uow.grid_rows("households", "code", household_codes)
+        }
+        existing: dict[tuple[str, str, str, str], list[dict[str, object]]] = {}
+        stored_contacts = await uow.grid_rows("contacts", "unit_code", unit_codes)
+        stored_contacts += await uow.grid_rows("contacts", "household_code", household_codes)
+        for c in stored_contacts:
+            k = (
+                str(c["role"]),
+                str(c["unit_code"] or ""),
+                str(c["household_code"] or ""),
+                str(c["phone"]),
             )
-        if not errors:
-            await uow.insert_grid_rows("contacts", out)
-        return 0
+            existing.setdefault(k, []).append(c)
+
+        plan = _Plan()
+        inserts: list[dict[str, object]] = []
+        updates: list[dict[str, object]] = []
+        for row in rows:
+            unit, household = row["unit_code"], row["household_code"]
+            if unit and unit not in units:
+                row.error("unit_code", f"unknown unit {unit}: import the units first")
+            if household and household not in households:
+                row.error(
+                    "household_code", f"unknown household {household}: import the households first"
+                )
+            row_key = key(row)
+            if row.errors or row_key is None:
+                continue
+            values: dict[str, object] = {
+                "name": row["name"],
+                "language": row["language"] or "zh-CN",
+                **hours[row.line],
+            }
+            matches = existing.get(row_key, [])
+            if not matches:
+                inserts.append(
+                    {
+                        **values,
+                        "role": row["role"],
+                        "unit_code": unit or None,
+                        "household_code": household or None,
+                        "phone": row["phone"],
+                    }
+                )
+                plan.outcomes[row.line] = "inserted"
+            elif any(_changed(m, values) for m in matches):
+                updates += [{"id": m["id"], **values} for m in matches]
+                plan.outcomes[row.line] = "updated"
+            else:
+                plan.outcomes[row.line] = "unchanged"
+        plan.inserts.append(("contacts", inserts))
+        plan.updates.append(("contacts", "id", updates))
+        return plan

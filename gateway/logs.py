@@ -65,6 +65,8 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    # The twilio library logs every request's headers at INFO: eleven lines per message.
+    logging.getLogger("twilio.http_client").setLevel(max(root.level, logging.WARNING))
 
 
 class RateLimitedLog:

@@ -110,6 +110,12 @@ class GatewayMetrics:
             ["where"],
             registry=r,
         )
+        self.import_rows = Counter(
+            "bidao_import_rows",
+            "CSV rows imported, by file kind and outcome (inserted, updated, unchanged, rejected)",
+            ["kind", "outcome"],
+            registry=r,
+        )
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""

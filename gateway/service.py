@@ -90,12 +90,14 @@ class GatewayService:
             self.downlinks,
             self.metrics,
             notifications_committed=self.outbox.wake,
+            calls=self.provider,
         )
+        self.outbox.set_unanswered_handler(self.tickets)
         self.pipeline.add_handler(self.tickets)
         for kind in TICKET_DEADLINES:
             self.scheduler.register(kind, self.tickets)
         self.reports = Reports(self.store, settings.tickets, settings.warnings, settings.cards)
-        self.importer = GridImporter(self.store, self.clock, settings.supervision)
+        self.importer = GridImporter(self.store, self.clock, settings.supervision, self.metrics)
         self.serial_links = [
             SerialLink(link, self.pipeline, self.clock, self.metrics) for link in settings.serial
         ]
@@ -125,9 +127,11 @@ class GatewayService:
         """Provision a device while the gateway runs."""
         return await self.registry.register(device_id, kind, key, household_code, label)
 
-    async def import_csv(self, kind: ImportKind, text: str) -> ImportResult:
-        """Import grid units, households (with their boxes) or contacts; all rows or none."""
-        result = await self.importer.import_csv(kind, text)
+    async def import_csv(
+        self, kind: ImportKind, data: str | bytes, *, check: bool = False
+    ) -> ImportResult:
+        """Import grid units, households (with their boxes) or contacts; bad rows are skipped."""
+        result = await self.importer.import_csv(kind, data, check=check)
         self.scheduler.notify(0.0)  # new boxes bring silence deadlines
         return result
 

@@ -24,9 +24,12 @@ from gateway.store import (
     DeviceRecord,
     DeviceSeen,
     EventRow,
+    FollowUpKind,
     GridTable,
     GridUnit,
     HouseholdInfo,
+    OutboxEntry,
+    OutboxRecord,
     OutboxRow,
     Telemetry,
     Ticket,
@@ -55,13 +58,12 @@ def migrations() -> list[tuple[int, str, str]]:
     return sorted(found)
 
 
-_GRID_KEYS: dict[str, tuple[str, str]] = {
-    "grid_units": ("code", "level"),
-    "households": ("code", "''"),
-    "residents": ("CAST(id AS TEXT)", "''"),
-    "contacts": ("CAST(id AS TEXT)", "''"),
-    "devices": ("device_id", "kind"),
-}
+def _grid_column(name: str) -> None:
+    """Column names reach grid SQL as text: only plain identifiers are allowed."""
+    if not name.isidentifier() or not name.isascii():
+        raise StoreError(f"not a column name: {name!r}")
+
+
 # Provider delivery states in the order they can happen; a callback never moves one back.
 DELIVERY_RANK = {
     "queued": 1,
@@ -102,6 +104,8 @@ def _contact(row: sqlite3.Row) -> Contact:
         unit_code=row["unit_code"],
         household_code=row["household_code"],
         bad_number=bool(row["bad_number"]),
+        available_from=row["available_from"],
+        available_to=row["available_to"],
     )
 
 
@@ -122,6 +126,33 @@ def _notification(row: sqlite3.Row) -> Notification:
         contact_id=row["contact_id"],
         ticket_id=row["ticket_id"],
         priority=row["priority"],
+    )
+
+
+_INSERT_NOTIFICATION = (
+    "INSERT INTO notifications (created_at, channel, contact_id, recipient, template, params,"
+    " language, ticket_id, priority) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_FOLLOW_UP = (
+    "INSERT OR IGNORE INTO notifications (created_at, channel, contact_id, recipient, template,"
+    " params, language, ticket_id, priority, next_attempt_at, origin_id, origin_kind)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _notification_values(n: Notification, at: float) -> tuple[object, ...]:
+    """The first nine values of _INSERT_NOTIFICATION and _INSERT_FOLLOW_UP."""
+    params = json.dumps(n.params, ensure_ascii=False, sort_keys=True)
+    return (
+        at,
+        n.channel,
+        n.contact_id,
+        n.recipient,
+        n.template,
+        params,
+        n.language,
+        n.ticket_id,
+        n.priority,
     )
 
 
@@ -277,16 +308,22 @@ class SqliteUnitOfWork:
             (rows[0]["neighbourhood_code"],),
         )
         residents = await self._rows(
-            "SELECT name FROM residents WHERE household_code = ? ORDER BY id LIMIT 1",
+            "SELECT name, phone, consent, key_safe_code, health_notes FROM residents"
+            " WHERE household_code = ? ORDER BY id LIMIT 1",
             (household_code,),
         )
+        resident = residents[0] if residents else None
         return HouseholdInfo(
             code=household_code,
             address=rows[0]["address"],
             unit_chain=tuple(r["code"] for r in chain),
             unit_names={r["code"]: r["name"] for r in chain},
             unit_levels={r["code"]: r["level"] for r in chain},
-            resident_name=residents[0]["name"] if residents else household_code,
+            resident_name=resident["name"] if resident else household_code,
+            resident_phone=resident["phone"] if resident else None,
+            consent=bool(resident["consent"]) if resident else False,
+            key_safe_code=resident["key_safe_code"] if resident else None,
+            health_notes=resident["health_notes"] if resident else None,
         )
 
     async def contacts_for_role(self, unit_chain: Sequence[str], role: Role) -> list[Contact]:
@@ -407,41 +444,143 @@ class SqliteUnitOfWork:
             (household_code, device_id, at, rating, ticket_id),
         )
 
-    async def claim_notifications(self, now: float, limit: int) -> list[OutboxRow]:
-        """Due pending notifications, urgent first, marked as being sent."""
+    async def due_notifications(self, now: float, limit: int, in_doubt: bool) -> list[OutboxRow]:
+        """Pending notifications due at `now` (in doubt or not), urgent first, oldest first."""
         rows = await self._rows(
             "SELECT * FROM notifications WHERE status = 'pending' AND next_attempt_at <= ?"
-            " ORDER BY priority DESC, id LIMIT ?",
-            (now, limit),
+            " AND in_doubt = ? ORDER BY priority DESC, id LIMIT ?",
+            (now, int(in_doubt), limit),
         )
+        return [
+            OutboxRow(r["id"], _notification(r), r["attempts"], r["claimed_at"], r["origin_kind"])
+            for r in rows
+        ]
+
+    async def merged_members(self, leader_ids: Sequence[int]) -> dict[int, list[Notification]]:
+        """The notifications merged into each leader, oldest first."""
+        out: dict[int, list[Notification]] = {i: [] for i in leader_ids}
+        if not leader_ids:
+            return out
+        marks = ", ".join("?" for _ in leader_ids)
+        rows = await self._rows(
+            f"SELECT * FROM notifications WHERE merged_into IN ({marks}) ORDER BY id",  # noqa: S608
+            list(leader_ids),
+        )
+        for row in rows:
+            out[row["merged_into"]].append(_notification(row))
+        return out
+
+    async def recent_sends(self, recipient: str, channel: str, since: float) -> list[float]:
+        """When messages to `recipient` on `channel` were handed over since `since`."""
+        rows = await self._rows(
+            "SELECT claimed_at FROM notifications WHERE recipient = ? AND channel = ?"
+            " AND status IN ('sending', 'sent', 'delivered') AND claimed_at >= ?"
+            " ORDER BY claimed_at",
+            (recipient, channel, since),
+        )
+        return [float(r[0]) for r in rows]
+
+    async def mark_sending(self, ids: Sequence[int], at: float) -> None:
+        """Claim notifications for sending: one more attempt each."""
         await self._conn.executemany(
             "UPDATE notifications SET status = 'sending', attempts = attempts + 1,"
-            " updated_at = ? WHERE id = ?",
-            [(now, r["id"]) for r in rows],
+            " claimed_at = ?, updated_at = ? WHERE id = ? AND status = 'pending'",
+            [(at, at, i) for i in ids],
         )
-        return [OutboxRow(r["id"], _notification(r), r["attempts"] + 1) for r in rows]
+
+    async def defer_notifications(self, ids: Sequence[int], until: float) -> None:
+        """Hold pending notifications back until `until` (throttling); no attempt is used."""
+        await self._conn.executemany(
+            "UPDATE notifications SET next_attempt_at = ? WHERE id = ? AND status = 'pending'",
+            [(until, i) for i in ids],
+        )
+
+    async def merge_notifications(self, leader_id: int, ids: Sequence[int], at: float) -> None:
+        """Fold pending notifications into `leader_id`, which is sent for all of them."""
+        await self._conn.executemany(
+            "UPDATE notifications SET status = 'merged', merged_into = ?, updated_at = ?"
+            " WHERE id = ? AND status = 'pending'",
+            [(leader_id, at, i) for i in ids],
+        )
+
+    async def enqueue_follow_up(
+        self, origin_id: int, kind: FollowUpKind, notification: Notification, due_at: float
+    ) -> bool:
+        """Write the one fallback or retry of a notification; False if it exists already."""
+        cursor = await self._conn.execute(
+            _INSERT_FOLLOW_UP,
+            (*_notification_values(notification, due_at), due_at, origin_id, kind),
+        )
+        return cursor.rowcount == 1
 
     async def notification_sent(
-        self, notification_id: int, provider: str, provider_id: str, delivery: str, at: float
+        self,
+        notification_id: int,
+        provider: str,
+        provider_id: str,
+        delivery: str,
+        at: float,
+        text: str | None,
     ) -> None:
         """The provider took it (or, for delivery "delivered", it has arrived)."""
-        status = "delivered" if delivery == "delivered" else "sent"
+        status = FINAL_DELIVERY.get(delivery, "sent")
         await self._conn.execute(
             "UPDATE notifications SET status = ?, provider = ?, provider_id = ?,"
-            " delivery = coalesce(delivery, ?), updated_at = ?, last_error = NULL"
+            " delivery = coalesce(delivery, ?), updated_at = ?, sent_at = ?,"
+            " sent_text = coalesce(?, sent_text), last_error = NULL, in_doubt = 0"
             " WHERE id = ? AND status IN ('pending', 'sending')",
-            (status, provider, provider_id, delivery, at, notification_id),
+            (status, provider, provider_id, delivery, at, at, text, notification_id),
         )
 
     async def notification_retry(
-        self, notification_id: int, next_attempt_at: float, error: str, at: float
+        self, notification_id: int, next_attempt_at: float, error: str, at: float, in_doubt: bool
     ) -> None:
-        """Sending failed for now; try again at `next_attempt_at`."""
+        """Sending failed for now; try again at `next_attempt_at` (after a lookup, if in doubt)."""
         await self._conn.execute(
             "UPDATE notifications SET status = 'pending', next_attempt_at = ?, last_error = ?,"
-            " updated_at = ? WHERE id = ? AND status = 'sending'",
-            (next_attempt_at, error, at, notification_id),
+            " updated_at = ?, in_doubt = ? WHERE id = ? AND status = 'sending'",
+            (next_attempt_at, error, at, int(in_doubt), notification_id),
         )
+
+    async def notification_resolved_doubt(
+        self, notification_id: int, next_attempt_at: float
+    ) -> None:
+        """An in-doubt notification was not taken by the provider: send it normally when due."""
+        await self._conn.execute(
+            "UPDATE notifications SET in_doubt = 0, next_attempt_at = ?"
+            " WHERE id = ? AND status = 'pending'",
+            (next_attempt_at, notification_id),
+        )
+
+    async def voice_twin_exists(self, notification_id: int) -> bool:
+        """Whether the same message went to the same person by voice already (no fallback)."""
+        rows = await self._rows(
+            "SELECT 1 FROM notifications a JOIN notifications b ON b.channel = 'voice'"
+            " AND b.recipient = a.recipient AND b.template = a.template AND b.params = a.params"
+            " AND b.ticket_id IS a.ticket_id AND b.id <> a.id WHERE a.id = ? LIMIT 1",
+            (notification_id,),
+        )
+        return bool(rows)
+
+    async def known_provider_ids(self, provider_ids: Sequence[str]) -> set[str]:
+        """Which of these provider ids belong to notifications already."""
+        if not provider_ids:
+            return set()
+        marks = ", ".join("?" for _ in provider_ids)
+        rows = await self._rows(
+            f"SELECT provider_id FROM notifications WHERE provider_id IN ({marks})",  # noqa: S608
+            list(provider_ids),
+        )
+        return {str(r[0]) for r in rows}
+
+    async def notification_keypress(self, notification_id: int, digit: str, at: float) -> bool:
+        """Record the first key pressed on a call; False if there is no such notification."""
+        cursor = await self._conn.execute(
+            "UPDATE notifications SET keypress = coalesce(keypress, ?), updated_at = ?"
+            " WHERE id = ?",
+            (digit, at, notification_id),
+        )
+        return cursor.rowcount == 1
 
     async def notification_failed(
         self, notification_id: int, error: str, at: float, bad_number: bool
@@ -461,48 +600,55 @@ class SqliteUnitOfWork:
 
     async def notification_delivery(
         self, notification_id: int, provider_id: str, delivery: str, at: float
-    ) -> bool:
-        """Apply a provider status callback; never moves backwards; False if it changed nothing."""
-        rows = await self._rows(
-            "SELECT status, delivery, provider_id FROM notifications WHERE id = ?",
-            (notification_id,),
-        )
+    ) -> OutboxRecord | None:
+        """Apply a provider status callback; never moves backwards; None if it changed nothing."""
+        rows = await self._rows("SELECT * FROM notifications WHERE id = ?", (notification_id,))
         if not rows or (rows[0]["provider_id"] not in (None, provider_id)):
-            return False
-        current = DELIVERY_RANK.get(rows[0]["delivery"] or "", 0)
+            return None
+        row = rows[0]
+        current = DELIVERY_RANK.get(row["delivery"] or "", 0)
         if DELIVERY_RANK.get(delivery, 0) <= current:
-            return False
+            return None
         status = FINAL_DELIVERY.get(delivery, "sent")
         await self._conn.execute(
-            "UPDATE notifications SET delivery = ?, status = ?, provider_id = ?, updated_at = ?"
-            " WHERE id = ?",
-            (delivery, status, provider_id, at, notification_id),
+            "UPDATE notifications SET delivery = ?, status = ?, provider_id = ?, updated_at = ?,"
+            " sent_at = coalesce(sent_at, ?), in_doubt = 0 WHERE id = ?",
+            (delivery, status, provider_id, at, at, notification_id),
         )
-        return True
+        merged = await self._rows(
+            "SELECT 1 FROM notifications WHERE merged_into = ? LIMIT 1", (notification_id,)
+        )
+        return OutboxRecord(
+            id=notification_id,
+            notification=_notification(row),
+            status=status,
+            delivery=delivery,
+            keypress=row["keypress"],
+            origin_kind=row["origin_kind"],
+            merged=bool(merged),
+        )
 
-    async def release_in_doubt(self, resend_at: float) -> int:
-        """Rows left "sending" by a crash go back to pending, due at `resend_at`."""
+    async def release_in_doubt(self, at: float) -> int:
+        """Rows left "sending" by a crash become pending and in doubt, due at `at`."""
         cursor = await self._conn.execute(
-            "UPDATE notifications SET status = 'pending', next_attempt_at = ?,"
+            "UPDATE notifications SET status = 'pending', in_doubt = 1, next_attempt_at = ?,"
             " last_error = 'in doubt after a restart' WHERE status = 'sending'",
-            (resend_at,),
+            (at,),
         )
         return cursor.rowcount
 
-    async def existing_keys(self, table: GridTable, keys: Sequence[str]) -> dict[str, str]:
-        """Which of `keys` exist in a grid table: key -> level (units) or "" (others)."""
-        key, extra = _GRID_KEYS[table]
-        found: dict[str, str] = {}
-        unique = sorted(set(keys))
-        for start in range(0, len(unique), 500):
-            chunk = unique[start : start + 500]
-            marks = ", ".join("?" for _ in chunk)
-            rows = await self._rows(
-                f"SELECT {key}, {extra} FROM {table} WHERE {key} IN ({marks})",  # noqa: S608
-                chunk,
-            )
-            found.update({r[0]: r[1] for r in rows})
-        return found
+    async def set_contact_bad_number(self, contact_id: int) -> None:
+        """Flag a contact's number for an administrator."""
+        await self._conn.execute("UPDATE contacts SET bad_number = 1 WHERE id = ?", (contact_id,))
+
+    async def ticket_events_of(self, ticket_id: int, kind: str) -> list[TicketEvent]:
+        """A ticket's audit rows of one kind, oldest first."""
+        rows = await self._rows(
+            "SELECT ticket_id, at, kind, channel, contact_id, detail FROM ticket_events"
+            " WHERE ticket_id = ? AND kind = ? ORDER BY id",
+            (ticket_id, kind),
+        )
+        return [TicketEvent(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
 
     async def insert_grid_rows(
         self, table: GridTable, rows: Sequence[Mapping[str, object]]
@@ -517,25 +663,44 @@ class SqliteUnitOfWork:
             [[row[c] for c in columns] for row in rows],
         )
 
+    async def grid_rows(
+        self, table: GridTable, column: str, values: Sequence[str]
+    ) -> list[dict[str, object]]:
+        """Every row of a grid table whose `column` is one of `values`, all columns, by rowid."""
+        _grid_column(column)
+        found: list[sqlite3.Row] = []
+        unique = sorted(set(values))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            found += await self._rows(
+                f"SELECT rowid AS grid_rowid, * FROM {table}"  # noqa: S608 - checked names
+                f" WHERE {column} IN ({marks})",
+                chunk,
+            )
+        found.sort(key=lambda r: int(r["grid_rowid"]))
+        return [{k: r[k] for k in r.keys() if k != "grid_rowid"} for r in found]  # noqa: SIM118
+
+    async def update_grid_rows(
+        self, table: GridTable, key: str, rows: Sequence[Mapping[str, object]]
+    ) -> None:
+        """Update grid rows in place: `key` finds each row, its other columns are set."""
+        if not rows:
+            return
+        columns = [c for c in rows[0] if c != key]
+        for name in (key, *columns):
+            _grid_column(name)
+        assignments = ", ".join(f"{c} = ?" for c in columns)
+        await self._conn.executemany(
+            f"UPDATE {table} SET {assignments} WHERE {key} = ?",  # noqa: S608 - checked names
+            [[*(row[c] for c in columns), row[key]] for row in rows],
+        )
+
     async def enqueue(self, notifications: Sequence[Notification], at: float) -> None:
         """Write notifications into the outbox."""
         await self._conn.executemany(
-            "INSERT INTO notifications (created_at, channel, contact_id, recipient, template,"
-            " params, language, ticket_id, priority) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    at,
-                    n.channel,
-                    n.contact_id,
-                    n.recipient,
-                    n.template,
-                    json.dumps(n.params, ensure_ascii=False, sort_keys=True),
-                    n.language,
-                    n.ticket_id,
-                    n.priority,
-                )
-                for n in notifications
-            ],
+            _INSERT_NOTIFICATION,
+            [_notification_values(n, at) for n in notifications],
         )
 
 
@@ -684,6 +849,27 @@ class SqliteStore:
         """One notification as written."""
         rows = await self._fetch("SELECT * FROM notifications WHERE id = ?", (notification_id,))
         return _notification(rows[0]) if rows else None
+
+    async def notification_with_members(
+        self, notification_id: int
+    ) -> tuple[Notification, list[Notification]] | None:
+        """A notification as written, and those merged into it (oldest first)."""
+        rows = await self._fetch(
+            "SELECT * FROM notifications WHERE id = ? OR merged_into = ? ORDER BY id",
+            (notification_id, notification_id),
+        )
+        leader = next((r for r in rows if r["id"] == notification_id), None)
+        if leader is None:
+            return None
+        return _notification(leader), [_notification(r) for r in rows if r is not leader]
+
+    async def outbox_entries(self) -> list[OutboxEntry]:
+        """Every notification with its delivery story, oldest first."""
+        names = [f.name for f in fields(OutboxEntry)]
+        rows = await self._fetch(
+            f"SELECT {', '.join(names)} FROM notifications ORDER BY id"  # noqa: S608 - fixed names
+        )
+        return [OutboxEntry(*r) for r in rows]
 
     async def outbox_states(self) -> list[tuple[int, str, int, str | None]]:
         """(id, status, attempts, delivery) of every notification, oldest first."""

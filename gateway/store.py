@@ -212,20 +212,70 @@ class UnitOfWork(Protocol):
         """Write notifications into the outbox."""
         ...
 
-    async def claim_notifications(self, now: float, limit: int) -> list[OutboxRow]:
-        """Due pending notifications, urgent first, marked as being sent."""
+    async def enqueue_follow_up(
+        self, origin_id: int, kind: FollowUpKind, notification: Notification, due_at: float
+    ) -> bool:
+        """Write the one fallback or retry of a notification; False if it exists already."""
+        ...
+
+    async def due_notifications(self, now: float, limit: int, in_doubt: bool) -> list[OutboxRow]:
+        """Pending notifications due at `now` (in doubt or not), urgent first, oldest first."""
+        ...
+
+    async def merged_members(self, leader_ids: Sequence[int]) -> dict[int, list[Notification]]:
+        """The notifications merged into each leader, oldest first."""
+        ...
+
+    async def recent_sends(self, recipient: str, channel: str, since: float) -> list[float]:
+        """When messages to `recipient` on `channel` were handed over since `since`."""
+        ...
+
+    async def mark_sending(self, ids: Sequence[int], at: float) -> None:
+        """Claim notifications for sending: one more attempt each."""
+        ...
+
+    async def defer_notifications(self, ids: Sequence[int], until: float) -> None:
+        """Hold pending notifications back until `until` (throttling); no attempt is used."""
+        ...
+
+    async def merge_notifications(self, leader_id: int, ids: Sequence[int], at: float) -> None:
+        """Fold pending notifications into `leader_id`, which is sent for all of them."""
         ...
 
     async def notification_sent(
-        self, notification_id: int, provider: str, provider_id: str, delivery: str, at: float
+        self,
+        notification_id: int,
+        provider: str,
+        provider_id: str,
+        delivery: str,
+        at: float,
+        text: str | None,
     ) -> None:
         """The provider took it (or, for delivery "delivered", it has arrived)."""
         ...
 
     async def notification_retry(
-        self, notification_id: int, next_attempt_at: float, error: str, at: float
+        self, notification_id: int, next_attempt_at: float, error: str, at: float, in_doubt: bool
     ) -> None:
-        """Sending failed for now; try again at `next_attempt_at`."""
+        """Sending failed for now; try again at `next_attempt_at` (after a lookup, if in doubt)."""
+        ...
+
+    async def notification_resolved_doubt(
+        self, notification_id: int, next_attempt_at: float
+    ) -> None:
+        """An in-doubt notification was not taken by the provider: send it normally when due."""
+        ...
+
+    async def voice_twin_exists(self, notification_id: int) -> bool:
+        """Whether the same message went to the same person by voice already (no fallback)."""
+        ...
+
+    async def known_provider_ids(self, provider_ids: Sequence[str]) -> set[str]:
+        """Which of these provider ids belong to notifications already."""
+        ...
+
+    async def notification_keypress(self, notification_id: int, digit: str, at: float) -> bool:
+        """Record the first key pressed on a call; False if there is no such notification."""
         ...
 
     async def notification_failed(
@@ -236,22 +286,38 @@ class UnitOfWork(Protocol):
 
     async def notification_delivery(
         self, notification_id: int, provider_id: str, delivery: str, at: float
-    ) -> bool:
-        """Apply a provider status callback; never moves backwards; False if it changed nothing."""
+    ) -> OutboxRecord | None:
+        """Apply a provider status callback; never moves backwards; None if it changed nothing."""
         ...
 
-    async def release_in_doubt(self, resend_at: float) -> int:
-        """Rows left "sending" by a crash go back to pending, due at `resend_at`."""
+    async def release_in_doubt(self, at: float) -> int:
+        """Rows left "sending" by a crash become pending and in doubt, due at `at`."""
         ...
 
-    async def existing_keys(self, table: GridTable, keys: Sequence[str]) -> dict[str, str]:
-        """Which of `keys` exist in a grid table: key -> level (units) or "" (others)."""
+    async def set_contact_bad_number(self, contact_id: int) -> None:
+        """Flag a contact's number for an administrator."""
+        ...
+
+    async def ticket_events_of(self, ticket_id: int, kind: str) -> list[TicketEvent]:
+        """A ticket's audit rows of one kind, oldest first."""
         ...
 
     async def insert_grid_rows(
         self, table: GridTable, rows: Sequence[Mapping[str, object]]
     ) -> None:
         """Insert validated rows into a grid table."""
+        ...
+
+    async def grid_rows(
+        self, table: GridTable, column: str, values: Sequence[str]
+    ) -> list[dict[str, object]]:
+        """Every row of a grid table whose `column` is one of `values`, all columns, by rowid."""
+        ...
+
+    async def update_grid_rows(
+        self, table: GridTable, key: str, rows: Sequence[Mapping[str, object]]
+    ) -> None:
+        """Update grid rows in place: `key` finds each row, its other columns are set."""
         ...
 
 
@@ -286,7 +352,14 @@ class Store(Protocol):
         """When the next pending notification is due, or None."""
         ...
 
+    async def notification_with_members(
+        self, notification_id: int
+    ) -> tuple[Notification, list[Notification]] | None:
+        """A notification as written, and those merged into it (oldest first)."""
+        ...
 
+
+FollowUpKind = Literal["fallback", "retry"]
 TicketStatus = Literal["open", "accepted", "on_site", "resolved", "rated", "cancelled"]
 ActionChannel = Literal["box_key", "voice_keypress", "dashboard", "api", "system"]
 LIVE_STATUSES: tuple[TicketStatus, ...] = ("open", "accepted", "on_site")
@@ -305,15 +378,71 @@ class Contact:
     unit_code: str | None = None
     household_code: str | None = None
     bad_number: bool = False
+    available_from: str = "00:00"
+    available_to: str = "24:00"
+
+    def available_at(self, minute_of_day: int) -> bool:
+        """Whether `minute_of_day` (local time, 0..1439) is within the contact's hours.
+
+        Hours may wrap midnight (22:00-06:00 for a night duty officer).
+        """
+        start, end = _minutes(self.available_from), _minutes(self.available_to)
+        if start <= end:
+            return start <= minute_of_day < end
+        return minute_of_day >= start or minute_of_day < end
+
+
+def _minutes(hhmm: str) -> int:
+    hours, minutes = hhmm.split(":")
+    return int(hours) * 60 + int(minutes)
 
 
 @dataclass(frozen=True, slots=True)
 class OutboxRow:
-    """A notification claimed for sending."""
+    """A notification due for sending."""
 
     id: int
     notification: Notification
     attempts: int
+    claimed_at: float | None = None
+    """When it was last handed towards the provider (an in-doubt lookup searches from here)."""
+    origin_kind: FollowUpKind | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    """A notification with its whole delivery story (a read model for people and tests)."""
+
+    id: int
+    channel: str
+    recipient: str
+    template: str
+    contact_id: int | None
+    ticket_id: int | None
+    priority: int
+    status: str
+    attempts: int
+    delivery: str | None
+    provider_id: str | None
+    origin_id: int | None
+    origin_kind: FollowUpKind | None
+    keypress: str | None
+    merged_into: int | None
+    sent_text: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRecord:
+    """A notification as it stands after a delivery update."""
+
+    id: int
+    notification: Notification
+    status: str
+    delivery: str | None
+    keypress: str | None
+    origin_kind: FollowUpKind | None
+    merged: bool
+    """Other notifications were merged into this one."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,6 +465,15 @@ class HouseholdInfo:
     unit_names: dict[str, str]
     unit_levels: dict[str, str]
     resident_name: str
+    resident_phone: str | None = None
+    consent: bool = False
+    """The resident agreed that responders may be given the key-safe code and health notes."""
+    key_safe_code: str | None = None
+    health_notes: str | None = None
+
+    def __repr__(self) -> str:
+        """Never show the key-safe code or health notes."""
+        return f"HouseholdInfo(code={self.code!r}, resident={self.resident_name!r})"
 
     def unit_at(self, level: str) -> str | None:
         """The code of the household's unit at `level`, if the grid has one."""
@@ -379,6 +517,8 @@ class Ticket:
     day_due_at: float | None
     rating: Literal["up", "down"] | None
     review_flag: bool
+    bridged_call: str | None = None
+    """The provider's id of a responder's call while it is connected to the resident."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,9 +17,13 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+from zoneinfo import ZoneInfo
 
-from alerts import Notification
-from alerts.notification import URGENT
+from alerts import Notification, render
+from alerts.notification import NORMAL, URGENT
+from alerts.providers.base import ProviderError
 from firmware_protocol import Indication, IndicationKind, Key, KeyEvent, LedPattern
 from gateway.clock import Clock
 from gateway.config import Category, ResponderRole, TicketPolicy, TicketSettings
@@ -45,6 +49,7 @@ ACCEPT_DEADLINE = "ticket_accept"
 ARRIVE_DEADLINE = "ticket_arrive"
 DAY_DEADLINE = "ticket_day"
 DEADLINE_KINDS = (ACCEPT_DEADLINE, ARRIVE_DEADLINE, DAY_DEADLINE)
+HANGUP_TIMEOUT_S = 10.0
 
 _INDICATIONS: dict[IndicationKind, tuple[LedPattern, int]] = {
     # LED pattern and the id of the voice prompt stored on the box.
@@ -56,8 +61,37 @@ _INDICATIONS: dict[IndicationKind, tuple[LedPattern, int]] = {
 }
 
 
+# Calls for action go out at once whatever the throttle says; the rest may be merged.
+_URGENT_TEMPLATES = frozenset(
+    {
+        "ticket_call",
+        "ticket_call_repeat",
+        "ticket_escalated",
+        "ticket_not_arrived",
+        "ticket_cancelled_by_resident",
+        "ticket_access",
+    }
+)
+
+
 class TicketError(GatewayError):
     """A ticket action that does not fit the ticket's state."""
+
+
+class CallControl(Protocol):
+    """Ends a call in progress (the provider's side of the red key)."""
+
+    async def end_call(self, provider_id: str) -> None:
+        """Hang up the call."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Hangup:
+    """A bridged call to end after the commit."""
+
+    ticket_id: int
+    call_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +113,7 @@ class _Tx:
         self.deadlines: list[Deadline] = []
         self.cleared: list[tuple[str, str]] = []
         self.indications: list[tuple[str, Indication]] = []
+        self.hangups: list[_Hangup] = []
 
     def event(
         self,
@@ -114,15 +149,18 @@ class TicketService:
         downlinks: DownlinkSender,
         metrics: GatewayMetrics,
         notifications_committed: Callable[[], None] | None = None,
+        calls: CallControl | None = None,
     ) -> None:
         self._store = store
         self._notifications_committed = notifications_committed
         self._clock = clock
         self._settings = settings
+        self._zone = ZoneInfo(settings.timezone)
         self._scheduler = scheduler
         self._downlinks = downlinks
         self._metrics = metrics
-        self._outgoing: asyncio.Queue[tuple[str, Indication]] = asyncio.Queue()
+        self._calls = calls
+        self._outgoing: asyncio.Queue[tuple[str, Indication] | _Hangup] = asyncio.Queue()
 
     # -- the box ----------------------------------------------------------------------
 
@@ -211,8 +249,13 @@ class TicketService:
             return
         policy = self._settings.policy_for(live.village_code)
         if live.status != "open" or tx.now - live.last_press_at > policy.red_cancel_window_s:
-            # Hangs up a bridged call (voice); the ticket stays as it is.
-            tx.event(live.id, "red_key", "box_key")
+            # Hangs up a call connected to the resident; the ticket stays as it is.
+            if live.bridged_call is not None:
+                tx.hangups.append(_Hangup(live.id, live.bridged_call))
+                await tx.uow.update_ticket(live.id, bridged_call=None)
+                tx.event(live.id, "red_key", "box_key", detail="call ended")
+            else:
+                tx.event(live.id, "red_key", "box_key")
             return
         await tx.uow.update_ticket(live.id, status="cancelled", cancelled_at=tx.now)
         tx.event(live.id, "cancelled", "box_key", detail="red key within the cancel window")
@@ -283,10 +326,91 @@ class TicketService:
                 others = [c for c in await uow.notified_contacts(ticket_id) if c != contact_id]
                 for contact in await uow.contacts_by_id(others):
                     self._notify(tx, ticket, contact, "sms", "ticket_taken", info, owner=owner.name)
+                self._send_access(tx, ticket, info, owner, policy)
             await tx.flush()
         self._on_commit(tx)()
         self._metrics.tickets.labels("accepted").inc()
         return AcceptResult(won=True, owner_contact_id=contact_id)
+
+    def _send_access(
+        self, tx: _Tx, ticket: Ticket, info: HouseholdInfo, owner: Contact, policy: TicketPolicy
+    ) -> None:
+        """The key-safe code and health notes, to the one who is going, if the resident agreed."""
+        if not info.consent or owner.role not in policy.access_roles:
+            return
+        if info.key_safe_code is None and info.health_notes is None:
+            return
+        missing = render("not_recorded", owner.language, {})
+        self._notify(
+            tx,
+            ticket,
+            owner,
+            "sms",
+            "ticket_access",
+            info,
+            key_safe=info.key_safe_code or missing,
+            health=info.health_notes or missing,
+        )
+
+    async def start_bridge(self, ticket_id: int, contact_id: int, call_id: str) -> str | None:
+        """Connect the owner's call to the resident; the resident's number, or None if none."""
+        async with self._store.transaction() as uow:
+            tx = _Tx(uow, self._clock.now())
+            ticket = await self._ticket(uow, ticket_id)
+            if ticket.owner_contact_id != contact_id or ticket.status not in (
+                "accepted",
+                "on_site",
+            ):
+                return None
+            info = await uow.household_info(ticket.household_code or "")
+            if info is None or not info.resident_phone:
+                return None
+            await uow.update_ticket(ticket_id, bridged_call=call_id)
+            tx.event(ticket_id, "bridged", "voice_keypress", contact_id)
+            await tx.flush()
+        return info.resident_phone
+
+    async def end_bridge(self, ticket_id: int, call_id: str) -> None:
+        """The call between the responder and the resident has ended."""
+        async with self._store.transaction() as uow:
+            tx = _Tx(uow, self._clock.now())
+            ticket = await self._ticket(uow, ticket_id)
+            if ticket.bridged_call != call_id:
+                return
+            await uow.update_ticket(ticket_id, bridged_call=None)
+            tx.event(ticket_id, "bridge_ended", "system")
+            await tx.flush()
+
+    async def call_unanswered(
+        self, uow: UnitOfWork, ticket_id: int, contact_id: int, now: float
+    ) -> OnCommit | None:
+        """A responder's call went unanswered, its retry included.
+
+        When nobody at the ticket's current step has answered, the next in the chain is
+        called at once instead of waiting for the accept clock.
+        """
+        ticket = await uow.get_ticket(ticket_id)
+        if ticket is None or ticket.status != "open":
+            return None
+        info = await uow.household_info(ticket.household_code or "")
+        if info is None:
+            return None
+        tx = _Tx(uow, now)
+        policy = self._settings.policy_for(ticket.village_code)
+        step = min(ticket.responder_step, len(policy.responder_chain) - 1)
+        marker = f"step {ticket.responder_step}"
+        tx.event(ticket_id, "no_answer", "system", contact_id, detail=marker)
+        at_step = {c.id for c in await self._reachable(tx, info, policy.responder_chain[step])}
+        if contact_id in at_step:
+            unanswered = {
+                e.contact_id
+                for e in await uow.ticket_events_of(ticket_id, "no_answer")
+                if e.detail == marker
+            }
+            if at_step <= unanswered | {contact_id}:
+                await self._escalate(tx, ticket, info, policy, "no answer")
+        await tx.flush()
+        return self._on_commit(tx)
 
     async def decline(self, ticket_id: int, contact_id: int, channel: ActionChannel) -> None:
         """The contact cannot go ("pass it on"): the next in the chain is called at once."""
@@ -439,7 +563,7 @@ class TicketService:
         above = chain.index(owner.role) + 1 if owner and owner.role in chain else 1
         minutes = f"{policy.arrive_within_s / 60:.0f}"
         for role in chain[above:]:
-            contacts = await tx.uow.contacts_for_role(info.unit_chain, role)
+            contacts = await self._reachable(tx, info, role)
             for contact in contacts:
                 self._notify(
                     tx,
@@ -494,13 +618,21 @@ class TicketService:
         **params: object,
     ) -> bool:
         """Notify everyone in `role` for the household; False if there is nobody reachable."""
-        contacts = [
-            c for c in await tx.uow.contacts_for_role(info.unit_chain, role) if not c.bad_number
-        ]
+        contacts = await self._reachable(tx, info, role)
         for contact in contacts:
             for channel in channels:
                 self._notify(tx, ticket, contact, channel, template, info, **params)
         return bool(contacts)
+
+    async def _reachable(self, tx: _Tx, info: HouseholdInfo, role: ResponderRole) -> list[Contact]:
+        """Contacts in `role` for the household with a good number, within their hours now."""
+        local = datetime.fromtimestamp(tx.now, self._zone)
+        minute = local.hour * 60 + local.minute
+        return [
+            c
+            for c in await tx.uow.contacts_for_role(info.unit_chain, role)
+            if not c.bad_number and c.available_at(minute)
+        ]
 
     def _notify(
         self,
@@ -523,7 +655,7 @@ class TicketService:
                 language=contact.language,
                 contact_id=contact.id,
                 ticket_id=ticket.id,
-                priority=URGENT,
+                priority=URGENT if template in _URGENT_TEMPLATES else NORMAL,
             )
         )
 
@@ -537,6 +669,8 @@ class TicketService:
         def after() -> None:
             for item in tx.indications:
                 self._outgoing.put_nowait(item)
+            for hangup in tx.hangups:
+                self._outgoing.put_nowait(hangup)
             if tx.deadlines:
                 self._scheduler.notify(min(d.due_at for d in tx.deadlines))
             if tx.notifications and self._notifications_committed is not None:
@@ -545,9 +679,13 @@ class TicketService:
         return after
 
     async def run(self) -> None:
-        """Send indications to boxes as tickets change, until cancelled."""
+        """Send indications to boxes and end calls as tickets change, until cancelled."""
         while True:
-            device_id, indication = await self._outgoing.get()
+            item = await self._outgoing.get()
+            if isinstance(item, _Hangup):
+                await self._hang_up(item)
+                continue
+            device_id, indication = item
             try:
                 await self._downlinks.send(device_id, indication)
             except DownlinkError as exc:
@@ -555,6 +693,22 @@ class TicketService:
                     "indication not delivered",
                     extra={"device_id": device_id, "kind": indication.kind.name, "error": str(exc)},
                 )
+
+    async def _hang_up(self, hangup: _Hangup) -> None:
+        if self._calls is None:
+            return
+        try:
+            # Bounded: box indications wait behind it in the same queue.
+            async with asyncio.timeout(HANGUP_TIMEOUT_S):
+                await self._calls.end_call(hangup.call_id)
+        except (ProviderError, OSError, TimeoutError) as exc:
+            # The responder can still hang up; the ticket is unchanged either way.
+            log.warning(
+                "could not end the call", extra={"ticket": hangup.ticket_id, "error": str(exc)}
+            )
+            self._metrics.tickets.labels("hangup_failed").inc()
+        else:
+            self._metrics.tickets.labels("call_ended_by_red_key").inc()
 
 
 def _first(contacts: list[Contact]) -> Contact | None:

@@ -1,5 +1,10 @@
 """English: the same texts, for contacts who asked for English."""
 
+SMS_PREFIX = "[Bidao] "
+"""The signature every SMS starts with."""
+SENTENCE_END = "."
+LIST_SEPARATOR = "; "
+
 TEMPLATES: dict[str, str] = {
     "ticket_call": "[Bidao] ${resident}, ${place}, pressed the call key. Please call or visit. "
     "Ticket ${ticket}.",
@@ -17,6 +22,11 @@ TEMPLATES: dict[str, str] = {
     "ticket_overdue": "[Bidao] Ticket ${ticket} (${place}) is past its deadline. Please supervise.",
     "ticket_review": "[Bidao] ${resident} is not satisfied with ticket ${ticket}. "
     "Please follow up.",
+    "ticket_access": "[Bidao] Ticket ${ticket}: key safe code at ${resident}'s home ${key_safe}; "
+    "health notes: ${health}. For the visit only; do not forward.",
+    "digest": "[Bidao] ${count} reminders: ${items}",
+    "digest_same": "${text} (the same reminder ${count} times)",
+    "not_recorded": "not recorded",
     "voice_menu": "Press 1 to accept and go, 2 if you cannot go and it should be passed on, "
     "9 to hear this again.",
     "voice_accepted": "You have accepted. Please go now; the resident is told help is coming.",
@@ -24,4 +34,5 @@ TEMPLATES: dict[str, str] = {
     "voice_passed_on": "All right, it is passed on to the next person.",
     "voice_no_input": "No key was pressed. Goodbye.",
     "voice_closed": "This ticket is closed. Thank you.",
+    "voice_connecting": "Connecting you to the resident now, please hold.",
 }

@@ -1,5 +1,10 @@
 """Simplified Chinese: every text a resident, secretary or family member reads or hears."""
 
+SMS_PREFIX = "【必到】"
+"""The signature every SMS starts with (mainland carriers require one)."""
+SENTENCE_END = "。"
+LIST_SEPARATOR = "；"
+
 TEMPLATES: dict[str, str] = {
     "ticket_call": "【必到】${resident}，${place}，按下了呼叫键，请尽快联系或上门。工单${ticket}。",
     "ticket_call_repeat": (
@@ -18,10 +23,18 @@ TEMPLATES: dict[str, str] = {
     ),
     "ticket_overdue": "【必到】工单${ticket}（${place}）已超过办理时限，请督办。",
     "ticket_review": "【必到】${resident}对工单${ticket}的处理表示不满意，请回访。",
+    "ticket_access": (
+        "【必到】工单${ticket}：${resident}家钥匙盒密码${key_safe}；健康提示：${health}。"
+        "仅供上门使用，请勿转发。"
+    ),
+    "digest": "【必到】您有${count}条提醒：${items}",
+    "digest_same": "${text}（同一提醒共${count}条）",
+    "not_recorded": "未登记",
     "voice_menu": "接单并前往请按1，无法前往、转给下一位请按2，重听请按9。",
     "voice_accepted": "您已接单，请尽快前往。老人会收到正在赶来的提示。",
     "voice_taken": "这个工单已由${owner}接单，您无需前往。",
     "voice_passed_on": "好的，已转给下一位。",
     "voice_no_input": "没有收到按键，再见。",
     "voice_closed": "这个工单已经结束，谢谢。",
+    "voice_connecting": "正在为您接通老人的电话，请稍候。",
 }

@@ -33,6 +33,16 @@ class Receipt:
     status: str = "queued"
 
 
+@dataclass(frozen=True, slots=True)
+class SentItem:
+    """A message or call the provider holds for a number (for settling in-doubt sends)."""
+
+    provider_id: str
+    status: str
+    body: str | None = None
+    """The SMS text; None for calls."""
+
+
 class ProviderError(Exception):
     """The provider did not take the message.
 
@@ -49,8 +59,20 @@ class ProviderError(Exception):
         self.code = code
 
 
+class LookupUnavailableError(ProviderError):
+    """The provider cannot say what it has already taken.
+
+    The console, or a provider without a query API: an in-doubt message then waits for
+    its status callback instead.
+    """
+
+
 class Provider(Protocol):
-    """Sends SMS and places voice calls."""
+    """Sends SMS and places voice calls; a domestic SMS/voice provider implements the same.
+
+    A mainland provider sends `template` with `params` under its pre-approved template id
+    and signature, and speaks `text` as a TTS voice notification that asks for a key.
+    """
 
     @property
     def name(self) -> str:
@@ -59,4 +81,15 @@ class Provider(Protocol):
 
     async def send(self, message: OutgoingMessage) -> Receipt:
         """Hand the message to the provider; ProviderError if it was not taken."""
+        ...
+
+    async def sent_since(self, channel: Channel, to: str, since: float) -> list[SentItem]:
+        """What the provider took for `to` on `channel` since `since` (unix seconds).
+
+        LookupUnavailableError if it cannot tell.
+        """
+        ...
+
+    async def end_call(self, provider_id: str) -> None:
+        """Hang up a call in progress (the resident pressed the red key); ProviderError if not."""
         ...

@@ -8,6 +8,7 @@ the API's webhooks under `public_url`.
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -15,11 +16,16 @@ from twilio.base.exceptions import TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
-from alerts.providers.base import OutgoingMessage, ProviderError, Receipt
+from alerts.notification import Channel
+from alerts.providers.base import OutgoingMessage, ProviderError, Receipt, SentItem
 
 # Twilio error codes for numbers that will never work: invalid, not mobile, unreachable,
-# blocked or opted out.
-BAD_NUMBER_CODES = frozenset({21211, 21214, 21217, 21407, 21408, 21610, 21612, 21614})
+# blocked or opted out; 30005 (unknown handset) and 13224 (invalid number) come in status
+# callbacks of messages and calls.
+BAD_NUMBER_CODES = frozenset({13224, 21211, 21214, 21217, 21407, 21408, 21610, 21612, 21614, 30005})
+LOOKUP_PAGE = 50
+CLOCK_SKEW_S = 300.0
+"""How far Twilio's clock may be behind ours when settling an in-doubt send."""
 
 
 class _RedirectingHttpClient(TwilioHttpClient):  # type: ignore[misc] # twilio has no type hints
@@ -76,11 +82,37 @@ class TwilioProvider:
         try:
             return await asyncio.to_thread(self._send, message)
         except TwilioRestException as exc:
-            code = int(exc.code or 0)
-            permanent = code in BAD_NUMBER_CODES or 400 <= int(exc.status) < 500
-            raise ProviderError(
-                exc.msg, permanent=permanent, bad_number=code in BAD_NUMBER_CODES, code=str(code)
-            ) from exc
+            raise _provider_error(exc) from exc
+
+    async def sent_since(self, channel: Channel, to: str, since: float) -> list[SentItem]:
+        """The newest messages or calls to `to` created since `since`, newest first."""
+        try:
+            return await asyncio.to_thread(self._sent_since, channel, to, since)
+        except TwilioRestException as exc:
+            raise _provider_error(exc) from exc
+
+    async def end_call(self, provider_id: str) -> None:
+        """Complete a call in progress (a bridged call ends for both sides)."""
+        try:
+            await asyncio.to_thread(
+                lambda: self._client.calls(provider_id).update(status="completed")
+            )
+        except TwilioRestException as exc:
+            raise _provider_error(exc) from exc
+
+    def _sent_since(self, channel: Channel, to: str, since: float) -> list[SentItem]:
+        earliest = datetime.fromtimestamp(since - CLOCK_SKEW_S, UTC)
+        if channel == "sms":
+            return [
+                SentItem(str(m.sid), str(m.status), str(m.body))
+                for m in self._client.messages.list(to=to, limit=LOOKUP_PAGE)
+                if m.date_created is None or m.date_created >= earliest
+            ]
+        return [
+            SentItem(str(c.sid), str(c.status))
+            for c in self._client.calls.list(to=to, limit=LOOKUP_PAGE)
+            if (c.date_created is None or c.date_created >= earliest) and not c.parent_call_sid
+        ]
 
     def _send(self, message: OutgoingMessage) -> Receipt:
         callback = self.callback_url(message.notification_id)
@@ -98,3 +130,11 @@ class TwilioProvider:
             machine_detection="Enable",
         )
         return Receipt(str(call.sid), str(call.status or "queued"))
+
+
+def _provider_error(exc: TwilioRestException) -> ProviderError:
+    code = int(exc.code or 0)
+    permanent = code in BAD_NUMBER_CODES or 400 <= int(exc.status) < 500
+    return ProviderError(
+        exc.msg, permanent=permanent, bad_number=code in BAD_NUMBER_CODES, code=str(code)
+    )

@@ -128,14 +128,30 @@ def test_import_and_report(
     bad = tmp_path / "bad.csv"
     bad.write_text(CONTACTS_CSV + "某人,mayor,341504,,13800000009,,,\n", encoding="utf-8")
     assert main(["import", "units", str(files["units"])]) == 0
+    # --check reports what would happen and writes nothing.
+    assert main(["import", "households", str(files["households"]), "--check"]) == 0
+    out = capsys.readouterr().out
+    assert "checked, nothing written: 2 households rows: 2 inserted" in out
     assert main(["import", "households", str(files["households"])]) == 0
-    assert "imported 2 households and 1 call boxes" in capsys.readouterr().out
+    assert (
+        "imported: 2 households rows: 2 inserted, 0 updated, 0 unchanged, 0 rejected; "
+        "1 new call boxes" in capsys.readouterr().out
+    )
+    # The good rows of a file with a bad row land; the bad one is reported; exit status 1.
     assert main(["import", "contacts", str(bad)]) == 1
-    err = capsys.readouterr().err
-    assert "1 errors, nothing imported" in err
-    assert "row 10, role" in err
+    captured = capsys.readouterr()
+    assert "8 inserted, 0 updated, 0 unchanged, 1 rejected" in captured.out
+    assert "1 rows rejected:" in captured.err
+    assert "  line 10, role: must be one of village_secretary" in captured.err
     assert main(["import", "contacts", str(files["contacts"])]) == 0
-    assert "imported 8 contacts" in capsys.readouterr().out
+    assert "0 inserted, 0 updated, 8 unchanged, 0 rejected" in capsys.readouterr().out
+    # A file that is not UTF-8 is refused whole.
+    gbk = tmp_path / "gbk.csv"
+    gbk.write_bytes(CONTACTS_CSV.encode("gbk"))
+    assert main(["import", "contacts", str(gbk)]) == 1
+    assert "file rejected, nothing imported" in capsys.readouterr().err
+    assert main(["import", "contacts", str(tmp_path / "missing.csv")]) == 2
+    assert "cannot read" in capsys.readouterr().err
     assert main(["report", "--days", "7"]) == 0
     report = capsys.readouterr().out
     assert "village       341504-101-001           桥元村" in report

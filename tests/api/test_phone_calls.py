@@ -6,7 +6,7 @@ import asyncio
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,13 +21,14 @@ from firmware_protocol import IndicationKind, Key
 from gateway.broker import MosquittoBroker, free_loopback_port
 from gateway.clock import ManualClock
 from gateway.service import GatewayService
-from gateway.store import Ticket
-from tests.gateway.grid import BOX_ID, BOX_KEY, CONTACTS_CSV, HOUSEHOLDS_CSV, SECRETARY, UNITS_CSV
-from tests.gateway.support import gateway_settings, wait_for
+from gateway.store import OutboxEntry, Ticket
+from tests.gateway.grid import BOX_ID, BOX_KEY, SECRETARY
+from tests.gateway.support import gateway_settings, load_grid, wait_for
 
 ACCOUNT = "AC" + "b1da" * 8
 TOKEN = "fake-network-auth-token"
 SECRETARY_PHONE, DEPUTY_PHONE, CHIEF_PHONE = "13800000001", "13800000002", "13800000004"
+RESIDENT_PHONE = "13912345678"
 
 
 @dataclass
@@ -53,6 +54,29 @@ class Line:
 
         await wait_for(reached, timeout=20, what=f"ticket {status}")
 
+    async def entries(self) -> list[OutboxEntry]:
+        return await self.gw.store.outbox_entries()
+
+    async def events(self) -> list[tuple[str, str]]:
+        return [(e.kind, e.detail) for e in await self.gw.store.ticket_events(1)]
+
+    async def until(self, predicate: Callable[[list[OutboxEntry]], bool], what: str) -> None:
+        async def reached() -> bool:
+            return predicate(await self.entries())
+
+        await wait_for(reached, timeout=20, what=what)
+
+    async def each_sent_once(self) -> None:
+        """Every message the network took belongs to exactly one notification, and back."""
+        await asyncio.to_thread(self.phones.wait_idle)
+        await self.until(
+            lambda es: all(e.status != "sending" for e in es), "the provider's answers recorded"
+        )
+        taken = {r.sid for r in self.phones.records if not r.parent_sid}
+        owned = [e.provider_id for e in await self.entries() if e.provider_id]
+        assert len(owned) == len(set(owned)), "a provider id owned twice"
+        assert taken == set(owned)
+
 
 @pytest.fixture
 async def line(tmp_path: Path, broker: MosquittoBroker, clock: ManualClock) -> AsyncIterator[Line]:
@@ -71,18 +95,15 @@ async def line(tmp_path: Path, broker: MosquittoBroker, clock: ManualClock) -> A
                 "twilio_from": "+8657100000000",
                 "twilio_api_base_url": phones.url,
                 "retry_initial_s": 10,
+                "send_timeout_s": 2.0,
+                "call_retry_after_s": 60,
             },
         )
         gw = GatewayService(settings, clock, build_provider(settings))
         gw.add_component("http", http_component(gw))
         box = SimulatedDevice(BOX_ID, "call_box", BOX_KEY, clock=clock.now)
         async with gw:
-            for kind, text in (
-                ("units", UNITS_CSV),
-                ("households", HOUSEHOLDS_CSV),
-                ("contacts", CONTACTS_CSV),
-            ):
-                await gw.import_csv(kind, text)  # type: ignore[arg-type]
+            await load_grid(gw)
             assert gw.mqtt is not None
             await gw.mqtt.wait_connected(10)
             await wait_for(lambda: asyncio.to_thread(_up, public_url), what="HTTP server up")
@@ -105,24 +126,39 @@ async def test_secretary_presses_1_and_the_ticket_is_accepted(line: Line) -> Non
     ticket = await line.ticket()
     assert ticket.owner_contact_id == SECRETARY
     events = await line.gw.store.ticket_events(ticket.id)
-    assert [(e.kind, e.channel) for e in events][-1] == ("accepted", "voice_keypress")
+    assert [(e.kind, e.channel) for e in events][1] == ("accepted", "voice_keypress")
     await wait_for(
         lambda: any(i.kind == IndicationKind.HELPER_ON_THE_WAY for i in line.box.indications),
         what="the box hears help is coming",
     )
+    await line.each_sent_once()
     call = next(r for r in line.phones.received(SECRETARY_PHONE) if r.kind == "call")
     assert call.pressed == "1"
     assert 'language="cmn-CN"' in call.spoken[0]
     assert "张桂兰，桥元村三组，按下了呼叫键" in call.spoken[0]
     assert "您已接单" in call.spoken[1]
-    sms = next(r for r in line.phones.received(SECRETARY_PHONE) if r.kind == "sms")
-    assert sms.body.startswith("【必到】张桂兰")
-    await asyncio.to_thread(line.phones.wait_idle)
+    # Put through to the resident's own phone, then the resident hangs up.
+    assert "正在为您接通老人的电话" in call.spoken[1]
+    assert call.connected_to == RESIDENT_PHONE
+    resident = line.phones.received(RESIDENT_PHONE)
+    assert [(r.kind, r.parent_sid, r.ended_by) for r in resident] == [("call", call.sid, "callee")]
+    kinds = [k for k, _ in await line.events()]
+    assert kinds == ["opened", "accepted", "bridged", "bridge_ended"]
+    assert (await line.ticket()).bridged_call is None
+    sms = [r.body for r in line.phones.received(SECRETARY_PHONE) if r.kind == "sms"]
+    assert sms[0].startswith("【必到】张桂兰")
+    # The one who is going gets the key-safe code and health notes; nobody else does.
+    assert "钥匙盒密码4321；健康提示：高血压" in sms[1]
+    others = [r.body for r in line.phones.records if r.to != SECRETARY_PHONE and r.kind == "sms"]
+    assert others
+    assert not any("4321" in body or "高血压" in body for body in others)
+    chief = [r.body for r in line.phones.received(CHIEF_PHONE)]
+    assert chief[-1] == "【必到】工单1已由李书记接单，您无需前往。"
 
-    async def all_delivered() -> bool:
-        return {s[1] for s in await line.gw.store.outbox_states()} <= {"delivered"}
-
-    await wait_for(all_delivered, what="every SMS delivered and every call completed")
+    await line.until(
+        lambda es: {e.status for e in es} == {"delivered"},
+        "every SMS delivered and every call completed",
+    )
 
 
 async def test_secretary_presses_2_and_the_deputy_is_called(line: Line) -> None:
@@ -162,14 +198,20 @@ async def test_duplicated_and_reordered_callbacks_leave_the_right_state(line: Li
         script.digits = ""
     await line.call_for_help()
 
-    async def settled() -> bool:
-        states = await line.gw.store.outbox_states()
-        return len(states) == 3 and all(s[1] == "delivered" for s in states)
-
-    await wait_for(settled, timeout=20, what="final states despite reordering")
-    states = await line.gw.store.outbox_states()
-    assert [s[3] for s in states] == ["completed", "delivered", "delivered"]
-    assert [s[2] for s in states] == [1, 1, 1]  # each sent once
+    await line.until(
+        lambda es: len(es) == 4 and all(e.status == "delivered" for e in es[:3]),
+        "final states despite reordering",
+    )
+    entries = await line.entries()
+    assert [e.delivery for e in entries[:3]] == ["completed", "delivered", "delivered"]
+    assert [e.attempts for e in entries[:3]] == [1, 1, 1]  # each sent once
+    # The call was completed without a key (a machine?): it is placed once more, later.
+    assert (entries[3].origin_id, entries[3].origin_kind, entries[3].status) == (
+        1,
+        "retry",
+        "pending",
+    )
+    await line.each_sent_once()
 
 
 async def test_provider_outage_is_retried_until_delivered(line: Line) -> None:
@@ -184,12 +226,105 @@ async def test_provider_outage_is_retried_until_delivered(line: Line) -> None:
     await line.clock.advance(30)
     line.gw.outbox.wake()
 
-    async def delivered() -> bool:
-        states = await line.gw.store.outbox_states()
-        return len(states) == 3 and all(s[1] == "delivered" for s in states)
-
-    await wait_for(delivered, timeout=20, what="delivered after the outage")
+    await line.until(
+        lambda es: len(es) >= 3 and all(e.status == "delivered" for e in es[:3]),
+        "delivered after the outage",
+    )
     assert len(line.phones.received(SECRETARY_PHONE)) == 2  # one call, one SMS
+    await line.each_sent_once()
+
+
+async def test_a_late_answer_from_the_provider_is_not_sent_twice(line: Line) -> None:
+    # The provider takes the call but answers after Bidao gave up waiting: in doubt.
+    line.phones.stall_creates, line.phones.stall_s = 1, 4.0
+    line.phones.script(SECRETARY_PHONE).digits = ""
+    await line.call_for_help()
+    await line.until(
+        lambda es: len(es) >= 3 and es[0].attempts == 1 and es[0].status != "sending",
+        "the call timed out",
+    )
+    await line.clock.advance(30)  # past the retry backoff: look it up at the provider
+    line.gw.outbox.wake()
+    await line.until(
+        lambda es: all(e.status in ("sent", "delivered") for e in es[:3]), "all handed over"
+    )
+    calls = [r for r in line.phones.received(SECRETARY_PHONE) if r.kind == "call"]
+    assert len(calls) == 1
+    assert (await line.entries())[0].provider_id == calls[0].sid
+    await line.each_sent_once()
+
+
+async def test_unanswered_call_is_placed_once_more_then_the_next_is_called(line: Line) -> None:
+    line.phones.script(SECRETARY_PHONE).behaviour = "voicemail"
+    line.phones.script(DEPUTY_PHONE).digits = ""
+    await line.call_for_help()
+    await line.until(
+        lambda es: any(e.origin_kind == "retry" for e in es), "the call is to be placed again"
+    )
+    assert not any(r.kind == "call" for r in line.phones.received(DEPUTY_PHONE))
+    await line.clock.advance(61)  # the retry is due; the 5-minute accept clock is not
+    await wait_for(
+        lambda: any(r.kind == "call" for r in line.phones.received(DEPUTY_PHONE)),
+        timeout=20,
+        what="the deputy is called at once after the second unanswered call",
+    )
+    secretary_calls = [r for r in line.phones.received(SECRETARY_PHONE) if r.kind == "call"]
+    assert len(secretary_calls) >= 2
+    assert all(not r.pressed for r in secretary_calls)
+    events = await line.events()
+    assert ("no_answer", "step 0") in events
+    assert ("escalated", "deputy_secretary: no answer") in events
+    assert (await line.ticket()).status == "open"
+    await line.each_sent_once()
+
+
+@pytest.mark.parametrize(("code", "fallback"), [("30003", True), ("30005", False)])
+async def test_failed_sms_falls_back_to_voice(line: Line, code: str, fallback: bool) -> None:
+    chief = line.phones.script(CHIEF_PHONE)
+    chief.sms_fails, chief.sms_error_code, chief.digits = True, code, ""
+    line.phones.script(SECRETARY_PHONE).digits = ""
+    await line.call_for_help()
+    await line.until(
+        lambda es: any(e.recipient == CHIEF_PHONE and e.status == "failed" for e in es),
+        "the SMS to the chief failed",
+    )
+    if fallback:
+        await line.until(
+            lambda es: any(e.origin_kind == "fallback" and e.status == "delivered" for e in es),
+            "the voice fallback went through",
+        )
+        call = next(r for r in line.phones.received(CHIEF_PHONE) if r.kind == "call")
+        assert "张桂兰，桥元村三组，已呼叫书记，请知悉" in call.spoken[0]
+    else:
+        # An unknown number is flagged for an administrator; a call would fail too.
+        await asyncio.to_thread(line.phones.wait_idle)
+        contacts = {c.phone: c for c in await line.gw.store.contacts()}
+        assert contacts[CHIEF_PHONE].bad_number
+        assert not any(r.kind == "call" for r in line.phones.received(CHIEF_PHONE))
+    # The secretary's SMS went through: no fallback call on top of the call already made.
+    assert not any(
+        e.origin_kind == "fallback" and e.recipient == SECRETARY_PHONE for e in await line.entries()
+    )
+    await line.each_sent_once()
+
+
+async def test_red_key_ends_the_call_put_through_to_the_resident(line: Line) -> None:
+    line.phones.script(RESIDENT_PHONE).talk_s = 60.0
+    await line.call_for_help()
+
+    async def bridged() -> bool:
+        return (await line.ticket()).bridged_call is not None
+
+    await wait_for(bridged, timeout=20, what="secretary put through to the resident")
+    call = next(r for r in line.phones.received(SECRETARY_PHONE) if r.kind == "call")
+    await line.fleet.send(BOX_ID, line.box.press(Key.RED_HANGUP))
+    await wait_for(lambda: call.ended_by == "hangup", timeout=20, what="the call ended")
+    ticket = await line.ticket()
+    assert (ticket.status, ticket.bridged_call) == ("accepted", None)
+    assert ("red_key", "call ended") in await line.events()
+    assert line.gw.metrics.registry.get_sample_value(
+        "bidao_tickets_total", {"event": "call_ended_by_red_key"}
+    )
 
 
 @pytest.mark.parametrize("forgery", ["missing", "wrong_token", "wrong_url"])

@@ -4,17 +4,35 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from device_sim.device import SimulatedDevice
+from device_sim.mqtt import MqttFleet
 from gateway.broker import MosquittoBroker
 from gateway.config import Settings, load_settings
+from gateway.grid_import import ImportKind
 from gateway.service import GatewayService
+from tests.gateway.grid import CONTACTS_CSV, HOUSEHOLDS_CSV, UNITS_CSV
 
 _client_ids = itertools.count()
+
+
+async def load_grid(gw: GatewayService) -> None:
+    """Import the test village (units, households with their box, contacts); no row refused."""
+    files: tuple[tuple[ImportKind, str], ...] = (
+        ("units", UNITS_CSV),
+        ("households", HOUSEHOLDS_CSV),
+        ("contacts", CONTACTS_CSV),
+    )
+    for kind, text in files:
+        result = await gw.import_csv(kind, text)
+        assert result.rejected == 0, result.errors
 
 
 def gateway_settings(tmp_path: Path, broker: MosquittoBroker | None, **overrides: Any) -> Settings:
@@ -56,3 +74,33 @@ def sample(service: GatewayService, name: str, **labels: str) -> float:
     """The current value of one metric sample (0 if it was never touched)."""
     value = service.metrics.registry.get_sample_value(name, labels)
     return 0.0 if value is None else value
+
+
+def start_gateway(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    """`bidao run --config CONFIG` in a process of its own, output appended to `log`."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "from api.cli import main; raise SystemExit(main())",
+                "run",
+                "--config",
+                str(config),
+            ],
+            stdout=out,
+            stderr=out,
+        )
+
+
+async def send_until_acked(fleet: MqttFleet, device: SimulatedDevice, frame: bytes) -> None:
+    """Send a frame and resend it, as firmware does, until a gateway acknowledges it."""
+    await fleet.send(device.device_id, frame)
+    for _ in range(120):
+        try:
+            await fleet.wait_all_acked(0.5)
+        except TimeoutError:
+            await fleet.retransmit_pending()
+        else:
+            return
+    pytest.fail(f"frame from {device.device_id} was never acknowledged")

@@ -6,7 +6,6 @@ import asyncio
 import signal
 import sqlite3
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from device_sim.mqtt import MqttFleet, fleet_identity
 from gateway.broker import MosquittoBroker, free_loopback_port
 from gateway.config import load_settings
 from gateway.service import GatewayService
-from tests.gateway.support import wait_for
+from tests.gateway.support import send_until_acked, start_gateway, wait_for
 
 DEVICES = 100
 FRAMES_PER_DEVICE = 100
@@ -40,22 +39,6 @@ def write_config(tmp_path: Path, broker: MosquittoBroker) -> Path:
         f"port = {free_loopback_port()}\n"
     )
     return config
-
-
-def start_gateway(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                "from api.cli import main; raise SystemExit(main())",
-                "run",
-                "--config",
-                str(config),
-            ],
-            stdout=out,
-            stderr=out,
-        )
 
 
 def stored_count(db: Path) -> int:
@@ -109,19 +92,6 @@ def assert_exactly_once(db: Path, devices: list[SimulatedDevice]) -> None:
     assert all(len(d.acked) == d.next_seq - 1 for d in devices)
 
 
-async def wait_until_subscribed(fleet: MqttFleet, probe: SimulatedDevice) -> None:
-    """A first frame, resent until acked: the gateway's session exists from then on."""
-    await fleet.send(probe.device_id, probe.heartbeat())
-    for _ in range(60):
-        try:
-            await fleet.wait_all_acked(0.5)
-        except TimeoutError:
-            await fleet.retransmit_pending()
-        else:
-            return
-    pytest.fail("the gateway never subscribed")
-
-
 async def run_with_fault(
     tmp_path: Path, broker: MosquittoBroker, fault: Callable[[subprocess.Popen[bytes]], object]
 ) -> subprocess.Popen[bytes]:
@@ -132,7 +102,8 @@ async def run_with_fault(
     gateway = start_gateway(config, log)
     try:
         async with MqttFleet("127.0.0.1", broker.port, devices) as fleet:
-            await wait_until_subscribed(fleet, devices[0])
+            # A first frame, resent until acked: the gateway's session exists from then on.
+            await send_until_acked(fleet, devices[0], devices[0].heartbeat())
             await send_frames(fleet, devices, range(FRAMES_PER_DEVICE // 2))
             await wait_for(lambda: stored_count(db) >= TOTAL // 5, timeout=60, what="progress")
             replacement = fault(gateway)

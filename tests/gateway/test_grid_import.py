@@ -1,62 +1,155 @@
-"""CSV import: row-level errors, nothing half-imported, and 10,000 households at once."""
+"""CSV import: good rows land, bad rows are reported by line, reruns change nothing."""
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from pathlib import Path
 
 import pytest
 
+from gateway import grid_import
 from gateway.clock import ManualClock
-from gateway.grid_import import ImportRejectedError
+from gateway.grid_import import ImportRejectedError, ImportResult
+from gateway.registry import SILENT_DEADLINE
 from gateway.service import GatewayService
-from tests.gateway.grid import CONTACTS_CSV, HOUSEHOLDS_CSV, UNITS_CSV
-from tests.gateway.support import gateway_settings
+from tests.gateway.grid import BOX_ID, CONTACTS_CSV, HOUSEHOLD, HOUSEHOLDS_CSV, UNITS_CSV
+from tests.gateway.support import gateway_settings, sample
+
+NEIGHBOURHOOD = "341504-101-001-1-3-1"
+HOUSEHOLDS_HEADER = HOUSEHOLDS_CSV.splitlines()[0]
+TABLES = ("grid_units", "households", "residents", "contacts", "devices", "deadlines")
 
 
-async def test_bad_rows_are_all_reported_and_nothing_is_written(
-    tmp_path: Path, clock: ManualClock
+def _count(gw: GatewayService, sql: str) -> int:
+    """One number from the gateway's real SQLite file, read beside the gateway."""
+    with sqlite3.connect(gw.settings.database_path) as db:
+        return int(db.execute(sql).fetchone()[0])
+
+
+def _counts(gw: GatewayService) -> dict[str, int]:
+    return {t: _count(gw, f"SELECT count(*) FROM {t}") for t in TABLES}
+
+
+def _duplicates(gw: GatewayService) -> int:
+    """Rows that share a natural key with another row, in any grid table."""
+    return sum(
+        _count(
+            gw, f"SELECT count(*) FROM (SELECT 1 FROM {table} GROUP BY {key} HAVING count(*) > 1)"
+        )
+        for table, key in (
+            ("residents", "household_code, name"),
+            ("contacts", "role, coalesce(unit_code, ''), coalesce(household_code, ''), phone"),
+            ("devices", "device_id"),
+            ("households", "code"),
+            ("grid_units", "code"),
+        )
+    )
+
+
+def _reasons(result: ImportResult) -> dict[int, tuple[str, str]]:
+    """Line -> (column, reason) of every error; one error per rejected row in these tests."""
+    found = {e.line: (e.column, e.message) for e in result.errors}
+    assert len(found) == len(result.errors) == result.rejected
+    return found
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+async def test_bad_rows_are_reported_and_the_good_ones_land(
+    tmp_path: Path, clock: ManualClock, newline: str
 ) -> None:
     async with GatewayService(gateway_settings(tmp_path, None), clock) as gw:
         await gw.import_csv("units", UNITS_CSV)
         bad = HOUSEHOLDS_CSV + (
             "341504-101-001-0003,341504-101-001,村口,王五,12ab,是,否,0,0,,,,\n"
-            "341504-101-001-0004,341504-101-001-1-3-1,村口,赵六,,maybe,0,0,0,,,b1da00000000000x,00\n"
-            "341504-101-001-0001,341504-101-001-1-3-1,重复,张三,,0,0,0,0,,,,\n"
-            ",341504-101-001-1-3-1,,,,0,0,0,0,,,,\n"
+            f"341504-101-001-0004,{NEIGHBOURHOOD},村口,赵六,,maybe,0,0,0,,,b1da00000000000x,00\n"
+            f"341504-101-001-0001,{NEIGHBOURHOOD},重复,张三,,0,0,0,0,,,,\n"
+            f",{NEIGHBOURHOOD},,,,0,0,0,0,,,,\n"
+        ).replace("\n", newline)  # Excel on Windows writes CRLF
+        result = await gw.import_csv("households", bad)
+        errors = {(e.line, e.column) for e in result.errors}
+        assert errors == {
+            (4, "neighbourhood_code"),  # a village is not a neighbourhood
+            (4, "resident_phone"),
+            (5, "lives_alone"),
+            (5, "device_id"),
+            (6, "household_code"),  # twice in one file
+            (7, "household_code"),  # required
+            (7, "resident_name"),
+        }
+        messages = [str(e) for e in result.errors]
+        assert "line 4, neighbourhood_code: 341504-101-001 is a village, not a neighbourhood" in (
+            messages
         )
-        with pytest.raises(ImportRejectedError) as rejected:
-            await gw.import_csv("households", bad)
-        errors = {(e.row, e.column) for e in rejected.value.errors}
-        assert (4, "neighbourhood_code") in errors  # a village is not a neighbourhood
-        assert (4, "resident_phone") in errors
-        assert (5, "lives_alone") in errors
-        assert (5, "device_id") in errors
-        assert (6, "household_code") in errors  # twice in one file
-        assert (7, "household_code") in errors  # required
-        assert (7, "resident_name") in errors
-        assert "nothing imported" in str(rejected.value)
-        # The good rows of the file were not written either.
-        assert await gw.store.get_device("b1da000000000001") is None
-        async with gw.store.transaction() as uow:
-            assert await uow.existing_keys("households", ["341504-101-001-0001"]) == {}
+        assert "line 6, household_code: this household is already on line 2" in messages
+        assert (result.inserted, result.rejected, result.devices) == (2, 4, 1)
+        # The good rows were written, each with its resident and its box.
+        assert _count(gw, "SELECT count(*) FROM households") == 2
+        assert _count(gw, "SELECT count(*) FROM residents") == 2
+        device = await gw.store.get_device(BOX_ID)
+        assert device is not None
+        assert device.household_code == HOUSEHOLD
 
 
 async def test_units_must_sit_in_the_level_above(tmp_path: Path, clock: ManualClock) -> None:
     async with GatewayService(gateway_settings(tmp_path, None), clock) as gw:
         text = (
             "code,level,name,parent_code\n"
-            "C,county,县,\nV,village,村,C\nX,street,街,C\nT,county,镇,C\n"
+            "C,county,县,\n"  # line 2
+            "V,village,村,C\n"  # 3: a village in a county
+            "X,street,街,C\n"  # 4: no such level
+            "T,county,镇,C\n"  # 5: a county with a parent
+            "A,area,片,V\n"  # 6: its parent row was rejected
+            "N,neighbourhood,邻,G\n"  # 7: parents may come later in the file
+            "G,group,组,A2\n"  # 8
+            "A2,area,片,V2\n"  # 9
+            "V2,village,村,T2\n"  # 10
+            "T2,township,镇,C\n"  # 11
+            "C,county,县,\n"  # 12: the same code twice
+            "Z,group,组,nowhere\n"  # 13
         )
-        with pytest.raises(ImportRejectedError) as rejected:
-            await gw.import_csv("units", text)
-        messages = [str(e) for e in rejected.value.errors]
-        assert any("a village must sit in a township, not a county" in m for m in messages)
-        assert any("row 4, level" in m for m in messages)
-        assert any("a county has no parent" in m for m in messages)
+        result = await gw.import_csv("units", text)
+        assert _reasons(result) == {
+            3: ("parent_code", "a village must sit in a township, not a county"),
+            4: ("level", f"must be one of {', '.join(grid_import.LEVELS)}, got 'street'"),
+            5: ("parent_code", "a county has no parent"),
+            6: ("parent_code", "its parent V (line 3) is rejected"),
+            12: ("code", "this unit is already on line 2"),
+            13: ("parent_code", "unknown parent nowhere: not in the grid nor in this file"),
+        }
+        assert (result.inserted, result.updated, result.unchanged) == (6, 0, 0)
+        assert _count(gw, "SELECT count(*) FROM grid_units") == 6
+
+        again = await gw.import_csv("units", text)
+        assert (again.inserted, again.updated, again.unchanged) == (0, 0, 6)
+        assert again.errors == result.errors
+
+        changed = await gw.import_csv(
+            "units",
+            "code,level,name,parent_code\n"
+            "G,group,二组,A2\n"  # a new name: updated
+            "N,group,邻,A2\n"  # another level (and parent): refused
+            "V2,village,村,C\n",  # another parent: refused
+        )
+        assert (changed.updated, changed.rejected) == (1, 2)
+        messages = [str(e) for e in changed.errors]
+        assert (
+            "line 3, level: N is a neighbourhood in the grid; its level is not changed by import"
+            in (messages)
+        )
+        assert (
+            "line 4, parent_code: V2 sits in T2 in the grid; moving it is not done by import"
+            in (messages)
+        )
+        assert _count(gw, "SELECT count(*) FROM grid_units WHERE code = 'G' AND name = '二组'") == 1
+        assert (
+            _count(gw, "SELECT count(*) FROM grid_units WHERE code = 'N' AND level = 'group'") == 0
+        )
 
 
-async def test_contacts_need_a_known_unit_or_household(tmp_path: Path, clock: ManualClock) -> None:
+async def test_contacts_need_a_known_unit_or_household_and_reruns_do_not_duplicate(
+    tmp_path: Path, clock: ManualClock
+) -> None:
     async with GatewayService(gateway_settings(tmp_path, None), clock) as gw:
         await gw.import_csv("units", UNITS_CSV)
         await gw.import_csv("households", HOUSEHOLDS_CSV)
@@ -64,35 +157,272 @@ async def test_contacts_need_a_known_unit_or_household(tmp_path: Path, clock: Ma
             "某人,mayor,341504,,13800000009,,,\n"
             "某人,family,341504,,13800000009,,,\n"
             "某人,grid_worker,nowhere,,13800000009,,25:00,\n"
+            "李书记,village_secretary,341504-101-001,,13800000001,zh-CN,,\n"
         )
-        with pytest.raises(ImportRejectedError) as rejected:
-            await gw.import_csv("contacts", bad)
-        errors = {(e.row, e.column) for e in rejected.value.errors}
+        result = await gw.import_csv("contacts", bad)
+        errors = {(e.line, e.column) for e in result.errors}
         assert errors == {
             (10, "role"),
             (11, "household_code"),
             (12, "unit_code"),
             (12, "available_from"),
+            (13, "phone"),  # the same contact as line 2
         }
-        result = await gw.import_csv("contacts", CONTACTS_CSV)
-        assert result.rows == 8
+        assert (result.inserted, result.rejected) == (8, 4)
+
+        again = await gw.import_csv("contacts", CONTACTS_CSV)
+        assert (again.rows, again.inserted, again.updated, again.unchanged) == (8, 0, 0, 8)
+        assert _count(gw, "SELECT count(*) FROM contacts") == 8
+
+        hours = CONTACTS_CSV.replace(
+            "13800000003,zh-CN,07:00,21:00", "13800000003,zh-CN,08:00,20:00"
+        )
+        changed = await gw.import_csv("contacts", hours)
+        assert (changed.inserted, changed.updated, changed.unchanged) == (0, 1, 7)
+        assert _count(gw, "SELECT count(*) FROM contacts WHERE available_from = '08:00'") == 1
+        assert _count(gw, "SELECT count(*) FROM contacts") == 8
+        assert _duplicates(gw) == 0
 
 
-async def test_ten_thousand_households_with_their_boxes(tmp_path: Path, clock: ManualClock) -> None:
+async def test_a_box_key_or_household_is_not_changed_by_import(
+    tmp_path: Path, clock: ManualClock
+) -> None:
     async with GatewayService(gateway_settings(tmp_path, None), clock) as gw:
         await gw.import_csv("units", UNITS_CSV)
-        header = HOUSEHOLDS_CSV.splitlines()[0]
-        rows = [
-            f"H{i:05d},341504-101-001-1-3-1,{i}号,居民{i},139{i:08d},1,0,0,1,,,"
-            f"{0xB1DA100000000000 + i:016x},{i:032x}"
-            for i in range(10_000)
-        ]
+        await gw.import_csv("households", HOUSEHOLDS_CSV)
+        lines = HOUSEHOLDS_CSV.splitlines()
+        other_key = HOUSEHOLDS_CSV.replace(bytes(range(16)).hex(), "ff" * 16)
+        moved = "\n".join(
+            [
+                lines[0],
+                lines[1].replace(f",{BOX_ID},{bytes(range(16)).hex()}", ",,"),
+                lines[2].removesuffix(",,") + f",{BOX_ID},{bytes(range(16)).hex()}",
+            ]
+        )
+        second_box = HOUSEHOLDS_CSV.replace(BOX_ID, "b1da0000000000ff")
+        for text, line, column, reason in (
+            (
+                other_key,
+                2,
+                "device_key",
+                (
+                    f"differs from the registered key of {BOX_ID}; "
+                    "keys are rotated by provisioning, not by import"
+                ),
+            ),
+            (
+                moved,
+                3,
+                "device_id",
+                (
+                    f"call box {BOX_ID} is registered to household {HOUSEHOLD}; "
+                    "a box is moved by provisioning, not by import"
+                ),
+            ),
+            (
+                second_box,
+                2,
+                "device_id",
+                (
+                    f"household {HOUSEHOLD} already has call box {BOX_ID}; "
+                    "a box is replaced by provisioning, not by import"
+                ),
+            ),
+        ):
+            result = await gw.import_csv("households", text)
+            assert _reasons(result) == {line: (column, reason)}
+            assert result.devices == 0
+        device = await gw.store.get_device(BOX_ID)
+        assert device is not None
+        assert (device.household_code, device.key) == (HOUSEHOLD, bytes(range(16)))
+        assert _count(gw, "SELECT count(*) FROM devices") == 1
+
+
+def _ten_thousand() -> tuple[str, dict[int, tuple[str, str]], dict[int, int]]:
+    """10,000 household rows, a few of them bad, and two quoted fields spanning lines.
+
+    Returns the file, line -> (column, reason) of the bad rows, and row number -> line.
+    """
+    bad: dict[int, str] = {}
+    records: list[str] = []
+    for i in range(10_000):
+        address = '"桥元村\n三组\n5000号"' if i == 5000 else f"{i}号"
+        notes = '"高血压\n糖尿病"' if i == 3 else ""
+        code, unit, phone, alone, name = f"H{i:05d}", NEIGHBOURHOOD, f"139{i:08d}", "1", f"居民{i}"
+        device, key = f"{0xB1DA100000000000 + i:016x}", f"{i:032x}"
+        extra = ""
+        if i == 17:
+            phone = bad[i] = "12ab"
+        elif i == 1234:
+            unit = bad[i] = "341504-101-001"
+        elif i == 2500:
+            alone = bad[i] = "maybe"
+        elif i == 4000:
+            code = bad[i] = "H00010"
+        elif i == 5001:
+            key = bad[i] = "abcd"
+        elif i == 6000:
+            device = bad[i] = f"{0xB1DA100000000000 + 42:016x}"
+        elif i == 7777:
+            name = bad[i] = ""
+        elif i == 8000:
+            extra = bad[i] = ",surplus"
+        elif i == 9999:
+            unit = bad[i] = "nowhere-1"
+        records.append(
+            f"{code},{unit},{address},{name},{phone},{alone},0,0,1,,{notes},{device},{key}{extra}"
+        )
+    line_of: dict[int, int] = {}
+    line = 2
+    for i, record in enumerate(records):
+        line_of[i] = line
+        line += record.count("\n") + 1
+    # The quoted notes of row 3 take two lines: row 17 sits on line 2 + 17 + 1.
+    assert line_of[17] == 20
+    assert line_of[5001] == 5001 + 2 + 1 + 2  # after row 5000's three-line address
+    reasons = {
+        17: ("resident_phone", "not a phone number: '12ab'"),
+        1234: ("neighbourhood_code", "341504-101-001 is a village, not a neighbourhood"),
+        2500: ("lives_alone", "expected 1/0 or 是/否, got 'maybe'"),
+        4000: ("household_code", f"this household is already on line {line_of[10]}"),
+        5001: ("device_key", "must be 32 hex digits"),
+        6000: ("device_id", f"this call box is already on line {line_of[42]}"),
+        7777: ("resident_name", "required"),
+        8000: ("-", "14 fields, but the header has 13"),
+        9999: ("neighbourhood_code", "unknown unit nowhere-1: import the units first"),
+    }
+    assert set(reasons) == set(bad)
+    text = "\n".join([HOUSEHOLDS_HEADER, *records]) + "\n"
+    return text, {line_of[i]: reason for i, reason in reasons.items()}, line_of
+
+
+async def test_ten_thousand_households_with_a_few_bad_rows_and_a_rerun(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    text, reasons, line_of = _ten_thousand()
+    good = 10_000 - len(reasons)
+    async with GatewayService(gateway_settings(tmp_path, None), clock) as gw:
+        await gw.import_csv("units", UNITS_CSV)
         started = time.perf_counter()
-        result = await gw.import_csv("households", "\n".join([header, *rows]) + "\n")
+        result = await gw.import_csv("households", text)
         elapsed = time.perf_counter() - started
-        print(f"imported 10,000 households and boxes in {elapsed:.2f} s")
-        assert (result.rows, result.devices) == (10_000, 10_000)
+        print(f"imported 10,000 households ({good} good) and their boxes in {elapsed:.2f} s")
+        assert _reasons(result) == reasons
+        assert (result.rows, result.inserted, result.updated, result.unchanged) == (
+            10_000,
+            good,
+            0,
+            0,
+        )
+        assert (result.rejected, result.devices) == (len(reasons), good)
+        counts = _counts(gw)
+        assert (counts["households"], counts["residents"], counts["devices"]) == (good,) * 3
+        assert (
+            _count(gw, f"SELECT count(*) FROM deadlines WHERE kind = '{SILENT_DEADLINE}'") == good
+        )
         device = await gw.store.get_device(f"{0xB1DA100000000000 + 42:016x}")
         assert device is not None
-        assert device.household_code == "H00042"
-        assert device.key == bytes.fromhex(f"{42:032x}")
+        assert (device.household_code, device.key) == ("H00042", bytes.fromhex(f"{42:032x}"))
+        assert (
+            _count(gw, "SELECT count(*) FROM households WHERE address = '桥元村\n三组\n5000号'")
+            == 1
+        )
+        assert (
+            _count(gw, "SELECT count(*) FROM residents WHERE health_notes = '高血压\n糖尿病'") == 1
+        )
+        assert _count(gw, "SELECT count(*) FROM households WHERE code = 'H00017'") == 0
+        assert sample(gw, "bidao_import_rows_total", kind="households", outcome="inserted") == good
+        assert sample(gw, "bidao_import_rows_total", kind="households", outcome="rejected") == 9
+        due = _count(
+            gw, "SELECT CAST(due_at AS INTEGER) FROM deadlines WHERE subject = 'b1da100000000000'"
+        )
+
+        await clock.advance(60.0)
+        started = time.perf_counter()
+        again = await gw.import_csv("households", text)
+        print(f"reran it in {time.perf_counter() - started:.2f} s")
+        assert (again.inserted, again.updated, again.unchanged, again.devices) == (0, 0, good, 0)
+        assert again.errors == result.errors
+        assert _counts(gw) == counts
+        assert _duplicates(gw) == 0
+        # Only a new box gets a silence deadline: the rerun left the armed ones alone.
+        assert (
+            _count(
+                gw,
+                "SELECT CAST(due_at AS INTEGER) FROM deadlines WHERE subject = 'b1da100000000000'",
+            )
+            == due
+        )
+        assert sample(gw, "bidao_import_rows_total", kind="households", outcome="unchanged") == good
+
+        # One household moves house number, another resident gets a phone of her own.
+        lines = text.split("\n")
+        i, j = line_of[100] - 1, line_of[200] - 1
+        lines[i] = lines[i].replace(",100号,", ",100号之一,")
+        lines[j] = lines[j].replace(",13900000200,", ",13700000200,")
+        changed = await gw.import_csv("households", "\n".join(lines))
+        assert (changed.inserted, changed.updated, changed.unchanged) == (0, 2, good - 2)
+        assert _count(gw, "SELECT count(*) FROM households WHERE address = '100号之一'") == 1
+        assert _count(gw, "SELECT count(*) FROM residents WHERE phone = '13700000200'") == 1
+        assert _counts(gw) == counts
+
+
+async def test_check_writes_nothing(tmp_path: Path, clock: ManualClock) -> None:
+    text, reasons, _ = _ten_thousand()
+    async with GatewayService(gateway_settings(tmp_path, None), clock) as gw:
+        await gw.import_csv("units", UNITS_CSV)
+        before = _counts(gw)
+        result = await gw.import_csv("households", text, check=True)
+        assert result.check
+        assert _reasons(result) == reasons
+        assert (result.inserted, result.devices) == (10_000 - len(reasons),) * 2
+        assert _counts(gw) == before
+        assert sample(gw, "bidao_import_rows_total", kind="households", outcome="inserted") == 0
+        assert result.summary().startswith("checked, nothing written: 10000 households rows")
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (
+            "household_code,address\nH1,x\n",
+            "line 1, neighbourhood_code: required column missing",
+        ),
+        (
+            HOUSEHOLDS_HEADER + ",floor\n",
+            "line 1, floor: unknown column for households",
+        ),
+        (
+            HOUSEHOLDS_HEADER + ",address\n",
+            "line 1, address: column appears twice",
+        ),
+        (
+            HOUSEHOLDS_CSV.encode()  # UTF-8, then one line saved as GBK
+            + f"H3,{NEIGHBOURHOOD},三组,王五,,0,0,0,0,,,,\n".encode("gbk"),
+            "line 4, -: not UTF-8 text (byte 0xc8)",
+        ),
+        ("", "line 1, -: empty file: no header row"),
+        ("\n\n", "line 1, -: empty file: no header row"),
+        (
+            HOUSEHOLDS_HEADER
+            + "\n"
+            + "".join(f"H{i},{NEIGHBOURHOOD},,某,,,,,,,,,\n" for i in range(6)),
+            "line 7, -: more than 5 rows; split the file",
+        ),
+    ],
+)
+async def test_a_bad_file_is_rejected_whole(
+    tmp_path: Path,
+    clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
+    data: str | bytes,
+    message: str,
+) -> None:
+    async with GatewayService(gateway_settings(tmp_path, None), clock) as gw:
+        await gw.import_csv("units", UNITS_CSV)
+        monkeypatch.setattr(grid_import, "MAX_ROWS", 5)
+        with pytest.raises(ImportRejectedError) as rejected:
+            await gw.import_csv("households", data)
+        assert message in str(rejected.value)
+        assert "file rejected, nothing imported" in str(rejected.value)
+        assert _count(gw, "SELECT count(*) FROM households") == 0

@@ -5,22 +5,36 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from alerts import Notification
-from alerts.providers.base import OutgoingMessage, ProviderError, Receipt
+from alerts import Notification, fits_sms
+from alerts.notification import URGENT, Channel
+from alerts.providers.base import (
+    LookupUnavailableError,
+    OutgoingMessage,
+    ProviderError,
+    Receipt,
+    SentItem,
+)
 from alerts.providers.console import ConsoleProvider
 from gateway.clock import ManualClock
 from gateway.service import GatewayService
-from tests.gateway.grid import CONTACTS_CSV, HOUSEHOLDS_CSV, SECRETARY, UNITS_CSV
-from tests.gateway.support import gateway_settings, wait_for
+from tests.gateway.grid import SECRETARY
+from tests.gateway.support import gateway_settings, load_grid, wait_for
 
 
 class FlakyProvider:
-    """Fails the first `failures` sends like a provider having a bad minute."""
+    """Fails the first `failures` sends like a provider having a bad minute.
 
-    def __init__(self, failures: int, error: ProviderError | None = None) -> None:
+    `taken` is what the provider holds; with `lookup` off it cannot say (like the console).
+    """
+
+    def __init__(
+        self, failures: int, error: ProviderError | None = None, *, lookup: bool = False
+    ) -> None:
         self.failures = failures
         self.error = error or ProviderError("503 Service Unavailable")
+        self.lookup = lookup
         self.calls: list[OutgoingMessage] = []
+        self.taken: list[tuple[OutgoingMessage, SentItem]] = []
 
     @property
     def name(self) -> str:
@@ -30,7 +44,17 @@ class FlakyProvider:
         self.calls.append(message)
         if len(self.calls) <= self.failures:
             raise self.error
-        return Receipt(f"SM{message.notification_id:032d}", "queued")
+        sid = f"SM{len(self.calls):032d}"
+        self.taken.append((message, SentItem(sid, "queued", message.text)))
+        return Receipt(sid, "queued")
+
+    async def sent_since(self, channel: Channel, to: str, since: float) -> list[SentItem]:
+        if not self.lookup:
+            raise LookupUnavailableError("no lookup")
+        return [item for m, item in self.taken if (m.channel, m.to) == (channel, to)]
+
+    async def end_call(self, provider_id: str) -> None:
+        raise ProviderError("no calls here")
 
 
 async def enqueue(gw: GatewayService, *notifications: Notification) -> None:
@@ -51,13 +75,7 @@ async def settled(gw: GatewayService, expected: list[tuple[int, str, int, str | 
     await wait_for(reached, what=f"outbox states {expected}")
 
 
-async def grid(gw: GatewayService) -> None:
-    for kind, text in (
-        ("units", UNITS_CSV),
-        ("households", HOUSEHOLDS_CSV),
-        ("contacts", CONTACTS_CSV),
-    ):
-        await gw.import_csv(kind, text)  # type: ignore[arg-type]
+grid = load_grid
 
 
 async def test_console_prints_chinese_first_and_records(tmp_path: Path, clock: ManualClock) -> None:
@@ -112,20 +130,138 @@ async def test_bad_number_fails_at_once_and_flags_the_contact(
     assert len(provider.calls) == 1
 
 
+async def claimed_then_crashed(gw: GatewayService) -> None:
+    """As if the sender died after marking a notification "sending", before the answer."""
+    async with gw.store.transaction() as uow:
+        await uow.enqueue([SMS], gw.clock.now())
+        await uow.mark_sending([1], gw.clock.now())
+
+
 async def test_in_doubt_after_a_crash_waits_before_resending(
     tmp_path: Path, clock: ManualClock
 ) -> None:
-    provider = FlakyProvider(failures=0)
+    provider = FlakyProvider(failures=0)  # cannot look up what it took
     settings = gateway_settings(tmp_path, None, notify={"in_doubt_resend_s": 120})
     async with GatewayService(settings, clock, provider) as gw:
         await grid(gw)
-        async with gw.store.transaction() as uow:
-            await uow.enqueue([SMS], clock.now())
-            # As if the sender died after marking it "sending", before the provider answered.
-            assert len(await uow.claim_notifications(clock.now(), 10)) == 1
+        await claimed_then_crashed(gw)
     async with GatewayService(settings, clock, provider) as gw:
         await settled(gw, [(1, "pending", 1, None)])  # released, due after the grace
         await clock.advance(119)
         assert provider.calls == []
         await clock.advance(2)
         await wait_for(lambda: len(provider.calls) == 1, what="resent after the grace")
+        await settled(gw, [(1, "sent", 2, "queued")])
+
+
+async def test_in_doubt_after_a_crash_is_found_at_the_provider_and_not_resent(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    provider = FlakyProvider(failures=0, lookup=True)
+    settings = gateway_settings(tmp_path, None)
+    async with GatewayService(settings, clock, provider) as gw:
+        await grid(gw)
+        await claimed_then_crashed(gw)
+    # The provider took it just before the crash; its answer never reached the row.
+    text = "【必到】工单7已由李书记接单，您无需前往。"
+    provider.taken.append(
+        (
+            OutgoingMessage(1, "sms", SMS.recipient, text, SMS.template),
+            SentItem("SM-taken-before-the-crash", "sent", text),
+        )
+    )
+    async with GatewayService(settings, clock, provider) as gw:
+        await settled(gw, [(1, "sent", 1, "sent")])
+        entries = await gw.store.outbox_entries()
+    assert entries[0].provider_id == "SM-taken-before-the-crash"
+    assert provider.calls == []
+
+
+async def test_in_doubt_and_not_taken_is_sent_at_once(tmp_path: Path, clock: ManualClock) -> None:
+    provider = FlakyProvider(failures=0, lookup=True)
+    settings = gateway_settings(tmp_path, None)
+    async with GatewayService(settings, clock, provider) as gw:
+        await grid(gw)
+        await claimed_then_crashed(gw)
+    async with GatewayService(settings, clock, provider) as gw:
+        await settled(gw, [(1, "sent", 2, "queued")])
+    assert len(provider.calls) == 1
+
+
+def alarm(n: int) -> Notification:
+    return Notification(
+        "sms", "13800000003", "ticket_overdue", {"ticket": str(n), "place": "桥元村三组"}
+    )
+
+
+async def sender_settled(gw: GatewayService) -> bool:
+    """Nothing being sent and nothing due now: the sender has done what it can."""
+    if any(state[1] == "sending" for state in await gw.store.outbox_states()):
+        return False
+    due = await gw.store.next_notification_at()
+    return due is None or due > gw.clock.now()
+
+
+async def test_throttle_merges_a_storm_and_lets_the_urgent_call_through(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    console = ConsoleProvider(io.StringIO())
+    limit, hour = 5, 3600.0
+    settings = gateway_settings(
+        tmp_path, None, notify={"throttle_per_window": limit, "throttle_window_s": hour}
+    )
+    async with GatewayService(settings, clock, console) as gw:
+        await grid(gw)
+        for n in range(1, 51):  # 50 alarms for one number within the hour
+            await enqueue(gw, alarm(n))
+            await wait_for(lambda: sender_settled(gw), what="sender settled")
+            if n == 30:
+                urgent = Notification(
+                    "sms",
+                    "13800000003",
+                    "ticket_call",
+                    {"resident": "张桂兰", "place": "桥元村三组", "ticket": "9"},
+                    priority=URGENT,
+                )
+                await enqueue(gw, urgent)
+                await wait_for(
+                    lambda: console.sent[-1].template == "ticket_call",
+                    what="the urgent call goes at once, over the limit",
+                )
+            await clock.advance(hour / 50)
+        alarms = [m for m in console.sent if m.template != "ticket_call"]
+        assert [m.params["ticket"] for m in alarms] == ["1", "2", "3", "4", "5"]
+        assert len(console.sent) == limit + 1
+        # As sends age out of the window, everything held back goes as one message.
+        await clock.advance(hour)
+        await wait_for(lambda: len(console.sent) == limit + 2, what="the merged message")
+        await wait_for(lambda: sender_settled(gw), what="sender settled")
+        merged = console.sent[-1]
+        assert merged.text.startswith(
+            "【必到】您有45条提醒：工单6（桥元村三组）已超过办理时限，请督办；工单7（桥元村三组）"
+        )
+        assert fits_sms(merged.text)
+        assert merged.text.endswith("…")
+        entries = await gw.store.outbox_entries()
+    assert len(console.sent) == limit + 2  # 51 notifications, 7 messages
+    assert sum(e.status == "merged" for e in entries) == 44
+    leader = next(e for e in entries if e.sent_text == merged.text)
+    assert {e.merged_into for e in entries if e.status == "merged"} == {leader.id}
+
+
+async def test_identical_texts_are_merged_with_a_count(tmp_path: Path, clock: ManualClock) -> None:
+    console = ConsoleProvider(io.StringIO())
+    settings = gateway_settings(tmp_path, None, notify={"throttle_per_window": 1})
+    async with GatewayService(settings, clock, console) as gw:
+        await grid(gw)
+        await enqueue(gw, alarm(1))
+        await wait_for(lambda: len(console.sent) == 1)
+        for _ in range(3):
+            await enqueue(gw, alarm(2))
+        await wait_for(lambda: sender_settled(gw), what="held back")
+        await clock.advance(3601)
+        await wait_for(lambda: len(console.sent) == 2, what="the merged message")
+    assert (
+        console.sent[1].text
+        == "【必到】工单2（桥元村三组）已超过办理时限，请督办。（同一提醒共3条）"
+    )

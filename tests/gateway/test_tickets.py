@@ -23,16 +23,13 @@ from tests.gateway.grid import (
     BOX_ID,
     BOX_KEY,
     CHIEF,
-    CONTACTS_CSV,
     DEPUTY,
     GRID_WORKER,
     GROUP_LEADER,
-    HOUSEHOLDS_CSV,
     SECRETARY,
     TOWNSHIP,
-    UNITS_CSV,
 )
-from tests.gateway.support import gateway_settings, wait_for
+from tests.gateway.support import gateway_settings, load_grid, wait_for
 
 MINUTE = 60.0
 
@@ -79,9 +76,7 @@ async def village(
     box = SimulatedDevice(BOX_ID, "call_box", BOX_KEY, clock=clock.now)
     settings = gateway_settings(tmp_path, broker)
     async with GatewayService(settings, clock) as gw:
-        await gw.import_csv("units", UNITS_CSV)
-        await gw.import_csv("households", HOUSEHOLDS_CSV)
-        await gw.import_csv("contacts", CONTACTS_CSV)
+        await load_grid(gw)
         assert gw.mqtt is not None
         await gw.mqtt.wait_connected(10)
         async with MqttFleet("127.0.0.1", broker.port, [box]) as fleet:
@@ -383,3 +378,124 @@ async def test_boxes_never_pressed_in_90_days(village: Village) -> None:
     assert await v.gw.reports.unused_boxes(v.clock.now()) == [BOX_ID]
     await v.press(Key.GREEN_CALL)
     assert await v.gw.reports.unused_boxes(v.clock.now()) == []
+
+
+async def test_contacts_outside_their_hours_are_passed_over(village: Village) -> None:
+    v = village
+    await v.clock.advance(13 * 3600 + 14 * 60)  # 02:00 in the village
+    await v.press(Key.GREEN_CALL)
+    await v.advance(5 * MINUTE + 1)
+    assert await v.to(DEPUTY) == [("voice", "ticket_escalated"), ("sms", "ticket_escalated")]
+    await v.advance(5 * MINUTE)
+    # The grid worker works 07:00-21:00: at night the township duty officer is next.
+    assert await v.to(GRID_WORKER) == []
+    assert await v.to(TOWNSHIP) == [("voice", "ticket_escalated"), ("sms", "ticket_escalated")]
+    ticket = await v.gw.store.ticket_events((await v.ticket()).id)
+    assert [e.detail for e in ticket if e.kind == "escalated"][-1].startswith("township_duty")
+
+
+async def test_the_one_who_goes_gets_the_key_safe_code_and_nobody_else(village: Village) -> None:
+    v = village
+    await v.press(Key.GREEN_CALL)
+    ticket = await v.ticket()
+    await v.gw.tickets.accept(ticket.id, SECRETARY, "voice_keypress")
+    access = [n for n in await v.sent() if n.template == "ticket_access"]
+    assert [(n.contact_id, n.channel) for n in access] == [(SECRETARY, "sms")]
+    assert (access[0].params["key_safe"], access[0].params["health"]) == ("4321", "高血压")
+    for n in await v.sent():
+        if n.template != "ticket_access":
+            assert "4321" not in str(n.params)
+            assert "高血压" not in str(n.params)
+
+
+async def test_a_neighbour_chief_who_accepts_gets_no_secrets(village: Village) -> None:
+    v = village
+    await v.press(Key.GREEN_CALL)
+    ticket = await v.ticket()
+    await v.gw.tickets.accept(ticket.id, CHIEF, "voice_keypress")
+    assert [n for n in await v.sent() if n.template == "ticket_access"] == []
+
+
+async def test_a_deadline_passed_while_down_fires_once_on_restart(
+    tmp_path: Path, broker: MosquittoBroker, clock: ManualClock
+) -> None:
+    box = SimulatedDevice(BOX_ID, "call_box", BOX_KEY, clock=clock.now)
+    settings = gateway_settings(tmp_path, broker)
+    async with GatewayService(settings, clock) as gw:
+        await load_grid(gw)
+        assert gw.mqtt is not None
+        await gw.mqtt.wait_connected(10)
+        async with MqttFleet("127.0.0.1", broker.port, [box]) as fleet:
+            await fleet.send(BOX_ID, box.press(Key.GREEN_CALL))
+            await wait_for(lambda: not box.pending, what="press acked")
+    await clock.advance(6 * MINUTE)  # the accept clock ran out while the gateway was down
+    async with GatewayService(settings, clock) as gw:
+        await wait_for(
+            lambda: has_escalated(gw), what="the missed deadline fires after the restart"
+        )
+        await gw.scheduler.fire_due(clock.now())  # and again: nothing more happens
+        to_deputy = [n.template for n in await gw.store.outbox() if n.contact_id == DEPUTY]
+        events = [e.kind for e in await gw.store.ticket_events(1)]
+    assert to_deputy == ["ticket_escalated", "ticket_escalated"]  # one call, one SMS
+    assert events.count("escalated") == 1
+
+
+async def has_escalated(gw: GatewayService) -> bool:
+    return any(e.kind == "escalated" for e in await gw.store.ticket_events(1))
+
+
+async def test_statistics_of_a_seeded_history_match_the_hand_computed_figures(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    # Twelve requests in one village. Minutes to accept and to arrive (None: never):
+    history: list[tuple[str, float | None, float | None, str | None]] = [
+        ("rated", 1, 10, "up"),
+        ("rated", 2, 15, "up"),
+        ("rated", 3, 20, "up"),
+        ("rated", 4, 25, "down"),
+        ("rated", 5, 30, "up"),
+        ("rated", 6, 35, "up"),
+        ("resolved", 7, 40, None),
+        ("resolved", 8, 50, None),
+        ("cancelled", None, None, None),
+        ("cancelled", None, None, None),
+        ("accepted", 9, None, None),  # still live: one per household
+        ("accepted", 20, None, None),
+    ]
+    async with GatewayService(gateway_settings(tmp_path, None), clock) as gw:
+        await load_grid(gw)
+        start = clock.now()
+        async with gw.store.transaction() as uow:
+            for n, (status, accept, arrive, rating) in enumerate(history):
+                opened = start + n * 3600
+                ticket = await uow.insert_ticket(
+                    f"341504-101-001-000{1 + n % 2}",
+                    None,
+                    "341504-101-001",
+                    "341504-101-001-1-3-1",
+                    1,
+                    opened,
+                )
+                accepted = None if accept is None else opened + accept * MINUTE
+                on_site = None if arrive is None or accepted is None else accepted + arrive * MINUTE
+                await uow.update_ticket(
+                    ticket,
+                    status=status,
+                    owner_contact_id=None if accepted is None else CHIEF,
+                    accepted_at=accepted,
+                    on_site_at=on_site,
+                    resolved_at=on_site,
+                    rating=rating,
+                )
+        stats = (await gw.reports.statistics(start, start + 86400))["341504-101-001"]
+    assert (stats.requests, stats.cancelled, stats.closed) == (12, 2, 8)
+    assert stats.closure_rate == 8 / 10  # cancelled requests are not counted against it
+    assert stats.satisfaction == 5 / 6
+    assert stats.unrated_share == 2 / 8
+    assert stats.accept_on_time_rate == 5 / 10  # within 5 minutes: the first five
+    assert stats.arrive_on_time_rate == 5 / 8  # within 30 minutes
+    # Accept: 1..9 and 20 minutes. Median (5 + 6) / 2; p90 at rank 0.9 x 9 = 8.1,
+    # between 9 and 20 minutes: 9 + 0.1 x 11 = 10.1.
+    assert stats.accept_percentiles() == pytest.approx((5.5 * MINUTE, 10.1 * MINUTE))
+    # Arrive: 10, 15, ... 35, 40, 50. Median (25 + 30) / 2; p90 at 0.9 x 7 = 6.3: 40 + 0.3 x 10.
+    assert stats.arrive_percentiles() == pytest.approx((27.5 * MINUTE, 43 * MINUTE))
