@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 from pathlib import Path
 
@@ -137,3 +138,43 @@ async def test_unit_of_work_round_trip(tmp_path: Path) -> None:
         assert await store.next_deadline_at() == 100.0
     finally:
         await store.close()
+
+
+async def test_an_older_database_is_upgraded_with_its_outbox_kept(tmp_path: Path) -> None:
+    db = tmp_path / "old.db"
+    shipped = migrations()
+    with sqlite3.connect(db) as conn:
+        # As the code of two migrations ago left it, with a message already sent.
+        conn.execute(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+            " sha256 TEXT NOT NULL, applied_at TEXT NOT NULL)"
+        )
+        for version, name, sql in shipped[:2]:
+            conn.executescript(sql)
+            digest = hashlib.sha256(sql.encode()).hexdigest()
+            conn.execute(
+                "INSERT INTO schema_migrations VALUES (?, ?, ?, 'then')", (version, name, digest)
+            )
+        conn.execute(
+            "INSERT INTO notifications (created_at, channel, recipient, template, params,"
+            " language, status, provider_id, updated_at)"
+            " VALUES (1, 'sms', '13800000001', 'ticket_taken', '{}', 'zh-CN', 'sent', 'SM1', 5)"
+        )
+    store = SqliteStore(db)
+    await store.open()
+    try:
+        entries = await store.outbox_entries()
+        assert [(e.status, e.provider_id, e.origin_kind) for e in entries] == [
+            ("sent", "SM1", None)
+        ]
+        # The rebuilt table still points at itself for follow-ups.
+        async with store.transaction() as uow:
+            notification = (await store.outbox())[0]
+            assert await uow.enqueue_follow_up(1, "fallback", notification, 10.0)
+            assert not await uow.enqueue_follow_up(1, "fallback", notification, 11.0)
+    finally:
+        await store.close()
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+        versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations")]
+    assert versions == [v for v, _, _ in shipped]
