@@ -75,9 +75,6 @@ async def settled(gw: GatewayService, expected: list[tuple[int, str, int, str | 
     await wait_for(reached, what=f"outbox states {expected}")
 
 
-grid = load_grid
-
-
 async def test_console_prints_chinese_first_and_records(tmp_path: Path, clock: ManualClock) -> None:
     out = io.StringIO()
     console = ConsoleProvider(out)
@@ -85,7 +82,7 @@ async def test_console_prints_chinese_first_and_records(tmp_path: Path, clock: M
         "voice", "+447700900123", "ticket_taken", {"ticket": "7", "owner": "Li"}, language="en"
     )
     async with GatewayService(gateway_settings(tmp_path, None), clock, console) as gw:
-        await grid(gw)
+        await load_grid(gw)
         await enqueue(gw, SMS, english)
         await wait_for(lambda: len(console.sent) == 2, what="both sent")
         await settled(gw, [(1, "delivered", 1, "delivered"), (2, "delivered", 1, "delivered")])
@@ -101,7 +98,7 @@ async def test_provider_outage_is_retried_with_backoff_until_delivered(
     provider = FlakyProvider(failures=3)
     settings = gateway_settings(tmp_path, None, notify={"retry_initial_s": 10, "retry_max_s": 60})
     async with GatewayService(settings, clock, provider) as gw:
-        await grid(gw)
+        await load_grid(gw)
         await enqueue(gw, SMS)
         await wait_for(lambda: len(provider.calls) == 1, what="first try")
         for attempt in range(2, 5):
@@ -119,7 +116,7 @@ async def test_bad_number_fails_at_once_and_flags_the_contact(
         failures=1, error=ProviderError("invalid number", bad_number=True, code="21211")
     )
     async with GatewayService(gateway_settings(tmp_path, None), clock, provider) as gw:
-        await grid(gw)
+        await load_grid(gw)
         await enqueue(gw, SMS)
         await wait_for(lambda: len(provider.calls) == 1)
         await clock.advance(3600)
@@ -143,7 +140,7 @@ async def test_in_doubt_after_a_crash_waits_before_resending(
     provider = FlakyProvider(failures=0)  # cannot look up what it took
     settings = gateway_settings(tmp_path, None, notify={"in_doubt_resend_s": 120})
     async with GatewayService(settings, clock, provider) as gw:
-        await grid(gw)
+        await load_grid(gw)
         await claimed_then_crashed(gw)
     async with GatewayService(settings, clock, provider) as gw:
         await settled(gw, [(1, "pending", 1, None)])  # released, due after the grace
@@ -160,7 +157,7 @@ async def test_in_doubt_after_a_crash_is_found_at_the_provider_and_not_resent(
     provider = FlakyProvider(failures=0, lookup=True)
     settings = gateway_settings(tmp_path, None)
     async with GatewayService(settings, clock, provider) as gw:
-        await grid(gw)
+        await load_grid(gw)
         await claimed_then_crashed(gw)
     # The provider took it just before the crash; its answer never reached the row.
     text = "【必到】工单7已由李书记接单，您无需前往。"
@@ -181,7 +178,7 @@ async def test_in_doubt_and_not_taken_is_sent_at_once(tmp_path: Path, clock: Man
     provider = FlakyProvider(failures=0, lookup=True)
     settings = gateway_settings(tmp_path, None)
     async with GatewayService(settings, clock, provider) as gw:
-        await grid(gw)
+        await load_grid(gw)
         await claimed_then_crashed(gw)
     async with GatewayService(settings, clock, provider) as gw:
         await settled(gw, [(1, "sent", 2, "queued")])
@@ -211,7 +208,7 @@ async def test_throttle_merges_a_storm_and_lets_the_urgent_call_through(
         tmp_path, None, notify={"throttle_per_window": limit, "throttle_window_s": hour}
     )
     async with GatewayService(settings, clock, console) as gw:
-        await grid(gw)
+        await load_grid(gw)
         for n in range(1, 51):  # 50 alarms for one number within the hour
             await enqueue(gw, alarm(n))
             await wait_for(lambda: sender_settled(gw), what="sender settled")
@@ -253,7 +250,7 @@ async def test_identical_texts_are_merged_with_a_count(tmp_path: Path, clock: Ma
     console = ConsoleProvider(io.StringIO())
     settings = gateway_settings(tmp_path, None, notify={"throttle_per_window": 1})
     async with GatewayService(settings, clock, console) as gw:
-        await grid(gw)
+        await load_grid(gw)
         await enqueue(gw, alarm(1))
         await wait_for(lambda: len(console.sent) == 1)
         for _ in range(3):
