@@ -50,8 +50,7 @@ def sms_units(text: str) -> tuple[int, int]:
     if text.isascii():
         used = len(text) + sum(1 for c in text if c in _GSM7_EXTENDED)
         return used, SMS_MAX_PARTS * GSM7_PART_CHARS
-    used = sum(2 if ord(c) > 0xFFFF else 1 for c in text)
-    return used, SMS_MAX_PARTS * UCS2_PART_UNITS
+    return _ucs2_units(text), SMS_MAX_PARTS * UCS2_PART_UNITS
 
 
 def fits_sms(text: str) -> bool:
@@ -64,10 +63,20 @@ def fit_sms(text: str) -> str:
     """`text`, cut short with an ellipsis if it would need more than SMS_MAX_PARTS parts."""
     if fits_sms(text):
         return text
-    cut = len(text)
-    while cut > 0 and not fits_sms(text[:cut] + ELLIPSIS):
-        cut -= 1
+    # With the ellipsis the text is UCS-2: keep the longest prefix that leaves room for it.
+    room = SMS_MAX_PARTS * UCS2_PART_UNITS - _ucs2_units(ELLIPSIS)
+    used = cut = 0
+    for char in text:
+        used += _ucs2_units(char)
+        if used > room:
+            break
+        cut += 1
     return text[:cut] + ELLIPSIS
+
+
+def _ucs2_units(text: str) -> int:
+    """UTF-16 code units of `text` (a character outside the BMP takes two)."""
+    return sum(2 if ord(c) > 0xFFFF else 1 for c in text)
 
 
 def render_digest(language: str, texts: Sequence[str]) -> str:

@@ -204,6 +204,13 @@ class NotifySettings(BaseModel):
     retry_initial_s: float = Field(default=5.0, gt=0)
     retry_max_s: float = Field(default=300.0, gt=0)
     max_attempts: int = Field(default=8, ge=1)
+    """Attempts (sends and in-doubt lookups) before a notification is quarantined."""
+    concurrency: int = Field(default=8, ge=1)
+    """Sends in flight at once through the provider; never more than one per number."""
+    degraded_after_failures: int = Field(default=3, ge=1)
+    """This many failed attempts in a row and the outbox reports itself degraded."""
+    degraded_window_s: float = Field(default=900.0, gt=0)
+    """A quarantine within this window also reports the outbox degraded."""
     in_doubt_resend_s: float = Field(default=120.0, ge=0)
     """A message that may have been handed over (crash, timeout) is first looked up at the
     provider; where the provider cannot tell, it waits this long for its status callback

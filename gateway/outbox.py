@@ -6,6 +6,11 @@
        │  └ over the number's hourly limit: held back, then merged into one message   │
        └──────────────────────────────────────── not taken: send again ◄──────────────┘
 
+Any failure of the provider (an error it reports, a timeout, or an exception nobody
+expected) is one failed attempt; after `max_attempts` the row is quarantined: failed, with
+its reason, counted and logged for an operator. Sends run concurrently, at most
+`concurrency` at once and one per number, so one slow number never holds up another.
+
 Once a message is final, what it was for decides what follows: a failed SMS falls back to
 a voice call; a call that nobody answered with a key is placed once more, and when that
 one is not answered either, the ticket counts it as no answer (and may escalate at once).
@@ -17,10 +22,10 @@ import asyncio
 import dataclasses
 import logging
 import random
-from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections import defaultdict, deque
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from alerts import Notification, TemplateError, fit_sms, render, render_digest
 from alerts.notification import URGENT
@@ -87,6 +92,11 @@ class OutboxSender:
         self._metrics = metrics
         self._wake = asyncio.Event()
         self._unanswered: UnansweredHandler | None = None
+        self._busy: set[str] = set()
+        """Numbers with a send or an in-doubt lookup in flight (at most one each)."""
+        self._failed_in_row = 0
+        self._last_failure = ""
+        self._quarantines: deque[float] = deque(maxlen=1000)
 
     def set_unanswered_handler(self, handler: UnansweredHandler) -> None:
         """Who is told that a call went unanswered (the ticket service)."""
@@ -96,65 +106,125 @@ class OutboxSender:
         """New notifications were committed."""
         self._wake.set()
 
+    @property
+    def degraded_reason(self) -> str | None:
+        """Why the provider looks unwell (recent failures or quarantines); None if healthy."""
+        if self._failed_in_row >= self._settings.degraded_after_failures:
+            return f"the last {self._failed_in_row} sends failed: {self._last_failure}"
+        window = self._settings.degraded_window_s
+        since = self._clock.now() - window
+        recent = sum(1 for at in self._quarantines if at >= since)
+        if recent:
+            return f"{recent} notifications quarantined in the last {window:g} s"
+        return None
+
+    @property
+    def in_flight(self) -> int:
+        """Sends and in-doubt lookups under way."""
+        return len(self._busy)
+
     async def run(self) -> None:
         """Send until cancelled."""
         async with self._store.transaction() as uow:
             in_doubt = await uow.release_in_doubt(self._clock.now())
         if in_doubt:
             log.warning("notifications in doubt after a restart", extra={"count": in_doubt})
-        while True:
-            self._wake.clear()
-            if await self.send_due() == 0:
-                due = await self._store.next_notification_at()
+        async with asyncio.TaskGroup() as tg:
+            while True:
+                self._wake.clear()
+                handled = await self._dispatch(tg)
+                due = await self._store.next_notification_at(skip_recipients=sorted(self._busy))
+                if handled == 0 and due is not None and due <= self._clock.now():
+                    # What is due waits for its number or a free slot: a send ending wakes us.
+                    due = None if self._busy else self._clock.now() + self._settings.retry_initial_s
                 await sleep_until_or_woken(self._clock, due, self._wake)
 
-    async def send_due(self) -> int:
-        """Settle in-doubt rows, then send every notification due now; returns rows handled."""
+    async def _dispatch(self, tg: asyncio.TaskGroup) -> int:
+        """Start settling in-doubt rows and sending due ones, within the limits; rows handled."""
         now = self._clock.now()
+        handled = 0
+        free = self._settings.concurrency - len(self._busy)
+        if free <= 0:
+            return 0
         async with self._store.transaction() as uow:
-            doubtful = await uow.due_notifications(now, self._settings.batch, in_doubt=True)
+            doubtful = await uow.due_notifications(
+                now, free, in_doubt=True, skip_recipients=sorted(self._busy)
+            )
         for row in doubtful:
-            await self._settle_doubt(row)
+            if row.notification.recipient not in self._busy:
+                self._start(tg, row.notification.recipient, self._settle_doubt(row))
+                handled += 1
+        free = self._settings.concurrency - len(self._busy)
+        if free <= 0:
+            return handled
         async with self._store.transaction() as uow:
-            rows = await uow.due_notifications(now, self._settings.batch, in_doubt=False)
-            jobs = await self._plan(uow, rows, now)
+            rows = await uow.due_notifications(
+                now, self._settings.batch, in_doubt=False, skip_recipients=sorted(self._busy)
+            )
+            jobs, touched = await self._plan(uow, rows, now, free)
             await uow.mark_sending([job.row.id for job in jobs], now)
         for job in jobs:
-            await self._deliver(dataclasses.replace(job, row=_attempted(job.row, now)))
-        return len(doubtful) + len(rows)
+            job = dataclasses.replace(job, row=_attempted(job.row, now))  # noqa: PLW2901
+            self._start(tg, job.row.notification.recipient, self._deliver(job))
+        return handled + touched
+
+    def _start(self, tg: asyncio.TaskGroup, number: str, work: Coroutine[Any, Any, None]) -> None:
+        self._busy.add(number)
+        tg.create_task(self._holding(number, work), name="outbox-send")
+
+    async def _holding(self, number: str, work: Coroutine[Any, Any, None]) -> None:
+        """Run one send or lookup while its number is marked busy."""
+        try:
+            await work
+        finally:
+            self._busy.discard(number)
+            self._wake.set()
 
     # -- throttling and merging -----------------------------------------------------------
 
-    async def _plan(self, uow: UnitOfWork, rows: Sequence[OutboxRow], now: float) -> list[_Job]:
-        """Urgent rows go at once; the others respect each number's limit and are merged."""
-        jobs = [_Job(r) for r in rows if r.notification.priority >= URGENT]
+    async def _plan(
+        self, uow: UnitOfWork, rows: Sequence[OutboxRow], now: float, free: int
+    ) -> tuple[list[_Job], int]:
+        """Up to `free` jobs, one per number, and how many rows were acted on.
+
+        Urgent rows go first; the others respect each number's limit and are merged.
+        """
+        jobs: list[_Job] = []
+        numbers: set[str] = set()
+        for row in rows:
+            n = row.notification
+            if n.priority >= URGENT and len(jobs) < free and n.recipient not in numbers:
+                jobs.append(_Job(row))
+                numbers.add(n.recipient)
         groups: dict[tuple[str, str], list[OutboxRow]] = defaultdict(list)
         for row in rows:
             if row.notification.priority < URGENT:
                 groups[(row.notification.recipient, row.notification.channel)].append(row)
         window = self._settings.throttle_window_s
         leaders: list[OutboxRow] = []
+        touched = 0
         for (recipient, channel), group in groups.items():
+            if recipient in numbers:
+                continue  # one message at a time per number: the next round takes these
             sent = await uow.recent_sends(recipient, channel, now - window)
-            in_batch = sum(
-                1
-                for j in jobs
-                if (j.row.notification.recipient, j.row.notification.channel)
-                == (recipient, channel)
-            )
-            if len(sent) + in_batch >= self._settings.throttle_per_window:
+            if len(sent) >= self._settings.throttle_per_window:
                 until = (sent[0] if sent else now) + window
                 await uow.defer_notifications([r.id for r in group], until)
                 self._metrics.notifications.labels(channel, "held_back").inc(len(group))
+                touched += len(group)
+                continue
+            if len(jobs) + len(leaders) >= free:
                 continue
             leader, rest = group[0], group[1:]
             if rest:
                 await uow.merge_notifications(leader.id, [r.id for r in rest], now)
                 self._metrics.notifications.labels(channel, "merged").inc(len(rest))
+                touched += len(rest)
             leaders.append(leader)
+            numbers.add(recipient)
         members = await uow.merged_members([r.id for r in leaders])
         jobs.extend(_Job(r, tuple(members[r.id])) for r in leaders)
-        return jobs
+        return jobs, touched + len(jobs)
 
     # -- sending --------------------------------------------------------------------------
 
@@ -169,25 +239,29 @@ class OutboxSender:
         message = OutgoingMessage(
             row.id, n.channel, n.recipient, text, n.template, n.params, n.language
         )
+        follow_up = not job.members
         try:
             # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation
             # when the send finishes at the same moment, and shutdown would then hang.
             async with asyncio.timeout(self._settings.send_timeout_s):
                 receipt = await self._provider.send(message)
         except ProviderError as exc:
-            if exc.permanent or row.attempts >= self._settings.max_attempts:
-                error = f"{exc.code} {exc}".strip()
-                await self._failed(row, error, bad_number=exc.bad_number, follow_up=not job.members)
+            error = f"{exc.code} {exc}".strip()
+            if exc.permanent:
+                await self._failed(row, error, bad_number=exc.bad_number, follow_up=follow_up)
             else:
-                await self._retry(row, str(exc), in_doubt=False)
+                await self._attempt_failed(row, error, in_doubt=False, follow_up=follow_up)
             return
         except (TimeoutError, OSError) as exc:
             # The provider may have taken it before the answer was lost.
-            if row.attempts >= self._settings.max_attempts:
-                await self._failed(row, repr(exc), bad_number=False, follow_up=not job.members)
-            else:
-                await self._retry(row, repr(exc), in_doubt=True)
+            await self._attempt_failed(row, repr(exc), in_doubt=True, follow_up=follow_up)
             return
+        except Exception as exc:  # noqa: BLE001 - whatever a provider raises is a failed attempt
+            # Nobody knows how far it got: look it up at the provider before sending again.
+            error = f"unexpected {type(exc).__name__}: {exc}"
+            await self._attempt_failed(row, error, in_doubt=True, follow_up=follow_up)
+            return
+        self._failed_in_row = 0
         async with self._store.transaction() as uow:
             await uow.notification_sent(
                 row.id,
@@ -215,11 +289,9 @@ class OutboxSender:
                 else:
                     await uow.notification_resolved_doubt(row.id, self._clock.now())
             return
-        except (ProviderError, TimeoutError, OSError) as exc:
-            backoff = self._backoff(row.attempts)
-            async with self._store.transaction() as uow:
-                await uow.defer_notifications([row.id], self._clock.now() + backoff)
-            log.warning("in-doubt lookup failed", extra={"id": row.id, "error": repr(exc)})
+        except Exception as exc:  # noqa: BLE001 - whatever a provider raises is a failed attempt
+            error = f"in-doubt lookup failed: {_reason(exc)}"
+            await self._lookup_failed(row, error)
             return
         async with self._store.transaction() as uow:
             found = await self._unclaimed(uow, row, items)
@@ -234,6 +306,7 @@ class OutboxSender:
                     self._clock.now(),
                     None,
                 )
+        self._failed_in_row = 0
         outcome = "resent" if found is None else "found_at_provider"
         self._metrics.notifications.labels(n.channel, outcome).inc()
         log.info("in-doubt notification settled", extra={"id": row.id, "outcome": outcome})
@@ -264,12 +337,58 @@ class OutboxSender:
         base = min(self._settings.retry_max_s, self._settings.retry_initial_s * growth)
         return base * random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not security
 
-    async def _retry(self, row: OutboxRow, error: str, *, in_doubt: bool) -> None:
+    def _note_failure(self, error: str) -> None:
+        self._failed_in_row += 1
+        self._last_failure = error
+
+    async def _attempt_failed(
+        self, row: OutboxRow, error: str, *, in_doubt: bool, follow_up: bool
+    ) -> None:
+        """A send that did not go: retried with backoff, or quarantined on its last attempt."""
+        self._note_failure(error)
+        if row.attempts >= self._settings.max_attempts:
+            await self._quarantine(row, error, follow_up=follow_up)
+            return
         due = self._clock.now() + self._backoff(row.attempts)
         async with self._store.transaction() as uow:
             await uow.notification_retry(row.id, due, error, self._clock.now(), in_doubt)
         self._metrics.notifications.labels(row.notification.channel, "retried").inc()
         log.warning("notification not sent, will retry", extra={"id": row.id, "error": error})
+
+    async def _lookup_failed(self, row: OutboxRow, error: str) -> None:
+        """An in-doubt lookup that failed uses an attempt, so a broken provider is bounded."""
+        self._note_failure(error)
+        attempted = _attempted(row, row.claimed_at)
+        if attempted.attempts >= self._settings.max_attempts:
+            async with self._store.transaction() as uow:
+                members = (await uow.merged_members([row.id]))[row.id]
+            await self._quarantine(attempted, error, follow_up=not members)
+            return
+        due = self._clock.now() + self._backoff(attempted.attempts)
+        async with self._store.transaction() as uow:
+            await uow.notification_lookup_failed(row.id, due, error, self._clock.now())
+        self._metrics.notifications.labels(row.notification.channel, "lookup_failed").inc()
+        log.warning("in-doubt lookup failed", extra={"id": row.id, "error": error})
+
+    async def _quarantine(self, row: OutboxRow, error: str, *, follow_up: bool) -> None:
+        """Give up on a row that kept failing: failed with its reason, counted, shown."""
+        n = row.notification
+        now = self._clock.now()
+        reason = f"quarantined after {row.attempts} attempts: {error}"
+        hook = None
+        async with self._store.transaction() as uow:
+            await uow.notification_quarantined(row.id, reason, now, row.attempts)
+            if follow_up:
+                hook = await self._after_final(
+                    uow, row.id, n, row.origin_kind, bad_number=False, now=now
+                )
+        self._quarantines.append(now)
+        self._metrics.notifications.labels(n.channel, "quarantined").inc()
+        log.error(
+            "notification quarantined",
+            extra={"id": row.id, "channel": n.channel, "attempts": row.attempts, "error": error},
+        )
+        self._run_hook(hook)
 
     async def _failed(
         self, row: OutboxRow, error: str, *, bad_number: bool, follow_up: bool
@@ -359,5 +478,14 @@ class OutboxSender:
             hook()
 
 
-def _attempted(row: OutboxRow, at: float) -> OutboxRow:
+def _attempted(row: OutboxRow, at: float | None) -> OutboxRow:
     return dataclasses.replace(row, attempts=row.attempts + 1, claimed_at=at)
+
+
+def _reason(exc: BaseException) -> str:
+    """A short reason for a log line and the row: the provider's code, or the exception."""
+    if isinstance(exc, ProviderError):
+        return f"{exc.code} {exc}".strip()
+    if isinstance(exc, (TimeoutError, OSError)):
+        return repr(exc)
+    return f"unexpected {type(exc).__name__}: {exc}"

@@ -444,12 +444,18 @@ class SqliteUnitOfWork:
             (household_code, device_id, at, rating, ticket_id),
         )
 
-    async def due_notifications(self, now: float, limit: int, in_doubt: bool) -> list[OutboxRow]:
-        """Pending notifications due at `now` (in doubt or not), urgent first, oldest first."""
+    async def due_notifications(
+        self, now: float, limit: int, in_doubt: bool, skip_recipients: Sequence[str] = ()
+    ) -> list[OutboxRow]:
+        """Pending notifications due at `now` (in doubt or not), urgent first, oldest first.
+
+        Those to `skip_recipients` (numbers with a send in flight) are left out.
+        """
+        skip, marks = _skipping(skip_recipients)
         rows = await self._rows(
-            "SELECT * FROM notifications WHERE status = 'pending' AND next_attempt_at <= ?"
-            " AND in_doubt = ? ORDER BY priority DESC, id LIMIT ?",
-            (now, int(in_doubt), limit),
+            "SELECT * FROM notifications WHERE status = 'pending'"  # noqa: S608 - fixed marks
+            f" AND next_attempt_at <= ? AND in_doubt = ?{skip} ORDER BY priority DESC, id LIMIT ?",
+            (now, int(in_doubt), *marks, limit),
         )
         return [
             OutboxRow(r["id"], _notification(r), r["attempts"], r["claimed_at"], r["origin_kind"])
@@ -540,6 +546,27 @@ class SqliteUnitOfWork:
             "UPDATE notifications SET status = 'pending', next_attempt_at = ?, last_error = ?,"
             " updated_at = ?, in_doubt = ? WHERE id = ? AND status = 'sending'",
             (next_attempt_at, error, at, int(in_doubt), notification_id),
+        )
+
+    async def notification_lookup_failed(
+        self, notification_id: int, next_attempt_at: float, error: str, at: float
+    ) -> None:
+        """An in-doubt lookup failed: one more attempt used; look again at `next_attempt_at`."""
+        await self._conn.execute(
+            "UPDATE notifications SET attempts = attempts + 1, next_attempt_at = ?,"
+            " last_error = ?, updated_at = ? WHERE id = ? AND status = 'pending'",
+            (next_attempt_at, error, at, notification_id),
+        )
+
+    async def notification_quarantined(
+        self, notification_id: int, error: str, at: float, attempts: int
+    ) -> None:
+        """Give up on a notification after `attempts`: failed, with its reason and time."""
+        await self._conn.execute(
+            "UPDATE notifications SET status = 'failed', last_error = ?, updated_at = ?,"
+            " quarantined_at = ?, in_doubt = 0, attempts = max(attempts, ?)"
+            " WHERE id = ? AND status IN ('pending', 'sending')",
+            (error, at, at, attempts, notification_id),
         )
 
     async def notification_resolved_doubt(
@@ -871,6 +898,16 @@ class SqliteStore:
         )
         return [OutboxEntry(*r) for r in rows]
 
+    async def quarantined_notifications(self, since: float = 0.0) -> list[OutboxEntry]:
+        """Notifications given up on since `since` after their last attempt, newest first."""
+        names = [f.name for f in fields(OutboxEntry)]
+        rows = await self._fetch(
+            f"SELECT {', '.join(names)} FROM notifications"  # noqa: S608 - fixed names
+            " WHERE quarantined_at >= ? ORDER BY quarantined_at DESC, id DESC",
+            (since,),
+        )
+        return [OutboxEntry(*r) for r in rows]
+
     async def outbox_states(self) -> list[tuple[int, str, int, str | None]]:
         """(id, status, attempts, delivery) of every notification, oldest first."""
         rows = await self._fetch(
@@ -878,10 +915,12 @@ class SqliteStore:
         )
         return [(r[0], r[1], r[2], r[3]) for r in rows]
 
-    async def next_notification_at(self) -> float | None:
-        """When the next pending notification is due, or None."""
+    async def next_notification_at(self, skip_recipients: Sequence[str] = ()) -> float | None:
+        """When the next pending notification (not to `skip_recipients`) is due, or None."""
+        skip, marks = _skipping(skip_recipients)
         rows = await self._fetch(
-            "SELECT min(next_attempt_at) FROM notifications WHERE status = 'pending'"
+            f"SELECT min(next_attempt_at) FROM notifications WHERE status = 'pending'{skip}",  # noqa: S608
+            marks,
         )
         return None if rows[0][0] is None else float(rows[0][0])
 
@@ -932,6 +971,14 @@ class SqliteStore:
             sql, args = sql + " WHERE device_id = ?", (device_id,)
         rows = await self._fetch(sql + " ORDER BY id", args)
         return [Transition(r[0], r[1], r[2], r[3]) for r in rows]
+
+
+def _skipping(recipients: Sequence[str]) -> tuple[str, tuple[str, ...]]:
+    """A `recipient NOT IN (...)` clause and its parameters; nothing if none is skipped."""
+    if not recipients:
+        return "", ()
+    marks = ", ".join("?" for _ in recipients)
+    return f" AND recipient NOT IN ({marks})", tuple(recipients)
 
 
 def _statements(sql: str) -> list[str]:

@@ -218,8 +218,13 @@ class UnitOfWork(Protocol):
         """Write the one fallback or retry of a notification; False if it exists already."""
         ...
 
-    async def due_notifications(self, now: float, limit: int, in_doubt: bool) -> list[OutboxRow]:
-        """Pending notifications due at `now` (in doubt or not), urgent first, oldest first."""
+    async def due_notifications(
+        self, now: float, limit: int, in_doubt: bool, skip_recipients: Sequence[str] = ()
+    ) -> list[OutboxRow]:
+        """Pending notifications due at `now` (in doubt or not), urgent first, oldest first.
+
+        Those to `skip_recipients` (numbers with a send in flight) are left out.
+        """
         ...
 
     async def merged_members(self, leader_ids: Sequence[int]) -> dict[int, list[Notification]]:
@@ -258,6 +263,18 @@ class UnitOfWork(Protocol):
         self, notification_id: int, next_attempt_at: float, error: str, at: float, in_doubt: bool
     ) -> None:
         """Sending failed for now; try again at `next_attempt_at` (after a lookup, if in doubt)."""
+        ...
+
+    async def notification_lookup_failed(
+        self, notification_id: int, next_attempt_at: float, error: str, at: float
+    ) -> None:
+        """An in-doubt lookup failed: one more attempt used; look again at `next_attempt_at`."""
+        ...
+
+    async def notification_quarantined(
+        self, notification_id: int, error: str, at: float, attempts: int
+    ) -> None:
+        """Give up on a notification after `attempts`: failed, with its reason and time."""
         ...
 
     async def notification_resolved_doubt(
@@ -348,8 +365,8 @@ class Store(Protocol):
         """The earliest due time, or None if nothing is pending."""
         ...
 
-    async def next_notification_at(self) -> float | None:
-        """When the next pending notification is due, or None."""
+    async def next_notification_at(self, skip_recipients: Sequence[str] = ()) -> float | None:
+        """When the next pending notification (not to `skip_recipients`) is due, or None."""
         ...
 
     async def notification_with_members(
@@ -429,6 +446,9 @@ class OutboxEntry:
     keypress: str | None
     merged_into: int | None
     sent_text: str | None
+    last_error: str | None = None
+    quarantined_at: float | None = None
+    """When it was given up on after its last attempt (None: not quarantined)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -83,6 +83,8 @@ class TwilioProvider:
             return await asyncio.to_thread(self._send, message)
         except TwilioRestException as exc:
             raise _provider_error(exc) from exc
+        except ValueError as exc:
+            raise _unreadable(exc) from exc
 
     async def sent_since(self, channel: Channel, to: str, since: float) -> list[SentItem]:
         """The newest messages or calls to `to` created since `since`, newest first."""
@@ -90,6 +92,8 @@ class TwilioProvider:
             return await asyncio.to_thread(self._sent_since, channel, to, since)
         except TwilioRestException as exc:
             raise _provider_error(exc) from exc
+        except ValueError as exc:
+            raise _unreadable(exc) from exc
 
     async def end_call(self, provider_id: str) -> None:
         """Complete a call in progress (a bridged call ends for both sides)."""
@@ -99,6 +103,8 @@ class TwilioProvider:
             )
         except TwilioRestException as exc:
             raise _provider_error(exc) from exc
+        except ValueError as exc:
+            raise _unreadable(exc) from exc
 
     def _sent_since(self, channel: Channel, to: str, since: float) -> list[SentItem]:
         earliest = datetime.fromtimestamp(since - CLOCK_SKEW_S, UTC)
@@ -130,6 +136,13 @@ class TwilioProvider:
             machine_detection="Enable",
         )
         return Receipt(str(call.sid), str(call.status or "queued"))
+
+
+def _unreadable(exc: ValueError) -> ProviderError:
+    """Twilio (or something in its place) answered success with a body that is not JSON."""
+    return ProviderError(
+        f"the answer is not Twilio's JSON (an HTML page?): {exc}", code="unreadable_answer"
+    )
 
 
 def _provider_error(exc: TwilioRestException) -> ProviderError:
