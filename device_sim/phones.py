@@ -11,7 +11,8 @@ parameters, keyed with the auth token), which can be delayed, duplicated or reor
     GET  /2010-04-01/Accounts/{sid}/Calls.json?To=       the same for calls
     POST /2010-04-01/Accounts/{sid}/Calls/{CallSid}.json Status=completed hangs up a call
     GET  /phones                                         what every phone received (JSON)
-    PUT  /phones/{number}                                how that phone behaves (JSON body)
+    PUT  /phones/{number}                                how that phone (and the API about it)
+                                                         behaves (JSON body)
     PUT  /network                                        outages: failures_left, stall_*
 
 A call's TwiML is fetched from its Url and followed: <Say> is recorded, <Gather> is
@@ -38,9 +39,16 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 Behaviour = Literal["answer", "no_answer", "voicemail", "busy", "fail", "invalid"]
+ApiReply = Literal["json", "html", "truncated", "empty"]
+"""How the REST API answers requests about a number: as Twilio does, or broken with 200 OK
+(an HTML page from a proxy or captive portal, JSON cut short, an empty body)."""
+ERROR_PAGE = (
+    "<!DOCTYPE html><html><head><title>Service notice</title></head>"
+    "<body><h1>We'll be right back</h1></body></html>"
+)
 _API = re.compile(
     r"^/2010-04-01/Accounts/(?P<account>AC\w+)/(?P<kind>Messages|Calls)"
     r"(?:/(?P<sid>CA\w+))?\.json$"
@@ -69,6 +77,8 @@ class PhoneScript:
     reverse_callbacks: bool = False
     talk_s: float = 0.0
     """When this phone is dialled into a call (<Dial>), how long it talks before hanging up."""
+    api_reply: ApiReply = "json"
+    """How the REST API answers a creation or listing for this number; broken ones take nothing."""
 
 
 @dataclass
@@ -130,6 +140,8 @@ class FakePhoneNetwork:
         self.before_reply: Callable[[Record], None] | None = None
         """Called once a message or call is taken, before the API answers (crash tests)."""
         self.callback_errors = 0
+        self.broken_replies = 0
+        """Requests answered 200 OK with a broken body (see PhoneScript.api_reply)."""
         self._workers: list[threading.Thread] = []
         self._live: dict[str, threading.Event] = {}
 
@@ -376,6 +388,26 @@ class _Handler(BaseHTTPRequestHandler):
         ).decode()
         return hmac.compare_digest(self.headers.get("Authorization", ""), f"Basic {expected}")
 
+    def _broken_reply(self, number: str) -> bool:
+        """Answer 200 OK with a broken body if `number`'s script says so; True if it did."""
+        mode = self.network.script(number).api_reply
+        if mode == "json":
+            return False
+        body, kind = {
+            "html": (ERROR_PAGE, "text/html; charset=utf-8"),
+            "truncated": ('{"sid": "SM', "application/json"),
+            "empty": ("", "application/json"),
+        }[mode]
+        data = body.encode()
+        with self.network._lock:
+            self.network.broken_replies += 1
+        self.send_response(HTTPStatus.OK)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+        return True
+
     def _body(self) -> bytes:
         return self.rfile.read(int(self.headers.get("Content-Length", "0")))
 
@@ -398,6 +430,8 @@ class _Handler(BaseHTTPRequestHandler):
         form = dict(urllib.parse.parse_qsl(self._body().decode()))
         sid = match.group("sid")
         if sid is None:
+            if self._broken_reply(form.get("To", "")):
+                return
             status, body = self.network._create(match.group("kind"), form)
             self._reply(status, body)
             return
@@ -422,6 +456,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         kind = match.group("kind")
         to = dict(urllib.parse.parse_qsl(path.query)).get("To", "")
+        if to and self._broken_reply(to):
+            return
         items = self.network.listing(kind, to)
         key = "messages" if kind == "Messages" else "calls"
         self._reply(
@@ -457,6 +493,11 @@ class _Handler(BaseHTTPRequestHandler):
         unknown = sorted(set(changes) - allowed)
         if unknown:
             self._reply(HTTPStatus.BAD_REQUEST, {"message": f"unknown settings {unknown}"})
+            return
+        if changes.get("api_reply", "json") not in get_args(ApiReply):
+            self._reply(
+                HTTPStatus.BAD_REQUEST, {"message": f"api_reply is one of {get_args(ApiReply)}"}
+            )
             return
         for key, value in changes.items():
             setattr(target, key, value)

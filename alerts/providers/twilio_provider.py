@@ -126,7 +126,7 @@ class TwilioProvider:
             sms = self._client.messages.create(
                 to=message.to, from_=self._from, body=message.text, status_callback=callback
             )
-            return Receipt(str(sms.sid), str(sms.status or "queued"))
+            return _receipt(sms.sid, sms.status)
         call = self._client.calls.create(
             to=message.to,
             from_=self._from,
@@ -135,7 +135,14 @@ class TwilioProvider:
             status_callback_event=["initiated", "ringing", "answered", "completed"],
             machine_detection="Enable",
         )
-        return Receipt(str(call.sid), str(call.status or "queued"))
+        return _receipt(call.sid, call.status)
+
+
+def _receipt(sid: object, status: object) -> Receipt:
+    """What Twilio took, under its id; an answer without an id is no answer."""
+    if not isinstance(sid, str) or not sid:
+        raise _unreadable(ValueError("no sid in the answer"))
+    return Receipt(sid, str(status or "queued"))
 
 
 def _unreadable(exc: ValueError) -> ProviderError:

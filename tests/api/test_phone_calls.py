@@ -16,14 +16,14 @@ from api.app import http_component
 from api.cli import build_provider
 from device_sim.device import SimulatedDevice
 from device_sim.mqtt import MqttFleet
-from device_sim.phones import FakePhoneNetwork, twilio_signature
+from device_sim.phones import ApiReply, FakePhoneNetwork, twilio_signature
 from firmware_protocol import IndicationKind, Key
 from gateway.broker import MosquittoBroker, free_loopback_port
 from gateway.clock import ManualClock
 from gateway.service import GatewayService
 from gateway.store import OutboxEntry, Ticket
 from tests.gateway.grid import BOX_ID, BOX_KEY, SECRETARY
-from tests.gateway.support import gateway_settings, load_grid, wait_for
+from tests.gateway.support import gateway_settings, load_grid, sample, wait_for
 
 ACCOUNT = "AC" + "b1da" * 8
 TOKEN = "fake-network-auth-token"
@@ -79,7 +79,18 @@ class Line:
 
 
 @pytest.fixture
-async def line(tmp_path: Path, broker: MosquittoBroker, clock: ManualClock) -> AsyncIterator[Line]:
+def notify_overrides() -> dict[str, object]:
+    """Notification settings a test changes (parametrize this name to override)."""
+    return {}
+
+
+@pytest.fixture
+async def line(
+    tmp_path: Path,
+    broker: MosquittoBroker,
+    clock: ManualClock,
+    notify_overrides: dict[str, object],
+) -> AsyncIterator[Line]:
     port = free_loopback_port()
     public_url = f"http://127.0.0.1:{port}"
     with FakePhoneNetwork(ACCOUNT, TOKEN) as phones:
@@ -97,6 +108,7 @@ async def line(tmp_path: Path, broker: MosquittoBroker, clock: ManualClock) -> A
                 "retry_initial_s": 10,
                 "send_timeout_s": 2.0,
                 "call_retry_after_s": 60,
+                **notify_overrides,
             },
         )
         gw = GatewayService(settings, clock, build_provider(settings))
@@ -355,3 +367,70 @@ async def test_forged_webhooks_get_403_and_change_nothing(line: Line, forgery: s
         "bidao_webhooks_rejected_total", {"reason": "bad_signature"}
     )
     assert rejected == 1
+
+
+async def heartbeat_acked(line: Line) -> None:
+    """The box sends a heartbeat and the gateway acknowledges it."""
+    await line.fleet.send(BOX_ID, line.box.heartbeat())
+    await wait_for(lambda: not line.box.pending, what="heartbeat acked")
+
+
+@pytest.mark.parametrize("notify_overrides", [{"max_attempts": 3}])
+@pytest.mark.parametrize("reply", ["html", "truncated", "empty"])
+async def test_a_provider_answering_200_with_a_broken_body_never_stops_the_gateway(
+    line: Line, reply: ApiReply
+) -> None:
+    # Every request about the secretary's number is answered 200 OK with a broken body.
+    line.phones.script(SECRETARY_PHONE).api_reply = reply
+    line.phones.script(DEPUTY_PHONE).digits = ""
+    await line.call_for_help()
+    # Another number is not held up: the chief hears of the call at once.
+    await line.until(
+        lambda es: any(e.recipient == CHIEF_PHONE and e.status == "delivered" for e in es),
+        "the chief's SMS delivered while the secretary's fail",
+    )
+
+    def given_up(entries: list[OutboxEntry]) -> bool:
+        # The call for help, its one retry and its SMS to the secretary: all quarantined.
+        calls = [
+            e for e in entries if (e.recipient, e.template) == (SECRETARY_PHONE, "ticket_call")
+        ]
+        return len(calls) == 3 and all(e.quarantined_at is not None for e in calls)
+
+    degraded: set[str | None] = set()
+    for _ in range(40):
+        await heartbeat_acked(line)
+        await line.until(lambda es: all(e.status != "sending" for e in es), "attempts settled")
+        degraded.add(line.gw.outbox.degraded_reason)
+        if given_up(await line.entries()):
+            break
+        await line.clock.advance(61)
+        line.gw.outbox.wake()
+    else:
+        pytest.fail(f"not quarantined: {await line.entries()}")
+    await heartbeat_acked(line)  # still acknowledging once it gave up
+
+    entries = await line.entries()
+    mine = [e for e in entries if e.recipient == SECRETARY_PHONE]
+    assert all(e.status in ("pending", "failed") for e in mine)
+    quarantined = [e for e in mine if e.quarantined_at is not None]
+    assert all(e.status == "failed" and e.attempts == 3 for e in quarantined)
+    for entry in quarantined:
+        assert entry.last_error is not None
+        assert entry.last_error.startswith("quarantined after 3 attempts: unreadable_answer")
+    assert line.phones.broken_replies >= 3 * len(quarantined)
+    assert not line.phones.received(SECRETARY_PHONE), "a broken answer takes nothing"
+    listed = await line.gw.store.quarantined_notifications()
+    assert {e.id for e in listed} == {e.id for e in quarantined}
+    assert sample(line.gw, "bidao_notifications_total", channel="voice", outcome="quarantined") >= 2
+    assert sample(line.gw, "bidao_notifications_total", channel="sms", outcome="quarantined") >= 1
+    assert any(r and "quarantined" in r for r in degraded)
+    # Two calls that never went count as no answer: the ticket moved on to the deputy, and
+    # everyone else's messages went through.
+    assert ("escalated", "deputy_secretary: no answer") in await line.events() or any(
+        e.recipient == DEPUTY_PHONE for e in entries
+    )
+    others = [e for e in entries if e.recipient != SECRETARY_PHONE]
+    assert others
+    assert all(e.quarantined_at is None and e.status != "failed" for e in others)
+    await line.each_sent_once()
