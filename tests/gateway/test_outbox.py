@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from pathlib import Path
 
@@ -262,3 +263,49 @@ async def test_identical_texts_are_merged_with_a_count(tmp_path: Path, clock: Ma
         console.sent[1].text
         == "【必到】工单2（桥元村三组）已超过办理时限，请督办。（同一提醒共3条）"
     )
+
+
+async def test_degraded_while_sends_keep_failing_and_healthy_after_a_success(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    provider = FlakyProvider(failures=3)
+    notify = {"retry_initial_s": 10, "retry_max_s": 60, "degraded_after_failures": 3}
+    async with GatewayService(
+        gateway_settings(tmp_path, None, notify=notify), clock, provider
+    ) as gw:
+        await load_grid(gw)
+        assert gw.outbox.degraded_reason is None
+        await enqueue(gw, SMS)
+        for attempt in range(1, 4):
+            await wait_for(lambda: len(provider.calls) >= attempt, what=f"try {attempt}")  # noqa: B023 - awaited at once
+            await wait_for(lambda: sender_settled(gw), what="attempt recorded")
+            if attempt < 3:
+                assert gw.outbox.degraded_reason is None
+                await clock.advance(61)
+        assert gw.outbox.degraded_reason == ("the last 3 sends failed: 503 Service Unavailable")
+        await clock.advance(61)
+        await settled(gw, [(1, "sent", 4, "queued")])
+        assert gw.outbox.degraded_reason is None
+
+
+async def test_quarantined_after_max_attempts_and_degraded_for_a_window(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    provider = FlakyProvider(failures=2)
+    notify = {"max_attempts": 2, "retry_initial_s": 10, "degraded_window_s": 600}
+    async with GatewayService(
+        gateway_settings(tmp_path, None, notify=notify), clock, provider
+    ) as gw:
+        await load_grid(gw)
+        await enqueue(gw, dataclasses.replace(SMS, channel="voice"))
+        await wait_for(lambda: len(provider.calls) == 1, what="first try")
+        await wait_for(lambda: sender_settled(gw), what="retry recorded")
+        await clock.advance(11)
+        await wait_for(lambda: len(provider.calls) == 2, what="second try")
+        await wait_for(lambda: sender_settled(gw), what="quarantine recorded")
+        (entry, *_) = await gw.store.quarantined_notifications()
+        assert gw.outbox.degraded_reason == "1 notifications quarantined in the last 600 s"
+        await clock.advance(601)
+        assert gw.outbox.degraded_reason is None
+    assert (entry.status, entry.attempts) == ("failed", 2)
+    assert entry.last_error == "quarantined after 2 attempts: 503 Service Unavailable"
