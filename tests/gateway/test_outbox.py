@@ -265,6 +265,11 @@ async def test_identical_texts_are_merged_with_a_count(tmp_path: Path, clock: Ma
     )
 
 
+def degraded(gw: GatewayService) -> str | None:
+    """What the sender says is wrong with the provider (read afresh each time)."""
+    return gw.outbox.degraded_reason
+
+
 async def test_degraded_while_sends_keep_failing_and_healthy_after_a_success(
     tmp_path: Path, clock: ManualClock
 ) -> None:
@@ -274,18 +279,18 @@ async def test_degraded_while_sends_keep_failing_and_healthy_after_a_success(
         gateway_settings(tmp_path, None, notify=notify), clock, provider
     ) as gw:
         await load_grid(gw)
-        assert gw.outbox.degraded_reason is None
+        assert degraded(gw) is None
         await enqueue(gw, SMS)
         for attempt in range(1, 4):
             await wait_for(lambda: len(provider.calls) >= attempt, what=f"try {attempt}")  # noqa: B023 - awaited at once
             await wait_for(lambda: sender_settled(gw), what="attempt recorded")
             if attempt < 3:
-                assert gw.outbox.degraded_reason is None
+                assert degraded(gw) is None
                 await clock.advance(61)
-        assert gw.outbox.degraded_reason == ("the last 3 sends failed: 503 Service Unavailable")
+        assert degraded(gw) == ("the last 3 sends failed: 503 Service Unavailable")
         await clock.advance(61)
         await settled(gw, [(1, "sent", 4, "queued")])
-        assert gw.outbox.degraded_reason is None
+        assert degraded(gw) is None
 
 
 async def test_quarantined_after_max_attempts_and_degraded_for_a_window(
@@ -304,8 +309,8 @@ async def test_quarantined_after_max_attempts_and_degraded_for_a_window(
         await wait_for(lambda: len(provider.calls) == 2, what="second try")
         await wait_for(lambda: sender_settled(gw), what="quarantine recorded")
         (entry, *_) = await gw.store.quarantined_notifications()
-        assert gw.outbox.degraded_reason == "1 notifications quarantined in the last 600 s"
+        assert degraded(gw) == "1 notifications quarantined in the last 600 s"
         await clock.advance(601)
-        assert gw.outbox.degraded_reason is None
+        assert degraded(gw) is None
     assert (entry.status, entry.attempts) == ("failed", 2)
     assert entry.last_error == "quarantined after 2 attempts: 503 Service Unavailable"
