@@ -145,7 +145,7 @@ async def retransmit_until_acked(
     return rounds
 
 
-async def test_a_burst_past_every_limit_drains_and_each_frame_is_stored_once(
+async def test_overload_past_every_limit_drains_and_each_frame_is_stored_once(
     tmp_path: Path, broker: MosquittoBroker, no_leaked_tasks: None
 ) -> None:
     # 1,000 MQTT frames and 200 serial ones against a pipeline queue of 40, an MQTT receive
