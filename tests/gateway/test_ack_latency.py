@@ -108,7 +108,7 @@ async def test_every_ack_leaves_within_a_second_of_its_commit_in_a_burst(
         for seq in range(1, FRAMES_PER_DEVICE + 1)
     ]
     p50, p99 = percentile(after_commit, 50), percentile(after_commit, 99)
-    print(  # noqa: T201 - the figure the test exists to show
+    print(
         f"\n{TOTAL} frames from {DEVICES} devices: commit -> ack received"
         f" p50 {p50 * 1000:.1f} ms, p99 {p99 * 1000:.1f} ms, max {max(after_commit) * 1000:.1f} ms;"
         f" burst start -> ack p50 {percentile(since_sent, 50):.2f} s,"

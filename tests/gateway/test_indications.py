@@ -1,4 +1,4 @@
-"""Box indications are durable: retried until the box is reached, kept over a restart, never stale."""
+"""Box indications are durable: retried until the box is reached, kept over a restart, fresh."""
 
 from __future__ import annotations
 
