@@ -186,7 +186,7 @@ class Probe:
         self.last = 0.0
         self.acked = 0
         self.done = asyncio.Event()
-        client = link._client
+        client = link.intake_client
         assert client is not None
         submit = link._submit
         ack = client.ack

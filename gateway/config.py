@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -32,7 +32,8 @@ class MqttSettings(BaseModel):
     session_expiry_s: int = Field(default=7 * 24 * 3600, ge=60)
     """How long the broker keeps the gateway's session and queued frames while it is away."""
     receive_maximum: int = Field(default=1000, ge=1, le=65535)
-    """Unacknowledged QoS 1 frames the broker may have in flight to the gateway."""
+    """Unacknowledged QoS 1 frames the broker may have in flight to the gateway; also the
+    link's credit: reading pauses once this many frames wait in the pipeline."""
     connect_timeout_s: float = Field(default=10.0, gt=0)
     reconnect_initial_s: float = Field(default=0.5, gt=0)
     reconnect_max_s: float = Field(default=30.0, gt=0)
@@ -56,6 +57,8 @@ class SerialLinkSettings(BaseModel):
     url: str
     """A device path (/dev/ttyUSB0), a pty, or socket://127.0.0.1:PORT."""
     baudrate: int = 115200
+    credit: int = Field(default=200, ge=1)
+    """Frames of this line that may wait in the pipeline; reading pauses beyond it."""
     reopen_initial_s: float = Field(default=0.5, gt=0)
     reopen_max_s: float = Field(default=30.0, gt=0)
 
@@ -67,6 +70,7 @@ class PipelineSettings(BaseModel):
     batch_linger_s: float = Field(default=0.002, ge=0)
     """How long the first frame of a batch waits for company before the commit."""
     queue_max: int = Field(default=20_000, ge=1)
+    """Frames waiting for the pipeline; the links' credits together may not exceed it."""
     replay_window: int = Field(default=4096, ge=1)
     """Frames whose seq is this far or more below the newest accepted one are replays."""
     reject_log_interval_s: float = Field(default=60.0, ge=0)
@@ -225,6 +229,15 @@ class NotifySettings(BaseModel):
     """After a responder accepts by keypress, connect the call to the resident's phone."""
 
 
+class IndicationSettings(BaseModel):
+    """Box indications: durable rows, retried while the box cannot be reached."""
+
+    batch: int = Field(default=200, ge=1)
+    retry_initial_s: float = Field(default=5.0, gt=0)
+    retry_max_s: float = Field(default=300.0, gt=0)
+    """A box that is not heard from is tried at most this rarely; hearing it retries at once."""
+
+
 class HttpSettings(BaseModel):
     """The HTTP server for webhooks (and, later, the REST API and dashboard)."""
 
@@ -251,6 +264,7 @@ class Settings(BaseSettings):
     supervision: SupervisionSettings = SupervisionSettings()
     tickets: TicketSettings = TicketSettings()
     notify: NotifySettings = NotifySettings()
+    indications: IndicationSettings = IndicationSettings()
     http: HttpSettings = HttpSettings()
     warnings: WarningThresholds = WarningThresholds()
     cards: CardThresholds = CardThresholds()
@@ -265,6 +279,20 @@ class Settings(BaseSettings):
         if len(names) != len(set(names)) or "mqtt" in names:
             raise ValueError("serial link names must be unique and not 'mqtt'")
         return links
+
+    @model_validator(mode="after")
+    def _credits_fit_the_queue(self) -> Settings:
+        shares = {link.name: link.credit for link in self.serial}
+        if self.mqtt.enabled:
+            shares["mqtt (receive_maximum)"] = self.mqtt.receive_maximum
+        total = sum(shares.values())
+        if total > self.pipeline.queue_max:
+            parts = ", ".join(f"{name} {credit}" for name, credit in shares.items())
+            raise ValueError(
+                f"link credits add up to {total} ({parts}), more than pipeline.queue_max"
+                f" {self.pipeline.queue_max}: lower a link's credit or raise the queue"
+            )
+        return self
 
     @property
     def database_path(self) -> Path:

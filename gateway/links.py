@@ -42,3 +42,7 @@ class InboundFrame:
     """For MQTT: the device id the topic names, checked against the frame."""
     settle: Callable[[], None] | None = None
     """Transport-level completion (the MQTT PUBACK), called once the frame's fate is durable."""
+
+
+Submit = Callable[[InboundFrame], bool]
+"""Hand a frame to the pipeline, which settles it exactly once (queued, or refused: False)."""

@@ -80,6 +80,18 @@ class GatewayMetrics:
         self.link_failures = Counter(
             "bidao_link_failures", "Failed connections or lost links, by link", ["link"], registry=r
         )
+        self.link_read_pauses = Counter(
+            "bidao_link_read_pauses",
+            "Times a link stopped reading because its credit was used up, by link",
+            ["link"],
+            registry=r,
+        )
+        self.indications = Counter(
+            "bidao_indications",
+            "Box indications handed to a link, retried later or superseded, by outcome",
+            ["outcome"],
+            registry=r,
+        )
         self.pipeline_queue = Gauge(
             "bidao_pipeline_queue_depth", "Frames waiting for the ingest pipeline", registry=r
         )

@@ -9,27 +9,26 @@ import json
 import logging
 import sqlite3
 import time
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from firmware_protocol import (
-    Ack,
     AckCode,
     Envelope,
     Frame,
     Message,
     ProtocolError,
     decode_message,
-    encode,
     parse_frame,
     verify_frame,
 )
 from gateway.clock import Clock
 from gateway.config import PipelineSettings
+from gateway.downlink import Downlinker, Reply, reservations
 from gateway.errors import StoreError
-from gateway.links import InboundFrame, Link, LinkDownError
+from gateway.links import InboundFrame
 from gateway.logs import RateLimitedLog
 from gateway.metrics import GatewayMetrics
 from gateway.registry import DeviceRegistry, DeviceState
@@ -38,6 +37,7 @@ from gateway.store import DeviceSeen, EventRow, Store, UnitOfWork
 log = logging.getLogger(__name__)
 
 OnCommit = Callable[[], None]
+Heard = Callable[[Sequence[str]], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,27 +58,20 @@ class IngestHandler(Protocol):
 
 
 @dataclass(slots=True)
-class _Reply:
-    """A protocol ack or nack owed to a device."""
-
-    link: Link
-    device: DeviceState
-    seq: int
-    code: AckCode
-
-
-@dataclass(slots=True)
 class _Batch:
     """What screening decided for each frame of a batch."""
 
     items: list[InboundFrame]
     candidates: list[AcceptedFrame] = field(default_factory=list)
     """Verified new-looking frames; those with an old seq are checked against the store."""
-    replies: list[_Reply] = field(default_factory=list)
+    replies: list[Reply] = field(default_factory=list)
+    """Nacks: frames that authenticated but cannot be stored (now or ever)."""
+    refused: list[InboundFrame] = field(default_factory=list)
+    """Frames already settled when the queue was full; each is owed NACK_RETRY_LATER."""
     duplicates: list[AcceptedFrame] = field(default_factory=list)
     accepted: list[AcceptedFrame] = field(default_factory=list)
     on_commit: list[OnCommit] = field(default_factory=list)
-    outgoing: list[_Reply] = field(default_factory=list)
+    outgoing: list[Reply] = field(default_factory=list)
 
 
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
@@ -114,9 +107,11 @@ class Pipeline:
         clock: Clock,
         settings: PipelineSettings,
         metrics: GatewayMetrics,
+        downlinks: Downlinker,
         handlers: Sequence[IngestHandler] = (),
     ) -> None:
         self._store = store
+        self._downlinks = downlinks
         self._registry = registry
         self._clock = clock
         self._settings = settings
@@ -127,27 +122,34 @@ class Pipeline:
         metrics.pipeline_queue.set_function(self._queue.qsize)
         self._reject_log = RateLimitedLog(log, settings.reject_log_interval_s)
         self._busy = False
+        # Refusals are bounded too: past this, a refused frame gets no nack (it is settled,
+        # so the device, not the broker, sends it again when no ack comes).
+        self._refused: deque[InboundFrame] = deque(maxlen=settings.queue_max)
+        self._heard: list[Heard] = []
 
     def add_handler(self, handler: IngestHandler) -> None:
         """Run `handler` in every ingest transaction from now on."""
         self._handlers.append(handler)
 
-    def submit_nowait(self, frame: InboundFrame) -> bool:
-        """Queue a frame from a callback (MQTT flow control bounds how many can be waiting).
+    def on_heard(self, callback: Heard) -> None:
+        """Call `callback` with the devices whose frames a batch just committed or deduplicated."""
+        self._heard.append(callback)
 
-        False if the queue was full: the frame is dropped and never settled.
+    def submit_nowait(self, frame: InboundFrame) -> bool:
+        """Queue a frame; every frame handed in is settled exactly once, queued or not.
+
+        Links hold a credit (their frames waiting here) and settings keep the credits within
+        the queue, so the queue is never full. If it is all the same, the frame is refused:
+        settled at once (a transport must not keep it in flight) and answered with
+        NACK_RETRY_LATER, so the device's own retransmission brings it back. Returns False then.
         """
         try:
             self._queue.put_nowait(frame)
         except asyncio.QueueFull:
-            # Not settled, so the broker redelivers it after the next reconnect.
-            self._reject(frame, "overload", None)
+            self._refused.append(frame)
+            _settle(frame)
             return False
         return True
-
-    async def submit(self, frame: InboundFrame) -> None:
-        """Queue a frame, waiting while the pipeline is full (serial back-pressure)."""
-        await self._queue.put(frame)
 
     @property
     def idle(self) -> bool:
@@ -174,6 +176,10 @@ class Pipeline:
                 batch = [first]
                 while len(batch) < self._settings.batch_max and not self._queue.empty():
                     batch.append(self._queue.get_nowait())
+                refused = list(self._refused)
+                self._refused.clear()
+                if refused:
+                    await self._answer_refused(refused)
                 await self._process_isolating(batch)
             finally:
                 self._busy = False
@@ -194,6 +200,33 @@ class Pipeline:
                 return
             for item in items:
                 await self._process_isolating([item])
+
+    async def _answer_refused(self, items: list[InboundFrame]) -> None:
+        """Tell each authenticated sender of a refused frame to retry later."""
+        batch = _Batch([])
+        for item in items:
+            frame = self._parse(item)
+            if frame is None:
+                continue
+            state = self._registry.cached(frame.device_id) or await self._registry.lookup(
+                frame.device_id
+            )
+            if state is None:
+                self._reject(item, "unknown_device", frame.device_id)
+                continue
+            try:
+                verify_frame(frame, state.key)
+            except ProtocolError as exc:
+                self._reject(item, exc.reason, frame.device_id)
+                continue
+            self._nack(item, frame, state, AckCode.NACK_RETRY_LATER, "overload", batch)
+        if batch.replies:
+            try:
+                await self._commit_with_retry(batch)
+            except Exception:
+                log.exception("nacks for refused frames could not be prepared")
+                return
+            await self._downlinks.send_replies(batch.outgoing)
 
     async def _process(self, items: list[InboundFrame]) -> None:
         batch = _Batch(items)
@@ -258,18 +291,29 @@ class Pipeline:
             except ProtocolError as exc:
                 code, reason = AckCode.NACK_INVALID_PAYLOAD, exc.reason
         if message is None:
-            self._metrics.frames_nacked.labels(item.link.transport, reason).inc()
-            self._reject_log.warning(
-                (frame.device_id, reason),
-                self._clock.now(),
-                "uplink nacked",
-                device_id=frame.device_id,
-                reason=reason,
-            )
-            batch.replies.append(_Reply(item.link, state, frame.seq, code))
+            self._nack(item, frame, state, code, reason, batch)
             return None
         envelope = Envelope(frame.device_id, frame.seq, frame.timestamp, message)
         return AcceptedFrame(item, envelope, state)
+
+    def _nack(
+        self,
+        item: InboundFrame,
+        frame: Frame,
+        state: DeviceState,
+        code: AckCode,
+        reason: str,
+        batch: _Batch,
+    ) -> None:
+        self._metrics.frames_nacked.labels(item.link.transport, reason).inc()
+        self._reject_log.warning(
+            (frame.device_id, reason),
+            self._clock.now(),
+            "uplink nacked",
+            device_id=frame.device_id,
+            reason=reason,
+        )
+        batch.replies.append(Reply(item.link, state, frame.seq, code))
 
     def _reject(self, item: InboundFrame, reason: str, device_id: str | None) -> None:
         self._metrics.frames_rejected.labels(item.link.transport, reason).inc()
@@ -315,19 +359,19 @@ class Pipeline:
             replies = [
                 *batch.replies,
                 *(
-                    _Reply(a.inbound.link, a.state, a.envelope.seq, AckCode.ACCEPTED)
+                    Reply(a.inbound.link, a.state, a.envelope.seq, AckCode.ACCEPTED)
                     for a in accepted
                 ),
                 *(
-                    _Reply(d.inbound.link, d.state, d.envelope.seq, AckCode.DUPLICATE)
+                    Reply(d.inbound.link, d.state, d.envelope.seq, AckCode.DUPLICATE)
                     for d in duplicates
                 ),
             ]
-            reservations = _reservations(replies)
+            marks = reservations(replies)
             await uow.insert_events([_event_row(a) for a in accepted])
-            seen = _seen_rows(accepted, reservations)
+            seen = _seen_rows(accepted, marks)
             await uow.mark_seen(list(seen.values()))
-            for device_id, mark in reservations.items():
+            for device_id, mark in marks.items():
                 if device_id not in seen:
                     await uow.set_downlink_seq(device_id, mark)
             if accepted:
@@ -336,8 +380,8 @@ class Pipeline:
                     if callback is not None:
                         on_commit.append(callback)
         for reply in replies:
-            if reply.device.device_id in reservations:
-                reply.device.reserved(reservations[reply.device.device_id])
+            if reply.device.device_id in marks:
+                reply.device.reserved(marks[reply.device.device_id])
         batch.accepted, batch.duplicates, batch.on_commit = accepted, duplicates, on_commit
         batch.outgoing = replies
         self._metrics.commit_latency.observe(time.perf_counter() - started)
@@ -358,32 +402,17 @@ class Pipeline:
             self._metrics.duplicates.labels(transport).inc(count)
         for callback in batch.on_commit:
             callback()
-        await self._send_replies(batch.outgoing)
+        await self._downlinks.send_replies(batch.outgoing)
         for item in batch.items:
             _settle(item)
-
-    async def _send_replies(self, replies: Sequence[_Reply]) -> None:
-        now = int(self._clock.now())
-        acks: Counter[str] = Counter()
-        links: Counter[str] = Counter()
-        try:
-            for reply in replies:
-                device = reply.device
-                seq = device.allocate_downlink_seq()
-                envelope = Envelope(device.device_id, seq, now, Ack(reply.seq, reply.code))
+        if self._heard and (batch.accepted or batch.duplicates):
+            heard = {f.state.device_id for f in (*batch.accepted, *batch.duplicates)}
+            for listener in self._heard:
                 try:
-                    await reply.link.send_downlink(device.device_id, encode(envelope, device.key))
-                except LinkDownError:
-                    # The device retransmits; the copy is deduplicated and acked again.
-                    self._metrics.downlinks_failed.labels("link_down").inc()
-                    continue
-                acks[reply.code.name] += 1
-                links[reply.link.name] += 1
-        finally:
-            for code, count in acks.items():
-                self._metrics.acks_sent.labels(code).inc(count)
-            for link, count in links.items():
-                self._metrics.downlinks_sent.labels(link, "Ack").inc(count)
+                    listener(sorted(heard))
+                except Exception:
+                    self._metrics.callback_errors.labels("pipeline_heard").inc()
+                    log.exception("a listener for heard devices failed")
 
 
 def is_uplink_type(msg_type: int) -> bool:
@@ -412,14 +441,6 @@ def _event_row(frame: AcceptedFrame) -> EventRow:
         raw=frame.inbound.data,
         fields=_JSON.encode(message_fields(env.message)),
     )
-
-
-def _reservations(replies: Sequence[_Reply]) -> dict[str, int]:
-    """New downlink seq high-water marks to store before these replies can be sent."""
-    owed = Counter(r.device.device_id for r in replies)
-    devices = {r.device.device_id: r.device for r in replies}
-    marks = {device_id: devices[device_id].reservation_for(n) for device_id, n in owed.items()}
-    return {device_id: mark for device_id, mark in marks.items() if mark is not None}
 
 
 def _seen_rows(

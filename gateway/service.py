@@ -15,8 +15,9 @@ from firmware_protocol import Message
 from gateway.broker import MosquittoBroker
 from gateway.clock import Clock, SystemClock
 from gateway.config import DeviceKind, Settings
-from gateway.downlink import DownlinkSender
+from gateway.downlink import Downlinker
 from gateway.grid_import import GridImporter, ImportKind, ImportResult
+from gateway.indications import IndicationSender
 from gateway.metrics import GatewayMetrics
 from gateway.outbox import OutboxSender
 from gateway.pipeline import IngestHandler, Pipeline
@@ -55,15 +56,19 @@ class GatewayService:
             settings.pipeline.unknown_device_cache_s,
             deadline_set=self.scheduler.notify,
         )
+        self.downlinks = Downlinker(self.store, self.registry, self.clock, self.metrics)
         self.pipeline = Pipeline(
-            self.store, self.registry, self.clock, settings.pipeline, self.metrics
+            self.store, self.registry, self.clock, settings.pipeline, self.metrics, self.downlinks
         )
+        self.indications = IndicationSender(
+            self.store, self.downlinks, self.clock, settings.indications, self.metrics
+        )
+        self.pipeline.on_heard(self.indications.heard)
         self.supervisor = Supervisor(
             self.registry, self.scheduler, settings.supervision, self.metrics
         )
         self.pipeline.add_handler(self.supervisor)
         self.scheduler.register(SILENT_DEADLINE, self.supervisor)
-        self.downlinks = DownlinkSender(self.store, self.registry, self.clock, self.metrics)
         self.broker: MosquittoBroker | None = None
         if settings.mqtt.enabled and settings.mqtt.embedded_broker:
             self.broker = MosquittoBroker(
@@ -87,7 +92,7 @@ class GatewayService:
             self.clock,
             settings.tickets,
             self.scheduler,
-            self.downlinks,
+            self.indications.wake,
             self.metrics,
             notifications_committed=self.outbox.wake,
             calls=self.provider,
@@ -99,7 +104,8 @@ class GatewayService:
         self.reports = Reports(self.store, settings.tickets, settings.warnings, settings.cards)
         self.importer = GridImporter(self.store, self.clock, settings.supervision, self.metrics)
         self.serial_links = [
-            SerialLink(link, self.pipeline, self.clock, self.metrics) for link in settings.serial
+            SerialLink(link, self.pipeline.submit_nowait, self.clock, self.metrics)
+            for link in settings.serial
         ]
         for link in self.serial_links:
             self.downlinks.add_link(link)
@@ -159,7 +165,8 @@ class GatewayService:
                     tg.create_task(self.pipeline.run(), name="pipeline"),
                     tg.create_task(self.scheduler.run(), name="scheduler"),
                     tg.create_task(self._write_metrics(), name="metrics-snapshot"),
-                    tg.create_task(self.tickets.run(), name="box-indications"),
+                    tg.create_task(self.tickets.run(), name="ticket-hangups"),
+                    tg.create_task(self.indications.run(), name="indication-sender"),
                     tg.create_task(self.outbox.run(), name="outbox-sender"),
                 ]
                 if self.mqtt is not None:

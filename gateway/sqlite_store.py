@@ -16,6 +16,7 @@ from typing import Any
 import aiosqlite
 
 from alerts import Notification
+from firmware_protocol import Indication, IndicationKind, LedPattern
 from gateway.config import Role
 from gateway.errors import MigrationError, RegistryError, StoreError
 from gateway.store import (
@@ -28,9 +29,12 @@ from gateway.store import (
     GridTable,
     GridUnit,
     HouseholdInfo,
+    IndicationRecord,
+    IndicationRetry,
     OutboxEntry,
     OutboxRecord,
     OutboxRow,
+    PendingIndication,
     Telemetry,
     Ticket,
     TicketEvent,
@@ -730,6 +734,64 @@ class SqliteUnitOfWork:
             [_notification_values(n, at) for n in notifications],
         )
 
+    async def add_indications(self, rows: Sequence[tuple[str, Indication]], at: float) -> None:
+        """Queue (device_id, indication) pairs; each supersedes its ticket's pending one."""
+        for device_id, indication in rows:
+            await self._conn.execute(
+                "UPDATE indications SET status = 'superseded', updated_at = ?"
+                " WHERE device_id = ? AND ticket_ref = ? AND status = 'pending'",
+                (at, device_id, indication.ticket_ref),
+            )
+            await self._conn.execute(
+                "INSERT INTO indications (device_id, ticket_ref, kind, led, voice_prompt,"
+                " created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, 0)",
+                (
+                    device_id,
+                    indication.ticket_ref,
+                    int(indication.kind),
+                    int(indication.led),
+                    indication.voice_prompt,
+                    at,
+                ),
+            )
+
+    async def due_indications(
+        self, now: float, limit: int, heard: Sequence[str]
+    ) -> list[PendingIndication]:
+        """Pending indications due by `now`, or of a device in `heard`, oldest first."""
+        marks = ", ".join("?" for _ in heard)
+        heard_clause = f" OR device_id IN ({marks})" if heard else ""
+        rows = await self._rows(
+            "SELECT * FROM indications WHERE status = 'pending'"  # noqa: S608 - only placeholders
+            f" AND (next_attempt_at <= ?{heard_clause}) ORDER BY id LIMIT ?",
+            (now, *heard, limit),
+        )
+        return [
+            PendingIndication(r["id"], r["device_id"], _indication(r), r["attempts"]) for r in rows
+        ]
+
+    async def indications_delivered(self, ids: Sequence[int], at: float) -> None:
+        """Mark indications as handed to the box's link."""
+        await self._conn.executemany(
+            "UPDATE indications SET status = 'delivered', attempts = attempts + 1,"
+            " updated_at = ? WHERE id = ? AND status = 'pending'",
+            [(at, i) for i in ids],
+        )
+
+    async def indications_retry(self, retries: Sequence[IndicationRetry], at: float) -> None:
+        """Count a failed attempt on each and set when it is tried again."""
+        await self._conn.executemany(
+            "UPDATE indications SET attempts = attempts + 1, next_attempt_at = ?,"
+            " last_error = ?, updated_at = ? WHERE id = ? AND status = 'pending'",
+            [(r.next_attempt_at, r.error, at, r.id) for r in retries],
+        )
+
+
+def _indication(row: sqlite3.Row) -> Indication:
+    return Indication(
+        IndicationKind(row["kind"]), row["ticket_ref"], LedPattern(row["led"]), row["voice_prompt"]
+    )
+
 
 class SqliteStore:
     """The store in one SQLite file: one writer connection, one reader connection."""
@@ -923,6 +985,28 @@ class SqliteStore:
             marks,
         )
         return None if rows[0][0] is None else float(rows[0][0])
+
+    async def next_indication_at(self) -> float | None:
+        """When the next pending indication is due, or None."""
+        rows = await self._fetch(
+            "SELECT min(next_attempt_at) FROM indications WHERE status = 'pending'"
+        )
+        return None if rows[0][0] is None else float(rows[0][0])
+
+    async def indications(self, device_id: str | None = None) -> list[IndicationRecord]:
+        """Every indication (of one device), oldest first."""
+        if device_id is None:
+            rows = await self._fetch("SELECT * FROM indications ORDER BY id")
+        else:
+            rows = await self._fetch(
+                "SELECT * FROM indications WHERE device_id = ? ORDER BY id", (device_id,)
+            )
+        return [
+            IndicationRecord(
+                r["id"], r["device_id"], _indication(r), r["created_at"], r["status"], r["attempts"]
+            )
+            for r in rows
+        ]
 
     async def feedback(self) -> list[tuple[str, int | None]]:
         """(rating, ticket id) of every thumbs press, oldest first."""

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from alerts import Notification
+from firmware_protocol import Indication
 from gateway.config import Category, DeviceKind, Role
 
 DeviceStatus = Literal["unknown", "online", "offline"]
@@ -337,6 +338,24 @@ class UnitOfWork(Protocol):
         """Update grid rows in place: `key` finds each row, its other columns are set."""
         ...
 
+    async def add_indications(self, rows: Sequence[tuple[str, Indication]], at: float) -> None:
+        """Queue (device_id, indication) pairs; each supersedes its ticket's pending one."""
+        ...
+
+    async def due_indications(
+        self, now: float, limit: int, heard: Sequence[str]
+    ) -> list[PendingIndication]:
+        """Pending indications due by `now`, or of a device in `heard`, oldest first."""
+        ...
+
+    async def indications_delivered(self, ids: Sequence[int], at: float) -> None:
+        """Mark indications as handed to the box's link."""
+        ...
+
+    async def indications_retry(self, retries: Sequence[IndicationRetry], at: float) -> None:
+        """Count a failed attempt on each and set when it is tried again."""
+        ...
+
 
 class Store(Protocol):
     """Opening, transactions and the reads the gateway needs."""
@@ -373,6 +392,14 @@ class Store(Protocol):
         self, notification_id: int
     ) -> tuple[Notification, list[Notification]] | None:
         """A notification as written, and those merged into it (oldest first)."""
+        ...
+
+    async def next_indication_at(self) -> float | None:
+        """When the next pending indication is due, or None."""
+        ...
+
+    async def indications(self, device_id: str | None = None) -> list[IndicationRecord]:
+        """Every indication (of one device), oldest first."""
         ...
 
 
@@ -551,3 +578,37 @@ class TicketEvent:
     channel: ActionChannel
     contact_id: int | None = None
     detail: str = ""
+
+
+IndicationStatus = Literal["pending", "delivered", "superseded"]
+
+
+@dataclass(frozen=True, slots=True)
+class PendingIndication:
+    """An indication waiting to be handed to its box's link."""
+
+    id: int
+    device_id: str
+    indication: Indication
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class IndicationRetry:
+    """A failed delivery attempt: when to try again, and why it failed."""
+
+    id: int
+    next_attempt_at: float
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class IndicationRecord:
+    """An indication as stored, whatever its state."""
+
+    id: int
+    device_id: str
+    indication: Indication
+    created_at: float
+    status: IndicationStatus
+    attempts: int

@@ -27,7 +27,6 @@ from alerts.providers.base import ProviderError
 from firmware_protocol import Indication, IndicationKind, Key, KeyEvent, LedPattern
 from gateway.clock import Clock
 from gateway.config import Category, ResponderRole, TicketPolicy, TicketSettings
-from gateway.downlink import DownlinkError, DownlinkSender
 from gateway.errors import GatewayError
 from gateway.metrics import GatewayMetrics
 from gateway.pipeline import AcceptedFrame, OnCommit
@@ -135,6 +134,8 @@ class _Tx:
         await self.uow.enqueue(self.notifications, self.now)
         await self.uow.clear_deadlines(self.cleared)
         await self.uow.set_deadlines(self.deadlines)
+        # Box indications are durable rows; IndicationSender delivers them after the commit.
+        await self.uow.add_indications(self.indications, self.now)
 
 
 class TicketService:
@@ -146,7 +147,7 @@ class TicketService:
         clock: Clock,
         settings: TicketSettings,
         scheduler: DeadlineScheduler,
-        downlinks: DownlinkSender,
+        indications_committed: Callable[[], None] | None,
         metrics: GatewayMetrics,
         notifications_committed: Callable[[], None] | None = None,
         calls: CallControl | None = None,
@@ -157,10 +158,10 @@ class TicketService:
         self._settings = settings
         self._zone = ZoneInfo(settings.timezone)
         self._scheduler = scheduler
-        self._downlinks = downlinks
+        self._indications_committed = indications_committed
         self._metrics = metrics
         self._calls = calls
-        self._outgoing: asyncio.Queue[tuple[str, Indication] | _Hangup] = asyncio.Queue()
+        self._outgoing: asyncio.Queue[_Hangup] = asyncio.Queue()
 
     # -- the box ----------------------------------------------------------------------
 
@@ -667,8 +668,8 @@ class TicketService:
 
     def _on_commit(self, tx: _Tx) -> Callable[[], None]:
         def after() -> None:
-            for item in tx.indications:
-                self._outgoing.put_nowait(item)
+            if tx.indications and self._indications_committed is not None:
+                self._indications_committed()
             for hangup in tx.hangups:
                 self._outgoing.put_nowait(hangup)
             if tx.deadlines:
@@ -679,26 +680,15 @@ class TicketService:
         return after
 
     async def run(self) -> None:
-        """Send indications to boxes and end calls as tickets change, until cancelled."""
+        """End bridged calls as tickets change, until cancelled."""
         while True:
-            item = await self._outgoing.get()
-            if isinstance(item, _Hangup):
-                await self._hang_up(item)
-                continue
-            device_id, indication = item
-            try:
-                await self._downlinks.send(device_id, indication)
-            except DownlinkError as exc:
-                log.warning(
-                    "indication not delivered",
-                    extra={"device_id": device_id, "kind": indication.kind.name, "error": str(exc)},
-                )
+            await self._hang_up(await self._outgoing.get())
 
     async def _hang_up(self, hangup: _Hangup) -> None:
         if self._calls is None:
             return
         try:
-            # Bounded: box indications wait behind it in the same queue.
+            # Bounded: later hang-ups wait behind it in the same queue.
             async with asyncio.timeout(HANGUP_TIMEOUT_S):
                 await self._calls.end_call(hangup.call_id)
         except (ProviderError, OSError, TimeoutError) as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Callable
 
 import serial
 import serial_asyncio_fast
@@ -12,9 +13,8 @@ import serial_asyncio_fast
 from firmware_protocol import ProtocolError, SerialStreamDecoder, encode_serial
 from gateway.clock import Clock
 from gateway.config import SerialLinkSettings
-from gateway.links import InboundFrame, LinkDownError, TransportName
+from gateway.links import InboundFrame, LinkDownError, Submit, TransportName
 from gateway.metrics import GatewayMetrics
-from gateway.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -22,17 +22,22 @@ READ_CHUNK = 4096
 
 
 class SerialLink:
-    """One serial line with a stream decoder; frames go to the pipeline, acks come back."""
+    """One serial line with a stream decoder; frames go to the pipeline, acks come back.
+
+    The line holds a credit of frames that may wait in the pipeline; once it is used up the
+    link stops reading (bytes wait in the OS buffer and the concentrator) until some settle.
+    """
 
     def __init__(
         self,
         settings: SerialLinkSettings,
-        pipeline: Pipeline,
+        submit: Submit,
         clock: Clock,
         metrics: GatewayMetrics,
     ) -> None:
         self._settings = settings
-        self._pipeline = pipeline
+        self._submit = submit
+        self._credit = asyncio.Semaphore(settings.credit)
         self._clock = clock
         self._metrics = metrics
         self._writer: asyncio.StreamWriter | None = None
@@ -108,9 +113,29 @@ class SerialLink:
                 if isinstance(item, ProtocolError):
                     self._metrics.frames_rejected.labels("serial", item.reason).inc()
                     continue
-                await self._pipeline.submit(
-                    InboundFrame(data=item, link=self, received_at=self._clock.now())
+                if self._credit.locked():
+                    self._metrics.link_read_pauses.labels(self.name).inc()
+                await self._credit.acquire()
+                self._submit(
+                    InboundFrame(
+                        data=item,
+                        link=self,
+                        received_at=self._clock.now(),
+                        settle=self._settler(),
+                    )
                 )
+
+    def _settler(self) -> Callable[[], None]:
+        """Give the frame's credit back, once however often it is called."""
+        settled = False
+
+        def settle() -> None:
+            nonlocal settled
+            if not settled:
+                settled = True
+                self._credit.release()
+
+        return settle
 
     async def send_downlink(self, device_id: str, frame: bytes) -> None:  # noqa: ARG002 - bus
         """Write a serial-framed downlink; every device on the line sees it, the id selects."""

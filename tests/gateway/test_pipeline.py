@@ -5,13 +5,19 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
+
+import pytest
+from pydantic import TypeAdapter, ValidationError
 
 from device_sim.device import SimulatedDevice, fleet_identity
 from device_sim.mqtt import MqttFleet, publish_burst
 from device_sim.serial import SerialConcentrator
-from firmware_protocol import Indication, IndicationKind, Key, LedPattern
+from firmware_protocol import AckCode, Indication, IndicationKind, Key, LedPattern
 from gateway.broker import MosquittoBroker
+from gateway.config import DeviceKind, SerialLinkSettings, load_settings
+from gateway.links import InboundFrame, TransportName
 from gateway.pipeline import AcceptedFrame
 from gateway.service import GatewayService
 from gateway.store import UnitOfWork
@@ -19,6 +25,18 @@ from tests.gateway.support import gateway_settings, sample, wait_for
 
 BOX, OTHER = "00000000000000d1", "00000000000000d2"
 KEY = bytes(range(16, 32))
+_SERIAL_LINKS = TypeAdapter(list[SerialLinkSettings])
+
+
+def fleet_device(index: int, kind: DeviceKind) -> SimulatedDevice:
+    """The index-th generated fleet device."""
+    device_id, key = fleet_identity(index)
+    return SimulatedDevice(device_id, kind, key)
+
+
+def load_serial(values: list[dict[str, object]]) -> list[SerialLinkSettings]:
+    """Serial link settings, validated."""
+    return _SERIAL_LINKS.validate_python(values)
 
 
 class FlakyStore:
@@ -107,9 +125,31 @@ async def test_a_burst_waits_in_the_broker_not_in_the_gateway(
         assert overload == 0
 
 
-async def test_frames_dropped_as_overload_do_not_stop_the_link_reading(
+async def retransmit_until_acked(
+    senders: Sequence[MqttFleet | SerialConcentrator], timeout: float, every_s: float = 2.0
+) -> int:
+    """Resend every unacknowledged frame every `every_s`, as firmware does; returns rounds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    rounds = 0
+    while any(sender.pending_total() for sender in senders):
+        if loop.time() > deadline:
+            pending = sum(sender.pending_total() for sender in senders)
+            pytest.fail(f"{pending} frames still unacknowledged after {timeout} s")
+        for sender in senders:
+            try:
+                await sender.wait_all_acked(every_s / len(senders))
+            except TimeoutError:
+                await sender.retransmit_pending()
+                rounds += 1
+    return rounds
+
+
+async def test_overload_past_every_limit_drains_and_each_frame_is_stored_once(
     tmp_path: Path, broker: MosquittoBroker, no_leaked_tasks: None
 ) -> None:
+    # 1,000 MQTT frames and 200 serial ones against a pipeline queue of 40, an MQTT receive
+    # maximum (credit) of 20 and a serial credit of 10; devices resend what is not acked.
     settings = gateway_settings(
         tmp_path,
         broker,
@@ -117,24 +157,106 @@ async def test_frames_dropped_as_overload_do_not_stop_the_link_reading(
             "embedded_broker": False,
             "port": broker.port,
             "client_id": "bidao-test-overload",
-            "receive_maximum": 50,
+            "receive_maximum": 20,
         },
-        pipeline={"queue_max": 5, "batch_max": 5},
+        pipeline={"queue_max": 40, "batch_max": 5, "batch_linger_s": 0},
     )
-    identities = [fleet_identity(i) for i in range(10)]
-    devices = [SimulatedDevice(device_id, "water_meter", key) for device_id, key in identities]
-    frames = [(devices[n % 10].device_id, devices[n % 10].water_reading(n)) for n in range(2000)]
+    mqtt_devices = [fleet_device(i, "water_meter") for i in range(20)]
+    serial_devices = [fleet_device(100 + i, "call_box") for i in range(2)]
+    async with SerialConcentrator(serial_devices) as line:
+        serial = [{"name": "bus1", "url": line.url, "credit": 10}]
+        settings = settings.model_copy(update={"serial": load_serial(serial)})
+        async with (
+            GatewayService(settings) as gw,
+            MqttFleet("127.0.0.1", broker.port, mqtt_devices) as fleet,
+        ):
+            for device in mqtt_devices:
+                await gw.register_device(device.device_id, "water_meter", device.key)
+            for device in serial_devices:
+                await gw.register_device(device.device_id, "call_box", device.key)
+            assert gw.mqtt is not None
+            await gw.mqtt.wait_connected(10)
+            for n in range(50):
+                for device in mqtt_devices:
+                    fleet.publish(device.device_id, device.water_reading(n))
+            for n in range(100):
+                for device in serial_devices:
+                    await line.send(device.device_id, device.heartbeat(uptime_s=n))
+            await retransmit_until_acked([fleet, line], timeout=120)
+            stored = await gw.store.event_seqs()
+            assert len(stored) == len(set(stored)) == 1200
+            expected = {(d.device_id, seq) for d in mqtt_devices for seq in range(1, 51)}
+            expected |= {(d.device_id, seq) for d in serial_devices for seq in range(1, 101)}
+            assert set(stored) == expected
+            assert all(d.acked == set(range(1, 51)) for d in mqtt_devices)
+            assert all(d.acked == set(range(1, 101)) for d in serial_devices)
+            assert sample(gw, "bidao_acks_sent_total", code="ACCEPTED") == 1200
+            # Credit keeps the queue from overflowing: nothing had to be refused.
+            for transport in ("mqtt", "serial"):
+                labels = {"transport": transport, "reason": "overload"}
+                assert sample(gw, "bidao_frames_nacked_total", **labels) == 0
+            # Copies resent while their originals were being acked are settled too.
+            mqtt = gw.mqtt
+            await wait_for(lambda: mqtt.unsettled == 0, what="every copy received settled")
+
+
+class RecordingLink:
+    """A link at the edge of the test: keeps every downlink it is asked to send."""
+
+    name = "recorder"
+    transport: TransportName = "serial"
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes]] = []
+
+    async def send_downlink(self, device_id: str, frame: bytes) -> None:
+        self.sent.append((device_id, frame))
+
+
+async def test_a_frame_refused_by_a_full_queue_is_settled_and_told_to_retry(
+    tmp_path: Path, no_leaked_tasks: None
+) -> None:
+    settings = gateway_settings(tmp_path, None, pipeline={"queue_max": 3})
     box = SimulatedDevice(BOX, "call_box", KEY)
+    link = RecordingLink()
+    settled: list[int] = []
     async with GatewayService(settings) as gw:
-        for device in devices:
-            await gw.register_device(device.device_id, "water_meter", device.key)
         await gw.register_device(BOX, "call_box", KEY)
-        assert gw.mqtt is not None
-        await gw.mqtt.wait_connected(10)
-        await asyncio.to_thread(publish_burst, "127.0.0.1", broker.port, frames)
-        async with MqttFleet("127.0.0.1", broker.port, [box]) as fleet:
-            await fleet.send(BOX, box.heartbeat())
-            await wait_for(lambda: not box.pending, timeout=30, what="a later frame acked")
+        gw.downlinks.add_link(link)
+        frames = [box.heartbeat(uptime_s=n) for n in range(4)]
+        # No await between them: the worker cannot take any, so the fourth finds it full.
+        queued = [
+            gw.pipeline.submit_nowait(
+                InboundFrame(f, link, gw.clock.now(), settle=partial(settled.append, n))
+            )
+            for n, f in enumerate(frames)
+        ]
+        assert queued == [True, True, True, False]
+        assert settled == [3], "a refused frame is settled at once"
+        await wait_for(lambda: len(link.sent) == 4, what="three acks and one nack")
+        for _, frame in link.sent:
+            box.handle_downlink(frame)
+        assert box.nacked == {4: AckCode.NACK_RETRY_LATER}
+        assert set(box.pending) == {4}
+        assert sorted(settled) == [0, 1, 2, 3]
+        labels = {"transport": "serial", "reason": "overload"}
+        assert sample(gw, "bidao_frames_nacked_total", **labels) == 1
+        # The device retries later, like firmware, and that copy is stored.
+        gw.pipeline.submit_nowait(InboundFrame(box.retransmit_due()[0], link, gw.clock.now()))
+        await wait_for(lambda: len(link.sent) == 5, what="the retry acked")
+        box.handle_downlink(link.sent[-1][1])
+        assert not box.pending
+        assert await gw.store.count_events(BOX) == 4
+
+
+def test_link_credits_beyond_the_pipeline_queue_are_refused_at_load(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match=r"link credits add up to 1100 .*queue_max 1000"):
+        load_settings(
+            data_dir=tmp_path,
+            mqtt={"receive_maximum": 1000},
+            serial=[{"name": "bus1", "url": "socket://127.0.0.1:1", "credit": 100}],
+            pipeline={"queue_max": 1000},
+        )
 
 
 async def test_a_poison_frame_does_not_block_the_others(

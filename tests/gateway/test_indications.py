@@ -1,0 +1,114 @@
+"""Box indications are durable: retried until the box is reached, kept over a restart, fresh."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from device_sim.device import SimulatedDevice
+from device_sim.mqtt import MqttFleet
+from firmware_protocol import Indication, IndicationKind, LedPattern
+from gateway.broker import MosquittoBroker
+from gateway.config import Settings
+from gateway.service import GatewayService
+from gateway.sqlite_store import SqliteStore
+from tests.gateway.support import gateway_settings, sample, send_until_acked, wait_for
+
+BOX = "00000000000000e1"
+KEY = bytes(range(32, 48))
+ON_THE_WAY = Indication(IndicationKind.HELPER_ON_THE_WAY, 7, LedPattern.GREEN_BLINK, 2)
+ACCEPTED = Indication(IndicationKind.TICKET_ACCEPTED, 7, LedPattern.GREEN_SOLID, 1)
+ARRIVED = Indication(IndicationKind.HELPER_ARRIVED, 7, LedPattern.GREEN_SOLID, 3)
+OTHER_TICKET = Indication(IndicationKind.RESOLVED, 8, LedPattern.GREEN_SOLID, 4)
+
+
+def slow_retry_settings(tmp_path: Path, broker: MosquittoBroker) -> Settings:
+    """Retries an hour apart, so only hearing from the box (or a start) can deliver."""
+    return gateway_settings(
+        tmp_path, broker, indications={"retry_initial_s": 3600, "retry_max_s": 3600}
+    )
+
+
+async def commit_indications(store: SqliteStore, *rows: Indication, at: float) -> None:
+    """Write indications for BOX in one transaction each, as ticket changes would."""
+    for indication in rows:
+        async with store.transaction() as uow:
+            await uow.add_indications([(BOX, indication)], at)
+
+
+async def test_an_indication_waits_for_the_box_and_goes_when_it_is_heard(
+    tmp_path: Path, broker: MosquittoBroker, no_leaked_tasks: None
+) -> None:
+    box = SimulatedDevice(BOX, "call_box", KEY)
+    async with (
+        GatewayService(slow_retry_settings(tmp_path, broker)) as gw,
+        MqttFleet("127.0.0.1", broker.port, [box]) as fleet,
+    ):
+        await gw.register_device(BOX, "call_box", KEY)
+        await commit_indications(gw.store, ON_THE_WAY, at=gw.clock.now())
+        gw.indications.wake()
+        # Never heard on any link: nowhere to send it yet, so it waits.
+        await wait_for(
+            lambda: sample(gw, "bidao_indications_total", outcome="retry") == 1,
+            what="a first attempt",
+        )
+        [row] = await gw.store.indications(BOX)
+        assert (row.status, row.attempts) == ("pending", 1)
+        await send_until_acked(fleet, box, box.heartbeat())
+        await wait_for(lambda: bool(box.indications), what="the indication after the box spoke")
+        assert box.indications == [ON_THE_WAY]
+        [row] = await gw.store.indications(BOX)
+        assert row.status == "delivered"
+        assert sample(gw, "bidao_downlinks_sent_total", link="mqtt", type="Indication") == 1
+
+
+async def test_an_indication_committed_before_a_crash_is_delivered_after_the_restart(
+    tmp_path: Path, broker: MosquittoBroker, no_leaked_tasks: None
+) -> None:
+    settings = slow_retry_settings(tmp_path, broker)
+    box = SimulatedDevice(BOX, "call_box", KEY)
+    async with MqttFleet("127.0.0.1", broker.port, [box]) as fleet:
+        async with GatewayService(settings) as gw:
+            await gw.register_device(BOX, "call_box", KEY)
+            await send_until_acked(fleet, box, box.heartbeat())
+            now = gw.clock.now()
+        # What a gateway killed right after the ticket's commit leaves behind: the row only.
+        store = SqliteStore(settings.database_path)
+        await store.open()
+        try:
+            await commit_indications(store, ACCEPTED, at=now)
+        finally:
+            await store.close()
+        async with GatewayService(settings) as gw:
+            await wait_for(lambda: bool(box.indications), what="the indication after restart")
+            assert box.indications == [ACCEPTED]
+            [row] = await gw.store.indications(BOX)
+            assert row.status == "delivered"
+
+
+async def test_a_box_back_after_a_while_hears_only_each_tickets_newest_indication(
+    tmp_path: Path, broker: MosquittoBroker, no_leaked_tasks: None
+) -> None:
+    box = SimulatedDevice(BOX, "call_box", KEY)
+    async with (
+        GatewayService(slow_retry_settings(tmp_path, broker)) as gw,
+        MqttFleet("127.0.0.1", broker.port, [box]) as fleet,
+    ):
+        await gw.register_device(BOX, "call_box", KEY)
+        now = gw.clock.now()
+        await commit_indications(gw.store, ACCEPTED, ON_THE_WAY, OTHER_TICKET, ARRIVED, at=now)
+        gw.indications.wake()
+        await wait_for(
+            lambda: sample(gw, "bidao_indications_total", outcome="retry") >= 1,
+            what="attempts while the box is away",
+        )
+        await send_until_acked(fleet, box, box.heartbeat())
+        await wait_for(lambda: len(box.indications) == 2, what="one indication per ticket")
+        assert sorted(box.indications, key=lambda i: i.ticket_ref) == [ARRIVED, OTHER_TICKET]
+        states = [(r.indication, r.status) for r in await gw.store.indications(BOX)]
+        assert states == [
+            (ACCEPTED, "superseded"),
+            (ON_THE_WAY, "superseded"),
+            (OTHER_TICKET, "delivered"),
+            (ARRIVED, "delivered"),
+        ]
+        assert sample(gw, "bidao_indications_total", outcome="delivered") == 2
