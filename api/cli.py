@@ -19,16 +19,13 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, TextIO, TypeVar, cast
+from typing import TYPE_CHECKING, Annotated, Any, TextIO, TypeVar, cast
 
 import typer
 from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from alerts.providers.base import Provider
-from alerts.providers.console import ConsoleProvider
-from api.app import http_component
 from firmware_protocol import KEY_LEN, ProtocolError, parse_device_id
 from gateway.application import Application, Report, offline
 from gateway.config import DeviceKind, Settings, load_settings
@@ -36,7 +33,9 @@ from gateway.errors import ConfigError, GatewayError, RegistryError
 from gateway.grid_import import ImportKind, ImportRejectedError
 from gateway.logs import configure_logging
 from gateway.reports import by_level
-from gateway.service import GatewayService
+
+if TYPE_CHECKING:
+    from alerts.providers.base import Provider
 
 T = TypeVar("T")
 
@@ -175,6 +174,8 @@ def _with_store(config: Path | None, work: Callable[[Application], Awaitable[T]]
 
 def build_provider(settings: Settings) -> Provider:
     """The notification provider the settings name."""
+    from alerts.providers.console import ConsoleProvider
+
     notify = settings.notify
     if notify.provider == "twilio":
         from alerts.providers.twilio_provider import TwilioProvider
@@ -191,6 +192,10 @@ def build_provider(settings: Settings) -> Provider:
 
 def _run_gateway(config: Path | None) -> int:
     """Run the gateway until SIGTERM or SIGINT; the exit status."""
+    # The HTTP stack and the service load only here: store-only commands start faster.
+    from api.app import http_component
+    from gateway.service import GatewayService
+
     settings = _settings(config)
     configure_logging(settings.log_level, settings.log_format)
     service = GatewayService(settings, provider=build_provider(settings))
