@@ -11,12 +11,14 @@ import uvicorn
 from fastapi import FastAPI, Response
 
 from api.twilio_webhooks import twilio_router
+from gateway.application import for_service
 from gateway.service import GatewayService
 
 
 def create_app(service: GatewayService) -> FastAPI:
     """The FastAPI app for one gateway: health, metrics, provider webhooks."""
     app = FastAPI(title="Bidao (必到)", docs_url=None, redoc_url=None)
+    application = for_service(service)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -24,9 +26,9 @@ def create_app(service: GatewayService) -> FastAPI:
 
     @app.get("/metrics")
     async def metrics() -> Response:
-        return Response(service.metrics.render(), media_type="text/plain; version=0.0.4")
+        return Response(application.metrics_text(), media_type="text/plain; version=0.0.4")
 
-    if service.settings.notify.provider == "twilio":
+    if application.settings.notify.provider == "twilio":
         app.include_router(twilio_router(service))
     return app
 

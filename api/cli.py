@@ -1,35 +1,181 @@
-"""The `bidao` command: run the gateway, provision devices, read figures, drive the simulator."""
+"""The `bidao` command: run the gateway, provision devices, import the grid, read figures.
+
+Each command is a thin call into the application facade (gateway/application.py); the
+store-only commands open the SQLite store and nothing else. `bidao sim ...` hands its
+arguments to the simulator's own parser (device_sim/cli.py).
+
+Exit status: 0 done; 1 the work failed (a rejected file or row, a store that cannot be
+used); 2 bad input (arguments, settings, a device that cannot be registered); 130 Ctrl-C;
+141 stdout closed by its reader (`bidao device list | head -1`), quietly.
+"""
 
 from __future__ import annotations
 
-import argparse
 import asyncio
+import enum
+import os
 import signal
 import sys
-import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TextIO, TypeVar, cast
 
-from alerts.providers.base import Provider
-from alerts.providers.console import ConsoleProvider
-from api.app import http_component
-from gateway.config import Settings, load_settings
-from gateway.errors import GatewayError
-from gateway.grid_import import ImportRejectedError
+import typer
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from firmware_protocol import KEY_LEN, ProtocolError, parse_device_id
+from gateway.application import Application, Report, offline
+from gateway.config import DeviceKind, Settings, load_settings
+from gateway.errors import ConfigError, GatewayError, RegistryError
+from gateway.grid_import import ImportKind, ImportRejectedError
 from gateway.logs import configure_logging
-from gateway.reports import Reports, by_level
-from gateway.service import GatewayService
-from gateway.sqlite_store import SqliteStore
+from gateway.reports import by_level
+
+if TYPE_CHECKING:
+    from alerts.providers.base import Provider
+
+T = TypeVar("T")
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+EXIT_PIPE_CLOSED = 128 + signal.SIGPIPE
+_PIPE_WIDTH = 200  # columns for tables when stdout is a pipe or a file, not a terminal
+_LEVELS = ("township", "village", "area", "group", "neighbourhood")
 
 
-def _settings(args: argparse.Namespace) -> Settings:
-    config: Path | None = args.config
+class PipeClosedError(Exception):
+    """The reader of stdout went away; the command stops quietly."""
+
+
+class _GuardedStream:
+    """A text stream whose writes turn a closed pipe into PipeClosedError."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        """Write, or raise PipeClosedError if the reader has gone."""
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError as exc:
+            raise PipeClosedError from exc
+
+    def flush(self) -> None:
+        """Flush, or raise PipeClosedError if the reader has gone."""
+        try:
+            self._stream.flush()
+        except BrokenPipeError as exc:
+            raise PipeClosedError from exc
+
+    def __getattr__(self, name: str) -> Any:
+        """Everything else (isatty, fileno, encoding) from the wrapped stream."""
+        return getattr(self._stream, name)
+
+
+def _console() -> Console:
+    stream = sys.stdout
+    width = None if stream.isatty() else _PIPE_WIDTH
+    return Console(
+        file=cast("TextIO", _GuardedStream(stream)), width=width, highlight=False, emoji=False
+    )
+
+
+def _say(text: str, end: str = "\n") -> None:
+    _console().print(text, markup=False, highlight=False, soft_wrap=True, end=end)
+
+
+def _complain(text: str) -> None:
+    print(text, file=sys.stderr)
+
+
+class DeviceKindChoice(enum.StrEnum):
+    """The kinds of device a person can register."""
+
+    call_box = "call_box"
+    water_meter = "water_meter"
+
+
+class ImportKindChoice(enum.StrEnum):
+    """The grid files a person can import."""
+
+    units = "units"
+    households = "households"
+    contacts = "contacts"
+
+
+_DEVICE_KINDS: dict[DeviceKindChoice, DeviceKind] = {
+    DeviceKindChoice.call_box: "call_box",
+    DeviceKindChoice.water_meter: "water_meter",
+}
+_IMPORT_KINDS: dict[ImportKindChoice, ImportKind] = {
+    ImportKindChoice.units: "units",
+    ImportKindChoice.households: "households",
+    ImportKindChoice.contacts: "contacts",
+}
+
+
+def _device_id(text: str) -> str:
+    try:
+        return parse_device_id(text)
+    except ProtocolError:
+        raise typer.BadParameter(f"{text!r} is not 16 hex digits") from None
+
+
+def _key(text: str) -> bytes:
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        key = b""
+    if len(key) != KEY_LEN:
+        raise typer.BadParameter(f"must be {2 * KEY_LEN} hex digits ({KEY_LEN} bytes)")
+    return key
+
+
+def _positive_days(value: float) -> float:
+    if not value > 0:
+        raise typer.BadParameter(f"must be a positive number of days, got {value:g}")
+    return value
+
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", help="TOML settings file (BIDAO_* environment variables win)"),
+]
+
+app = typer.Typer(
+    name="bidao",
+    help="Bidao (必到): gateway for one-button elder care call boxes and water meters.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+device_app = typer.Typer(help="Provision and list devices.", no_args_is_help=True)
+app.add_typer(device_app, name="device")
+
+
+def _settings(config: Path | None) -> Settings:
     return load_settings(config)
+
+
+def _with_store(config: Path | None, work: Callable[[Application], Awaitable[T]]) -> T:
+    """Run one piece of work against the facade over the store alone."""
+    settings = _settings(config)
+
+    async def main() -> T:
+        async with offline(settings) as application:
+            return await work(application)
+
+    return asyncio.run(main())
 
 
 def build_provider(settings: Settings) -> Provider:
     """The notification provider the settings name."""
+    from alerts.providers.console import ConsoleProvider
+
     notify = settings.notify
     if notify.provider == "twilio":
         from alerts.providers.twilio_provider import TwilioProvider
@@ -44,8 +190,13 @@ def build_provider(settings: Settings) -> Provider:
     return ConsoleProvider()
 
 
-def _cmd_run(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+def _run_gateway(config: Path | None) -> int:
+    """Run the gateway until SIGTERM or SIGINT; the exit status."""
+    # The HTTP stack and the service load only here: store-only commands start faster.
+    from api.app import http_component
+    from gateway.service import GatewayService
+
+    settings = _settings(config)
     configure_logging(settings.log_level, settings.log_format)
     service = GatewayService(settings, provider=build_provider(settings))
     if settings.http.enabled:
@@ -61,93 +212,101 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_device_add(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    key = bytes.fromhex(args.key) if args.key else None
-
-    async def main() -> None:
-        service = GatewayService(settings)
-        await service.store.open()
-        try:
-            record = await service.registry.register(
-                args.device_id, args.kind, key, args.household, args.label
-            )
-        finally:
-            await service.store.close()
-        print(f"registered {record.device_id} ({record.kind})")
-        if key is None:
-            # Shown once, for the installer to load into the device.
-            print(f"key: {record.key.hex()}")
-
-    asyncio.run(main())
-    return 0
+@app.command()
+def run(config: ConfigOption = None) -> None:
+    """Run the gateway until SIGTERM or SIGINT."""
+    raise typer.Exit(_run_gateway(config))
 
 
-def _cmd_device_list(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-
-    async def main() -> None:
-        store = SqliteStore(settings.database_path)
-        await store.open()
-        try:
-            devices = await store.load_devices()
-        finally:
-            await store.close()
-        print(f"{'device_id':16}  {'kind':11}  {'status':7}  {'battery':7}  {'rssi':5}  last_seen")
-        for d in sorted(devices, key=lambda d: d.device_id):
-            battery = "-" if d.battery_pct is None else f"{d.battery_pct}%"
-            rssi = "-" if d.rssi_dbm is None else str(d.rssi_dbm)
-            seen = "-" if d.last_seen is None else _local_time(d.last_seen)
-            print(f"{d.device_id:16}  {d.kind:11}  {d.status:7}  {battery:7}  {rssi:5}  {seen}")
-
-    asyncio.run(main())
-    return 0
+@device_app.command("add")
+def device_add(
+    device_id: Annotated[str, typer.Argument(help="16 hex digits", parser=_device_id)],
+    kind: Annotated[DeviceKindChoice, typer.Option(help="what the device is")],
+    key: Annotated[
+        bytes | None,
+        typer.Option(
+            help=f"{2 * KEY_LEN} hex digits; a random key is generated and shown if absent",
+            parser=_key,
+        ),
+    ] = None,
+    household: Annotated[str | None, typer.Option(help="household code")] = None,
+    label: Annotated[str | None, typer.Option(help="free text for installers")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Register a device."""
+    record = _with_store(
+        config,
+        lambda a: a.register_device(device_id, _DEVICE_KINDS[kind], key, household, label),
+    )
+    _say(f"registered {record.device_id} ({record.kind})")
+    if key is None:
+        # Shown once, for the installer to load into the device.
+        _say(f"key: {record.key.hex()}")
 
 
 def _local_time(unix: float) -> str:
     return datetime.fromtimestamp(unix).astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _cmd_metrics(args: argparse.Namespace) -> int:
-    path = _settings(args).metrics_path
-    try:
-        sys.stdout.write(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        print(f"no metrics yet at {path}: is the gateway running?", file=sys.stderr)
-        return 1
-    return 0
+@device_app.command("list")
+def device_list(config: ConfigOption = None) -> None:
+    """List devices and their health."""
+    devices = _with_store(config, lambda a: a.list_devices())
+    table = Table(
+        "device_id",
+        "kind",
+        "status",
+        "battery",
+        "rssi",
+        "last_seen",
+        box=box.SIMPLE,
+        show_edge=False,
+    )
+    for d in devices:
+        table.add_row(
+            d.device_id,
+            d.kind,
+            d.status,
+            "-" if d.battery_pct is None else f"{d.battery_pct}%",
+            "-" if d.rssi_dbm is None else str(d.rssi_dbm),
+            "-" if d.last_seen is None else _local_time(d.last_seen),
+        )
+    _console().print(table)
+    _say(f"{len(devices)} devices")
 
 
-def _cmd_import(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+@app.command("import")
+def import_grid(
+    kind: Annotated[ImportKindChoice, typer.Argument(help="which grid file this is")],
+    file: Annotated[
+        Path, typer.Argument(help="UTF-8 CSV with a header row (see gateway/grid_import.py)")
+    ],
+    check: Annotated[
+        bool, typer.Option("--check", help="check every row and report, but write nothing")
+    ] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Import the grid from a CSV file: units, households (with their boxes) or contacts."""
     try:
-        data = Path(args.file).read_bytes()
+        data = file.read_bytes()
     except OSError as exc:
-        print(f"bidao: cannot read {args.file}: {exc.strerror or exc}", file=sys.stderr)
-        return 2
-
-    async def main() -> int:
-        # The store alone, as `device add` does: no broker and no running gateway needed.
-        service = GatewayService(settings)
-        await service.store.open()
-        try:
-            result = await service.importer.import_csv(args.kind, data, check=args.check)
-        except ImportRejectedError as exc:
-            print(f"{args.file}: file rejected, nothing imported", file=sys.stderr)
-            for error in exc.errors:
-                print(f"  {error}", file=sys.stderr)
-            return 1
-        finally:
-            await service.store.close()
-        print(f"{args.file}: {result.summary()}")
-        if result.rejected:
-            print(f"{args.file}: {result.rejected} rows rejected:", file=sys.stderr)
-            for error in result.errors:
-                print(f"  {error}", file=sys.stderr)
-            return 1
-        return 0
-
-    return asyncio.run(main())
+        _complain(f"bidao: cannot read {file}: {exc.strerror or exc}")
+        raise typer.Exit(EXIT_USAGE) from None
+    try:
+        result = _with_store(
+            config, lambda a: a.import_grid(_IMPORT_KINDS[kind], data, check=check)
+        )
+    except ImportRejectedError as exc:
+        _complain(f"{file}: file rejected, nothing imported")
+        for error in exc.errors:
+            _complain(f"  {error}")
+        raise typer.Exit(EXIT_FAILED) from None
+    _say(f"{file}: {result.summary()}")
+    if result.rejected:
+        _complain(f"{file}: {result.rejected} rows rejected:")
+        for error in result.errors:
+            _complain(f"  {error}")
+        raise typer.Exit(EXIT_FAILED)
 
 
 def _rate(value: float | None) -> str:
@@ -158,102 +317,147 @@ def _minutes(value: float | None) -> str:
     return "-" if value is None else f"{value / 60:.1f}"
 
 
-def _cmd_report(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+def _render_report(report: Report) -> None:
+    console = _console()
+    colours = Table(
+        "level",
+        "code",
+        "name",
+        "colour",
+        "live",
+        "overdue",
+        title=f"warning colours ({len(report.colours)} units)",
+        title_justify="left",
+        box=box.SIMPLE,
+        show_edge=False,
+    )
+    for level in _LEVELS:
+        for w in by_level(report.colours.values(), level):
+            colours.add_row(w.level, w.code, w.name, w.colour, str(w.live), str(w.overdue))
+    console.print(colours)
+    stats = Table(
+        "unit or person",
+        "requests",
+        "closed",
+        "accept on time",
+        "accept p50 min",
+        "accept p90 min",
+        "arrive on time",
+        "satisfied",
+        "unrated",
+        "cancelled",
+        "escalated",
+        title=f"last {report.days:g} days",
+        title_justify="left",
+        box=box.SIMPLE,
+        show_edge=False,
+    )
+    for key, s in sorted(report.statistics.items()):
+        accept_p50, accept_p90 = s.accept_percentiles()
+        stats.add_row(
+            key,
+            str(s.requests),
+            _rate(s.closure_rate),
+            _rate(s.accept_on_time_rate),
+            _minutes(accept_p50),
+            _minutes(accept_p90),
+            _rate(s.arrive_on_time_rate),
+            _rate(s.satisfaction),
+            _rate(s.unrated_share),
+            str(s.cancelled),
+            str(s.escalated),
+        )
+    console.print(stats)
+    cards = Table(
+        "neighbour chief",
+        "card",
+        "on time",
+        "tickets",
+        title="neighbour chiefs' cards",
+        title_justify="left",
+        box=box.SIMPLE,
+        show_edge=False,
+    )
+    for card in report.cards:
+        cards.add_row(card.name, card.colour, _rate(card.on_time), str(card.tickets))
+    console.print(cards)
+    _say(f"boxes never pressed in {report.unused_days:g} days: {len(report.unused_boxes)}")
 
-    async def main() -> None:
-        store = SqliteStore(settings.database_path)
-        await store.open()
-        try:
-            reports = Reports(store, settings.tickets, settings.warnings, settings.cards)
-            now = time.time()
-            start = now - args.days * 86400
-            colours = await reports.warning_colours(now)
-            stats = await reports.statistics(start, now)
-            cards = await reports.chief_cards(start, now)
-            unused = await reports.unused_boxes(now)
-        finally:
-            await store.close()
-        print(f"warning colours ({len(colours)} units):")
-        for level in ("township", "village", "area", "group", "neighbourhood"):
-            for w in by_level(colours.values(), level):
-                print(
-                    f"  {w.level:13} {w.code:24} {w.name:8} {w.colour:6} "
-                    f"live {w.live} overdue {w.overdue}"
-                )
-        print(f"last {args.days:g} days:")
-        for key, s in sorted(stats.items()):
-            accept_p50, accept_p90 = s.accept_percentiles()
-            print(
-                f"  {key:24} requests {s.requests} closed {_rate(s.closure_rate)} "
-                f"accept on time {_rate(s.accept_on_time_rate)} "
-                f"(p50 {_minutes(accept_p50)} min, p90 {_minutes(accept_p90)} min) "
-                f"arrive on time {_rate(s.arrive_on_time_rate)} "
-                f"satisfied {_rate(s.satisfaction)} unrated {_rate(s.unrated_share)} "
-                f"cancelled {s.cancelled} escalated {s.escalated}"
-            )
-        for card in cards:
-            print(f"  card {card.name}: {card.colour} (on time {_rate(card.on_time)})")
-        print(f"boxes never pressed in 90 days: {len(unused)}")
 
-    asyncio.run(main())
+@app.command()
+def report(
+    days: Annotated[
+        float, typer.Option(help="period for the statistics, in days", callback=_positive_days)
+    ] = 30.0,
+    config: ConfigOption = None,
+) -> None:
+    """Warning colours, statistics and neighbour chiefs' cards."""
+    _render_report(_with_store(config, lambda a: a.report(days)))
+
+
+@app.command()
+def metrics(config: ConfigOption = None) -> None:
+    """Print the Prometheus metrics of the gateway that uses this data folder."""
+
+    async def text(application: Application) -> bytes:
+        return application.metrics_text()
+
+    _say(_with_store(config, text).decode("utf-8", "replace"), end="")
+
+
+@app.command(
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    add_help_option=False,
+)
+def sim(ctx: typer.Context) -> None:
+    """Simulated call boxes, water meters and phones (`bidao sim --help`)."""
+    from device_sim.cli import main as sim_main
+
+    raise typer.Exit(sim_main(ctx.args))
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's last flush cannot fail."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass  # stdout has no descriptor (captured in a test); nothing will flush to a pipe
+    finally:
+        os.close(devnull)
+
+
+def _exit_code(code: object) -> int:
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    _complain(str(code))
+    return EXIT_FAILED
+
+
+def _invoke(args: list[str]) -> int:
+    command = typer.main.get_command(app)
+    try:
+        # Standalone: Typer prints usage errors (exit 2) and help itself and exits.
+        command.main(args=args, prog_name="bidao", standalone_mode=True)
+    except SystemExit as exc:
+        return _exit_code(exc.code)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except (GatewayError, ValueError) as exc:
+        _complain(f"bidao: {exc}")
+        bad_input = isinstance(exc, ConfigError | RegistryError | ValueError)
+        return EXIT_USAGE if bad_input else EXIT_FAILED
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser for every subcommand."""
-    parser = argparse.ArgumentParser(
-        prog="bidao",
-        description="Bidao (必到): gateway for one-button elder care call boxes and water meters.",
-    )
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", type=Path, help="TOML settings file (BIDAO_* env overrides)")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    run = sub.add_parser("run", parents=[common], help="run the gateway until SIGTERM/SIGINT")
-    run.set_defaults(func=_cmd_run)
-
-    device = sub.add_parser("device", help="provision and list devices")
-    device_sub = device.add_subparsers(dest="device_command", required=True, metavar="ACTION")
-    add = device_sub.add_parser("add", parents=[common], help="register a device")
-    add.add_argument("device_id", help="16 hex digits")
-    add.add_argument("--kind", choices=["call_box", "water_meter"], required=True)
-    add.add_argument("--key", help="32 hex digits; a random key is generated and shown if absent")
-    add.add_argument("--household", help="household code")
-    add.add_argument("--label", help="free text for installers")
-    add.set_defaults(func=_cmd_device_add)
-    lst = device_sub.add_parser("list", parents=[common], help="list devices and their health")
-    lst.set_defaults(func=_cmd_device_list)
-
-    imp = sub.add_parser("import", parents=[common], help="import the grid from a CSV file")
-    imp.add_argument("kind", choices=["units", "households", "contacts"])
-    imp.add_argument("file", help="UTF-8 CSV with a header row (see gateway/grid_import.py)")
-    imp.add_argument(
-        "--check", action="store_true", help="check every row and report, but write nothing"
-    )
-    imp.set_defaults(func=_cmd_import)
-
-    report = sub.add_parser("report", parents=[common], help="colours, statistics, cards")
-    report.add_argument("--days", type=float, default=30.0, help="period for the statistics")
-    report.set_defaults(func=_cmd_report)
-
-    metrics = sub.add_parser("metrics", parents=[common], help="print the Prometheus metrics")
-    metrics.set_defaults(func=_cmd_metrics)
-
-    from device_sim.cli import add_subcommands
-
-    sim = sub.add_parser("sim", help="simulated call boxes and water meters")
-    add_subcommands(sim.add_subparsers(dest="sim_command", required=True, metavar="ACTION"))
-    return parser
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `bidao` console script."""
-    args = build_parser().parse_args(argv)
+    """Entry point of the `bidao` console script; returns the exit status."""
     try:
-        return int(args.func(args))
-    except (GatewayError, ValueError) as exc:
-        print(f"bidao: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+        code = _invoke(list(sys.argv[1:] if argv is None else argv))
+        sys.stdout.flush()
+    except (PipeClosedError, BrokenPipeError):
+        _quiet_stdout()
+        return EXIT_PIPE_CLOSED
+    return code

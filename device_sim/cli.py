@@ -10,6 +10,7 @@ import re
 import threading
 import time
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -374,3 +375,18 @@ def add_subcommands(sub: Any) -> None:
     fleet.set_defaults(func=_cmd_fleet)
 
     _add_phones(sub)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of `bidao sim` and its actions."""
+    parser = argparse.ArgumentParser(
+        prog="bidao sim", description="Simulated call boxes, water meters and phones."
+    )
+    add_subcommands(parser.add_subparsers(dest="sim_command", required=True, metavar="ACTION"))
+    return parser
+
+
+def main(argv: Sequence[str]) -> int:
+    """Run one `bidao sim` command; its exit status (argparse exits 2 on bad arguments)."""
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import re
 import time
 from pathlib import Path
@@ -10,16 +9,14 @@ from pathlib import Path
 import pytest
 
 import firmware_protocol as fp
-from device_sim.cli import add_subcommands
+from device_sim.cli import main
 from gateway.broker import MosquittoBroker, free_loopback_port
 from tests.device_sim.support import BOX_ID, BOX_KEY, FLEET_SIZE, EchoGateway
 
 
 def run(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="bidao sim")
-    add_subcommands(parser.add_subparsers(dest="sim_command", required=True))
-    args = parser.parse_args(argv)
-    return int(args.func(args))
+    """One `bidao sim` command, in this process."""
+    return main(argv)
 
 
 def box_args(port: int, state: Path) -> list[str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import subprocess
 import sys
@@ -12,14 +11,12 @@ import pytest
 
 from alerts.providers.base import OutgoingMessage, ProviderError
 from alerts.providers.twilio_provider import TwilioProvider
-from device_sim.cli import DEFAULT_ACCOUNT, DEFAULT_TOKEN, add_subcommands
+from device_sim.cli import DEFAULT_ACCOUNT, DEFAULT_TOKEN, main
 
 
 def run(*argv: str) -> int:
-    parser = argparse.ArgumentParser(prog="bidao sim")
-    add_subcommands(parser.add_subparsers(dest="sim_command", required=True))
-    args = parser.parse_args(argv)
-    return int(args.func(args))
+    """One `bidao sim` command, in this process."""
+    return main(argv)
 
 
 @pytest.fixture

@@ -1,0 +1,267 @@
+"""The application facade: the commands and queries that api/ and the command line call.
+
+Two composition roots build it:
+
+- `offline(settings)` opens the SQLite store and nothing else (no broker, no links, no HTTP
+  server), for the commands a person runs beside or without a gateway: import, device add
+  and list, report. The store is opened on first use, so `metrics` opens nothing.
+- `for_service(service)` wraps a running gateway: the same queries, plus the live parts
+  (ticket actions, the metrics registry, the scheduler that must hear of new deadlines).
+
+ApplicationError (a GatewayError)
+ ├── NotRunningError   the request needs the running gateway (ticket actions)
+ └── NoMetricsError    no metrics snapshot has been written yet
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from gateway.clock import Clock, SystemClock
+from gateway.config import Category, DeviceKind, Settings
+from gateway.errors import GatewayError, StoreError
+from gateway.grid_import import GridImporter, ImportKind, ImportResult
+from gateway.metrics import GatewayMetrics
+from gateway.registry import DeviceRegistry
+from gateway.reports import Card, Reports, ReportSource, TicketStats, UnitWarning
+from gateway.sqlite_store import SqliteStore
+from gateway.store import ActionChannel, DeviceRecord, Store, Ticket
+
+if TYPE_CHECKING:
+    from gateway.service import GatewayService
+    from gateway.tickets import AcceptResult, TicketService
+
+DAY_S = 86_400.0
+UNUSED_BOX_DAYS = 90.0
+
+
+class ApplicationError(GatewayError):
+    """A request the application cannot carry out as asked."""
+
+
+class NotRunningError(ApplicationError):
+    """The request needs the running gateway, and this facade only has the store."""
+
+
+class NoMetricsError(ApplicationError):
+    """No metrics snapshot exists yet: the gateway has not run with this data folder."""
+
+
+class ApplicationStore(Store, ReportSource, Protocol):
+    """What the facade needs from a store: the store port and the report reads."""
+
+
+@dataclass(frozen=True, slots=True)
+class LiveParts:
+    """The parts only a running gateway has."""
+
+    tickets: TicketService
+    metrics_text: Callable[[], bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """What administrators read for one period: colours, statistics, cards, unused boxes."""
+
+    start: float
+    end: float
+    days: float
+    colours: dict[str, UnitWarning]
+    statistics: dict[str, TicketStats]
+    cards: list[Card]
+    unused_boxes: list[str]
+    unused_days: float
+
+
+class Application:
+    """Commands and queries over one store; ticket actions only with the live parts."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Clock,
+        store: ApplicationStore,
+        registry: DeviceRegistry,
+        importer: GridImporter,
+        reports: Reports,
+        *,
+        live: LiveParts | None = None,
+        opened: bool = True,
+        after_import: Callable[[], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self._clock = clock
+        self._store = store
+        self._registry = registry
+        self._importer = importer
+        self._reports = reports
+        self._live = live
+        self._opened = opened
+        self._after_import = after_import
+
+    async def _ready(self) -> None:
+        if not self._opened:
+            await self._store.open()
+            self._opened = True
+
+    async def close(self) -> None:
+        """Close the store if this facade opened it; safe to call twice."""
+        if self._opened and self._live is None:
+            await self._store.close()
+            self._opened = False
+
+    # Devices
+
+    async def register_device(
+        self,
+        device_id: str,
+        kind: DeviceKind,
+        key: bytes | None = None,
+        household_code: str | None = None,
+        label: str | None = None,
+    ) -> DeviceRecord:
+        """Provision a device (a random key if none is given); RegistryError if it cannot be."""
+        await self._ready()
+        return await self._registry.register(device_id, kind, key, household_code, label)
+
+    async def list_devices(self) -> list[DeviceRecord]:
+        """Every registered device, by id."""
+        await self._ready()
+        return sorted(await self._store.load_devices(), key=lambda d: d.device_id)
+
+    # Grid
+
+    async def import_grid(
+        self, kind: ImportKind, data: str | bytes, *, check: bool = False
+    ) -> ImportResult:
+        """Import units, households (with their boxes) or contacts; with `check`, write nothing.
+
+        ImportRejectedError if the file itself is unusable; bad rows are in the result.
+        """
+        await self._ready()
+        result = await self._importer.import_csv(kind, data, check=check)
+        if not check and self._after_import is not None:
+            self._after_import()
+        return result
+
+    # Tickets
+
+    def _tickets(self) -> TicketService:
+        if self._live is None:
+            raise NotRunningError("ticket actions need the running gateway (bidao run)")
+        return self._live.tickets
+
+    async def accept_ticket(
+        self, ticket_id: int, contact_id: int, channel: ActionChannel
+    ) -> AcceptResult:
+        """A responder takes the ticket; the first to accept owns it."""
+        return await self._tickets().accept(ticket_id, contact_id, channel)
+
+    async def decline_ticket(self, ticket_id: int, contact_id: int, channel: ActionChannel) -> None:
+        """A responder passes the ticket on to the next in the chain."""
+        await self._tickets().decline(ticket_id, contact_id, channel)
+
+    async def arrive_ticket(self, ticket_id: int, contact_id: int, channel: ActionChannel) -> None:
+        """The responder is at the resident's home."""
+        await self._tickets().arrive(ticket_id, contact_id, channel)
+
+    async def resolve_ticket(self, ticket_id: int, contact_id: int, channel: ActionChannel) -> None:
+        """The matter is dealt with."""
+        await self._tickets().resolve(ticket_id, contact_id, channel)
+
+    async def classify_ticket(
+        self, ticket_id: int, category: Category, contact_id: int, channel: ActionChannel
+    ) -> None:
+        """Set the kind of matter, which starts its day clock."""
+        await self._tickets().classify(ticket_id, category, contact_id, channel)
+
+    async def list_tickets(self, *, days: float | None = None) -> list[Ticket]:
+        """Live tickets, or (with `days`) every ticket opened in that many days, oldest first."""
+        await self._ready()
+        if days is None:
+            return await self._store.live_tickets()
+        now = self._clock.now()
+        return await self._store.tickets_opened(now - days * DAY_S, now)
+
+    # Figures
+
+    async def report(self, days: float) -> Report:
+        """Warning colours now, and statistics and cards over the last `days` days."""
+        if days <= 0:
+            raise ApplicationError(f"the report period must be positive, got {days:g} days")
+        await self._ready()
+        now = self._clock.now()
+        start = now - days * DAY_S
+        return Report(
+            start=start,
+            end=now,
+            days=days,
+            colours=await self._reports.warning_colours(now),
+            statistics=await self._reports.statistics(start, now),
+            cards=await self._reports.chief_cards(start, now),
+            unused_boxes=await self._reports.unused_boxes(now, UNUSED_BOX_DAYS),
+            unused_days=UNUSED_BOX_DAYS,
+        )
+
+    def metrics_text(self) -> bytes:
+        """Prometheus text: live from a running gateway, else its last snapshot on disk."""
+        if self._live is not None:
+            return self._live.metrics_text()
+        path = self.settings.metrics_path
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            raise NoMetricsError(f"no metrics yet at {path}: is the gateway running?") from None
+        except OSError as exc:
+            raise ApplicationError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
+@asynccontextmanager
+async def offline(settings: Settings, clock: Clock | None = None) -> AsyncIterator[Application]:
+    """The facade over the SQLite store alone; the store opens on first use, closes at exit.
+
+    Driver errors from the store (a file that is not a database, a damaged one) come out as
+    one StoreError naming the file.
+    """
+    clock = clock or SystemClock()
+    store = SqliteStore(settings.database_path)
+    metrics = GatewayMetrics()
+    application = Application(
+        settings,
+        clock,
+        store,
+        DeviceRegistry(
+            store,
+            clock,
+            settings.supervision,
+            metrics,
+            settings.pipeline.unknown_device_cache_s,
+        ),
+        GridImporter(store, clock, settings.supervision, metrics),
+        Reports(store, settings.tickets, settings.warnings, settings.cards),
+        opened=False,
+    )
+    try:
+        yield application
+    except sqlite3.Error as exc:
+        raise StoreError(f"database {settings.database_path} cannot be used: {exc}") from exc
+    finally:
+        await application.close()
+
+
+def for_service(service: GatewayService) -> Application:
+    """The facade over a running gateway's store, registry, tickets and metrics."""
+    return Application(
+        service.settings,
+        service.clock,
+        service.store,
+        service.registry,
+        service.importer,
+        service.reports,
+        live=LiveParts(service.tickets, service.metrics.render),
+        after_import=lambda: service.scheduler.notify(0.0),
+    )
