@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -13,11 +12,10 @@ from pathlib import Path
 
 from alerts.providers.base import Provider
 from alerts.providers.console import ConsoleProvider
-from api.app import http_component
+from api.runner import run_gateway
 from gateway.config import Settings, load_settings
 from gateway.errors import GatewayError
 from gateway.grid_import import ImportRejectedError
-from gateway.logs import configure_logging
 from gateway.reports import Reports, by_level
 from gateway.service import GatewayService
 from gateway.sqlite_store import SqliteStore
@@ -45,20 +43,7 @@ def build_provider(settings: Settings) -> Provider:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    configure_logging(settings.log_level, settings.log_format)
-    service = GatewayService(settings, provider=build_provider(settings))
-    if settings.http.enabled:
-        service.add_component("http", http_component(service))
-
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, service.request_stop)
-        await service.run()
-
-    asyncio.run(main())
-    return 0
+    return run_gateway(args.config)
 
 
 def _cmd_device_add(args: argparse.Namespace) -> int:

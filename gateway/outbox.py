@@ -87,6 +87,8 @@ class OutboxSender:
         self._metrics = metrics
         self._wake = asyncio.Event()
         self._unanswered: UnansweredHandler | None = None
+        self.degraded_reason: str | None = None
+        """Why sending is impaired right now (None while the provider takes messages)."""
 
     def set_unanswered_handler(self, handler: UnansweredHandler) -> None:
         """Who is told that a call went unanswered (the ticket service)."""
