@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -31,7 +32,7 @@ from tests.gateway.support import gateway_settings, load_grid, sample, send_unti
 
 BOX = "00000000000000c1"
 KEY = bytes(range(16))
-RUNTIME = {"restart_initial_s": 1.0, "restart_max_s": 4.0, "failed_after": 3}
+RUNTIME: dict[str, Any] = {"restart_initial_s": 1.0, "restart_max_s": 4.0, "failed_after": 3}
 
 
 class PartBrokeError(Exception):
@@ -70,7 +71,7 @@ async def test_a_part_that_raises_is_restarted_with_capped_backoff_on_the_clock(
     assert sample_of(metrics, "bidao_part_restarts_total", part="boom") == 4
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
-    assert supervisor.state is PartState.STOPPED
+    assert supervisor.status().state is PartState.STOPPED
 
 
 async def test_a_part_that_ran_long_enough_starts_its_backoff_afresh(clock: ManualClock) -> None:
