@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Coroutine, Iterator
-from typing import Any
+import socket
+from collections.abc import Iterator
 
 import uvicorn
 from fastapi import FastAPI, Response
+from fastapi.responses import JSONResponse
 
 from api.twilio_webhooks import twilio_router
 from gateway.application import for_service
+from gateway.errors import StartupError
 from gateway.service import GatewayService
 
 
@@ -21,8 +23,9 @@ def create_app(service: GatewayService) -> FastAPI:
     application = for_service(service)
 
     @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def healthz() -> JSONResponse:
+        health = await service.health()
+        return JSONResponse(health.body, status_code=200 if health.serving else 503)
 
     @app.get("/metrics")
     async def metrics() -> Response:
@@ -41,27 +44,73 @@ class _Server(uvicorn.Server):
         yield
 
 
-def http_component(service: GatewayService) -> Callable[[], Coroutine[Any, Any, None]]:
-    """A uvicorn server for the app, to run in the gateway's task group."""
-    http = service.settings.http
-    config = uvicorn.Config(
-        create_app(service),
-        host=http.host,
-        port=http.port,
-        log_level="warning",
-        access_log=False,
-        lifespan="off",
-    )
-    server = _Server(config)
+class HttpServer:
+    """The gateway's HTTP part: binds its socket during start-up, serves until cancelled."""
 
-    async def run() -> None:
-        serving = asyncio.ensure_future(server.serve())
+    def __init__(self, service: GatewayService) -> None:
+        http = service.settings.http
+        self.host = http.host
+        self.port = http.port
+        self._config = uvicorn.Config(
+            create_app(service),
+            host=http.host,
+            port=http.port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+        )
+        self._socket: socket.socket | None = None
+
+    def prepare(self) -> None:
+        """Listen on host:port now; StartupError naming the port if it cannot be had."""
+        if self._socket is None:
+            self._socket = self._bind()
+
+    def release(self) -> None:
+        """Close the socket if it was never served; safe to call twice."""
+        sock, self._socket = self._socket, None
+        if sock is not None:
+            sock.close()
+
+    def describe(self) -> str:
+        """Where it listens."""
+        return f"HTTP http://{self.host}:{self.port}"
+
+    def _bind(self) -> socket.socket:
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((self.host, self.port))
+            sock.listen(128)
+        except OSError as exc:
+            sock.close()
+            raise StartupError(
+                f"cannot listen for HTTP on {self.host}:{self.port}: {exc.strerror or exc}"
+            ) from None
+        sock.setblocking(False)  # noqa: FBT003 - the socket API's own flag
+        self.port = int(sock.getsockname()[1])
+        return sock
+
+    async def __call__(self) -> None:
+        """Serve until cancelled; finish open requests and close the socket when cancelled."""
+        sock, self._socket = self._socket, None
+        if sock is None:  # a restart: the previous server closed its socket
+            sock = self._bind()
+        server = _Server(self._config)
+        serving = asyncio.ensure_future(server.serve(sockets=[sock]))
         try:
             await asyncio.shield(serving)
         except asyncio.CancelledError:
-            # Finish open requests and close the socket before the gateway goes on stopping.
             server.should_exit = True
             await serving
             raise
+        except SystemExit as exc:  # uvicorn exits when it cannot start: restart instead
+            raise RuntimeError(f"HTTP server could not start (exit {exc.code})") from None
+        finally:
+            sock.close()
 
-    return run
+
+def http_component(service: GatewayService) -> HttpServer:
+    """The HTTP server for the app, to add with `service.add_component("http", ...)`."""
+    return HttpServer(service)

@@ -19,7 +19,7 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TextIO, TypeVar, cast
+from typing import Annotated, Any, TextIO, TypeVar, cast
 
 import typer
 from rich import box
@@ -31,11 +31,7 @@ from gateway.application import Application, Report, offline
 from gateway.config import DeviceKind, Settings, load_settings
 from gateway.errors import ConfigError, GatewayError, RegistryError
 from gateway.grid_import import ImportKind, ImportRejectedError
-from gateway.logs import configure_logging
 from gateway.reports import by_level
-
-if TYPE_CHECKING:
-    from alerts.providers.base import Provider
 
 T = TypeVar("T")
 
@@ -172,50 +168,13 @@ def _with_store(config: Path | None, work: Callable[[Application], Awaitable[T]]
     return asyncio.run(main())
 
 
-def build_provider(settings: Settings) -> Provider:
-    """The notification provider the settings name."""
-    from alerts.providers.console import ConsoleProvider
-
-    notify = settings.notify
-    if notify.provider == "twilio":
-        from alerts.providers.twilio_provider import TwilioProvider
-
-        return TwilioProvider(
-            notify.twilio_account_sid,
-            notify.twilio_auth_token.get_secret_value(),
-            notify.twilio_from,
-            notify.public_url,
-            notify.twilio_api_base_url,
-        )
-    return ConsoleProvider()
-
-
-def _run_gateway(config: Path | None) -> int:
-    """Run the gateway until SIGTERM or SIGINT; the exit status."""
-    # The HTTP stack and the service load only here: store-only commands start faster.
-    from api.app import http_component
-    from gateway.service import GatewayService
-
-    settings = _settings(config)
-    configure_logging(settings.log_level, settings.log_format)
-    service = GatewayService(settings, provider=build_provider(settings))
-    if settings.http.enabled:
-        service.add_component("http", http_component(service))
-
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, service.request_stop)
-        await service.run()
-
-    asyncio.run(main())
-    return 0
-
-
 @app.command()
 def run(config: ConfigOption = None) -> None:
     """Run the gateway until SIGTERM or SIGINT."""
-    raise typer.Exit(_run_gateway(config))
+    # The HTTP stack and the service load only here: store-only commands start faster.
+    from api.runner import run_gateway
+
+    raise typer.Exit(run_gateway(config))
 
 
 @device_app.command("add")

@@ -22,6 +22,19 @@ def free_loopback_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def ensure_port_free(what: str, host: str, port: int) -> None:
+    """BrokerError when something already listens on host:port (it would take our clients)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise BrokerError(
+                f"cannot listen for {what} on {host}:{port}: {exc.strerror or exc}"
+            ) from None
+
+
 def render_config(settings: BrokerSettings, host: str, port: int, data_dir: Path) -> str:
     """The mosquitto.conf text: loopback listener, persistence on, queue limits set on purpose."""
     return "\n".join(
@@ -84,6 +97,8 @@ class MosquittoBroker:
             return
         if self.port == 0:
             self.port = free_loopback_port()
+        else:
+            ensure_port_free("MQTT", self.host, self.port)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         conf = self.data_dir / "mosquitto.conf"
         conf.write_text(render_config(self.settings, self.host, self.port, self.data_dir.resolve()))
@@ -104,8 +119,9 @@ class MosquittoBroker:
 
     def _check_alive(self) -> None:
         if not self.running:
-            tail = self._log.read_text(errors="replace")[-2000:] if self._log.exists() else ""
-            raise BrokerError(f"mosquitto exited on port {self.port}: {tail.strip()}")
+            tail = self._log.read_text(errors="replace") if self._log.exists() else ""
+            last = next((ln for ln in reversed(tail.splitlines()) if ln.strip()), "no output")
+            raise BrokerError(f"mosquitto exited on {self.host}:{self.port}: {last.strip()}")
 
     def wait_ready_blocking(self, timeout: float = 10.0) -> None:
         """Block until the broker accepts connections."""
@@ -115,6 +131,7 @@ class MosquittoBroker:
             if time.monotonic() > deadline:
                 raise BrokerError(f"mosquitto did not listen on {self.host}:{self.port}")
             time.sleep(0.02)
+        self._check_alive()
 
     async def wait_ready(self, timeout: float = 10.0) -> None:
         """Wait until the broker accepts connections."""
@@ -124,6 +141,7 @@ class MosquittoBroker:
             if time.monotonic() > deadline:
                 raise BrokerError(f"mosquitto did not listen on {self.host}:{self.port}")
             await asyncio.sleep(0.02)
+        self._check_alive()
 
     def stop(self, timeout: float = 10.0) -> None:
         """SIGTERM (mosquitto saves its persistence file) and wait; safe to call twice."""

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -21,6 +31,8 @@ DeviceKind = Literal["call_box", "water_meter"]
 
 class MqttSettings(BaseModel):
     """The MQTT link to the broker."""
+
+    model_config = ConfigDict(extra="forbid")
 
     enabled: bool = True
     embedded_broker: bool = True
@@ -42,6 +54,8 @@ class MqttSettings(BaseModel):
 class BrokerSettings(BaseModel):
     """Queue and persistence limits written into every mosquitto config Bidao starts."""
 
+    model_config = ConfigDict(extra="forbid")
+
     max_queued_messages: int = Field(default=1_000_000, ge=1000)
     """Per-client queue; mosquitto's default of 1000 silently drops frames for a slow gateway."""
     max_queued_bytes: int = Field(default=1024 * 1024 * 1024, ge=0)
@@ -52,6 +66,8 @@ class BrokerSettings(BaseModel):
 
 class SerialLinkSettings(BaseModel):
     """One serial line (RS-485/UART concentrator), opened from a pyserial URL."""
+
+    model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=r"^[a-z0-9_-]{1,32}$")
     url: str
@@ -65,6 +81,8 @@ class SerialLinkSettings(BaseModel):
 
 class PipelineSettings(BaseModel):
     """Ingest: batching, replay protection, back-pressure."""
+
+    model_config = ConfigDict(extra="forbid")
 
     batch_max: int = Field(default=500, ge=1)
     batch_linger_s: float = Field(default=0.002, ge=0)
@@ -87,6 +105,8 @@ def _default_intervals() -> dict[DeviceKind, int]:
 
 class SupervisionSettings(BaseModel):
     """Device liveness and battery."""
+
+    model_config = ConfigDict(extra="forbid")
 
     missed_intervals: int = Field(default=3, ge=1)
     heartbeat_interval_s: dict[DeviceKind, int] = Field(default_factory=_default_intervals)
@@ -131,6 +151,8 @@ def _bozhou_day_chain() -> list[ResponderRole]:
 class TicketPolicy(BaseModel):
     """Who is called, in which order, and how long each may take (defaults follow Yeji)."""
 
+    model_config = ConfigDict(extra="forbid")
+
     responder_chain: list[ResponderRole] = Field(default_factory=_yeji_responders, min_length=1)
     """Called in turn when nobody accepts in time; the first is called again once."""
     informed_at_open: list[ResponderRole] = Field(default_factory=lambda: _roles("neighbour_chief"))
@@ -155,6 +177,8 @@ class TicketPolicy(BaseModel):
 class TicketSettings(BaseModel):
     """The default policy and per-village overrides, by village code."""
 
+    model_config = ConfigDict(extra="forbid")
+
     default: TicketPolicy = TicketPolicy()
     villages: dict[str, TicketPolicy] = Field(default_factory=dict)
     timezone: str = "Asia/Shanghai"
@@ -177,6 +201,8 @@ class TicketSettings(BaseModel):
 class WarningThresholds(BaseModel):
     """When a unit changes colour on the map (Bozhou): counts and ages of live tickets."""
 
+    model_config = ConfigDict(extra="forbid")
+
     yellow_open: int = Field(default=3, ge=1)
     yellow_overdue: int = Field(default=1, ge=1)
     orange_overdue: int = Field(default=3, ge=1)
@@ -188,12 +214,16 @@ class WarningThresholds(BaseModel):
 class CardThresholds(BaseModel):
     """Performance cards for neighbour chiefs (Shaoshan): on-time share for blue and yellow."""
 
+    model_config = ConfigDict(extra="forbid")
+
     blue_on_time: float = Field(default=0.9, ge=0, le=1)
     yellow_on_time: float = Field(default=0.7, ge=0, le=1)
 
 
 class NotifySettings(BaseModel):
     """The outbox sender and its provider."""
+
+    model_config = ConfigDict(extra="forbid")
 
     provider: Literal["console", "twilio"] = "console"
     public_url: str = "http://127.0.0.1:8080"
@@ -228,6 +258,24 @@ class NotifySettings(BaseModel):
     bridge_to_resident: bool = True
     """After a responder accepts by keypress, connect the call to the resident's phone."""
 
+    @model_validator(mode="after")
+    def _provider_credentials(self) -> NotifySettings:
+        """A real provider without its credentials would send nothing and trust any webhook."""
+        if self.provider == "twilio":
+            missing = [
+                f"notify.{name}"
+                for name, value in (
+                    ("twilio_account_sid", self.twilio_account_sid),
+                    ("twilio_auth_token", self.twilio_auth_token.get_secret_value()),
+                    ("twilio_from", self.twilio_from),
+                    ("public_url", self.public_url),
+                )
+                if not value.strip()
+            ]
+            if missing:
+                raise ValueError(f"provider 'twilio' needs {', '.join(missing)}")
+        return self
+
 
 class IndicationSettings(BaseModel):
     """Box indications: durable rows, retried while the box cannot be reached."""
@@ -241,9 +289,41 @@ class IndicationSettings(BaseModel):
 class HttpSettings(BaseModel):
     """The HTTP server for webhooks (and, later, the REST API and dashboard)."""
 
+    model_config = ConfigDict(extra="forbid")
+
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+
+
+class RuntimeSettings(BaseModel):
+    """Supervision of the gateway's own parts, deadline quarantine, health and loop lag."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    restart_initial_s: float = Field(default=0.5, gt=0)
+    """A part that raised is restarted after this long, doubling up to `restart_max_s`."""
+    restart_max_s: float = Field(default=30.0, gt=0)
+    failed_after: int = Field(default=5, ge=1)
+    """Consecutive failures after which a part is reported failed (it keeps being restarted)."""
+    stable_after_s: float = Field(default=60.0, gt=0)
+    """A part that ran this long before it raised starts its backoff afresh."""
+    deadline_max_attempts: int = Field(default=5, ge=1)
+    """A deadline whose handler raised this many times is quarantined (marked failed)."""
+    deadline_retry_s: float = Field(default=5.0, gt=0)
+    """A deadline whose handler raised is tried again after this long, doubling each time."""
+    store_probe_timeout_s: float = Field(default=2.0, gt=0)
+    """/healthz reports the store failing when a write transaction cannot begin within this."""
+    loop_lag_interval_s: float = Field(default=0.25, gt=0)
+    """How often the event loop's lateness is measured."""
+    loop_lag_window_s: float = Field(default=60.0, gt=0)
+    """/healthz reports the worst lag seen within this window."""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RuntimeSettings:
+        if self.restart_max_s < self.restart_initial_s:
+            raise ValueError("restart_max_s must be at least restart_initial_s")
+        return self
 
 
 class Settings(BaseSettings):
@@ -268,6 +348,7 @@ class Settings(BaseSettings):
     http: HttpSettings = HttpSettings()
     warnings: WarningThresholds = WarningThresholds()
     cards: CardThresholds = CardThresholds()
+    runtime: RuntimeSettings = RuntimeSettings()
     metrics_interval_s: float = Field(default=15.0, gt=0)
     log_format: Literal["json", "text"] = "json"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -317,8 +398,51 @@ class Settings(BaseSettings):
         return (env_settings, init_settings)
 
 
-def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
-    """Settings from defaults, an optional TOML file, explicit overrides and the environment."""
+ENV_PREFIX = "BIDAO_"
+
+
+def _unknown_env_settings(environ: Mapping[str, str]) -> list[str]:
+    """BIDAO_* variables that name no setting (pydantic-settings would ignore them silently)."""
+    problems = []
+    for name in sorted(environ):
+        if not name.upper().startswith(ENV_PREFIX):
+            continue
+        model: type[BaseModel] | None = Settings
+        for part in name[len(ENV_PREFIX) :].lower().split("__"):
+            if model is None:
+                break  # below a dict, list or plain value: pydantic checks the value itself
+            field = model.model_fields.get(part)
+            if field is None:
+                problems.append(f"unknown setting {name} in the environment")
+                break
+            annotation = field.annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                model = annotation
+            else:
+                model = None
+    return problems
+
+
+def _problems(exc: ValidationError, source: str) -> list[str]:
+    """One readable line per validation error, naming the setting."""
+    problems = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"]) or "settings"
+        if error["type"] == "extra_forbidden":
+            problems.append(f"unknown setting '{where}'{source}")
+        else:
+            message = str(error["msg"]).removeprefix("Value error, ")
+            problems.append(f"setting '{where}'{source}: {message}")
+    return problems
+
+
+def load_settings(
+    config_file: Path | None = None, *, environ: Mapping[str, str] | None = None, **overrides: Any
+) -> Settings:
+    """Settings from defaults, an optional TOML file, explicit overrides and the environment.
+
+    ConfigError lists every unknown or invalid setting, one line each.
+    """
     values: dict[str, Any] = {}
     if config_file is not None:
         try:
@@ -326,4 +450,11 @@ def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"cannot read config file {config_file}: {exc}") from exc
     values.update(overrides)
-    return Settings(**values)
+    problems = _unknown_env_settings(os.environ if environ is None else environ)
+    if problems:
+        raise ConfigError(*problems)
+    source = f" in {config_file}" if config_file is not None else ""
+    try:
+        return Settings(**values)
+    except ValidationError as exc:
+        raise ConfigError(*_problems(exc, source)) from None

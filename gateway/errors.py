@@ -1,7 +1,8 @@
 """Errors raised by the gateway.
 
 GatewayError
- ├── ConfigError        settings that cannot work (bad path, bad serial URL, ...)
+ ├── ConfigError        settings that cannot work (unknown key, bad path, missing credentials)
+ ├── StartupError       the gateway cannot start: data folder in use, port taken, broker away
  ├── StoreError
  │    └── MigrationError  an applied migration was edited, or the schema is newer than the code
  ├── RegistryError       device registration: duplicate id, bad key, unknown device
@@ -16,7 +17,15 @@ class GatewayError(Exception):
 
 
 class ConfigError(GatewayError):
-    """Settings that cannot work."""
+    """Settings that cannot work; `problems` has one readable line per bad setting."""
+
+    def __init__(self, *problems: str) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+class StartupError(GatewayError):
+    """Something the gateway needs to run cannot be had; nothing was left running."""
 
 
 class StoreError(GatewayError):

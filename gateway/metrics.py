@@ -122,6 +122,36 @@ class GatewayMetrics:
             ["where"],
             registry=r,
         )
+        self.deadline_failures = Counter(
+            "bidao_deadline_failures",
+            "Deadlines whose handler raised, by kind and outcome (retry, quarantined)",
+            ["kind", "outcome"],
+            registry=r,
+        )
+        self.part_state = Gauge(
+            "bidao_part_state",
+            "1 for the state each long-lived part is in (starting, running, restarting,"
+            " failed, stopped), 0 for the others",
+            ["part", "state"],
+            registry=r,
+        )
+        self.part_restarts = Counter(
+            "bidao_part_restarts",
+            "Restarts of a long-lived part after it raised or ended unexpectedly",
+            ["part"],
+            registry=r,
+        )
+        self.loop_lag = Histogram(
+            "bidao_loop_lag_seconds",
+            "How late the event loop woke a task that asked to sleep",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0, 10.0),
+            registry=r,
+        )
+        self.loop_lag_worst = Gauge(
+            "bidao_loop_lag_worst_seconds",
+            "The worst event-loop lag within the recent window",
+            registry=r,
+        )
         self.import_rows = Counter(
             "bidao_import_rows",
             "CSV rows imported, by file kind and outcome (inserted, updated, unchanged, rejected)",

@@ -22,6 +22,7 @@ from gateway.errors import MigrationError, RegistryError, StoreError
 from gateway.store import (
     Contact,
     Deadline,
+    DeadlineFailure,
     DeviceRecord,
     DeviceSeen,
     EventRow,
@@ -290,6 +291,28 @@ class SqliteUnitOfWork:
             (now, limit),
         ) as cursor:
             return [Deadline(row[0], row[1], row[2]) async for row in cursor]
+
+    async def record_deadline_failure(self, deadline: Deadline, reason: str, at: float) -> int:
+        """Count one more failed attempt at the deadline; returns its attempts so far."""
+        rows = await self._rows(
+            "INSERT INTO deadline_failures (kind, subject, due_at, attempts, reason, failed_at,"
+            " status) VALUES (?, ?, ?, 1, ?, ?, 'retrying')"
+            " ON CONFLICT (kind, subject) WHERE status = 'retrying' DO UPDATE SET"
+            " attempts = attempts + 1, reason = excluded.reason, failed_at = excluded.failed_at"
+            " RETURNING attempts",
+            (deadline.kind, deadline.subject, deadline.due_at, reason, at),
+        )
+        return int(rows[0][0])
+
+    async def quarantine_deadline(self, deadline: Deadline) -> None:
+        """Mark the deadline's failure final and remove the deadline."""
+        key = (deadline.kind, deadline.subject)
+        await self._conn.execute(
+            "UPDATE deadline_failures SET status = 'quarantined'"
+            " WHERE status = 'retrying' AND kind = ? AND subject = ?",
+            key,
+        )
+        await self._conn.execute("DELETE FROM deadlines WHERE kind = ? AND subject = ?", key)
 
     async def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
         async with self._conn.execute(sql, args) as cursor:
@@ -806,19 +829,28 @@ class SqliteStore:
         """Connect, set the pragmas and apply pending migrations."""
         if self._writer is not None:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer = await self._connect()
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create {self.path.parent}: {exc.strerror or exc}") from None
+        try:
+            self._writer = await self._connect()
             await self._migrate(self._writer)
             self._reader = await self._connect()
+        except sqlite3.OperationalError as exc:
+            await self.close()
+            raise StoreError(f"cannot open {self.path}: {exc}") from None
+        except sqlite3.DatabaseError as exc:
+            await self.close()
+            raise StoreError(f"{self.path} is not a Bidao database: {exc}") from None
         except BaseException:
             await self.close()
             raise
 
     async def _connect(self) -> aiosqlite.Connection:
         conn = await aiosqlite.connect(self.path, isolation_level=None)
-        conn.row_factory = sqlite3.Row
         try:
+            conn.row_factory = sqlite3.Row
             for pragma in _PRAGMAS:
                 await conn.execute(pragma)
         except BaseException:
@@ -899,6 +931,21 @@ class SqliteStore:
         """The earliest due time, or None if nothing is pending."""
         rows = await self._fetch("SELECT min(due_at) FROM deadlines")
         return None if rows[0][0] is None else float(rows[0][0])
+
+    async def quarantined_deadlines(self) -> int:
+        """How many deadlines were quarantined after their handler kept failing."""
+        rows = await self._fetch(
+            "SELECT count(*) FROM deadline_failures WHERE status = 'quarantined'"
+        )
+        return int(rows[0][0])
+
+    async def deadline_failures(self) -> list[DeadlineFailure]:
+        """Every deadline failure being retried or quarantined, oldest first."""
+        rows = await self._fetch(
+            "SELECT kind, subject, due_at, attempts, reason, failed_at, status"
+            " FROM deadline_failures ORDER BY id"
+        )
+        return [DeadlineFailure(*r) for r in rows]
 
     async def count_events(self, device_id: str | None = None) -> int:
         """Stored events, for one device or all."""

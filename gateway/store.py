@@ -103,6 +103,19 @@ class Deadline:
     due_at: float
 
 
+@dataclass(frozen=True, slots=True)
+class DeadlineFailure:
+    """A deadline whose handler raised: being retried, or quarantined for an operator."""
+
+    kind: str
+    subject: str
+    due_at: float
+    attempts: int
+    reason: str
+    failed_at: float
+    status: Literal["retrying", "quarantined"]
+
+
 class UnitOfWork(Protocol):
     """Writes inside one transaction; all of them commit together or none does."""
 
@@ -144,6 +157,14 @@ class UnitOfWork(Protocol):
 
     async def due_deadlines(self, now: float, limit: int) -> list[Deadline]:
         """Deadlines due at or before `now`, earliest first."""
+        ...
+
+    async def record_deadline_failure(self, deadline: Deadline, reason: str, at: float) -> int:
+        """Count one more failed attempt at the deadline; returns its attempts so far."""
+        ...
+
+    async def quarantine_deadline(self, deadline: Deadline) -> None:
+        """Mark the deadline's failure final and remove the deadline."""
         ...
 
     async def household_info(self, household_code: str) -> HouseholdInfo | None:
@@ -382,6 +403,10 @@ class Store(Protocol):
 
     async def next_deadline_at(self) -> float | None:
         """The earliest due time, or None if nothing is pending."""
+        ...
+
+    async def quarantined_deadlines(self) -> int:
+        """How many deadlines were quarantined after their handler kept failing."""
         ...
 
     async def next_notification_at(self, skip_recipients: Sequence[str] = ()) -> float | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -50,9 +51,22 @@ def clock() -> ManualClock:
     return ManualClock()
 
 
+@pytest.fixture(autouse=True)
+def _leak_check_for_async_tests(request: pytest.FixtureRequest) -> None:
+    """Every async test gets `no_leaked_tasks` unless marked `allow_leaked_tasks(reason)`."""
+    if not inspect.iscoroutinefunction(getattr(request.node, "obj", None)):
+        return
+    marker = request.node.get_closest_marker("allow_leaked_tasks")
+    if marker is not None:
+        if not marker.kwargs.get("reason") and not marker.args:
+            pytest.fail("allow_leaked_tasks needs a reason")
+        return
+    request.getfixturevalue("no_leaked_tasks")
+
+
 @pytest.fixture
 async def no_leaked_tasks() -> AsyncIterator[None]:
-    """Fail a test that leaves asyncio tasks running."""
+    """Fail a test that leaves asyncio tasks running (on for every async test)."""
     yield
     current = asyncio.current_task()
     for _ in range(20):

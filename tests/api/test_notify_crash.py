@@ -20,7 +20,7 @@ from gateway.service import GatewayService
 from tests.gateway.grid import BOX_ID, BOX_KEY
 from tests.gateway.support import load_grid, send_until_acked, start_gateway, wait_for
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 ACCOUNT = "AC" + "c0ffee00" * 4
 TOKEN = "crash-test-token"

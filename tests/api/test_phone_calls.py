@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from api.app import http_component
-from api.cli import build_provider
+from api.runner import build_provider
 from device_sim.device import SimulatedDevice
 from device_sim.mqtt import MqttFleet
 from device_sim.phones import ApiReply, FakePhoneNetwork, twilio_signature

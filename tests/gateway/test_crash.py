@@ -22,7 +22,7 @@ DEVICES = 100
 FRAMES_PER_DEVICE = 100
 TOTAL = DEVICES * FRAMES_PER_DEVICE
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 
 def write_config(tmp_path: Path, broker: MosquittoBroker) -> Path:
