@@ -144,6 +144,8 @@ class FakePhoneNetwork:
         """Requests answered 200 OK with a broken body (see PhoneScript.api_reply)."""
         self._workers: list[threading.Thread] = []
         self._live: dict[str, threading.Event] = {}
+        self._stopping = threading.Event()
+        """Set by `stop`: a stalled answer is given at once, so no request thread outlives us."""
 
     @property
     def url(self) -> str:
@@ -168,6 +170,7 @@ class FakePhoneNetwork:
             pass
 
         Handler.network = network
+        self._stopping.clear()
         self._server = ThreadingHTTPServer(("127.0.0.1", self._port), Handler)
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="fake-phone-network", daemon=True
@@ -176,6 +179,7 @@ class FakePhoneNetwork:
 
     def stop(self) -> None:
         """Stop serving and wait for pending callbacks; safe to call twice."""
+        self._stopping.set()
         for worker in list(self._workers):
             worker.join(10)
         server, self._server = self._server, None
@@ -257,7 +261,7 @@ class FakePhoneNetwork:
         worker.start()
         if self.before_reply is not None:
             self.before_reply(record)
-        time.sleep(stall)
+        self._stopping.wait(stall)
         # As Twilio does: the answer to a creation says "queued", whatever happened since.
         return 201, {**record.resource(self.account_sid), "status": "queued"}
 

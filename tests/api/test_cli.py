@@ -166,7 +166,7 @@ def test_a_damaged_database_is_one_line_and_a_prompt_exit(
     assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr.count("\n") == 1, result.stderr
-    assert result.stderr.startswith(f"bidao: database {data / 'bidao.db'} cannot be used: ")
+    assert result.stderr.startswith(f"bidao: {data / 'bidao.db'} is not a Bidao database: ")
     assert "Traceback" not in result.stderr
 
 
