@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -15,6 +15,7 @@ from device_sim.mqtt import MqttFleet
 from firmware_protocol import IndicationKind, Key
 from gateway.broker import MosquittoBroker
 from gateway.clock import ManualClock
+from gateway.domain.tickets import Rating, TicketStatus, new_ticket
 from gateway.service import GatewayService
 from gateway.store import Ticket
 from gateway.tickets import TicketError
@@ -448,7 +449,7 @@ async def test_statistics_of_a_seeded_history_match_the_hand_computed_figures(
     tmp_path: Path, clock: ManualClock
 ) -> None:
     # Twelve requests in one village. Minutes to accept and to arrive (None: never):
-    history: list[tuple[str, float | None, float | None, str | None]] = [
+    history: list[tuple[str, float | None, float | None, Rating | None]] = [
         ("rated", 1, 10, "up"),
         ("rated", 2, 15, "up"),
         ("rated", 3, 20, "up"),
@@ -465,27 +466,31 @@ async def test_statistics_of_a_seeded_history_match_the_hand_computed_figures(
     async with GatewayService(gateway_settings(tmp_path, None), clock) as gw:
         await load_grid(gw)
         start = clock.now()
+        rules = gw.settings.tickets.rules_for("341504-101-001")
         async with gw.store.transaction() as uow:
             for n, (status, accept, arrive, rating) in enumerate(history):
                 opened = start + n * 3600
-                ticket = await uow.insert_ticket(
+                accepted = None if accept is None else opened + accept * MINUTE
+                on_site = None if arrive is None or accepted is None else accepted + arrive * MINUTE
+                draft = new_ticket(
                     f"341504-101-001-000{1 + n % 2}",
                     None,
                     "341504-101-001",
                     "341504-101-001-1-3-1",
                     1,
+                    rules,
                     opened,
                 )
-                accepted = None if accept is None else opened + accept * MINUTE
-                on_site = None if arrive is None or accepted is None else accepted + arrive * MINUTE
-                await uow.update_ticket(
-                    ticket,
-                    status=status,
-                    owner_contact_id=None if accepted is None else CHIEF,
-                    accepted_at=accepted,
-                    on_site_at=on_site,
-                    resolved_at=on_site,
-                    rating=rating,
+                await uow.insert_ticket(
+                    replace(
+                        draft,
+                        status=TicketStatus(status),
+                        owner_contact_id=None if accepted is None else CHIEF,
+                        accepted_at=accepted,
+                        on_site_at=on_site,
+                        resolved_at=on_site,
+                        rating=rating,
+                    )
                 )
         stats = (await gw.reports.statistics(start, start + 86400))["341504-101-001"]
     assert (stats.requests, stats.cancelled, stats.closed) == (12, 2, 8)
