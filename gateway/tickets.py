@@ -28,12 +28,14 @@ from gateway.domain.tickets import (
     Arrive,
     CallUnanswered,
     Category,
+    Classify,
     ClockKind,
     Command,
     Context,
     Decision,
     Decline,
     Directory,
+    Due,
     EndBridge,
     HangUp,
     Indicate,
@@ -51,8 +53,6 @@ from gateway.domain.tickets import (
     decide,
     new_ticket,
 )
-from gateway.domain.tickets import Classify as ClassifyCommand
-from gateway.domain.tickets import Due as DueCommand
 from gateway.downlink import DownlinkError, DownlinkSender
 from gateway.metrics import GatewayMetrics
 from gateway.pipeline import AcceptedFrame, OnCommit
@@ -252,7 +252,7 @@ class TicketService:
         self, ticket_id: int, category: Category, contact_id: int, channel: ActionChannel
     ) -> None:
         """Set the kind of matter, which starts its day clock."""
-        await self._act(ticket_id, ClassifyCommand(category, contact_id, channel), contact_id)
+        await self._act(ticket_id, Classify(category, contact_id, channel), contact_id)
 
     async def start_bridge(self, ticket_id: int, contact_id: int, call_id: str) -> str | None:
         """Connect the owner's call to the resident; the resident's number, or None if none."""
@@ -309,7 +309,7 @@ class TicketService:
                 continue
             tx.now = deadline.due_at
             info = await self._household(uow, ticket)
-            due = DueCommand(ClockKind(deadline.kind), deadline.due_at)
+            due = Due(ClockKind(deadline.kind), deadline.due_at)
             await self._decide(tx, ticket, due, info)
         await tx.flush()
         return self._on_commit(tx)
