@@ -22,14 +22,15 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from gateway.clock import Clock, SystemClock
-from gateway.config import Category, DeviceKind, Settings
+from gateway.config import DeviceKind, Settings
+from gateway.domain.tickets import ActionChannel, Category
 from gateway.errors import GatewayError, StoreError
 from gateway.grid_import import GridImporter, ImportKind, ImportResult
 from gateway.metrics import GatewayMetrics
 from gateway.registry import DeviceRegistry
 from gateway.reports import Card, Reports, ReportSource, TicketStats, UnitWarning
 from gateway.sqlite_store import SqliteStore
-from gateway.store import ActionChannel, DeviceRecord, Store, Ticket
+from gateway.store import DeviceRecord, Store, Ticket
 
 if TYPE_CHECKING:
     from gateway.service import GatewayService

@@ -24,6 +24,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from gateway.domain.tickets import Category, ResponderRole, TicketRules
 from gateway.errors import ConfigError
 
 DeviceKind = Literal["call_box", "water_meter"]
@@ -115,17 +116,7 @@ class SupervisionSettings(BaseModel):
     scheduler_batch: int = Field(default=500, ge=1)
 
 
-ResponderRole = Literal[
-    "village_secretary",
-    "deputy_secretary",
-    "grid_worker",
-    "neighbour_chief",
-    "group_leader",
-    "area_chief",
-    "township_duty",
-]
 Role = Literal[ResponderRole, "family"]
-Category = Literal["urgent", "ordinary", "hard", "complex"]
 
 
 def _day_clocks() -> dict[Category, float]:
@@ -173,6 +164,22 @@ class TicketPolicy(BaseModel):
     """Who, having accepted, is sent the key-safe code and health notes (with the resident's
     consent). Nobody else ever sees them in a message."""
 
+    def rules(self) -> TicketRules:
+        """The policy as fixed onto a ticket when it opens."""
+        return TicketRules(
+            responder_chain=tuple(self.responder_chain),
+            informed_at_open=tuple(self.informed_at_open),
+            day_chain=tuple(self.day_chain),
+            review_role=self.review_role,
+            access_roles=tuple(self.access_roles),
+            accept_within_s=self.accept_within_s,
+            arrive_within_s=self.arrive_within_s,
+            renotify_gap_s=self.renotify_gap_s,
+            red_cancel_window_s=self.red_cancel_window_s,
+            rating_window_s=self.rating_window_s,
+            day_clock_s=dict(self.day_clock_s),
+        )
+
 
 class TicketSettings(BaseModel):
     """The default policy and per-village overrides, by village code."""
@@ -196,6 +203,10 @@ class TicketSettings(BaseModel):
     def policy_for(self, village_code: str | None) -> TicketPolicy:
         """The policy of a village (the default if it has none of its own)."""
         return self.villages.get(village_code or "", self.default)
+
+    def rules_for(self, village_code: str | None) -> TicketRules:
+        """The rules a ticket opened now in the village is held to for its whole life."""
+        return self.policy_for(village_code).rules()
 
 
 class WarningThresholds(BaseModel):

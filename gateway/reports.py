@@ -159,7 +159,7 @@ class Reports:
         self._cards = cards or CardThresholds()
 
     def _overdue(self, ticket: Ticket, now: float) -> bool:
-        policy = self._tickets.policy_for(ticket.village_code)
+        policy = ticket.rules  # the clocks the ticket opened under
         if ticket.escalated or (ticket.day_due_at is not None and ticket.day_due_at <= now):
             return True
         if ticket.status == "open":
@@ -223,7 +223,7 @@ class Reports:
         return dict(out)
 
     def _count(self, stats: TicketStats, ticket: Ticket) -> None:
-        policy = self._tickets.policy_for(ticket.village_code)
+        policy = ticket.rules  # the clocks the ticket opened under
         stats.requests += 1
         stats.closed += ticket.status in CLOSED
         stats.cancelled += ticket.status == "cancelled"

@@ -18,6 +18,7 @@ import aiosqlite
 from alerts import Notification
 from firmware_protocol import Indication, IndicationKind, LedPattern
 from gateway.config import Role
+from gateway.domain.tickets import EscalationCursor, TicketRules, TicketStatus
 from gateway.errors import MigrationError, RegistryError, StoreError
 from gateway.store import (
     Contact,
@@ -96,7 +97,6 @@ FINAL_DELIVERY = {
     "no-answer": "failed",
     "canceled": "failed",
 }
-_TICKET_COLUMNS = frozenset(f.name for f in fields(Ticket)) - {"id"}
 
 
 def _contact(row: sqlite3.Row) -> Contact:
@@ -115,10 +115,136 @@ def _contact(row: sqlite3.Row) -> Contact:
 
 
 def _ticket(row: sqlite3.Row) -> Ticket:
-    values: dict[str, Any] = {f.name: row[f.name] for f in fields(Ticket)}
-    values["escalated"] = bool(values["escalated"])
-    values["review_flag"] = bool(values["review_flag"])
-    return Ticket(**values)
+    return Ticket(
+        id=row["id"],
+        household_code=row["household_code"],
+        device_id=row["device_id"],
+        village_code=row["village_code"],
+        neighbourhood_code=row["neighbourhood_code"],
+        status=TicketStatus(row["status"]),
+        category=row["category"],
+        press_count=row["press_count"],
+        escalation_level=row["escalation_level"],
+        escalated=bool(row["escalated"]),
+        owner_contact_id=row["owner_contact_id"],
+        opened_at=row["opened_at"],
+        last_press_at=row["last_press_at"],
+        last_notified_at=row["last_notified_at"],
+        accepted_at=row["accepted_at"],
+        on_site_at=row["on_site_at"],
+        resolved_at=row["resolved_at"],
+        rated_at=row["rated_at"],
+        cancelled_at=row["cancelled_at"],
+        day_due_at=row["day_due_at"],
+        rating=row["rating"],
+        review_flag=bool(row["review_flag"]),
+        rules=TicketRules(
+            responder_chain=tuple(json.loads(row["responder_chain"])),
+            informed_at_open=tuple(json.loads(row["informed_at_open"])),
+            day_chain=tuple(json.loads(row["day_chain"])),
+            review_role=row["review_role"],
+            access_roles=tuple(json.loads(row["access_roles"])),
+            accept_within_s=row["accept_within_s"],
+            arrive_within_s=row["arrive_within_s"],
+            renotify_gap_s=row["renotify_gap_s"],
+            red_cancel_window_s=row["red_cancel_window_s"],
+            rating_window_s=row["rating_window_s"],
+            day_clock_s=json.loads(row["day_clock_s"]),
+        ),
+        cursor=EscalationCursor(
+            row["responder_step"], frozenset(json.loads(row["step_no_answer"]))
+        ),
+        bridged_call=row["bridged_call"],
+    )
+
+
+# Every column a ticket's state is stored in, but its id; in the order of _ticket_values.
+_TICKET_COLUMNS = (
+    "household_code",
+    "device_id",
+    "village_code",
+    "neighbourhood_code",
+    "status",
+    "category",
+    "press_count",
+    "escalation_level",
+    "escalated",
+    "owner_contact_id",
+    "opened_at",
+    "last_press_at",
+    "last_notified_at",
+    "accepted_at",
+    "on_site_at",
+    "resolved_at",
+    "rated_at",
+    "cancelled_at",
+    "day_due_at",
+    "rating",
+    "review_flag",
+    "responder_chain",
+    "informed_at_open",
+    "day_chain",
+    "review_role",
+    "access_roles",
+    "accept_within_s",
+    "arrive_within_s",
+    "renotify_gap_s",
+    "red_cancel_window_s",
+    "rating_window_s",
+    "day_clock_s",
+    "responder_step",
+    "step_no_answer",
+    "bridged_call",
+)
+_INSERT_TICKET = (
+    f"INSERT INTO tickets ({', '.join(_TICKET_COLUMNS)})"  # noqa: S608 - fixed names
+    f" VALUES ({', '.join('?' for _ in _TICKET_COLUMNS)})"
+)
+_SAVE_TICKET = (
+    f"UPDATE tickets SET {', '.join(f'{c} = ?' for c in _TICKET_COLUMNS)}"  # noqa: S608
+    " WHERE id = ? AND status = ?"
+)
+
+
+def _ticket_values(t: Ticket) -> tuple[object, ...]:
+    rules = t.rules
+    return (
+        t.household_code,
+        t.device_id,
+        t.village_code,
+        t.neighbourhood_code,
+        t.status.value,
+        t.category,
+        t.press_count,
+        t.escalation_level,
+        int(t.escalated),
+        t.owner_contact_id,
+        t.opened_at,
+        t.last_press_at,
+        t.last_notified_at,
+        t.accepted_at,
+        t.on_site_at,
+        t.resolved_at,
+        t.rated_at,
+        t.cancelled_at,
+        t.day_due_at,
+        t.rating,
+        int(t.review_flag),
+        json.dumps(rules.responder_chain),
+        json.dumps(rules.informed_at_open),
+        json.dumps(rules.day_chain),
+        rules.review_role,
+        json.dumps(rules.access_roles),
+        rules.accept_within_s,
+        rules.arrive_within_s,
+        rules.renotify_gap_s,
+        rules.red_cancel_window_s,
+        rules.rating_window_s,
+        json.dumps(dict(rules.day_clock_s), sort_keys=True),
+        t.cursor.step,
+        json.dumps(sorted(t.cursor.no_answer)),
+        t.bridged_call,
+    )
 
 
 def _notification(row: sqlite3.Row) -> Notification:
@@ -386,12 +512,12 @@ class SqliteUnitOfWork:
         )
         return _ticket(rows[0]) if rows else None
 
-    async def latest_unrated(self, household_code: str, since: float) -> Ticket | None:
-        """The household's most recent resolved, unrated ticket resolved at or after `since`."""
+    async def latest_unrated(self, household_code: str) -> Ticket | None:
+        """The household's most recently resolved ticket that has not been rated."""
         rows = await self._rows(
             "SELECT * FROM tickets WHERE household_code = ? AND status = 'resolved'"
-            " AND resolved_at >= ? ORDER BY resolved_at DESC LIMIT 1",
-            (household_code, since),
+            " ORDER BY resolved_at DESC LIMIT 1",
+            (household_code,),
         )
         return _ticket(rows[0]) if rows else None
 
@@ -400,42 +526,16 @@ class SqliteUnitOfWork:
         rows = await self._rows("SELECT * FROM tickets WHERE id = ?", (ticket_id,))
         return _ticket(rows[0]) if rows else None
 
-    async def insert_ticket(
-        self,
-        household_code: str | None,
-        device_id: str | None,
-        village_code: str | None,
-        neighbourhood_code: str | None,
-        press_count: int,
-        at: float,
-    ) -> int:
-        """Open a ticket; returns its id."""
-        cursor = await self._conn.execute(
-            "INSERT INTO tickets (household_code, device_id, village_code, neighbourhood_code,"
-            " status, press_count, opened_at, last_press_at, last_notified_at)"
-            " VALUES (?, ?, ?, ?, 'open', ?, ?, ?, ?)",
-            (household_code, device_id, village_code, neighbourhood_code, press_count, at, at, at),
-        )
+    async def insert_ticket(self, ticket: Ticket) -> int:
+        """Open a ticket (its id is ignored), rules and cursor included; returns its id."""
+        cursor = await self._conn.execute(_INSERT_TICKET, _ticket_values(ticket))
         assert cursor.lastrowid is not None
         return cursor.lastrowid
 
-    async def update_ticket(self, ticket_id: int, **values: object) -> None:
-        """Set ticket columns."""
-        unknown = set(values) - _TICKET_COLUMNS
-        if unknown:
-            raise StoreError(f"not ticket columns: {sorted(unknown)}")
-        assignments = ", ".join(f"{name} = ?" for name in values)
-        await self._conn.execute(
-            f"UPDATE tickets SET {assignments} WHERE id = ?",  # noqa: S608 - checked names
-            [*values.values(), ticket_id],
-        )
-
-    async def claim_ticket(self, ticket_id: int, contact_id: int, at: float) -> bool:
-        """Make the contact the owner if the ticket is still open; False if someone was first."""
+    async def save_ticket(self, ticket: Ticket, was: TicketStatus) -> bool:
+        """Store the ticket's new state; False if its stored status is no longer `was`."""
         cursor = await self._conn.execute(
-            "UPDATE tickets SET status = 'accepted', owner_contact_id = ?, accepted_at = ?"
-            " WHERE id = ? AND status = 'open'",
-            (contact_id, at, ticket_id),
+            _SAVE_TICKET, (*_ticket_values(ticket), ticket.id, was.value)
         )
         return cursor.rowcount == 1
 
@@ -694,15 +794,6 @@ class SqliteUnitOfWork:
     async def set_contact_bad_number(self, contact_id: int) -> None:
         """Flag a contact's number for an administrator."""
         await self._conn.execute("UPDATE contacts SET bad_number = 1 WHERE id = ?", (contact_id,))
-
-    async def ticket_events_of(self, ticket_id: int, kind: str) -> list[TicketEvent]:
-        """A ticket's audit rows of one kind, oldest first."""
-        rows = await self._rows(
-            "SELECT ticket_id, at, kind, channel, contact_id, detail FROM ticket_events"
-            " WHERE ticket_id = ? AND kind = ? ORDER BY id",
-            (ticket_id, kind),
-        )
-        return [TicketEvent(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
 
     async def insert_grid_rows(
         self, table: GridTable, rows: Sequence[Mapping[str, object]]

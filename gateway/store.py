@@ -9,7 +9,12 @@ from typing import Literal, Protocol
 
 from alerts import Notification
 from firmware_protocol import Indication
-from gateway.config import Category, DeviceKind, Role
+from gateway.config import DeviceKind, Role
+
+# The ticket entity is the domain's; the storage port carries it and re-exports it.
+from gateway.domain.tickets import Ticket as Ticket  # noqa: PLC0414 - explicit re-export
+from gateway.domain.tickets import TicketEvent as TicketEvent  # noqa: PLC0414 - as above
+from gateway.domain.tickets import TicketStatus
 
 DeviceStatus = Literal["unknown", "online", "offline"]
 TransitionKind = Literal["online", "offline", "low_battery", "battery_ok"]
@@ -183,32 +188,20 @@ class UnitOfWork(Protocol):
         """The household's open, accepted or on-site ticket."""
         ...
 
-    async def latest_unrated(self, household_code: str, since: float) -> Ticket | None:
-        """The household's most recent resolved, unrated ticket resolved at or after `since`."""
+    async def latest_unrated(self, household_code: str) -> Ticket | None:
+        """The household's most recently resolved ticket that has not been rated."""
         ...
 
     async def get_ticket(self, ticket_id: int) -> Ticket | None:
-        """One ticket."""
+        """One ticket; inside a transaction, as of that transaction (no one else changes it)."""
         ...
 
-    async def insert_ticket(
-        self,
-        household_code: str | None,
-        device_id: str | None,
-        village_code: str | None,
-        neighbourhood_code: str | None,
-        press_count: int,
-        at: float,
-    ) -> int:
-        """Open a ticket; returns its id."""
+    async def insert_ticket(self, ticket: Ticket) -> int:
+        """Open a ticket (its id is ignored), rules and cursor included; returns its id."""
         ...
 
-    async def update_ticket(self, ticket_id: int, **values: object) -> None:
-        """Set ticket columns."""
-        ...
-
-    async def claim_ticket(self, ticket_id: int, contact_id: int, at: float) -> bool:
-        """Make the contact the owner if the ticket is still open; False if someone was first."""
+    async def save_ticket(self, ticket: Ticket, was: TicketStatus) -> bool:
+        """Store the ticket's new state; False if its stored status is no longer `was`."""
         ...
 
     async def add_ticket_events(self, rows: Sequence[TicketEvent]) -> None:
@@ -337,10 +330,6 @@ class UnitOfWork(Protocol):
         """Flag a contact's number for an administrator."""
         ...
 
-    async def ticket_events_of(self, ticket_id: int, kind: str) -> list[TicketEvent]:
-        """A ticket's audit rows of one kind, oldest first."""
-        ...
-
     async def insert_grid_rows(
         self, table: GridTable, rows: Sequence[Mapping[str, object]]
     ) -> None:
@@ -429,9 +418,6 @@ class Store(Protocol):
 
 
 FollowUpKind = Literal["fallback", "retry"]
-TicketStatus = Literal["open", "accepted", "on_site", "resolved", "rated", "cancelled"]
-ActionChannel = Literal["box_key", "voice_keypress", "dashboard", "api", "system"]
-LIVE_STATUSES: tuple[TicketStatus, ...] = ("open", "accepted", "on_site")
 GridTable = Literal["grid_units", "households", "residents", "contacts", "devices"]
 
 
@@ -560,49 +546,6 @@ class HouseholdInfo:
             if self.unit_levels[c] in ("village", "group")
         ]
         return "".join(names) or self.address
-
-
-@dataclass(frozen=True, slots=True)
-class Ticket:
-    """A "呼叫书记必到" service ticket."""
-
-    id: int
-    household_code: str | None
-    device_id: str | None
-    village_code: str | None
-    neighbourhood_code: str | None
-    status: TicketStatus
-    category: Category | None
-    press_count: int
-    responder_step: int
-    escalation_level: int
-    escalated: bool
-    owner_contact_id: int | None
-    opened_at: float
-    last_press_at: float
-    last_notified_at: float
-    accepted_at: float | None
-    on_site_at: float | None
-    resolved_at: float | None
-    rated_at: float | None
-    cancelled_at: float | None
-    day_due_at: float | None
-    rating: Literal["up", "down"] | None
-    review_flag: bool
-    bridged_call: str | None = None
-    """The provider's id of a responder's call while it is connected to the resident."""
-
-
-@dataclass(frozen=True, slots=True)
-class TicketEvent:
-    """One audit row of a ticket."""
-
-    ticket_id: int
-    at: float
-    kind: str
-    channel: ActionChannel
-    contact_id: int | None = None
-    detail: str = ""
 
 
 IndicationStatus = Literal["pending", "delivered", "superseded"]

@@ -1,14 +1,10 @@
-"""Tickets "呼叫书记必到": the four keys, the people's actions, the two clocks, escalation.
+"""Tickets "呼叫书记必到", the application side: load, decide, store the effects, act after commit.
 
-    green ─► open ─accept─► accepted ─arrive─► on_site ─resolve─► resolved ─thumbs─► rated
-              │ ▲ more presses merge into the live ticket
-              │ └ nobody accepts in time: the next in the responder chain is called
-              └ red key soon after the press, nobody accepted yet ─► cancelled
-
-Minute clocks run for accepting and arriving; a day clock runs once the matter is classified.
-
-Every change is an audit row (who, when, which channel) and its notifications go into the
-outbox in the same transaction; the box hears back through indications after the commit.
+The rules live in gateway.domain.tickets. Here each key press, person's action or clock is
+turned into a command; the ticket and the people it needs are loaded inside the transaction;
+the decision's ticket, audit rows, notifications and clocks are written in that same
+transaction, box indications included (IndicationSender delivers them); calls to end are handed
+over once it has committed.
 """
 
 from __future__ import annotations
@@ -16,8 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import replace
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
@@ -26,28 +21,61 @@ from alerts.notification import NORMAL, URGENT
 from alerts.providers.base import ProviderError
 from firmware_protocol import Indication, IndicationKind, Key, KeyEvent, LedPattern
 from gateway.clock import Clock
-from gateway.config import Category, ResponderRole, TicketPolicy, TicketSettings
-from gateway.errors import GatewayError
+from gateway.config import TicketSettings
+from gateway.domain.tickets import (
+    Accept,
+    AcceptResult,
+    ActionChannel,
+    Arrive,
+    CallUnanswered,
+    Category,
+    Classify,
+    ClockKind,
+    Command,
+    Context,
+    Decision,
+    Decline,
+    Directory,
+    Due,
+    EndBridge,
+    HangUp,
+    Indicate,
+    Notify,
+    Open,
+    PressGreen,
+    PressRed,
+    Rating,
+    Resolve,
+    StartBridge,
+    Thumbs,
+    TicketConflictError,
+    TicketError,
+    TicketStatus,
+    decide,
+    new_ticket,
+)
 from gateway.metrics import GatewayMetrics
 from gateway.pipeline import AcceptedFrame, OnCommit
 from gateway.scheduler import DeadlineScheduler
-from gateway.store import (
-    ActionChannel,
-    Contact,
-    Deadline,
-    HouseholdInfo,
-    Store,
-    Ticket,
-    TicketEvent,
-    UnitOfWork,
-)
+from gateway.store import Contact, Deadline, HouseholdInfo, Store, Ticket, TicketEvent, UnitOfWork
+
+__all__ = [
+    "ACCEPT_DEADLINE",
+    "ARRIVE_DEADLINE",
+    "DAY_DEADLINE",
+    "DEADLINE_KINDS",
+    "AcceptResult",
+    "CallControl",
+    "TicketError",
+    "TicketService",
+]
 
 log = logging.getLogger(__name__)
 
-ACCEPT_DEADLINE = "ticket_accept"
-ARRIVE_DEADLINE = "ticket_arrive"
-DAY_DEADLINE = "ticket_day"
-DEADLINE_KINDS = (ACCEPT_DEADLINE, ARRIVE_DEADLINE, DAY_DEADLINE)
+ACCEPT_DEADLINE = ClockKind.ACCEPT.value
+ARRIVE_DEADLINE = ClockKind.ARRIVE.value
+DAY_DEADLINE = ClockKind.DAY.value
+DEADLINE_KINDS = tuple(kind.value for kind in ClockKind)
 HANGUP_TIMEOUT_S = 10.0
 
 _INDICATIONS: dict[IndicationKind, tuple[LedPattern, int]] = {
@@ -60,21 +88,10 @@ _INDICATIONS: dict[IndicationKind, tuple[LedPattern, int]] = {
 }
 
 
-# Calls for action go out at once whatever the throttle says; the rest may be merged.
-_URGENT_TEMPLATES = frozenset(
-    {
-        "ticket_call",
-        "ticket_call_repeat",
-        "ticket_escalated",
-        "ticket_not_arrived",
-        "ticket_cancelled_by_resident",
-        "ticket_access",
-    }
-)
-
-
-class TicketError(GatewayError):
-    """A ticket action that does not fit the ticket's state."""
+def box_indication(item: Indicate) -> Indication:
+    """The frame that tells the box: the kind with its LED pattern and voice prompt."""
+    led, prompt = _INDICATIONS[item.kind]
+    return Indication(item.kind, item.ticket_id, led, prompt)
 
 
 class CallControl(Protocol):
@@ -83,22 +100,6 @@ class CallControl(Protocol):
     async def end_call(self, provider_id: str) -> None:
         """Hang up the call."""
         ...
-
-
-@dataclass(frozen=True, slots=True)
-class _Hangup:
-    """A bridged call to end after the commit."""
-
-    ticket_id: int
-    call_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class AcceptResult:
-    """Who owns the ticket after an accept: the caller, or whoever was first."""
-
-    won: bool
-    owner_contact_id: int
 
 
 class _Tx:
@@ -111,23 +112,20 @@ class _Tx:
         self.notifications: list[Notification] = []
         self.deadlines: list[Deadline] = []
         self.cleared: list[tuple[str, str]] = []
-        self.indications: list[tuple[str, Indication]] = []
-        self.hangups: list[_Hangup] = []
+        self.indications: list[Indicate] = []
+        self.hangups: list[HangUp] = []
+        self.counts: list[str] = []
 
-    def event(
-        self,
-        ticket_id: int,
-        kind: str,
-        channel: ActionChannel,
-        contact_id: int | None = None,
-        detail: str = "",
-    ) -> None:
-        self.events.append(TicketEvent(ticket_id, self.now, kind, channel, contact_id, detail))
-
-    def indicate(self, ticket: Ticket, kind: IndicationKind) -> None:
-        if ticket.device_id is not None:
-            led, prompt = _INDICATIONS[kind]
-            self.indications.append((ticket.device_id, Indication(kind, ticket.id, led, prompt)))
+    def add(self, decision: Decision) -> None:
+        """Take a decision's effects (its ticket is saved already)."""
+        subject = str(decision.ticket.id)
+        self.events.extend(decision.events)
+        self.notifications.extend(_notification(n) for n in decision.notifications)
+        self.cleared.extend((clock.value, subject) for clock in decision.cleared)
+        self.deadlines.extend(Deadline(c.clock.value, subject, c.due_at) for c in decision.clocks)
+        self.indications.extend(decision.indications)
+        self.hangups.extend(decision.hangups)
+        self.counts.extend(decision.counts)
 
     async def flush(self) -> None:
         await self.uow.add_ticket_events(self.events)
@@ -135,7 +133,24 @@ class _Tx:
         await self.uow.clear_deadlines(self.cleared)
         await self.uow.set_deadlines(self.deadlines)
         # Box indications are durable rows; IndicationSender delivers them after the commit.
-        await self.uow.add_indications(self.indications, self.now)
+        await self.uow.add_indications(
+            [(item.device_id, box_indication(item)) for item in self.indications], self.now
+        )
+
+
+def _notification(n: Notify) -> Notification:
+    """The outbox row for a Notify effect; details not recorded say so in its language."""
+    missing = render("not_recorded", n.language, {})
+    return Notification(
+        channel=n.channel,
+        recipient=n.recipient,
+        template=n.template,
+        params={k: missing if v is None else v for k, v in n.params.items()},
+        language=n.language,
+        contact_id=n.contact_id,
+        ticket_id=n.ticket_id,
+        priority=URGENT if n.urgent else NORMAL,
+    )
 
 
 class TicketService:
@@ -161,7 +176,7 @@ class TicketService:
         self._indications_committed = indications_committed
         self._metrics = metrics
         self._calls = calls
-        self._outgoing: asyncio.Queue[_Hangup] = asyncio.Queue()
+        self._hangups: asyncio.Queue[HangUp] = asyncio.Queue()
 
     # -- the box ----------------------------------------------------------------------
 
@@ -175,15 +190,24 @@ class TicketService:
             message = frame.envelope.message
             assert isinstance(message, KeyEvent)
             tx.now = frame.inbound.received_at
+            device_id = frame.state.device_id
             household = frame.state.record.household_code
             info = await uow.household_info(household) if household else None
             if message.key == Key.GREEN_CALL:
-                await self._green(tx, frame.state.device_id, household, info, message.press_count)
+                await self._green(tx, device_id, household, info, message.press_count)
             elif message.key == Key.RED_HANGUP:
-                await self._red(tx, household, info)
+                live = await uow.live_ticket(household) if household else None
+                if live is not None:
+                    await self._decide(tx, live, PressRed(), info)
             else:
-                rating = "up" if message.key == Key.THUMBS_UP else "down"
-                await self._thumbs(tx, frame.state.device_id, household, info, rating)
+                rating: Rating = "up" if message.key == Key.THUMBS_UP else "down"
+                unrated = await uow.latest_unrated(household) if household else None
+                linked = None
+                if unrated is not None:
+                    decision = await self._decide(tx, unrated, Thumbs(rating), info)
+                    if decision.ticket.status == TicketStatus.RATED:
+                        linked = unrated.id
+                await uow.add_feedback(household, device_id, tx.now, rating, linked)
         await tx.flush()
         return self._on_commit(tx)
 
@@ -197,190 +221,56 @@ class TicketService:
     ) -> None:
         live = await tx.uow.live_ticket(household) if household else None
         if live is not None:
-            await self._pressed_again(tx, live, info, presses)
+            await self._decide(tx, live, PressGreen(presses), info)
             return
         village = info.unit_at("village") if info else None
         neighbourhood = info.unit_at("neighbourhood") if info else None
-        ticket_id = await tx.uow.insert_ticket(
-            household, device_id, village, neighbourhood, presses, tx.now
-        )
-        ticket = await self._ticket(tx.uow, ticket_id)
-        policy = self._settings.policy_for(village)
-        tx.event(ticket_id, "opened", "box_key", detail=f"presses={presses}")
-        tx.indicate(ticket, IndicationKind.TICKET_ACCEPTED)
-        self._metrics.tickets.labels("opened").inc()
+        rules = self._settings.rules_for(village)
+        draft = new_ticket(household, device_id, village, neighbourhood, presses, rules, tx.now)
+        ticket = replace(draft, id=await tx.uow.insert_ticket(draft))
+        await self._decide(tx, ticket, Open(presses), info)
         if info is None:
-            tx.event(ticket_id, "no_household", "system", detail="box has no household")
             log.error("call from a box without a household", extra={"device_id": device_id})
-            return
-        called = await self._call(tx, ticket, info, policy.responder_chain[0], "ticket_call")
-        if not called:
-            await self._escalate(tx, ticket, info, policy, "nobody to call")
-        for role in policy.informed_at_open:
-            for contact in await tx.uow.contacts_for_role(info.unit_chain, role):
-                self._notify(tx, ticket, contact, "sms", "ticket_informed", info)
-        tx.deadlines.append(
-            Deadline(ACCEPT_DEADLINE, str(ticket_id), tx.now + policy.accept_within_s)
-        )
-
-    async def _pressed_again(
-        self, tx: _Tx, ticket: Ticket, info: HouseholdInfo | None, presses: int
-    ) -> None:
-        policy = self._settings.policy_for(ticket.village_code)
-        count = ticket.press_count + presses
-        values: dict[str, object] = {"press_count": count, "last_press_at": tx.now}
-        tx.event(ticket.id, "pressed_again", "box_key", detail=f"presses={count}")
-        if info is not None and tx.now - ticket.last_notified_at >= policy.renotify_gap_s:
-            values["last_notified_at"] = tx.now
-            if ticket.status == "open":
-                role = policy.responder_chain[
-                    min(ticket.responder_step, len(policy.responder_chain) - 1)
-                ]
-                await self._call(tx, ticket, info, role, "ticket_call_repeat", presses=count)
-            elif ticket.owner_contact_id is not None:
-                for owner in await tx.uow.contacts_by_id([ticket.owner_contact_id]):
-                    self._notify(
-                        tx, ticket, owner, "voice", "ticket_call_repeat", info, presses=count
-                    )
-        await tx.uow.update_ticket(ticket.id, **values)
-
-    async def _red(self, tx: _Tx, household: str | None, info: HouseholdInfo | None) -> None:
-        live = await tx.uow.live_ticket(household) if household else None
-        if live is None:
-            return
-        policy = self._settings.policy_for(live.village_code)
-        if live.status != "open" or tx.now - live.last_press_at > policy.red_cancel_window_s:
-            # Hangs up a call connected to the resident; the ticket stays as it is.
-            if live.bridged_call is not None:
-                tx.hangups.append(_Hangup(live.id, live.bridged_call))
-                await tx.uow.update_ticket(live.id, bridged_call=None)
-                tx.event(live.id, "red_key", "box_key", detail="call ended")
-            else:
-                tx.event(live.id, "red_key", "box_key")
-            return
-        await tx.uow.update_ticket(live.id, status="cancelled", cancelled_at=tx.now)
-        tx.event(live.id, "cancelled", "box_key", detail="red key within the cancel window")
-        tx.cleared.append((ACCEPT_DEADLINE, str(live.id)))
-        tx.indicate(live, IndicationKind.CANCELLED)
-        self._metrics.tickets.labels("cancelled").inc()
-        if info is None:
-            return
-        # Everyone who was told about the call is told it was cancelled, never left silent.
-        notified = await tx.uow.contacts_by_id(await tx.uow.notified_contacts(live.id))
-        for contact in notified:
-            self._notify(tx, live, contact, "sms", "ticket_cancelled_by_resident", info)
-
-    async def _thumbs(
-        self,
-        tx: _Tx,
-        device_id: str,
-        household: str | None,
-        info: HouseholdInfo | None,
-        rating: str,
-    ) -> None:
-        ticket = None
-        if household is not None:
-            window = self._settings.policy_for(info.unit_at("village") if info else None)
-            ticket = await tx.uow.latest_unrated(household, tx.now - window.rating_window_s)
-        await tx.uow.add_feedback(
-            household, device_id, tx.now, rating, ticket.id if ticket else None
-        )
-        if ticket is None:
-            return
-        await tx.uow.update_ticket(
-            ticket.id,
-            status="rated",
-            rating=rating,
-            rated_at=tx.now,
-            review_flag=int(rating == "down"),
-        )
-        tx.event(ticket.id, f"rated_{rating}", "box_key")
-        self._metrics.tickets.labels("rated").inc()
-        if rating == "down" and info is not None:
-            policy = self._settings.policy_for(ticket.village_code)
-            for contact in await tx.uow.contacts_for_role(info.unit_chain, policy.review_role):
-                self._notify(tx, ticket, contact, "sms", "ticket_review", info)
 
     # -- people -------------------------------------------------------------------------
 
     async def accept(self, ticket_id: int, contact_id: int, channel: ActionChannel) -> AcceptResult:
         """The first person to accept owns the ticket; the others are told who did."""
-        async with self._store.transaction() as uow:
-            tx = _Tx(uow, self._clock.now())
-            ticket = await self._ticket(uow, ticket_id)
-            if not await uow.claim_ticket(ticket_id, contact_id, tx.now):
-                if ticket.owner_contact_id is None:
-                    raise TicketError(f"ticket {ticket_id} is {ticket.status}, not open")
-                tx.event(ticket_id, "accept_too_late", channel, contact_id)
-                await tx.flush()
-                return AcceptResult(won=False, owner_contact_id=ticket.owner_contact_id)
-            policy = self._settings.policy_for(ticket.village_code)
-            tx.event(ticket_id, "accepted", channel, contact_id)
-            tx.cleared.append((ACCEPT_DEADLINE, str(ticket_id)))
-            tx.deadlines.append(
-                Deadline(ARRIVE_DEADLINE, str(ticket_id), tx.now + policy.arrive_within_s)
-            )
-            tx.indicate(ticket, IndicationKind.HELPER_ON_THE_WAY)
-            info = await uow.household_info(ticket.household_code or "")
-            owner = _first(await uow.contacts_by_id([contact_id]))
-            if info is not None and owner is not None:
-                others = [c for c in await uow.notified_contacts(ticket_id) if c != contact_id]
-                for contact in await uow.contacts_by_id(others):
-                    self._notify(tx, ticket, contact, "sms", "ticket_taken", info, owner=owner.name)
-                self._send_access(tx, ticket, info, owner, policy)
-            await tx.flush()
-        self._on_commit(tx)()
-        self._metrics.tickets.labels("accepted").inc()
-        return AcceptResult(won=True, owner_contact_id=contact_id)
+        decision = await self._act(ticket_id, Accept(contact_id, channel), contact_id)
+        assert decision.accept is not None
+        return decision.accept
 
-    def _send_access(
-        self, tx: _Tx, ticket: Ticket, info: HouseholdInfo, owner: Contact, policy: TicketPolicy
+    async def decline(self, ticket_id: int, contact_id: int, channel: ActionChannel) -> None:
+        """The contact cannot go ("pass it on"): the next in the chain is called at once."""
+        await self._act(ticket_id, Decline(contact_id, channel), contact_id)
+
+    async def arrive(self, ticket_id: int, contact_id: int, channel: ActionChannel) -> None:
+        """The helper is at the resident's door."""
+        await self._act(ticket_id, Arrive(contact_id, channel), contact_id)
+
+    async def resolve(self, ticket_id: int, contact_id: int, channel: ActionChannel) -> None:
+        """The matter is settled; the resident may now rate it."""
+        await self._act(ticket_id, Resolve(contact_id, channel), contact_id)
+
+    async def classify(
+        self, ticket_id: int, category: Category, contact_id: int, channel: ActionChannel
     ) -> None:
-        """The key-safe code and health notes, to the one who is going, if the resident agreed."""
-        if not info.consent or owner.role not in policy.access_roles:
-            return
-        if info.key_safe_code is None and info.health_notes is None:
-            return
-        missing = render("not_recorded", owner.language, {})
-        self._notify(
-            tx,
-            ticket,
-            owner,
-            "sms",
-            "ticket_access",
-            info,
-            key_safe=info.key_safe_code or missing,
-            health=info.health_notes or missing,
-        )
+        """Set the kind of matter, which starts its day clock."""
+        await self._act(ticket_id, Classify(category, contact_id, channel), contact_id)
 
     async def start_bridge(self, ticket_id: int, contact_id: int, call_id: str) -> str | None:
         """Connect the owner's call to the resident; the resident's number, or None if none."""
         async with self._store.transaction() as uow:
             tx = _Tx(uow, self._clock.now())
             ticket = await self._ticket(uow, ticket_id)
-            if ticket.owner_contact_id != contact_id or ticket.status not in (
-                "accepted",
-                "on_site",
-            ):
-                return None
-            info = await uow.household_info(ticket.household_code or "")
-            if info is None or not info.resident_phone:
-                return None
-            await uow.update_ticket(ticket_id, bridged_call=call_id)
-            tx.event(ticket_id, "bridged", "voice_keypress", contact_id)
+            info = await self._household(uow, ticket)
+            decision = await self._decide(tx, ticket, StartBridge(contact_id, call_id), info)
             await tx.flush()
-        return info.resident_phone
+        return info.resident_phone if info is not None and decision.events else None
 
     async def end_bridge(self, ticket_id: int, call_id: str) -> None:
         """The call between the responder and the resident has ended."""
-        async with self._store.transaction() as uow:
-            tx = _Tx(uow, self._clock.now())
-            ticket = await self._ticket(uow, ticket_id)
-            if ticket.bridged_call != call_id:
-                return
-            await uow.update_ticket(ticket_id, bridged_call=None)
-            tx.event(ticket_id, "bridge_ended", "system")
-            await tx.flush()
+        await self._act(ticket_id, EndBridge(call_id))
 
     async def call_unanswered(
         self, uow: UnitOfWork, ticket_id: int, contact_id: int, now: float
@@ -391,274 +281,84 @@ class TicketService:
         called at once instead of waiting for the accept clock.
         """
         ticket = await uow.get_ticket(ticket_id)
-        if ticket is None or ticket.status != "open":
-            return None
-        info = await uow.household_info(ticket.household_code or "")
-        if info is None:
+        if ticket is None:
             return None
         tx = _Tx(uow, now)
-        policy = self._settings.policy_for(ticket.village_code)
-        step = min(ticket.responder_step, len(policy.responder_chain) - 1)
-        marker = f"step {ticket.responder_step}"
-        tx.event(ticket_id, "no_answer", "system", contact_id, detail=marker)
-        at_step = {c.id for c in await self._reachable(tx, info, policy.responder_chain[step])}
-        if contact_id in at_step:
-            unanswered = {
-                e.contact_id
-                for e in await uow.ticket_events_of(ticket_id, "no_answer")
-                if e.detail == marker
-            }
-            if at_step <= unanswered | {contact_id}:
-                await self._escalate(tx, ticket, info, policy, "no answer")
+        info = await self._household(uow, ticket)
+        await self._decide(tx, ticket, CallUnanswered(contact_id), info, (contact_id,))
         await tx.flush()
         return self._on_commit(tx)
 
-    async def decline(self, ticket_id: int, contact_id: int, channel: ActionChannel) -> None:
-        """The contact cannot go ("pass it on"): the next in the chain is called at once."""
+    async def _act(self, ticket_id: int, command: Command, *actors: int) -> Decision:
+        """One person's action on one ticket, in its own transaction."""
         async with self._store.transaction() as uow:
             tx = _Tx(uow, self._clock.now())
             ticket = await self._ticket(uow, ticket_id)
-            tx.event(ticket_id, "declined", channel, contact_id)
-            if ticket.status == "open":
-                info = await uow.household_info(ticket.household_code or "")
-                if info is not None:
-                    policy = self._settings.policy_for(ticket.village_code)
-                    await self._escalate(tx, ticket, info, policy, "declined")
+            info = await self._household(uow, ticket)
+            decision = await self._decide(tx, ticket, command, info, actors)
             await tx.flush()
         self._on_commit(tx)()
-
-    async def arrive(self, ticket_id: int, contact_id: int, channel: ActionChannel) -> None:
-        """The helper is at the resident's door."""
-        await self._move(
-            ticket_id,
-            contact_id,
-            channel,
-            ("accepted",),
-            "on_site",
-            "on_site_at",
-            IndicationKind.HELPER_ARRIVED,
-            (ARRIVE_DEADLINE,),
-        )
-
-    async def resolve(self, ticket_id: int, contact_id: int, channel: ActionChannel) -> None:
-        """The matter is settled; the resident may now rate it."""
-        await self._move(
-            ticket_id,
-            contact_id,
-            channel,
-            ("accepted", "on_site"),
-            "resolved",
-            "resolved_at",
-            IndicationKind.RESOLVED,
-            (ARRIVE_DEADLINE, DAY_DEADLINE),
-        )
-
-    async def classify(
-        self, ticket_id: int, category: Category, contact_id: int, channel: ActionChannel
-    ) -> None:
-        """Set the kind of matter, which starts its day clock."""
-        async with self._store.transaction() as uow:
-            tx = _Tx(uow, self._clock.now())
-            ticket = await self._ticket(uow, ticket_id)
-            if ticket.status not in ("open", "accepted", "on_site"):
-                raise TicketError(f"ticket {ticket_id} is {ticket.status}; it cannot be classified")
-            policy = self._settings.policy_for(ticket.village_code)
-            due = tx.now + policy.day_clock_s[category]
-            await uow.update_ticket(ticket_id, category=category, day_due_at=due)
-            tx.event(ticket_id, "classified", channel, contact_id, detail=category)
-            tx.deadlines.append(Deadline(DAY_DEADLINE, str(ticket_id), due))
-            await tx.flush()
-        self._on_commit(tx)()
-
-    async def _move(
-        self,
-        ticket_id: int,
-        contact_id: int,
-        channel: ActionChannel,
-        allowed: tuple[str, ...],
-        status: str,
-        stamp: str,
-        indication: IndicationKind,
-        clear: tuple[str, ...],
-    ) -> None:
-        async with self._store.transaction() as uow:
-            tx = _Tx(uow, self._clock.now())
-            ticket = await self._ticket(uow, ticket_id)
-            if ticket.status not in allowed:
-                raise TicketError(
-                    f"ticket {ticket_id} is {ticket.status}; it cannot become {status}"
-                )
-            await uow.update_ticket(ticket_id, status=status, **{stamp: tx.now})
-            tx.event(ticket_id, status, channel, contact_id)
-            tx.cleared.extend((kind, str(ticket_id)) for kind in clear)
-            tx.indicate(ticket, indication)
-            await tx.flush()
-        self._on_commit(tx)()
-        self._metrics.tickets.labels(status).inc()
+        return decision
 
     # -- clocks -------------------------------------------------------------------------
 
     async def on_due(
         self, uow: UnitOfWork, deadlines: Sequence[Deadline], now: float
     ) -> Callable[[], None] | None:
-        """Escalate tickets whose accept, arrive or day clock ran out."""
+        """Escalate tickets whose accept, arrive or day clock ran out (at its due time)."""
         tx = _Tx(uow, now)
         for deadline in deadlines:
             ticket = await uow.get_ticket(int(deadline.subject))
             if ticket is None:
                 continue
             tx.now = deadline.due_at
-            info = await uow.household_info(ticket.household_code or "")
-            if info is None:
-                continue
-            policy = self._settings.policy_for(ticket.village_code)
-            if deadline.kind == ACCEPT_DEADLINE and ticket.status == "open":
-                minutes = f"{policy.accept_within_s / 60:.0f}"
-                await self._escalate(tx, ticket, info, policy, f"not accepted in {minutes} min")
-            elif deadline.kind == ARRIVE_DEADLINE and ticket.status == "accepted":
-                await self._not_arrived(tx, ticket, info, policy)
-            elif deadline.kind == DAY_DEADLINE and ticket.status in ("open", "accepted", "on_site"):
-                await self._day_overdue(tx, ticket, info, policy)
+            info = await self._household(uow, ticket)
+            due = Due(ClockKind(deadline.kind), deadline.due_at)
+            await self._decide(tx, ticket, due, info)
         await tx.flush()
         return self._on_commit(tx)
 
-    async def _escalate(
-        self, tx: _Tx, ticket: Ticket, info: HouseholdInfo, policy: TicketPolicy, why: str
-    ) -> None:
-        chain = policy.responder_chain
-        step = ticket.responder_step + 1
-        minutes = f"{policy.accept_within_s / 60:.0f}"
-        while step < len(chain):
-            if await self._call(tx, ticket, info, chain[step], "ticket_escalated", minutes=minutes):
-                break
-            step += 1
-        if step >= len(chain):
-            tx.event(ticket.id, "escalation_exhausted", "system", detail=why)
-            self._metrics.tickets.labels("escalation_exhausted").inc()
-            return
-        if ticket.responder_step == 0:
-            # The first one is called again, once.
-            await self._call(
-                tx,
-                ticket,
-                info,
-                chain[0],
-                "ticket_call_repeat",
-                channels=("voice",),
-                presses=ticket.press_count,
-            )
-        await tx.uow.update_ticket(
-            ticket.id, responder_step=step, escalated=1, last_notified_at=tx.now
-        )
-        tx.event(ticket.id, "escalated", "system", detail=f"{chain[step]}: {why}")
-        tx.deadlines.append(
-            Deadline(ACCEPT_DEADLINE, str(ticket.id), tx.now + policy.accept_within_s)
-        )
-        self._metrics.tickets.labels("escalated").inc()
-
-    async def _not_arrived(
-        self, tx: _Tx, ticket: Ticket, info: HouseholdInfo, policy: TicketPolicy
-    ) -> None:
-        chain = policy.responder_chain
-        owner = _first(await tx.uow.contacts_by_id([ticket.owner_contact_id or -1]))
-        above = chain.index(owner.role) + 1 if owner and owner.role in chain else 1
-        minutes = f"{policy.arrive_within_s / 60:.0f}"
-        for role in chain[above:]:
-            contacts = await self._reachable(tx, info, role)
-            for contact in contacts:
-                self._notify(
-                    tx,
-                    ticket,
-                    contact,
-                    "voice",
-                    "ticket_not_arrived",
-                    info,
-                    owner=owner.name if owner else "-",
-                    minutes=minutes,
-                )
-                self._notify(
-                    tx,
-                    ticket,
-                    contact,
-                    "sms",
-                    "ticket_not_arrived",
-                    info,
-                    owner=owner.name if owner else "-",
-                    minutes=minutes,
-                )
-            if contacts:
-                tx.event(ticket.id, "escalated", "system", detail=f"{role}: not arrived")
-                break
-        await tx.uow.update_ticket(ticket.id, escalated=1)
-        self._metrics.tickets.labels("escalated").inc()
-
-    async def _day_overdue(
-        self, tx: _Tx, ticket: Ticket, info: HouseholdInfo, policy: TicketPolicy
-    ) -> None:
-        level = min(ticket.escalation_level + 1, len(policy.day_chain) - 1)
-        role = policy.day_chain[level]
-        for contact in await tx.uow.contacts_for_role(info.unit_chain, role):
-            self._notify(tx, ticket, contact, "sms", "ticket_overdue", info)
-        assert ticket.category is not None
-        due = tx.now + policy.day_clock_s[ticket.category]
-        await tx.uow.update_ticket(ticket.id, escalation_level=level, escalated=1, day_due_at=due)
-        tx.event(ticket.id, "overdue", "system", detail=f"{ticket.category}: told {role}")
-        tx.deadlines.append(Deadline(DAY_DEADLINE, str(ticket.id), due))
-        self._metrics.tickets.labels("overdue").inc()
-
     # -- helpers ------------------------------------------------------------------------
 
-    async def _call(
+    async def _decide(
         self,
         tx: _Tx,
         ticket: Ticket,
-        info: HouseholdInfo,
-        role: ResponderRole,
-        template: str,
-        channels: tuple[str, ...] = ("voice", "sms"),
-        **params: object,
-    ) -> bool:
-        """Notify everyone in `role` for the household; False if there is nobody reachable."""
-        contacts = await self._reachable(tx, info, role)
-        for contact in contacts:
-            for channel in channels:
-                self._notify(tx, ticket, contact, channel, template, info, **params)
-        return bool(contacts)
+        command: Command,
+        household: HouseholdInfo | None,
+        actors: Sequence[int] = (),
+    ) -> Decision:
+        """Load the people the rules need, decide, save the ticket, collect the effects."""
+        context = await self._context(tx.uow, ticket, household, actors)
+        decision = decide(ticket, command, context, tx.now)
+        if decision.ticket != ticket and not await tx.uow.save_ticket(
+            decision.ticket, ticket.status
+        ):
+            raise TicketConflictError(f"ticket {ticket.id} changed meanwhile; try again")
+        tx.add(decision)
+        return decision
 
-    async def _reachable(self, tx: _Tx, info: HouseholdInfo, role: ResponderRole) -> list[Contact]:
-        """Contacts in `role` for the household with a good number, within their hours now."""
-        local = datetime.fromtimestamp(tx.now, self._zone)
-        minute = local.hour * 60 + local.minute
-        return [
-            c
-            for c in await tx.uow.contacts_for_role(info.unit_chain, role)
-            if not c.bad_number and c.available_at(minute)
-        ]
+    async def _household(self, uow: UnitOfWork, ticket: Ticket) -> HouseholdInfo | None:
+        return await uow.household_info(ticket.household_code) if ticket.household_code else None
 
-    def _notify(
+    async def _context(
         self,
-        tx: _Tx,
+        uow: UnitOfWork,
         ticket: Ticket,
-        contact: Contact,
-        channel: str,
-        template: str,
-        info: HouseholdInfo,
-        **params: object,
-    ) -> None:
-        values = {"resident": info.resident_name, "place": info.place, "ticket": str(ticket.id)}
-        values.update({k: str(v) for k, v in params.items()})
-        tx.notifications.append(
-            Notification(
-                channel="voice" if channel == "voice" else "sms",
-                recipient=contact.phone,
-                template=template,
-                params=values,
-                language=contact.language,
-                contact_id=contact.id,
-                ticket_id=ticket.id,
-                priority=URGENT if template in _URGENT_TEMPLATES else NORMAL,
-            )
-        )
+        household: HouseholdInfo | None,
+        actors: Sequence[int],
+    ) -> Context:
+        """The household and the people the ticket may reach: by role, and by id."""
+        by_role: dict[str, list[Contact]] = {}
+        if household is not None:
+            for role in sorted(ticket.rules.roles):
+                by_role[role] = await uow.contacts_for_role(household.unit_chain, role)
+        notified = await uow.notified_contacts(ticket.id)
+        ids = {*notified, *actors}
+        if ticket.owner_contact_id is not None:
+            ids.add(ticket.owner_contact_id)
+        people = {c.id: c for c in await uow.contacts_by_id(sorted(ids))}
+        return Context(household, Directory(by_role, people, notified), self._zone)
 
     async def _ticket(self, uow: UnitOfWork, ticket_id: int) -> Ticket:
         ticket = await uow.get_ticket(ticket_id)
@@ -671,20 +371,22 @@ class TicketService:
             if tx.indications and self._indications_committed is not None:
                 self._indications_committed()
             for hangup in tx.hangups:
-                self._outgoing.put_nowait(hangup)
+                self._hangups.put_nowait(hangup)
             if tx.deadlines:
                 self._scheduler.notify(min(d.due_at for d in tx.deadlines))
             if tx.notifications and self._notifications_committed is not None:
                 self._notifications_committed()
+            for outcome in tx.counts:
+                self._metrics.tickets.labels(outcome).inc()
 
         return after
 
     async def run(self) -> None:
         """End bridged calls as tickets change, until cancelled."""
         while True:
-            await self._hang_up(await self._outgoing.get())
+            await self._hang_up(await self._hangups.get())
 
-    async def _hang_up(self, hangup: _Hangup) -> None:
+    async def _hang_up(self, hangup: HangUp) -> None:
         if self._calls is None:
             return
         try:
@@ -699,7 +401,3 @@ class TicketService:
             self._metrics.tickets.labels("hangup_failed").inc()
         else:
             self._metrics.tickets.labels("call_ended_by_red_key").inc()
-
-
-def _first(contacts: list[Contact]) -> Contact | None:
-    return contacts[0] if contacts else None

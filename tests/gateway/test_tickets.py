@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import sqlite3
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,10 @@ from device_sim.mqtt import MqttFleet
 from firmware_protocol import IndicationKind, Key
 from gateway.broker import MosquittoBroker
 from gateway.clock import ManualClock
+from gateway.config import TicketSettings
+from gateway.domain.tickets import EscalationCursor, Rating, TicketStatus, new_ticket
 from gateway.service import GatewayService
+from gateway.sqlite_store import SqliteStore, migrations
 from gateway.store import Ticket
 from gateway.tickets import TicketError
 from tests.gateway.grid import (
@@ -448,7 +453,7 @@ async def test_statistics_of_a_seeded_history_match_the_hand_computed_figures(
     tmp_path: Path, clock: ManualClock
 ) -> None:
     # Twelve requests in one village. Minutes to accept and to arrive (None: never):
-    history: list[tuple[str, float | None, float | None, str | None]] = [
+    history: list[tuple[str, float | None, float | None, Rating | None]] = [
         ("rated", 1, 10, "up"),
         ("rated", 2, 15, "up"),
         ("rated", 3, 20, "up"),
@@ -465,27 +470,31 @@ async def test_statistics_of_a_seeded_history_match_the_hand_computed_figures(
     async with GatewayService(gateway_settings(tmp_path, None), clock) as gw:
         await load_grid(gw)
         start = clock.now()
+        rules = gw.settings.tickets.rules_for("341504-101-001")
         async with gw.store.transaction() as uow:
             for n, (status, accept, arrive, rating) in enumerate(history):
                 opened = start + n * 3600
-                ticket = await uow.insert_ticket(
+                accepted = None if accept is None else opened + accept * MINUTE
+                on_site = None if arrive is None or accepted is None else accepted + arrive * MINUTE
+                draft = new_ticket(
                     f"341504-101-001-000{1 + n % 2}",
                     None,
                     "341504-101-001",
                     "341504-101-001-1-3-1",
                     1,
+                    rules,
                     opened,
                 )
-                accepted = None if accept is None else opened + accept * MINUTE
-                on_site = None if arrive is None or accepted is None else accepted + arrive * MINUTE
-                await uow.update_ticket(
-                    ticket,
-                    status=status,
-                    owner_contact_id=None if accepted is None else CHIEF,
-                    accepted_at=accepted,
-                    on_site_at=on_site,
-                    resolved_at=on_site,
-                    rating=rating,
+                await uow.insert_ticket(
+                    replace(
+                        draft,
+                        status=TicketStatus(status),
+                        owner_contact_id=None if accepted is None else CHIEF,
+                        accepted_at=accepted,
+                        on_site_at=on_site,
+                        resolved_at=on_site,
+                        rating=rating,
+                    )
                 )
         stats = (await gw.reports.statistics(start, start + 86400))["341504-101-001"]
     assert (stats.requests, stats.cancelled, stats.closed) == (12, 2, 8)
@@ -499,3 +508,101 @@ async def test_statistics_of_a_seeded_history_match_the_hand_computed_figures(
     assert stats.accept_percentiles() == pytest.approx((5.5 * MINUTE, 10.1 * MINUTE))
     # Arrive: 10, 15, ... 35, 40, 50. Median (25 + 30) / 2; p90 at 0.9 x 7 = 6.3: 40 + 0.3 x 10.
     assert stats.arrive_percentiles() == pytest.approx((27.5 * MINUTE, 43 * MINUTE))
+
+
+async def test_a_settings_change_leaves_live_tickets_on_their_own_rules(
+    tmp_path: Path, broker: MosquittoBroker, clock: ManualClock
+) -> None:
+    box = SimulatedDevice(BOX_ID, "call_box", BOX_KEY, clock=clock.now)
+    settings = gateway_settings(tmp_path, broker)
+    async with GatewayService(settings, clock) as gw:
+        await load_grid(gw)
+        assert gw.mqtt is not None
+        await gw.mqtt.wait_connected(10)
+        async with MqttFleet("127.0.0.1", broker.port, [box]) as fleet:
+            await fleet.send(BOX_ID, box.press(Key.GREEN_CALL))
+            await wait_for(lambda: not box.pending, what="press acked")
+    # An administrator changes the chain and the accept clock, and restarts the gateway.
+    changed = {"default": {"responder_chain": ["township_duty"], "accept_within_s": 1800}}
+    settings = gateway_settings(tmp_path, broker, tickets=changed)
+    async with GatewayService(settings, clock) as gw:
+        await clock.advance(5 * MINUTE + 1)
+        await gw.scheduler.fire_due(clock.now())
+        to_deputy = [n.template for n in await gw.store.outbox() if n.contact_id == DEPUTY]
+        to_township = [n for n in await gw.store.outbox() if n.contact_id == TOWNSHIP]
+        ticket = await gw.store.ticket(1)
+    assert to_deputy == ["ticket_escalated", "ticket_escalated"]  # the chain it opened under
+    assert to_township == []
+    assert ticket is not None
+    assert ticket.rules.accept_within_s == 5 * MINUTE
+    assert ticket.rules.responder_chain[:2] == ("village_secretary", "deputy_secretary")
+
+
+async def test_rules_and_cursor_survive_the_store(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "t.db")
+    await store.open()
+    try:
+        rules = replace(
+            TicketSettings().rules_for(None),
+            responder_chain=("grid_worker", "township_duty"),
+            day_clock_s={"urgent": 60.0, "ordinary": 120.0, "hard": 180.0, "complex": 240.0},
+        )
+        draft = new_ticket(None, None, None, None, 2, rules, 1000.0)
+        async with store.transaction() as uow:
+            ticket = replace(draft, id=await uow.insert_ticket(draft))
+            moved = replace(
+                ticket,
+                cursor=EscalationCursor(1, frozenset({5, 3})),
+                status=TicketStatus.ACCEPTED,
+                owner_contact_id=None,
+                bridged_call="CA1",
+            )
+            assert await uow.save_ticket(moved, TicketStatus.OPEN)
+            # Saved over a status that is no longer stored: refused, nothing written.
+            assert not await uow.save_ticket(replace(moved, press_count=9), TicketStatus.OPEN)
+        assert await store.ticket(ticket.id) == moved
+    finally:
+        await store.close()
+
+
+async def test_an_older_database_keeps_each_open_tickets_unanswered_step(tmp_path: Path) -> None:
+    db = tmp_path / "old.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+            " sha256 TEXT NOT NULL, applied_at TEXT NOT NULL)"
+        )
+        for version, name, sql in migrations():
+            if version < 7:
+                conn.executescript(sql)
+                digest = hashlib.sha256(sql.encode()).hexdigest()
+                conn.execute(
+                    "INSERT INTO schema_migrations VALUES (?, ?, ?, 'then')",
+                    (version, name, digest),
+                )
+        conn.execute(
+            "INSERT INTO tickets (id, status, responder_step, opened_at, last_press_at,"
+            " last_notified_at) VALUES (1, 'open', 1, 0, 0, 0), (2, 'accepted', 1, 0, 0, 0)"
+        )
+        # Who let their call ring out, as the audit trail recorded it before the cursor.
+        conn.executemany(
+            "INSERT INTO ticket_events (ticket_id, at, kind, contact_id, channel, detail)"
+            " VALUES (?, 0, 'no_answer', ?, 'system', ?)",
+            [
+                (1, 1, "step 0"),
+                (1, 2, "step 1"),
+                (1, 9, "step 1"),
+                (1, 9, "step 1"),
+                (2, 2, "step 1"),
+            ],
+        )
+    store = SqliteStore(db)
+    await store.open()
+    try:
+        live, closed = await store.tickets()
+    finally:
+        await store.close()
+    assert live.cursor == EscalationCursor(1, frozenset({2, 9}))
+    assert closed.cursor == EscalationCursor(1, frozenset())
+    # Tickets opened before the rules were kept on them take the shipped defaults.
+    assert live.rules == TicketSettings().rules_for(None)
