@@ -53,6 +53,6 @@ async def test_metrics_alone_opens_no_store(tmp_path: Path) -> None:
 async def test_a_file_that_is_not_a_database_is_a_store_error(tmp_path: Path) -> None:
     settings = load_settings(data_dir=tmp_path)
     settings.database_path.write_bytes(b"not sqlite\n" * 100)
-    with pytest.raises(StoreError, match="cannot be used: file is not a database"):
+    with pytest.raises(StoreError, match="is not a Bidao database: file is not a database"):
         async with offline(settings) as application:
             await application.list_devices()

@@ -9,7 +9,7 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-from pydantic import TypeAdapter, ValidationError
+from pydantic import TypeAdapter
 
 from device_sim.device import SimulatedDevice, fleet_identity
 from device_sim.mqtt import MqttFleet, publish_burst
@@ -17,6 +17,7 @@ from device_sim.serial import SerialConcentrator
 from firmware_protocol import AckCode, Indication, IndicationKind, Key, LedPattern
 from gateway.broker import MosquittoBroker
 from gateway.config import DeviceKind, SerialLinkSettings, load_settings
+from gateway.errors import ConfigError
 from gateway.links import InboundFrame, TransportName
 from gateway.pipeline import AcceptedFrame
 from gateway.service import GatewayService
@@ -250,7 +251,7 @@ async def test_a_frame_refused_by_a_full_queue_is_settled_and_told_to_retry(
 
 
 def test_link_credits_beyond_the_pipeline_queue_are_refused_at_load(tmp_path: Path) -> None:
-    with pytest.raises(ValidationError, match=r"link credits add up to 1100 .*queue_max 1000"):
+    with pytest.raises(ConfigError, match=r"link credits add up to 1100 .*queue_max 1000"):
         load_settings(
             data_dir=tmp_path,
             mqtt={"receive_maximum": 1000},
