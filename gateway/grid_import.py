@@ -34,6 +34,7 @@ With `check`, everything is checked and counted and nothing is written.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import re
@@ -43,11 +44,11 @@ from typing import Literal, get_args
 
 from firmware_protocol import KEY_LEN, ProtocolError, parse_device_id
 from gateway.clock import Clock
-from gateway.config import Role, SupervisionSettings
+from gateway.config import ImportSettings, Role, SupervisionSettings
 from gateway.errors import GatewayError
 from gateway.metrics import GatewayMetrics
 from gateway.registry import SILENT_DEADLINE
-from gateway.store import Deadline, GridTable, Store, UnitOfWork
+from gateway.store import Deadline, GridTable, Store
 
 ImportKind = Literal["units", "households", "contacts"]
 Outcome = Literal["inserted", "updated", "unchanged", "rejected"]
@@ -132,6 +133,7 @@ class ImportResult:
     devices: int = 0
     errors: tuple[RowError, ...] = ()
     check: bool = False
+    transactions: int = 0
 
     def summary(self) -> str:
         """One line for the administrator."""
@@ -177,6 +179,10 @@ class _Plan:
     updates: list[tuple[GridTable, str, list[dict[str, object]]]] = field(default_factory=list)
     deadlines: list[Deadline] = field(default_factory=list)
     devices: int = 0
+
+    def writes_anything(self) -> bool:
+        """Whether the plan has a row to insert or update."""
+        return any(rows for _, rows in self.inserts) or any(rows for _, _, rows in self.updates)
 
 
 def _decode(data: str | bytes) -> str:
@@ -325,26 +331,26 @@ class _HouseholdsInStore:
 
     @classmethod
     async def load(
-        cls, uow: UnitOfWork, rows: Sequence[_Row], device_ids: Sequence[str]
+        cls, store: Store, rows: Sequence[_Row], device_ids: Sequence[str]
     ) -> _HouseholdsInStore:
         codes = [r["household_code"] for r in rows]
-        units = await uow.grid_rows("grid_units", "code", [r["neighbourhood_code"] for r in rows])
+        units = await store.grid_rows("grid_units", "code", [r["neighbourhood_code"] for r in rows])
         residents: dict[tuple[str, str], dict[str, object]] = {}
-        for r in await uow.grid_rows("residents", "household_code", codes):
+        for r in await store.grid_rows("residents", "household_code", codes):
             residents.setdefault((str(r["household_code"]), str(r["name"])), r)
         boxes_of: dict[str, list[str]] = {}
-        for d in await uow.grid_rows("devices", "household_code", codes):
+        for d in await store.grid_rows("devices", "household_code", codes):
             if d["kind"] == "call_box":
                 boxes_of.setdefault(str(d["household_code"]), []).append(str(d["device_id"]))
         return cls(
             levels={str(u["code"]): str(u["level"]) for u in units},
             households={
-                str(h["code"]): h for h in await uow.grid_rows("households", "code", codes)
+                str(h["code"]): h for h in await store.grid_rows("households", "code", codes)
             },
             residents=residents,
             devices={
                 str(d["device_id"]): d
-                for d in await uow.grid_rows("devices", "device_id", device_ids)
+                for d in await store.grid_rows("devices", "device_id", device_ids)
             },
             boxes_of=boxes_of,
         )
@@ -453,78 +459,212 @@ class _HouseholdWrites:
         return "updated" if changed else "unchanged"
 
 
+
+
+def _household(row: _Row) -> _Household:
+    """The checks a household row needs no store for."""
+    code = row["household_code"]
+    if code and not _CODE.match(code):
+        row.error("household_code", f"not a household code (letters, digits, '-'): {code!r}")
+    phone = row["resident_phone"]
+    if phone and not _PHONE.match(phone):
+        row.error("resident_phone", f"not a phone number: {phone!r}")
+    resident: dict[str, object] = {
+        "phone": phone or None,
+        **{c: row.flag(c) for c in FLAGS},
+        "key_safe_code": row["key_safe_code"] or None,
+        "health_notes": row["health_notes"] or None,
+    }
+    return _Household(resident, _box(row))
+
+
+def _box(row: _Row) -> tuple[str, bytes] | None:
+    """The call box a row names, if it names one correctly."""
+    raw_id, raw_key = row["device_id"], row["device_key"]
+    if not raw_id and not raw_key:
+        return None
+    if not raw_id:
+        row.error("device_id", "required with a device_key")
+        return None
+    try:
+        device_id = parse_device_id(raw_id)
+    except ProtocolError:
+        row.error("device_id", f"must be 16 hex digits, got {raw_id!r}")
+        return None
+    if not raw_key:
+        row.error("device_key", f"required with a device_id ({2 * KEY_LEN} hex digits)")
+        return None
+    try:
+        key = bytes.fromhex(raw_key)
+    except ValueError:
+        key = b""
+    if len(key) != KEY_LEN:
+        row.error("device_key", f"must be {2 * KEY_LEN} hex digits")
+        return None
+    return device_id, key
+
+
+def _contact_key(row: _Row) -> tuple[str, str, str, str] | None:
+    """A contact's natural key: role, unit_code, household_code, phone."""
+    if not (row["role"] and row["phone"]):
+        return None
+    return (row["role"], row["unit_code"], row["household_code"], row["phone"])
+
+
+@dataclass(slots=True)
+class _File:
+    """A file's rows after every check that needs no store, in the order they are written."""
+
+    kind: ImportKind
+    rows: list[_Row]
+    order: list[_Row]
+    households: dict[int, _Household] = field(default_factory=dict)
+    hours: dict[int, dict[str, str]] = field(default_factory=dict)
+    units: dict[object, _Row] = field(default_factory=dict)
+
+
+def _prepare(kind: ImportKind, data: str | bytes) -> _File:
+    """Read a file and check its rows against each other; touches no store (runs in a thread)."""
+    rows = _read(data, kind)
+    _required(kind, rows)
+    if kind == "units":
+        for row in rows:
+            if row["code"] and not _CODE.match(row["code"]):
+                row.error("code", f"not a grid code (letters, digits, '-'): {row['code']!r}")
+            if row["level"] and row["level"] not in LEVELS:
+                row.error("level", f"must be one of {', '.join(LEVELS)}, got {row['level']!r}")
+        units = _first_of(rows, lambda r: r["code"], "code", "this unit")
+        # Parents before children: a unit's parent is always one level up.
+        valid = sorted(
+            (r for r in rows if r["level"] in LEVELS), key=lambda r: LEVELS.index(r["level"])
+        )
+        unusable = [r for r in rows if r["level"] not in LEVELS]
+        return _File(kind, rows, valid + unusable, units=units)
+    if kind == "households":
+        households = {row.line: _household(row) for row in rows}
+        _first_of(rows, lambda r: r["household_code"], "household_code", "this household")
+        boxes = {line: h.box[0] for line, h in households.items() if h.box is not None}
+        _first_of(rows, lambda r: boxes.get(r.line), "device_id", "this call box")
+        return _File(kind, rows, rows, households=households)
+    hours = {row.line: _contact(row) for row in rows}
+    _first_of(rows, _contact_key, "phone", "this contact (same role, unit or household, phone)")
+    return _File(kind, rows, rows, hours=hours)
+
+
+class ImportInterruptedError(GatewayError):
+    """A write failed part-way: the rows before it are in whole, the rest are not; rerun."""
+
+    def __init__(self, kind: ImportKind, written: int, total: int, reason: Exception) -> None:
+        self.written = written
+        super().__init__(
+            f"{kind} import interrupted after {written} of {total} rows, each written whole; "
+            f"import the same file again to finish ({type(reason).__name__}: {reason})"
+        )
+
+
 class GridImporter:
-    """Checks a CSV file against itself and the store, then writes its good rows at once."""
+    """Checks a CSV file against itself and the store, then writes its good rows in chunks.
+
+    The file is read and checked against itself in a worker thread. Then, chunk by chunk
+    (`ImportSettings.chunk_rows` rows), the chunk's rows are matched against committed rows
+    on the store's reader, without the write lock, and written in one short transaction, so
+    ingest commits interleave with the import. A row (a household with its resident and its
+    box, a unit, a contact) is never split between transactions, and a unit's parent is
+    written before it. A write that fails stops the import with ImportInterruptedError; the
+    chunks before it stay, and a rerun of the file finishes the job.
+    """
 
     def __init__(
         self,
         store: Store,
         clock: Clock,
         supervision: SupervisionSettings,
+        settings: ImportSettings,
         metrics: GatewayMetrics | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
         self._supervision = supervision
+        self._settings = settings
         self._metrics = metrics
+        self._one_at_a_time = asyncio.Lock()
 
     async def import_csv(
         self, kind: ImportKind, data: str | bytes, *, check: bool = False
     ) -> ImportResult:
         """Import one file (bytes must be UTF-8); with `check`, report but write nothing.
 
-        ImportRejectedError if the file itself is unusable; bad rows are in the result.
+        ImportRejectedError if the file itself is unusable; bad rows are in the result;
+        ImportInterruptedError if a write failed part-way.
         """
-        rows = _read(data, kind)
-        async with self._store.transaction() as uow:
-            if kind == "units":
-                plan = await self._units(uow, rows)
-            elif kind == "households":
-                plan = await self._households(uow, rows)
-            else:
-                plan = await self._contacts(uow, rows)
-            if not check:
-                for table, inserts in plan.inserts:
-                    await uow.insert_grid_rows(table, inserts)
-                for table, key, updates in plan.updates:
-                    await uow.update_grid_rows(table, key, updates)
-                await uow.set_deadlines(plan.deadlines)
+        async with self._one_at_a_time:
+            return await self._import(kind, data, check=check)
+
+    async def _import(self, kind: ImportKind, data: str | bytes, *, check: bool) -> ImportResult:
+        file = await asyncio.to_thread(_prepare, kind, data)
         counts = dict.fromkeys(OUTCOMES, 0)
-        for row in rows:
-            counts["rejected" if row.errors else plan.outcomes[row.line]] += 1
-        if self._metrics is not None and not check:
-            for outcome, n in counts.items():
-                if n:
+        devices = transactions = done = 0
+        now = self._clock.now()
+        size = self._settings.chunk_rows
+        for start in range(0, len(file.order), size):
+            chunk = file.order[start : start + size]
+            plan = await self._plan(file, chunk, now)
+            if not check and plan.writes_anything():
+                try:
+                    await self._write(plan)
+                except Exception as exc:
+                    raise ImportInterruptedError(kind, done, len(file.rows), exc) from exc
+                transactions += 1
+                if self._metrics is not None:
+                    self._metrics.import_transactions.labels(kind).inc()
+            done += len(chunk)
+            devices += plan.devices
+            chunk_counts = dict.fromkeys(OUTCOMES, 0)
+            for row in chunk:
+                chunk_counts["rejected" if row.errors else plan.outcomes[row.line]] += 1
+            for outcome, n in chunk_counts.items():
+                counts[outcome] += n
+                if n and self._metrics is not None and not check:
                     self._metrics.import_rows.labels(kind, outcome).inc(n)
+            await asyncio.sleep(0)  # a turn for everyone else between chunks
         return ImportResult(
             kind,
-            len(rows),
-            devices=plan.devices,
-            errors=tuple(sorted(e for row in rows for e in row.errors)),
+            len(file.rows),
+            devices=devices,
+            errors=tuple(sorted(e for row in file.rows for e in row.errors)),
             check=check,
+            transactions=transactions,
             **counts,
         )
 
-    async def _units(self, uow: UnitOfWork, rows: list[_Row]) -> _Plan:
-        _required("units", rows)
-        for row in rows:
-            if row["code"] and not _CODE.match(row["code"]):
-                row.error("code", f"not a grid code (letters, digits, '-'): {row['code']!r}")
-            if row["level"] and row["level"] not in LEVELS:
-                row.error("level", f"must be one of {', '.join(LEVELS)}, got {row['level']!r}")
-        in_file = _first_of(rows, lambda r: r["code"], "code", "this unit")
+    async def _plan(self, file: _File, chunk: list[_Row], now: float) -> _Plan:
+        if file.kind == "units":
+            return await self._units(file, chunk)
+        if file.kind == "households":
+            return await self._households(file, chunk, now)
+        return await self._contacts(file, chunk)
+
+    async def _write(self, plan: _Plan) -> None:
+        async with self._store.transaction() as uow:
+            for table, inserts in plan.inserts:
+                await uow.insert_grid_rows(table, inserts)
+            for table, key, updates in plan.updates:
+                await uow.update_grid_rows(table, key, updates)
+            await uow.set_deadlines(plan.deadlines)
+
+    async def _units(self, file: _File, rows: list[_Row]) -> _Plan:
         codes = [r["code"] for r in rows] + [r["parent_code"] for r in rows]
-        stored = {str(u["code"]): u for u in await uow.grid_rows("grid_units", "code", codes)}
+        stored = {
+            str(u["code"]): u for u in await self._store.grid_rows("grid_units", "code", codes)
+        }
         plan = _Plan()
         inserts: list[dict[str, object]] = []
         updates: list[dict[str, object]] = []
-        # Parents before children: a unit's parent is always one level up.
-        valid = [r for r in rows if r["level"] in LEVELS]
-        for row in sorted(valid, key=lambda r: LEVELS.index(r["level"])):
-            if row.duplicate:
+        for row in rows:
+            if row.duplicate or row["level"] not in LEVELS:
                 continue
             code, level, parent = row["code"], row["level"], row["parent_code"]
-            self._check_parent(row, level, parent, in_file, stored)
+            self._check_parent(row, level, parent, file.units, stored)
             old = stored.get(code)
             if old is not None:
                 if old["level"] != level:
@@ -586,25 +726,18 @@ class GridImporter:
         if parent_level != above:
             row.error("parent_code", f"a {level} must sit in a {above}, not a {parent_level}")
 
-    @property
-    def _box_interval(self) -> int:
-        return self._supervision.heartbeat_interval_s["call_box"]
-
-    async def _households(self, uow: UnitOfWork, rows: list[_Row]) -> _Plan:
-        _required("households", rows)
-        parsed = {row.line: self._household(row) for row in rows}
-        _first_of(rows, lambda r: r["household_code"], "household_code", "this household")
-        boxes = {line: h.box[0] for line, h in parsed.items() if h.box is not None}
-        _first_of(rows, lambda r: boxes.get(r.line), "device_id", "this call box")
-        found = await _HouseholdsInStore.load(uow, rows, list(boxes.values()))
+    async def _households(self, file: _File, rows: list[_Row], now: float) -> _Plan:
+        parsed = file.households
+        boxes = [box[0] for r in rows if (box := parsed[r.line].box) is not None]
+        found = await _HouseholdsInStore.load(self._store, rows, boxes)
+        interval = self._supervision.heartbeat_interval_s["call_box"]
         plan = _Plan()
-        now = self._clock.now()
-        writes = _HouseholdWrites(now + self._supervision.missed_intervals * self._box_interval)
+        writes = _HouseholdWrites(now + self._supervision.missed_intervals * interval)
         for row in rows:
             new_box = not row.duplicate and found.check(row, parsed[row.line].box)
             if not row.errors:
                 plan.outcomes[row.line] = writes.add(
-                    row, parsed[row.line], new_box, found, self._box_interval, now
+                    row, parsed[row.line], new_box, found, interval, now
                 )
         plan.devices = len(writes.new["devices"])
         plan.inserts += list(writes.new.items())
@@ -613,67 +746,17 @@ class GridImporter:
         plan.deadlines += writes.deadlines
         return plan
 
-    def _household(self, row: _Row) -> _Household:
-        """The checks a household row needs no store for."""
-        code = row["household_code"]
-        if code and not _CODE.match(code):
-            row.error("household_code", f"not a household code (letters, digits, '-'): {code!r}")
-        phone = row["resident_phone"]
-        if phone and not _PHONE.match(phone):
-            row.error("resident_phone", f"not a phone number: {phone!r}")
-        resident: dict[str, object] = {
-            "phone": phone or None,
-            **{c: row.flag(c) for c in FLAGS},
-            "key_safe_code": row["key_safe_code"] or None,
-            "health_notes": row["health_notes"] or None,
-        }
-        return _Household(resident, self._box(row))
-
-    @staticmethod
-    def _box(row: _Row) -> tuple[str, bytes] | None:
-        """The call box a row names, if it names one correctly."""
-        raw_id, raw_key = row["device_id"], row["device_key"]
-        if not raw_id and not raw_key:
-            return None
-        if not raw_id:
-            row.error("device_id", "required with a device_key")
-            return None
-        try:
-            device_id = parse_device_id(raw_id)
-        except ProtocolError:
-            row.error("device_id", f"must be 16 hex digits, got {raw_id!r}")
-            return None
-        if not raw_key:
-            row.error("device_key", f"required with a device_id ({2 * KEY_LEN} hex digits)")
-            return None
-        try:
-            key = bytes.fromhex(raw_key)
-        except ValueError:
-            key = b""
-        if len(key) != KEY_LEN:
-            row.error("device_key", f"must be {2 * KEY_LEN} hex digits")
-            return None
-        return device_id, key
-
-    async def _contacts(self, uow: UnitOfWork, rows: list[_Row]) -> _Plan:
-        _required("contacts", rows)
-        hours = {row.line: _contact(row) for row in rows}
-
-        def key(r: _Row) -> tuple[str, str, str, str] | None:
-            if not (r["role"] and r["phone"]):
-                return None
-            return (r["role"], r["unit_code"], r["household_code"], r["phone"])
-
-        _first_of(rows, key, "phone", "this contact (same role, unit or household, phone)")
+    async def _contacts(self, file: _File, rows: list[_Row]) -> _Plan:
         unit_codes = [r["unit_code"] for r in rows if r["unit_code"]]
         household_codes = [r["household_code"] for r in rows if r["household_code"]]
-        units = {str(u["code"]) for u in await uow.grid_rows("grid_units", "code", unit_codes)}
+        store = self._store
+        units = {str(u["code"]) for u in await store.grid_rows("grid_units", "code", unit_codes)}
         households = {
-            str(h["code"]) for h in await uow.grid_rows("households", "code", household_codes)
+            str(h["code"]) for h in await store.grid_rows("households", "code", household_codes)
         }
         existing: dict[tuple[str, str, str, str], list[dict[str, object]]] = {}
-        stored_contacts = await uow.grid_rows("contacts", "unit_code", unit_codes)
-        stored_contacts += await uow.grid_rows("contacts", "household_code", household_codes)
+        stored_contacts = await store.grid_rows("contacts", "unit_code", unit_codes)
+        stored_contacts += await store.grid_rows("contacts", "household_code", household_codes)
         for c in stored_contacts:
             k = (
                 str(c["role"]),
@@ -694,13 +777,13 @@ class GridImporter:
                 row.error(
                     "household_code", f"unknown household {household}: import the households first"
                 )
-            row_key = key(row)
+            row_key = _contact_key(row)
             if row.errors or row_key is None:
                 continue
             values: dict[str, object] = {
                 "name": row["name"],
                 "language": row["language"] or "zh-CN",
-                **hours[row.line],
+                **file.hours[row.line],
             }
             matches = existing.get(row_key, [])
             if not matches:

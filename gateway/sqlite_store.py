@@ -46,6 +46,7 @@ _PRAGMAS = (
 )
 _DEVICE_COLUMNS = tuple(f.name for f in fields(DeviceRecord))
 _BOOL_COLUMNS = frozenset({"enabled", "low_battery"})
+_GRID_KEYS_PER_QUERY = 500
 
 
 def migrations() -> list[tuple[int, str, str]]:
@@ -657,29 +658,16 @@ class SqliteUnitOfWork:
         if not rows:
             return
         columns = list(rows[0])
+        for name in columns:
+            _grid_column(name)
         marks = ", ".join("?" for _ in columns)
-        await self._conn.executemany(
-            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})",  # noqa: S608
-            [[row[c] for c in columns] for row in rows],
-        )
-
-    async def grid_rows(
-        self, table: GridTable, column: str, values: Sequence[str]
-    ) -> list[dict[str, object]]:
-        """Every row of a grid table whose `column` is one of `values`, all columns, by rowid."""
-        _grid_column(column)
-        found: list[sqlite3.Row] = []
-        unique = sorted(set(values))
-        for start in range(0, len(unique), 500):
-            chunk = unique[start : start + 500]
-            marks = ", ".join("?" for _ in chunk)
-            found += await self._rows(
-                f"SELECT rowid AS grid_rowid, * FROM {table}"  # noqa: S608 - checked names
-                f" WHERE {column} IN ({marks})",
-                chunk,
+        try:
+            await self._conn.executemany(
+                f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})",  # noqa: S608
+                [[row[c] for c in columns] for row in rows],
             )
-        found.sort(key=lambda r: int(r["grid_rowid"]))
-        return [{k: r[k] for k in r.keys() if k != "grid_rowid"} for r in found]  # noqa: SIM118
+        except sqlite3.IntegrityError as exc:
+            raise StoreError(f"{table}: a row conflicts with one already stored ({exc})") from exc
 
     async def update_grid_rows(
         self, table: GridTable, key: str, rows: Sequence[Mapping[str, object]]
@@ -691,10 +679,13 @@ class SqliteUnitOfWork:
         for name in (key, *columns):
             _grid_column(name)
         assignments = ", ".join(f"{c} = ?" for c in columns)
-        await self._conn.executemany(
-            f"UPDATE {table} SET {assignments} WHERE {key} = ?",  # noqa: S608 - checked names
-            [[*(row[c] for c in columns), row[key]] for row in rows],
-        )
+        try:
+            await self._conn.executemany(
+                f"UPDATE {table} SET {assignments} WHERE {key} = ?",  # noqa: S608 - checked names
+                [[*(row[c] for c in columns), row[key]] for row in rows],
+            )
+        except sqlite3.IntegrityError as exc:
+            raise StoreError(f"{table}: an update conflicts with the stored rows ({exc})") from exc
 
     async def enqueue(self, notifications: Sequence[Notification], at: float) -> None:
         """Write notifications into the outbox."""
@@ -792,6 +783,27 @@ class SqliteStore:
         conn = self._require(self._reader)
         async with conn.execute(sql, args) as cursor:
             return list(await cursor.fetchall())
+
+    async def grid_rows(
+        self, table: GridTable, column: str, values: Sequence[str]
+    ) -> list[dict[str, object]]:
+        """Committed rows of a grid table whose `column` is one of `values`, by rowid.
+
+        Read on the reader connection: it waits for no write transaction and holds none up.
+        """
+        _grid_column(column)
+        found: list[sqlite3.Row] = []
+        unique = sorted(set(values))
+        for start in range(0, len(unique), _GRID_KEYS_PER_QUERY):
+            chunk = unique[start : start + _GRID_KEYS_PER_QUERY]
+            marks = ", ".join("?" for _ in chunk)
+            found += await self._fetch(
+                f"SELECT rowid AS grid_rowid, * FROM {table}"  # noqa: S608 - checked names
+                f" WHERE {column} IN ({marks})",
+                chunk,
+            )
+        found.sort(key=lambda r: int(r["grid_rowid"]))
+        return [{k: r[k] for k in r.keys() if k != "grid_rowid"} for r in found]  # noqa: SIM118
 
     async def load_devices(self) -> list[DeviceRecord]:
         """Every registered device."""

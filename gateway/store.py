@@ -308,12 +308,6 @@ class UnitOfWork(Protocol):
         """Insert validated rows into a grid table."""
         ...
 
-    async def grid_rows(
-        self, table: GridTable, column: str, values: Sequence[str]
-    ) -> list[dict[str, object]]:
-        """Every row of a grid table whose `column` is one of `values`, all columns, by rowid."""
-        ...
-
     async def update_grid_rows(
         self, table: GridTable, key: str, rows: Sequence[Mapping[str, object]]
     ) -> None:
@@ -334,6 +328,15 @@ class Store(Protocol):
 
     def transaction(self) -> AbstractAsyncContextManager[UnitOfWork]:
         """One serialised write transaction."""
+        ...
+
+    async def grid_rows(
+        self, table: GridTable, column: str, values: Sequence[str]
+    ) -> list[dict[str, object]]:
+        """Committed rows of a grid table whose `column` is one of `values`, by rowid.
+
+        Read beside the writer: it waits for no write transaction and holds none up.
+        """
         ...
 
     async def load_devices(self) -> list[DeviceRecord]:
