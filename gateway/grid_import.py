@@ -38,7 +38,7 @@ import asyncio
 import csv
 import io
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, get_args
 
@@ -146,19 +146,42 @@ class ImportResult:
 
 
 @dataclass(slots=True)
+class _Book:
+    """What is wrong with the rows of a file, kept apart from the rows (only bad rows appear)."""
+
+    errors: dict[int, list[RowError]] = field(default_factory=dict)
+    duplicates: set[int] = field(default_factory=set)  # lines repeating an earlier row's key
+
+
+@dataclass(slots=True)
 class _Row:
-    """One data row of the file, its values by column and what is wrong with it."""
+    """A view of one data row of the file: its cells by column; its errors go to the book.
+
+    A file keeps its rows as plain tuples, which the garbage collector stops scanning, so a
+    200,000-row file does not make every collection pause the event loop; views are made
+    for the rows being checked and dropped after.
+    """
 
     line: int
-    values: dict[str, str]
-    errors: list[RowError] = field(default_factory=list)
-    duplicate: bool = False  # repeats an earlier row's key: not checked against the store
+    cells: tuple[str, ...]
+    columns: Mapping[str, int]
+    book: _Book
 
     def __getitem__(self, column: str) -> str:
-        return self.values.get(column, "")
+        i = self.columns.get(column)
+        return "" if i is None else self.cells[i]
+
+    @property
+    def errors(self) -> Sequence[RowError]:
+        return self.book.errors.get(self.line, ())
+
+    @property
+    def duplicate(self) -> bool:
+        """The row repeats an earlier row's key: it is not checked against the store."""
+        return self.line in self.book.duplicates
 
     def error(self, column: str, message: str) -> None:
-        self.errors.append(RowError(self.line, column, message))
+        self.book.errors.setdefault(self.line, []).append(RowError(self.line, column, message))
 
     def flag(self, column: str) -> int:
         value = self[column]
@@ -204,11 +227,27 @@ def _decode(data: str | bytes) -> str:
         ) from None
 
 
-def _read(data: str | bytes, kind: ImportKind) -> list[_Row]:
+@dataclass(slots=True)
+class _Records:
+    """The data rows of a file as (line, cells) with the cells in header order."""
+
+    columns: dict[str, int]
+    rows: list[tuple[int, tuple[str, ...]]]
+    book: _Book
+
+    def row(self, index: int) -> _Row:
+        """A view of the index-th data row."""
+        line, cells = self.rows[index]
+        return _Row(line, cells, self.columns, self.book)
+
+
+def _read(data: str | bytes, kind: ImportKind) -> _Records:
     """The data rows of a file; ImportRejectedError if the file itself is unusable."""
     reader = csv.reader(io.StringIO(_decode(data), newline=""))
-    rows: list[_Row] = []
+    book = _Book()
+    rows: list[tuple[int, tuple[str, ...]]] = []
     header: list[str] | None = None
+    columns: dict[str, int] = {}
     try:
         while True:
             start = reader.line_num + 1
@@ -219,25 +258,26 @@ def _read(data: str | bytes, kind: ImportKind) -> list[_Row]:
                 continue  # blank lines, and the empty rows Excel leaves at the end
             if header is None:
                 header = _header(record, kind, start)
+                columns = {name: i for i, name in enumerate(header) if name}
                 continue
             if len(rows) == MAX_ROWS:
                 raise ImportRejectedError(
                     [RowError(start, "-", f"more than {MAX_ROWS:,} rows; split the file")]
                 )
-            row = _Row(start, {})
-            for name, cell in zip(header, record, strict=False):
-                if name:
-                    row.values[name] = cell.strip()
-                elif cell.strip():
-                    row.error("-", f"a value under a column with no header: {cell.strip()!r}")
+            cells = tuple(cell.strip() for cell in record[: len(header)])
+            cells += ("",) * (len(header) - len(cells))
+            row = _Row(start, cells, columns, book)
+            for name, cell in zip(header, cells, strict=True):
+                if not name and cell:
+                    row.error("-", f"a value under a column with no header: {cell!r}")
             if len(record) > len(header) and any(c.strip() for c in record[len(header) :]):
                 row.error("-", f"{len(record)} fields, but the header has {len(header)}")
-            rows.append(row)
+            rows.append((start, cells))
     except csv.Error as exc:
         raise ImportRejectedError([RowError(reader.line_num, "-", f"not CSV: {exc}")]) from None
     if header is None:
         raise ImportRejectedError([RowError(1, "-", "empty file: no header row")])
-    return rows
+    return _Records(columns, rows, book)
 
 
 def _header(record: list[str], kind: ImportKind, line: int) -> list[str]:
@@ -260,32 +300,39 @@ def _header(record: list[str], kind: ImportKind, line: int) -> list[str]:
     return header
 
 
-def _required(kind: ImportKind, rows: Sequence[_Row]) -> None:
-    for row in rows:
-        for column in REQUIRED[kind]:
-            if not row[column]:
-                row.error(column, "required")
+def _required(kind: ImportKind, row: _Row) -> None:
+    for column in REQUIRED[kind]:
+        if not row[column]:
+            row.error(column, "required")
 
 
-def _first_of(
-    rows: Sequence[_Row], key: Callable[[_Row], object], column: str, what: str
-) -> dict[object, _Row]:
-    """The first row for each key; later rows with the same key are rejected."""
-    first: dict[object, _Row] = {}
-    for row in rows:
-        k = key(row)
-        if not k:
-            continue
-        if k in first:
-            row.error(column, f"{what} is already on line {first[k].line}")
-            row.duplicate = True
-        else:
-            first[k] = row
-    return first
+@dataclass(slots=True)
+class _FirstOf:
+    """The first line of each key; a later row with the same key is rejected."""
+
+    column: str
+    what: str
+    lines: dict[object, int] = field(default_factory=dict)
+
+    def see(self, row: _Row, key: object) -> None:
+        if not key:
+            return
+        first = self.lines.setdefault(key, row.line)
+        if first != row.line:
+            row.error(self.column, f"{self.what} is already on line {first}")
+            row.book.duplicates.add(row.line)
 
 
-def _contact(row: _Row) -> dict[str, str]:
-    """The checks a contact row needs no store for; its hours."""
+def _hours(row: _Row) -> dict[str, str]:
+    """A contact's hours, the whole day by default."""
+    return {
+        c: row[c] or default
+        for c, default in (("available_from", "00:00"), ("available_to", "24:00"))
+    }
+
+
+def _contact(row: _Row) -> None:
+    """The checks a contact row needs no store for."""
     role, unit, household = row["role"], row["unit_code"], row["household_code"]
     if role and role not in ROLES:
         row.error("role", f"must be one of {', '.join(ROLES)}, got {role!r}")
@@ -297,14 +344,9 @@ def _contact(row: _Row) -> dict[str, str]:
     phone = row["phone"]
     if phone and not _PHONE.match(phone):
         row.error("phone", f"not a phone number: {phone!r}")
-    hours = {
-        c: row[c] or default
-        for c, default in (("available_from", "00:00"), ("available_to", "24:00"))
-    }
-    for column, value in hours.items():
+    for column, value in _hours(row).items():
         if not _TIME.match(value):
             row.error(column, f"expected HH:MM, got {value!r}")
-    return hours
 
 
 def _changed(stored: Mapping[str, object], wanted: Mapping[str, object]) -> bool:
@@ -459,23 +501,27 @@ class _HouseholdWrites:
         return "updated" if changed else "unchanged"
 
 
-
-
-def _household(row: _Row) -> _Household:
-    """The checks a household row needs no store for."""
+def _household(row: _Row) -> tuple[str, bytes] | None:
+    """The checks a household row needs no store for; the call box it names, if valid."""
     code = row["household_code"]
     if code and not _CODE.match(code):
         row.error("household_code", f"not a household code (letters, digits, '-'): {code!r}")
     phone = row["resident_phone"]
     if phone and not _PHONE.match(phone):
         row.error("resident_phone", f"not a phone number: {phone!r}")
-    resident: dict[str, object] = {
-        "phone": phone or None,
-        **{c: row.flag(c) for c in FLAGS},
+    for column in FLAGS:
+        row.flag(column)
+    return _box(row)
+
+
+def _resident(row: _Row) -> dict[str, object]:
+    """The resident fields of a household row that passed its checks."""
+    return {
+        "phone": row["resident_phone"] or None,
+        **{c: int(row[c].lower() in _YES) for c in FLAGS},
         "key_safe_code": row["key_safe_code"] or None,
         "health_notes": row["health_notes"] or None,
     }
-    return _Household(resident, _box(row))
 
 
 def _box(row: _Row) -> tuple[str, bytes] | None:
@@ -513,42 +559,58 @@ def _contact_key(row: _Row) -> tuple[str, str, str, str] | None:
 
 @dataclass(slots=True)
 class _File:
-    """A file's rows after every check that needs no store, in the order they are written."""
+    """A file's rows after every check that needs no store, and the order they are written in."""
 
     kind: ImportKind
-    rows: list[_Row]
-    order: list[_Row]
-    households: dict[int, _Household] = field(default_factory=dict)
-    hours: dict[int, dict[str, str]] = field(default_factory=dict)
-    units: dict[object, _Row] = field(default_factory=dict)
+    records: _Records
+    order: list[int]
+    boxes: dict[int, tuple[str, bytes]] = field(default_factory=dict)
+    units: dict[object, int] = field(default_factory=dict)  # unit code -> its first line
+    levels: dict[int, str] = field(default_factory=dict)  # line -> level of the units rows
+
+    def rows(self, indexes: Sequence[int]) -> list[_Row]:
+        """Views of some data rows."""
+        return [self.records.row(i) for i in indexes]
 
 
 def _prepare(kind: ImportKind, data: str | bytes) -> _File:
     """Read a file and check its rows against each other; touches no store (runs in a thread)."""
-    rows = _read(data, kind)
-    _required(kind, rows)
+    records = _read(data, kind)
+    rows = (records.row(i) for i in range(len(records.rows)))
+    everything = list(range(len(records.rows)))
     if kind == "units":
+        codes = _FirstOf("code", "this unit")
+        levels: dict[int, str] = {}
         for row in rows:
+            _required(kind, row)
             if row["code"] and not _CODE.match(row["code"]):
                 row.error("code", f"not a grid code (letters, digits, '-'): {row['code']!r}")
             if row["level"] and row["level"] not in LEVELS:
                 row.error("level", f"must be one of {', '.join(LEVELS)}, got {row['level']!r}")
-        units = _first_of(rows, lambda r: r["code"], "code", "this unit")
+            codes.see(row, row["code"])
+            levels[row.line] = row["level"]
         # Parents before children: a unit's parent is always one level up.
-        valid = sorted(
-            (r for r in rows if r["level"] in LEVELS), key=lambda r: LEVELS.index(r["level"])
-        )
-        unusable = [r for r in rows if r["level"] not in LEVELS]
-        return _File(kind, rows, valid + unusable, units=units)
+        rank = {level: i for i, level in enumerate(LEVELS)}
+        order = sorted(everything, key=lambda i: rank.get(levels[records.rows[i][0]], len(LEVELS)))
+        return _File(kind, records, order, units=codes.lines, levels=levels)
     if kind == "households":
-        households = {row.line: _household(row) for row in rows}
-        _first_of(rows, lambda r: r["household_code"], "household_code", "this household")
-        boxes = {line: h.box[0] for line, h in households.items() if h.box is not None}
-        _first_of(rows, lambda r: boxes.get(r.line), "device_id", "this call box")
-        return _File(kind, rows, rows, households=households)
-    hours = {row.line: _contact(row) for row in rows}
-    _first_of(rows, _contact_key, "phone", "this contact (same role, unit or household, phone)")
-    return _File(kind, rows, rows, hours=hours)
+        households = _FirstOf("household_code", "this household")
+        devices = _FirstOf("device_id", "this call box")
+        boxes: dict[int, tuple[str, bytes]] = {}
+        for row in rows:
+            _required(kind, row)
+            box = _household(row)
+            households.see(row, row["household_code"])
+            if box is not None:
+                boxes[row.line] = box
+                devices.see(row, box[0])
+        return _File(kind, records, everything, boxes=boxes)
+    contacts = _FirstOf("phone", "this contact (same role, unit or household, phone)")
+    for row in rows:
+        _required(kind, row)
+        _contact(row)
+        contacts.see(row, _contact_key(row))
+    return _File(kind, records, everything)
 
 
 class ImportInterruptedError(GatewayError):
@@ -606,14 +668,15 @@ class GridImporter:
         devices = transactions = done = 0
         now = self._clock.now()
         size = self._settings.chunk_rows
+        total = len(file.records.rows)
         for start in range(0, len(file.order), size):
-            chunk = file.order[start : start + size]
+            chunk = file.rows(file.order[start : start + size])
             plan = await self._plan(file, chunk, now)
             if not check and plan.writes_anything():
                 try:
                     await self._write(plan)
                 except Exception as exc:
-                    raise ImportInterruptedError(kind, done, len(file.rows), exc) from exc
+                    raise ImportInterruptedError(kind, done, total, exc) from exc
                 transactions += 1
                 if self._metrics is not None:
                     self._metrics.import_transactions.labels(kind).inc()
@@ -629,9 +692,9 @@ class GridImporter:
             await asyncio.sleep(0)  # a turn for everyone else between chunks
         return ImportResult(
             kind,
-            len(file.rows),
+            total,
             devices=devices,
-            errors=tuple(sorted(e for row in file.rows for e in row.errors)),
+            errors=tuple(sorted(e for errors in file.records.book.errors.values() for e in errors)),
             check=check,
             transactions=transactions,
             **counts,
@@ -642,7 +705,7 @@ class GridImporter:
             return await self._units(file, chunk)
         if file.kind == "households":
             return await self._households(file, chunk, now)
-        return await self._contacts(file, chunk)
+        return await self._contacts(chunk)
 
     async def _write(self, plan: _Plan) -> None:
         async with self._store.transaction() as uow:
@@ -664,7 +727,7 @@ class GridImporter:
             if row.duplicate or row["level"] not in LEVELS:
                 continue
             code, level, parent = row["code"], row["level"], row["parent_code"]
-            self._check_parent(row, level, parent, file.units, stored)
+            self._check_parent(row, level, parent, file, stored)
             old = stored.get(code)
             if old is not None:
                 if old["level"] != level:
@@ -699,7 +762,7 @@ class GridImporter:
         row: _Row,
         level: str,
         parent: str,
-        in_file: Mapping[object, _Row],
+        file: _File,
         stored: Mapping[str, Mapping[str, object]],
     ) -> None:
         if level == "county":
@@ -710,14 +773,12 @@ class GridImporter:
         if not parent:
             row.error("parent_code", f"required: the {above} this {level} sits in")
             return
-        parent_row = in_file.get(parent)
-        if parent_row is not None and parent_row is not row:
-            if parent_row.errors:
-                row.error(
-                    "parent_code", f"its parent {parent} (line {parent_row.line}) is rejected"
-                )
+        parent_line = file.units.get(parent)
+        if parent_line is not None and parent_line != row.line:
+            if parent_line in file.records.book.errors:
+                row.error("parent_code", f"its parent {parent} (line {parent_line}) is rejected")
                 return
-            parent_level: object = parent_row["level"]
+            parent_level: object = file.levels[parent_line]
         elif parent in stored:
             parent_level = stored[parent]["level"]
         else:
@@ -727,18 +788,17 @@ class GridImporter:
             row.error("parent_code", f"a {level} must sit in a {above}, not a {parent_level}")
 
     async def _households(self, file: _File, rows: list[_Row], now: float) -> _Plan:
-        parsed = file.households
-        boxes = [box[0] for r in rows if (box := parsed[r.line].box) is not None]
+        boxes = [box[0] for r in rows if (box := file.boxes.get(r.line)) is not None]
         found = await _HouseholdsInStore.load(self._store, rows, boxes)
         interval = self._supervision.heartbeat_interval_s["call_box"]
         plan = _Plan()
         writes = _HouseholdWrites(now + self._supervision.missed_intervals * interval)
         for row in rows:
-            new_box = not row.duplicate and found.check(row, parsed[row.line].box)
+            box = file.boxes.get(row.line)
+            new_box = not row.duplicate and found.check(row, box)
             if not row.errors:
-                plan.outcomes[row.line] = writes.add(
-                    row, parsed[row.line], new_box, found, interval, now
-                )
+                household = _Household(_resident(row), box)
+                plan.outcomes[row.line] = writes.add(row, household, new_box, found, interval, now)
         plan.devices = len(writes.new["devices"])
         plan.inserts += list(writes.new.items())
         plan.updates += [("households", "code", writes.changed["households"])]
@@ -746,7 +806,7 @@ class GridImporter:
         plan.deadlines += writes.deadlines
         return plan
 
-    async def _contacts(self, file: _File, rows: list[_Row]) -> _Plan:
+    async def _contacts(self, rows: list[_Row]) -> _Plan:
         unit_codes = [r["unit_code"] for r in rows if r["unit_code"]]
         household_codes = [r["household_code"] for r in rows if r["household_code"]]
         store = self._store
@@ -783,7 +843,7 @@ class GridImporter:
             values: dict[str, object] = {
                 "name": row["name"],
                 "language": row["language"] or "zh-CN",
-                **file.hours[row.line],
+                **_hours(row),
             }
             matches = existing.get(row_key, [])
             if not matches:
