@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
 
 from gateway import grid_import
 from gateway.clock import ManualClock
-from gateway.grid_import import ImportRejectedError, ImportResult
+from gateway.grid_import import ImportInterruptedError, ImportRejectedError, ImportResult
 from gateway.registry import SILENT_DEADLINE
 from gateway.service import GatewayService
-from tests.gateway.grid import BOX_ID, CONTACTS_CSV, HOUSEHOLD, HOUSEHOLDS_CSV, UNITS_CSV
+from gateway.sqlite_store import SqliteUnitOfWork
+from gateway.store import GridTable
+from tests.gateway.grid import (
+    BOX_ID,
+    CONTACTS_CSV,
+    HOUSEHOLD,
+    HOUSEHOLDS_CSV,
+    UNITS_CSV,
+    household_box,
+    households_csv,
+)
 from tests.gateway.support import gateway_settings, sample
 
 NEIGHBOURHOOD = "341504-101-001-1-3-1"
@@ -426,3 +438,106 @@ async def test_a_bad_file_is_rejected_whole(
         assert message in str(rejected.value)
         assert "file rejected, nothing imported" in str(rejected.value)
         assert _count(gw, "SELECT count(*) FROM households") == 0
+
+
+async def test_an_import_commits_in_chunks_of_whole_households(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    households, chunk = 1_000, 64
+    settings = gateway_settings(tmp_path, None, grid_import={"chunk_rows": chunk})
+    async with GatewayService(settings, clock) as gw:
+        units = await gw.import_csv("units", UNITS_CSV)
+        assert units.transactions == 1
+        result = await gw.import_csv("households", households_csv(households))
+        assert (result.inserted, result.devices) == (households, households)
+        assert result.transactions == math.ceil(households / chunk) == 16
+        assert sample(gw, "bidao_import_transactions_total", kind="households") == 16
+        counts = _counts(gw)
+        assert (counts["households"], counts["residents"], counts["devices"]) == (households,) * 3
+
+        # Nothing to write, nothing committed; a check never commits.
+        again = await gw.import_csv("households", households_csv(households))
+        assert (again.unchanged, again.transactions) == (households, 0)
+        checked = await gw.import_csv("households", households_csv(10, households), check=True)
+        assert (checked.inserted, checked.transactions) == (10, 0)
+        assert sample(gw, "bidao_import_transactions_total", kind="households") == 16
+        assert _counts(gw) == counts
+
+
+async def test_a_failed_chunk_leaves_whole_households_and_a_rerun_finishes(
+    tmp_path: Path, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    households, chunk, failing = 1_000, 64, 5
+    settings = gateway_settings(tmp_path, None, grid_import={"chunk_rows": chunk})
+    real_insert = SqliteUnitOfWork.insert_grid_rows
+    device_writes = 0
+
+    async def insert_failing_on_a_chunk(
+        self: SqliteUnitOfWork, table: GridTable, rows: Sequence[Mapping[str, object]]
+    ) -> None:
+        # Households and residents of the chunk are already written in its transaction.
+        nonlocal device_writes
+        if table == "devices":
+            device_writes += 1
+            if device_writes == failing:
+                raise sqlite3.OperationalError("disk I/O error")
+        await real_insert(self, table, rows)
+
+    text = households_csv(households)
+    async with GatewayService(settings, clock) as gw:
+        await gw.import_csv("units", UNITS_CSV)
+        monkeypatch.setattr(SqliteUnitOfWork, "insert_grid_rows", insert_failing_on_a_chunk)
+        with pytest.raises(ImportInterruptedError) as interrupted:
+            await gw.import_csv("households", text)
+        written = (failing - 1) * chunk
+        assert interrupted.value.written == written
+        assert f"interrupted after {written} of {households} rows" in str(interrupted.value)
+        assert "disk I/O error" in str(interrupted.value)
+        counts = _counts(gw)
+        assert (counts["households"], counts["residents"], counts["devices"]) == (written,) * 3
+        assert counts["deadlines"] == written
+        # Every household that is in has its resident and its box.
+        assert (
+            _count(
+                gw,
+                "SELECT count(*) FROM households h"
+                " JOIN residents r ON r.household_code = h.code"
+                " JOIN devices d ON d.household_code = h.code",
+            )
+            == written
+        )
+        assert sample(gw, "bidao_import_rows_total", kind="households", outcome="inserted") == (
+            written
+        )
+
+        monkeypatch.setattr(SqliteUnitOfWork, "insert_grid_rows", real_insert)
+        rerun = await gw.import_csv("households", text)
+        assert (rerun.inserted, rerun.unchanged, rerun.rejected) == (
+            households - written,
+            written,
+            0,
+        )
+        assert rerun.devices == households - written
+        counts = _counts(gw)
+        assert (counts["households"], counts["residents"], counts["devices"]) == (households,) * 3
+        assert counts["deadlines"] == households
+        assert _duplicates(gw) == 0
+        last_id, last_key = household_box(households - 1)
+        device = await gw.store.get_device(last_id)
+        assert device is not None
+        assert (device.household_code, device.key) == (f"G{households - 1:06d}", last_key)
+
+
+async def test_a_units_file_in_chunks_writes_parents_first(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    # Children listed before their parents, over more chunks than there are levels.
+    lines = UNITS_CSV.splitlines()
+    extra = [f"341504-101-001-1-3-{i},neighbourhood,{i}邻,341504-101-001-1-3" for i in range(2, 12)]
+    text = "\n".join([lines[0], *extra, *reversed(lines[1:])]) + "\n"
+    settings = gateway_settings(tmp_path, None, grid_import={"chunk_rows": 2})
+    async with GatewayService(settings, clock) as gw:
+        result = await gw.import_csv("units", text)
+        assert (result.inserted, result.rejected) == (16, 0), result.errors
+        assert result.transactions == 8
+        assert _count(gw, "SELECT count(*) FROM grid_units") == 16
