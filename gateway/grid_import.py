@@ -14,10 +14,13 @@ reported with its line in the file (the line its record starts on, so a quoted f
 spans lines does not shift the lines after it), the column and the reason; a row that
 depends on a rejected row of the same file (a unit whose parent row was rejected) is
 rejected too, and so is a row that repeats the key of an earlier row (a household code, a
-device_id, a unit code, a contact). The good rows are written in one transaction, each row
-whole: a household goes in with its resident and its call box, or not at all. A problem
-with the file itself (not UTF-8, a required column missing, an unknown or repeated column,
-more than MAX_ROWS rows) rejects the whole file and nothing is written.
+device_id, a unit code, a contact). The good rows are written in chunks of
+`ImportSettings.chunk_rows` rows, one short transaction each so that ingest keeps
+committing (and acknowledging) between them, each row whole: a household goes in with its
+resident and its call box, or not at all, and a unit after its parent. A write that fails
+part-way stops the import; the chunks before it stay, and importing the file again finishes
+it. A problem with the file itself (not UTF-8, a required column missing, an unknown or
+repeated column, more than MAX_ROWS rows) rejects the whole file and nothing is written.
 
 Importing the same file again changes nothing. Rows are matched on their natural keys:
 units by code, households by household_code (the resident by household_code and name),
@@ -39,8 +42,8 @@ import csv
 import io
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Literal, get_args
+from dataclasses import dataclass, field, replace
+from typing import Literal, cast, get_args
 
 from firmware_protocol import KEY_LEN, ProtocolError, parse_device_id
 from gateway.clock import Clock
@@ -48,7 +51,17 @@ from gateway.config import ImportSettings, Role, SupervisionSettings
 from gateway.errors import GatewayError
 from gateway.metrics import GatewayMetrics
 from gateway.registry import SILENT_DEADLINE
-from gateway.store import Deadline, GridTable, Store
+from gateway.store import (
+    ContactRow,
+    Deadline,
+    DeviceRecord,
+    GridReader,
+    GridRow,
+    GridUnit,
+    HouseholdRow,
+    ResidentRow,
+    Store,
+)
 
 ImportKind = Literal["units", "households", "contacts"]
 Outcome = Literal["inserted", "updated", "unchanged", "rejected"]
@@ -198,14 +211,10 @@ class _Plan:
     """The writes for the accepted rows and the outcome of every row."""
 
     outcomes: dict[int, Outcome] = field(default_factory=dict)
-    inserts: list[tuple[GridTable, list[dict[str, object]]]] = field(default_factory=list)
-    updates: list[tuple[GridTable, str, list[dict[str, object]]]] = field(default_factory=list)
+    inserts: list[GridRow] = field(default_factory=list)  # in order: a parent before its rows
+    updates: list[GridRow] = field(default_factory=list)
     deadlines: list[Deadline] = field(default_factory=list)
     devices: int = 0
-
-    def writes_anything(self) -> bool:
-        """Whether the plan has a row to insert or update."""
-        return any(rows for _, rows in self.inserts) or any(rows for _, _, rows in self.updates)
 
 
 def _decode(data: str | bytes) -> str:
@@ -323,12 +332,9 @@ class _FirstOf:
             row.book.duplicates.add(row.line)
 
 
-def _hours(row: _Row) -> dict[str, str]:
-    """A contact's hours, the whole day by default."""
-    return {
-        c: row[c] or default
-        for c, default in (("available_from", "00:00"), ("available_to", "24:00"))
-    }
+def _hours(row: _Row) -> tuple[str, str]:
+    """A contact's hours (from, to), the whole day by default."""
+    return row["available_from"] or "00:00", row["available_to"] or "24:00"
 
 
 def _contact(row: _Row) -> None:
@@ -344,21 +350,9 @@ def _contact(row: _Row) -> None:
     phone = row["phone"]
     if phone and not _PHONE.match(phone):
         row.error("phone", f"not a phone number: {phone!r}")
-    for column, value in _hours(row).items():
+    for column, value in zip(("available_from", "available_to"), _hours(row), strict=True):
         if not _TIME.match(value):
             row.error(column, f"expected HH:MM, got {value!r}")
-
-
-def _changed(stored: Mapping[str, object], wanted: Mapping[str, object]) -> bool:
-    return any(stored.get(k) != v for k, v in wanted.items())
-
-
-@dataclass(frozen=True, slots=True)
-class _Household:
-    """A household row's resident fields and the call box it names, if a valid one."""
-
-    resident: dict[str, object]
-    box: tuple[str, bytes] | None
 
 
 @dataclass(slots=True)
@@ -366,34 +360,29 @@ class _HouseholdsInStore:
     """What the store holds already for the households, units and boxes a file names."""
 
     levels: dict[str, str]
-    households: dict[str, dict[str, object]]
-    residents: dict[tuple[str, str], dict[str, object]]
-    devices: dict[str, dict[str, object]]
+    households: dict[str, HouseholdRow]
+    residents: dict[tuple[str, str], ResidentRow]
+    devices: dict[str, DeviceRecord]
     boxes_of: dict[str, list[str]]
 
     @classmethod
     async def load(
-        cls, store: Store, rows: Sequence[_Row], device_ids: Sequence[str]
+        cls, store: GridReader, rows: Sequence[_Row], device_ids: Sequence[str]
     ) -> _HouseholdsInStore:
         codes = [r["household_code"] for r in rows]
-        units = await store.grid_rows("grid_units", "code", [r["neighbourhood_code"] for r in rows])
-        residents: dict[tuple[str, str], dict[str, object]] = {}
-        for r in await store.grid_rows("residents", "household_code", codes):
-            residents.setdefault((str(r["household_code"]), str(r["name"])), r)
+        units = await store.units_by_code([r["neighbourhood_code"] for r in rows])
+        residents: dict[tuple[str, str], ResidentRow] = {}
+        for r in await store.residents_of(codes):
+            residents.setdefault((r.household_code, r.name), r)
         boxes_of: dict[str, list[str]] = {}
-        for d in await store.grid_rows("devices", "household_code", codes):
-            if d["kind"] == "call_box":
-                boxes_of.setdefault(str(d["household_code"]), []).append(str(d["device_id"]))
+        for d in await store.devices_of(codes):
+            if d.kind == "call_box" and d.household_code is not None:
+                boxes_of.setdefault(d.household_code, []).append(d.device_id)
         return cls(
-            levels={str(u["code"]): str(u["level"]) for u in units},
-            households={
-                str(h["code"]): h for h in await store.grid_rows("households", "code", codes)
-            },
+            levels={u.code: u.level for u in units},
+            households={h.code: h for h in await store.households_by_code(codes)},
             residents=residents,
-            devices={
-                str(d["device_id"]): d
-                for d in await store.grid_rows("devices", "device_id", device_ids)
-            },
+            devices={d.device_id: d for d in await store.devices_by_id(device_ids)},
             boxes_of=boxes_of,
         )
 
@@ -417,17 +406,17 @@ class _HouseholdsInStore:
                     "a box is replaced by provisioning, not by import",
                 )
             return True
-        if stored["kind"] != "call_box":
-            row.error("device_id", f"{device_id} is registered as a {stored['kind']}")
-        elif stored["household_code"] != code:
-            owner = stored["household_code"]
+        if stored.kind != "call_box":
+            row.error("device_id", f"{device_id} is registered as a {stored.kind}")
+        elif stored.household_code != code:
+            owner = stored.household_code
             where = f"household {owner}" if owner else "no household"
             row.error(
                 "device_id",
                 f"call box {device_id} is registered to {where}; "
                 "a box is moved by provisioning, not by import",
             )
-        if stored["key"] != key:
+        if stored.key != key:
             row.error(
                 "device_key",
                 f"differs from the registered key of {device_id}; "
@@ -441,18 +430,16 @@ class _HouseholdWrites:
     """The rows to insert and update for the accepted household rows."""
 
     due: float
-    new: dict[GridTable, list[dict[str, object]]] = field(
-        default_factory=lambda: {"households": [], "residents": [], "devices": []}
-    )
-    changed: dict[GridTable, list[dict[str, object]]] = field(
-        default_factory=lambda: {"households": [], "residents": []}
-    )
+    households: list[HouseholdRow] = field(default_factory=list)
+    residents: list[ResidentRow] = field(default_factory=list)
+    devices: list[DeviceRecord] = field(default_factory=list)
+    changed: list[HouseholdRow | ResidentRow] = field(default_factory=list)
     deadlines: list[Deadline] = field(default_factory=list)
 
     def add(
         self,
         row: _Row,
-        parsed: _Household,
+        box: tuple[str, bytes] | None,
         new_box: bool,
         found: _HouseholdsInStore,
         interval: int,
@@ -460,38 +447,26 @@ class _HouseholdWrites:
     ) -> Outcome:
         """Plan one accepted row (household, resident and box together); its outcome."""
         code = row["household_code"]
-        household: dict[str, object] = {
-            "code": code,
-            "neighbourhood_code": row["neighbourhood_code"],
-            "address": row["address"],
-        }
+        household = HouseholdRow(code, row["neighbourhood_code"], row["address"])
         old = found.households.get(code)
         changed = False
         if old is None:
-            self.new["households"].append(household)
-        elif _changed(old, household):
-            self.changed["households"].append(household)
+            self.households.append(household)
+        elif old != household:
+            self.changed.append(household)
             changed = True
-        old_resident = found.residents.get((code, row["resident_name"]))
+        resident = _resident(row)
+        old_resident = found.residents.get((code, resident.name))
         if old_resident is None:
-            self.new["residents"].append(
-                {"household_code": code, "name": row["resident_name"], **parsed.resident}
-            )
+            self.residents.append(resident)
             changed = True
-        elif _changed(old_resident, parsed.resident):
-            self.changed["residents"].append({"id": old_resident["id"], **parsed.resident})
+        elif (resident := replace(resident, id=old_resident.id)) != old_resident:
+            self.changed.append(resident)
             changed = True
-        if parsed.box is not None and new_box:
-            device_id, key = parsed.box
-            self.new["devices"].append(
-                {
-                    "device_id": device_id,
-                    "kind": "call_box",
-                    "key": key,
-                    "household_code": code,
-                    "heartbeat_interval_s": interval,
-                    "created_at": now,
-                }
+        if box is not None and new_box:
+            device_id, key = box
+            self.devices.append(
+                DeviceRecord(device_id, "call_box", key, interval, now, household_code=code)
             )
             # As `bidao device add` does: a box installed but never heard from is noticed.
             self.deadlines.append(Deadline(SILENT_DEADLINE, device_id, self.due))
@@ -514,14 +489,19 @@ def _household(row: _Row) -> tuple[str, bytes] | None:
     return _box(row)
 
 
-def _resident(row: _Row) -> dict[str, object]:
-    """The resident fields of a household row that passed its checks."""
-    return {
-        "phone": row["resident_phone"] or None,
-        **{c: int(row[c].lower() in _YES) for c in FLAGS},
-        "key_safe_code": row["key_safe_code"] or None,
-        "health_notes": row["health_notes"] or None,
-    }
+def _resident(row: _Row) -> ResidentRow:
+    """The resident of a household row that passed its checks."""
+    return ResidentRow(
+        household_code=row["household_code"],
+        name=row["resident_name"],
+        phone=row["resident_phone"] or None,
+        lives_alone=row["lives_alone"].lower() in _YES,
+        five_guarantee=row["five_guarantee"].lower() in _YES,
+        needs_care=row["needs_care"].lower() in _YES,
+        consent=row["consent"].lower() in _YES,
+        key_safe_code=row["key_safe_code"] or None,
+        health_notes=row["health_notes"] or None,
+    )
 
 
 def _box(row: _Row) -> tuple[str, bytes] | None:
@@ -672,7 +652,7 @@ class GridImporter:
         for start in range(0, len(file.order), size):
             chunk = file.rows(file.order[start : start + size])
             plan = await self._plan(file, chunk, now)
-            if not check and plan.writes_anything():
+            if not check and (plan.inserts or plan.updates):
                 try:
                     await self._write(plan)
                 except Exception as exc:
@@ -709,20 +689,14 @@ class GridImporter:
 
     async def _write(self, plan: _Plan) -> None:
         async with self._store.transaction() as uow:
-            for table, inserts in plan.inserts:
-                await uow.insert_grid_rows(table, inserts)
-            for table, key, updates in plan.updates:
-                await uow.update_grid_rows(table, key, updates)
+            await uow.insert_grid(plan.inserts)
+            await uow.update_grid(plan.updates)
             await uow.set_deadlines(plan.deadlines)
 
     async def _units(self, file: _File, rows: list[_Row]) -> _Plan:
         codes = [r["code"] for r in rows] + [r["parent_code"] for r in rows]
-        stored = {
-            str(u["code"]): u for u in await self._store.grid_rows("grid_units", "code", codes)
-        }
+        stored = {u.code: u for u in await self._store.units_by_code(codes)}
         plan = _Plan()
-        inserts: list[dict[str, object]] = []
-        updates: list[dict[str, object]] = []
         for row in rows:
             if row.duplicate or row["level"] not in LEVELS:
                 continue
@@ -730,31 +704,28 @@ class GridImporter:
             self._check_parent(row, level, parent, file, stored)
             old = stored.get(code)
             if old is not None:
-                if old["level"] != level:
+                if old.level != level:
                     row.error(
                         "level",
-                        f"{code} is a {old['level']} in the grid; "
-                        "its level is not changed by import",
+                        f"{code} is a {old.level} in the grid; its level is not changed by import",
                     )
-                if (old["parent_code"] or "") != parent:
+                if (old.parent_code or "") != parent:
                     row.error(
                         "parent_code",
-                        f"{code} sits in {old['parent_code'] or 'nothing'} in the grid; "
+                        f"{code} sits in {old.parent_code or 'nothing'} in the grid; "
                         "moving it is not done by import",
                     )
             if row.errors:
                 continue
-            values: dict[str, object] = {"code": code, "name": row["name"]}
+            unit = GridUnit(code, level, row["name"], parent or None)
             if old is None:
-                inserts.append({**values, "level": level, "parent_code": parent or None})
+                plan.inserts.append(unit)
                 plan.outcomes[row.line] = "inserted"
-            elif _changed(old, values):
-                updates.append(values)
+            elif old != unit:
+                plan.updates.append(unit)
                 plan.outcomes[row.line] = "updated"
             else:
                 plan.outcomes[row.line] = "unchanged"
-        plan.inserts.append(("grid_units", inserts))
-        plan.updates.append(("grid_units", "code", updates))
         return plan
 
     @staticmethod
@@ -763,7 +734,7 @@ class GridImporter:
         level: str,
         parent: str,
         file: _File,
-        stored: Mapping[str, Mapping[str, object]],
+        stored: Mapping[str, GridUnit],
     ) -> None:
         if level == "county":
             if parent:
@@ -780,7 +751,7 @@ class GridImporter:
                 return
             parent_level: object = file.levels[parent_line]
         elif parent in stored:
-            parent_level = stored[parent]["level"]
+            parent_level = stored[parent].level
         else:
             row.error("parent_code", f"unknown parent {parent}: not in the grid nor in this file")
             return
@@ -797,12 +768,10 @@ class GridImporter:
             box = file.boxes.get(row.line)
             new_box = not row.duplicate and found.check(row, box)
             if not row.errors:
-                household = _Household(_resident(row), box)
-                plan.outcomes[row.line] = writes.add(row, household, new_box, found, interval, now)
-        plan.devices = len(writes.new["devices"])
-        plan.inserts += list(writes.new.items())
-        plan.updates += [("households", "code", writes.changed["households"])]
-        plan.updates += [("residents", "id", writes.changed["residents"])]
+                plan.outcomes[row.line] = writes.add(row, box, new_box, found, interval, now)
+        plan.devices = len(writes.devices)
+        plan.inserts += [*writes.households, *writes.residents, *writes.devices]
+        plan.updates += writes.changed
         plan.deadlines += writes.deadlines
         return plan
 
@@ -810,25 +779,14 @@ class GridImporter:
         unit_codes = [r["unit_code"] for r in rows if r["unit_code"]]
         household_codes = [r["household_code"] for r in rows if r["household_code"]]
         store = self._store
-        units = {str(u["code"]) for u in await store.grid_rows("grid_units", "code", unit_codes)}
-        households = {
-            str(h["code"]) for h in await store.grid_rows("households", "code", household_codes)
-        }
-        existing: dict[tuple[str, str, str, str], list[dict[str, object]]] = {}
-        stored_contacts = await store.grid_rows("contacts", "unit_code", unit_codes)
-        stored_contacts += await store.grid_rows("contacts", "household_code", household_codes)
-        for c in stored_contacts:
-            k = (
-                str(c["role"]),
-                str(c["unit_code"] or ""),
-                str(c["household_code"] or ""),
-                str(c["phone"]),
-            )
+        units = {u.code for u in await store.units_by_code(unit_codes)}
+        households = {h.code for h in await store.households_by_code(household_codes)}
+        existing: dict[tuple[str, str, str, str], list[ContactRow]] = {}
+        for c in await store.contacts_of(unit_codes, household_codes):
+            k = (c.role, c.unit_code or "", c.household_code or "", c.phone)
             existing.setdefault(k, []).append(c)
 
         plan = _Plan()
-        inserts: list[dict[str, object]] = []
-        updates: list[dict[str, object]] = []
         for row in rows:
             unit, household = row["unit_code"], row["household_code"]
             if unit and unit not in units:
@@ -840,28 +798,24 @@ class GridImporter:
             row_key = _contact_key(row)
             if row.errors or row_key is None:
                 continue
-            values: dict[str, object] = {
-                "name": row["name"],
-                "language": row["language"] or "zh-CN",
-                **_hours(row),
-            }
+            available_from, available_to = _hours(row)
+            contact = ContactRow(
+                name=row["name"],
+                role=cast("Role", row["role"]),  # checked against ROLES
+                phone=row["phone"],
+                unit_code=unit or None,
+                household_code=household or None,
+                language=row["language"] or "zh-CN",
+                available_from=available_from,
+                available_to=available_to,
+            )
             matches = existing.get(row_key, [])
             if not matches:
-                inserts.append(
-                    {
-                        **values,
-                        "role": row["role"],
-                        "unit_code": unit or None,
-                        "household_code": household or None,
-                        "phone": row["phone"],
-                    }
-                )
+                plan.inserts.append(contact)
                 plan.outcomes[row.line] = "inserted"
-            elif any(_changed(m, values) for m in matches):
-                updates += [{"id": m["id"], **values} for m in matches]
+            elif any(replace(contact, id=m.id) != m for m in matches):
+                plan.updates += [replace(contact, id=m.id) for m in matches]
                 plan.outcomes[row.line] = "updated"
             else:
                 plan.outcomes[row.line] = "unchanged"
-        plan.inserts.append(("contacts", inserts))
-        plan.updates.append(("contacts", "id", updates))
         return plan

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -20,17 +21,20 @@ from gateway.config import Role
 from gateway.errors import MigrationError, RegistryError, StoreError
 from gateway.store import (
     Contact,
+    ContactRow,
     Deadline,
     DeviceRecord,
     DeviceSeen,
     EventRow,
     FollowUpKind,
-    GridTable,
+    GridRow,
     GridUnit,
     HouseholdInfo,
+    HouseholdRow,
     OutboxEntry,
     OutboxRecord,
     OutboxRow,
+    ResidentRow,
     Telemetry,
     Ticket,
     TicketEvent,
@@ -59,10 +63,48 @@ def migrations() -> list[tuple[int, str, str]]:
     return sorted(found)
 
 
-def _grid_column(name: str) -> None:
-    """Column names reach grid SQL as text: only plain identifiers are allowed."""
-    if not name.isidentifier() or not name.isascii():
-        raise StoreError(f"not a column name: {name!r}")
+@dataclass(frozen=True, slots=True)
+class _GridTable:
+    """Where a grid row type lives: its table, key, inserted and import-mutable columns."""
+
+    table: str
+    key: str
+    columns: tuple[str, ...]
+    mutable: tuple[str, ...]
+
+
+_RESIDENT_FIELDS = ("phone", "lives_alone", "five_guarantee", "needs_care", "consent")
+_GRID: dict[type, _GridTable] = {
+    GridUnit: _GridTable("grid_units", "code", ("code", "level", "name", "parent_code"), ("name",)),
+    HouseholdRow: _GridTable(
+        "households",
+        "code",
+        ("code", "neighbourhood_code", "address"),
+        ("neighbourhood_code", "address"),
+    ),
+    ResidentRow: _GridTable(
+        "residents",
+        "id",
+        ("household_code", "name", *_RESIDENT_FIELDS, "key_safe_code", "health_notes"),
+        (*_RESIDENT_FIELDS, "key_safe_code", "health_notes"),
+    ),
+    ContactRow: _GridTable(
+        "contacts",
+        "id",
+        (
+            "name",
+            "role",
+            "unit_code",
+            "household_code",
+            "phone",
+            "language",
+            "available_from",
+            "available_to",
+        ),
+        ("name", "language", "available_from", "available_to"),
+    ),
+    DeviceRecord: _GridTable("devices", "device_id", _DEVICE_COLUMNS, ()),
+}
 
 
 # Provider delivery states in the order they can happen; a callback never moves one back.
@@ -651,41 +693,41 @@ class SqliteUnitOfWork:
         )
         return [TicketEvent(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
 
-    async def insert_grid_rows(
-        self, table: GridTable, rows: Sequence[Mapping[str, object]]
-    ) -> None:
-        """Insert validated rows into a grid table."""
-        if not rows:
-            return
-        columns = list(rows[0])
-        for name in columns:
-            _grid_column(name)
-        marks = ", ".join("?" for _ in columns)
-        try:
-            await self._conn.executemany(
-                f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})",  # noqa: S608
-                [[row[c] for c in columns] for row in rows],
-            )
-        except sqlite3.IntegrityError as exc:
-            raise StoreError(f"{table}: a row conflicts with one already stored ({exc})") from exc
+    async def insert_grid(self, rows: Sequence[GridRow]) -> None:
+        """Insert new grid rows, in order; StoreError if one conflicts with a stored row."""
+        for kind, group in itertools.groupby(rows, type):
+            spec = _GRID[kind]
+            columns = spec.columns
+            marks = ", ".join("?" for _ in columns)
+            try:
+                await self._conn.executemany(
+                    f"INSERT INTO {spec.table} ({', '.join(columns)})"  # noqa: S608 - fixed names
+                    f" VALUES ({marks})",
+                    [[getattr(row, c) for c in columns] for row in group],
+                )
+            except sqlite3.IntegrityError as exc:
+                raise StoreError(f"{spec.table}: a row conflicts with a stored one: {exc}") from exc
 
-    async def update_grid_rows(
-        self, table: GridTable, key: str, rows: Sequence[Mapping[str, object]]
-    ) -> None:
-        """Update grid rows in place: `key` finds each row, its other columns are set."""
-        if not rows:
-            return
-        columns = [c for c in rows[0] if c != key]
-        for name in (key, *columns):
-            _grid_column(name)
-        assignments = ", ".join(f"{c} = ?" for c in columns)
-        try:
-            await self._conn.executemany(
-                f"UPDATE {table} SET {assignments} WHERE {key} = ?",  # noqa: S608 - checked names
-                [[*(row[c] for c in columns), row[key]] for row in rows],
-            )
-        except sqlite3.IntegrityError as exc:
-            raise StoreError(f"{table}: an update conflicts with the stored rows ({exc})") from exc
+    async def update_grid(self, rows: Sequence[GridRow]) -> None:
+        """Set what an import may change of stored grid rows, found by code or id."""
+        for kind, group in itertools.groupby(rows, type):
+            spec = _GRID[kind]
+            if not spec.mutable:
+                raise StoreError(f"{spec.table} rows are not changed by a grid import")
+            assignments = ", ".join(f"{c} = ?" for c in spec.mutable)
+            try:
+                await self._conn.executemany(
+                    f"UPDATE {spec.table} SET {assignments}"  # noqa: S608 - fixed names
+                    f" WHERE {spec.key} = ?",
+                    [
+                        [*(getattr(row, c) for c in spec.mutable), getattr(row, spec.key)]
+                        for row in group
+                    ],
+                )
+            except sqlite3.IntegrityError as exc:
+                raise StoreError(
+                    f"{spec.table}: an update conflicts with stored rows: {exc}"
+                ) from exc
 
     async def enqueue(self, notifications: Sequence[Notification], at: float) -> None:
         """Write notifications into the outbox."""
@@ -784,26 +826,82 @@ class SqliteStore:
         async with conn.execute(sql, args) as cursor:
             return list(await cursor.fetchall())
 
-    async def grid_rows(
-        self, table: GridTable, column: str, values: Sequence[str]
-    ) -> list[dict[str, object]]:
-        """Committed rows of a grid table whose `column` is one of `values`, by rowid.
-
-        Read on the reader connection: it waits for no write transaction and holds none up.
-        """
-        _grid_column(column)
+    async def _grid_select(
+        self, table: str, column: str, values: Sequence[str]
+    ) -> list[sqlite3.Row]:
+        """Rows of a grid table whose `column` is one of `values`, by rowid, on the reader."""
         found: list[sqlite3.Row] = []
         unique = sorted(set(values))
         for start in range(0, len(unique), _GRID_KEYS_PER_QUERY):
             chunk = unique[start : start + _GRID_KEYS_PER_QUERY]
             marks = ", ".join("?" for _ in chunk)
             found += await self._fetch(
-                f"SELECT rowid AS grid_rowid, * FROM {table}"  # noqa: S608 - checked names
+                f"SELECT rowid AS grid_rowid, * FROM {table}"  # noqa: S608 - fixed names
                 f" WHERE {column} IN ({marks})",
                 chunk,
             )
         found.sort(key=lambda r: int(r["grid_rowid"]))
-        return [{k: r[k] for k in r.keys() if k != "grid_rowid"} for r in found]  # noqa: SIM118
+        return found
+
+    async def units_by_code(self, codes: Sequence[str]) -> list[GridUnit]:
+        """The grid units with these codes."""
+        rows = await self._grid_select("grid_units", "code", codes)
+        return [GridUnit(r["code"], r["level"], r["name"], r["parent_code"]) for r in rows]
+
+    async def households_by_code(self, codes: Sequence[str]) -> list[HouseholdRow]:
+        """The households with these codes."""
+        rows = await self._grid_select("households", "code", codes)
+        return [HouseholdRow(r["code"], r["neighbourhood_code"], r["address"]) for r in rows]
+
+    async def residents_of(self, household_codes: Sequence[str]) -> list[ResidentRow]:
+        """The residents of these households, oldest first."""
+        rows = await self._grid_select("residents", "household_code", household_codes)
+        return [
+            ResidentRow(
+                household_code=r["household_code"],
+                name=r["name"],
+                phone=r["phone"],
+                lives_alone=bool(r["lives_alone"]),
+                five_guarantee=bool(r["five_guarantee"]),
+                needs_care=bool(r["needs_care"]),
+                consent=bool(r["consent"]),
+                key_safe_code=r["key_safe_code"],
+                health_notes=r["health_notes"],
+                id=r["id"],
+            )
+            for r in rows
+        ]
+
+    async def devices_by_id(self, device_ids: Sequence[str]) -> list[DeviceRecord]:
+        """The devices with these ids."""
+        rows = await self._grid_select("devices", "device_id", device_ids)
+        return [_device_from_row(r) for r in rows]
+
+    async def devices_of(self, household_codes: Sequence[str]) -> list[DeviceRecord]:
+        """The devices registered to these households."""
+        rows = await self._grid_select("devices", "household_code", household_codes)
+        return [_device_from_row(r) for r in rows]
+
+    async def contacts_of(
+        self, unit_codes: Sequence[str], household_codes: Sequence[str]
+    ) -> list[ContactRow]:
+        """The contacts of these units and of these households."""
+        rows = await self._grid_select("contacts", "unit_code", unit_codes)
+        rows += await self._grid_select("contacts", "household_code", household_codes)
+        return [
+            ContactRow(
+                name=r["name"],
+                role=r["role"],
+                phone=r["phone"],
+                unit_code=r["unit_code"],
+                household_code=r["household_code"],
+                language=r["language"],
+                available_from=r["available_from"],
+                available_to=r["available_to"],
+                id=r["id"],
+            )
+            for r in rows
+        ]
 
     async def load_devices(self) -> list[DeviceRecord]:
         """Every registered device."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import sqlite3
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -16,7 +16,7 @@ from gateway.grid_import import ImportInterruptedError, ImportRejectedError, Imp
 from gateway.registry import SILENT_DEADLINE
 from gateway.service import GatewayService
 from gateway.sqlite_store import SqliteUnitOfWork
-from gateway.store import GridTable
+from gateway.store import DeviceRecord, GridRow
 from tests.gateway.grid import (
     BOX_ID,
     CONTACTS_CSV,
@@ -469,24 +469,22 @@ async def test_a_failed_chunk_leaves_whole_households_and_a_rerun_finishes(
 ) -> None:
     households, chunk, failing = 1_000, 64, 5
     settings = gateway_settings(tmp_path, None, grid_import={"chunk_rows": chunk})
-    real_insert = SqliteUnitOfWork.insert_grid_rows
-    device_writes = 0
+    real_insert = SqliteUnitOfWork.insert_grid
+    chunks = 0
 
-    async def insert_failing_on_a_chunk(
-        self: SqliteUnitOfWork, table: GridTable, rows: Sequence[Mapping[str, object]]
-    ) -> None:
-        # Households and residents of the chunk are already written in its transaction.
-        nonlocal device_writes
-        if table == "devices":
-            device_writes += 1
-            if device_writes == failing:
-                raise sqlite3.OperationalError("disk I/O error")
-        await real_insert(self, table, rows)
+    async def insert_failing_on_a_chunk(self: SqliteUnitOfWork, rows: Sequence[GridRow]) -> None:
+        nonlocal chunks
+        chunks += 1
+        if chunks == failing:
+            # The chunk's households and residents are written, then its boxes fail.
+            await real_insert(self, [r for r in rows if not isinstance(r, DeviceRecord)])
+            raise sqlite3.OperationalError("disk I/O error")
+        await real_insert(self, rows)
 
     text = households_csv(households)
     async with GatewayService(settings, clock) as gw:
         await gw.import_csv("units", UNITS_CSV)
-        monkeypatch.setattr(SqliteUnitOfWork, "insert_grid_rows", insert_failing_on_a_chunk)
+        monkeypatch.setattr(SqliteUnitOfWork, "insert_grid", insert_failing_on_a_chunk)
         with pytest.raises(ImportInterruptedError) as interrupted:
             await gw.import_csv("households", text)
         written = (failing - 1) * chunk
@@ -510,7 +508,7 @@ async def test_a_failed_chunk_leaves_whole_households_and_a_rerun_finishes(
             written
         )
 
-        monkeypatch.setattr(SqliteUnitOfWork, "insert_grid_rows", real_insert)
+        monkeypatch.setattr(SqliteUnitOfWork, "insert_grid", real_insert)
         rerun = await gw.import_csv("households", text)
         assert (rerun.inserted, rerun.unchanged, rerun.rejected) == (
             households - written,
