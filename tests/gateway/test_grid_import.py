@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import sqlite3
 import time
@@ -539,3 +540,53 @@ async def test_a_units_file_in_chunks_writes_parents_first(
         assert (result.inserted, result.rejected) == (16, 0), result.errors
         assert result.transactions == 8
         assert _count(gw, "SELECT count(*) FROM grid_units") == 16
+
+
+async def test_matching_rows_waits_for_no_writer(tmp_path: Path, clock: ManualClock) -> None:
+    async with GatewayService(gateway_settings(tmp_path, None), clock) as gw:
+        await gw.import_csv("units", UNITS_CSV)
+        await gw.import_csv("households", HOUSEHOLDS_CSV)
+        async with gw.store.transaction(), asyncio.timeout(30):
+            # A writer holds the store: reads by natural key and a whole check still finish.
+            assert [h.code for h in await gw.store.households_by_code([HOUSEHOLD])] == [HOUSEHOLD]
+            assert [d.device_id for d in await gw.store.devices_of([HOUSEHOLD])] == [BOX_ID]
+            checked = await gw.import_csv("households", households_csv(500), check=True)
+            assert (checked.inserted, checked.rejected) == (500, 0)
+
+
+async def test_a_box_registered_during_an_import_stops_it_cleanly(
+    tmp_path: Path, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = gateway_settings(tmp_path, None, grid_import={"chunk_rows": 10})
+    async with GatewayService(settings, clock) as gw:
+        await gw.import_csv("units", UNITS_CSV)
+        raced, raced_key = household_box(15)
+        store = gw.store
+        real_read = type(store).devices_by_id
+
+        async def read_then_race(self: object, device_ids: Sequence[str]) -> list[DeviceRecord]:
+            found = await real_read(store, device_ids)
+            if raced in device_ids and not await store.get_device(raced):
+                # Another writer registers the box between the import's read and its write.
+                await gw.register_device(raced, "call_box", raced_key)
+            return found
+
+        monkeypatch.setattr(type(store), "devices_by_id", read_then_race)
+        text = households_csv(30)
+        with pytest.raises(ImportInterruptedError) as interrupted:
+            await gw.import_csv("households", text)
+        assert interrupted.value.written == 10
+        assert "UNIQUE constraint failed: devices.device_id" in str(interrupted.value)
+        assert _count(gw, "SELECT count(*) FROM households") == 10
+        monkeypatch.setattr(type(store), "devices_by_id", real_read)
+
+        rerun = await gw.import_csv("households", text)
+        assert (rerun.inserted, rerun.unchanged, rerun.rejected) == (19, 10, 1)
+        assert [str(e) for e in rerun.errors] == [
+            (
+                f"line 17, device_id: call box {raced} is registered to no household; "
+                "a box is moved by provisioning, not by import"
+            )
+        ]
+        assert _count(gw, "SELECT count(*) FROM devices") == 30
+        assert _duplicates(gw) == 0
