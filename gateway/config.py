@@ -99,6 +99,13 @@ class PipelineSettings(BaseModel):
     drain_timeout_s: float = Field(default=5.0, gt=0)
 
 
+class ImportSettings(BaseModel):
+    """Grid import: how much of a file one write transaction holds the store for."""
+
+    chunk_rows: int = Field(default=250, ge=1)
+    """Rows (a household with its resident and box is one) written per transaction."""
+
+
 def _default_intervals() -> dict[DeviceKind, int]:
     # A dead box is noticed within about 3 minutes (EN 50136 supervision class).
     return {"call_box": 60, "water_meter": 900}
@@ -352,6 +359,7 @@ class Settings(BaseSettings):
     broker: BrokerSettings = BrokerSettings()
     serial: list[SerialLinkSettings] = Field(default_factory=list)
     pipeline: PipelineSettings = PipelineSettings()
+    grid_import: ImportSettings = ImportSettings()
     supervision: SupervisionSettings = SupervisionSettings()
     tickets: TicketSettings = TicketSettings()
     notify: NotifySettings = NotifySettings()

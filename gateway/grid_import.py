@@ -14,10 +14,13 @@ reported with its line in the file (the line its record starts on, so a quoted f
 spans lines does not shift the lines after it), the column and the reason; a row that
 depends on a rejected row of the same file (a unit whose parent row was rejected) is
 rejected too, and so is a row that repeats the key of an earlier row (a household code, a
-device_id, a unit code, a contact). The good rows are written in one transaction, each row
-whole: a household goes in with its resident and its call box, or not at all. A problem
-with the file itself (not UTF-8, a required column missing, an unknown or repeated column,
-more than MAX_ROWS rows) rejects the whole file and nothing is written.
+device_id, a unit code, a contact). The good rows are written in chunks of
+`ImportSettings.chunk_rows` rows, one short transaction each so that ingest keeps
+committing (and acknowledging) between them, each row whole: a household goes in with its
+resident and its call box, or not at all, and a unit after its parent. A write that fails
+part-way stops the import; the chunks before it stay, and importing the file again finishes
+it. A problem with the file itself (not UTF-8, a required column missing, an unknown or
+repeated column, more than MAX_ROWS rows) rejects the whole file and nothing is written.
 
 Importing the same file again changes nothing. Rows are matched on their natural keys:
 units by code, households by household_code (the resident by household_code and name),
@@ -34,20 +37,32 @@ With `check`, everything is checked and counted and nothing is written.
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import re
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Literal, get_args
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Literal, cast, get_args
 
 from firmware_protocol import KEY_LEN, ProtocolError, parse_device_id
 from gateway.clock import Clock
-from gateway.config import Role, SupervisionSettings
+from gateway.config import ImportSettings, Role, SupervisionSettings
 from gateway.errors import GatewayError
 from gateway.metrics import GatewayMetrics
 from gateway.registry import SILENT_DEADLINE
-from gateway.store import Deadline, GridTable, Store, UnitOfWork
+from gateway.store import (
+    ContactRow,
+    Deadline,
+    DeviceRecord,
+    GridReader,
+    GridRow,
+    GridUnit,
+    HouseholdRow,
+    ResidentRow,
+    Store,
+)
 
 ImportKind = Literal["units", "households", "contacts"]
 Outcome = Literal["inserted", "updated", "unchanged", "rejected"]
@@ -94,6 +109,9 @@ _PHONE = re.compile(r"^\+?[0-9]{5,15}$")
 _TIME = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$")
 _YES = {"1", "true", "yes", "y", "是"}
 _NO = {"", "0", "false", "no", "n", "否"}
+# Reading and checking a file runs in a worker thread, which pauses every _PACE_ROWS rows.
+_PACE_ROWS = 200
+_PACE_PAUSE_S = 0.0002
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -132,6 +150,7 @@ class ImportResult:
     devices: int = 0
     errors: tuple[RowError, ...] = ()
     check: bool = False
+    transactions: int = 0
 
     def summary(self) -> str:
         """One line for the administrator."""
@@ -144,19 +163,42 @@ class ImportResult:
 
 
 @dataclass(slots=True)
+class _Book:
+    """What is wrong with the rows of a file, kept apart from the rows (only bad rows appear)."""
+
+    errors: dict[int, list[RowError]] = field(default_factory=dict)
+    duplicates: set[int] = field(default_factory=set)  # lines repeating an earlier row's key
+
+
+@dataclass(slots=True)
 class _Row:
-    """One data row of the file, its values by column and what is wrong with it."""
+    """A view of one data row of the file: its cells by column; its errors go to the book.
+
+    A file keeps its rows as plain tuples, which the garbage collector stops scanning, so a
+    200,000-row file does not make every collection pause the event loop; views are made
+    for the rows being checked and dropped after.
+    """
 
     line: int
-    values: dict[str, str]
-    errors: list[RowError] = field(default_factory=list)
-    duplicate: bool = False  # repeats an earlier row's key: not checked against the store
+    cells: tuple[str, ...]
+    columns: Mapping[str, int]
+    book: _Book
 
     def __getitem__(self, column: str) -> str:
-        return self.values.get(column, "")
+        i = self.columns.get(column)
+        return "" if i is None else self.cells[i]
+
+    @property
+    def errors(self) -> Sequence[RowError]:
+        return self.book.errors.get(self.line, ())
+
+    @property
+    def duplicate(self) -> bool:
+        """The row repeats an earlier row's key: it is not checked against the store."""
+        return self.line in self.book.duplicates
 
     def error(self, column: str, message: str) -> None:
-        self.errors.append(RowError(self.line, column, message))
+        self.book.errors.setdefault(self.line, []).append(RowError(self.line, column, message))
 
     def flag(self, column: str) -> int:
         value = self[column]
@@ -173,10 +215,22 @@ class _Plan:
     """The writes for the accepted rows and the outcome of every row."""
 
     outcomes: dict[int, Outcome] = field(default_factory=dict)
-    inserts: list[tuple[GridTable, list[dict[str, object]]]] = field(default_factory=list)
-    updates: list[tuple[GridTable, str, list[dict[str, object]]]] = field(default_factory=list)
+    inserts: list[GridRow] = field(default_factory=list)  # in order: a parent before its rows
+    updates: list[GridRow] = field(default_factory=list)
     deadlines: list[Deadline] = field(default_factory=list)
     devices: int = 0
+
+
+def _let_others_run() -> None:
+    """Hand the GIL over for a moment, so the event loop never waits a switch interval for it."""
+    time.sleep(_PACE_PAUSE_S)
+
+
+def _paced(indexes: range) -> Iterator[int]:
+    for i in indexes:
+        if i % _PACE_ROWS == 0:
+            _let_others_run()
+        yield i
 
 
 def _decode(data: str | bytes) -> str:
@@ -198,40 +252,59 @@ def _decode(data: str | bytes) -> str:
         ) from None
 
 
-def _read(data: str | bytes, kind: ImportKind) -> list[_Row]:
+@dataclass(slots=True)
+class _Records:
+    """The data rows of a file as (line, cells) with the cells in header order."""
+
+    columns: dict[str, int]
+    rows: list[tuple[int, tuple[str, ...]]]
+    book: _Book
+
+    def row(self, index: int) -> _Row:
+        """A view of the index-th data row."""
+        line, cells = self.rows[index]
+        return _Row(line, cells, self.columns, self.book)
+
+
+def _read(data: str | bytes, kind: ImportKind) -> _Records:
     """The data rows of a file; ImportRejectedError if the file itself is unusable."""
     reader = csv.reader(io.StringIO(_decode(data), newline=""))
-    rows: list[_Row] = []
+    book = _Book()
+    rows: list[tuple[int, tuple[str, ...]]] = []
     header: list[str] | None = None
+    columns: dict[str, int] = {}
     try:
         while True:
             start = reader.line_num + 1
             record = next(reader, None)
+            if reader.line_num % _PACE_ROWS == 0:
+                _let_others_run()
             if record is None:
                 break
             if not any(cell.strip() for cell in record):
                 continue  # blank lines, and the empty rows Excel leaves at the end
             if header is None:
                 header = _header(record, kind, start)
+                columns = {name: i for i, name in enumerate(header) if name}
                 continue
             if len(rows) == MAX_ROWS:
                 raise ImportRejectedError(
                     [RowError(start, "-", f"more than {MAX_ROWS:,} rows; split the file")]
                 )
-            row = _Row(start, {})
-            for name, cell in zip(header, record, strict=False):
-                if name:
-                    row.values[name] = cell.strip()
-                elif cell.strip():
-                    row.error("-", f"a value under a column with no header: {cell.strip()!r}")
+            cells = tuple(cell.strip() for cell in record[: len(header)])
+            cells += ("",) * (len(header) - len(cells))
+            row = _Row(start, cells, columns, book)
+            for name, cell in zip(header, cells, strict=True):
+                if not name and cell:
+                    row.error("-", f"a value under a column with no header: {cell!r}")
             if len(record) > len(header) and any(c.strip() for c in record[len(header) :]):
                 row.error("-", f"{len(record)} fields, but the header has {len(header)}")
-            rows.append(row)
+            rows.append((start, cells))
     except csv.Error as exc:
         raise ImportRejectedError([RowError(reader.line_num, "-", f"not CSV: {exc}")]) from None
     if header is None:
         raise ImportRejectedError([RowError(1, "-", "empty file: no header row")])
-    return rows
+    return _Records(columns, rows, book)
 
 
 def _header(record: list[str], kind: ImportKind, line: int) -> list[str]:
@@ -254,32 +327,36 @@ def _header(record: list[str], kind: ImportKind, line: int) -> list[str]:
     return header
 
 
-def _required(kind: ImportKind, rows: Sequence[_Row]) -> None:
-    for row in rows:
-        for column in REQUIRED[kind]:
-            if not row[column]:
-                row.error(column, "required")
+def _required(kind: ImportKind, row: _Row) -> None:
+    for column in REQUIRED[kind]:
+        if not row[column]:
+            row.error(column, "required")
 
 
-def _first_of(
-    rows: Sequence[_Row], key: Callable[[_Row], object], column: str, what: str
-) -> dict[object, _Row]:
-    """The first row for each key; later rows with the same key are rejected."""
-    first: dict[object, _Row] = {}
-    for row in rows:
-        k = key(row)
-        if not k:
-            continue
-        if k in first:
-            row.error(column, f"{what} is already on line {first[k].line}")
-            row.duplicate = True
-        else:
-            first[k] = row
-    return first
+@dataclass(slots=True)
+class _FirstOf:
+    """The first line of each key; a later row with the same key is rejected."""
+
+    column: str
+    what: str
+    lines: dict[object, int] = field(default_factory=dict)
+
+    def see(self, row: _Row, key: object) -> None:
+        if not key:
+            return
+        first = self.lines.setdefault(key, row.line)
+        if first != row.line:
+            row.error(self.column, f"{self.what} is already on line {first}")
+            row.book.duplicates.add(row.line)
 
 
-def _contact(row: _Row) -> dict[str, str]:
-    """The checks a contact row needs no store for; its hours."""
+def _hours(row: _Row) -> tuple[str, str]:
+    """A contact's hours (from, to), the whole day by default."""
+    return row["available_from"] or "00:00", row["available_to"] or "24:00"
+
+
+def _contact(row: _Row) -> None:
+    """The checks a contact row needs no store for."""
     role, unit, household = row["role"], row["unit_code"], row["household_code"]
     if role and role not in ROLES:
         row.error("role", f"must be one of {', '.join(ROLES)}, got {role!r}")
@@ -291,26 +368,9 @@ def _contact(row: _Row) -> dict[str, str]:
     phone = row["phone"]
     if phone and not _PHONE.match(phone):
         row.error("phone", f"not a phone number: {phone!r}")
-    hours = {
-        c: row[c] or default
-        for c, default in (("available_from", "00:00"), ("available_to", "24:00"))
-    }
-    for column, value in hours.items():
+    for column, value in zip(("available_from", "available_to"), _hours(row), strict=True):
         if not _TIME.match(value):
             row.error(column, f"expected HH:MM, got {value!r}")
-    return hours
-
-
-def _changed(stored: Mapping[str, object], wanted: Mapping[str, object]) -> bool:
-    return any(stored.get(k) != v for k, v in wanted.items())
-
-
-@dataclass(frozen=True, slots=True)
-class _Household:
-    """A household row's resident fields and the call box it names, if a valid one."""
-
-    resident: dict[str, object]
-    box: tuple[str, bytes] | None
 
 
 @dataclass(slots=True)
@@ -318,34 +378,29 @@ class _HouseholdsInStore:
     """What the store holds already for the households, units and boxes a file names."""
 
     levels: dict[str, str]
-    households: dict[str, dict[str, object]]
-    residents: dict[tuple[str, str], dict[str, object]]
-    devices: dict[str, dict[str, object]]
+    households: dict[str, HouseholdRow]
+    residents: dict[tuple[str, str], ResidentRow]
+    devices: dict[str, DeviceRecord]
     boxes_of: dict[str, list[str]]
 
     @classmethod
     async def load(
-        cls, uow: UnitOfWork, rows: Sequence[_Row], device_ids: Sequence[str]
+        cls, store: GridReader, rows: Sequence[_Row], device_ids: Sequence[str]
     ) -> _HouseholdsInStore:
         codes = [r["household_code"] for r in rows]
-        units = await uow.grid_rows("grid_units", "code", [r["neighbourhood_code"] for r in rows])
-        residents: dict[tuple[str, str], dict[str, object]] = {}
-        for r in await uow.grid_rows("residents", "household_code", codes):
-            residents.setdefault((str(r["household_code"]), str(r["name"])), r)
+        units = await store.units_by_code([r["neighbourhood_code"] for r in rows])
+        residents: dict[tuple[str, str], ResidentRow] = {}
+        for r in await store.residents_of(codes):
+            residents.setdefault((r.household_code, r.name), r)
         boxes_of: dict[str, list[str]] = {}
-        for d in await uow.grid_rows("devices", "household_code", codes):
-            if d["kind"] == "call_box":
-                boxes_of.setdefault(str(d["household_code"]), []).append(str(d["device_id"]))
+        for d in await store.devices_of(codes):
+            if d.kind == "call_box" and d.household_code is not None:
+                boxes_of.setdefault(d.household_code, []).append(d.device_id)
         return cls(
-            levels={str(u["code"]): str(u["level"]) for u in units},
-            households={
-                str(h["code"]): h for h in await uow.grid_rows("households", "code", codes)
-            },
+            levels={u.code: u.level for u in units},
+            households={h.code: h for h in await store.households_by_code(codes)},
             residents=residents,
-            devices={
-                str(d["device_id"]): d
-                for d in await uow.grid_rows("devices", "device_id", device_ids)
-            },
+            devices={d.device_id: d for d in await store.devices_by_id(device_ids)},
             boxes_of=boxes_of,
         )
 
@@ -369,17 +424,17 @@ class _HouseholdsInStore:
                     "a box is replaced by provisioning, not by import",
                 )
             return True
-        if stored["kind"] != "call_box":
-            row.error("device_id", f"{device_id} is registered as a {stored['kind']}")
-        elif stored["household_code"] != code:
-            owner = stored["household_code"]
+        if stored.kind != "call_box":
+            row.error("device_id", f"{device_id} is registered as a {stored.kind}")
+        elif stored.household_code != code:
+            owner = stored.household_code
             where = f"household {owner}" if owner else "no household"
             row.error(
                 "device_id",
                 f"call box {device_id} is registered to {where}; "
                 "a box is moved by provisioning, not by import",
             )
-        if stored["key"] != key:
+        if stored.key != key:
             row.error(
                 "device_key",
                 f"differs from the registered key of {device_id}; "
@@ -393,18 +448,16 @@ class _HouseholdWrites:
     """The rows to insert and update for the accepted household rows."""
 
     due: float
-    new: dict[GridTable, list[dict[str, object]]] = field(
-        default_factory=lambda: {"households": [], "residents": [], "devices": []}
-    )
-    changed: dict[GridTable, list[dict[str, object]]] = field(
-        default_factory=lambda: {"households": [], "residents": []}
-    )
+    households: list[HouseholdRow] = field(default_factory=list)
+    residents: list[ResidentRow] = field(default_factory=list)
+    devices: list[DeviceRecord] = field(default_factory=list)
+    changed: list[HouseholdRow | ResidentRow] = field(default_factory=list)
     deadlines: list[Deadline] = field(default_factory=list)
 
     def add(
         self,
         row: _Row,
-        parsed: _Household,
+        box: tuple[str, bytes] | None,
         new_box: bool,
         found: _HouseholdsInStore,
         interval: int,
@@ -412,38 +465,26 @@ class _HouseholdWrites:
     ) -> Outcome:
         """Plan one accepted row (household, resident and box together); its outcome."""
         code = row["household_code"]
-        household: dict[str, object] = {
-            "code": code,
-            "neighbourhood_code": row["neighbourhood_code"],
-            "address": row["address"],
-        }
+        household = HouseholdRow(code, row["neighbourhood_code"], row["address"])
         old = found.households.get(code)
         changed = False
         if old is None:
-            self.new["households"].append(household)
-        elif _changed(old, household):
-            self.changed["households"].append(household)
+            self.households.append(household)
+        elif old != household:
+            self.changed.append(household)
             changed = True
-        old_resident = found.residents.get((code, row["resident_name"]))
+        resident = _resident(row)
+        old_resident = found.residents.get((code, resident.name))
         if old_resident is None:
-            self.new["residents"].append(
-                {"household_code": code, "name": row["resident_name"], **parsed.resident}
-            )
+            self.residents.append(resident)
             changed = True
-        elif _changed(old_resident, parsed.resident):
-            self.changed["residents"].append({"id": old_resident["id"], **parsed.resident})
+        elif (resident := replace(resident, id=old_resident.id)) != old_resident:
+            self.changed.append(resident)
             changed = True
-        if parsed.box is not None and new_box:
-            device_id, key = parsed.box
-            self.new["devices"].append(
-                {
-                    "device_id": device_id,
-                    "kind": "call_box",
-                    "key": key,
-                    "household_code": code,
-                    "heartbeat_interval_s": interval,
-                    "created_at": now,
-                }
+        if box is not None and new_box:
+            device_id, key = box
+            self.devices.append(
+                DeviceRecord(device_id, "call_box", key, interval, now, household_code=code)
             )
             # As `bidao device add` does: a box installed but never heard from is noticed.
             self.deadlines.append(Deadline(SILENT_DEADLINE, device_id, self.due))
@@ -453,105 +494,256 @@ class _HouseholdWrites:
         return "updated" if changed else "unchanged"
 
 
+def _household(row: _Row) -> tuple[str, bytes] | None:
+    """The checks a household row needs no store for; the call box it names, if valid."""
+    code = row["household_code"]
+    if code and not _CODE.match(code):
+        row.error("household_code", f"not a household code (letters, digits, '-'): {code!r}")
+    phone = row["resident_phone"]
+    if phone and not _PHONE.match(phone):
+        row.error("resident_phone", f"not a phone number: {phone!r}")
+    for column in FLAGS:
+        row.flag(column)
+    return _box(row)
+
+
+def _resident(row: _Row) -> ResidentRow:
+    """The resident of a household row that passed its checks."""
+    return ResidentRow(
+        household_code=row["household_code"],
+        name=row["resident_name"],
+        phone=row["resident_phone"] or None,
+        lives_alone=row["lives_alone"].lower() in _YES,
+        five_guarantee=row["five_guarantee"].lower() in _YES,
+        needs_care=row["needs_care"].lower() in _YES,
+        consent=row["consent"].lower() in _YES,
+        key_safe_code=row["key_safe_code"] or None,
+        health_notes=row["health_notes"] or None,
+    )
+
+
+def _box(row: _Row) -> tuple[str, bytes] | None:
+    """The call box a row names, if it names one correctly."""
+    raw_id, raw_key = row["device_id"], row["device_key"]
+    if not raw_id and not raw_key:
+        return None
+    if not raw_id:
+        row.error("device_id", "required with a device_key")
+        return None
+    try:
+        device_id = parse_device_id(raw_id)
+    except ProtocolError:
+        row.error("device_id", f"must be 16 hex digits, got {raw_id!r}")
+        return None
+    if not raw_key:
+        row.error("device_key", f"required with a device_id ({2 * KEY_LEN} hex digits)")
+        return None
+    try:
+        key = bytes.fromhex(raw_key)
+    except ValueError:
+        key = b""
+    if len(key) != KEY_LEN:
+        row.error("device_key", f"must be {2 * KEY_LEN} hex digits")
+        return None
+    return device_id, key
+
+
+def _contact_key(row: _Row) -> tuple[str, str, str, str] | None:
+    """A contact's natural key: role, unit_code, household_code, phone."""
+    if not (row["role"] and row["phone"]):
+        return None
+    return (row["role"], row["unit_code"], row["household_code"], row["phone"])
+
+
+@dataclass(slots=True)
+class _File:
+    """A file's rows after every check that needs no store, and the order they are written in."""
+
+    kind: ImportKind
+    records: _Records
+    order: list[int]
+    boxes: dict[int, tuple[str, bytes]] = field(default_factory=dict)
+    units: dict[object, int] = field(default_factory=dict)  # unit code -> its first line
+    levels: dict[int, str] = field(default_factory=dict)  # line -> level of the units rows
+
+    def rows(self, indexes: Sequence[int]) -> list[_Row]:
+        """Views of some data rows."""
+        return [self.records.row(i) for i in indexes]
+
+
+def _prepare(kind: ImportKind, data: str | bytes) -> _File:
+    """Read a file and check its rows against each other; touches no store (runs in a thread)."""
+    records = _read(data, kind)
+    rows = (records.row(i) for i in _paced(range(len(records.rows))))
+    everything = list(range(len(records.rows)))
+    if kind == "units":
+        codes = _FirstOf("code", "this unit")
+        levels: dict[int, str] = {}
+        for row in rows:
+            _required(kind, row)
+            if row["code"] and not _CODE.match(row["code"]):
+                row.error("code", f"not a grid code (letters, digits, '-'): {row['code']!r}")
+            if row["level"] and row["level"] not in LEVELS:
+                row.error("level", f"must be one of {', '.join(LEVELS)}, got {row['level']!r}")
+            codes.see(row, row["code"])
+            levels[row.line] = row["level"]
+        # Parents before children: a unit's parent is always one level up.
+        rank = {level: i for i, level in enumerate(LEVELS)}
+        order = sorted(everything, key=lambda i: rank.get(levels[records.rows[i][0]], len(LEVELS)))
+        return _File(kind, records, order, units=codes.lines, levels=levels)
+    if kind == "households":
+        households = _FirstOf("household_code", "this household")
+        devices = _FirstOf("device_id", "this call box")
+        boxes: dict[int, tuple[str, bytes]] = {}
+        for row in rows:
+            _required(kind, row)
+            box = _household(row)
+            households.see(row, row["household_code"])
+            if box is not None:
+                boxes[row.line] = box
+                devices.see(row, box[0])
+        return _File(kind, records, everything, boxes=boxes)
+    contacts = _FirstOf("phone", "this contact (same role, unit or household, phone)")
+    for row in rows:
+        _required(kind, row)
+        _contact(row)
+        contacts.see(row, _contact_key(row))
+    return _File(kind, records, everything)
+
+
+class ImportInterruptedError(GatewayError):
+    """A write failed part-way: the rows before it are in whole, the rest are not; rerun."""
+
+    def __init__(self, kind: ImportKind, written: int, total: int, reason: Exception) -> None:
+        self.written = written
+        super().__init__(
+            f"{kind} import interrupted after {written} of {total} rows, each written whole; "
+            f"import the same file again to finish ({type(reason).__name__}: {reason})"
+        )
+
+
 class GridImporter:
-    """Checks a CSV file against itself and the store, then writes its good rows at once."""
+    """Checks a CSV file against itself and the store, then writes its good rows in chunks.
+
+    The file is read and checked against itself in a worker thread. Then, chunk by chunk
+    (`ImportSettings.chunk_rows` rows), the chunk's rows are matched against committed rows
+    on the store's reader, without the write lock, and written in one short transaction, so
+    ingest commits interleave with the import. A row (a household with its resident and its
+    box, a unit, a contact) is never split between transactions, and a unit's parent is
+    written before it. A write that fails stops the import with ImportInterruptedError; the
+    chunks before it stay, and a rerun of the file finishes the job.
+    """
 
     def __init__(
         self,
         store: Store,
         clock: Clock,
         supervision: SupervisionSettings,
+        settings: ImportSettings,
         metrics: GatewayMetrics | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
         self._supervision = supervision
+        self._settings = settings
         self._metrics = metrics
+        self._one_at_a_time = asyncio.Lock()
 
     async def import_csv(
         self, kind: ImportKind, data: str | bytes, *, check: bool = False
     ) -> ImportResult:
         """Import one file (bytes must be UTF-8); with `check`, report but write nothing.
 
-        ImportRejectedError if the file itself is unusable; bad rows are in the result.
+        ImportRejectedError if the file itself is unusable; bad rows are in the result;
+        ImportInterruptedError if a write failed part-way.
         """
-        rows = _read(data, kind)
-        async with self._store.transaction() as uow:
-            if kind == "units":
-                plan = await self._units(uow, rows)
-            elif kind == "households":
-                plan = await self._households(uow, rows)
-            else:
-                plan = await self._contacts(uow, rows)
-            if not check:
-                for table, inserts in plan.inserts:
-                    await uow.insert_grid_rows(table, inserts)
-                for table, key, updates in plan.updates:
-                    await uow.update_grid_rows(table, key, updates)
-                await uow.set_deadlines(plan.deadlines)
+        async with self._one_at_a_time:
+            return await self._import(kind, data, check=check)
+
+    async def _import(self, kind: ImportKind, data: str | bytes, *, check: bool) -> ImportResult:
+        file = await asyncio.to_thread(_prepare, kind, data)
         counts = dict.fromkeys(OUTCOMES, 0)
-        for row in rows:
-            counts["rejected" if row.errors else plan.outcomes[row.line]] += 1
-        if self._metrics is not None and not check:
-            for outcome, n in counts.items():
-                if n:
+        devices = transactions = done = 0
+        now = self._clock.now()
+        size = self._settings.chunk_rows
+        total = len(file.records.rows)
+        for start in range(0, len(file.order), size):
+            chunk = file.rows(file.order[start : start + size])
+            plan = await self._plan(file, chunk, now)
+            if not check and (plan.inserts or plan.updates):
+                try:
+                    await self._write(plan)
+                except Exception as exc:
+                    raise ImportInterruptedError(kind, done, total, exc) from exc
+                transactions += 1
+                if self._metrics is not None:
+                    self._metrics.import_transactions.labels(kind).inc()
+            done += len(chunk)
+            devices += plan.devices
+            chunk_counts = dict.fromkeys(OUTCOMES, 0)
+            for row in chunk:
+                chunk_counts["rejected" if row.errors else plan.outcomes[row.line]] += 1
+            for outcome, n in chunk_counts.items():
+                counts[outcome] += n
+                if n and self._metrics is not None and not check:
                     self._metrics.import_rows.labels(kind, outcome).inc(n)
+            await asyncio.sleep(0)  # a turn for everyone else between chunks
         return ImportResult(
             kind,
-            len(rows),
-            devices=plan.devices,
-            errors=tuple(sorted(e for row in rows for e in row.errors)),
+            total,
+            devices=devices,
+            errors=tuple(sorted(e for errors in file.records.book.errors.values() for e in errors)),
             check=check,
+            transactions=transactions,
             **counts,
         )
 
-    async def _units(self, uow: UnitOfWork, rows: list[_Row]) -> _Plan:
-        _required("units", rows)
-        for row in rows:
-            if row["code"] and not _CODE.match(row["code"]):
-                row.error("code", f"not a grid code (letters, digits, '-'): {row['code']!r}")
-            if row["level"] and row["level"] not in LEVELS:
-                row.error("level", f"must be one of {', '.join(LEVELS)}, got {row['level']!r}")
-        in_file = _first_of(rows, lambda r: r["code"], "code", "this unit")
+    async def _plan(self, file: _File, chunk: list[_Row], now: float) -> _Plan:
+        if file.kind == "units":
+            return await self._units(file, chunk)
+        if file.kind == "households":
+            return await self._households(file, chunk, now)
+        return await self._contacts(chunk)
+
+    async def _write(self, plan: _Plan) -> None:
+        async with self._store.transaction() as uow:
+            await uow.insert_grid(plan.inserts)
+            await uow.update_grid(plan.updates)
+            await uow.set_deadlines(plan.deadlines)
+
+    async def _units(self, file: _File, rows: list[_Row]) -> _Plan:
         codes = [r["code"] for r in rows] + [r["parent_code"] for r in rows]
-        stored = {str(u["code"]): u for u in await uow.grid_rows("grid_units", "code", codes)}
+        stored = {u.code: u for u in await self._store.units_by_code(codes)}
         plan = _Plan()
-        inserts: list[dict[str, object]] = []
-        updates: list[dict[str, object]] = []
-        # Parents before children: a unit's parent is always one level up.
-        valid = [r for r in rows if r["level"] in LEVELS]
-        for row in sorted(valid, key=lambda r: LEVELS.index(r["level"])):
-            if row.duplicate:
+        for row in rows:
+            if row.duplicate or row["level"] not in LEVELS:
                 continue
             code, level, parent = row["code"], row["level"], row["parent_code"]
-            self._check_parent(row, level, parent, in_file, stored)
+            self._check_parent(row, level, parent, file, stored)
             old = stored.get(code)
             if old is not None:
-                if old["level"] != level:
+                if old.level != level:
                     row.error(
                         "level",
-                        f"{code} is a {old['level']} in the grid; "
-                        "its level is not changed by import",
+                        f"{code} is a {old.level} in the grid; its level is not changed by import",
                     )
-                if (old["parent_code"] or "") != parent:
+                if (old.parent_code or "") != parent:
                     row.error(
                         "parent_code",
-                        f"{code} sits in {old['parent_code'] or 'nothing'} in the grid; "
+                        f"{code} sits in {old.parent_code or 'nothing'} in the grid; "
                         "moving it is not done by import",
                     )
             if row.errors:
                 continue
-            values: dict[str, object] = {"code": code, "name": row["name"]}
+            unit = GridUnit(code, level, row["name"], parent or None)
             if old is None:
-                inserts.append({**values, "level": level, "parent_code": parent or None})
+                plan.inserts.append(unit)
                 plan.outcomes[row.line] = "inserted"
-            elif _changed(old, values):
-                updates.append(values)
+            elif old != unit:
+                plan.updates.append(unit)
                 plan.outcomes[row.line] = "updated"
             else:
                 plan.outcomes[row.line] = "unchanged"
-        plan.inserts.append(("grid_units", inserts))
-        plan.updates.append(("grid_units", "code", updates))
         return plan
 
     @staticmethod
@@ -559,8 +751,8 @@ class GridImporter:
         row: _Row,
         level: str,
         parent: str,
-        in_file: Mapping[object, _Row],
-        stored: Mapping[str, Mapping[str, object]],
+        file: _File,
+        stored: Mapping[str, GridUnit],
     ) -> None:
         if level == "county":
             if parent:
@@ -570,122 +762,49 @@ class GridImporter:
         if not parent:
             row.error("parent_code", f"required: the {above} this {level} sits in")
             return
-        parent_row = in_file.get(parent)
-        if parent_row is not None and parent_row is not row:
-            if parent_row.errors:
-                row.error(
-                    "parent_code", f"its parent {parent} (line {parent_row.line}) is rejected"
-                )
+        parent_line = file.units.get(parent)
+        if parent_line is not None and parent_line != row.line:
+            if parent_line in file.records.book.errors:
+                row.error("parent_code", f"its parent {parent} (line {parent_line}) is rejected")
                 return
-            parent_level: object = parent_row["level"]
+            parent_level: object = file.levels[parent_line]
         elif parent in stored:
-            parent_level = stored[parent]["level"]
+            parent_level = stored[parent].level
         else:
             row.error("parent_code", f"unknown parent {parent}: not in the grid nor in this file")
             return
         if parent_level != above:
             row.error("parent_code", f"a {level} must sit in a {above}, not a {parent_level}")
 
-    @property
-    def _box_interval(self) -> int:
-        return self._supervision.heartbeat_interval_s["call_box"]
-
-    async def _households(self, uow: UnitOfWork, rows: list[_Row]) -> _Plan:
-        _required("households", rows)
-        parsed = {row.line: self._household(row) for row in rows}
-        _first_of(rows, lambda r: r["household_code"], "household_code", "this household")
-        boxes = {line: h.box[0] for line, h in parsed.items() if h.box is not None}
-        _first_of(rows, lambda r: boxes.get(r.line), "device_id", "this call box")
-        found = await _HouseholdsInStore.load(uow, rows, list(boxes.values()))
+    async def _households(self, file: _File, rows: list[_Row], now: float) -> _Plan:
+        boxes = [box[0] for r in rows if (box := file.boxes.get(r.line)) is not None]
+        found = await _HouseholdsInStore.load(self._store, rows, boxes)
+        interval = self._supervision.heartbeat_interval_s["call_box"]
         plan = _Plan()
-        now = self._clock.now()
-        writes = _HouseholdWrites(now + self._supervision.missed_intervals * self._box_interval)
+        writes = _HouseholdWrites(now + self._supervision.missed_intervals * interval)
         for row in rows:
-            new_box = not row.duplicate and found.check(row, parsed[row.line].box)
+            box = file.boxes.get(row.line)
+            new_box = not row.duplicate and found.check(row, box)
             if not row.errors:
-                plan.outcomes[row.line] = writes.add(
-                    row, parsed[row.line], new_box, found, self._box_interval, now
-                )
-        plan.devices = len(writes.new["devices"])
-        plan.inserts += list(writes.new.items())
-        plan.updates += [("households", "code", writes.changed["households"])]
-        plan.updates += [("residents", "id", writes.changed["residents"])]
+                plan.outcomes[row.line] = writes.add(row, box, new_box, found, interval, now)
+        plan.devices = len(writes.devices)
+        plan.inserts += [*writes.households, *writes.residents, *writes.devices]
+        plan.updates += writes.changed
         plan.deadlines += writes.deadlines
         return plan
 
-    def _household(self, row: _Row) -> _Household:
-        """The checks a household row needs no store for."""
-        code = row["household_code"]
-        if code and not _CODE.match(code):
-            row.error("household_code", f"not a household code (letters, digits, '-'): {code!r}")
-        phone = row["resident_phone"]
-        if phone and not _PHONE.match(phone):
-            row.error("resident_phone", f"not a phone number: {phone!r}")
-        resident: dict[str, object] = {
-            "phone": phone or None,
-            **{c: row.flag(c) for c in FLAGS},
-            "key_safe_code": row["key_safe_code"] or None,
-            "health_notes": row["health_notes"] or None,
-        }
-        return _Household(resident, self._box(row))
-
-    @staticmethod
-    def _box(row: _Row) -> tuple[str, bytes] | None:
-        """The call box a row names, if it names one correctly."""
-        raw_id, raw_key = row["device_id"], row["device_key"]
-        if not raw_id and not raw_key:
-            return None
-        if not raw_id:
-            row.error("device_id", "required with a device_key")
-            return None
-        try:
-            device_id = parse_device_id(raw_id)
-        except ProtocolError:
-            row.error("device_id", f"must be 16 hex digits, got {raw_id!r}")
-            return None
-        if not raw_key:
-            row.error("device_key", f"required with a device_id ({2 * KEY_LEN} hex digits)")
-            return None
-        try:
-            key = bytes.fromhex(raw_key)
-        except ValueError:
-            key = b""
-        if len(key) != KEY_LEN:
-            row.error("device_key", f"must be {2 * KEY_LEN} hex digits")
-            return None
-        return device_id, key
-
-    async def _contacts(self, uow: UnitOfWork, rows: list[_Row]) -> _Plan:
-        _required("contacts", rows)
-        hours = {row.line: _contact(row) for row in rows}
-
-        def key(r: _Row) -> tuple[str, str, str, str] | None:
-            if not (r["role"] and r["phone"]):
-                return None
-            return (r["role"], r["unit_code"], r["household_code"], r["phone"])
-
-        _first_of(rows, key, "phone", "this contact (same role, unit or household, phone)")
+    async def _contacts(self, rows: list[_Row]) -> _Plan:
         unit_codes = [r["unit_code"] for r in rows if r["unit_code"]]
         household_codes = [r["household_code"] for r in rows if r["household_code"]]
-        units = {str(u["code"]) for u in await uow.grid_rows("grid_units", "code", unit_codes)}
-        households = {
-            str(h["code"]) for h in await uow.grid_rows("households", "code", household_codes)
-        }
-        existing: dict[tuple[str, str, str, str], list[dict[str, object]]] = {}
-        stored_contacts = await uow.grid_rows("contacts", "unit_code", unit_codes)
-        stored_contacts += await uow.grid_rows("contacts", "household_code", household_codes)
-        for c in stored_contacts:
-            k = (
-                str(c["role"]),
-                str(c["unit_code"] or ""),
-                str(c["household_code"] or ""),
-                str(c["phone"]),
-            )
+        store = self._store
+        units = {u.code for u in await store.units_by_code(unit_codes)}
+        households = {h.code for h in await store.households_by_code(household_codes)}
+        existing: dict[tuple[str, str, str, str], list[ContactRow]] = {}
+        for c in await store.contacts_of(unit_codes, household_codes):
+            k = (c.role, c.unit_code or "", c.household_code or "", c.phone)
             existing.setdefault(k, []).append(c)
 
         plan = _Plan()
-        inserts: list[dict[str, object]] = []
-        updates: list[dict[str, object]] = []
         for row in rows:
             unit, household = row["unit_code"], row["household_code"]
             if unit and unit not in units:
@@ -694,31 +813,27 @@ class GridImporter:
                 row.error(
                     "household_code", f"unknown household {household}: import the households first"
                 )
-            row_key = key(row)
+            row_key = _contact_key(row)
             if row.errors or row_key is None:
                 continue
-            values: dict[str, object] = {
-                "name": row["name"],
-                "language": row["language"] or "zh-CN",
-                **hours[row.line],
-            }
+            available_from, available_to = _hours(row)
+            contact = ContactRow(
+                name=row["name"],
+                role=cast("Role", row["role"]),  # checked against ROLES
+                phone=row["phone"],
+                unit_code=unit or None,
+                household_code=household or None,
+                language=row["language"] or "zh-CN",
+                available_from=available_from,
+                available_to=available_to,
+            )
             matches = existing.get(row_key, [])
             if not matches:
-                inserts.append(
-                    {
-                        **values,
-                        "role": row["role"],
-                        "unit_code": unit or None,
-                        "household_code": household or None,
-                        "phone": row["phone"],
-                    }
-                )
+                plan.inserts.append(contact)
                 plan.outcomes[row.line] = "inserted"
-            elif any(_changed(m, values) for m in matches):
-                updates += [{"id": m["id"], **values} for m in matches]
+            elif any(replace(contact, id=m.id) != m for m in matches):
+                plan.updates += [replace(contact, id=m.id) for m in matches]
                 plan.outcomes[row.line] = "updated"
             else:
                 plan.outcomes[row.line] = "unchanged"
-        plan.inserts.append(("contacts", inserts))
-        plan.updates.append(("contacts", "id", updates))
         return plan

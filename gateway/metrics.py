@@ -158,6 +158,12 @@ class GatewayMetrics:
             ["kind", "outcome"],
             registry=r,
         )
+        self.import_transactions = Counter(
+            "bidao_import_transactions",
+            "Grid import write transactions committed, by file kind",
+            ["kind"],
+            registry=r,
+        )
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -22,21 +23,24 @@ from gateway.domain.tickets import EscalationCursor, TicketRules, TicketStatus
 from gateway.errors import MigrationError, RegistryError, StoreError
 from gateway.store import (
     Contact,
+    ContactRow,
     Deadline,
     DeadlineFailure,
     DeviceRecord,
     DeviceSeen,
     EventRow,
     FollowUpKind,
-    GridTable,
+    GridRow,
     GridUnit,
     HouseholdInfo,
+    HouseholdRow,
     IndicationRecord,
     IndicationRetry,
     OutboxEntry,
     OutboxRecord,
     OutboxRow,
     PendingIndication,
+    ResidentRow,
     Telemetry,
     Ticket,
     TicketEvent,
@@ -52,6 +56,7 @@ _PRAGMAS = (
 )
 _DEVICE_COLUMNS = tuple(f.name for f in fields(DeviceRecord))
 _BOOL_COLUMNS = frozenset({"enabled", "low_battery"})
+_GRID_KEYS_PER_QUERY = 500
 
 
 def migrations() -> list[tuple[int, str, str]]:
@@ -64,10 +69,48 @@ def migrations() -> list[tuple[int, str, str]]:
     return sorted(found)
 
 
-def _grid_column(name: str) -> None:
-    """Column names reach grid SQL as text: only plain identifiers are allowed."""
-    if not name.isidentifier() or not name.isascii():
-        raise StoreError(f"not a column name: {name!r}")
+@dataclass(frozen=True, slots=True)
+class _GridTable:
+    """Where a grid row type lives: its table, key, inserted and import-mutable columns."""
+
+    table: str
+    key: str
+    columns: tuple[str, ...]
+    mutable: tuple[str, ...]
+
+
+_RESIDENT_FIELDS = ("phone", "lives_alone", "five_guarantee", "needs_care", "consent")
+_GRID: dict[type, _GridTable] = {
+    GridUnit: _GridTable("grid_units", "code", ("code", "level", "name", "parent_code"), ("name",)),
+    HouseholdRow: _GridTable(
+        "households",
+        "code",
+        ("code", "neighbourhood_code", "address"),
+        ("neighbourhood_code", "address"),
+    ),
+    ResidentRow: _GridTable(
+        "residents",
+        "id",
+        ("household_code", "name", *_RESIDENT_FIELDS, "key_safe_code", "health_notes"),
+        (*_RESIDENT_FIELDS, "key_safe_code", "health_notes"),
+    ),
+    ContactRow: _GridTable(
+        "contacts",
+        "id",
+        (
+            "name",
+            "role",
+            "unit_code",
+            "household_code",
+            "phone",
+            "language",
+            "available_from",
+            "available_to",
+        ),
+        ("name", "language", "available_from", "available_to"),
+    ),
+    DeviceRecord: _GridTable("devices", "device_id", _DEVICE_COLUMNS, ()),
+}
 
 
 # Provider delivery states in the order they can happen; a callback never moves one back.
@@ -795,51 +838,41 @@ class SqliteUnitOfWork:
         """Flag a contact's number for an administrator."""
         await self._conn.execute("UPDATE contacts SET bad_number = 1 WHERE id = ?", (contact_id,))
 
-    async def insert_grid_rows(
-        self, table: GridTable, rows: Sequence[Mapping[str, object]]
-    ) -> None:
-        """Insert validated rows into a grid table."""
-        if not rows:
-            return
-        columns = list(rows[0])
-        marks = ", ".join("?" for _ in columns)
-        await self._conn.executemany(
-            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})",  # noqa: S608
-            [[row[c] for c in columns] for row in rows],
-        )
+    async def insert_grid(self, rows: Sequence[GridRow]) -> None:
+        """Insert new grid rows, in order; StoreError if one conflicts with a stored row."""
+        for kind, group in itertools.groupby(rows, type):
+            spec = _GRID[kind]
+            columns = spec.columns
+            marks = ", ".join("?" for _ in columns)
+            try:
+                await self._conn.executemany(
+                    f"INSERT INTO {spec.table} ({', '.join(columns)})"  # noqa: S608 - fixed names
+                    f" VALUES ({marks})",
+                    [[getattr(row, c) for c in columns] for row in group],
+                )
+            except sqlite3.IntegrityError as exc:
+                raise StoreError(f"{spec.table}: a row conflicts with a stored one: {exc}") from exc
 
-    async def grid_rows(
-        self, table: GridTable, column: str, values: Sequence[str]
-    ) -> list[dict[str, object]]:
-        """Every row of a grid table whose `column` is one of `values`, all columns, by rowid."""
-        _grid_column(column)
-        found: list[sqlite3.Row] = []
-        unique = sorted(set(values))
-        for start in range(0, len(unique), 500):
-            chunk = unique[start : start + 500]
-            marks = ", ".join("?" for _ in chunk)
-            found += await self._rows(
-                f"SELECT rowid AS grid_rowid, * FROM {table}"  # noqa: S608 - checked names
-                f" WHERE {column} IN ({marks})",
-                chunk,
-            )
-        found.sort(key=lambda r: int(r["grid_rowid"]))
-        return [{k: r[k] for k in r.keys() if k != "grid_rowid"} for r in found]  # noqa: SIM118
-
-    async def update_grid_rows(
-        self, table: GridTable, key: str, rows: Sequence[Mapping[str, object]]
-    ) -> None:
-        """Update grid rows in place: `key` finds each row, its other columns are set."""
-        if not rows:
-            return
-        columns = [c for c in rows[0] if c != key]
-        for name in (key, *columns):
-            _grid_column(name)
-        assignments = ", ".join(f"{c} = ?" for c in columns)
-        await self._conn.executemany(
-            f"UPDATE {table} SET {assignments} WHERE {key} = ?",  # noqa: S608 - checked names
-            [[*(row[c] for c in columns), row[key]] for row in rows],
-        )
+    async def update_grid(self, rows: Sequence[GridRow]) -> None:
+        """Set what an import may change of stored grid rows, found by code or id."""
+        for kind, group in itertools.groupby(rows, type):
+            spec = _GRID[kind]
+            if not spec.mutable:
+                raise StoreError(f"{spec.table} rows are not changed by a grid import")
+            assignments = ", ".join(f"{c} = ?" for c in spec.mutable)
+            try:
+                await self._conn.executemany(
+                    f"UPDATE {spec.table} SET {assignments}"  # noqa: S608 - fixed names
+                    f" WHERE {spec.key} = ?",
+                    [
+                        [*(getattr(row, c) for c in spec.mutable), getattr(row, spec.key)]
+                        for row in group
+                    ],
+                )
+            except sqlite3.IntegrityError as exc:
+                raise StoreError(
+                    f"{spec.table}: an update conflicts with stored rows: {exc}"
+                ) from exc
 
     async def enqueue(self, notifications: Sequence[Notification], at: float) -> None:
         """Write notifications into the outbox."""
@@ -1008,6 +1041,83 @@ class SqliteStore:
         conn = self._require(self._reader)
         async with conn.execute(sql, args) as cursor:
             return list(await cursor.fetchall())
+
+    async def _grid_select(
+        self, table: str, column: str, values: Sequence[str]
+    ) -> list[sqlite3.Row]:
+        """Rows of a grid table whose `column` is one of `values`, by rowid, on the reader."""
+        found: list[sqlite3.Row] = []
+        unique = sorted(set(values))
+        for start in range(0, len(unique), _GRID_KEYS_PER_QUERY):
+            chunk = unique[start : start + _GRID_KEYS_PER_QUERY]
+            marks = ", ".join("?" for _ in chunk)
+            found += await self._fetch(
+                f"SELECT rowid AS grid_rowid, * FROM {table}"  # noqa: S608 - fixed names
+                f" WHERE {column} IN ({marks})",
+                chunk,
+            )
+        found.sort(key=lambda r: int(r["grid_rowid"]))
+        return found
+
+    async def units_by_code(self, codes: Sequence[str]) -> list[GridUnit]:
+        """The grid units with these codes."""
+        rows = await self._grid_select("grid_units", "code", codes)
+        return [GridUnit(r["code"], r["level"], r["name"], r["parent_code"]) for r in rows]
+
+    async def households_by_code(self, codes: Sequence[str]) -> list[HouseholdRow]:
+        """The households with these codes."""
+        rows = await self._grid_select("households", "code", codes)
+        return [HouseholdRow(r["code"], r["neighbourhood_code"], r["address"]) for r in rows]
+
+    async def residents_of(self, household_codes: Sequence[str]) -> list[ResidentRow]:
+        """The residents of these households, oldest first."""
+        rows = await self._grid_select("residents", "household_code", household_codes)
+        return [
+            ResidentRow(
+                household_code=r["household_code"],
+                name=r["name"],
+                phone=r["phone"],
+                lives_alone=bool(r["lives_alone"]),
+                five_guarantee=bool(r["five_guarantee"]),
+                needs_care=bool(r["needs_care"]),
+                consent=bool(r["consent"]),
+                key_safe_code=r["key_safe_code"],
+                health_notes=r["health_notes"],
+                id=r["id"],
+            )
+            for r in rows
+        ]
+
+    async def devices_by_id(self, device_ids: Sequence[str]) -> list[DeviceRecord]:
+        """The devices with these ids."""
+        rows = await self._grid_select("devices", "device_id", device_ids)
+        return [_device_from_row(r) for r in rows]
+
+    async def devices_of(self, household_codes: Sequence[str]) -> list[DeviceRecord]:
+        """The devices registered to these households."""
+        rows = await self._grid_select("devices", "household_code", household_codes)
+        return [_device_from_row(r) for r in rows]
+
+    async def contacts_of(
+        self, unit_codes: Sequence[str], household_codes: Sequence[str]
+    ) -> list[ContactRow]:
+        """The contacts of these units and of these households."""
+        rows = await self._grid_select("contacts", "unit_code", unit_codes)
+        rows += await self._grid_select("contacts", "household_code", household_codes)
+        return [
+            ContactRow(
+                name=r["name"],
+                role=r["role"],
+                phone=r["phone"],
+                unit_code=r["unit_code"],
+                household_code=r["household_code"],
+                language=r["language"],
+                available_from=r["available_from"],
+                available_to=r["available_to"],
+                id=r["id"],
+            )
+            for r in rows
+        ]
 
     async def load_devices(self) -> list[DeviceRecord]:
         """Every registered device."""

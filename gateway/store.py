@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -330,22 +330,19 @@ class UnitOfWork(Protocol):
         """Flag a contact's number for an administrator."""
         ...
 
-    async def insert_grid_rows(
-        self, table: GridTable, rows: Sequence[Mapping[str, object]]
-    ) -> None:
-        """Insert validated rows into a grid table."""
+    async def insert_grid(self, rows: Sequence[GridRow]) -> None:
+        """Insert new grid rows, in order (a parent before what refers to it).
+
+        StoreError if one conflicts with a stored row.
+        """
         ...
 
-    async def grid_rows(
-        self, table: GridTable, column: str, values: Sequence[str]
-    ) -> list[dict[str, object]]:
-        """Every row of a grid table whose `column` is one of `values`, all columns, by rowid."""
-        ...
+    async def update_grid(self, rows: Sequence[GridRow]) -> None:
+        """Set what an import may change of stored rows, found by code or id.
 
-    async def update_grid_rows(
-        self, table: GridTable, key: str, rows: Sequence[Mapping[str, object]]
-    ) -> None:
-        """Update grid rows in place: `key` finds each row, its other columns are set."""
+        A unit's name; a household's neighbourhood and address; a resident's fields (not its
+        household or name); a contact's name, language and hours. StoreError for a device.
+        """
         ...
 
     async def add_indications(self, rows: Sequence[tuple[str, Indication]], at: float) -> None:
@@ -367,7 +364,40 @@ class UnitOfWork(Protocol):
         ...
 
 
-class Store(Protocol):
+class GridReader(Protocol):
+    """Committed grid rows by their natural keys, read beside the writer.
+
+    These reads wait for no write transaction and hold none up; rows come oldest first.
+    """
+
+    async def units_by_code(self, codes: Sequence[str]) -> list[GridUnit]:
+        """The grid units with these codes."""
+        ...
+
+    async def households_by_code(self, codes: Sequence[str]) -> list[HouseholdRow]:
+        """The households with these codes."""
+        ...
+
+    async def residents_of(self, household_codes: Sequence[str]) -> list[ResidentRow]:
+        """The residents of these households."""
+        ...
+
+    async def devices_by_id(self, device_ids: Sequence[str]) -> list[DeviceRecord]:
+        """The devices with these ids."""
+        ...
+
+    async def devices_of(self, household_codes: Sequence[str]) -> list[DeviceRecord]:
+        """The devices registered to these households."""
+        ...
+
+    async def contacts_of(
+        self, unit_codes: Sequence[str], household_codes: Sequence[str]
+    ) -> list[ContactRow]:
+        """The contacts of these units and of these households."""
+        ...
+
+
+class Store(GridReader, Protocol):
     """Opening, transactions and the reads the gateway needs."""
 
     async def open(self) -> None:
@@ -418,7 +448,6 @@ class Store(Protocol):
 
 
 FollowUpKind = Literal["fallback", "retry"]
-GridTable = Literal["grid_units", "households", "residents", "contacts", "devices"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -511,6 +540,49 @@ class GridUnit:
     level: str
     name: str
     parent_code: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class HouseholdRow:
+    """One household as stored."""
+
+    code: str
+    neighbourhood_code: str
+    address: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ResidentRow:
+    """One resident of a household as stored; `id` is None until it is."""
+
+    household_code: str
+    name: str
+    phone: str | None = None
+    lives_alone: bool = False
+    five_guarantee: bool = False
+    needs_care: bool = False
+    consent: bool = False
+    key_safe_code: str | None = None
+    health_notes: str | None = None
+    id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ContactRow:
+    """One contact as the grid import writes it; `id` is None until it is stored."""
+
+    name: str
+    role: Role
+    phone: str
+    unit_code: str | None = None
+    household_code: str | None = None
+    language: str = "zh-CN"
+    available_from: str = "00:00"
+    available_to: str = "24:00"
+    id: int | None = None
+
+
+GridRow = GridUnit | HouseholdRow | ResidentRow | ContactRow | DeviceRecord
 
 
 @dataclass(frozen=True, slots=True)

@@ -143,7 +143,9 @@ class GatewayService:
         for kind in TICKET_DEADLINES:
             self.scheduler.register(kind, self.tickets)
         self.reports = Reports(self.store, settings.tickets, settings.warnings, settings.cards)
-        self.importer = GridImporter(self.store, self.clock, settings.supervision, self.metrics)
+        self.importer = GridImporter(
+            self.store, self.clock, settings.supervision, settings.grid_import, self.metrics
+        )
         self.serial_links = [
             SerialLink(link, self.pipeline.submit_nowait, self.clock, self.metrics)
             for link in settings.serial

@@ -32,3 +32,23 @@ CONTACTS_CSV = f"""name,role,unit_code,household_code,phone,language,available_f
 吴值班,township_duty,341504-101,,13800000007,zh-CN,,
 张小红,family,,{HOUSEHOLD},+447700900123,en,,
 """
+
+NEIGHBOURHOOD = "341504-101-001-1-3-1"
+HOUSEHOLDS_HEADER = HOUSEHOLDS_CSV.splitlines()[0]
+
+
+def household_box(i: int) -> tuple[str, bytes]:
+    """The call box (device id, key) of the i-th generated household."""
+    return f"{0xB1DA200000000000 + i:016x}", (i + 1).to_bytes(16, "big")
+
+
+def households_csv(count: int, first: int = 0) -> str:
+    """`count` good household rows in the test neighbourhood, each with its own call box."""
+    lines = [HOUSEHOLDS_HEADER]
+    for i in range(first, first + count):
+        device_id, key = household_box(i)
+        lines.append(
+            f"G{i:06d},{NEIGHBOURHOOD},桥元村{i}号,居民{i},139{i:08d},1,0,0,1,,,"
+            f"{device_id},{key.hex()}"
+        )
+    return "\n".join(lines) + "\n"

@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
+import math
 import sqlite3
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
 from gateway import grid_import
 from gateway.clock import ManualClock
-from gateway.grid_import import ImportRejectedError, ImportResult
+from gateway.grid_import import ImportInterruptedError, ImportRejectedError, ImportResult
 from gateway.registry import SILENT_DEADLINE
 from gateway.service import GatewayService
-from tests.gateway.grid import BOX_ID, CONTACTS_CSV, HOUSEHOLD, HOUSEHOLDS_CSV, UNITS_CSV
+from gateway.sqlite_store import SqliteUnitOfWork
+from gateway.store import DeviceRecord, GridRow
+from tests.gateway.grid import (
+    BOX_ID,
+    CONTACTS_CSV,
+    HOUSEHOLD,
+    HOUSEHOLDS_CSV,
+    UNITS_CSV,
+    household_box,
+    households_csv,
+)
 from tests.gateway.support import gateway_settings, sample
 
 NEIGHBOURHOOD = "341504-101-001-1-3-1"
@@ -426,3 +439,154 @@ async def test_a_bad_file_is_rejected_whole(
         assert message in str(rejected.value)
         assert "file rejected, nothing imported" in str(rejected.value)
         assert _count(gw, "SELECT count(*) FROM households") == 0
+
+
+async def test_an_import_commits_in_chunks_of_whole_households(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    households, chunk = 1_000, 64
+    settings = gateway_settings(tmp_path, None, grid_import={"chunk_rows": chunk})
+    async with GatewayService(settings, clock) as gw:
+        units = await gw.import_csv("units", UNITS_CSV)
+        assert units.transactions == 1
+        result = await gw.import_csv("households", households_csv(households))
+        assert (result.inserted, result.devices) == (households, households)
+        assert result.transactions == math.ceil(households / chunk) == 16
+        assert sample(gw, "bidao_import_transactions_total", kind="households") == 16
+        counts = _counts(gw)
+        assert (counts["households"], counts["residents"], counts["devices"]) == (households,) * 3
+
+        # Nothing to write, nothing committed; a check never commits.
+        again = await gw.import_csv("households", households_csv(households))
+        assert (again.unchanged, again.transactions) == (households, 0)
+        checked = await gw.import_csv("households", households_csv(10, households), check=True)
+        assert (checked.inserted, checked.transactions) == (10, 0)
+        assert sample(gw, "bidao_import_transactions_total", kind="households") == 16
+        assert _counts(gw) == counts
+
+
+async def test_a_failed_chunk_leaves_whole_households_and_a_rerun_finishes(
+    tmp_path: Path, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    households, chunk, failing = 1_000, 64, 5
+    settings = gateway_settings(tmp_path, None, grid_import={"chunk_rows": chunk})
+    real_insert = SqliteUnitOfWork.insert_grid
+    chunks = 0
+
+    async def insert_failing_on_a_chunk(self: SqliteUnitOfWork, rows: Sequence[GridRow]) -> None:
+        nonlocal chunks
+        chunks += 1
+        if chunks == failing:
+            # The chunk's households and residents are written, then its boxes fail.
+            await real_insert(self, [r for r in rows if not isinstance(r, DeviceRecord)])
+            raise sqlite3.OperationalError("disk I/O error")
+        await real_insert(self, rows)
+
+    text = households_csv(households)
+    async with GatewayService(settings, clock) as gw:
+        await gw.import_csv("units", UNITS_CSV)
+        monkeypatch.setattr(SqliteUnitOfWork, "insert_grid", insert_failing_on_a_chunk)
+        with pytest.raises(ImportInterruptedError) as interrupted:
+            await gw.import_csv("households", text)
+        written = (failing - 1) * chunk
+        assert interrupted.value.written == written
+        assert f"interrupted after {written} of {households} rows" in str(interrupted.value)
+        assert "disk I/O error" in str(interrupted.value)
+        counts = _counts(gw)
+        assert (counts["households"], counts["residents"], counts["devices"]) == (written,) * 3
+        assert counts["deadlines"] == written
+        # Every household that is in has its resident and its box.
+        assert (
+            _count(
+                gw,
+                "SELECT count(*) FROM households h"
+                " JOIN residents r ON r.household_code = h.code"
+                " JOIN devices d ON d.household_code = h.code",
+            )
+            == written
+        )
+        assert sample(gw, "bidao_import_rows_total", kind="households", outcome="inserted") == (
+            written
+        )
+
+        monkeypatch.setattr(SqliteUnitOfWork, "insert_grid", real_insert)
+        rerun = await gw.import_csv("households", text)
+        assert (rerun.inserted, rerun.unchanged, rerun.rejected) == (
+            households - written,
+            written,
+            0,
+        )
+        assert rerun.devices == households - written
+        counts = _counts(gw)
+        assert (counts["households"], counts["residents"], counts["devices"]) == (households,) * 3
+        assert counts["deadlines"] == households
+        assert _duplicates(gw) == 0
+        last_id, last_key = household_box(households - 1)
+        device = await gw.store.get_device(last_id)
+        assert device is not None
+        assert (device.household_code, device.key) == (f"G{households - 1:06d}", last_key)
+
+
+async def test_a_units_file_in_chunks_writes_parents_first(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    # Children listed before their parents, over more chunks than there are levels.
+    lines = UNITS_CSV.splitlines()
+    extra = [f"341504-101-001-1-3-{i},neighbourhood,{i}邻,341504-101-001-1-3" for i in range(2, 12)]
+    text = "\n".join([lines[0], *extra, *reversed(lines[1:])]) + "\n"
+    settings = gateway_settings(tmp_path, None, grid_import={"chunk_rows": 2})
+    async with GatewayService(settings, clock) as gw:
+        result = await gw.import_csv("units", text)
+        assert (result.inserted, result.rejected) == (16, 0), result.errors
+        assert result.transactions == 8
+        assert _count(gw, "SELECT count(*) FROM grid_units") == 16
+
+
+async def test_matching_rows_waits_for_no_writer(tmp_path: Path, clock: ManualClock) -> None:
+    async with GatewayService(gateway_settings(tmp_path, None), clock) as gw:
+        await gw.import_csv("units", UNITS_CSV)
+        await gw.import_csv("households", HOUSEHOLDS_CSV)
+        async with gw.store.transaction(), asyncio.timeout(30):
+            # A writer holds the store: reads by natural key and a whole check still finish.
+            assert [h.code for h in await gw.store.households_by_code([HOUSEHOLD])] == [HOUSEHOLD]
+            assert [d.device_id for d in await gw.store.devices_of([HOUSEHOLD])] == [BOX_ID]
+            checked = await gw.import_csv("households", households_csv(500), check=True)
+            assert (checked.inserted, checked.rejected) == (500, 0)
+
+
+async def test_a_box_registered_during_an_import_stops_it_cleanly(
+    tmp_path: Path, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = gateway_settings(tmp_path, None, grid_import={"chunk_rows": 10})
+    async with GatewayService(settings, clock) as gw:
+        await gw.import_csv("units", UNITS_CSV)
+        raced, raced_key = household_box(15)
+        store = gw.store
+        real_read = type(store).devices_by_id
+
+        async def read_then_race(self: object, device_ids: Sequence[str]) -> list[DeviceRecord]:
+            found = await real_read(store, device_ids)
+            if raced in device_ids and not await store.get_device(raced):
+                # Another writer registers the box between the import's read and its write.
+                await gw.register_device(raced, "call_box", raced_key)
+            return found
+
+        monkeypatch.setattr(type(store), "devices_by_id", read_then_race)
+        text = households_csv(30)
+        with pytest.raises(ImportInterruptedError) as interrupted:
+            await gw.import_csv("households", text)
+        assert interrupted.value.written == 10
+        assert "UNIQUE constraint failed: devices.device_id" in str(interrupted.value)
+        assert _count(gw, "SELECT count(*) FROM households") == 10
+        monkeypatch.setattr(type(store), "devices_by_id", real_read)
+
+        rerun = await gw.import_csv("households", text)
+        assert (rerun.inserted, rerun.unchanged, rerun.rejected) == (19, 10, 1)
+        assert [str(e) for e in rerun.errors] == [
+            (
+                f"line 17, device_id: call box {raced} is registered to no household; "
+                "a box is moved by provisioning, not by import"
+            )
+        ]
+        assert _count(gw, "SELECT count(*) FROM devices") == 30
+        assert _duplicates(gw) == 0
