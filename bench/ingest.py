@@ -236,7 +236,7 @@ async def measure_pipeline(
                 await probe.done.wait()
         except TimeoutError:
             raise SystemExit(f"only {probe.acked} of {frames} frames acked in time") from None
-        stored = await gw.store.count_events()
+        stored = await gw.store.devices.count_events()
         registry = gw.metrics.registry
         acked = registry.get_sample_value("bidao_acks_sent_total", {"code": "ACCEPTED"}) or 0.0
         commits = registry.get_sample_value("bidao_commit_batch_size_count") or 1.0

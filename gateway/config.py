@@ -24,10 +24,10 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from gateway.domain.devices import DeviceKind as DeviceKind  # noqa: PLC0414 - re-exported
+from gateway.domain.grid import Role as Role  # noqa: PLC0414 - re-exported
 from gateway.domain.tickets import Category, ResponderRole, TicketRules
 from gateway.errors import ConfigError
-
-DeviceKind = Literal["call_box", "water_meter"]
 
 
 class MqttSettings(BaseModel):
@@ -121,9 +121,6 @@ class SupervisionSettings(BaseModel):
     """Default reporting interval per device kind until the device states its own."""
     low_battery_pct: int = Field(default=20, ge=0, le=100)
     scheduler_batch: int = Field(default=500, ge=1)
-
-
-Role = Literal[ResponderRole, "family"]
 
 
 def _day_clocks() -> dict[Category, float]:

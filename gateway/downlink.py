@@ -18,7 +18,7 @@ from gateway.clock import Clock
 from gateway.links import Link, LinkDownError
 from gateway.metrics import GatewayMetrics
 from gateway.registry import DeviceRegistry, DeviceState
-from gateway.store import Store
+from gateway.store.ports import Store
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ class Downlinker:
         if mark is not None:
             # Stored before use, so a restart never reuses a seq the device has seen.
             async with self._store.transaction() as uow:
-                await uow.set_downlink_seq(device_id, mark)
+                await uow.devices.set_downlink_seq(device_id, mark)
             state.reserved(mark)
         seq = state.allocate_downlink_seq()
         frame = encode(Envelope(device_id, seq, int(self._clock.now()), message), state.key)

@@ -3,8 +3,11 @@
 GatewayError
  ├── ConfigError        settings that cannot work (unknown key, bad path, missing credentials)
  ├── StartupError       the gateway cannot start: data folder in use, port taken, broker away
- ├── StoreError
- │    └── MigrationError  an applied migration was edited, or the schema is newer than the code
+ ├── StoreError            the store failed; no driver error ever leaves a store
+ │    ├── StoreUnavailableError  locked, busy, disk full or I/O error: may work if retried
+ │    ├── StoreCorruptError      the file is not a database, or a damaged one
+ │    ├── ConflictError          a write conflicts with stored rows (a unique key, a reference)
+ │    └── MigrationError         an applied migration was edited, or the schema is newer
  ├── RegistryError       device registration: duplicate id, bad key, unknown device
  └── BrokerError         the embedded mosquitto could not be started
 """
@@ -30,6 +33,18 @@ class StartupError(GatewayError):
 
 class StoreError(GatewayError):
     """The store failed or holds something unexpected."""
+
+
+class StoreUnavailableError(StoreError):
+    """The store cannot be reached or written now (locked, busy, full, I/O); retry later."""
+
+
+class StoreCorruptError(StoreError):
+    """The store's file is not a database, or a damaged one."""
+
+
+class ConflictError(StoreError):
+    """A write conflicts with stored rows: a unique key or a reference."""
 
 
 class MigrationError(StoreError):

@@ -49,20 +49,12 @@ from typing import Literal, cast, get_args
 from firmware_protocol import KEY_LEN, ProtocolError, parse_device_id
 from gateway.clock import Clock
 from gateway.config import ImportSettings, Role, SupervisionSettings
+from gateway.domain.devices import DeviceRecord
+from gateway.domain.grid import ContactRow, GridRow, GridUnit, HouseholdRow, ResidentRow
 from gateway.errors import GatewayError
 from gateway.metrics import GatewayMetrics
 from gateway.registry import SILENT_DEADLINE
-from gateway.store import (
-    ContactRow,
-    Deadline,
-    DeviceRecord,
-    GridReader,
-    GridRow,
-    GridUnit,
-    HouseholdRow,
-    ResidentRow,
-    Store,
-)
+from gateway.store.ports import Deadline, GridReader, Store
 
 ImportKind = Literal["units", "households", "contacts"]
 Outcome = Literal["inserted", "updated", "unchanged", "rejected"]
@@ -385,22 +377,22 @@ class _HouseholdsInStore:
 
     @classmethod
     async def load(
-        cls, store: GridReader, rows: Sequence[_Row], device_ids: Sequence[str]
+        cls, grid: GridReader, rows: Sequence[_Row], device_ids: Sequence[str]
     ) -> _HouseholdsInStore:
         codes = [r["household_code"] for r in rows]
-        units = await store.units_by_code([r["neighbourhood_code"] for r in rows])
+        units = await grid.units_by_code([r["neighbourhood_code"] for r in rows])
         residents: dict[tuple[str, str], ResidentRow] = {}
-        for r in await store.residents_of(codes):
+        for r in await grid.residents_of(codes):
             residents.setdefault((r.household_code, r.name), r)
         boxes_of: dict[str, list[str]] = {}
-        for d in await store.devices_of(codes):
+        for d in await grid.devices_of(codes):
             if d.kind == "call_box" and d.household_code is not None:
                 boxes_of.setdefault(d.household_code, []).append(d.device_id)
         return cls(
             levels={u.code: u.level for u in units},
-            households={h.code: h for h in await store.households_by_code(codes)},
+            households={h.code: h for h in await grid.households_by_code(codes)},
             residents=residents,
-            devices={d.device_id: d for d in await store.devices_by_id(device_ids)},
+            devices={d.device_id: d for d in await grid.devices_by_id(device_ids)},
             boxes_of=boxes_of,
         )
 
@@ -707,13 +699,13 @@ class GridImporter:
 
     async def _write(self, plan: _Plan) -> None:
         async with self._store.transaction() as uow:
-            await uow.insert_grid(plan.inserts)
-            await uow.update_grid(plan.updates)
-            await uow.set_deadlines(plan.deadlines)
+            await uow.grid.insert(plan.inserts)
+            await uow.grid.update(plan.updates)
+            await uow.deadlines.set(plan.deadlines)
 
     async def _units(self, file: _File, rows: list[_Row]) -> _Plan:
         codes = [r["code"] for r in rows] + [r["parent_code"] for r in rows]
-        stored = {u.code: u for u in await self._store.units_by_code(codes)}
+        stored = {u.code: u for u in await self._store.grid.units_by_code(codes)}
         plan = _Plan()
         for row in rows:
             if row.duplicate or row["level"] not in LEVELS:
@@ -778,7 +770,7 @@ class GridImporter:
 
     async def _households(self, file: _File, rows: list[_Row], now: float) -> _Plan:
         boxes = [box[0] for r in rows if (box := file.boxes.get(r.line)) is not None]
-        found = await _HouseholdsInStore.load(self._store, rows, boxes)
+        found = await _HouseholdsInStore.load(self._store.grid, rows, boxes)
         interval = self._supervision.heartbeat_interval_s["call_box"]
         plan = _Plan()
         writes = _HouseholdWrites(now + self._supervision.missed_intervals * interval)
@@ -796,11 +788,11 @@ class GridImporter:
     async def _contacts(self, rows: list[_Row]) -> _Plan:
         unit_codes = [r["unit_code"] for r in rows if r["unit_code"]]
         household_codes = [r["household_code"] for r in rows if r["household_code"]]
-        store = self._store
-        units = {u.code for u in await store.units_by_code(unit_codes)}
-        households = {h.code for h in await store.households_by_code(household_codes)}
+        grid = self._store.grid
+        units = {u.code for u in await grid.units_by_code(unit_codes)}
+        households = {h.code for h in await grid.households_by_code(household_codes)}
         existing: dict[tuple[str, str, str, str], list[ContactRow]] = {}
-        for c in await store.contacts_of(unit_codes, household_codes):
+        for c in await grid.contacts_of(unit_codes, household_codes):
             k = (c.role, c.unit_code or "", c.household_code or "", c.phone)
             existing.setdefault(k, []).append(c)
 

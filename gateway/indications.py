@@ -19,7 +19,7 @@ from gateway.clock import Clock, sleep_until_or_woken
 from gateway.config import IndicationSettings
 from gateway.downlink import Downlinker, DownlinkError
 from gateway.metrics import GatewayMetrics
-from gateway.store import IndicationRetry, Store
+from gateway.store.ports import IndicationRetry, Store
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class IndicationSender:
             handled = await self.send_due(everything=everything)
             everything = False
             if handled == 0:
-                due = await self._store.next_indication_at()
+                due = await self._store.indications.next_at()
                 await sleep_until_or_woken(self._clock, due, self._wake)
 
     async def send_due(self, *, everything: bool = False) -> int:
@@ -75,7 +75,7 @@ class IndicationSender:
         now = self._clock.now()
         heard, self._heard = sorted(self._heard), set()
         async with self._store.transaction() as uow:
-            rows = await uow.due_indications(
+            rows = await uow.indications.due(
                 float("inf") if everything else now, self._settings.batch, heard
             )
         delivered: list[int] = []
@@ -98,8 +98,8 @@ class IndicationSender:
                 delivered.append(row.id)
         if delivered or retries:
             async with self._store.transaction() as uow:
-                await uow.indications_delivered(delivered, now)
-                await uow.indications_retry(retries, now)
+                await uow.indications.delivered(delivered, now)
+                await uow.indications.retry(retries, now)
         if delivered:
             self._metrics.indications.labels("delivered").inc(len(delivered))
         if retries:

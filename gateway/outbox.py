@@ -38,8 +38,9 @@ from alerts.providers.base import (
 )
 from gateway.clock import Clock, sleep_until_or_woken
 from gateway.config import NotifySettings
+from gateway.domain.notify import FollowUpKind
 from gateway.metrics import GatewayMetrics
-from gateway.store import FollowUpKind, OutboxRow, Store, UnitOfWork
+from gateway.store.ports import OutboxRow, SentNotification, Store, UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -126,14 +127,14 @@ class OutboxSender:
     async def run(self) -> None:
         """Send until cancelled."""
         async with self._store.transaction() as uow:
-            in_doubt = await uow.release_in_doubt(self._clock.now())
+            in_doubt = await uow.outbox.release_in_doubt(self._clock.now())
         if in_doubt:
             log.warning("notifications in doubt after a restart", extra={"count": in_doubt})
         async with asyncio.TaskGroup() as tg:
             while True:
                 self._wake.clear()
                 handled = await self._dispatch(tg)
-                due = await self._store.next_notification_at(skip_recipients=sorted(self._busy))
+                due = await self._store.outbox.next_at(skip_recipients=sorted(self._busy))
                 if handled == 0 and due is not None and due <= self._clock.now():
                     # What is due waits for its number or a free slot: a send ending wakes us.
                     due = None if self._busy else self._clock.now() + self._settings.retry_initial_s
@@ -147,7 +148,7 @@ class OutboxSender:
         if free <= 0:
             return 0
         async with self._store.transaction() as uow:
-            doubtful = await uow.due_notifications(
+            doubtful = await uow.outbox.due(
                 now, free, in_doubt=True, skip_recipients=sorted(self._busy)
             )
         for row in doubtful:
@@ -158,11 +159,11 @@ class OutboxSender:
         if free <= 0:
             return handled
         async with self._store.transaction() as uow:
-            rows = await uow.due_notifications(
+            rows = await uow.outbox.due(
                 now, self._settings.batch, in_doubt=False, skip_recipients=sorted(self._busy)
             )
             jobs, touched = await self._plan(uow, rows, now, free)
-            await uow.mark_sending([job.row.id for job in jobs], now)
+            await uow.outbox.mark_sending([job.row.id for job in jobs], now)
         for job in jobs:
             job = dataclasses.replace(job, row=_attempted(job.row, now))  # noqa: PLW2901
             self._start(tg, job.row.notification.recipient, self._deliver(job))
@@ -206,10 +207,10 @@ class OutboxSender:
         for (recipient, channel), group in groups.items():
             if recipient in numbers:
                 continue  # one message at a time per number: the next round takes these
-            sent = await uow.recent_sends(recipient, channel, now - window)
+            sent = await uow.outbox.recent_sends(recipient, channel, now - window)
             if len(sent) >= self._settings.throttle_per_window:
                 until = (sent[0] if sent else now) + window
-                await uow.defer_notifications([r.id for r in group], until)
+                await uow.outbox.defer([r.id for r in group], until)
                 self._metrics.notifications.labels(channel, "held_back").inc(len(group))
                 touched += len(group)
                 continue
@@ -217,12 +218,12 @@ class OutboxSender:
                 continue
             leader, rest = group[0], group[1:]
             if rest:
-                await uow.merge_notifications(leader.id, [r.id for r in rest], now)
+                await uow.outbox.merge(leader.id, [r.id for r in rest], now)
                 self._metrics.notifications.labels(channel, "merged").inc(len(rest))
                 touched += len(rest)
             leaders.append(leader)
             numbers.add(recipient)
-        members = await uow.merged_members([r.id for r in leaders])
+        members = await uow.outbox.merged_members([r.id for r in leaders])
         jobs.extend(_Job(r, tuple(members[r.id])) for r in leaders)
         return jobs, touched + len(jobs)
 
@@ -263,14 +264,8 @@ class OutboxSender:
             return
         self._failed_in_row = 0
         async with self._store.transaction() as uow:
-            await uow.notification_sent(
-                row.id,
-                self._provider.name,
-                receipt.provider_id,
-                receipt.status,
-                self._clock.now(),
-                text,
-            )
+            sent = SentNotification(self._provider.name, receipt.provider_id, receipt.status, text)
+            await uow.outbox.sent(row.id, sent, self._clock.now())
         self._metrics.notifications.labels(n.channel, "sent").inc()
 
     async def _settle_doubt(self, row: OutboxRow) -> None:
@@ -285,9 +280,9 @@ class OutboxSender:
             async with self._store.transaction() as uow:
                 if self._clock.now() < resend_at:
                     # Its status callback, if it went, settles it before then.
-                    await uow.defer_notifications([row.id], resend_at)
+                    await uow.outbox.defer([row.id], resend_at)
                 else:
-                    await uow.notification_resolved_doubt(row.id, self._clock.now())
+                    await uow.outbox.resolved_doubt(row.id, self._clock.now())
             return
         except Exception as exc:  # noqa: BLE001 - whatever a provider raises is a failed attempt
             error = f"in-doubt lookup failed: {_reason(exc)}"
@@ -296,16 +291,10 @@ class OutboxSender:
         async with self._store.transaction() as uow:
             found = await self._unclaimed(uow, row, items)
             if found is None:
-                await uow.notification_resolved_doubt(row.id, self._clock.now())
+                await uow.outbox.resolved_doubt(row.id, self._clock.now())
             else:
-                await uow.notification_sent(
-                    row.id,
-                    self._provider.name,
-                    found.provider_id,
-                    found.status,
-                    self._clock.now(),
-                    None,
-                )
+                sent = SentNotification(self._provider.name, found.provider_id, found.status, None)
+                await uow.outbox.sent(row.id, sent, self._clock.now())
         self._failed_in_row = 0
         outcome = "resent" if found is None else "found_at_provider"
         self._metrics.notifications.labels(n.channel, outcome).inc()
@@ -315,10 +304,10 @@ class OutboxSender:
         self, uow: UnitOfWork, row: OutboxRow, items: Sequence[SentItem]
     ) -> SentItem | None:
         """The provider's message for this row: one no other notification owns (same text)."""
-        known = await uow.known_provider_ids([i.provider_id for i in items])
+        known = await uow.outbox.known_provider_ids([i.provider_id for i in items])
         expected = None
         if row.notification.channel == "sms":
-            members = (await uow.merged_members([row.id]))[row.id]
+            members = (await uow.outbox.merged_members([row.id]))[row.id]
             try:
                 expected = message_text(row.notification, members)
             except TemplateError:
@@ -351,7 +340,7 @@ class OutboxSender:
             return
         due = self._clock.now() + self._backoff(row.attempts)
         async with self._store.transaction() as uow:
-            await uow.notification_retry(row.id, due, error, self._clock.now(), in_doubt)
+            await uow.outbox.retry(row.id, due, error, self._clock.now(), in_doubt)
         self._metrics.notifications.labels(row.notification.channel, "retried").inc()
         log.warning("notification not sent, will retry", extra={"id": row.id, "error": error})
 
@@ -361,12 +350,12 @@ class OutboxSender:
         attempted = _attempted(row, row.claimed_at)
         if attempted.attempts >= self._settings.max_attempts:
             async with self._store.transaction() as uow:
-                members = (await uow.merged_members([row.id]))[row.id]
+                members = (await uow.outbox.merged_members([row.id]))[row.id]
             await self._quarantine(attempted, error, follow_up=not members)
             return
         due = self._clock.now() + self._backoff(attempted.attempts)
         async with self._store.transaction() as uow:
-            await uow.notification_lookup_failed(row.id, due, error, self._clock.now())
+            await uow.outbox.lookup_failed(row.id, due, error, self._clock.now())
         self._metrics.notifications.labels(row.notification.channel, "lookup_failed").inc()
         log.warning("in-doubt lookup failed", extra={"id": row.id, "error": error})
 
@@ -377,7 +366,7 @@ class OutboxSender:
         reason = f"quarantined after {row.attempts} attempts: {error}"
         hook = None
         async with self._store.transaction() as uow:
-            await uow.notification_quarantined(row.id, reason, now, row.attempts)
+            await uow.outbox.quarantine(row.id, reason, now, row.attempts)
             if follow_up:
                 hook = await self._after_final(
                     uow, row.id, n, row.origin_kind, bad_number=False, now=now
@@ -397,7 +386,7 @@ class OutboxSender:
         now = self._clock.now()
         hook = None
         async with self._store.transaction() as uow:
-            await uow.notification_failed(row.id, error, now, bad_number)
+            await uow.outbox.failed(row.id, error, now, bad_number)
             if follow_up:
                 hook = await self._after_final(uow, row.id, n, row.origin_kind, bad_number, now)
         self._metrics.notifications.labels(n.channel, "failed").inc()
@@ -413,13 +402,13 @@ class OutboxSender:
         now = self._clock.now()
         hook = None
         async with self._store.transaction() as uow:
-            record = await uow.notification_delivery(notification_id, provider_id, state, now)
+            record = await uow.outbox.delivery(notification_id, provider_id, state, now)
             if record is None:
                 return False
             if record.status in ("delivered", "failed"):
                 n = record.notification
                 if bad_number and n.contact_id is not None:
-                    await uow.set_contact_bad_number(n.contact_id)
+                    await uow.grid.set_bad_number(n.contact_id)
                 answered = record.status == "delivered" and (
                     n.channel == "sms" or record.keypress is not None
                 )
@@ -432,7 +421,7 @@ class OutboxSender:
 
     async def message_text(self, notification_id: int) -> tuple[Notification, str] | None:
         """A notification and what its recipient reads or hears (a digest if merged)."""
-        found = await self._store.notification_with_members(notification_id)
+        found = await self._store.outbox.with_members(notification_id)
         if found is None:
             return None
         notification, members = found
@@ -441,7 +430,7 @@ class OutboxSender:
     async def record_keypress(self, notification_id: int, digit: str) -> bool:
         """A person answered a call with a key: a human, not voicemail."""
         async with self._store.transaction() as uow:
-            return await uow.notification_keypress(notification_id, digit, self._clock.now())
+            return await uow.outbox.keypress(notification_id, digit, self._clock.now())
 
     async def _after_final(
         self,
@@ -454,17 +443,17 @@ class OutboxSender:
     ) -> OnCommit | None:
         """A message that did not reach its person: fall back, call again, or give up."""
         if n.channel == "sms":
-            if not bad_number and not await uow.voice_twin_exists(notification_id):
+            if not bad_number and not await uow.outbox.voice_twin_exists(notification_id):
                 voice = dataclasses.replace(n, channel="voice")
-                if await uow.enqueue_follow_up(notification_id, "fallback", voice, now):
+                if await uow.outbox.enqueue_follow_up(notification_id, "fallback", voice, now):
                     self._metrics.notifications.labels("sms", "fallback_to_voice").inc()
                     return self.wake
             return None
-        ticket = await uow.get_ticket(n.ticket_id) if n.ticket_id is not None else None
+        ticket = await uow.tickets.get(n.ticket_id) if n.ticket_id is not None else None
         still_needed = ticket is None or ticket.status == "open"
         if origin_kind != "retry" and still_needed and not bad_number:
             due = now + self._settings.call_retry_after_s
-            if await uow.enqueue_follow_up(notification_id, "retry", n, due):
+            if await uow.outbox.enqueue_follow_up(notification_id, "retry", n, due):
                 self._metrics.notifications.labels("voice", "call_retried").inc()
                 return self.wake
             return None

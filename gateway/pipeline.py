@@ -7,7 +7,6 @@ import dataclasses
 import enum
 import json
 import logging
-import sqlite3
 import time
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Sequence
@@ -26,13 +25,14 @@ from firmware_protocol import (
 )
 from gateway.clock import Clock
 from gateway.config import PipelineSettings
+from gateway.domain.devices import DeviceSeen, EventRow
 from gateway.downlink import Downlinker, Reply, reservations
-from gateway.errors import StoreError
+from gateway.errors import ConflictError, StoreCorruptError, StoreError
 from gateway.links import InboundFrame
 from gateway.logs import RateLimitedLog
 from gateway.metrics import GatewayMetrics
 from gateway.registry import DeviceRegistry, DeviceState
-from gateway.store import DeviceSeen, EventRow, Store, UnitOfWork
+from gateway.store.ports import Store, UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -331,7 +331,9 @@ class Pipeline:
         while True:
             try:
                 await self._commit(batch)
-            except (sqlite3.OperationalError, StoreError, OSError) as exc:
+            except (StoreError, OSError) as exc:
+                if isinstance(exc, ConflictError | StoreCorruptError):
+                    raise  # not a passing failure: the pipeline's supervisor takes it
                 self._metrics.commit_failures.inc()
                 log.warning("ingest commit failed, retrying", extra={"error": str(exc)})
                 await asyncio.sleep(delay)
@@ -353,7 +355,7 @@ class Pipeline:
                 else:
                     accepted.append(cand)
             for device_id, cands in old.items():
-                stored = await uow.stored_seqs(device_id, [c.envelope.seq for c in cands])
+                stored = await uow.devices.stored_seqs(device_id, [c.envelope.seq for c in cands])
                 for cand in cands:
                     (duplicates if cand.envelope.seq in stored else accepted).append(cand)
             replies = [
@@ -368,12 +370,12 @@ class Pipeline:
                 ),
             ]
             marks = reservations(replies)
-            await uow.insert_events([_event_row(a) for a in accepted])
+            await uow.devices.insert_events([_event_row(a) for a in accepted])
             seen = _seen_rows(accepted, marks)
-            await uow.mark_seen(list(seen.values()))
+            await uow.devices.mark_seen(list(seen.values()))
             for device_id, mark in marks.items():
                 if device_id not in seen:
-                    await uow.set_downlink_seq(device_id, mark)
+                    await uow.devices.set_downlink_seq(device_id, mark)
             if accepted:
                 for handler in self._handlers:
                     callback = await handler.stage(uow, accepted)

@@ -10,9 +10,10 @@ from dataclasses import dataclass, replace
 from firmware_protocol import KEY_LEN, ProtocolError, parse_device_id
 from gateway.clock import Clock
 from gateway.config import DeviceKind, SupervisionSettings
+from gateway.domain.devices import DeviceRecord, DeviceStatus
 from gateway.errors import RegistryError
 from gateway.metrics import GatewayMetrics
-from gateway.store import Deadline, DeviceRecord, DeviceStatus, Store
+from gateway.store.ports import Deadline, Store
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +102,7 @@ class DeviceRegistry:
     async def load(self) -> None:
         """Read every device from the store."""
         self._devices = {
-            r.device_id: DeviceState.from_record(r) for r in await self._store.load_devices()
+            r.device_id: DeviceState.from_record(r) for r in await self._store.devices.all()
         }
         self._unknown.clear()
         self.update_gauges()
@@ -122,7 +123,7 @@ class DeviceRegistry:
         now = self._clock.now()
         if now - self._unknown.get(device_id, float("-inf")) < self._unknown_cache_s:
             return None
-        record = await self._store.get_device(device_id)
+        record = await self._store.devices.get(device_id)
         if record is None:
             if len(self._unknown) > 100_000:
                 self._unknown.clear()
@@ -161,10 +162,10 @@ class DeviceRegistry:
             label=label,
         )
         async with self._store.transaction() as uow:
-            await uow.add_device(record)
+            await uow.devices.add(record)
             # A box installed but never heard from must be noticed too.
             due = now + self._supervision.missed_intervals * interval
-            await uow.set_deadlines([Deadline(SILENT_DEADLINE, device_id, due)])
+            await uow.deadlines.set([Deadline(SILENT_DEADLINE, device_id, due)])
         self._devices[device_id] = DeviceState.from_record(record)
         self._unknown.pop(device_id, None)
         self.update_gauges()

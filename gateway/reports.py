@@ -9,7 +9,9 @@ from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from gateway.config import CardThresholds, TicketSettings, WarningThresholds
-from gateway.store import Contact, GridUnit, Ticket
+from gateway.domain.grid import Contact, GridUnit
+from gateway.domain.tickets import Ticket
+from gateway.store.ports import DeviceReads, GridReads, TicketReads
 
 WarningLevel = Literal["green", "yellow", "orange", "red"]
 CardColour = Literal["blue", "yellow", "red"]
@@ -17,26 +19,21 @@ CLOSED = ("resolved", "rated")
 
 
 class ReportSource(Protocol):
-    """The reads reports need."""
+    """The read ports reports need."""
 
-    async def tickets_opened(self, start: float, end: float) -> list[Ticket]:
-        """Tickets opened in [start, end)."""
+    @property
+    def tickets(self) -> TicketReads:
+        """Tickets opened in a period, and live ones."""
         ...
 
-    async def live_tickets(self) -> list[Ticket]:
-        """Open, accepted and on-site tickets."""
+    @property
+    def grid(self) -> GridReads:
+        """Grid units and contacts."""
         ...
 
-    async def grid(self) -> dict[str, GridUnit]:
-        """Every grid unit by code."""
-        ...
-
-    async def contacts(self) -> list[Contact]:
-        """Every contact."""
-        ...
-
-    async def silent_boxes(self, since: float) -> list[str]:
-        """Call boxes with no key press since `since`."""
+    @property
+    def devices(self) -> DeviceReads:
+        """Call boxes with no key press since a time."""
         ...
 
 
@@ -170,11 +167,11 @@ class Reports:
 
     async def warning_colours(self, now: float) -> dict[str, UnitWarning]:
         """The colour of every unit from neighbourhood up to township."""
-        grid = await self._source.grid()
+        grid = await self._source.grid.units()
         live: dict[str, int] = defaultdict(int)
         overdue: dict[str, int] = defaultdict(int)
         oldest: dict[str, float] = defaultdict(float)
-        for ticket in await self._source.live_tickets():
+        for ticket in await self._source.tickets.live():
             late = self._overdue(ticket, now)
             for unit in _ancestors(ticket.neighbourhood_code, grid):
                 live[unit.code] += 1
@@ -208,9 +205,9 @@ class Reports:
 
     async def statistics(self, start: float, end: float) -> dict[str, TicketStats]:
         """Figures per village, per township and per person (`contact:<id>`) for [start, end)."""
-        grid = await self._source.grid()
+        grid = await self._source.grid.units()
         out: dict[str, TicketStats] = defaultdict(TicketStats)
-        for ticket in await self._source.tickets_opened(start, end):
+        for ticket in await self._source.tickets.opened(start, end):
             keys = [
                 u.code
                 for u in _ancestors(ticket.village_code, grid)
@@ -248,7 +245,7 @@ class Reports:
     async def chief_cards(self, start: float, end: float) -> list[Card]:
         """Blue, yellow or red cards for neighbour chiefs from their on-time share."""
         per_person = await self.statistics(start, end)
-        chiefs = [c for c in await self._source.contacts() if c.role == "neighbour_chief"]
+        chiefs = [c for c in await self._source.grid.contacts() if c.role == "neighbour_chief"]
         return [self._card(c, per_person.get(f"contact:{c.id}")) for c in chiefs]
 
     def _card(self, chief: Contact, stats: TicketStats | None) -> Card:
@@ -267,7 +264,7 @@ class Reports:
 
     async def unused_boxes(self, now: float, days: float = 90) -> list[str]:
         """Call boxes nobody has pressed for `days` (a box nobody uses is a problem too)."""
-        return await self._source.silent_boxes(now - days * 86400)
+        return await self._source.devices.silent_boxes(now - days * 86400)
 
 
 def by_level(warnings: Iterable[UnitWarning], level: str) -> list[UnitWarning]:

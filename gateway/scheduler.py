@@ -5,15 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import sqlite3
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from gateway.clock import Clock, sleep_until_or_woken
-from gateway.errors import StoreError
+from gateway.errors import ConflictError, StoreError
 from gateway.metrics import GatewayMetrics
-from gateway.store import Deadline, Store, UnitOfWork
+from gateway.store.ports import Deadline, Store, UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +27,15 @@ class DeadlineHandler(Protocol):
         ...
 
 
-# Failures of the store itself are not a deadline's fault: the round fails and is retried whole.
-_STORE_FAILURES = (StoreError, sqlite3.OperationalError, OSError)
 _REASON_MAX = 500
+
+
+def _store_failed(exc: Exception) -> bool:
+    """Whether the store itself failed: not a deadline's fault, so the round is retried whole.
+
+    A write that conflicts with stored rows is the handler's fault, like any other exception.
+    """
+    return isinstance(exc, StoreError | OSError) and not isinstance(exc, ConflictError)
 
 
 class DeadlineScheduler:
@@ -74,14 +79,14 @@ class DeadlineScheduler:
 
     async def run(self) -> None:
         """Serve deadlines until cancelled; a failing store ends it (its supervisor restarts it)."""
-        self.quarantined = await self._store.quarantined_deadlines()
+        self.quarantined = await self._store.deadlines.quarantined_count()
         while True:
             await self._round()
 
     async def _round(self) -> None:
         self._wake.clear()
         now = self._clock.now()
-        next_due = await self._store.next_deadline_at()
+        next_due = await self._store.deadlines.next_at()
         if next_due is not None and next_due <= now:
             await self.fire_due(now)
             return
@@ -94,9 +99,9 @@ class DeadlineScheduler:
         while True:
             try:
                 count = await self._fire_batch(now)
-            except _STORE_FAILURES:
-                raise
-            except Exception:  # noqa: BLE001 - a handler's bug must not stop the others
+            except Exception as exc:
+                if _store_failed(exc):
+                    raise
                 log.warning("a deadline handler raised; handling deadlines one at a time")
                 count = await self._fire_isolating(now)
             handled += count
@@ -109,13 +114,13 @@ class DeadlineScheduler:
         """One transaction for up to `batch` due deadlines; raises what a handler raised."""
         hooks: list[Callable[[], None]] = []
         async with self._store.transaction() as uow:
-            due = await uow.due_deadlines(now, self._batch)
+            due = await uow.deadlines.due(now, self._batch)
             if not due:
                 return 0
             by_kind: dict[str, list[Deadline]] = defaultdict(list)
             for deadline in due:
                 by_kind[deadline.kind].append(deadline)
-            await uow.clear_deadlines([(d.kind, d.subject) for d in due])
+            await uow.deadlines.clear([(d.kind, d.subject) for d in due])
             for kind, items in by_kind.items():
                 hook = await self._handle(uow, kind, items, now)
                 if hook is not None:
@@ -130,16 +135,14 @@ class DeadlineScheduler:
             deadline: Deadline | None = None
             try:
                 async with self._store.transaction() as uow:
-                    due = await uow.due_deadlines(now, 1)
+                    due = await uow.deadlines.due(now, 1)
                     if not due:
                         break
                     deadline = due[0]
-                    await uow.clear_deadlines([(deadline.kind, deadline.subject)])
+                    await uow.deadlines.clear([(deadline.kind, deadline.subject)])
                     hook = await self._handle(uow, deadline.kind, due, now)
-            except _STORE_FAILURES:
-                raise
             except Exception as exc:
-                if deadline is None:
+                if deadline is None or _store_failed(exc):
                     raise
                 await self._failed(deadline, exc, now)
             else:
@@ -161,12 +164,12 @@ class DeadlineScheduler:
         reason = f"{type(exc).__name__}: {exc}"[:_REASON_MAX]
         retry_at: float | None = None
         async with self._store.transaction() as uow:
-            attempts = await uow.record_deadline_failure(deadline, reason, now)
+            attempts = await uow.deadlines.record_failure(deadline, reason, now)
             if attempts >= self._max_attempts:
-                await uow.quarantine_deadline(deadline)
+                await uow.deadlines.quarantine(deadline)
             else:
                 retry_at = now + self._retry_s * 2 ** (attempts - 1)
-                await uow.set_deadlines([Deadline(deadline.kind, deadline.subject, retry_at)])
+                await uow.deadlines.set([Deadline(deadline.kind, deadline.subject, retry_at)])
         fields = {
             "kind": deadline.kind,
             "subject": deadline.subject,

@@ -6,11 +6,12 @@ from collections.abc import Callable, Sequence
 
 from firmware_protocol import AlarmKind, DeviceAlarm, Heartbeat
 from gateway.config import SupervisionSettings
+from gateway.domain.devices import Telemetry, Transition
 from gateway.metrics import GatewayMetrics
 from gateway.pipeline import AcceptedFrame
 from gateway.registry import SILENT_DEADLINE, DeviceRegistry, DeviceState
 from gateway.scheduler import DeadlineScheduler
-from gateway.store import Deadline, Telemetry, Transition, UnitOfWork
+from gateway.store.ports import Deadline, UnitOfWork
 
 MAINS_POWERED = 255
 
@@ -79,9 +80,9 @@ class Supervisor:
             interval = intervals.get(device_id, state.interval_s)
             due = at + self._settings.missed_intervals * interval
             deadlines.append(Deadline(SILENT_DEADLINE, device_id, due))
-        await uow.update_telemetry(telemetry)
-        await uow.apply_transitions(transitions)
-        await uow.set_deadlines(deadlines)
+        await uow.devices.update_telemetry(telemetry)
+        await uow.devices.apply_transitions(transitions)
+        await uow.deadlines.set(deadlines)
 
         def on_commit() -> None:
             for device_id, interval in intervals.items():
@@ -115,7 +116,7 @@ class Supervisor:
                     f"no frame for {missed} reporting intervals of {state.interval_s} s",
                 )
             )
-        await uow.apply_transitions(transitions)
+        await uow.devices.apply_transitions(transitions)
         return lambda: self._apply(states, transitions)
 
     def _apply(self, states: dict[str, DeviceState], transitions: Sequence[Transition]) -> None:

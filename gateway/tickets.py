@@ -22,6 +22,7 @@ from alerts.providers.base import ProviderError
 from firmware_protocol import Indication, IndicationKind, Key, KeyEvent, LedPattern
 from gateway.clock import Clock
 from gateway.config import TicketSettings
+from gateway.domain.grid import Contact, HouseholdInfo, found_by_unit
 from gateway.domain.tickets import (
     Accept,
     AcceptResult,
@@ -48,8 +49,10 @@ from gateway.domain.tickets import (
     Resolve,
     StartBridge,
     Thumbs,
+    Ticket,
     TicketConflictError,
     TicketError,
+    TicketEvent,
     TicketStatus,
     decide,
     new_ticket,
@@ -57,7 +60,7 @@ from gateway.domain.tickets import (
 from gateway.metrics import GatewayMetrics
 from gateway.pipeline import AcceptedFrame, OnCommit
 from gateway.scheduler import DeadlineScheduler
-from gateway.store import Contact, Deadline, HouseholdInfo, Store, Ticket, TicketEvent, UnitOfWork
+from gateway.store.ports import Deadline, Feedback, Store, UnitOfWork
 
 __all__ = [
     "ACCEPT_DEADLINE",
@@ -128,12 +131,12 @@ class _Tx:
         self.counts.extend(decision.counts)
 
     async def flush(self) -> None:
-        await self.uow.add_ticket_events(self.events)
-        await self.uow.enqueue(self.notifications, self.now)
-        await self.uow.clear_deadlines(self.cleared)
-        await self.uow.set_deadlines(self.deadlines)
+        await self.uow.tickets.add_events(self.events)
+        await self.uow.outbox.enqueue(self.notifications, self.now)
+        await self.uow.deadlines.clear(self.cleared)
+        await self.uow.deadlines.set(self.deadlines)
         # Box indications are durable rows; IndicationSender delivers them after the commit.
-        await self.uow.add_indications(
+        await self.uow.indications.add(
             [(item.device_id, box_indication(item)) for item in self.indications], self.now
         )
 
@@ -192,22 +195,24 @@ class TicketService:
             tx.now = frame.inbound.received_at
             device_id = frame.state.device_id
             household = frame.state.record.household_code
-            info = await uow.household_info(household) if household else None
+            info = await uow.grid.household_info(household) if household else None
             if message.key == Key.GREEN_CALL:
                 await self._green(tx, device_id, household, info, message.press_count)
             elif message.key == Key.RED_HANGUP:
-                live = await uow.live_ticket(household) if household else None
+                live = await uow.tickets.live(household) if household else None
                 if live is not None:
                     await self._decide(tx, live, PressRed(), info)
             else:
                 rating: Rating = "up" if message.key == Key.THUMBS_UP else "down"
-                unrated = await uow.latest_unrated(household) if household else None
+                unrated = await uow.tickets.latest_unrated(household) if household else None
                 linked = None
                 if unrated is not None:
                     decision = await self._decide(tx, unrated, Thumbs(rating), info)
                     if decision.ticket.status == TicketStatus.RATED:
                         linked = unrated.id
-                await uow.add_feedback(household, device_id, tx.now, rating, linked)
+                await uow.tickets.add_feedback(
+                    Feedback(household, device_id, tx.now, rating, linked)
+                )
         await tx.flush()
         return self._on_commit(tx)
 
@@ -219,7 +224,7 @@ class TicketService:
         info: HouseholdInfo | None,
         presses: int,
     ) -> None:
-        live = await tx.uow.live_ticket(household) if household else None
+        live = await tx.uow.tickets.live(household) if household else None
         if live is not None:
             await self._decide(tx, live, PressGreen(presses), info)
             return
@@ -227,7 +232,7 @@ class TicketService:
         neighbourhood = info.unit_at("neighbourhood") if info else None
         rules = self._settings.rules_for(village)
         draft = new_ticket(household, device_id, village, neighbourhood, presses, rules, tx.now)
-        ticket = replace(draft, id=await tx.uow.insert_ticket(draft))
+        ticket = replace(draft, id=await tx.uow.tickets.insert(draft))
         await self._decide(tx, ticket, Open(presses), info)
         if info is None:
             log.error("call from a box without a household", extra={"device_id": device_id})
@@ -280,7 +285,7 @@ class TicketService:
         When nobody at the ticket's current step has answered, the next in the chain is
         called at once instead of waiting for the accept clock.
         """
-        ticket = await uow.get_ticket(ticket_id)
+        ticket = await uow.tickets.get(ticket_id)
         if ticket is None:
             return None
         tx = _Tx(uow, now)
@@ -308,7 +313,7 @@ class TicketService:
         """Escalate tickets whose accept, arrive or day clock ran out (at its due time)."""
         tx = _Tx(uow, now)
         for deadline in deadlines:
-            ticket = await uow.get_ticket(int(deadline.subject))
+            ticket = await uow.tickets.get(int(deadline.subject))
             if ticket is None:
                 continue
             tx.now = deadline.due_at
@@ -331,7 +336,7 @@ class TicketService:
         """Load the people the rules need, decide, save the ticket, collect the effects."""
         context = await self._context(tx.uow, ticket, household, actors)
         decision = decide(ticket, command, context, tx.now)
-        if decision.ticket != ticket and not await tx.uow.save_ticket(
+        if decision.ticket != ticket and not await tx.uow.tickets.save(
             decision.ticket, ticket.status
         ):
             raise TicketConflictError(f"ticket {ticket.id} changed meanwhile; try again")
@@ -339,7 +344,9 @@ class TicketService:
         return decision
 
     async def _household(self, uow: UnitOfWork, ticket: Ticket) -> HouseholdInfo | None:
-        return await uow.household_info(ticket.household_code) if ticket.household_code else None
+        return (
+            await uow.grid.household_info(ticket.household_code) if ticket.household_code else None
+        )
 
     async def _context(
         self,
@@ -352,16 +359,20 @@ class TicketService:
         by_role: dict[str, list[Contact]] = {}
         if household is not None:
             for role in sorted(ticket.rules.roles):
-                by_role[role] = await uow.contacts_for_role(household.unit_chain, role)
-        notified = await uow.notified_contacts(ticket.id)
+                by_role[role] = (
+                    await uow.grid.unit_contacts(household.unit_chain, role)
+                    if found_by_unit(role)
+                    else []
+                )
+        notified = await uow.outbox.notified_contacts(ticket.id)
         ids = {*notified, *actors}
         if ticket.owner_contact_id is not None:
             ids.add(ticket.owner_contact_id)
-        people = {c.id: c for c in await uow.contacts_by_id(sorted(ids))}
+        people = {c.id: c for c in await uow.grid.contacts_by_id(sorted(ids))}
         return Context(household, Directory(by_role, people, notified), self._zone)
 
     async def _ticket(self, uow: UnitOfWork, ticket_id: int) -> Ticket:
-        ticket = await uow.get_ticket(ticket_id)
+        ticket = await uow.tickets.get(ticket_id)
         if ticket is None:
             raise TicketError(f"no ticket {ticket_id}")
         return ticket

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sqlite3
 from collections.abc import Callable, Iterable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
@@ -40,7 +39,7 @@ class StoreProbe:
         try:
             async with self._begin():
                 pass
-        except (StoreError, sqlite3.Error, OSError) as exc:
+        except (StoreError, OSError) as exc:
             return f"store cannot write: {exc}"
         return None
 

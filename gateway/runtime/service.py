@@ -23,6 +23,7 @@ from firmware_protocol import Message
 from gateway.broker import MosquittoBroker
 from gateway.clock import Clock, SystemClock
 from gateway.config import DeviceKind, Settings
+from gateway.domain.devices import DeviceRecord
 from gateway.downlink import Downlinker
 from gateway.errors import StartupError
 from gateway.grid_import import GridImporter, ImportKind, ImportResult
@@ -37,8 +38,7 @@ from gateway.runtime.lock import DataDirLock
 from gateway.runtime.looplag import LoopLagMonitor
 from gateway.runtime.supervisor import PartState, PartStatus, PartSupervisor
 from gateway.scheduler import DeadlineScheduler
-from gateway.sqlite_store import SqliteStore
-from gateway.store import DeviceRecord
+from gateway.store.sqlite import SqliteStore
 from gateway.supervision import Supervisor
 from gateway.tickets import DEADLINE_KINDS as TICKET_DEADLINES
 from gateway.tickets import TicketService
@@ -340,8 +340,8 @@ class GatewayService:
             where.append(f"MQTT {mqtt.host}:{mqtt.port}{embedded}")
         where.extend(f"serial {link.name} {link.url}" for link in self.settings.serial)
         where.extend(run.describe() for _, run in self._components if isinstance(run, Component))
-        devices = len(await self.store.load_devices())
-        tickets = len(await self.store.live_tickets())
+        devices = len(await self.store.devices.all())
+        tickets = len(await self.store.tickets.live())
         return (
             f"Bidao gateway running (pid {os.getpid()}): {', '.join(where) or 'no links'}; "
             f"{devices} devices, {tickets} open tickets; data in {self.settings.data_dir}"

@@ -14,9 +14,10 @@ from device_sim.device import SimulatedDevice, fleet_identity
 from device_sim.mqtt import MqttFleet, publish_burst
 from firmware_protocol import Ack, Envelope
 from gateway.broker import MosquittoBroker
+from gateway.domain.devices import DeviceRecord
 from gateway.pipeline import AcceptedFrame
 from gateway.service import GatewayService
-from gateway.store import DeviceRecord, UnitOfWork
+from gateway.store.ports import UnitOfWork
 from tests.gateway.support import gateway_settings, sample
 
 DEVICES = 1000
@@ -78,7 +79,7 @@ async def test_a_burst_is_acked_frame_by_frame_after_each_commit(
         async with gw.store.transaction() as uow:
             for device in devices:
                 record = DeviceRecord(device.device_id, "water_meter", device.key, 900, now)
-                await uow.add_device(record)
+                await uow.devices.add(record)
         await gw.registry.load()
         gw.add_ingest_handler(commits)
         assert gw.mqtt is not None
@@ -92,7 +93,7 @@ async def test_a_burst_is_acked_frame_by_frame_after_each_commit(
         await asyncio.to_thread(publish_burst, "127.0.0.1", broker.port, frames)
         await fleet.wait_all_acked(300)
         assert sample(gw, "bidao_acks_sent_total", code="ACCEPTED") == TOTAL
-        assert await gw.store.count_events() == TOTAL
+        assert await gw.store.devices.count_events() == TOTAL
     after_commit = [
         device.ack_at[seq] - commits.at[device.device_id, seq]
         for device in devices

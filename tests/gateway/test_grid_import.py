@@ -13,11 +13,12 @@ import pytest
 
 from gateway import grid_import
 from gateway.clock import ManualClock
+from gateway.domain.devices import DeviceRecord
+from gateway.domain.grid import GridRow
 from gateway.grid_import import ImportInterruptedError, ImportRejectedError, ImportResult
 from gateway.registry import SILENT_DEADLINE
 from gateway.service import GatewayService
-from gateway.sqlite_store import SqliteUnitOfWork
-from gateway.store import DeviceRecord, GridRow
+from gateway.store.sqlite import SqliteGridWrites
 from tests.gateway.grid import (
     BOX_ID,
     CONTACTS_CSV,
@@ -99,7 +100,7 @@ async def test_bad_rows_are_reported_and_the_good_ones_land(
         # The good rows were written, each with its resident and its box.
         assert _count(gw, "SELECT count(*) FROM households") == 2
         assert _count(gw, "SELECT count(*) FROM residents") == 2
-        device = await gw.store.get_device(BOX_ID)
+        device = await gw.store.devices.get(BOX_ID)
         assert device is not None
         assert device.household_code == HOUSEHOLD
 
@@ -245,7 +246,7 @@ async def test_a_box_key_or_household_is_not_changed_by_import(
             result = await gw.import_csv("households", text)
             assert _reasons(result) == {line: (column, reason)}
             assert result.devices == 0
-        device = await gw.store.get_device(BOX_ID)
+        device = await gw.store.devices.get(BOX_ID)
         assert device is not None
         assert (device.household_code, device.key) == (HOUSEHOLD, bytes(range(16)))
         assert _count(gw, "SELECT count(*) FROM devices") == 1
@@ -333,7 +334,7 @@ async def test_ten_thousand_households_with_a_few_bad_rows_and_a_rerun(
         assert (
             _count(gw, f"SELECT count(*) FROM deadlines WHERE kind = '{SILENT_DEADLINE}'") == good
         )
-        device = await gw.store.get_device(f"{0xB1DA100000000000 + 42:016x}")
+        device = await gw.store.devices.get(f"{0xB1DA100000000000 + 42:016x}")
         assert device is not None
         assert (device.household_code, device.key) == ("H00042", bytes.fromhex(f"{42:032x}"))
         assert (
@@ -470,10 +471,10 @@ async def test_a_failed_chunk_leaves_whole_households_and_a_rerun_finishes(
 ) -> None:
     households, chunk, failing = 1_000, 64, 5
     settings = gateway_settings(tmp_path, None, grid_import={"chunk_rows": chunk})
-    real_insert = SqliteUnitOfWork.insert_grid
+    real_insert = SqliteGridWrites.insert
     chunks = 0
 
-    async def insert_failing_on_a_chunk(self: SqliteUnitOfWork, rows: Sequence[GridRow]) -> None:
+    async def insert_failing_on_a_chunk(self: SqliteGridWrites, rows: Sequence[GridRow]) -> None:
         nonlocal chunks
         chunks += 1
         if chunks == failing:
@@ -485,7 +486,7 @@ async def test_a_failed_chunk_leaves_whole_households_and_a_rerun_finishes(
     text = households_csv(households)
     async with GatewayService(settings, clock) as gw:
         await gw.import_csv("units", UNITS_CSV)
-        monkeypatch.setattr(SqliteUnitOfWork, "insert_grid", insert_failing_on_a_chunk)
+        monkeypatch.setattr(SqliteGridWrites, "insert", insert_failing_on_a_chunk)
         with pytest.raises(ImportInterruptedError) as interrupted:
             await gw.import_csv("households", text)
         written = (failing - 1) * chunk
@@ -509,7 +510,7 @@ async def test_a_failed_chunk_leaves_whole_households_and_a_rerun_finishes(
             written
         )
 
-        monkeypatch.setattr(SqliteUnitOfWork, "insert_grid", real_insert)
+        monkeypatch.setattr(SqliteGridWrites, "insert", real_insert)
         rerun = await gw.import_csv("households", text)
         assert (rerun.inserted, rerun.unchanged, rerun.rejected) == (
             households - written,
@@ -522,7 +523,7 @@ async def test_a_failed_chunk_leaves_whole_households_and_a_rerun_finishes(
         assert counts["deadlines"] == households
         assert _duplicates(gw) == 0
         last_id, last_key = household_box(households - 1)
-        device = await gw.store.get_device(last_id)
+        device = await gw.store.devices.get(last_id)
         assert device is not None
         assert (device.household_code, device.key) == (f"G{households - 1:06d}", last_key)
 
@@ -548,8 +549,10 @@ async def test_matching_rows_waits_for_no_writer(tmp_path: Path, clock: ManualCl
         await gw.import_csv("households", HOUSEHOLDS_CSV)
         async with gw.store.transaction(), asyncio.timeout(30):
             # A writer holds the store: reads by natural key and a whole check still finish.
-            assert [h.code for h in await gw.store.households_by_code([HOUSEHOLD])] == [HOUSEHOLD]
-            assert [d.device_id for d in await gw.store.devices_of([HOUSEHOLD])] == [BOX_ID]
+            assert [h.code for h in await gw.store.grid.households_by_code([HOUSEHOLD])] == [
+                HOUSEHOLD
+            ]
+            assert [d.device_id for d in await gw.store.grid.devices_of([HOUSEHOLD])] == [BOX_ID]
             checked = await gw.import_csv("households", households_csv(500), check=True)
             assert (checked.inserted, checked.rejected) == (500, 0)
 
@@ -562,23 +565,23 @@ async def test_a_box_registered_during_an_import_stops_it_cleanly(
         await gw.import_csv("units", UNITS_CSV)
         raced, raced_key = household_box(15)
         store = gw.store
-        real_read = type(store).devices_by_id
+        real_read = type(store.grid).devices_by_id
 
         async def read_then_race(self: object, device_ids: Sequence[str]) -> list[DeviceRecord]:
-            found = await real_read(store, device_ids)
-            if raced in device_ids and not await store.get_device(raced):
+            found = await real_read(store.grid, device_ids)
+            if raced in device_ids and not await store.devices.get(raced):
                 # Another writer registers the box between the import's read and its write.
                 await gw.register_device(raced, "call_box", raced_key)
             return found
 
-        monkeypatch.setattr(type(store), "devices_by_id", read_then_race)
+        monkeypatch.setattr(type(store.grid), "devices_by_id", read_then_race)
         text = households_csv(30)
         with pytest.raises(ImportInterruptedError) as interrupted:
             await gw.import_csv("households", text)
         assert interrupted.value.written == 10
         assert "UNIQUE constraint failed: devices.device_id" in str(interrupted.value)
         assert _count(gw, "SELECT count(*) FROM households") == 10
-        monkeypatch.setattr(type(store), "devices_by_id", real_read)
+        monkeypatch.setattr(type(store.grid), "devices_by_id", real_read)
 
         rerun = await gw.import_csv("households", text)
         assert (rerun.inserted, rerun.unchanged, rerun.rejected) == (19, 10, 1)

@@ -10,7 +10,7 @@ from firmware_protocol import Indication, IndicationKind, LedPattern
 from gateway.broker import MosquittoBroker
 from gateway.config import Settings
 from gateway.service import GatewayService
-from gateway.sqlite_store import SqliteStore
+from gateway.store.sqlite import SqliteStore
 from tests.gateway.support import gateway_settings, sample, send_until_acked, wait_for
 
 BOX = "00000000000000e1"
@@ -32,7 +32,7 @@ async def commit_indications(store: SqliteStore, *rows: Indication, at: float) -
     """Write indications for BOX in one transaction each, as ticket changes would."""
     for indication in rows:
         async with store.transaction() as uow:
-            await uow.add_indications([(BOX, indication)], at)
+            await uow.indications.add([(BOX, indication)], at)
 
 
 async def test_an_indication_waits_for_the_box_and_goes_when_it_is_heard(
@@ -51,12 +51,12 @@ async def test_an_indication_waits_for_the_box_and_goes_when_it_is_heard(
             lambda: sample(gw, "bidao_indications_total", outcome="retry") == 1,
             what="a first attempt",
         )
-        [row] = await gw.store.indications(BOX)
+        [row] = await gw.store.indications.all(BOX)
         assert (row.status, row.attempts) == ("pending", 1)
         await send_until_acked(fleet, box, box.heartbeat())
         await wait_for(lambda: bool(box.indications), what="the indication after the box spoke")
         assert box.indications == [ON_THE_WAY]
-        [row] = await gw.store.indications(BOX)
+        [row] = await gw.store.indications.all(BOX)
         assert row.status == "delivered"
         assert sample(gw, "bidao_downlinks_sent_total", link="mqtt", type="Indication") == 1
 
@@ -81,7 +81,7 @@ async def test_an_indication_committed_before_a_crash_is_delivered_after_the_res
         async with GatewayService(settings) as gw:
             await wait_for(lambda: bool(box.indications), what="the indication after restart")
             assert box.indications == [ACCEPTED]
-            [row] = await gw.store.indications(BOX)
+            [row] = await gw.store.indications.all(BOX)
             assert row.status == "delivered"
 
 
@@ -104,7 +104,7 @@ async def test_a_box_back_after_a_while_hears_only_each_tickets_newest_indicatio
         await send_until_acked(fleet, box, box.heartbeat())
         await wait_for(lambda: len(box.indications) == 2, what="one indication per ticket")
         assert sorted(box.indications, key=lambda i: i.ticket_ref) == [ARRIVED, OTHER_TICKET]
-        states = [(r.indication, r.status) for r in await gw.store.indications(BOX)]
+        states = [(r.indication, r.status) for r in await gw.store.indications.all(BOX)]
         assert states == [
             (ACCEPTED, "superseded"),
             (ON_THE_WAY, "superseded"),

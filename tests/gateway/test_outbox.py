@@ -60,7 +60,7 @@ class FlakyProvider:
 
 async def enqueue(gw: GatewayService, *notifications: Notification) -> None:
     async with gw.store.transaction() as uow:
-        await uow.enqueue(list(notifications), gw.clock.now())
+        await uow.outbox.enqueue(list(notifications), gw.clock.now())
     gw.outbox.wake()
 
 
@@ -71,7 +71,7 @@ SMS = Notification(
 
 async def settled(gw: GatewayService, expected: list[tuple[int, str, int, str | None]]) -> None:
     async def reached() -> bool:
-        return await gw.store.outbox_states() == expected
+        return await gw.store.outbox.states() == expected
 
     await wait_for(reached, what=f"outbox states {expected}")
 
@@ -121,8 +121,8 @@ async def test_bad_number_fails_at_once_and_flags_the_contact(
         await enqueue(gw, SMS)
         await wait_for(lambda: len(provider.calls) == 1)
         await clock.advance(3600)
-        states = await gw.store.outbox_states()
-        contacts = {c.id: c for c in await gw.store.contacts()}
+        states = await gw.store.outbox.states()
+        contacts = {c.id: c for c in await gw.store.grid.contacts()}
     assert states == [(1, "failed", 1, None)]
     assert contacts[SECRETARY].bad_number
     assert len(provider.calls) == 1
@@ -131,8 +131,8 @@ async def test_bad_number_fails_at_once_and_flags_the_contact(
 async def claimed_then_crashed(gw: GatewayService) -> None:
     """As if the sender died after marking a notification "sending", before the answer."""
     async with gw.store.transaction() as uow:
-        await uow.enqueue([SMS], gw.clock.now())
-        await uow.mark_sending([1], gw.clock.now())
+        await uow.outbox.enqueue([SMS], gw.clock.now())
+        await uow.outbox.mark_sending([1], gw.clock.now())
 
 
 async def test_in_doubt_after_a_crash_waits_before_resending(
@@ -170,7 +170,7 @@ async def test_in_doubt_after_a_crash_is_found_at_the_provider_and_not_resent(
     )
     async with GatewayService(settings, clock, provider) as gw:
         await settled(gw, [(1, "sent", 1, "sent")])
-        entries = await gw.store.outbox_entries()
+        entries = await gw.store.outbox.entries()
     assert entries[0].provider_id == "SM-taken-before-the-crash"
     assert provider.calls == []
 
@@ -194,9 +194,9 @@ def alarm(n: int) -> Notification:
 
 async def sender_settled(gw: GatewayService) -> bool:
     """Nothing being sent and nothing due now: the sender has done what it can."""
-    if any(state[1] == "sending" for state in await gw.store.outbox_states()):
+    if any(state[1] == "sending" for state in await gw.store.outbox.states()):
         return False
-    due = await gw.store.next_notification_at()
+    due = await gw.store.outbox.next_at()
     return due is None or due > gw.clock.now()
 
 
@@ -240,7 +240,7 @@ async def test_throttle_merges_a_storm_and_lets_the_urgent_call_through(
         )
         assert fits_sms(merged.text)
         assert merged.text.endswith("…")
-        entries = await gw.store.outbox_entries()
+        entries = await gw.store.outbox.entries()
     assert len(console.sent) == limit + 2  # 51 notifications, 7 messages
     assert sum(e.status == "merged" for e in entries) == 44
     leader = next(e for e in entries if e.sent_text == merged.text)
@@ -308,7 +308,7 @@ async def test_quarantined_after_max_attempts_and_degraded_for_a_window(
         await clock.advance(11)
         await wait_for(lambda: len(provider.calls) == 2, what="second try")
         await wait_for(lambda: sender_settled(gw), what="quarantine recorded")
-        (entry, *_) = await gw.store.quarantined_notifications()
+        (entry, *_) = await gw.store.outbox.quarantined()
         assert degraded(gw) == "1 notifications quarantined in the last 600 s"
         await clock.advance(601)
         assert degraded(gw) is None

@@ -32,7 +32,7 @@ from firmware_protocol import Envelope, Key
 from gateway.broker import MosquittoBroker
 from gateway.clock import ManualClock
 from gateway.service import GatewayService
-from gateway.store import OutboxEntry
+from gateway.store.ports import OutboxEntry
 from tests.gateway.grid import (
     BOX_ID,
     BOX_KEY,
@@ -138,11 +138,11 @@ class Site:
 
     async def enqueue(self, *notifications: Notification) -> None:
         async with self.gw.store.transaction() as uow:
-            await uow.enqueue(list(notifications), self.clock.now())
+            await uow.outbox.enqueue(list(notifications), self.clock.now())
         self.gw.outbox.wake()
 
     async def entries(self) -> list[OutboxEntry]:
-        return await self.gw.store.outbox_entries()
+        return await self.gw.store.outbox.entries()
 
     async def settled(self) -> None:
         """Nothing is being sent and nothing is due now: the sender has done what it can."""
@@ -150,7 +150,7 @@ class Site:
         async def idle() -> bool:
             if self.gw.outbox.in_flight or any(e.status == "sending" for e in await self.entries()):
                 return False
-            due = await self.gw.store.next_notification_at()
+            due = await self.gw.store.outbox.next_at()
             return due is None or due > self.clock.now()
 
         await wait_for(idle, what="no send in flight")
@@ -219,7 +219,7 @@ async def test_a_provider_raising_keyerror_is_quarantined_and_stops_nothing(
         await site.heartbeat_acked()  # acknowledging still, after giving up
         entries = await site.entries()
         reason = site.gw.outbox.degraded_reason
-        quarantined = await site.gw.store.quarantined_notifications()
+        quarantined = await site.gw.store.outbox.quarantined()
         voice_quarantined = sample(
             site.gw, "bidao_notifications_total", channel="voice", outcome="quarantined"
         )

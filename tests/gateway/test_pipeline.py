@@ -21,7 +21,7 @@ from gateway.errors import ConfigError
 from gateway.links import InboundFrame, TransportName
 from gateway.pipeline import AcceptedFrame
 from gateway.service import GatewayService
-from gateway.store import UnitOfWork
+from gateway.store.ports import UnitOfWork
 from tests.gateway.support import gateway_settings, sample, wait_for
 
 BOX, OTHER = "00000000000000d1", "00000000000000d2"
@@ -84,9 +84,9 @@ async def test_no_ack_until_the_commit_succeeds(
         await fleet.send(BOX, box.press(Key.GREEN_CALL))
         await wait_for(lambda: flaky.attempts >= 3, what="failing commits")
         assert box.pending, "acked before anything was committed"
-        assert await gw.store.count_events() == 0
+        assert await gw.store.devices.count_events() == 0
         await wait_for(lambda: not box.pending, what="ack after the store recovered")
-        assert await gw.store.count_events() == 1
+        assert await gw.store.devices.count_events() == 1
         assert sample(gw, "bidao_commit_failures_total") == 5
         assert sample(gw, "bidao_acks_sent_total", code="ACCEPTED") == 1
 
@@ -121,7 +121,7 @@ async def test_a_burst_waits_in_the_broker_not_in_the_gateway(
             timeout=30,
             what="every frame acked",
         )
-        assert await gw.store.count_events() == 5000
+        assert await gw.store.devices.count_events() == 5000
         overload = sample(gw, "bidao_frames_rejected_total", transport="mqtt", reason="overload")
         assert overload == 0
 
@@ -184,7 +184,7 @@ async def test_overload_past_every_limit_drains_and_each_frame_is_stored_once(
                 for device in serial_devices:
                     await line.send(device.device_id, device.heartbeat(uptime_s=n))
             await retransmit_until_acked([fleet, line], timeout=120)
-            stored = await gw.store.event_seqs()
+            stored = await gw.store.devices.event_seqs()
             assert len(stored) == len(set(stored)) == 1200
             expected = {(d.device_id, seq) for d in mqtt_devices for seq in range(1, 51)}
             expected |= {(d.device_id, seq) for d in serial_devices for seq in range(1, 101)}
@@ -247,7 +247,7 @@ async def test_a_frame_refused_by_a_full_queue_is_settled_and_told_to_retry(
         await wait_for(lambda: len(link.sent) == 5, what="the retry acked")
         box.handle_downlink(link.sent[-1][1])
         assert not box.pending
-        assert await gw.store.count_events(BOX) == 4
+        assert await gw.store.devices.count_events(BOX) == 4
 
 
 def test_link_credits_beyond_the_pipeline_queue_are_refused_at_load(tmp_path: Path) -> None:
@@ -275,8 +275,8 @@ async def test_a_poison_frame_does_not_block_the_others(
                 await line.send(OTHER, good.heartbeat())
                 await line.send(BOX, bad.heartbeat())
             await wait_for(lambda: not good.pending, what="good frames acked")
-            assert await gw.store.count_events(OTHER) == 5
-            assert await gw.store.count_events(BOX) == 0
+            assert await gw.store.devices.count_events(OTHER) == 5
+            assert await gw.store.devices.count_events(BOX) == 0
             assert len(bad.pending) == 5
             internal = sample(
                 gw, "bidao_frames_rejected_total", transport="serial", reason="internal_error"
@@ -331,5 +331,5 @@ async def test_serial_link_reopens_after_the_line_drops(
             await line.wait_connected(10)
             await wait_for(lambda: not box.pending, what="frame after reopen acked")
             assert line.connections == 2
-            assert await gw.store.count_events(BOX) == 2
+            assert await gw.store.devices.count_events(BOX) == 2
             assert sample(gw, "bidao_link_connects_total", link="bus1") == 2

@@ -77,9 +77,9 @@ async def test_mqtt_bad_frames_are_rejected_and_counted(
             what="duplicate counted",
         )
 
-        assert await gw.store.count_events(A) == 21
-        assert await gw.store.count_events(B) == 0
-        assert await gw.store.count_events() == 21
+        assert await gw.store.devices.count_events(A) == 21
+        assert await gw.store.devices.count_events(B) == 0
+        assert await gw.store.devices.count_events() == 21
         assert rejected(gw, "mqtt", "bad_mac") == 20
         assert rejected(gw, "mqtt", "unknown_device") == 20
         assert rejected(gw, "mqtt", "topic_mismatch") == 20
@@ -107,6 +107,6 @@ async def test_serial_garbage_between_frames(tmp_path: Path, no_leaked_tasks: No
                     # A well-framed, CRC-correct frame with a forged MAC.
                     await line.send_raw(encode_serial(press(A, 90_000 + i, WRONG)))
             await wait_for(lambda: not a.pending, timeout=20, what="all valid frames acked")
-            assert await gw.store.count_events(A) == 50
+            assert await gw.store.devices.count_events(A) == 50
             assert rejected(gw, "serial", "bad_mac") == 5
             assert total_rejected(gw, "serial") > rejected(gw, "serial", "bad_mac")

@@ -17,6 +17,7 @@ from api.app import http_component
 from device_sim.device import SimulatedDevice
 from device_sim.mqtt import MqttFleet
 from firmware_protocol import Key
+from gateway.application import for_service
 from gateway.broker import MosquittoBroker, free_loopback_port
 from gateway.clock import ManualClock
 from gateway.config import RuntimeSettings
@@ -25,8 +26,8 @@ from gateway.runtime.looplag import LoopLagMonitor
 from gateway.runtime.supervisor import PartState, PartSupervisor
 from gateway.scheduler import DeadlineScheduler
 from gateway.service import GatewayService
-from gateway.sqlite_store import SqliteStore
-from gateway.store import Deadline, UnitOfWork
+from gateway.store.ports import Deadline, UnitOfWork
+from gateway.store.sqlite import SqliteStore
 from tests.gateway.grid import BOX_ID, BOX_KEY
 from tests.gateway.support import gateway_settings, load_grid, sample, send_until_acked, wait_for
 
@@ -144,7 +145,7 @@ async def test_boxes_are_acked_while_another_part_keeps_failing_and_healthz_says
         raise PartBrokeError(f"attempt {starts}")
 
     gw.add_component("flaky", flaky)
-    gw.add_component("http", http_component(gw))
+    gw.add_component("http", http_component(for_service(gw)))
     box = SimulatedDevice(BOX, "call_box", KEY, clock=clock.now)
     async with gw, MqttFleet("127.0.0.1", broker.port, [box]) as fleet:
         await gw.register_device(BOX, "call_box", KEY)
@@ -172,7 +173,7 @@ async def test_boxes_are_acked_while_another_part_keeps_failing_and_healthz_says
         assert sample(gw, "bidao_part_state", part="flaky", state="failed") == 1
         assert starts >= 4
         assert sample(gw, "bidao_part_restarts_total", part="flaky") == starts - 1
-        assert await gw.store.count_events(BOX) == 4
+        assert await gw.store.devices.count_events(BOX) == 4
 
 
 class RaisingProvider(ConsoleProvider):
@@ -194,7 +195,7 @@ async def test_a_provider_raising_on_every_send_does_not_stop_the_acks(
     settings = gateway_settings(tmp_path, broker, runtime=RUNTIME, http={"port": http_port})
     provider = RaisingProvider()
     gw = GatewayService(settings, clock, provider=provider)
-    gw.add_component("http", http_component(gw))
+    gw.add_component("http", http_component(for_service(gw)))
     async with gw:
         await load_grid(gw)
         box = SimulatedDevice(BOX_ID, "call_box", BOX_KEY, clock=clock.now)
@@ -225,7 +226,7 @@ async def test_healthz_is_503_without_the_broker_link(
     http_port = free_loopback_port()
     settings = gateway_settings(tmp_path, broker, http={"port": http_port})
     gw = GatewayService(settings, clock)
-    gw.add_component("http", http_component(gw))
+    gw.add_component("http", http_component(for_service(gw)))
     async with gw:
         status, body = await healthz(http_port)
         assert (status, body["status"]) == (200, "ok")
@@ -270,29 +271,29 @@ async def test_a_deadline_that_keeps_failing_is_quarantined_and_the_others_go_on
     try:
         now = clock.now()
         async with store.transaction() as uow:
-            await uow.set_deadlines(
+            await uow.deadlines.set(
                 [Deadline("check", s, now - i) for i, s in enumerate(["a", "bad", "b"])]
             )
         assert await scheduler.fire_due(now) == 3
         assert sorted(handler.handled) == ["a", "b"]
-        [failure] = await store.deadline_failures()
+        [failure] = await store.deadlines.failures()
         assert (failure.subject, failure.attempts, failure.status) == ("bad", 1, "retrying")
         assert failure.reason == "ValueError: cannot handle bad"
         assert failure.due_at == now - 1
-        assert await store.next_deadline_at() == now + 10.0
+        assert await store.deadlines.next_at() == now + 10.0
 
         await clock.advance(10.0)
         assert await scheduler.fire_due(clock.now()) == 1
-        assert await store.next_deadline_at() == clock.now() + 20.0
+        assert await store.deadlines.next_at() == clock.now() + 20.0
         await clock.advance(20.0)
         async with store.transaction() as uow:
-            await uow.set_deadlines([Deadline("check", "c", clock.now())])
+            await uow.deadlines.set([Deadline("check", "c", clock.now())])
         assert await scheduler.fire_due(clock.now()) == 2
         assert sorted(handler.handled) == ["a", "b", "c"]
-        [failure] = await store.deadline_failures()
+        [failure] = await store.deadlines.failures()
         assert (failure.attempts, failure.status) == (3, "quarantined")
-        assert await store.next_deadline_at() is None
-        assert await store.quarantined_deadlines() == 1
+        assert await store.deadlines.next_at() is None
+        assert await store.deadlines.quarantined_count() == 1
         assert scheduler.quarantined == 1
         retried = sample_of(metrics, "bidao_deadline_failures_total", kind="check", outcome="retry")
         assert retried == 2
@@ -325,13 +326,13 @@ async def test_a_deadline_that_succeeds_at_last_leaves_no_failure_behind(
     scheduler.register("once", FailsOnce())
     try:
         async with store.transaction() as uow:
-            await uow.set_deadlines([Deadline("once", "x", clock.now())])
+            await uow.deadlines.set([Deadline("once", "x", clock.now())])
         await scheduler.fire_due(clock.now())
-        assert [f.status for f in await store.deadline_failures()] == ["retrying"]
+        assert [f.status for f in await store.deadlines.failures()] == ["retrying"]
         await clock.advance(5.0)
         await scheduler.fire_due(clock.now())
-        assert await store.deadline_failures() == []
-        assert await store.next_deadline_at() is None
+        assert await store.deadlines.failures() == []
+        assert await store.deadlines.next_at() is None
     finally:
         await store.close()
 

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from gateway.errors import MigrationError, RegistryError
-from gateway.sqlite_store import SqliteStore, migrations
-from gateway.store import Deadline, DeviceRecord, DeviceSeen, EventRow, Transition
+from gateway.domain.devices import DeviceRecord, DeviceSeen, EventRow, Transition
+from gateway.errors import ConflictError, MigrationError, RegistryError
+from gateway.store.ports import Deadline
+from gateway.store.sqlite import SqliteStore, migrations
 
 KEY = bytes(range(16))
 
@@ -78,16 +79,16 @@ async def test_failed_transaction_leaves_nothing(tmp_path: Path) -> None:
     await store.open()
     try:
         async with store.transaction() as uow:
-            await uow.add_device(device())
+            await uow.devices.add(device())
 
         async def insert_twice() -> None:
             async with store.transaction() as uow:
-                await uow.insert_events([event(1)])
-                await uow.insert_events([event(1)])  # (device, seq) is unique
+                await uow.devices.insert_events([event(1)])
+                await uow.devices.insert_events([event(1)])  # (device, seq) is unique
 
-        with pytest.raises(sqlite3.IntegrityError):
+        with pytest.raises(ConflictError, match="UNIQUE constraint failed"):
             await insert_twice()
-        assert await store.count_events() == 0
+        assert await store.devices.count_events() == 0
     finally:
         await store.close()
 
@@ -97,11 +98,11 @@ async def test_duplicate_device_is_a_registry_error(tmp_path: Path) -> None:
     await store.open()
     try:
         async with store.transaction() as uow:
-            await uow.add_device(device())
+            await uow.devices.add(device())
 
         async def add_again() -> None:
             async with store.transaction() as uow:
-                await uow.add_device(device())
+                await uow.devices.add(device())
 
         with pytest.raises(RegistryError):
             await add_again()
@@ -114,28 +115,28 @@ async def test_unit_of_work_round_trip(tmp_path: Path) -> None:
     await store.open()
     try:
         async with store.transaction() as uow:
-            await uow.add_device(device())
-            await uow.insert_events([event(1), event(2), event(5)])
-            await uow.mark_seen([DeviceSeen("00000000000000a1", 9.0, "mqtt", 5, 3)])
-            await uow.apply_transitions([Transition("00000000000000a1", 9.0, "online")])
-            await uow.set_deadlines(
+            await uow.devices.add(device())
+            await uow.devices.insert_events([event(1), event(2), event(5)])
+            await uow.devices.mark_seen([DeviceSeen("00000000000000a1", 9.0, "mqtt", 5, 3)])
+            await uow.devices.apply_transitions([Transition("00000000000000a1", 9.0, "online")])
+            await uow.deadlines.set(
                 [Deadline("device_silent", "00000000000000a1", 100.0), Deadline("x", "y", 50.0)]
             )
-            assert await uow.stored_seqs("00000000000000a1", [1, 3, 5]) == {1, 5}
-            assert [d.subject for d in await uow.due_deadlines(60.0, 10)] == ["y"]
-        stored = await store.get_device("00000000000000a1")
+            assert await uow.devices.stored_seqs("00000000000000a1", [1, 3, 5]) == {1, 5}
+            assert [d.subject for d in await uow.deadlines.due(60.0, 10)] == ["y"]
+        stored = await store.devices.get("00000000000000a1")
         assert stored is not None
         assert (stored.last_seq, stored.downlink_seq, stored.status) == (5, 3, "online")
         assert "key=<hidden>" in repr(stored)
-        assert await store.next_deadline_at() == 50.0
+        assert await store.deadlines.next_at() == 50.0
         async with store.transaction() as uow:
             # Sequence numbers only move forward.
-            await uow.mark_seen([DeviceSeen("00000000000000a1", 10.0, "s1", 2, 1)])
-            await uow.clear_deadlines([("x", "y")])
-        stored = await store.get_device("00000000000000a1")
+            await uow.devices.mark_seen([DeviceSeen("00000000000000a1", 10.0, "s1", 2, 1)])
+            await uow.deadlines.clear([("x", "y")])
+        stored = await store.devices.get("00000000000000a1")
         assert stored is not None
         assert (stored.last_seq, stored.downlink_seq, stored.last_link) == (5, 3, "s1")
-        assert await store.next_deadline_at() == 100.0
+        assert await store.deadlines.next_at() == 100.0
     finally:
         await store.close()
 
@@ -163,15 +164,15 @@ async def test_an_older_database_is_upgraded_with_its_outbox_kept(tmp_path: Path
     store = SqliteStore(db)
     await store.open()
     try:
-        entries = await store.outbox_entries()
+        entries = await store.outbox.entries()
         assert [(e.status, e.provider_id, e.origin_kind) for e in entries] == [
             ("sent", "SM1", None)
         ]
         # The rebuilt table still points at itself for follow-ups.
         async with store.transaction() as uow:
-            notification = (await store.outbox())[0]
-            assert await uow.enqueue_follow_up(1, "fallback", notification, 10.0)
-            assert not await uow.enqueue_follow_up(1, "fallback", notification, 11.0)
+            notification = (await store.outbox.notifications())[0]
+            assert await uow.outbox.enqueue_follow_up(1, "fallback", notification, 10.0)
+            assert not await uow.outbox.enqueue_follow_up(1, "fallback", notification, 11.0)
     finally:
         await store.close()
     with sqlite3.connect(db) as conn:

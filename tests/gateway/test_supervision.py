@@ -39,9 +39,9 @@ async def test_silent_box_goes_offline_once_and_back_online_once(
             await wait_for(lambda: status(gw, BOX) == "offline", what="offline")
             await clock.advance(3600)
             await gw.scheduler.fire_due(clock.now())
-            kinds = [t.kind for t in await gw.store.transitions(BOX)]
+            kinds = [t.kind for t in await gw.store.devices.transitions(BOX)]
             assert kinds == ["online", "offline"]
-            offline = (await gw.store.transitions(BOX))[1]
+            offline = (await gw.store.devices.transitions(BOX))[1]
             assert offline.at == clock.now() - 3600 - 1  # due at last contact + 3 x 60 s
             assert sample_online(gw) == 0
 
@@ -50,7 +50,7 @@ async def test_silent_box_goes_offline_once_and_back_online_once(
             await wait_for(lambda: not box.pending, what="press acked")
             await line.send(BOX, box.heartbeat(interval_s=60))
             await wait_for(lambda: not box.pending, what="second frame acked")
-            kinds = [t.kind for t in await gw.store.transitions(BOX)]
+            kinds = [t.kind for t in await gw.store.devices.transitions(BOX)]
             assert kinds == ["online", "offline", "online"]
             assert sample_online(gw) == 1
 
@@ -74,7 +74,7 @@ async def test_registered_but_never_heard_box_goes_offline(
         await gw.register_device(BOX, "call_box", KEY)
         await clock.advance(3 * 60 + 1)
         await wait_for(lambda: status(gw, BOX) == "offline", what="offline")
-        assert [t.kind for t in await gw.store.transitions(BOX)] == ["offline"]
+        assert [t.kind for t in await gw.store.devices.transitions(BOX)] == ["offline"]
 
 
 async def test_heartbeat_interval_and_battery_from_the_device(
@@ -88,7 +88,7 @@ async def test_heartbeat_interval_and_battery_from_the_device(
             await gw.register_device(meter_id, "water_meter", KEY)
             await line.send(meter_id, meter.heartbeat(interval_s=600, battery_pct=15))
             await wait_for(lambda: not meter.pending, what="acked")
-            stored = await gw.store.get_device(meter_id)
+            stored = await gw.store.devices.get(meter_id)
             assert stored is not None
             assert (stored.heartbeat_interval_s, stored.battery_pct, stored.low_battery) == (
                 600,
@@ -97,7 +97,7 @@ async def test_heartbeat_interval_and_battery_from_the_device(
             )
             await line.send(meter_id, meter.alarm(AlarmKind.LOW_BATTERY, active=False))
             await wait_for(lambda: not meter.pending, what="acked")
-            kinds = [t.kind for t in await gw.store.transitions(meter_id)]
+            kinds = [t.kind for t in await gw.store.devices.transitions(meter_id)]
             assert kinds == ["online", "low_battery", "battery_ok"]
             # The stated 600 s interval governs supervision: 3 x 600 s.
             await clock.advance(1799)

@@ -18,10 +18,9 @@ from firmware_protocol import IndicationKind, Key
 from gateway.broker import MosquittoBroker
 from gateway.clock import ManualClock
 from gateway.config import TicketSettings
-from gateway.domain.tickets import EscalationCursor, Rating, TicketStatus, new_ticket
+from gateway.domain.tickets import EscalationCursor, Rating, Ticket, TicketStatus, new_ticket
 from gateway.service import GatewayService
-from gateway.sqlite_store import SqliteStore, migrations
-from gateway.store import Ticket
+from gateway.store.sqlite import SqliteStore, migrations
 from gateway.tickets import TicketError
 from tests.gateway.grid import (
     AREA_CHIEF,
@@ -51,18 +50,18 @@ class Village:
         await wait_for(lambda: not self.box.pending, what="key press acked")
 
     async def ticket(self) -> Ticket:
-        tickets = await self.gw.store.tickets()
+        tickets = await self.gw.store.tickets.all()
         assert tickets, "no ticket"
         return tickets[-1]
 
     async def sent(self) -> list[Notification]:
-        return await self.gw.store.outbox()
+        return await self.gw.store.outbox.notifications()
 
     async def to(self, contact_id: int) -> list[tuple[str, str]]:
         return [(n.channel, n.template) for n in await self.sent() if n.contact_id == contact_id]
 
     async def events(self) -> list[str]:
-        return [e.kind for e in await self.gw.store.ticket_events((await self.ticket()).id)]
+        return [e.kind for e in await self.gw.store.tickets.events((await self.ticket()).id)]
 
     async def indicated(self, kind: IndicationKind) -> None:
         await wait_for(
@@ -120,7 +119,7 @@ async def test_call_accept_arrive_resolve_thumbs_up(village: Village) -> None:
     assert (ticket.status, ticket.rating, ticket.owner_contact_id) == ("rated", "up", SECRETARY)
     assert ticket.on_site_at == ticket.accepted_at + 12 * MINUTE  # type: ignore[operator]
     assert not ticket.escalated
-    trail = await v.gw.store.ticket_events(ticket.id)
+    trail = await v.gw.store.tickets.events(ticket.id)
     assert [(e.kind, e.channel, e.contact_id) for e in trail] == [
         ("opened", "box_key", None),
         ("accepted", "voice_keypress", SECRETARY),
@@ -193,7 +192,7 @@ async def test_repeated_presses_merge_and_renotify_after_the_gap(village: Villag
     await v.press(Key.GREEN_CALL)
     await v.press(Key.GREEN_CALL, count=2)
     await v.press(Key.GREEN_CALL)
-    tickets = await v.gw.store.tickets()
+    tickets = await v.gw.store.tickets.all()
     assert len(tickets) == 1
     assert tickets[0].press_count == 4
     assert await v.to(SECRETARY) == [("voice", "ticket_call"), ("sms", "ticket_call")]
@@ -225,7 +224,7 @@ async def test_red_key_within_the_window_cancels_and_tells_everyone(village: Vil
     assert await v.to(DEPUTY) == []
     # The next green press opens a new ticket.
     await v.press(Key.GREEN_CALL)
-    assert len(await v.gw.store.tickets()) == 2
+    assert len(await v.gw.store.tickets.all()) == 2
 
 
 async def test_red_key_after_the_window_only_hangs_up(village: Village) -> None:
@@ -242,8 +241,11 @@ async def test_thumbs_without_a_ticket_is_standalone_feedback(village: Village) 
     v = village
     await v.press(Key.THUMBS_UP)
     await v.press(Key.THUMBS_DOWN)
-    assert await v.gw.store.feedback() == [("up", None), ("down", None)]
-    assert await v.gw.store.tickets() == []
+    assert [(f.rating, f.ticket_id) for f in await v.gw.store.tickets.feedback()] == [
+        ("up", None),
+        ("down", None),
+    ]
+    assert await v.gw.store.tickets.all() == []
 
 
 async def test_thumbs_down_flags_a_review(village: Village) -> None:
@@ -268,7 +270,7 @@ async def test_thumbs_after_the_rating_window_is_standalone(village: Village) ->
     await v.advance(73 * 3600)
     await v.press(Key.THUMBS_UP)
     assert (await v.ticket()).status == "resolved"
-    assert await v.gw.store.feedback() == [("up", None)]
+    assert [(f.rating, f.ticket_id) for f in await v.gw.store.tickets.feedback()] == [("up", None)]
 
 
 async def test_two_accept_at_once_exactly_one_owner(village: Village) -> None:
@@ -395,7 +397,7 @@ async def test_contacts_outside_their_hours_are_passed_over(village: Village) ->
     # The grid worker works 07:00-21:00: at night the township duty officer is next.
     assert await v.to(GRID_WORKER) == []
     assert await v.to(TOWNSHIP) == [("voice", "ticket_escalated"), ("sms", "ticket_escalated")]
-    ticket = await v.gw.store.ticket_events((await v.ticket()).id)
+    ticket = await v.gw.store.tickets.events((await v.ticket()).id)
     assert [e.detail for e in ticket if e.kind == "escalated"][-1].startswith("township_duty")
 
 
@@ -439,14 +441,16 @@ async def test_a_deadline_passed_while_down_fires_once_on_restart(
             lambda: has_escalated(gw), what="the missed deadline fires after the restart"
         )
         await gw.scheduler.fire_due(clock.now())  # and again: nothing more happens
-        to_deputy = [n.template for n in await gw.store.outbox() if n.contact_id == DEPUTY]
-        events = [e.kind for e in await gw.store.ticket_events(1)]
+        to_deputy = [
+            n.template for n in await gw.store.outbox.notifications() if n.contact_id == DEPUTY
+        ]
+        events = [e.kind for e in await gw.store.tickets.events(1)]
     assert to_deputy == ["ticket_escalated", "ticket_escalated"]  # one call, one SMS
     assert events.count("escalated") == 1
 
 
 async def has_escalated(gw: GatewayService) -> bool:
-    return any(e.kind == "escalated" for e in await gw.store.ticket_events(1))
+    return any(e.kind == "escalated" for e in await gw.store.tickets.events(1))
 
 
 async def test_statistics_of_a_seeded_history_match_the_hand_computed_figures(
@@ -485,7 +489,7 @@ async def test_statistics_of_a_seeded_history_match_the_hand_computed_figures(
                     rules,
                     opened,
                 )
-                await uow.insert_ticket(
+                await uow.tickets.insert(
                     replace(
                         draft,
                         status=TicketStatus(status),
@@ -528,9 +532,11 @@ async def test_a_settings_change_leaves_live_tickets_on_their_own_rules(
     async with GatewayService(settings, clock) as gw:
         await clock.advance(5 * MINUTE + 1)
         await gw.scheduler.fire_due(clock.now())
-        to_deputy = [n.template for n in await gw.store.outbox() if n.contact_id == DEPUTY]
-        to_township = [n for n in await gw.store.outbox() if n.contact_id == TOWNSHIP]
-        ticket = await gw.store.ticket(1)
+        to_deputy = [
+            n.template for n in await gw.store.outbox.notifications() if n.contact_id == DEPUTY
+        ]
+        to_township = [n for n in await gw.store.outbox.notifications() if n.contact_id == TOWNSHIP]
+        ticket = await gw.store.tickets.get(1)
     assert to_deputy == ["ticket_escalated", "ticket_escalated"]  # the chain it opened under
     assert to_township == []
     assert ticket is not None
@@ -549,7 +555,7 @@ async def test_rules_and_cursor_survive_the_store(tmp_path: Path) -> None:
         )
         draft = new_ticket(None, None, None, None, 2, rules, 1000.0)
         async with store.transaction() as uow:
-            ticket = replace(draft, id=await uow.insert_ticket(draft))
+            ticket = replace(draft, id=await uow.tickets.insert(draft))
             moved = replace(
                 ticket,
                 cursor=EscalationCursor(1, frozenset({5, 3})),
@@ -557,10 +563,10 @@ async def test_rules_and_cursor_survive_the_store(tmp_path: Path) -> None:
                 owner_contact_id=None,
                 bridged_call="CA1",
             )
-            assert await uow.save_ticket(moved, TicketStatus.OPEN)
+            assert await uow.tickets.save(moved, TicketStatus.OPEN)
             # Saved over a status that is no longer stored: refused, nothing written.
-            assert not await uow.save_ticket(replace(moved, press_count=9), TicketStatus.OPEN)
-        assert await store.ticket(ticket.id) == moved
+            assert not await uow.tickets.save(replace(moved, press_count=9), TicketStatus.OPEN)
+        assert await store.tickets.get(ticket.id) == moved
     finally:
         await store.close()
 
@@ -599,7 +605,7 @@ async def test_an_older_database_keeps_each_open_tickets_unanswered_step(tmp_pat
     store = SqliteStore(db)
     await store.open()
     try:
-        live, closed = await store.tickets()
+        live, closed = await store.tickets.all()
     finally:
         await store.close()
     assert live.cursor == EscalationCursor(1, frozenset({2, 9}))

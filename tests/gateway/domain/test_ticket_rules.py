@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from gateway.config import TicketPolicy, TicketSettings
+from gateway.domain.grid import Contact, HouseholdInfo
 from gateway.domain.tickets import (
     LIVE_STATUSES,
     TRANSITIONS,
@@ -41,7 +42,6 @@ from gateway.domain.tickets import (
     decide,
     new_ticket,
 )
-from gateway.store import Contact, HouseholdInfo
 
 ZONE = ZoneInfo("Asia/Shanghai")
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=ZONE).timestamp()

@@ -1,0 +1,94 @@
+"""Devices as the gateway knows them: registration, link state, health, status changes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+DeviceKind = Literal["call_box", "water_meter"]
+DeviceStatus = Literal["unknown", "online", "offline"]
+TransitionKind = Literal["online", "offline", "low_battery", "battery_ok"]
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRecord:
+    """A registered device as stored."""
+
+    device_id: str
+    kind: DeviceKind
+    key: bytes
+    heartbeat_interval_s: int
+    created_at: float
+    key_version: int = 0
+    household_code: str | None = None
+    label: str | None = None
+    enabled: bool = True
+    status: DeviceStatus = "unknown"
+    low_battery: bool = False
+    firmware: str | None = None
+    battery_pct: int | None = None
+    battery_mv: int | None = None
+    rssi_dbm: int | None = None
+    uptime_s: int | None = None
+    last_seen: float | None = None
+    last_link: str | None = None
+    last_seq: int | None = None
+    downlink_seq: int = 0
+
+    def __repr__(self) -> str:
+        """Never show the key."""
+        return f"DeviceRecord(device_id={self.device_id!r}, kind={self.kind!r}, key=<hidden>)"
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    """One accepted uplink, raw bytes and decoded fields, for audit and the domain."""
+
+    device_id: str
+    seq: int
+    msg_type: str
+    device_time: int
+    received_at: float
+    transport: str
+    link: str
+    raw: bytes
+    fields: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceSeen:
+    """What one ingest batch learnt about a device's link state."""
+
+    device_id: str
+    last_seen: float
+    last_link: str
+    last_seq: int
+    downlink_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class Telemetry:
+    """Health fields from a heartbeat."""
+
+    device_id: str
+    firmware: str
+    battery_pct: int | None
+    battery_mv: int
+    rssi_dbm: int
+    uptime_s: int
+    heartbeat_interval_s: int
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """A change of a device's status, recorded once."""
+
+    device_id: str
+    at: float
+    kind: TransitionKind
+    detail: str = ""
+
+    @property
+    def sets_status(self) -> bool:
+        """Whether it changes the online/offline status (else the low-battery flag)."""
+        return self.kind in ("online", "offline")

@@ -1,0 +1,1 @@
+"""Storage: the ports by aggregate (ports.py) and the SQLite implementation (sqlite.py)."""

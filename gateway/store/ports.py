@@ -1,0 +1,649 @@
+"""The storage ports, one per aggregate; SQLite implements them, PostgreSQL can later.
+
+A write transaction (`Store.transaction()`) yields a `UnitOfWork` whose ports all write in
+that one transaction: `uow.devices`, `uow.deadlines`, `uow.grid`, `uow.tickets`,
+`uow.outbox`, `uow.indications`. Committed reads beside the writer go through the
+`Store`'s read ports: `store.devices`, `store.deadlines`, `store.grid`, `store.tickets`,
+`store.outbox`, `store.indications`.
+
+Every implementation raises only gateway.errors.StoreError and its subclasses: driver
+errors are translated at its boundary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+from alerts import Notification
+from firmware_protocol import Indication
+from gateway.domain.devices import DeviceRecord, DeviceSeen, EventRow, Telemetry, Transition
+from gateway.domain.grid import (
+    Contact,
+    ContactRow,
+    GridRow,
+    GridUnit,
+    HouseholdInfo,
+    HouseholdRow,
+    ResidentRow,
+    Role,
+)
+from gateway.domain.notify import FollowUpKind
+from gateway.domain.tickets import Ticket, TicketEvent, TicketStatus
+
+# Records of the storage's own tables (deadlines, outbox, indications).
+
+
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    """A due time for something to be checked; (kind, subject) is unique."""
+
+    kind: str
+    subject: str
+    due_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class DeadlineFailure:
+    """A deadline whose handler raised: being retried, or quarantined for an operator."""
+
+    kind: str
+    subject: str
+    due_at: float
+    attempts: int
+    reason: str
+    failed_at: float
+    status: Literal["retrying", "quarantined"]
+
+
+@dataclass(frozen=True, slots=True)
+class Feedback:
+    """One thumbs press."""
+
+    household_code: str | None
+    device_id: str
+    at: float
+    rating: str
+    ticket_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """A notification due for sending."""
+
+    id: int
+    notification: Notification
+    attempts: int
+    claimed_at: float | None = None
+    """When it was last handed towards the provider (an in-doubt lookup searches from here)."""
+    origin_kind: FollowUpKind | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    """A notification with its whole delivery story (a read model for people and tests)."""
+
+    id: int
+    channel: str
+    recipient: str
+    template: str
+    contact_id: int | None
+    ticket_id: int | None
+    priority: int
+    status: str
+    attempts: int
+    delivery: str | None
+    provider_id: str | None
+    origin_id: int | None
+    origin_kind: FollowUpKind | None
+    keypress: str | None
+    merged_into: int | None
+    sent_text: str | None
+    last_error: str | None = None
+    quarantined_at: float | None = None
+    """When it was given up on after its last attempt (None: not quarantined)."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRecord:
+    """A notification as it stands after a delivery update."""
+
+    id: int
+    notification: Notification
+    status: str
+    delivery: str | None
+    keypress: str | None
+    origin_kind: FollowUpKind | None
+    merged: bool
+    """Other notifications were merged into this one."""
+
+
+@dataclass(frozen=True, slots=True)
+class SentNotification:
+    """What a provider answered when it took a notification."""
+
+    provider: str
+    provider_id: str
+    delivery: str
+    text: str | None
+
+
+IndicationStatus = Literal["pending", "delivered", "superseded"]
+
+
+@dataclass(frozen=True, slots=True)
+class PendingIndication:
+    """An indication waiting to be handed to its box's link."""
+
+    id: int
+    device_id: str
+    indication: Indication
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class IndicationRetry:
+    """A failed delivery attempt: when to try again, and why it failed."""
+
+    id: int
+    next_attempt_at: float
+    error: str
+
+
+@dataclass(frozen=True, slots=True)
+class IndicationRecord:
+    """An indication as stored, whatever its state."""
+
+    id: int
+    device_id: str
+    indication: Indication
+    created_at: float
+    status: IndicationStatus
+    attempts: int
+
+
+# Write ports: each works inside the transaction that yielded it.
+
+
+class DeviceWrites(Protocol):
+    """Devices, their accepted uplinks, telemetry, status changes and downlink numbers."""
+
+    async def add(self, device: DeviceRecord) -> None:
+        """Register a device; RegistryError if the id exists."""
+        ...
+
+    async def insert_events(self, rows: Sequence[EventRow]) -> None:
+        """Store accepted uplinks."""
+        ...
+
+    async def stored_seqs(self, device_id: str, seqs: Sequence[int]) -> set[int]:
+        """Which of `seqs` are already stored for the device."""
+        ...
+
+    async def mark_seen(self, rows: Sequence[DeviceSeen]) -> None:
+        """Update last contact, link and sequence numbers."""
+        ...
+
+    async def set_downlink_seq(self, device_id: str, seq: int) -> None:
+        """Persist the newest downlink sequence number used for the device."""
+        ...
+
+    async def update_telemetry(self, rows: Sequence[Telemetry]) -> None:
+        """Update battery, signal, firmware, uptime and reporting interval."""
+        ...
+
+    async def apply_transitions(self, rows: Sequence[Transition]) -> None:
+        """Record status changes and set the devices' current status flags."""
+        ...
+
+
+class DeadlineWrites(Protocol):
+    """Due times, and the failures of their handlers."""
+
+    async def set(self, rows: Sequence[Deadline]) -> None:
+        """Create or move deadlines."""
+        ...
+
+    async def clear(self, keys: Sequence[tuple[str, str]]) -> None:
+        """Remove deadlines by (kind, subject)."""
+        ...
+
+    async def due(self, now: float, limit: int) -> list[Deadline]:
+        """Deadlines due at or before `now`, earliest first."""
+        ...
+
+    async def record_failure(self, deadline: Deadline, reason: str, at: float) -> int:
+        """Count one more failed attempt at the deadline; returns its attempts so far."""
+        ...
+
+    async def quarantine(self, deadline: Deadline) -> None:
+        """Mark the deadline's failure final and remove the deadline."""
+        ...
+
+
+class GridWrites(Protocol):
+    """Grid rows, and the households and contacts a ticket needs, as of the transaction."""
+
+    async def insert(self, rows: Sequence[GridRow]) -> None:
+        """Insert new grid rows, in order (a parent before what refers to it).
+
+        ConflictError if one conflicts with a stored row.
+        """
+        ...
+
+    async def update(self, rows: Sequence[GridRow]) -> None:
+        """Set what an import may change of stored rows, found by code or id.
+
+        A unit's name; a household's neighbourhood and address; a resident's fields (not its
+        household or name); a contact's name, language and hours. StoreError for a device.
+        """
+        ...
+
+    async def household_info(self, household_code: str) -> HouseholdInfo | None:
+        """The household, its grid units up to the county, and its first resident."""
+        ...
+
+    async def unit_contacts(self, unit_chain: Sequence[str], role: Role) -> list[Contact]:
+        """Contacts with `role` at the nearest unit of the chain that has any."""
+        ...
+
+    async def contacts_by_id(self, ids: Sequence[int]) -> list[Contact]:
+        """The contacts with these ids."""
+        ...
+
+    async def set_bad_number(self, contact_id: int) -> None:
+        """Flag a contact's number for an administrator."""
+        ...
+
+
+class TicketWrites(Protocol):
+    """Tickets with their rules and cursor, their audit trail, and residents' ratings."""
+
+    async def live(self, household_code: str) -> Ticket | None:
+        """The household's open, accepted or on-site ticket."""
+        ...
+
+    async def latest_unrated(self, household_code: str) -> Ticket | None:
+        """The household's most recently resolved ticket that has not been rated."""
+        ...
+
+    async def get(self, ticket_id: int) -> Ticket | None:
+        """One ticket; as of this transaction (no one else changes it)."""
+        ...
+
+    async def insert(self, ticket: Ticket) -> int:
+        """Open a ticket (its id is ignored), rules and cursor included; returns its id."""
+        ...
+
+    async def save(self, ticket: Ticket, was: TicketStatus) -> bool:
+        """Store the ticket's new state; False if its stored status is no longer `was`."""
+        ...
+
+    async def add_events(self, rows: Sequence[TicketEvent]) -> None:
+        """Append audit rows."""
+        ...
+
+    async def add_feedback(self, feedback: Feedback) -> None:
+        """Record a thumbs press."""
+        ...
+
+
+class OutboxWrites(Protocol):
+    """The durable outbox: notifications from written to delivered, failed or merged."""
+
+    async def enqueue(self, notifications: Sequence[Notification], at: float) -> None:
+        """Write notifications into the outbox."""
+        ...
+
+    async def enqueue_follow_up(
+        self, origin_id: int, kind: FollowUpKind, notification: Notification, due_at: float
+    ) -> bool:
+        """Write the one fallback or retry of a notification; False if it exists already."""
+        ...
+
+    async def due(
+        self, now: float, limit: int, in_doubt: bool, skip_recipients: Sequence[str] = ()
+    ) -> list[OutboxRow]:
+        """Pending notifications due at `now` (in doubt or not), urgent first, oldest first.
+
+        Those to `skip_recipients` (numbers with a send in flight) are left out.
+        """
+        ...
+
+    async def merged_members(self, leader_ids: Sequence[int]) -> dict[int, list[Notification]]:
+        """The notifications merged into each leader, oldest first."""
+        ...
+
+    async def recent_sends(self, recipient: str, channel: str, since: float) -> list[float]:
+        """When messages to `recipient` on `channel` were handed over since `since`."""
+        ...
+
+    async def notified_contacts(self, ticket_id: int) -> list[int]:
+        """Every contact that has been sent something about the ticket."""
+        ...
+
+    async def mark_sending(self, ids: Sequence[int], at: float) -> None:
+        """Claim notifications for sending: one more attempt each."""
+        ...
+
+    async def defer(self, ids: Sequence[int], until: float) -> None:
+        """Hold pending notifications back until `until` (throttling); no attempt is used."""
+        ...
+
+    async def merge(self, leader_id: int, ids: Sequence[int], at: float) -> None:
+        """Fold pending notifications into `leader_id`, which is sent for all of them."""
+        ...
+
+    async def sent(self, notification_id: int, sent: SentNotification, at: float) -> None:
+        """The provider took it (or, for delivery "delivered", it has arrived)."""
+        ...
+
+    async def retry(
+        self, notification_id: int, next_attempt_at: float, error: str, at: float, in_doubt: bool
+    ) -> None:
+        """Sending failed for now; try again at `next_attempt_at` (after a lookup, if in doubt)."""
+        ...
+
+    async def lookup_failed(
+        self, notification_id: int, next_attempt_at: float, error: str, at: float
+    ) -> None:
+        """An in-doubt lookup failed: one more attempt used; look again at `next_attempt_at`."""
+        ...
+
+    async def quarantine(self, notification_id: int, error: str, at: float, attempts: int) -> None:
+        """Give up on a notification after `attempts`: failed, with its reason and time."""
+        ...
+
+    async def resolved_doubt(self, notification_id: int, next_attempt_at: float) -> None:
+        """An in-doubt notification was not taken by the provider: send it normally when due."""
+        ...
+
+    async def voice_twin_exists(self, notification_id: int) -> bool:
+        """Whether the same message went to the same person by voice already (no fallback)."""
+        ...
+
+    async def known_provider_ids(self, provider_ids: Sequence[str]) -> set[str]:
+        """Which of these provider ids belong to notifications already."""
+        ...
+
+    async def keypress(self, notification_id: int, digit: str, at: float) -> bool:
+        """Record the first key pressed on a call; False if there is no such notification."""
+        ...
+
+    async def failed(self, notification_id: int, error: str, at: float, bad_number: bool) -> None:
+        """Sending failed for good; a bad number flags the contact for an administrator."""
+        ...
+
+    async def delivery(
+        self, notification_id: int, provider_id: str, delivery: str, at: float
+    ) -> OutboxRecord | None:
+        """Apply a provider status callback; never moves backwards; None if it changed nothing."""
+        ...
+
+    async def release_in_doubt(self, at: float) -> int:
+        """Rows left "sending" by a crash become pending and in doubt, due at `at`."""
+        ...
+
+
+class IndicationWrites(Protocol):
+    """Durable box indications: written with their cause, delivered after the commit."""
+
+    async def add(self, rows: Sequence[tuple[str, Indication]], at: float) -> None:
+        """Queue (device_id, indication) pairs; each supersedes its ticket's pending one."""
+        ...
+
+    async def due(self, now: float, limit: int, heard: Sequence[str]) -> list[PendingIndication]:
+        """Pending indications due by `now`, or of a device in `heard`, oldest first."""
+        ...
+
+    async def delivered(self, ids: Sequence[int], at: float) -> None:
+        """Mark indications as handed to the box's link."""
+        ...
+
+    async def retry(self, retries: Sequence[IndicationRetry], at: float) -> None:
+        """Count a failed attempt on each and set when it is tried again."""
+        ...
+
+
+class UnitOfWork(Protocol):
+    """The write ports of one transaction; all their writes commit together or none does."""
+
+    @property
+    def devices(self) -> DeviceWrites:
+        """Devices and their events."""
+        ...
+
+    @property
+    def deadlines(self) -> DeadlineWrites:
+        """Deadlines and their failures."""
+        ...
+
+    @property
+    def grid(self) -> GridWrites:
+        """Grid rows and contacts."""
+        ...
+
+    @property
+    def tickets(self) -> TicketWrites:
+        """Tickets, their audit trail and feedback."""
+        ...
+
+    @property
+    def outbox(self) -> OutboxWrites:
+        """Notifications."""
+        ...
+
+    @property
+    def indications(self) -> IndicationWrites:
+        """Box indications."""
+        ...
+
+
+# Read ports: committed rows, read beside the writer.
+
+
+class DeviceReads(Protocol):
+    """Committed devices, events and status changes."""
+
+    async def all(self) -> list[DeviceRecord]:
+        """Every registered device."""
+        ...
+
+    async def get(self, device_id: str) -> DeviceRecord | None:
+        """One device, or None."""
+        ...
+
+    async def count_events(self, device_id: str | None = None) -> int:
+        """Stored events, for one device or all."""
+        ...
+
+    async def event_seqs(self) -> list[tuple[str, int]]:
+        """(device_id, seq) of every stored event, in storage order."""
+        ...
+
+    async def transitions(self, device_id: str | None = None) -> list[Transition]:
+        """Recorded status changes, oldest first."""
+        ...
+
+    async def silent_boxes(self, since: float) -> list[str]:
+        """Call boxes registered before `since` with no key press since then."""
+        ...
+
+
+class DeadlineReads(Protocol):
+    """Committed deadlines and their failures."""
+
+    async def next_at(self) -> float | None:
+        """The earliest due time, or None if nothing is pending."""
+        ...
+
+    async def quarantined_count(self) -> int:
+        """How many deadlines were quarantined after their handler kept failing."""
+        ...
+
+    async def failures(self) -> list[DeadlineFailure]:
+        """Every deadline failure being retried or quarantined, oldest first."""
+        ...
+
+
+class GridReader(Protocol):
+    """Committed grid rows by their natural keys, read beside the writer.
+
+    These reads wait for no write transaction and hold none up; rows come oldest first.
+    """
+
+    async def units_by_code(self, codes: Sequence[str]) -> list[GridUnit]:
+        """The grid units with these codes."""
+        ...
+
+    async def households_by_code(self, codes: Sequence[str]) -> list[HouseholdRow]:
+        """The households with these codes."""
+        ...
+
+    async def residents_of(self, household_codes: Sequence[str]) -> list[ResidentRow]:
+        """The residents of these households."""
+        ...
+
+    async def devices_by_id(self, device_ids: Sequence[str]) -> list[DeviceRecord]:
+        """The devices with these ids."""
+        ...
+
+    async def devices_of(self, household_codes: Sequence[str]) -> list[DeviceRecord]:
+        """The devices registered to these households."""
+        ...
+
+    async def contacts_of(
+        self, unit_codes: Sequence[str], household_codes: Sequence[str]
+    ) -> list[ContactRow]:
+        """The contacts of these units and of these households."""
+        ...
+
+
+class GridReads(GridReader, Protocol):
+    """Committed grid: rows by natural key, every unit, every contact."""
+
+    async def units(self) -> dict[str, GridUnit]:
+        """Every grid unit by code."""
+        ...
+
+    async def contacts(self) -> list[Contact]:
+        """Every contact."""
+        ...
+
+
+class TicketReads(Protocol):
+    """Committed tickets, their audit trails and feedback."""
+
+    async def get(self, ticket_id: int) -> Ticket | None:
+        """One ticket, as committed."""
+        ...
+
+    async def all(self) -> list[Ticket]:
+        """Every ticket, oldest first."""
+        ...
+
+    async def live(self) -> list[Ticket]:
+        """Every open, accepted or on-site ticket."""
+        ...
+
+    async def opened(self, start: float, end: float) -> list[Ticket]:
+        """Tickets opened in [start, end), oldest first."""
+        ...
+
+    async def events(self, ticket_id: int) -> list[TicketEvent]:
+        """A ticket's audit trail, oldest first."""
+        ...
+
+    async def feedback(self) -> list[Feedback]:
+        """Every thumbs press, oldest first."""
+        ...
+
+
+class OutboxReads(Protocol):
+    """Committed notifications and their delivery stories."""
+
+    async def notifications(self) -> list[Notification]:
+        """Every notification written, oldest first."""
+        ...
+
+    async def get(self, notification_id: int) -> Notification | None:
+        """One notification as written."""
+        ...
+
+    async def with_members(
+        self, notification_id: int
+    ) -> tuple[Notification, list[Notification]] | None:
+        """A notification as written, and those merged into it (oldest first)."""
+        ...
+
+    async def entries(self) -> list[OutboxEntry]:
+        """Every notification with its delivery story, oldest first."""
+        ...
+
+    async def quarantined(self, since: float = 0.0) -> list[OutboxEntry]:
+        """Notifications given up on since `since` after their last attempt, newest first."""
+        ...
+
+    async def next_at(self, skip_recipients: Sequence[str] = ()) -> float | None:
+        """When the next pending notification (not to `skip_recipients`) is due, or None."""
+        ...
+
+
+class IndicationReads(Protocol):
+    """Committed box indications."""
+
+    async def next_at(self) -> float | None:
+        """When the next pending indication is due, or None."""
+        ...
+
+    async def all(self, device_id: str | None = None) -> list[IndicationRecord]:
+        """Every indication (of one device), oldest first."""
+        ...
+
+
+class Store(Protocol):
+    """Opening, one write transaction at a time, and the read ports."""
+
+    async def open(self) -> None:
+        """Connect and migrate; StoreError naming the file if it cannot be used."""
+        ...
+
+    async def close(self) -> None:
+        """Close; safe to call twice."""
+        ...
+
+    def transaction(self) -> AbstractAsyncContextManager[UnitOfWork]:
+        """One serialised write transaction."""
+        ...
+
+    @property
+    def devices(self) -> DeviceReads:
+        """Devices and their events."""
+        ...
+
+    @property
+    def deadlines(self) -> DeadlineReads:
+        """Deadlines and their failures."""
+        ...
+
+    @property
+    def grid(self) -> GridReads:
+        """The grid and its contacts."""
+        ...
+
+    @property
+    def tickets(self) -> TicketReads:
+        """Tickets, their audit trails and feedback."""
+        ...
+
+    @property
+    def outbox(self) -> OutboxReads:
+        """Notifications."""
+        ...
+
+    @property
+    def indications(self) -> IndicationReads:
+        """Box indications."""
+        ...

@@ -1,0 +1,1527 @@
+"""SQLite implementation of the store: WAL, synchronous=FULL, versioned migrations."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import json
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import fields
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from alerts import Notification
+from firmware_protocol import Indication, IndicationKind, LedPattern
+from gateway.domain.devices import DeviceRecord, DeviceSeen, EventRow, Telemetry, Transition
+from gateway.domain.grid import (
+    Contact,
+    ContactRow,
+    GridRow,
+    GridUnit,
+    HouseholdInfo,
+    HouseholdRow,
+    ResidentRow,
+    Role,
+)
+from gateway.domain.notify import FollowUpKind, delivery_advances, status_for_delivery
+from gateway.domain.tickets import (
+    EscalationCursor,
+    Ticket,
+    TicketEvent,
+    TicketRules,
+    TicketStatus,
+)
+from gateway.errors import (
+    ConflictError,
+    MigrationError,
+    RegistryError,
+    StoreCorruptError,
+    StoreError,
+    StoreUnavailableError,
+)
+from gateway.store.ports import (
+    Deadline,
+    DeadlineFailure,
+    Feedback,
+    IndicationRecord,
+    IndicationRetry,
+    OutboxEntry,
+    OutboxRecord,
+    OutboxRow,
+    PendingIndication,
+    SentNotification,
+)
+
+_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    # An acknowledged frame must survive power loss: fsync the WAL on every commit.
+    "PRAGMA synchronous=FULL",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA busy_timeout=10000",
+)
+_DEVICE_COLUMNS = (
+    "device_id",
+    "kind",
+    "key",
+    "heartbeat_interval_s",
+    "created_at",
+    "key_version",
+    "household_code",
+    "label",
+    "enabled",
+    "status",
+    "low_battery",
+    "firmware",
+    "battery_pct",
+    "battery_mv",
+    "rssi_dbm",
+    "uptime_s",
+    "last_seen",
+    "last_link",
+    "last_seq",
+    "downlink_seq",
+)
+_GRID_KEYS_PER_QUERY = 500
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """(version, name, sql) of every migration shipped with the code, in order."""
+    found = []
+    for entry in resources.files("gateway.store.migrations").iterdir():
+        name = entry.name
+        if name.endswith(".sql"):
+            found.append((int(name.split("_", 1)[0]), name, entry.read_text(encoding="utf-8")))
+    return sorted(found)
+
+
+_INSERT_UNIT = "INSERT INTO grid_units (code, level, name, parent_code) VALUES (?, ?, ?, ?)"
+_INSERT_HOUSEHOLD = "INSERT INTO households (code, neighbourhood_code, address) VALUES (?, ?, ?)"
+_INSERT_RESIDENT = (
+    "INSERT INTO residents (household_code, name, phone, lives_alone, five_guarantee,"
+    " needs_care, consent, key_safe_code, health_notes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_CONTACT = (
+    "INSERT INTO contacts (name, role, unit_code, household_code, phone, language,"
+    " available_from, available_to) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_DEVICE = (
+    f"INSERT INTO devices ({', '.join(_DEVICE_COLUMNS)})"  # noqa: S608 - fixed names
+    f" VALUES ({', '.join('?' for _ in _DEVICE_COLUMNS)})"
+)
+_UPDATE_UNIT = "UPDATE grid_units SET name = ? WHERE code = ?"
+_UPDATE_HOUSEHOLD = "UPDATE households SET neighbourhood_code = ?, address = ? WHERE code = ?"
+_UPDATE_RESIDENT = (
+    "UPDATE residents SET phone = ?, lives_alone = ?, five_guarantee = ?, needs_care = ?,"
+    " consent = ?, key_safe_code = ?, health_notes = ? WHERE id = ?"
+)
+_UPDATE_CONTACT = (
+    "UPDATE contacts SET name = ?, language = ?, available_from = ?, available_to = ? WHERE id = ?"
+)
+
+
+def _grid_insert(row: GridRow) -> tuple[str, str, tuple[object, ...]]:
+    """(table, INSERT statement, values) that store a new grid row."""
+    match row:
+        case GridUnit():
+            return "grid_units", _INSERT_UNIT, (row.code, row.level, row.name, row.parent_code)
+        case HouseholdRow():
+            return "households", _INSERT_HOUSEHOLD, (row.code, row.neighbourhood_code, row.address)
+        case ResidentRow():
+            return (
+                "residents",
+                _INSERT_RESIDENT,
+                (
+                    row.household_code,
+                    row.name,
+                    row.phone,
+                    row.lives_alone,
+                    row.five_guarantee,
+                    row.needs_care,
+                    row.consent,
+                    row.key_safe_code,
+                    row.health_notes,
+                ),
+            )
+        case ContactRow():
+            return (
+                "contacts",
+                _INSERT_CONTACT,
+                (
+                    row.name,
+                    row.role,
+                    row.unit_code,
+                    row.household_code,
+                    row.phone,
+                    row.language,
+                    row.available_from,
+                    row.available_to,
+                ),
+            )
+        case DeviceRecord():
+            return "devices", _INSERT_DEVICE, _device_values(row)
+
+
+def _grid_update(row: GridRow) -> tuple[str, str, tuple[object, ...]]:
+    """(table, UPDATE statement, values) that set what an import may change of a row."""
+    match row:
+        case GridUnit():
+            return "grid_units", _UPDATE_UNIT, (row.name, row.code)
+        case HouseholdRow():
+            return (
+                "households",
+                _UPDATE_HOUSEHOLD,
+                (row.neighbourhood_code, row.address, row.code),
+            )
+        case ResidentRow():
+            return (
+                "residents",
+                _UPDATE_RESIDENT,
+                (
+                    row.phone,
+                    row.lives_alone,
+                    row.five_guarantee,
+                    row.needs_care,
+                    row.consent,
+                    row.key_safe_code,
+                    row.health_notes,
+                    row.id,
+                ),
+            )
+        case ContactRow():
+            return (
+                "contacts",
+                _UPDATE_CONTACT,
+                (row.name, row.language, row.available_from, row.available_to, row.id),
+            )
+        case DeviceRecord():
+            raise StoreError("devices rows are not changed by a grid import")
+
+
+def _contact(row: sqlite3.Row) -> Contact:
+    return Contact(
+        id=row["id"],
+        name=row["name"],
+        role=row["role"],
+        phone=row["phone"],
+        language=row["language"],
+        unit_code=row["unit_code"],
+        household_code=row["household_code"],
+        bad_number=bool(row["bad_number"]),
+        available_from=row["available_from"],
+        available_to=row["available_to"],
+    )
+
+
+def _ticket(row: sqlite3.Row) -> Ticket:
+    return Ticket(
+        id=row["id"],
+        household_code=row["household_code"],
+        device_id=row["device_id"],
+        village_code=row["village_code"],
+        neighbourhood_code=row["neighbourhood_code"],
+        status=TicketStatus(row["status"]),
+        category=row["category"],
+        press_count=row["press_count"],
+        escalation_level=row["escalation_level"],
+        escalated=bool(row["escalated"]),
+        owner_contact_id=row["owner_contact_id"],
+        opened_at=row["opened_at"],
+        last_press_at=row["last_press_at"],
+        last_notified_at=row["last_notified_at"],
+        accepted_at=row["accepted_at"],
+        on_site_at=row["on_site_at"],
+        resolved_at=row["resolved_at"],
+        rated_at=row["rated_at"],
+        cancelled_at=row["cancelled_at"],
+        day_due_at=row["day_due_at"],
+        rating=row["rating"],
+        review_flag=bool(row["review_flag"]),
+        rules=TicketRules(
+            responder_chain=tuple(json.loads(row["responder_chain"])),
+            informed_at_open=tuple(json.loads(row["informed_at_open"])),
+            day_chain=tuple(json.loads(row["day_chain"])),
+            review_role=row["review_role"],
+            access_roles=tuple(json.loads(row["access_roles"])),
+            accept_within_s=row["accept_within_s"],
+            arrive_within_s=row["arrive_within_s"],
+            renotify_gap_s=row["renotify_gap_s"],
+            red_cancel_window_s=row["red_cancel_window_s"],
+            rating_window_s=row["rating_window_s"],
+            day_clock_s=json.loads(row["day_clock_s"]),
+        ),
+        cursor=EscalationCursor(
+            row["responder_step"], frozenset(json.loads(row["step_no_answer"]))
+        ),
+        bridged_call=row["bridged_call"],
+    )
+
+
+# Every column a ticket's state is stored in, but its id; in the order of _ticket_values.
+_TICKET_COLUMNS = (
+    "household_code",
+    "device_id",
+    "village_code",
+    "neighbourhood_code",
+    "status",
+    "category",
+    "press_count",
+    "escalation_level",
+    "escalated",
+    "owner_contact_id",
+    "opened_at",
+    "last_press_at",
+    "last_notified_at",
+    "accepted_at",
+    "on_site_at",
+    "resolved_at",
+    "rated_at",
+    "cancelled_at",
+    "day_due_at",
+    "rating",
+    "review_flag",
+    "responder_chain",
+    "informed_at_open",
+    "day_chain",
+    "review_role",
+    "access_roles",
+    "accept_within_s",
+    "arrive_within_s",
+    "renotify_gap_s",
+    "red_cancel_window_s",
+    "rating_window_s",
+    "day_clock_s",
+    "responder_step",
+    "step_no_answer",
+    "bridged_call",
+)
+_INSERT_TICKET = (
+    f"INSERT INTO tickets ({', '.join(_TICKET_COLUMNS)})"  # noqa: S608 - fixed names
+    f" VALUES ({', '.join('?' for _ in _TICKET_COLUMNS)})"
+)
+_SAVE_TICKET = (
+    f"UPDATE tickets SET {', '.join(f'{c} = ?' for c in _TICKET_COLUMNS)}"  # noqa: S608
+    " WHERE id = ? AND status = ?"
+)
+
+
+def _ticket_values(t: Ticket) -> tuple[object, ...]:
+    rules = t.rules
+    return (
+        t.household_code,
+        t.device_id,
+        t.village_code,
+        t.neighbourhood_code,
+        t.status.value,
+        t.category,
+        t.press_count,
+        t.escalation_level,
+        int(t.escalated),
+        t.owner_contact_id,
+        t.opened_at,
+        t.last_press_at,
+        t.last_notified_at,
+        t.accepted_at,
+        t.on_site_at,
+        t.resolved_at,
+        t.rated_at,
+        t.cancelled_at,
+        t.day_due_at,
+        t.rating,
+        int(t.review_flag),
+        json.dumps(rules.responder_chain),
+        json.dumps(rules.informed_at_open),
+        json.dumps(rules.day_chain),
+        rules.review_role,
+        json.dumps(rules.access_roles),
+        rules.accept_within_s,
+        rules.arrive_within_s,
+        rules.renotify_gap_s,
+        rules.red_cancel_window_s,
+        rules.rating_window_s,
+        json.dumps(dict(rules.day_clock_s), sort_keys=True),
+        t.cursor.step,
+        json.dumps(sorted(t.cursor.no_answer)),
+        t.bridged_call,
+    )
+
+
+def _notification(row: sqlite3.Row) -> Notification:
+    return Notification(
+        channel=row["channel"],
+        recipient=row["recipient"],
+        template=row["template"],
+        params=json.loads(row["params"]),
+        language=row["language"],
+        contact_id=row["contact_id"],
+        ticket_id=row["ticket_id"],
+        priority=row["priority"],
+    )
+
+
+_INSERT_NOTIFICATION = (
+    "INSERT INTO notifications (created_at, channel, contact_id, recipient, template, params,"
+    " language, ticket_id, priority) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_FOLLOW_UP = (
+    "INSERT OR IGNORE INTO notifications (created_at, channel, contact_id, recipient, template,"
+    " params, language, ticket_id, priority, next_attempt_at, origin_id, origin_kind)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _notification_values(n: Notification, at: float) -> tuple[object, ...]:
+    """The first nine values of _INSERT_NOTIFICATION and _INSERT_FOLLOW_UP."""
+    params = json.dumps(n.params, ensure_ascii=False, sort_keys=True)
+    return (
+        at,
+        n.channel,
+        n.contact_id,
+        n.recipient,
+        n.template,
+        params,
+        n.language,
+        n.ticket_id,
+        n.priority,
+    )
+
+
+def _device_from_row(row: sqlite3.Row) -> DeviceRecord:
+    return DeviceRecord(
+        device_id=row["device_id"],
+        kind=row["kind"],
+        key=row["key"],
+        heartbeat_interval_s=row["heartbeat_interval_s"],
+        created_at=row["created_at"],
+        key_version=row["key_version"],
+        household_code=row["household_code"],
+        label=row["label"],
+        enabled=bool(row["enabled"]),
+        status=row["status"],
+        low_battery=bool(row["low_battery"]),
+        firmware=row["firmware"],
+        battery_pct=row["battery_pct"],
+        battery_mv=row["battery_mv"],
+        rssi_dbm=row["rssi_dbm"],
+        uptime_s=row["uptime_s"],
+        last_seen=row["last_seen"],
+        last_link=row["last_link"],
+        last_seq=row["last_seq"],
+        downlink_seq=row["downlink_seq"],
+    )
+
+
+def _device_values(d: DeviceRecord) -> tuple[object, ...]:
+    """The values of _DEVICE_COLUMNS, in order."""
+    return (
+        d.device_id,
+        d.kind,
+        d.key,
+        d.heartbeat_interval_s,
+        d.created_at,
+        d.key_version,
+        d.household_code,
+        d.label,
+        d.enabled,
+        d.status,
+        d.low_battery,
+        d.firmware,
+        d.battery_pct,
+        d.battery_mv,
+        d.rssi_dbm,
+        d.uptime_s,
+        d.last_seen,
+        d.last_link,
+        d.last_seq,
+        d.downlink_seq,
+    )
+
+
+class _Writes:
+    """A port's writes over one open SQLite transaction."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+
+    async def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        async with self._conn.execute(sql, args) as cursor:
+            return list(await cursor.fetchall())
+
+
+_Fetch = Callable[[str, Sequence[Any]], Awaitable[list[sqlite3.Row]]]
+
+
+class _Reads:
+    """A port's reads over the store's reader connection."""
+
+    def __init__(self, fetch: _Fetch) -> None:
+        self._read = fetch
+
+    async def _fetch(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        return await self._read(sql, args)
+
+
+class SqliteDeviceWrites(_Writes):
+    """Device writes inside one SQLite transaction."""
+
+    async def add(self, device: DeviceRecord) -> None:
+        """Register a device; RegistryError if the id exists."""
+        try:
+            await self._conn.execute(_INSERT_DEVICE, _device_values(device))
+        except sqlite3.IntegrityError as exc:
+            raise RegistryError(f"device {device.device_id} cannot be added: {exc}") from exc
+
+    async def insert_events(self, rows: Sequence[EventRow]) -> None:
+        """Store accepted uplinks."""
+        await self._conn.executemany(
+            "INSERT INTO events (device_id, seq, msg_type, device_time, received_at, transport,"
+            " link, raw, fields) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    r.device_id,
+                    r.seq,
+                    r.msg_type,
+                    r.device_time,
+                    r.received_at,
+                    r.transport,
+                    r.link,
+                    r.raw,
+                    r.fields,
+                )
+                for r in rows
+            ],
+        )
+
+    async def stored_seqs(self, device_id: str, seqs: Sequence[int]) -> set[int]:
+        """Which of `seqs` are already stored for the device."""
+        if not seqs:
+            return set()
+        marks = ", ".join("?" for _ in seqs)
+        async with self._conn.execute(
+            f"SELECT seq FROM events WHERE device_id = ? AND seq IN ({marks})",  # noqa: S608
+            [device_id, *seqs],
+        ) as cursor:
+            return {int(row[0]) async for row in cursor}
+
+    async def mark_seen(self, rows: Sequence[DeviceSeen]) -> None:
+        """Update last contact, link and sequence numbers."""
+        await self._conn.executemany(
+            "UPDATE devices SET last_seen = ?, last_link = ?,"
+            " last_seq = max(coalesce(last_seq, -1), ?), downlink_seq = max(downlink_seq, ?)"
+            " WHERE device_id = ?",
+            [(r.last_seen, r.last_link, r.last_seq, r.downlink_seq, r.device_id) for r in rows],
+        )
+
+    async def set_downlink_seq(self, device_id: str, seq: int) -> None:
+        """Persist the newest downlink sequence number used for the device."""
+        await self._conn.execute(
+            "UPDATE devices SET downlink_seq = max(downlink_seq, ?) WHERE device_id = ?",
+            (seq, device_id),
+        )
+
+    async def update_telemetry(self, rows: Sequence[Telemetry]) -> None:
+        """Update battery, signal, firmware, uptime and reporting interval."""
+        await self._conn.executemany(
+            "UPDATE devices SET firmware = ?, battery_pct = ?, battery_mv = ?, rssi_dbm = ?,"
+            " uptime_s = ?, heartbeat_interval_s = ? WHERE device_id = ?",
+            [
+                (
+                    r.firmware,
+                    r.battery_pct,
+                    r.battery_mv,
+                    r.rssi_dbm,
+                    r.uptime_s,
+                    r.heartbeat_interval_s,
+                    r.device_id,
+                )
+                for r in rows
+            ],
+        )
+
+    async def apply_transitions(self, rows: Sequence[Transition]) -> None:
+        """Record status changes and set the devices' current status flags."""
+        await self._conn.executemany(
+            "INSERT INTO device_transitions (device_id, at, kind, detail) VALUES (?, ?, ?, ?)",
+            [(r.device_id, r.at, r.kind, r.detail) for r in rows],
+        )
+        for row in rows:
+            arg: object
+            if row.kind in ("online", "offline"):
+                sql, arg = "UPDATE devices SET status = ? WHERE device_id = ?", row.kind
+            else:
+                sql, arg = (
+                    "UPDATE devices SET low_battery = ? WHERE device_id = ?",
+                    int(row.kind == "low_battery"),
+                )
+            await self._conn.execute(sql, (arg, row.device_id))
+
+
+class SqliteDeadlineWrites(_Writes):
+    """Deadline writes inside one SQLite transaction."""
+
+    async def set(self, rows: Sequence[Deadline]) -> None:
+        """Create or move deadlines."""
+        await self._conn.executemany(
+            "INSERT INTO deadlines (kind, subject, due_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (kind, subject) DO UPDATE SET due_at = excluded.due_at",
+            [(r.kind, r.subject, r.due_at) for r in rows],
+        )
+
+    async def clear(self, keys: Sequence[tuple[str, str]]) -> None:
+        """Remove deadlines by (kind, subject)."""
+        await self._conn.executemany(
+            "DELETE FROM deadlines WHERE kind = ? AND subject = ?", list(keys)
+        )
+
+    async def due(self, now: float, limit: int) -> list[Deadline]:
+        """Deadlines due at or before `now`, earliest first."""
+        async with self._conn.execute(
+            "SELECT kind, subject, due_at FROM deadlines WHERE due_at <= ? ORDER BY due_at LIMIT ?",
+            (now, limit),
+        ) as cursor:
+            return [Deadline(row[0], row[1], row[2]) async for row in cursor]
+
+    async def record_failure(self, deadline: Deadline, reason: str, at: float) -> int:
+        """Count one more failed attempt at the deadline; returns its attempts so far."""
+        rows = await self._rows(
+            "INSERT INTO deadline_failures (kind, subject, due_at, attempts, reason, failed_at,"
+            " status) VALUES (?, ?, ?, 1, ?, ?, 'retrying')"
+            " ON CONFLICT (kind, subject) WHERE status = 'retrying' DO UPDATE SET"
+            " attempts = attempts + 1, reason = excluded.reason, failed_at = excluded.failed_at"
+            " RETURNING attempts",
+            (deadline.kind, deadline.subject, deadline.due_at, reason, at),
+        )
+        return int(rows[0][0])
+
+    async def quarantine(self, deadline: Deadline) -> None:
+        """Mark the deadline's failure final and remove the deadline."""
+        key = (deadline.kind, deadline.subject)
+        await self._conn.execute(
+            "UPDATE deadline_failures SET status = 'quarantined'"
+            " WHERE status = 'retrying' AND kind = ? AND subject = ?",
+            key,
+        )
+        await self._conn.execute("DELETE FROM deadlines WHERE kind = ? AND subject = ?", key)
+
+
+class SqliteGridWrites(_Writes):
+    """Grid writes inside one SQLite transaction."""
+
+    async def insert(self, rows: Sequence[GridRow]) -> None:
+        """Insert new grid rows, in order; ConflictError if one conflicts with a stored row."""
+        for _, group in itertools.groupby(rows, type):
+            writes = [_grid_insert(row) for row in group]
+            table, sql, _ = writes[0]
+            try:
+                await self._conn.executemany(sql, [values for _, _, values in writes])
+            except sqlite3.IntegrityError as exc:
+                raise ConflictError(f"{table}: a row conflicts with a stored one: {exc}") from exc
+
+    async def update(self, rows: Sequence[GridRow]) -> None:
+        """Set what an import may change of stored grid rows, found by code or id."""
+        for _, group in itertools.groupby(rows, type):
+            writes = [_grid_update(row) for row in group]
+            table, sql, _ = writes[0]
+            try:
+                await self._conn.executemany(sql, [values for _, _, values in writes])
+            except sqlite3.IntegrityError as exc:
+                raise ConflictError(
+                    f"{table}: an update conflicts with stored rows: {exc}"
+                ) from exc
+
+    async def household_info(self, household_code: str) -> HouseholdInfo | None:
+        """The household, its grid units up to the county, and its first resident."""
+        rows = await self._rows(
+            "SELECT code, neighbourhood_code, address FROM households WHERE code = ?",
+            (household_code,),
+        )
+        if not rows:
+            return None
+        chain = await self._rows(
+            "WITH RECURSIVE up(code, level, name, parent_code, depth) AS ("
+            " SELECT code, level, name, parent_code, 0 FROM grid_units WHERE code = ?"
+            " UNION ALL SELECT g.code, g.level, g.name, g.parent_code, up.depth + 1"
+            " FROM grid_units g JOIN up ON g.code = up.parent_code WHERE up.depth < 10)"
+            " SELECT code, level, name FROM up ORDER BY depth",
+            (rows[0]["neighbourhood_code"],),
+        )
+        residents = await self._rows(
+            "SELECT name, phone, consent, key_safe_code, health_notes FROM residents"
+            " WHERE household_code = ? ORDER BY id LIMIT 1",
+            (household_code,),
+        )
+        resident = residents[0] if residents else None
+        return HouseholdInfo(
+            code=household_code,
+            address=rows[0]["address"],
+            unit_chain=tuple(r["code"] for r in chain),
+            unit_names={r["code"]: r["name"] for r in chain},
+            unit_levels={r["code"]: r["level"] for r in chain},
+            resident_name=resident["name"] if resident else household_code,
+            resident_phone=resident["phone"] if resident else None,
+            consent=bool(resident["consent"]) if resident else False,
+            key_safe_code=resident["key_safe_code"] if resident else None,
+            health_notes=resident["health_notes"] if resident else None,
+        )
+
+    async def unit_contacts(self, unit_chain: Sequence[str], role: Role) -> list[Contact]:
+        """Contacts with `role` at the nearest unit of the chain that has any."""
+        for unit in unit_chain:
+            rows = await self._rows(
+                "SELECT * FROM contacts WHERE unit_code = ? AND role = ? ORDER BY id",
+                (unit, role),
+            )
+            if rows:
+                return [_contact(r) for r in rows]
+        return []
+
+    async def contacts_by_id(self, ids: Sequence[int]) -> list[Contact]:
+        """The contacts with these ids."""
+        if not ids:
+            return []
+        marks = ", ".join("?" for _ in ids)
+        rows = await self._rows(
+            f"SELECT * FROM contacts WHERE id IN ({marks}) ORDER BY id",  # noqa: S608
+            list(ids),
+        )
+        return [_contact(r) for r in rows]
+
+    async def set_bad_number(self, contact_id: int) -> None:
+        """Flag a contact's number for an administrator."""
+        await self._conn.execute("UPDATE contacts SET bad_number = 1 WHERE id = ?", (contact_id,))
+
+
+class SqliteTicketWrites(_Writes):
+    """Ticket writes inside one SQLite transaction."""
+
+    async def live(self, household_code: str) -> Ticket | None:
+        """The household's open, accepted or on-site ticket."""
+        rows = await self._rows(
+            "SELECT * FROM tickets WHERE household_code = ?"
+            " AND status IN ('open', 'accepted', 'on_site')",
+            (household_code,),
+        )
+        return _ticket(rows[0]) if rows else None
+
+    async def latest_unrated(self, household_code: str) -> Ticket | None:
+        """The household's most recently resolved ticket that has not been rated."""
+        rows = await self._rows(
+            "SELECT * FROM tickets WHERE household_code = ? AND status = 'resolved'"
+            " ORDER BY resolved_at DESC LIMIT 1",
+            (household_code,),
+        )
+        return _ticket(rows[0]) if rows else None
+
+    async def get(self, ticket_id: int) -> Ticket | None:
+        """One ticket."""
+        rows = await self._rows("SELECT * FROM tickets WHERE id = ?", (ticket_id,))
+        return _ticket(rows[0]) if rows else None
+
+    async def insert(self, ticket: Ticket) -> int:
+        """Open a ticket (its id is ignored), rules and cursor included; returns its id."""
+        cursor = await self._conn.execute(_INSERT_TICKET, _ticket_values(ticket))
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    async def save(self, ticket: Ticket, was: TicketStatus) -> bool:
+        """Store the ticket's new state; False if its stored status is no longer `was`."""
+        cursor = await self._conn.execute(
+            _SAVE_TICKET, (*_ticket_values(ticket), ticket.id, was.value)
+        )
+        return cursor.rowcount == 1
+
+    async def add_events(self, rows: Sequence[TicketEvent]) -> None:
+        """Append audit rows."""
+        await self._conn.executemany(
+            "INSERT INTO ticket_events (ticket_id, at, kind, contact_id, channel, detail)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            [(r.ticket_id, r.at, r.kind, r.contact_id, r.channel, r.detail) for r in rows],
+        )
+
+    async def add_feedback(self, feedback: Feedback) -> None:
+        """Record a thumbs press."""
+        await self._conn.execute(
+            "INSERT INTO feedback (household_code, device_id, at, rating, ticket_id)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (
+                feedback.household_code,
+                feedback.device_id,
+                feedback.at,
+                feedback.rating,
+                feedback.ticket_id,
+            ),
+        )
+
+
+class SqliteOutboxWrites(_Writes):
+    """Outbox writes inside one SQLite transaction."""
+
+    async def enqueue(self, notifications: Sequence[Notification], at: float) -> None:
+        """Write notifications into the outbox."""
+        await self._conn.executemany(
+            _INSERT_NOTIFICATION,
+            [_notification_values(n, at) for n in notifications],
+        )
+
+    async def enqueue_follow_up(
+        self, origin_id: int, kind: FollowUpKind, notification: Notification, due_at: float
+    ) -> bool:
+        """Write the one fallback or retry of a notification; False if it exists already."""
+        cursor = await self._conn.execute(
+            _INSERT_FOLLOW_UP,
+            (*_notification_values(notification, due_at), due_at, origin_id, kind),
+        )
+        return cursor.rowcount == 1
+
+    async def due(
+        self, now: float, limit: int, in_doubt: bool, skip_recipients: Sequence[str] = ()
+    ) -> list[OutboxRow]:
+        """Pending notifications due at `now` (in doubt or not), urgent first, oldest first.
+
+        Those to `skip_recipients` (numbers with a send in flight) are left out.
+        """
+        skip, marks = _skipping(skip_recipients)
+        rows = await self._rows(
+            "SELECT * FROM notifications WHERE status = 'pending'"  # noqa: S608 - fixed marks
+            f" AND next_attempt_at <= ? AND in_doubt = ?{skip} ORDER BY priority DESC, id LIMIT ?",
+            (now, int(in_doubt), *marks, limit),
+        )
+        return [
+            OutboxRow(r["id"], _notification(r), r["attempts"], r["claimed_at"], r["origin_kind"])
+            for r in rows
+        ]
+
+    async def merged_members(self, leader_ids: Sequence[int]) -> dict[int, list[Notification]]:
+        """The notifications merged into each leader, oldest first."""
+        out: dict[int, list[Notification]] = {i: [] for i in leader_ids}
+        if not leader_ids:
+            return out
+        marks = ", ".join("?" for _ in leader_ids)
+        rows = await self._rows(
+            f"SELECT * FROM notifications WHERE merged_into IN ({marks}) ORDER BY id",  # noqa: S608
+            list(leader_ids),
+        )
+        for row in rows:
+            out[row["merged_into"]].append(_notification(row))
+        return out
+
+    async def recent_sends(self, recipient: str, channel: str, since: float) -> list[float]:
+        """When messages to `recipient` on `channel` were handed over since `since`."""
+        rows = await self._rows(
+            "SELECT claimed_at FROM notifications WHERE recipient = ? AND channel = ?"
+            " AND status IN ('sending', 'sent', 'delivered') AND claimed_at >= ?"
+            " ORDER BY claimed_at",
+            (recipient, channel, since),
+        )
+        return [float(r[0]) for r in rows]
+
+    async def notified_contacts(self, ticket_id: int) -> list[int]:
+        """Every contact that has been sent something about the ticket."""
+        rows = await self._rows(
+            "SELECT DISTINCT contact_id FROM notifications"
+            " WHERE ticket_id = ? AND contact_id IS NOT NULL ORDER BY contact_id",
+            (ticket_id,),
+        )
+        return [int(r[0]) for r in rows]
+
+    async def mark_sending(self, ids: Sequence[int], at: float) -> None:
+        """Claim notifications for sending: one more attempt each."""
+        await self._conn.executemany(
+            "UPDATE notifications SET status = 'sending', attempts = attempts + 1,"
+            " claimed_at = ?, updated_at = ? WHERE id = ? AND status = 'pending'",
+            [(at, at, i) for i in ids],
+        )
+
+    async def defer(self, ids: Sequence[int], until: float) -> None:
+        """Hold pending notifications back until `until` (throttling); no attempt is used."""
+        await self._conn.executemany(
+            "UPDATE notifications SET next_attempt_at = ? WHERE id = ? AND status = 'pending'",
+            [(until, i) for i in ids],
+        )
+
+    async def merge(self, leader_id: int, ids: Sequence[int], at: float) -> None:
+        """Fold pending notifications into `leader_id`, which is sent for all of them."""
+        await self._conn.executemany(
+            "UPDATE notifications SET status = 'merged', merged_into = ?, updated_at = ?"
+            " WHERE id = ? AND status = 'pending'",
+            [(leader_id, at, i) for i in ids],
+        )
+
+    async def sent(self, notification_id: int, sent: SentNotification, at: float) -> None:
+        """The provider took it (or, for delivery "delivered", it has arrived)."""
+        await self._conn.execute(
+            "UPDATE notifications SET status = ?, provider = ?, provider_id = ?,"
+            " delivery = coalesce(delivery, ?), updated_at = ?, sent_at = ?,"
+            " sent_text = coalesce(?, sent_text), last_error = NULL, in_doubt = 0"
+            " WHERE id = ? AND status IN ('pending', 'sending')",
+            (
+                status_for_delivery(sent.delivery),
+                sent.provider,
+                sent.provider_id,
+                sent.delivery,
+                at,
+                at,
+                sent.text,
+                notification_id,
+            ),
+        )
+
+    async def retry(
+        self, notification_id: int, next_attempt_at: float, error: str, at: float, in_doubt: bool
+    ) -> None:
+        """Sending failed for now; try again at `next_attempt_at` (after a lookup, if in doubt)."""
+        await self._conn.execute(
+            "UPDATE notifications SET status = 'pending', next_attempt_at = ?, last_error = ?,"
+            " updated_at = ?, in_doubt = ? WHERE id = ? AND status = 'sending'",
+            (next_attempt_at, error, at, int(in_doubt), notification_id),
+        )
+
+    async def lookup_failed(
+        self, notification_id: int, next_attempt_at: float, error: str, at: float
+    ) -> None:
+        """An in-doubt lookup failed: one more attempt used; look again at `next_attempt_at`."""
+        await self._conn.execute(
+            "UPDATE notifications SET attempts = attempts + 1, next_attempt_at = ?,"
+            " last_error = ?, updated_at = ? WHERE id = ? AND status = 'pending'",
+            (next_attempt_at, error, at, notification_id),
+        )
+
+    async def quarantine(self, notification_id: int, error: str, at: float, attempts: int) -> None:
+        """Give up on a notification after `attempts`: failed, with its reason and time."""
+        await self._conn.execute(
+            "UPDATE notifications SET status = 'failed', last_error = ?, updated_at = ?,"
+            " quarantined_at = ?, in_doubt = 0, attempts = max(attempts, ?)"
+            " WHERE id = ? AND status IN ('pending', 'sending')",
+            (error, at, at, attempts, notification_id),
+        )
+
+    async def resolved_doubt(self, notification_id: int, next_attempt_at: float) -> None:
+        """An in-doubt notification was not taken by the provider: send it normally when due."""
+        await self._conn.execute(
+            "UPDATE notifications SET in_doubt = 0, next_attempt_at = ?"
+            " WHERE id = ? AND status = 'pending'",
+            (next_attempt_at, notification_id),
+        )
+
+    async def voice_twin_exists(self, notification_id: int) -> bool:
+        """Whether the same message went to the same person by voice already (no fallback)."""
+        rows = await self._rows(
+            "SELECT 1 FROM notifications a JOIN notifications b ON b.channel = 'voice'"
+            " AND b.recipient = a.recipient AND b.template = a.template AND b.params = a.params"
+            " AND b.ticket_id IS a.ticket_id AND b.id <> a.id WHERE a.id = ? LIMIT 1",
+            (notification_id,),
+        )
+        return bool(rows)
+
+    async def known_provider_ids(self, provider_ids: Sequence[str]) -> set[str]:
+        """Which of these provider ids belong to notifications already."""
+        if not provider_ids:
+            return set()
+        marks = ", ".join("?" for _ in provider_ids)
+        rows = await self._rows(
+            f"SELECT provider_id FROM notifications WHERE provider_id IN ({marks})",  # noqa: S608
+            list(provider_ids),
+        )
+        return {str(r[0]) for r in rows}
+
+    async def keypress(self, notification_id: int, digit: str, at: float) -> bool:
+        """Record the first key pressed on a call; False if there is no such notification."""
+        cursor = await self._conn.execute(
+            "UPDATE notifications SET keypress = coalesce(keypress, ?), updated_at = ?"
+            " WHERE id = ?",
+            (digit, at, notification_id),
+        )
+        return cursor.rowcount == 1
+
+    async def failed(self, notification_id: int, error: str, at: float, bad_number: bool) -> None:
+        """Sending failed for good; a bad number flags the contact for an administrator."""
+        await self._conn.execute(
+            "UPDATE notifications SET status = 'failed', last_error = ?, updated_at = ?"
+            " WHERE id = ?",
+            (error, at, notification_id),
+        )
+        if bad_number:
+            await self._conn.execute(
+                "UPDATE contacts SET bad_number = 1 WHERE id ="
+                " (SELECT contact_id FROM notifications WHERE id = ?)",
+                (notification_id,),
+            )
+
+    async def delivery(
+        self, notification_id: int, provider_id: str, delivery: str, at: float
+    ) -> OutboxRecord | None:
+        """Apply a provider status callback; never moves backwards; None if it changed nothing."""
+        rows = await self._rows("SELECT * FROM notifications WHERE id = ?", (notification_id,))
+        if not rows or (rows[0]["provider_id"] not in (None, provider_id)):
+            return None
+        row = rows[0]
+        if not delivery_advances(row["delivery"], delivery):
+            return None
+        status = status_for_delivery(delivery)
+        await self._conn.execute(
+            "UPDATE notifications SET delivery = ?, status = ?, provider_id = ?, updated_at = ?,"
+            " sent_at = coalesce(sent_at, ?), in_doubt = 0 WHERE id = ?",
+            (delivery, status, provider_id, at, at, notification_id),
+        )
+        merged = await self._rows(
+            "SELECT 1 FROM notifications WHERE merged_into = ? LIMIT 1", (notification_id,)
+        )
+        return OutboxRecord(
+            id=notification_id,
+            notification=_notification(row),
+            status=status,
+            delivery=delivery,
+            keypress=row["keypress"],
+            origin_kind=row["origin_kind"],
+            merged=bool(merged),
+        )
+
+    async def release_in_doubt(self, at: float) -> int:
+        """Rows left "sending" by a crash become pending and in doubt, due at `at`."""
+        cursor = await self._conn.execute(
+            "UPDATE notifications SET status = 'pending', in_doubt = 1, next_attempt_at = ?,"
+            " last_error = 'in doubt after a restart' WHERE status = 'sending'",
+            (at,),
+        )
+        return cursor.rowcount
+
+
+class SqliteIndicationWrites(_Writes):
+    """Indication writes inside one SQLite transaction."""
+
+    async def add(self, rows: Sequence[tuple[str, Indication]], at: float) -> None:
+        """Queue (device_id, indication) pairs; each supersedes its ticket's pending one."""
+        for device_id, indication in rows:
+            await self._conn.execute(
+                "UPDATE indications SET status = 'superseded', updated_at = ?"
+                " WHERE device_id = ? AND ticket_ref = ? AND status = 'pending'",
+                (at, device_id, indication.ticket_ref),
+            )
+            await self._conn.execute(
+                "INSERT INTO indications (device_id, ticket_ref, kind, led, voice_prompt,"
+                " created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, 0)",
+                (
+                    device_id,
+                    indication.ticket_ref,
+                    int(indication.kind),
+                    int(indication.led),
+                    indication.voice_prompt,
+                    at,
+                ),
+            )
+
+    async def due(self, now: float, limit: int, heard: Sequence[str]) -> list[PendingIndication]:
+        """Pending indications due by `now`, or of a device in `heard`, oldest first."""
+        marks = ", ".join("?" for _ in heard)
+        heard_clause = f" OR device_id IN ({marks})" if heard else ""
+        rows = await self._rows(
+            "SELECT * FROM indications WHERE status = 'pending'"  # noqa: S608 - only placeholders
+            f" AND (next_attempt_at <= ?{heard_clause}) ORDER BY id LIMIT ?",
+            (now, *heard, limit),
+        )
+        return [
+            PendingIndication(r["id"], r["device_id"], _indication(r), r["attempts"]) for r in rows
+        ]
+
+    async def delivered(self, ids: Sequence[int], at: float) -> None:
+        """Mark indications as handed to the box's link."""
+        await self._conn.executemany(
+            "UPDATE indications SET status = 'delivered', attempts = attempts + 1,"
+            " updated_at = ? WHERE id = ? AND status = 'pending'",
+            [(at, i) for i in ids],
+        )
+
+    async def retry(self, retries: Sequence[IndicationRetry], at: float) -> None:
+        """Count a failed attempt on each and set when it is tried again."""
+        await self._conn.executemany(
+            "UPDATE indications SET attempts = attempts + 1, next_attempt_at = ?,"
+            " last_error = ?, updated_at = ? WHERE id = ? AND status = 'pending'",
+            [(r.next_attempt_at, r.error, at, r.id) for r in retries],
+        )
+
+
+class SqliteDeviceReads(_Reads):
+    """Committed devices rows, read on the reader connection."""
+
+    async def all(self) -> list[DeviceRecord]:
+        """Every registered device."""
+        return [_device_from_row(r) for r in await self._fetch("SELECT * FROM devices")]
+
+    async def get(self, device_id: str) -> DeviceRecord | None:
+        """One device, or None."""
+        rows = await self._fetch("SELECT * FROM devices WHERE device_id = ?", (device_id,))
+        return _device_from_row(rows[0]) if rows else None
+
+    async def count_events(self, device_id: str | None = None) -> int:
+        """Stored events, for one device or all."""
+        if device_id is None:
+            rows = await self._fetch("SELECT count(*) FROM events")
+        else:
+            rows = await self._fetch(
+                "SELECT count(*) FROM events WHERE device_id = ?", (device_id,)
+            )
+        return int(rows[0][0])
+
+    async def event_seqs(self) -> list[tuple[str, int]]:
+        """(device_id, seq) of every stored event, in storage order."""
+        rows = await self._fetch("SELECT device_id, seq FROM events ORDER BY id")
+        return [(r[0], int(r[1])) for r in rows]
+
+    async def transitions(self, device_id: str | None = None) -> list[Transition]:
+        """Recorded status changes, oldest first."""
+        sql = "SELECT device_id, at, kind, detail FROM device_transitions"
+        args: tuple[str, ...] = ()
+        if device_id is not None:
+            sql, args = sql + " WHERE device_id = ?", (device_id,)
+        rows = await self._fetch(sql + " ORDER BY id", args)
+        return [Transition(r[0], r[1], r[2], r[3]) for r in rows]
+
+    async def silent_boxes(self, since: float) -> list[str]:
+        """Call boxes registered before `since` with no key press since then."""
+        rows = await self._fetch(
+            "SELECT device_id FROM devices d WHERE kind = 'call_box' AND created_at < ?"
+            " AND NOT EXISTS (SELECT 1 FROM events e WHERE e.device_id = d.device_id"
+            " AND e.msg_type = 'KeyEvent' AND e.received_at >= ?) ORDER BY device_id",
+            (since, since),
+        )
+        return [r[0] for r in rows]
+
+
+class SqliteDeadlineReads(_Reads):
+    """Committed deadlines rows, read on the reader connection."""
+
+    async def next_at(self) -> float | None:
+        """The earliest due time, or None if nothing is pending."""
+        rows = await self._fetch("SELECT min(due_at) FROM deadlines")
+        return None if rows[0][0] is None else float(rows[0][0])
+
+    async def quarantined_count(self) -> int:
+        """How many deadlines were quarantined after their handler kept failing."""
+        rows = await self._fetch(
+            "SELECT count(*) FROM deadline_failures WHERE status = 'quarantined'"
+        )
+        return int(rows[0][0])
+
+    async def failures(self) -> list[DeadlineFailure]:
+        """Every deadline failure being retried or quarantined, oldest first."""
+        rows = await self._fetch(
+            "SELECT kind, subject, due_at, attempts, reason, failed_at, status"
+            " FROM deadline_failures ORDER BY id"
+        )
+        return [DeadlineFailure(*r) for r in rows]
+
+
+class SqliteGridReads(_Reads):
+    """Committed grid rows, read on the reader connection."""
+
+    async def _grid_select(
+        self, table: str, column: str, values: Sequence[str]
+    ) -> list[sqlite3.Row]:
+        """Rows of a grid table whose `column` is one of `values`, by rowid, on the reader."""
+        found: list[sqlite3.Row] = []
+        unique = sorted(set(values))
+        for start in range(0, len(unique), _GRID_KEYS_PER_QUERY):
+            chunk = unique[start : start + _GRID_KEYS_PER_QUERY]
+            marks = ", ".join("?" for _ in chunk)
+            found += await self._fetch(
+                f"SELECT rowid AS grid_rowid, * FROM {table}"  # noqa: S608 - fixed names
+                f" WHERE {column} IN ({marks})",
+                chunk,
+            )
+        found.sort(key=lambda r: int(r["grid_rowid"]))
+        return found
+
+    async def units_by_code(self, codes: Sequence[str]) -> list[GridUnit]:
+        """The grid units with these codes."""
+        rows = await self._grid_select("grid_units", "code", codes)
+        return [GridUnit(r["code"], r["level"], r["name"], r["parent_code"]) for r in rows]
+
+    async def households_by_code(self, codes: Sequence[str]) -> list[HouseholdRow]:
+        """The households with these codes."""
+        rows = await self._grid_select("households", "code", codes)
+        return [HouseholdRow(r["code"], r["neighbourhood_code"], r["address"]) for r in rows]
+
+    async def residents_of(self, household_codes: Sequence[str]) -> list[ResidentRow]:
+        """The residents of these households, oldest first."""
+        rows = await self._grid_select("residents", "household_code", household_codes)
+        return [
+            ResidentRow(
+                household_code=r["household_code"],
+                name=r["name"],
+                phone=r["phone"],
+                lives_alone=bool(r["lives_alone"]),
+                five_guarantee=bool(r["five_guarantee"]),
+                needs_care=bool(r["needs_care"]),
+                consent=bool(r["consent"]),
+                key_safe_code=r["key_safe_code"],
+                health_notes=r["health_notes"],
+                id=r["id"],
+            )
+            for r in rows
+        ]
+
+    async def devices_by_id(self, device_ids: Sequence[str]) -> list[DeviceRecord]:
+        """The devices with these ids."""
+        rows = await self._grid_select("devices", "device_id", device_ids)
+        return [_device_from_row(r) for r in rows]
+
+    async def devices_of(self, household_codes: Sequence[str]) -> list[DeviceRecord]:
+        """The devices registered to these households."""
+        rows = await self._grid_select("devices", "household_code", household_codes)
+        return [_device_from_row(r) for r in rows]
+
+    async def contacts_of(
+        self, unit_codes: Sequence[str], household_codes: Sequence[str]
+    ) -> list[ContactRow]:
+        """The contacts of these units and of these households."""
+        rows = await self._grid_select("contacts", "unit_code", unit_codes)
+        rows += await self._grid_select("contacts", "household_code", household_codes)
+        return [
+            ContactRow(
+                name=r["name"],
+                role=r["role"],
+                phone=r["phone"],
+                unit_code=r["unit_code"],
+                household_code=r["household_code"],
+                language=r["language"],
+                available_from=r["available_from"],
+                available_to=r["available_to"],
+                id=r["id"],
+            )
+            for r in rows
+        ]
+
+    async def units(self) -> dict[str, GridUnit]:
+        """Every grid unit by code."""
+        rows = await self._fetch("SELECT code, level, name, parent_code FROM grid_units")
+        return {r[0]: GridUnit(r[0], r[1], r[2], r[3]) for r in rows}
+
+    async def contacts(self) -> list[Contact]:
+        """Every contact."""
+        return [_contact(r) for r in await self._fetch("SELECT * FROM contacts ORDER BY id")]
+
+
+class SqliteTicketReads(_Reads):
+    """Committed tickets rows, read on the reader connection."""
+
+    async def get(self, ticket_id: int) -> Ticket | None:
+        """One ticket, as committed."""
+        rows = await self._fetch("SELECT * FROM tickets WHERE id = ?", (ticket_id,))
+        return _ticket(rows[0]) if rows else None
+
+    async def all(self) -> list[Ticket]:
+        """Every ticket, oldest first."""
+        return [_ticket(r) for r in await self._fetch("SELECT * FROM tickets ORDER BY id")]
+
+    async def live(self) -> list[Ticket]:
+        """Every open, accepted or on-site ticket."""
+        rows = await self._fetch(
+            "SELECT * FROM tickets WHERE status IN ('open', 'accepted', 'on_site') ORDER BY id"
+        )
+        return [_ticket(r) for r in rows]
+
+    async def opened(self, start: float, end: float) -> list[Ticket]:
+        """Tickets opened in [start, end), oldest first."""
+        rows = await self._fetch(
+            "SELECT * FROM tickets WHERE opened_at >= ? AND opened_at < ? ORDER BY id",
+            (start, end),
+        )
+        return [_ticket(r) for r in rows]
+
+    async def events(self, ticket_id: int) -> list[TicketEvent]:
+        """A ticket's audit trail, oldest first."""
+        rows = await self._fetch(
+            "SELECT ticket_id, at, kind, channel, contact_id, detail FROM ticket_events"
+            " WHERE ticket_id = ? ORDER BY id",
+            (ticket_id,),
+        )
+        return [TicketEvent(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
+
+    async def feedback(self) -> list[Feedback]:
+        """Every thumbs press, oldest first."""
+        rows = await self._fetch(
+            "SELECT household_code, device_id, at, rating, ticket_id FROM feedback ORDER BY id"
+        )
+        return [Feedback(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+
+
+class SqliteOutboxReads(_Reads):
+    """Committed outbox rows, read on the reader connection."""
+
+    async def notifications(self) -> list[Notification]:
+        """Every notification written, oldest first."""
+        rows = await self._fetch("SELECT * FROM notifications ORDER BY id")
+        return [_notification(r) for r in rows]
+
+    async def get(self, notification_id: int) -> Notification | None:
+        """One notification as written."""
+        rows = await self._fetch("SELECT * FROM notifications WHERE id = ?", (notification_id,))
+        return _notification(rows[0]) if rows else None
+
+    async def with_members(
+        self, notification_id: int
+    ) -> tuple[Notification, list[Notification]] | None:
+        """A notification as written, and those merged into it (oldest first)."""
+        rows = await self._fetch(
+            "SELECT * FROM notifications WHERE id = ? OR merged_into = ? ORDER BY id",
+            (notification_id, notification_id),
+        )
+        leader = next((r for r in rows if r["id"] == notification_id), None)
+        if leader is None:
+            return None
+        return _notification(leader), [_notification(r) for r in rows if r is not leader]
+
+    async def entries(self) -> list[OutboxEntry]:
+        """Every notification with its delivery story, oldest first."""
+        names = [f.name for f in fields(OutboxEntry)]
+        rows = await self._fetch(
+            f"SELECT {', '.join(names)} FROM notifications ORDER BY id"  # noqa: S608 - fixed names
+        )
+        return [OutboxEntry(*r) for r in rows]
+
+    async def quarantined(self, since: float = 0.0) -> list[OutboxEntry]:
+        """Notifications given up on since `since` after their last attempt, newest first."""
+        names = [f.name for f in fields(OutboxEntry)]
+        rows = await self._fetch(
+            f"SELECT {', '.join(names)} FROM notifications"  # noqa: S608 - fixed names
+            " WHERE quarantined_at >= ? ORDER BY quarantined_at DESC, id DESC",
+            (since,),
+        )
+        return [OutboxEntry(*r) for r in rows]
+
+    async def states(self) -> list[tuple[int, str, int, str | None]]:
+        """(id, status, attempts, delivery) of every notification, oldest first."""
+        rows = await self._fetch(
+            "SELECT id, status, attempts, delivery FROM notifications ORDER BY id"
+        )
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
+
+    async def next_at(self, skip_recipients: Sequence[str] = ()) -> float | None:
+        """When the next pending notification (not to `skip_recipients`) is due, or None."""
+        skip, marks = _skipping(skip_recipients)
+        rows = await self._fetch(
+            f"SELECT min(next_attempt_at) FROM notifications WHERE status = 'pending'{skip}",  # noqa: S608
+            marks,
+        )
+        return None if rows[0][0] is None else float(rows[0][0])
+
+
+class SqliteIndicationReads(_Reads):
+    """Committed indications rows, read on the reader connection."""
+
+    async def next_at(self) -> float | None:
+        """When the next pending indication is due, or None."""
+        rows = await self._fetch(
+            "SELECT min(next_attempt_at) FROM indications WHERE status = 'pending'"
+        )
+        return None if rows[0][0] is None else float(rows[0][0])
+
+    async def all(self, device_id: str | None = None) -> list[IndicationRecord]:
+        """Every indication (of one device), oldest first."""
+        if device_id is None:
+            rows = await self._fetch("SELECT * FROM indications ORDER BY id")
+        else:
+            rows = await self._fetch(
+                "SELECT * FROM indications WHERE device_id = ? ORDER BY id", (device_id,)
+            )
+        return [
+            IndicationRecord(
+                r["id"], r["device_id"], _indication(r), r["created_at"], r["status"], r["attempts"]
+            )
+            for r in rows
+        ]
+
+
+def _indication(row: sqlite3.Row) -> Indication:
+    return Indication(
+        IndicationKind(row["kind"]), row["ticket_ref"], LedPattern(row["led"]), row["voice_prompt"]
+    )
+
+
+class SqliteUnitOfWork:
+    """The write ports over one open SQLite transaction."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+        self.devices = SqliteDeviceWrites(conn)
+        self.deadlines = SqliteDeadlineWrites(conn)
+        self.grid = SqliteGridWrites(conn)
+        self.tickets = SqliteTicketWrites(conn)
+        self.outbox = SqliteOutboxWrites(conn)
+        self.indications = SqliteIndicationWrites(conn)
+
+
+def _translate(exc: sqlite3.Error, path: Path) -> StoreError:
+    """The store error for a driver error: what the caller can do about it, naming the file."""
+    match exc:
+        case sqlite3.IntegrityError():
+            return ConflictError(f"{path}: a write conflicts with stored rows: {exc}")
+        case sqlite3.OperationalError():
+            return StoreUnavailableError(f"{path} cannot be used now: {exc}")
+        case sqlite3.DatabaseError():
+            return StoreCorruptError(f"{path} is not a Bidao database: {exc}")
+        case _:
+            return StoreError(f"{path}: {exc}")
+
+
+class SqliteStore:
+    """The store in one SQLite file: one writer connection, one reader connection.
+
+    No sqlite3 error leaves it: each is translated into a gateway.errors.StoreError.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._writer: aiosqlite.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
+        self.devices = SqliteDeviceReads(self._fetch)
+        self.deadlines = SqliteDeadlineReads(self._fetch)
+        self.grid = SqliteGridReads(self._fetch)
+        self.tickets = SqliteTicketReads(self._fetch)
+        self.outbox = SqliteOutboxReads(self._fetch)
+        self.indications = SqliteIndicationReads(self._fetch)
+
+    async def open(self) -> None:
+        """Connect, set the pragmas and apply pending migrations."""
+        if self._writer is not None:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create {self.path.parent}: {exc.strerror or exc}") from None
+        try:
+            self._writer = await self._connect()
+            await self._migrate(self._writer)
+            self._reader = await self._connect()
+        except sqlite3.OperationalError as exc:
+            await self.close()
+            raise StoreUnavailableError(f"cannot open {self.path}: {exc}") from None
+        except sqlite3.Error as exc:
+            await self.close()
+            raise _translate(exc, self.path) from None
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _connect(self) -> aiosqlite.Connection:
+        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        try:
+            conn.row_factory = sqlite3.Row
+            for pragma in _PRAGMAS:
+                await conn.execute(pragma)
+        except BaseException:
+            await conn.close()  # its thread would otherwise keep the process alive
+            raise
+        return conn
+
+    async def close(self) -> None:
+        """Close both connections; safe to call twice."""
+        for conn in (self._reader, self._writer):
+            if conn is not None:
+                await conn.close()
+        self._reader = self._writer = None
+
+    async def _migrate(self, conn: aiosqlite.Connection) -> None:
+        await conn.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
+            " name TEXT NOT NULL, sha256 TEXT NOT NULL, applied_at TEXT NOT NULL)"
+        )
+        async with conn.execute("SELECT version, name, sha256 FROM schema_migrations") as cur:
+            applied = {int(r[0]): (r[1], r[2]) async for r in cur}
+        shipped = migrations()
+        known = {version for version, _, _ in shipped}
+        if unknown := sorted(set(applied) - known):
+            raise MigrationError(f"database has migrations {unknown} that this code lacks")
+        for version, name, sql in shipped:
+            digest = hashlib.sha256(sql.encode()).hexdigest()
+            if version in applied:
+                if applied[version][1] != digest:
+                    raise MigrationError(f"migration {name} changed after it was applied")
+                continue
+            await conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _statements(sql):
+                    await conn.execute(statement)
+                await conn.execute(
+                    "INSERT INTO schema_migrations VALUES (?, ?, ?, datetime('now'))",
+                    (version, name, digest),
+                )
+                await conn.execute("COMMIT")
+            except BaseException:
+                await conn.execute("ROLLBACK")
+                raise
+
+    def _require(self, conn: aiosqlite.Connection | None) -> aiosqlite.Connection:
+        if conn is None:
+            raise StoreError("store is not open")
+        return conn
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[SqliteUnitOfWork]:
+        """One serialised write transaction (BEGIN IMMEDIATE ... COMMIT, ROLLBACK on error)."""
+        async with self._lock:
+            conn = self._require(self._writer)
+            try:
+                await conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise _translate(exc, self.path) from exc
+            try:
+                yield SqliteUnitOfWork(conn)
+            except sqlite3.Error as exc:
+                await self._rollback(conn)
+                raise _translate(exc, self.path) from exc
+            except BaseException:
+                await self._rollback(conn)
+                raise
+            try:
+                await conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                await self._rollback(conn)
+                raise _translate(exc, self.path) from exc
+
+    async def _rollback(self, conn: aiosqlite.Connection) -> None:
+        try:
+            await conn.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                raise _translate(exc, self.path) from exc
+            # SQLite already rolled the transaction back (a full disk, an I/O error).
+
+    async def _fetch(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        conn = self._require(self._reader)
+        try:
+            async with conn.execute(sql, args) as cursor:
+                return list(await cursor.fetchall())
+        except sqlite3.Error as exc:
+            raise _translate(exc, self.path) from exc
+
+
+def _skipping(recipients: Sequence[str]) -> tuple[str, tuple[str, ...]]:
+    """A `recipient NOT IN (...)` clause and its parameters; nothing if none is skipped."""
+    if not recipients:
+        return "", ()
+    marks = ", ".join("?" for _ in recipients)
+    return f" AND recipient NOT IN ({marks})", tuple(recipients)
+
+
+def _statements(sql: str) -> list[str]:
+    """Split a migration into statements (sqlite3.complete_statement knows where each ends)."""
+    out: list[str] = []
+    current = ""
+    for line in sql.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            if current.strip():
+                out.append(current.strip())
+            current = ""
+    if current.strip() and not all(
+        ln.strip().startswith("--") or not ln.strip() for ln in current.splitlines()
+    ):
+        raise MigrationError(f"incomplete statement at the end of a migration: {current[:80]!r}")
+    return out
