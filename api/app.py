@@ -12,19 +12,17 @@ from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 
 from api.twilio_webhooks import twilio_router
-from gateway.application import for_service
+from gateway.application import Application
 from gateway.errors import StartupError
-from gateway.service import GatewayService
 
 
-def create_app(service: GatewayService) -> FastAPI:
-    """The FastAPI app for one gateway: health, metrics, provider webhooks."""
+def create_app(application: Application) -> FastAPI:
+    """The FastAPI app for one running gateway's facade: health, metrics, provider webhooks."""
     app = FastAPI(title="Bidao (必到)", docs_url=None, redoc_url=None)
-    application = for_service(service)
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
-        health = await service.health()
+        health = await application.health()
         return JSONResponse(health.body, status_code=200 if health.serving else 503)
 
     @app.get("/metrics")
@@ -32,7 +30,7 @@ def create_app(service: GatewayService) -> FastAPI:
         return Response(application.metrics_text(), media_type="text/plain; version=0.0.4")
 
     if application.settings.notify.provider == "twilio":
-        app.include_router(twilio_router(service))
+        app.include_router(twilio_router(application))
     return app
 
 
@@ -47,12 +45,12 @@ class _Server(uvicorn.Server):
 class HttpServer:
     """The gateway's HTTP part: binds its socket during start-up, serves until cancelled."""
 
-    def __init__(self, service: GatewayService) -> None:
-        http = service.settings.http
+    def __init__(self, application: Application) -> None:
+        http = application.settings.http
         self.host = http.host
         self.port = http.port
         self._config = uvicorn.Config(
-            create_app(service),
+            create_app(application),
             host=http.host,
             port=http.port,
             log_level="warning",
@@ -111,6 +109,6 @@ class HttpServer:
             sock.close()
 
 
-def http_component(service: GatewayService) -> HttpServer:
-    """The HTTP server for the app, to add with `service.add_component("http", ...)`."""
-    return HttpServer(service)
+def http_component(application: Application) -> HttpServer:
+    """The HTTP server for a running gateway's facade, to add as its "http" component."""
+    return HttpServer(application)

@@ -27,11 +27,16 @@ from rich.console import Console
 from rich.table import Table
 
 from firmware_protocol import KEY_LEN, ProtocolError, parse_device_id
-from gateway.application import Application, Report, offline
+from gateway.application import (
+    Application,
+    ImportKind,
+    ImportRejectedError,
+    Report,
+    by_level,
+    offline,
+)
 from gateway.config import DeviceKind, Settings, load_settings
 from gateway.errors import ConfigError, GatewayError, RegistryError
-from gateway.grid_import import ImportKind, ImportRejectedError
-from gateway.reports import by_level
 
 T = TypeVar("T")
 

@@ -17,10 +17,11 @@ from pathlib import Path
 from alerts.providers.base import Provider
 from alerts.providers.console import ConsoleProvider
 from api.app import http_component
+from gateway.application import for_service
 from gateway.config import Settings, load_settings
 from gateway.errors import ConfigError, GatewayError
 from gateway.logs import configure_logging
-from gateway.service import GatewayService
+from gateway.runtime.service import GatewayService
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +63,7 @@ def run_gateway(config_path: Path | None) -> int:
     configure_logging(settings.log_level, settings.log_format)
     service = GatewayService(settings, provider=build_provider(settings))
     if settings.http.enabled:
-        service.add_component("http", http_component(service))
+        service.add_component("http", http_component(for_service(service)))
     try:
         return asyncio.run(_serve(service))
     except KeyboardInterrupt:  # Ctrl-C before the loop's handlers were installed

@@ -13,17 +13,16 @@ from twilio.twiml.voice_response import Dial, Gather, VoiceResponse
 
 from alerts import Notification, render
 from alerts.providers.twilio_provider import BAD_NUMBER_CODES
-from gateway.service import GatewayService
-from gateway.tickets import TicketError
+from gateway.application import Application, TicketError
 
 log = logging.getLogger(__name__)
 SAY_LANGUAGE = {"zh-CN": "cmn-CN", "en": "en-GB"}
 XML = "application/xml"
 
 
-def twilio_router(service: GatewayService) -> APIRouter:  # noqa: PLR0915 - one closure per route
-    """Routes under /webhooks/twilio, bound to one running gateway."""
-    settings = service.settings.notify
+def twilio_router(app: Application) -> APIRouter:  # noqa: PLR0915 - one closure per route
+    """Routes under /webhooks/twilio, bound to one running gateway's facade."""
+    settings = app.settings.notify
     validator = RequestValidator(settings.twilio_auth_token.get_secret_value())
     public = settings.public_url.rstrip("/")
     router = APIRouter(prefix="/webhooks/twilio")
@@ -35,7 +34,7 @@ def twilio_router(service: GatewayService) -> APIRouter:  # noqa: PLR0915 - one 
             url += "?" + request.url.query
         signature = request.headers.get("X-Twilio-Signature", "")
         if not signature or not validator.validate(url, form, signature):
-            service.metrics.webhooks_rejected.labels("bad_signature").inc()
+            app.reject_webhook("bad_signature")
             log.warning("webhook with a bad signature", extra={"path": request.url.path})
             raise HTTPException(status_code=403, detail="invalid Twilio signature")
         return form
@@ -43,7 +42,7 @@ def twilio_router(service: GatewayService) -> APIRouter:  # noqa: PLR0915 - one 
     Form = Annotated[dict[str, str], Depends(signed_form)]  # noqa: N806 - a type alias
 
     async def notification(notification_id: int) -> Notification:
-        found = await service.store.notification(notification_id)
+        found = await app.notification(notification_id)
         if found is None:
             raise HTTPException(status_code=404, detail="no such notification")
         return found
@@ -53,14 +52,11 @@ def twilio_router(service: GatewayService) -> APIRouter:  # noqa: PLR0915 - one 
         sid = form.get("MessageSid") or form.get("CallSid") or ""
         state = form.get("MessageStatus") or form.get("CallStatus") or ""
         if not sid or not state:
-            service.metrics.webhooks_rejected.labels("incomplete").inc()
+            app.reject_webhook("incomplete")
             raise HTTPException(status_code=400, detail="MessageSid/CallSid and a status needed")
         error = form.get("ErrorCode", "")
         bad_number = error.isdigit() and int(error) in BAD_NUMBER_CODES
-        changed = await service.outbox.apply_status(
-            notification_id, sid, state, bad_number=bad_number
-        )
-        service.metrics.status_callbacks.labels(state, str(changed).lower()).inc()
+        await app.record_delivery_status(notification_id, sid, state, bad_number=bad_number)
         return Response(status_code=204)
 
     def spoken(n: Notification, *templates: str, **params: str) -> VoiceResponse:
@@ -80,7 +76,7 @@ def twilio_router(service: GatewayService) -> APIRouter:  # noqa: PLR0915 - one 
         phone = None
         if settings.bridge_to_resident and call_sid and n.ticket_id is not None:
             assert n.contact_id is not None
-            phone = await service.tickets.start_bridge(n.ticket_id, n.contact_id, call_sid)
+            phone = await app.start_bridge(n.ticket_id, n.contact_id, call_sid)
         if phone is None:
             return spoken(n, "voice_accepted")
         response = spoken(n, "voice_accepted", "voice_connecting")
@@ -96,14 +92,14 @@ def twilio_router(service: GatewayService) -> APIRouter:  # noqa: PLR0915 - one 
     async def bridge_ended(notification_id: int, form: Form) -> Response:
         n = await notification(notification_id)
         if n.ticket_id is not None:
-            await service.tickets.end_bridge(n.ticket_id, form.get("CallSid", ""))
+            await app.end_bridge(n.ticket_id, form.get("CallSid", ""))
         response = VoiceResponse()
         response.hangup()
         return twiml(response)
 
     @router.post("/voice/{notification_id}")
     async def voice(notification_id: int, _form: Form) -> Response:
-        found = await service.outbox.message_text(notification_id)
+        found = await app.call_script(notification_id)
         if found is None:
             raise HTTPException(status_code=404, detail="no such notification")
         n, text = found
@@ -123,19 +119,19 @@ def twilio_router(service: GatewayService) -> APIRouter:  # noqa: PLR0915 - one 
         n = await notification(notification_id)
         digit = form.get("Digits", "")
         if digit:
-            await service.outbox.record_keypress(notification_id, digit)
+            await app.record_keypress(notification_id, digit)
         if n.ticket_id is None or n.contact_id is None:
             return twiml(spoken(n, "voice_closed"))
         try:
             if digit == "1":
-                result = await service.tickets.accept(n.ticket_id, n.contact_id, "voice_keypress")
+                result = await app.accept_ticket(n.ticket_id, n.contact_id, "voice_keypress")
                 if result.won:
                     return twiml(await accepted(n, notification_id, form.get("CallSid", "")))
-                owners = await service.store.contacts()
-                owner = next((c.name for c in owners if c.id == result.owner_contact_id), "-")
+                name = await app.contact_name(result.owner_contact_id)
+                owner = "-" if name is None else name
                 return twiml(spoken(n, "voice_taken", owner=owner))
             if digit == "2":
-                await service.tickets.decline(n.ticket_id, n.contact_id, "voice_keypress")
+                await app.decline_ticket(n.ticket_id, n.contact_id, "voice_keypress")
                 return twiml(spoken(n, "voice_passed_on"))
         except TicketError:
             return twiml(spoken(n, "voice_closed"))

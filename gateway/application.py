@@ -6,7 +6,11 @@ Two composition roots build it:
   server), for the commands a person runs beside or without a gateway: import, device add
   and list, report. The store is opened on first use, so `metrics` opens nothing.
 - `for_service(service)` wraps a running gateway: the same queries, plus the live parts
-  (ticket actions, the metrics registry, the scheduler that must hear of new deadlines).
+  (ticket actions, provider callbacks, health, the metrics registry, the scheduler that
+  must hear of new deadlines).
+
+api/ and the command line import the gateway through this module (and gateway.config,
+gateway.errors, gateway.logs) only; the names they need from inside are re-exported here.
 
 ApplicationError (a GatewayError)
  ├── NotRunningError   the request needs the running gateway (ticket actions)
@@ -15,25 +19,34 @@ ApplicationError (a GatewayError)
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
+from alerts import Notification
 from gateway.clock import Clock, SystemClock
 from gateway.config import DeviceKind, Settings
-from gateway.domain.tickets import ActionChannel, Category
-from gateway.errors import GatewayError, StoreError
-from gateway.grid_import import GridImporter, ImportKind, ImportResult
+from gateway.domain.devices import DeviceRecord
+from gateway.domain.tickets import ActionChannel, Category, Ticket
+from gateway.domain.tickets import TicketError as TicketError  # noqa: PLC0414 - re-exported
+from gateway.errors import GatewayError
+from gateway.grid_import import GridImporter, ImportResult
+from gateway.grid_import import ImportKind as ImportKind  # noqa: PLC0414 - re-exported
+from gateway.grid_import import (
+    ImportRejectedError as ImportRejectedError,  # noqa: PLC0414 - re-exported
+)
 from gateway.metrics import GatewayMetrics
 from gateway.registry import DeviceRegistry
-from gateway.reports import Card, Reports, ReportSource, TicketStats, UnitWarning
-from gateway.sqlite_store import SqliteStore
-from gateway.store import DeviceRecord, Store, Ticket
+from gateway.reports import Card, Reports, TicketStats, UnitWarning
+from gateway.reports import by_level as by_level  # noqa: PLC0414 - re-exported
+from gateway.store.ports import Store
+from gateway.store.sqlite import SqliteStore
 
 if TYPE_CHECKING:
-    from gateway.service import GatewayService
+    from gateway.outbox import OutboxSender
+    from gateway.runtime.health import Health
+    from gateway.runtime.service import GatewayService
     from gateway.tickets import AcceptResult, TicketService
 
 DAY_S = 86_400.0
@@ -52,16 +65,14 @@ class NoMetricsError(ApplicationError):
     """No metrics snapshot exists yet: the gateway has not run with this data folder."""
 
 
-class ApplicationStore(Store, ReportSource, Protocol):
-    """What the facade needs from a store: the store port and the report reads."""
-
-
 @dataclass(frozen=True, slots=True)
 class LiveParts:
     """The parts only a running gateway has."""
 
     tickets: TicketService
-    metrics_text: Callable[[], bytes]
+    outbox: OutboxSender
+    metrics: GatewayMetrics
+    health: Callable[[], Awaitable[Health]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +96,7 @@ class Application:
         self,
         settings: Settings,
         clock: Clock,
-        store: ApplicationStore,
+        store: Store,
         registry: DeviceRegistry,
         importer: GridImporter,
         reports: Reports,
@@ -132,7 +143,7 @@ class Application:
     async def list_devices(self) -> list[DeviceRecord]:
         """Every registered device, by id."""
         await self._ready()
-        return sorted(await self._store.load_devices(), key=lambda d: d.device_id)
+        return sorted(await self._store.devices.all(), key=lambda d: d.device_id)
 
     # Grid
 
@@ -151,10 +162,63 @@ class Application:
 
     # Tickets
 
+    def _running(self) -> LiveParts:
+        if self._live is None:
+            raise NotRunningError("this needs the running gateway (bidao run)")
+        return self._live
+
     def _tickets(self) -> TicketService:
         if self._live is None:
             raise NotRunningError("ticket actions need the running gateway (bidao run)")
         return self._live.tickets
+
+    async def start_bridge(self, ticket_id: int, contact_id: int, call_id: str) -> str | None:
+        """Put the ticket's owner through to the resident; the resident's number, or None."""
+        return await self._tickets().start_bridge(ticket_id, contact_id, call_id)
+
+    async def end_bridge(self, ticket_id: int, call_id: str) -> None:
+        """The call between the responder and the resident has ended."""
+        await self._tickets().end_bridge(ticket_id, call_id)
+
+    async def contact_name(self, contact_id: int | None) -> str | None:
+        """A contact's name, or None if there is no such contact."""
+        await self._ready()
+        contacts = await self._store.grid.contacts()
+        return next((c.name for c in contacts if c.id == contact_id), None)
+
+    # Notifications
+
+    async def notification(self, notification_id: int) -> Notification | None:
+        """One notification as written, or None."""
+        await self._ready()
+        return await self._store.outbox.get(notification_id)
+
+    async def call_script(self, notification_id: int) -> tuple[Notification, str] | None:
+        """A notification and what its recipient hears (a digest if merged), or None."""
+        return await self._running().outbox.message_text(notification_id)
+
+    async def record_keypress(self, notification_id: int, digit: str) -> bool:
+        """A person answered a call with a key; False if there is no such notification."""
+        return await self._running().outbox.record_keypress(notification_id, digit)
+
+    async def record_delivery_status(
+        self, notification_id: int, provider_id: str, state: str, *, bad_number: bool = False
+    ) -> bool:
+        """Apply and count a provider status callback; False if it was stale or unknown."""
+        live = self._running()
+        changed = await live.outbox.apply_status(
+            notification_id, provider_id, state, bad_number=bad_number
+        )
+        live.metrics.status_callbacks.labels(state, str(changed).lower()).inc()
+        return changed
+
+    def reject_webhook(self, reason: str) -> None:
+        """Count a provider webhook refused for `reason` (a bad signature, missing fields)."""
+        self._running().metrics.webhooks_rejected.labels(reason).inc()
+
+    async def health(self) -> Health:
+        """Each part's real state; `serving` is False when boxes are not being acknowledged."""
+        return await self._running().health()
 
     async def accept_ticket(
         self, ticket_id: int, contact_id: int, channel: ActionChannel
@@ -184,9 +248,9 @@ class Application:
         """Live tickets, or (with `days`) every ticket opened in that many days, oldest first."""
         await self._ready()
         if days is None:
-            return await self._store.live_tickets()
+            return await self._store.tickets.live()
         now = self._clock.now()
-        return await self._store.tickets_opened(now - days * DAY_S, now)
+        return await self._store.tickets.opened(now - days * DAY_S, now)
 
     # Figures
 
@@ -211,7 +275,7 @@ class Application:
     def metrics_text(self) -> bytes:
         """Prometheus text: live from a running gateway, else its last snapshot on disk."""
         if self._live is not None:
-            return self._live.metrics_text()
+            return self._live.metrics.render()
         path = self.settings.metrics_path
         try:
             return path.read_bytes()
@@ -225,8 +289,8 @@ class Application:
 async def offline(settings: Settings, clock: Clock | None = None) -> AsyncIterator[Application]:
     """The facade over the SQLite store alone; the store opens on first use, closes at exit.
 
-    Driver errors from the store (a file that is not a database, a damaged one) come out as
-    one StoreError naming the file.
+    The store's errors (a file that is not a database, a damaged one) are StoreErrors naming
+    the file.
     """
     clock = clock or SystemClock()
     store = SqliteStore(settings.database_path)
@@ -248,8 +312,6 @@ async def offline(settings: Settings, clock: Clock | None = None) -> AsyncIterat
     )
     try:
         yield application
-    except sqlite3.Error as exc:
-        raise StoreError(f"database {settings.database_path} cannot be used: {exc}") from exc
     finally:
         await application.close()
 
@@ -263,6 +325,6 @@ def for_service(service: GatewayService) -> Application:
         service.registry,
         service.importer,
         service.reports,
-        live=LiveParts(service.tickets, service.metrics.render),
+        live=LiveParts(service.tickets, service.outbox, service.metrics, service.health),
         after_import=lambda: service.scheduler.notify(0.0),
     )

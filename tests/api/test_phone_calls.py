@@ -18,10 +18,12 @@ from device_sim.device import SimulatedDevice
 from device_sim.mqtt import MqttFleet
 from device_sim.phones import ApiReply, FakePhoneNetwork, twilio_signature
 from firmware_protocol import IndicationKind, Key
+from gateway.application import for_service
 from gateway.broker import MosquittoBroker, free_loopback_port
 from gateway.clock import ManualClock
+from gateway.domain.tickets import Ticket
 from gateway.service import GatewayService
-from gateway.store import OutboxEntry, Ticket
+from gateway.store.ports import OutboxEntry
 from tests.gateway.grid import BOX_ID, BOX_KEY, SECRETARY
 from tests.gateway.support import gateway_settings, load_grid, sample, wait_for
 
@@ -43,10 +45,10 @@ class Line:
     async def call_for_help(self) -> Ticket:
         await self.fleet.send(BOX_ID, self.box.press(Key.GREEN_CALL))
         await wait_for(lambda: not self.box.pending, what="press acked")
-        return (await self.gw.store.tickets())[-1]
+        return (await self.gw.store.tickets.all())[-1]
 
     async def ticket(self) -> Ticket:
-        return (await self.gw.store.tickets())[-1]
+        return (await self.gw.store.tickets.all())[-1]
 
     async def status_is(self, status: str) -> None:
         async def reached() -> bool:
@@ -55,10 +57,10 @@ class Line:
         await wait_for(reached, timeout=20, what=f"ticket {status}")
 
     async def entries(self) -> list[OutboxEntry]:
-        return await self.gw.store.outbox_entries()
+        return await self.gw.store.outbox.entries()
 
     async def events(self) -> list[tuple[str, str]]:
-        return [(e.kind, e.detail) for e in await self.gw.store.ticket_events(1)]
+        return [(e.kind, e.detail) for e in await self.gw.store.tickets.events(1)]
 
     async def until(self, predicate: Callable[[list[OutboxEntry]], bool], what: str) -> None:
         async def reached() -> bool:
@@ -112,7 +114,7 @@ async def line(
             },
         )
         gw = GatewayService(settings, clock, build_provider(settings))
-        gw.add_component("http", http_component(gw))
+        gw.add_component("http", http_component(for_service(gw)))
         box = SimulatedDevice(BOX_ID, "call_box", BOX_KEY, clock=clock.now)
         async with gw:
             await load_grid(gw)
@@ -137,7 +139,7 @@ async def test_secretary_presses_1_and_the_ticket_is_accepted(line: Line) -> Non
     await line.status_is("accepted")
     ticket = await line.ticket()
     assert ticket.owner_contact_id == SECRETARY
-    events = await line.gw.store.ticket_events(ticket.id)
+    events = await line.gw.store.tickets.events(ticket.id)
     assert [(e.kind, e.channel) for e in events][1] == ("accepted", "voice_keypress")
     await wait_for(
         lambda: any(i.kind == IndicationKind.HELPER_ON_THE_WAY for i in line.box.indications),
@@ -183,7 +185,7 @@ async def test_secretary_presses_2_and_the_deputy_is_called(line: Line) -> None:
         what="deputy called",
     )
     assert (await line.ticket()).status == "open"
-    kinds = [e.kind for e in await line.gw.store.ticket_events((await line.ticket()).id)]
+    kinds = [e.kind for e in await line.gw.store.tickets.events((await line.ticket()).id)]
     assert kinds[:3] == ["opened", "declined", "escalated"]
 
 
@@ -232,7 +234,7 @@ async def test_provider_outage_is_retried_until_delivered(line: Line) -> None:
     await line.call_for_help()
 
     async def retried() -> bool:
-        return any(s[1] == "pending" and s[2] >= 1 for s in await line.gw.store.outbox_states())
+        return any(s[1] == "pending" and s[2] >= 1 for s in await line.gw.store.outbox.states())
 
     await wait_for(retried, what="first attempts failed")
     await line.clock.advance(30)
@@ -310,7 +312,7 @@ async def test_failed_sms_falls_back_to_voice(line: Line, code: str, fallback: b
     else:
         # An unknown number is flagged for an administrator; a call would fail too.
         await asyncio.to_thread(line.phones.wait_idle)
-        contacts = {c.phone: c for c in await line.gw.store.contacts()}
+        contacts = {c.phone: c for c in await line.gw.store.grid.contacts()}
         assert contacts[CHIEF_PHONE].bad_number
         assert not any(r.kind == "call" for r in line.phones.received(CHIEF_PHONE))
     # The secretary's SMS went through: no fallback call on top of the call already made.
@@ -420,7 +422,7 @@ async def test_a_provider_answering_200_with_a_broken_body_never_stops_the_gatew
         assert entry.last_error.startswith("quarantined after 3 attempts: unreadable_answer")
     assert line.phones.broken_replies >= 3 * len(quarantined)
     assert not line.phones.received(SECRETARY_PHONE), "a broken answer takes nothing"
-    listed = await line.gw.store.quarantined_notifications()
+    listed = await line.gw.store.outbox.quarantined()
     assert {e.id for e in listed} == {e.id for e in quarantined}
     assert sample(line.gw, "bidao_notifications_total", channel="voice", outcome="quarantined") >= 2
     assert sample(line.gw, "bidao_notifications_total", channel="sms", outcome="quarantined") >= 1
