@@ -243,7 +243,8 @@ def device_list(config: ConfigOption = None) -> None:
 def import_grid(
     kind: Annotated[ImportKindChoice, typer.Argument(help="which grid file this is")],
     file: Annotated[
-        Path, typer.Argument(help="UTF-8 CSV with a header row (see gateway/grid_import.py)")
+        Path,
+        typer.Argument(help="UTF-8 CSV with a header row (see gateway/services/grid_import.py)"),
     ],
     check: Annotated[
         bool, typer.Option("--check", help="check every row and report, but write nothing")

@@ -44,11 +44,11 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from device_sim.mqtt import fleet_identity
 from firmware_protocol import UPLINK_SUBSCRIPTION
-from gateway.broker import MosquittoBroker
 from gateway.config import load_settings
-from gateway.links import InboundFrame
-from gateway.service import GatewayService
-from gateway.transports.mqtt import MqttLink
+from gateway.ingest.links import InboundFrame
+from gateway.ingest.transports.mqtt import MqttLink
+from gateway.runtime.broker import MosquittoBroker
+from gateway.runtime.service import GatewayService
 
 TARGET = 2 / 3
 PUBLISHED = re.compile(r"(\d+) frames from (\d+) devices published in ([\d.]+) s")

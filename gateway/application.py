@@ -31,23 +31,23 @@ from gateway.domain.devices import DeviceRecord
 from gateway.domain.tickets import ActionChannel, Category, Ticket
 from gateway.domain.tickets import TicketError as TicketError  # noqa: PLC0414 - re-exported
 from gateway.errors import GatewayError
-from gateway.grid_import import GridImporter, ImportResult
-from gateway.grid_import import ImportKind as ImportKind  # noqa: PLC0414 - re-exported
-from gateway.grid_import import (
+from gateway.ingest.registry import DeviceRegistry
+from gateway.metrics import GatewayMetrics
+from gateway.services.grid_import import GridImporter, ImportResult
+from gateway.services.grid_import import ImportKind as ImportKind  # noqa: PLC0414 - re-exported
+from gateway.services.grid_import import (
     ImportRejectedError as ImportRejectedError,  # noqa: PLC0414 - re-exported
 )
-from gateway.metrics import GatewayMetrics
-from gateway.registry import DeviceRegistry
-from gateway.reports import Card, Reports, TicketStats, UnitWarning
-from gateway.reports import by_level as by_level  # noqa: PLC0414 - re-exported
+from gateway.services.reports import Card, Reports, TicketStats, UnitWarning
+from gateway.services.reports import by_level as by_level  # noqa: PLC0414 - re-exported
 from gateway.store.ports import Store
 from gateway.store.sqlite import SqliteStore
 
 if TYPE_CHECKING:
-    from gateway.outbox import OutboxSender
     from gateway.runtime.health import Health
     from gateway.runtime.service import GatewayService
-    from gateway.tickets import AcceptResult, TicketService
+    from gateway.services.outbox import OutboxSender
+    from gateway.services.tickets import AcceptResult, TicketService
 
 DAY_S = 86_400.0
 UNUSED_BOX_DAYS = 90.0

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.broker import MosquittoBroker
 from gateway.clock import ManualClock
+from gateway.runtime.broker import MosquittoBroker
 
 
 @pytest.fixture

@@ -20,30 +20,30 @@ from typing import Any, Protocol, runtime_checkable
 from alerts.providers.base import Provider
 from alerts.providers.console import ConsoleProvider
 from firmware_protocol import Message
-from gateway.broker import MosquittoBroker
 from gateway.clock import Clock, SystemClock
 from gateway.config import DeviceKind, Settings
 from gateway.domain.devices import DeviceRecord
-from gateway.downlink import Downlinker
 from gateway.errors import StartupError
-from gateway.grid_import import GridImporter, ImportKind, ImportResult
-from gateway.indications import IndicationSender
+from gateway.ingest.downlink import Downlinker
+from gateway.ingest.indications import IndicationSender
+from gateway.ingest.pipeline import IngestHandler, Pipeline
+from gateway.ingest.registry import SILENT_DEADLINE, DeviceRegistry
+from gateway.ingest.supervision import Supervisor
+from gateway.ingest.transports.mqtt import MqttLink
+from gateway.ingest.transports.serial import SerialLink
 from gateway.metrics import GatewayMetrics
-from gateway.outbox import OutboxSender
-from gateway.pipeline import IngestHandler, Pipeline
-from gateway.registry import SILENT_DEADLINE, DeviceRegistry
-from gateway.reports import Reports
+from gateway.runtime.broker import MosquittoBroker
 from gateway.runtime.health import Health, StoreProbe, assess
 from gateway.runtime.lock import DataDirLock
 from gateway.runtime.looplag import LoopLagMonitor
 from gateway.runtime.supervisor import PartState, PartStatus, PartSupervisor
 from gateway.scheduler import DeadlineScheduler
+from gateway.services.grid_import import GridImporter, ImportKind, ImportResult
+from gateway.services.outbox import OutboxSender
+from gateway.services.reports import Reports
+from gateway.services.tickets import DEADLINE_KINDS as TICKET_DEADLINES
+from gateway.services.tickets import TicketService
 from gateway.store.sqlite import SqliteStore
-from gateway.supervision import Supervisor
-from gateway.tickets import DEADLINE_KINDS as TICKET_DEADLINES
-from gateway.tickets import TicketService
-from gateway.transports.mqtt import MqttLink
-from gateway.transports.serial import SerialLink
 
 log = logging.getLogger(__name__)
 

@@ -225,7 +225,7 @@ def test_metrics_without_a_running_gateway(
 
 
 def test_run_on_embedded_defaults_starts_and_stops_cleanly(tmp_path: Path) -> None:
-    from gateway.broker import free_loopback_port
+    from gateway.runtime.broker import free_loopback_port
 
     env = {
         "BIDAO_DATA_DIR": str(tmp_path),

@@ -14,9 +14,9 @@ from device_sim.device import SimulatedDevice
 from device_sim.mqtt import MqttFleet
 from device_sim.phones import FakePhoneNetwork, Record
 from firmware_protocol import Key
-from gateway.broker import MosquittoBroker, free_loopback_port
 from gateway.config import load_settings
-from gateway.service import GatewayService
+from gateway.runtime.broker import MosquittoBroker, free_loopback_port
+from gateway.runtime.service import GatewayService
 from tests.gateway.grid import BOX_ID, BOX_KEY
 from tests.gateway.support import load_grid, send_until_acked, start_gateway, wait_for
 

@@ -19,10 +19,10 @@ from device_sim.mqtt import MqttFleet
 from device_sim.phones import ApiReply, FakePhoneNetwork, twilio_signature
 from firmware_protocol import IndicationKind, Key
 from gateway.application import for_service
-from gateway.broker import MosquittoBroker, free_loopback_port
 from gateway.clock import ManualClock
 from gateway.domain.tickets import Ticket
-from gateway.service import GatewayService
+from gateway.runtime.broker import MosquittoBroker, free_loopback_port
+from gateway.runtime.service import GatewayService
 from gateway.store.ports import OutboxEntry
 from tests.gateway.grid import BOX_ID, BOX_KEY, SECRETARY
 from tests.gateway.support import gateway_settings, load_grid, sample, wait_for

@@ -15,9 +15,9 @@ import pytest
 
 from device_sim.device import SimulatedDevice
 from device_sim.mqtt import MqttFleet
-from gateway.broker import free_loopback_port
 from gateway.config import load_settings
-from gateway.service import GatewayService
+from gateway.runtime.broker import free_loopback_port
+from gateway.runtime.service import GatewayService
 from tests.gateway.support import send_until_acked
 
 pytestmark = pytest.mark.slow  # each starts the `bidao` console script

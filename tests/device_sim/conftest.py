@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from device_sim.device import fleet_identity
-from gateway.broker import MosquittoBroker
+from gateway.runtime.broker import MosquittoBroker
 from tests.device_sim.support import BOX_ID, BOX_KEY, FLEET_SIZE, EchoGateway
 
 

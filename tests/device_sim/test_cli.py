@@ -10,7 +10,7 @@ import pytest
 
 import firmware_protocol as fp
 from device_sim.cli import main
-from gateway.broker import MosquittoBroker, free_loopback_port
+from gateway.runtime.broker import MosquittoBroker, free_loopback_port
 from tests.device_sim.support import BOX_ID, BOX_KEY, FLEET_SIZE, EchoGateway
 
 

@@ -11,7 +11,7 @@ import pytest
 import firmware_protocol as fp
 from device_sim.device import SimulatedDevice, fleet_identity
 from device_sim.mqtt import MqttFleet
-from gateway.broker import MosquittoBroker, free_loopback_port
+from gateway.runtime.broker import MosquittoBroker, free_loopback_port
 from tests.device_sim.support import BOX_ID, BOX_KEY, FLEET_SIZE, EchoGateway, wait_until
 
 pytestmark = pytest.mark.usefixtures("no_leaked_tasks")

@@ -14,10 +14,10 @@ import pytest
 
 from device_sim.device import SimulatedDevice
 from device_sim.mqtt import MqttFleet
-from gateway.broker import MosquittoBroker
 from gateway.config import Settings, load_settings
-from gateway.grid_import import ImportKind
-from gateway.service import GatewayService
+from gateway.runtime.broker import MosquittoBroker
+from gateway.runtime.service import GatewayService
+from gateway.services.grid_import import ImportKind
 from tests.gateway.grid import CONTACTS_CSV, HOUSEHOLDS_CSV, UNITS_CSV
 
 _client_ids = itertools.count()

@@ -13,10 +13,10 @@ import pytest
 from device_sim.device import SimulatedDevice, fleet_identity
 from device_sim.mqtt import MqttFleet, publish_burst
 from firmware_protocol import Ack, Envelope
-from gateway.broker import MosquittoBroker
 from gateway.domain.devices import DeviceRecord
-from gateway.pipeline import AcceptedFrame
-from gateway.service import GatewayService
+from gateway.ingest.pipeline import AcceptedFrame
+from gateway.runtime.broker import MosquittoBroker
+from gateway.runtime.service import GatewayService
 from gateway.store.ports import UnitOfWork
 from tests.gateway.support import gateway_settings, sample
 

@@ -13,9 +13,9 @@ import pytest
 
 from device_sim.device import SimulatedDevice
 from device_sim.mqtt import MqttFleet, fleet_identity
-from gateway.broker import MosquittoBroker, free_loopback_port
 from gateway.config import load_settings
-from gateway.service import GatewayService
+from gateway.runtime.broker import MosquittoBroker, free_loopback_port
+from gateway.runtime.service import GatewayService
 from tests.gateway.support import send_until_acked, start_gateway, wait_for
 
 DEVICES = 100

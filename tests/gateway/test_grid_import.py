@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from gateway import grid_import
 from gateway.clock import ManualClock
 from gateway.domain.devices import DeviceRecord
 from gateway.domain.grid import GridRow
-from gateway.grid_import import ImportInterruptedError, ImportRejectedError, ImportResult
-from gateway.registry import SILENT_DEADLINE
-from gateway.service import GatewayService
+from gateway.ingest.registry import SILENT_DEADLINE
+from gateway.runtime.service import GatewayService
+from gateway.services import grid_import
+from gateway.services.grid_import import ImportInterruptedError, ImportRejectedError, ImportResult
 from gateway.store.sqlite import SqliteGridWrites
 from tests.gateway.grid import (
     BOX_ID,

@@ -13,9 +13,9 @@ import pytest
 from device_sim.device import SimulatedDevice
 from device_sim.mqtt import MqttFleet
 from firmware_protocol import Ack, Envelope
-from gateway import grid_import
-from gateway.broker import MosquittoBroker
-from gateway.service import GatewayService
+from gateway.runtime.broker import MosquittoBroker
+from gateway.runtime.service import GatewayService
+from gateway.services import grid_import
 from tests.gateway.grid import UNITS_CSV, households_csv
 from tests.gateway.support import gateway_settings, send_until_acked
 

@@ -7,9 +7,9 @@ from pathlib import Path
 from device_sim.device import SimulatedDevice
 from device_sim.mqtt import MqttFleet
 from firmware_protocol import Indication, IndicationKind, LedPattern
-from gateway.broker import MosquittoBroker
 from gateway.config import Settings
-from gateway.service import GatewayService
+from gateway.runtime.broker import MosquittoBroker
+from gateway.runtime.service import GatewayService
 from gateway.store.sqlite import SqliteStore
 from tests.gateway.support import gateway_settings, sample, send_until_acked, wait_for
 

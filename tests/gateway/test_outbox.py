@@ -17,7 +17,7 @@ from alerts.providers.base import (
 )
 from alerts.providers.console import ConsoleProvider
 from gateway.clock import ManualClock
-from gateway.service import GatewayService
+from gateway.runtime.service import GatewayService
 from tests.gateway.grid import SECRETARY
 from tests.gateway.support import gateway_settings, load_grid, wait_for
 

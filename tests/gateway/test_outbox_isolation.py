@@ -29,9 +29,9 @@ from alerts.providers.console import ConsoleProvider
 from device_sim.device import SimulatedDevice
 from device_sim.mqtt import MqttFleet
 from firmware_protocol import Envelope, Key
-from gateway.broker import MosquittoBroker
 from gateway.clock import ManualClock
-from gateway.service import GatewayService
+from gateway.runtime.broker import MosquittoBroker
+from gateway.runtime.service import GatewayService
 from gateway.store.ports import OutboxEntry
 from tests.gateway.grid import (
     BOX_ID,

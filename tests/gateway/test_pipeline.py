@@ -15,12 +15,12 @@ from device_sim.device import SimulatedDevice, fleet_identity
 from device_sim.mqtt import MqttFleet, publish_burst
 from device_sim.serial import SerialConcentrator
 from firmware_protocol import AckCode, Indication, IndicationKind, Key, LedPattern
-from gateway.broker import MosquittoBroker
 from gateway.config import DeviceKind, SerialLinkSettings, load_settings
 from gateway.errors import ConfigError
-from gateway.links import InboundFrame, TransportName
-from gateway.pipeline import AcceptedFrame
-from gateway.service import GatewayService
+from gateway.ingest.links import InboundFrame, TransportName
+from gateway.ingest.pipeline import AcceptedFrame
+from gateway.runtime.broker import MosquittoBroker
+from gateway.runtime.service import GatewayService
 from gateway.store.ports import UnitOfWork
 from tests.gateway.support import gateway_settings, sample, wait_for
 

@@ -16,8 +16,8 @@ from firmware_protocol import (
     encode,
     encode_serial,
 )
-from gateway.broker import MosquittoBroker
-from gateway.service import GatewayService
+from gateway.runtime.broker import MosquittoBroker
+from gateway.runtime.service import GatewayService
 from tests.gateway.support import gateway_settings, sample, wait_for
 
 A, B, UNKNOWN = "00000000000000a1", "00000000000000b2", "00000000000000c3"

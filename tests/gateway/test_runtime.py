@@ -18,14 +18,14 @@ from device_sim.device import SimulatedDevice
 from device_sim.mqtt import MqttFleet
 from firmware_protocol import Key
 from gateway.application import for_service
-from gateway.broker import MosquittoBroker, free_loopback_port
 from gateway.clock import ManualClock
 from gateway.config import RuntimeSettings
 from gateway.metrics import GatewayMetrics
+from gateway.runtime.broker import MosquittoBroker, free_loopback_port
 from gateway.runtime.looplag import LoopLagMonitor
+from gateway.runtime.service import GatewayService
 from gateway.runtime.supervisor import PartState, PartSupervisor
 from gateway.scheduler import DeadlineScheduler
-from gateway.service import GatewayService
 from gateway.store.ports import Deadline, UnitOfWork
 from gateway.store.sqlite import SqliteStore
 from tests.gateway.grid import BOX_ID, BOX_KEY

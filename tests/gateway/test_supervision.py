@@ -8,7 +8,7 @@ from device_sim.device import SimulatedDevice
 from device_sim.serial import SerialConcentrator
 from firmware_protocol import AlarmKind, Key
 from gateway.clock import ManualClock
-from gateway.service import GatewayService
+from gateway.runtime.service import GatewayService
 from tests.gateway.support import gateway_settings, wait_for
 
 BOX = "00000000000000b1"

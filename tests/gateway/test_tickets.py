@@ -15,13 +15,13 @@ from alerts import Notification
 from device_sim.device import SimulatedDevice
 from device_sim.mqtt import MqttFleet
 from firmware_protocol import IndicationKind, Key
-from gateway.broker import MosquittoBroker
 from gateway.clock import ManualClock
 from gateway.config import TicketSettings
 from gateway.domain.tickets import EscalationCursor, Rating, Ticket, TicketStatus, new_ticket
-from gateway.service import GatewayService
+from gateway.runtime.broker import MosquittoBroker
+from gateway.runtime.service import GatewayService
+from gateway.services.tickets import TicketError
 from gateway.store.sqlite import SqliteStore, migrations
-from gateway.tickets import TicketError
 from tests.gateway.grid import (
     AREA_CHIEF,
     BOX_ID,

@@ -44,7 +44,7 @@ from firmware_protocol import (
 )
 from gateway.clock import Clock
 from gateway.config import MqttSettings
-from gateway.links import InboundFrame, LinkDownError, Submit, TransportName
+from gateway.ingest.links import InboundFrame, LinkDownError, Submit, TransportName
 from gateway.metrics import GatewayMetrics
 
 log = logging.getLogger(__name__)

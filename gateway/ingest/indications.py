@@ -1,6 +1,6 @@
 """Box indications: delivered after the commit that wrote them, retried until the box is reached.
 
-Rows come from the transaction of the ticket change that causes them (`add_indications`),
+Rows come from the transaction of the ticket change that causes them (`uow.indications.add`),
 so a crash after the commit loses nothing: the sender finds them on its next start. A box
 that cannot be reached (link down, not heard from yet) is retried with capped backoff and
 at once when it is next heard from; while it waits, a newer indication for the same ticket
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 from gateway.clock import Clock, sleep_until_or_woken
 from gateway.config import IndicationSettings
-from gateway.downlink import Downlinker, DownlinkError
+from gateway.ingest.downlink import Downlinker, DownlinkError
 from gateway.metrics import GatewayMetrics
 from gateway.store.ports import IndicationRetry, Store
 

@@ -26,12 +26,12 @@ from firmware_protocol import (
 from gateway.clock import Clock
 from gateway.config import PipelineSettings
 from gateway.domain.devices import DeviceSeen, EventRow
-from gateway.downlink import Downlinker, Reply, reservations
 from gateway.errors import ConflictError, StoreCorruptError, StoreError
-from gateway.links import InboundFrame
+from gateway.ingest.downlink import Downlinker, Reply, reservations
+from gateway.ingest.links import InboundFrame
+from gateway.ingest.registry import DeviceRegistry, DeviceState
 from gateway.logs import RateLimitedLog
 from gateway.metrics import GatewayMetrics
-from gateway.registry import DeviceRegistry, DeviceState
 from gateway.store.ports import Store, UnitOfWork
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ import serial_asyncio_fast
 from firmware_protocol import ProtocolError, SerialStreamDecoder, encode_serial
 from gateway.clock import Clock
 from gateway.config import SerialLinkSettings
-from gateway.links import InboundFrame, LinkDownError, Submit, TransportName
+from gateway.ingest.links import InboundFrame, LinkDownError, Submit, TransportName
 from gateway.metrics import GatewayMetrics
 
 log = logging.getLogger(__name__)

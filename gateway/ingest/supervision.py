@@ -7,9 +7,9 @@ from collections.abc import Callable, Sequence
 from firmware_protocol import AlarmKind, DeviceAlarm, Heartbeat
 from gateway.config import SupervisionSettings
 from gateway.domain.devices import Telemetry, Transition
+from gateway.ingest.pipeline import AcceptedFrame
+from gateway.ingest.registry import SILENT_DEADLINE, DeviceRegistry, DeviceState
 from gateway.metrics import GatewayMetrics
-from gateway.pipeline import AcceptedFrame
-from gateway.registry import SILENT_DEADLINE, DeviceRegistry, DeviceState
 from gateway.scheduler import DeadlineScheduler
 from gateway.store.ports import Deadline, UnitOfWork
 

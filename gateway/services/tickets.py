@@ -57,8 +57,8 @@ from gateway.domain.tickets import (
     decide,
     new_ticket,
 )
+from gateway.ingest.pipeline import AcceptedFrame, OnCommit
 from gateway.metrics import GatewayMetrics
-from gateway.pipeline import AcceptedFrame, OnCommit
 from gateway.scheduler import DeadlineScheduler
 from gateway.store.ports import Deadline, Feedback, Store, UnitOfWork
 

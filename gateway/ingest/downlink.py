@@ -15,9 +15,9 @@ from typing import Literal
 
 from firmware_protocol import Ack, AckCode, Envelope, Message, encode
 from gateway.clock import Clock
-from gateway.links import Link, LinkDownError
+from gateway.ingest.links import Link, LinkDownError
+from gateway.ingest.registry import DeviceRegistry, DeviceState
 from gateway.metrics import GatewayMetrics
-from gateway.registry import DeviceRegistry, DeviceState
 from gateway.store.ports import Store
 
 log = logging.getLogger(__name__)

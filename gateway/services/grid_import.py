@@ -52,8 +52,8 @@ from gateway.config import ImportSettings, Role, SupervisionSettings
 from gateway.domain.devices import DeviceRecord
 from gateway.domain.grid import ContactRow, GridRow, GridUnit, HouseholdRow, ResidentRow
 from gateway.errors import GatewayError
+from gateway.ingest.registry import SILENT_DEADLINE
 from gateway.metrics import GatewayMetrics
-from gateway.registry import SILENT_DEADLINE
 from gateway.store.ports import Deadline, GridReader, Store
 
 ImportKind = Literal["units", "households", "contacts"]

@@ -1,0 +1,1 @@
+"""Ingest: links move bytes, the pipeline decodes, stores and acks; devices and downlinks."""

@@ -1,5 +1,0 @@
-"""The gateway service (it lives in gateway.runtime.service)."""
-
-from gateway.runtime.service import Component, GatewayService
-
-__all__ = ["Component", "GatewayService"]

@@ -1,0 +1,1 @@
+"""Application services: tickets, the outbox sender, grid import and reports, over the ports."""
