@@ -54,6 +54,8 @@ MAX_INFLIGHT_DOWNLINKS = 1000
 DOWNLINK_RECEIVE_MAXIMUM = 10
 """The downlink connection subscribes to nothing; this only bounds a misbehaving broker."""
 CLOSE_FLUSH_S = 2.0
+READ_BURST = 64
+"""Packets read from one connection per wake-up of the event loop, at most."""
 
 
 class MqttConnectError(Exception):
@@ -98,6 +100,8 @@ class _Connection:
         self._closing = False
         self._reader: tuple[int, paho.Client] | None = None
         self._paused = False
+        self._delivered = 0
+        """Messages and PUBACKs handed to the callbacks: what one read burst made progress on."""
 
     async def run(self) -> None:
         """Connect, stay connected, reconnect with capped exponential backoff and jitter."""
@@ -275,8 +279,15 @@ class _Connection:
 
     def _read_ready(self, client: paho.Client) -> None:
         try:
-            # One packet per call, so a pause takes effect before the next message.
-            client.loop_read()
+            # paho reads one packet per loop_read on a connection with nothing of its own in
+            # flight (the intake), so a burst costs a trip round the event loop per message.
+            # Read on while packets keep coming, up to READ_BURST; a pause takes effect before
+            # the next packet, and whatever is left wakes the loop again (level-triggered).
+            for _ in range(READ_BURST):
+                before = self._delivered
+                client.loop_read()
+                if self._paused or self._delivered == before or client is not self.client:
+                    break
         except Exception:
             self._metrics.callback_errors.labels("mqtt_read").inc()
             log.exception("MQTT read failed", extra={"connection": self.role})
@@ -371,10 +382,12 @@ class _Connection:
         _reason: ReasonCode,
         _props: Properties | None,
     ) -> None:
+        self._delivered += 1
         if client is self.client and self._on_publish_cb is not None:
             self._on_publish_cb(client)
 
     def _on_message(self, client: paho.Client, _userdata: Any, msg: paho.MQTTMessage) -> None:
+        self._delivered += 1
         if self._on_message_cb is not None:
             self._on_message_cb(client, msg)
 
