@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from alerts import Notification
-from alerts.notification import NORMAL, Channel
+from alerts.notification import NORMAL, URGENT, Channel
 from alerts.providers.base import OutgoingMessage, ProviderError, Receipt, SentItem
 from device_sim.device import SimulatedDevice, fleet_identity
 from firmware_protocol import AlarmKind, Key, MessageType
@@ -82,11 +82,13 @@ class RecordingProvider:
 
 
 def fleet_device(index: int, kind: str = "call_box") -> SimulatedDevice:
-    device_id, key = fleet_identity(index)
+    device_id, key = fleet_identity(1000 + index)
     return SimulatedDevice(device_id, "call_box" if kind == "call_box" else "water_meter", key)
 
 
-def submit(gw: GatewayService, link: RecordingLink, frame: bytes, settle: Callable[[], None]) -> None:
+def submit(
+    gw: GatewayService, link: RecordingLink, frame: bytes, settle: Callable[[], None]
+) -> None:
     accepted = gw.pipeline.submit_nowait(InboundFrame(frame, link, gw.clock.now(), settle=settle))
     assert accepted, "the pipeline's queue refused a frame"
 
@@ -106,8 +108,8 @@ def acks_to(device: SimulatedDevice, link: RecordingLink) -> None:
         (lambda d: d.alarm(AlarmKind.LEAK), "urgent"),
         (lambda d: d.heartbeat(), "telemetry"),
         (lambda d: d.water_reading(5), "telemetry"),
-        (lambda d: b"\x01", "telemetry"),
-        (lambda d: b"", "telemetry"),
+        (lambda _: b"\x01", "telemetry"),
+        (lambda _: b"", "telemetry"),
     ],
 )
 def test_the_lane_is_chosen_from_the_header_type_byte(
@@ -141,7 +143,9 @@ async def test_a_green_press_overtakes_ten_thousand_heartbeats(
         # 10,000 heartbeats, then the box's own heartbeat, then its green press.
         for n in range(100):
             for device in devices:
-                submit(gw, link, device.heartbeat(uptime_s=n), partial(settled.update, ["heartbeat"]))
+                submit(
+                    gw, link, device.heartbeat(uptime_s=n), partial(settled.update, ["heartbeat"])
+                )
         submit(gw, link, box.heartbeat(uptime_s=1), partial(settled.update, ["box"]))
         submit(gw, link, box.press(Key.GREEN_CALL), partial(settled.update, ["press"]))
         await wait_for(lambda: bool(provider.calls), timeout=60, what="the first notification")
@@ -192,18 +196,24 @@ async def test_an_urgent_notification_is_claimed_on_commit_beside_a_slow_normal_
         gw.outbox.wake()
         await wait_for(lambda: provider.waiting == 1, what="the normal send hangs")
         submit(gw, link, box.press(Key.GREEN_CALL), lambda: None)
+        # The secretary's call and SMS are urgent; the chief is only informed (normal).
         await wait_for(
-            lambda: {SECRETARY_PHONE, CHIEF_PHONE} <= {m.to for m in provider.taken},
+            lambda: len([m for m in provider.taken if m.to == SECRETARY_PHONE]) == 2,
             what="the call for help handed over while the normal send hangs",
         )
         assert clock.now() == started, "the clock never moved: no poll interval passed"
         assert provider.waiting == 1
-        assert [m.to for m in provider.taken].count(STRANGER_PHONE) == 0
         entries = await gw.store.outbox.entries()
-        assert [e.status for e in entries if e.recipient == STRANGER_PHONE] == ["sending"]
+        states = [(e.recipient, e.priority >= URGENT, e.status) for e in entries]
+        assert states == [
+            (STRANGER_PHONE, False, "sending"),
+            (SECRETARY_PHONE, True, "sent"),
+            (SECRETARY_PHONE, True, "sent"),
+            (CHIEF_PHONE, False, "pending"),  # the only normal slot is taken
+        ]
         provider.release.set()
-        await wait_for(lambda: gw.outbox.in_flight == 0, what="the normal send finishes")
-    assert STRANGER_PHONE in [m.to for m in provider.taken]
+        await wait_for(lambda: len(provider.taken) == 4, what="the normal sends go")
+    assert [m.to for m in provider.taken][2:] == [STRANGER_PHONE, CHIEF_PHONE]
 
 
 async def test_a_provider_blocked_forever_does_not_block_ingest_commits(
