@@ -112,8 +112,8 @@ class OutboxSender:
         """Who is told that a call went unanswered (the ticket service)."""
         self._unanswered = handler
 
-    def wake(self, urgent: bool = False) -> None:
-        """New notifications were committed; `urgent` if any of them is, to claim them at once."""
+    def wake(self, urgent: bool = True) -> None:
+        """New notifications were committed; `urgent` False if none of them is urgent."""
         self._wake.set()
         if urgent:
             self._urgent_wake.set()
@@ -512,7 +512,7 @@ class OutboxSender:
                 voice = dataclasses.replace(n, channel="voice")
                 if await uow.outbox.enqueue_follow_up(notification_id, "fallback", voice, now):
                     self._metrics.notifications.labels("sms", "fallback_to_voice").inc()
-                    return self._follow_up_committed
+                    return self.wake
             return None
         ticket = await uow.tickets.get(n.ticket_id) if n.ticket_id is not None else None
         still_needed = ticket is None or ticket.status == "open"
@@ -520,16 +520,12 @@ class OutboxSender:
             due = now + self._settings.call_retry_after_s
             if await uow.outbox.enqueue_follow_up(notification_id, "retry", n, due):
                 self._metrics.notifications.labels("voice", "call_retried").inc()
-                return self._follow_up_committed
+                return self.wake
             return None
         self._metrics.notifications.labels("voice", "unanswered").inc()
         if ticket is None or n.contact_id is None or self._unanswered is None:
             return None
         return await self._unanswered.call_unanswered(uow, ticket.id, n.contact_id, now)
-
-    def _follow_up_committed(self) -> None:
-        """A fallback or a second call was committed; it may be urgent."""
-        self.wake(urgent=True)
 
     def _run_hook(self, hook: OnCommit | None) -> None:
         if hook is not None:
