@@ -86,8 +86,14 @@ class PipelineSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     batch_max: int = Field(default=500, ge=1)
+    """Telemetry frames (heartbeats, readings) committed together at most."""
     batch_linger_s: float = Field(default=0.002, ge=0)
-    """How long the first frame of a batch waits for company before the commit."""
+    """How long the first telemetry frame of a batch waits for company before the commit."""
+    urgent_batch_max: int = Field(default=16, ge=1)
+    """Key events and alarms committed together at most; they never wait for company."""
+    urgent_burst: int = Field(default=4, ge=1)
+    """Urgent batches in a row while telemetry waits before one telemetry batch goes first
+    (the type byte that picks the urgent lane is not authenticated yet)."""
     queue_max: int = Field(default=20_000, ge=1)
     """Frames waiting for the pipeline; the links' credits together may not exceed it."""
     replay_window: int = Field(default=4096, ge=1)
@@ -256,6 +262,9 @@ class NotifySettings(BaseModel):
     """Attempts (sends and in-doubt lookups) before a notification is quarantined."""
     concurrency: int = Field(default=8, ge=1)
     """Sends in flight at once through the provider; never more than one per number."""
+    urgent_concurrency: int = Field(default=4, ge=1)
+    """Sends of urgent notifications (calls for help) in flight at once, beside
+    `concurrency`: claimed as soon as they commit, never behind a slow normal send."""
     degraded_after_failures: int = Field(default=3, ge=1)
     """This many failed attempts in a row and the outbox reports itself degraded."""
     degraded_window_s: float = Field(default=900.0, gt=0)

@@ -95,6 +95,17 @@ class GatewayMetrics:
         self.pipeline_queue = Gauge(
             "bidao_pipeline_queue_depth", "Frames waiting for the ingest pipeline", registry=r
         )
+        self.pipeline_lane_queue = Gauge(
+            "bidao_pipeline_lane_depth",
+            "Frames waiting in one lane of the ingest pipeline (urgent, telemetry)",
+            ["lane"],
+            registry=r,
+        )
+        self.pipeline_urgent_yields = Counter(
+            "bidao_pipeline_urgent_yields",
+            "Times the urgent lane let a telemetry batch go first after a burst",
+            registry=r,
+        )
         self.tickets = Counter(
             "bidao_tickets", "Ticket lifecycle events, by kind", ["event"], registry=r
         )

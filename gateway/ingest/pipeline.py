@@ -1,4 +1,29 @@
-"""Ingest: decode, authenticate, reject replays, dedupe, group-commit, then acknowledge."""
+"""Ingest: decode, authenticate, reject replays, dedupe, group-commit, then acknowledge.
+
+Two lanes. A frame's lane is chosen from the message type byte of its header before anything
+else is checked: key events and device alarms (a call for help, a leak) take the urgent lane,
+everything else (heartbeats, readings, and whatever does not parse) the telemetry lane. Each
+lane has its own worker: the urgent one commits small batches at once and never waits
+behind a batch of telemetry (only behind the one transaction holding the store, if any);
+telemetry keeps its large group commits. Within a lane frames are taken in arrival order.
+
+A device's order across the lanes. An urgent frame carries with it every earlier frame of
+the same device still waiting in the telemetry lane: they are taken out of that lane and
+go, in their order, in the same batch and transaction just ahead of it. So a key event
+never commits before an earlier frame of its device that is still queued, and the replay
+window (measured from the newest committed seq) can never pass over a frame that was
+already waiting; the device's frames reach the store in the order they arrived. A telemetry
+batch already taken (being screened or committed) may commit after the urgent frame; that
+is safe: its frames passed the window when they were screened, the duplicate check in the
+transaction reads the device's newest seq at commit time and looks older seqs up in the
+store, and the newest seq and the stored mark only ever grow.
+
+Choosing a lane needs no MAC, so a forged frame can choose the urgent lane. It is bounded:
+after `urgent_burst` urgent batches in a row while telemetry waits, the urgent worker lets
+one telemetry batch finish first, and it yields to the loop between its batches. A forged
+frame fails its MAC check and never reaches a transaction; what it may carry along is only
+the named device's own queued frames, which are committed as they would have been.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +36,14 @@ import time
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 from firmware_protocol import (
     AckCode,
     Envelope,
     Frame,
     Message,
+    MessageType,
     ProtocolError,
     decode_message,
     parse_frame,
@@ -38,6 +64,29 @@ log = logging.getLogger(__name__)
 
 OnCommit = Callable[[], None]
 Heard = Callable[[Sequence[str]], None]
+Lane = Literal["urgent", "telemetry"]
+
+_URGENT_TYPES = frozenset({MessageType.KEY_EVENT.value, MessageType.DEVICE_ALARM.value})
+_TYPE_AT = 1
+_DEVICE_ID = slice(2, 10)
+_SCREEN_YIELD_EVERY = 64
+"""A telemetry batch being screened lets a waiting urgent frame in this often (frames)."""
+
+
+def lane_of(data: bytes) -> Lane:
+    """The lane of a frame, from the message type byte of its header (no MAC, no decode)."""
+    if len(data) > _TYPE_AT and data[_TYPE_AT] in _URGENT_TYPES:
+        return "urgent"
+    return "telemetry"
+
+
+@dataclass(slots=True)
+class _Waiting:
+    """A frame in the telemetry lane; `carried` once an urgent frame of its device took it."""
+
+    item: InboundFrame
+    device: bytes
+    carried: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,11 +166,23 @@ class Pipeline:
         self._settings = settings
         self._metrics = metrics
         self._handlers = list(handlers)
-        self._queue: asyncio.Queue[InboundFrame] = asyncio.Queue(settings.queue_max)
+        self._urgent: deque[InboundFrame] = deque()
+        self._telemetry: deque[_Waiting] = deque()
+        self._by_device: dict[bytes, deque[_Waiting]] = {}
+        """Telemetry frames still waiting, per device id (header bytes), in arrival order."""
+        self._telemetry_live = 0
+        """Telemetry frames waiting and not carried off by an urgent frame."""
+        self._urgent_ready = asyncio.Event()
+        self._telemetry_ready = asyncio.Event()
+        self._telemetry_progress = asyncio.Event()
+        self._telemetry_batches = 0
+        self._halt = False
         # Read when scraped, not set on every frame.
-        metrics.pipeline_queue.set_function(self._queue.qsize)
+        metrics.pipeline_queue.set_function(self._waiting)
+        metrics.pipeline_lane_queue.labels("urgent").set_function(self._urgent.__len__)
+        metrics.pipeline_lane_queue.labels("telemetry").set_function(lambda: self._telemetry_live)
         self._reject_log = RateLimitedLog(log, settings.reject_log_interval_s)
-        self._busy = False
+        self._busy: set[Lane] = set()
         # Refusals are bounded too: past this, a refused frame gets no nack (it is settled,
         # so the device, not the broker, sends it again when no ack comes).
         self._refused: deque[InboundFrame] = deque(maxlen=settings.queue_max)
@@ -143,18 +204,33 @@ class Pipeline:
         settled at once (a transport must not keep it in flight) and answered with
         NACK_RETRY_LATER, so the device's own retransmission brings it back. Returns False then.
         """
-        try:
-            self._queue.put_nowait(frame)
-        except asyncio.QueueFull:
+        if self._waiting() >= self._settings.queue_max:
             self._refused.append(frame)
             _settle(frame)
             return False
+        data = frame.data
+        if len(data) > _TYPE_AT and data[_TYPE_AT] in _URGENT_TYPES:
+            self._urgent.append(frame)
+            self._urgent_ready.set()
+            return True
+        waiting = _Waiting(frame, data[_DEVICE_ID])
+        self._telemetry.append(waiting)
+        mine = self._by_device.get(waiting.device)
+        if mine is None:
+            self._by_device[waiting.device] = deque((waiting,))
+        else:
+            mine.append(waiting)
+        self._telemetry_live += 1
+        self._telemetry_ready.set()
         return True
+
+    def _waiting(self) -> int:
+        return len(self._urgent) + self._telemetry_live
 
     @property
     def idle(self) -> bool:
         """Nothing queued and no batch in progress."""
-        return self._queue.empty() and not self._busy
+        return not self._urgent and not self._telemetry_live and not self._busy
 
     async def drain(self, timeout: float) -> bool:
         """Wait until every queued frame has been processed; False on timeout."""
@@ -166,28 +242,115 @@ class Pipeline:
         return True
 
     async def run(self) -> None:
-        """Process batches until cancelled."""
-        while True:
-            first = await self._queue.get()
-            self._busy = True
-            try:
-                if self._queue.empty() and self._settings.batch_linger_s > 0:
-                    await asyncio.sleep(self._settings.batch_linger_s)
-                batch = [first]
-                while len(batch) < self._settings.batch_max and not self._queue.empty():
-                    batch.append(self._queue.get_nowait())
-                refused = list(self._refused)
-                self._refused.clear()
-                if refused:
-                    await self._answer_refused(refused)
-                await self._process_isolating(batch)
-            finally:
-                self._busy = False
+        """Run both lanes until cancelled; if one fails, the other finishes its batch first."""
+        self._halt = False
+        workers = [
+            asyncio.create_task(self._run_urgent(), name="pipeline-urgent"),
+            asyncio.create_task(self._run_telemetry(), name="pipeline-telemetry"),
+        ]
+        try:
+            done, _ = await asyncio.wait(workers, return_when=asyncio.FIRST_EXCEPTION)
+            self._halt = True
+            for event in (self._urgent_ready, self._telemetry_ready, self._telemetry_progress):
+                event.set()
+            await asyncio.wait(workers)
+        finally:
+            for worker in workers:
+                worker.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+        failures = [w.exception() for w in done if w.exception() is not None]
+        if failures:
+            raise failures[0]  # type: ignore[misc]
 
-    async def _process_isolating(self, items: list[InboundFrame]) -> None:
+    async def _run_telemetry(self) -> None:
+        """Telemetry in large batches (group commits), in arrival order."""
+        while not self._halt:
+            if not self._telemetry_live:
+                self._telemetry_ready.clear()
+                await self._telemetry_ready.wait()
+                continue
+            self._busy.add("telemetry")
+            try:
+                if self._telemetry_live == 1 and self._settings.batch_linger_s > 0:
+                    await asyncio.sleep(self._settings.batch_linger_s)
+                batch = self._take_telemetry(self._settings.batch_max)
+                await self._answer_refused_now()
+                if batch:
+                    await self._process_isolating(batch, "telemetry")
+            finally:
+                self._busy.discard("telemetry")
+                self._telemetry_batches += 1
+                self._telemetry_progress.set()
+
+    async def _run_urgent(self) -> None:
+        """Key events and alarms in small batches, committed at once; bounded by `urgent_burst`."""
+        burst, seen = 0, self._telemetry_batches
+        while not self._halt:
+            if not self._urgent:
+                self._urgent_ready.clear()
+                await self._urgent_ready.wait()
+                continue
+            if seen != self._telemetry_batches:
+                burst, seen = 0, self._telemetry_batches
+            if burst >= self._settings.urgent_burst and self._telemetry_live:
+                # Telemetry has waited through a burst: one of its batches goes first.
+                self._metrics.pipeline_urgent_yields.inc()
+                while seen == self._telemetry_batches and self._telemetry_live and not self._halt:
+                    self._telemetry_progress.clear()
+                    await self._telemetry_progress.wait()
+                continue
+            self._busy.add("urgent")
+            try:
+                batch = self._take_urgent(self._settings.urgent_batch_max)
+                await self._answer_refused_now()
+                await self._process_isolating(batch, "urgent")
+            finally:
+                self._busy.discard("urgent")
+            burst += 1
+            await asyncio.sleep(0)  # the links and the telemetry lane run between batches
+
+    def _take_telemetry(self, limit: int) -> list[InboundFrame]:
+        """Up to `limit` waiting telemetry frames, oldest first (carried ones are skipped)."""
+        batch: list[InboundFrame] = []
+        lane, by_device = self._telemetry, self._by_device
+        while lane and len(batch) < limit:
+            waiting = lane.popleft()
+            if waiting.carried:
+                continue
+            mine = by_device[waiting.device]
+            mine.popleft()
+            if not mine:
+                del by_device[waiting.device]
+            batch.append(waiting.item)
+        self._telemetry_live -= len(batch)
+        return batch
+
+    def _take_urgent(self, limit: int) -> list[InboundFrame]:
+        """Up to `limit` urgent frames, each after its device's earlier telemetry still waiting."""
+        batch: list[InboundFrame] = []
+        taken = 0
+        while self._urgent and taken < limit:
+            item = self._urgent.popleft()
+            earlier = self._by_device.pop(item.data[_DEVICE_ID], None)
+            if earlier:
+                for waiting in earlier:
+                    waiting.carried = True
+                    batch.append(waiting.item)
+                self._telemetry_live -= len(earlier)
+            batch.append(item)
+            taken += 1
+        return batch
+
+    async def _answer_refused_now(self) -> None:
+        refused = list(self._refused)
+        self._refused.clear()
+        if refused:
+            await self._answer_refused(refused)
+
+    async def _process_isolating(self, items: list[InboundFrame], lane: Lane) -> None:
         """Process a batch; if domain code fails, retry frame by frame so one bad frame is alone."""
         try:
-            await self._process(items)
+            await self._process(items, lane)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -199,7 +362,7 @@ class Pipeline:
                 _settle(items[0])
                 return
             for item in items:
-                await self._process_isolating([item])
+                await self._process_isolating([item], lane)
 
     async def _answer_refused(self, items: list[InboundFrame]) -> None:
         """Tell each authenticated sender of a refused frame to retry later."""
@@ -228,11 +391,13 @@ class Pipeline:
                 return
             await self._downlinks.send_replies(batch.outgoing)
 
-    async def _process(self, items: list[InboundFrame]) -> None:
+    async def _process(self, items: list[InboundFrame], lane: Lane) -> None:
         batch = _Batch(items)
         seen: set[tuple[str, int]] = set()
         cached = self._registry.cached
-        for item in items:
+        for index, item in enumerate(items):
+            if lane == "telemetry" and self._urgent and not index % _SCREEN_YIELD_EVERY:
+                await asyncio.sleep(0)  # a call for help waits for no more than this many
             frame = self._parse(item)
             if frame is None:
                 continue

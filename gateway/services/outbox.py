@@ -11,6 +11,13 @@ expected) is one failed attempt; after `max_attempts` the row is quarantined: fa
 its reason, counted and logged for an operator. Sends run concurrently, at most
 `concurrency` at once and one per number, so one slow number never holds up another.
 
+Urgent notifications (a call for help) have their own claimer and their own
+`urgent_concurrency` slots: the transaction that writes them wakes it on commit, and it
+claims them at once, neither after the next poll nor behind slow normal sends. No provider
+call is ever awaited inside a store transaction: a row is claimed (and marked "sending") in
+one transaction, sent outside any, and its outcome recorded in another, so a provider that
+hangs holds its slot and its number, never the store's write lock.
+
 Once a message is final, what it was for decides what follows: a failed SMS falls back to
 a voice call; a call that nobody answered with a key is placed once more, and when that
 one is not answered either, the ticket counts it as no answer (and may escalate at once).
@@ -92,9 +99,11 @@ class OutboxSender:
         self._settings = settings
         self._metrics = metrics
         self._wake = asyncio.Event()
+        self._urgent_wake = asyncio.Event()
         self._unanswered: UnansweredHandler | None = None
         self._busy: set[str] = set()
         """Numbers with a send or an in-doubt lookup in flight (at most one each)."""
+        self._urgent_in_flight = 0
         self._failed_in_row = 0
         self._last_failure = ""
         self._quarantines: deque[float] = deque(maxlen=1000)
@@ -103,9 +112,11 @@ class OutboxSender:
         """Who is told that a call went unanswered (the ticket service)."""
         self._unanswered = handler
 
-    def wake(self) -> None:
-        """New notifications were committed."""
+    def wake(self, urgent: bool = True) -> None:
+        """New notifications were committed; `urgent` False if none of them is urgent."""
         self._wake.set()
+        if urgent:
+            self._urgent_wake.set()
 
     @property
     def degraded_reason(self) -> str | None:
@@ -130,21 +141,61 @@ class OutboxSender:
             in_doubt = await uow.outbox.release_in_doubt(self._clock.now())
         if in_doubt:
             log.warning("notifications in doubt after a restart", extra={"count": in_doubt})
+        self._urgent_wake.set()  # urgent rows left pending go first
         async with asyncio.TaskGroup() as tg:
+            tg.create_task(self._run_urgent(tg), name="outbox-urgent")
             while True:
                 self._wake.clear()
                 handled = await self._dispatch(tg)
-                due = await self._store.outbox.next_at(skip_recipients=sorted(self._busy))
-                if handled == 0 and due is not None and due <= self._clock.now():
-                    # What is due waits for its number or a free slot: a send ending wakes us.
-                    due = None if self._busy else self._clock.now() + self._settings.retry_initial_s
-                await sleep_until_or_woken(self._clock, due, self._wake)
+                due = await self._store.outbox.next_at(
+                    skip_recipients=sorted(self._busy), urgent=False
+                )
+                await sleep_until_or_woken(self._clock, self._next_wake(handled, due), self._wake)
+
+    async def _run_urgent(self, tg: asyncio.TaskGroup) -> None:
+        """Claim urgent rows as soon as they commit (or fall due again), in their own slots."""
+        while True:
+            self._urgent_wake.clear()
+            handled = await self._dispatch_urgent(tg)
+            due = await self._store.outbox.next_at(skip_recipients=sorted(self._busy), urgent=True)
+            await sleep_until_or_woken(
+                self._clock, self._next_wake(handled, due), self._urgent_wake
+            )
+
+    def _next_wake(self, handled: int, due: float | None) -> float | None:
+        """When to look again if nothing wakes the sender first."""
+        if handled == 0 and due is not None and due <= self._clock.now():
+            # What is due waits for its number or a free slot: a send ending wakes us.
+            return None if self._busy else self._clock.now() + self._settings.retry_initial_s
+        return due
+
+    async def _dispatch_urgent(self, tg: asyncio.TaskGroup) -> int:
+        """Claim due urgent rows into the free urgent slots, one per number; rows claimed."""
+        free = self._settings.urgent_concurrency - self._urgent_in_flight
+        if free <= 0:
+            return 0
+        now = self._clock.now()
+        async with self._store.transaction() as uow:
+            rows = await uow.outbox.due(
+                now, free, in_doubt=False, skip_recipients=sorted(self._busy), urgent=True
+            )
+            numbers: set[str] = set()
+            jobs = []
+            for row in rows:
+                if row.notification.recipient not in numbers:
+                    numbers.add(row.notification.recipient)
+                    jobs.append(_Job(row))
+            await uow.outbox.mark_sending([job.row.id for job in jobs], now)
+        for job in jobs:
+            job = dataclasses.replace(job, row=_attempted(job.row, now))  # noqa: PLW2901
+            self._start(tg, job.row.notification.recipient, self._deliver(job), urgent=True)
+        return len(jobs)
 
     async def _dispatch(self, tg: asyncio.TaskGroup) -> int:
-        """Start settling in-doubt rows and sending due ones, within the limits; rows handled."""
+        """Start settling in-doubt rows and sending due normal ones, within the limits."""
         now = self._clock.now()
         handled = 0
-        free = self._settings.concurrency - len(self._busy)
+        free = self._normal_free()
         if free <= 0:
             return 0
         async with self._store.transaction() as uow:
@@ -155,12 +206,16 @@ class OutboxSender:
             if row.notification.recipient not in self._busy:
                 self._start(tg, row.notification.recipient, self._settle_doubt(row))
                 handled += 1
-        free = self._settings.concurrency - len(self._busy)
+        free = self._normal_free()
         if free <= 0:
             return handled
         async with self._store.transaction() as uow:
             rows = await uow.outbox.due(
-                now, self._settings.batch, in_doubt=False, skip_recipients=sorted(self._busy)
+                now,
+                self._settings.batch,
+                in_doubt=False,
+                skip_recipients=sorted(self._busy),
+                urgent=False,
             )
             jobs, touched = await self._plan(uow, rows, now, free)
             await uow.outbox.mark_sending([job.row.id for job in jobs], now)
@@ -169,34 +224,44 @@ class OutboxSender:
             self._start(tg, job.row.notification.recipient, self._deliver(job))
         return handled + touched
 
-    def _start(self, tg: asyncio.TaskGroup, number: str, work: Coroutine[Any, Any, None]) -> None:
-        self._busy.add(number)
-        tg.create_task(self._holding(number, work), name="outbox-send")
+    def _normal_free(self) -> int:
+        """Free normal slots (urgent sends have their own)."""
+        return self._settings.concurrency - (len(self._busy) - self._urgent_in_flight)
 
-    async def _holding(self, number: str, work: Coroutine[Any, Any, None]) -> None:
+    def _start(
+        self,
+        tg: asyncio.TaskGroup,
+        number: str,
+        work: Coroutine[Any, Any, None],
+        urgent: bool = False,
+    ) -> None:
+        self._busy.add(number)
+        if urgent:
+            self._urgent_in_flight += 1
+        tg.create_task(self._holding(number, work, urgent), name="outbox-send")
+
+    async def _holding(self, number: str, work: Coroutine[Any, Any, None], urgent: bool) -> None:
         """Run one send or lookup while its number is marked busy."""
         try:
             await work
         finally:
             self._busy.discard(number)
+            if urgent:
+                self._urgent_in_flight -= 1
             self._wake.set()
+            self._urgent_wake.set()
 
     # -- throttling and merging -----------------------------------------------------------
 
     async def _plan(
         self, uow: UnitOfWork, rows: Sequence[OutboxRow], now: float, free: int
     ) -> tuple[list[_Job], int]:
-        """Up to `free` jobs, one per number, and how many rows were acted on.
+        """Up to `free` jobs of normal rows, one per number, and how many rows were acted on.
 
-        Urgent rows go first; the others respect each number's limit and are merged.
+        They respect each number's limit (urgent sends count towards it) and are merged.
         """
         jobs: list[_Job] = []
         numbers: set[str] = set()
-        for row in rows:
-            n = row.notification
-            if n.priority >= URGENT and len(jobs) < free and n.recipient not in numbers:
-                jobs.append(_Job(row))
-                numbers.add(n.recipient)
         groups: dict[tuple[str, str], list[OutboxRow]] = defaultdict(list)
         for row in rows:
             if row.notification.priority < URGENT:

@@ -167,7 +167,7 @@ class TicketService:
         scheduler: DeadlineScheduler,
         indications_committed: Callable[[], None] | None,
         metrics: GatewayMetrics,
-        notifications_committed: Callable[[], None] | None = None,
+        notifications_committed: Callable[[bool], None] | None = None,
         calls: CallControl | None = None,
     ) -> None:
         self._store = store
@@ -379,14 +379,15 @@ class TicketService:
 
     def _on_commit(self, tx: _Tx) -> Callable[[], None]:
         def after() -> None:
+            # The outbox first: an urgent notification is claimed as soon as it commits.
+            if tx.notifications and self._notifications_committed is not None:
+                self._notifications_committed(any(n.priority >= URGENT for n in tx.notifications))
             if tx.indications and self._indications_committed is not None:
                 self._indications_committed()
             for hangup in tx.hangups:
                 self._hangups.put_nowait(hangup)
             if tx.deadlines:
                 self._scheduler.notify(min(d.due_at for d in tx.deadlines))
-            if tx.notifications and self._notifications_committed is not None:
-                self._notifications_committed()
             for outcome in tx.counts:
                 self._metrics.tickets.labels(outcome).inc()
 

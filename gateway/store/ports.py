@@ -304,11 +304,17 @@ class OutboxWrites(Protocol):
         ...
 
     async def due(
-        self, now: float, limit: int, in_doubt: bool, skip_recipients: Sequence[str] = ()
+        self,
+        now: float,
+        limit: int,
+        in_doubt: bool,
+        skip_recipients: Sequence[str] = (),
+        urgent: bool | None = None,
     ) -> list[OutboxRow]:
         """Pending notifications due at `now` (in doubt or not), urgent first, oldest first.
 
-        Those to `skip_recipients` (numbers with a send in flight) are left out.
+        Those to `skip_recipients` (numbers with a send in flight) are left out; `urgent`
+        True keeps only urgent ones (priority URGENT and above), False only the others.
         """
         ...
 
@@ -586,8 +592,13 @@ class OutboxReads(Protocol):
         """Notifications given up on since `since` after their last attempt, newest first."""
         ...
 
-    async def next_at(self, skip_recipients: Sequence[str] = ()) -> float | None:
-        """When the next pending notification (not to `skip_recipients`) is due, or None."""
+    async def next_at(
+        self, skip_recipients: Sequence[str] = (), urgent: bool | None = None
+    ) -> float | None:
+        """When the next pending notification (not to `skip_recipients`) is due, or None.
+
+        `urgent` True looks at urgent ones only, False at the others, None at all.
+        """
         ...
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import aiosqlite
 
 from alerts import Notification
+from alerts.notification import URGENT
 from firmware_protocol import Indication, IndicationKind, LedPattern
 from gateway.domain.devices import DeviceRecord, DeviceSeen, EventRow, Telemetry, Transition
 from gateway.domain.grid import (
@@ -779,16 +780,23 @@ class SqliteOutboxWrites(_Writes):
         return cursor.rowcount == 1
 
     async def due(
-        self, now: float, limit: int, in_doubt: bool, skip_recipients: Sequence[str] = ()
+        self,
+        now: float,
+        limit: int,
+        in_doubt: bool,
+        skip_recipients: Sequence[str] = (),
+        urgent: bool | None = None,
     ) -> list[OutboxRow]:
         """Pending notifications due at `now` (in doubt or not), urgent first, oldest first.
 
-        Those to `skip_recipients` (numbers with a send in flight) are left out.
+        Those to `skip_recipients` (numbers with a send in flight) are left out; `urgent`
+        True keeps only urgent ones (priority URGENT and above), False only the others.
         """
         skip, marks = _skipping(skip_recipients)
         rows = await self._rows(
             "SELECT * FROM notifications WHERE status = 'pending'"  # noqa: S608 - fixed marks
-            f" AND next_attempt_at <= ? AND in_doubt = ?{skip} ORDER BY priority DESC, id LIMIT ?",
+            f" AND next_attempt_at <= ? AND in_doubt = ?{skip}{_urgency(urgent)}"
+            " ORDER BY priority DESC, id LIMIT ?",
             (now, int(in_doubt), *marks, limit),
         )
         return [
@@ -1301,11 +1309,17 @@ class SqliteOutboxReads(_Reads):
         )
         return [(r[0], r[1], r[2], r[3]) for r in rows]
 
-    async def next_at(self, skip_recipients: Sequence[str] = ()) -> float | None:
-        """When the next pending notification (not to `skip_recipients`) is due, or None."""
+    async def next_at(
+        self, skip_recipients: Sequence[str] = (), urgent: bool | None = None
+    ) -> float | None:
+        """When the next pending notification (not to `skip_recipients`) is due, or None.
+
+        `urgent` True looks at urgent ones only, False at the others, None at all.
+        """
         skip, marks = _skipping(skip_recipients)
         rows = await self._fetch(
-            f"SELECT min(next_attempt_at) FROM notifications WHERE status = 'pending'{skip}",  # noqa: S608
+            "SELECT min(next_attempt_at) FROM notifications"  # noqa: S608 - fixed marks
+            f" WHERE status = 'pending'{skip}{_urgency(urgent)}",
             marks,
         )
         return None if rows[0][0] is None else float(rows[0][0])
@@ -1508,6 +1522,13 @@ def _skipping(recipients: Sequence[str]) -> tuple[str, tuple[str, ...]]:
         return "", ()
     marks = ", ".join("?" for _ in recipients)
     return f" AND recipient NOT IN ({marks})", tuple(recipients)
+
+
+def _urgency(urgent: bool | None) -> str:
+    """A clause keeping urgent notifications only (True), the others (False), or all (None)."""
+    if urgent is None:
+        return ""
+    return f" AND priority {'>=' if urgent else '<'} {URGENT}"
 
 
 def _statements(sql: str) -> list[str]:

@@ -283,7 +283,7 @@ async def test_sends_in_flight_stay_within_the_concurrency_limit(
         return await original(message)
 
     provider.send = slow_send  # type: ignore[method-assign]
-    notify = {"concurrency": 2, "send_timeout_s": 60}
+    notify = {"concurrency": 2, "urgent_concurrency": 2, "send_timeout_s": 60}
     async with open_site(tmp_path, broker, clock, provider, notify) as site:
         numbers = [f"1380000100{i}" for i in range(5)]
         await site.enqueue(*(urgent("sms", n, SECRETARY) for n in numbers))
