@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from alerts import Notification
 from alerts.notification import NORMAL
@@ -23,6 +23,7 @@ from gateway.store import (
     Contact,
     DeviceRecord,
     EventRow,
+    OutboxEntry,
     Store,
     Transition,
     UnitOfWork,
@@ -38,9 +39,13 @@ KEY = bytes(range(16))
 class ContractStore(Store, ReportSource, Protocol):
     """A store as the gateway uses it: the Store port, report reads, and the views people read.
 
-    `transitions` and `feedback` are views the dashboard and tests read; they are not on a
-    port yet, but a second store must offer them to be a drop-in replacement.
+    `transitions`, `feedback` and `outbox_entries` are views people and tests read; they are
+    not on a port yet, but a second store must offer them to be a drop-in replacement.
     """
+
+    async def outbox_entries(self) -> list[OutboxEntry]:
+        """Every notification with its delivery story, oldest first."""
+        ...
 
     async def transitions(self, device_id: str | None = None) -> list[Transition]:
         """Recorded status changes, oldest first."""
@@ -76,7 +81,7 @@ BACKENDS: dict[str, Callable[[Path], Backend]] = {"sqlite": sqlite_backend}
 """Every implementation the contract runs against, by name."""
 
 
-def device(device_id: str = "00000000000000a1", **values: object) -> DeviceRecord:
+def device(device_id: str = "00000000000000a1", **values: Any) -> DeviceRecord:
     """A call box as registration writes it."""
     base = DeviceRecord(
         device_id=device_id, kind="call_box", key=KEY, heartbeat_interval_s=60, created_at=T0

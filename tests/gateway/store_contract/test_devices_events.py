@@ -215,7 +215,10 @@ async def test_transitions_set_status_flags_and_are_recorded_in_order(
     assert (box.status, box.low_battery) == ("online", True)
     async with store.transaction() as uow:
         await uow.apply_transitions(
-            [Transition(BOX, T0 + 3, "offline", "silent 180 s"), Transition(BOX, T0 + 4, "battery_ok")]
+            [
+                Transition(BOX, T0 + 3, "offline", "silent 180 s"),
+                Transition(BOX, T0 + 4, "battery_ok"),
+            ]
         )
     box = await store.get_device(BOX)
     other = await store.get_device(OTHER)

@@ -239,7 +239,9 @@ async def test_notified_contacts_are_everyone_written_to_about_the_ticket(
         await uow.enqueue(
             [
                 sms("13800000001", contact_id=ids["李书记"], ticket_id=ticket_id, priority=URGENT),
-                sms("13800000001", "ticket_reminder", contact_id=ids["李书记"], ticket_id=ticket_id),
+                sms(
+                    "13800000001", "ticket_reminder", contact_id=ids["李书记"], ticket_id=ticket_id
+                ),
                 sms("13800000004", contact_id=ids["钱邻长"], ticket_id=ticket_id),
                 sms("13912345678", ticket_id=ticket_id),  # the resident: not a contact
                 sms("13800000002", contact_id=ids["王副书记"], ticket_id=other),

@@ -20,7 +20,7 @@ from tests.gateway.store_contract.contract import (
 )
 
 
-class Boom(Exception):
+class InjectedError(Exception):
     """Raised by a test inside a transaction."""
 
 
@@ -32,7 +32,7 @@ async def _write_everything(store: ContractStore) -> None:
         await uow.mark_seen([DeviceSeen("00000000000000a1", T0 + 1, "mqtt", 2, 0)])
         await uow.set_deadlines([Deadline("device_silent", "00000000000000a1", T0 + 180)])
         await uow.enqueue([sms()], T0 + 1)
-        raise Boom
+        raise InjectedError
 
 
 async def _nothing_visible(store: ContractStore) -> None:
@@ -47,7 +47,7 @@ async def _nothing_visible(store: ContractStore) -> None:
 
 
 async def test_an_exception_inside_a_transaction_leaves_nothing(store: ContractStore) -> None:
-    with pytest.raises(Boom):
+    with pytest.raises(InjectedError):
         await _write_everything(store)
     await _nothing_visible(store)
 
