@@ -7,10 +7,13 @@ add a backend to `BACKENDS` and nothing else.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import gc
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
+
+import aiosqlite
 
 from alerts import Notification
 from alerts.notification import NORMAL
@@ -65,6 +68,11 @@ class Backend:
     """A new, unopened store on this backend's database."""
     damage: Callable[[], None] | None = None
     """Make the database unusable as a database (None if the backend cannot be damaged)."""
+    reap: Callable[[], Awaitable[int]] | None = None
+    """Close driver connections that no store owns any more; how many there were.
+
+    Only for tests that keep no store open: a leaked connection must not outlive its test.
+    """
 
 
 def sqlite_backend(tmp_path: Path) -> Backend:
@@ -74,7 +82,20 @@ def sqlite_backend(tmp_path: Path) -> Backend:
     def damage() -> None:
         path.write_bytes(b"this is not a database, it is a shopping list\n" * 200)
 
-    return Backend("sqlite", lambda: SqliteStore(path), damage)
+    return Backend("sqlite", lambda: SqliteStore(path), damage, _reap_aiosqlite)
+
+
+async def _reap_aiosqlite() -> int:
+    """Close every aiosqlite connection still open in this process; how many were open."""
+    leaked = 0
+    for conn in [o for o in gc.get_objects() if isinstance(o, aiosqlite.Connection)]:
+        try:
+            _ = conn.in_transaction  # ValueError once the connection is closed
+        except ValueError:
+            continue
+        leaked += 1
+        await conn.close()
+    return leaked
 
 
 BACKENDS: dict[str, Callable[[Path], Backend]] = {"sqlite": sqlite_backend}
