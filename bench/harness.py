@@ -149,9 +149,11 @@ def bidao(config: Path, *args: str) -> str:
 
 
 def import_grid(config: Path, root: Path, units: str, households: str, contacts: str) -> float:
-    """Import the three CSVs with `bidao import`; seconds it took."""
+    """Import the CSVs (an empty text is skipped) with `bidao import`; seconds it took."""
     started = time.perf_counter()
     for kind, text in (("units", units), ("households", households), ("contacts", contacts)):
+        if not text:
+            continue
         path = root / f"{kind}.csv"
         path.write_text(text, encoding="utf-8")
         bidao(config, "import", kind, str(path))
@@ -416,7 +418,18 @@ def start_gateway(kids: Children, config: Path, http_port: int, timeout: float =
     if not box or not box[0].strip():
         kids.stop(proc)
         raise SystemExit(f"the gateway printed no banner; see {config.parent / 'gateway.log'}")
-    return Gateway(proc, http_port, started, time.monotonic(), box[0].strip())
+    banner_at = time.monotonic()
+    # Whatever it prints later (the console provider's messages) must not fill the pipe.
+    threading.Thread(
+        target=_copy_out, args=(proc.stdout, config.parent / "gateway.out"), daemon=True
+    ).start()
+    return Gateway(proc, http_port, started, banner_at, box[0].strip())
+
+
+def _copy_out(stream: Any, path: Path) -> None:
+    with path.open("a", encoding="utf-8") as out, suppress(ValueError, OSError):
+        for line in stream:
+            out.write(line)
 
 
 # Timed devices: a paho client in this process that sends frames and notes when each is acked.
