@@ -187,6 +187,7 @@ class Bench:
         if not box:
             raise SystemExit("no probe was acked after the start")
         self.gw = gw
+        print(f"gateway: {gw.banner}", flush=True)
         return gw, box[0]
 
     def stop(self) -> None:
