@@ -411,9 +411,10 @@ def start_gateway(kids: Children, config: Path, http_port: int, timeout: float =
         text=True,
     )
     log.close()
-    assert proc.stdout is not None
+    stdout = proc.stdout
+    assert stdout is not None
     box: list[str] = []
-    reader = threading.Thread(target=lambda: box.append(proc.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+    reader = threading.Thread(target=lambda: box.append(stdout.readline()), daemon=True)
     reader.start()
     reader.join(timeout)
     if not box or not box[0].strip():
@@ -422,7 +423,7 @@ def start_gateway(kids: Children, config: Path, http_port: int, timeout: float =
     banner_at = time.monotonic()
     # Whatever it prints later (the console provider's messages) must not fill the pipe.
     threading.Thread(
-        target=_copy_out, args=(proc.stdout, config.parent / "gateway.out"), daemon=True
+        target=_copy_out, args=(stdout, config.parent / "gateway.out"), daemon=True
     ).start()
     return Gateway(proc, http_port, started, banner_at, box[0].strip())
 
