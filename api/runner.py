@@ -80,7 +80,7 @@ async def _serve(service: GatewayService) -> int:
             sys.stdout.write(service.banner + "\n")
             sys.stdout.flush()
             await service.stopped()
-            failing = service.failed_parts()
+            failing = service.failing_at_stop
     except GatewayError as exc:
         _say(str(exc))
         return EXIT_FAILED

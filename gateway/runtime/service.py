@@ -165,6 +165,8 @@ class GatewayService:
         self._ready: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
         self.banner = ""
+        self.failing_at_stop: list[PartStatus] = []
+        """The parts that were failing when the stop began (the exit status says so)."""
         """One line saying where the gateway listens and what it holds (set once running)."""
 
     def add_component(self, name: str, run: PartRun) -> None:
@@ -290,6 +292,8 @@ class GatewayService:
                 log.info("gateway running", extra={"banner": self.banner})
                 self._ready.set()
                 await self._stop.wait()
+            # Looked at before shutdown: stopping ends every part, failing or not.
+            self.failing_at_stop = self.failed_parts()
             await self._shutdown()
         finally:
             for part in self._parts.values():
