@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.gateway.store_contract.contract import BACKENDS, Backend, ContractStore
+from gateway.store.ports import Store
+from tests.gateway.store_contract.contract import BACKENDS, Backend
 
 
 @pytest.fixture(params=sorted(BACKENDS))
@@ -18,7 +19,7 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
 
 
 @pytest.fixture
-async def store(backend: Backend) -> AsyncIterator[ContractStore]:
+async def store(backend: Backend) -> AsyncIterator[Store]:
     """An open store on an empty, migrated database."""
     instance = backend.make()
     await instance.open()

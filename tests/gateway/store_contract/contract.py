@@ -2,7 +2,9 @@
 
 A backend makes stores that all open the same fresh database, so a test can "crash" one
 store (close it mid-story) and carry on with another. To run the suite against a new store,
-add a backend to `BACKENDS` and nothing else.
+add a backend to `BACKENDS` and nothing else: the suite uses only the `Store` port
+(`gateway.store.ports`), its write ports (`uow.devices`, `uow.tickets`, ...) and its read
+ports (`store.devices`, `store.tickets`, ...).
 """
 
 from __future__ import annotations
@@ -11,26 +13,20 @@ import gc
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import aiosqlite
 
 from alerts import Notification
 from alerts.notification import NORMAL
 from gateway.clock import ManualClock
-from gateway.config import SupervisionSettings
-from gateway.grid_import import GridImporter, ImportKind
-from gateway.reports import ReportSource
-from gateway.sqlite_store import SqliteStore
-from gateway.store import (
-    Contact,
-    DeviceRecord,
-    EventRow,
-    OutboxEntry,
-    Store,
-    Transition,
-    UnitOfWork,
-)
+from gateway.config import ImportSettings, SupervisionSettings, TicketSettings
+from gateway.domain.devices import DeviceRecord, EventRow
+from gateway.domain.grid import Contact
+from gateway.domain.tickets import Ticket, TicketRules, new_ticket
+from gateway.services.grid_import import GridImporter, ImportKind
+from gateway.store.ports import Store, UnitOfWork
+from gateway.store.sqlite import SqliteStore
 from tests.gateway.grid import CONTACTS_CSV, HOUSEHOLDS_CSV, UNITS_CSV
 
 T0 = 1_780_030_000.0
@@ -38,25 +34,8 @@ T0 = 1_780_030_000.0
 
 KEY = bytes(range(16))
 
-
-class ContractStore(Store, ReportSource, Protocol):
-    """A store as the gateway uses it: the Store port, report reads, and the views people read.
-
-    `transitions`, `feedback` and `outbox_entries` are views people and tests read; they are
-    not on a port yet, but a second store must offer them to be a drop-in replacement.
-    """
-
-    async def outbox_entries(self) -> list[OutboxEntry]:
-        """Every notification with its delivery story, oldest first."""
-        ...
-
-    async def transitions(self, device_id: str | None = None) -> list[Transition]:
-        """Recorded status changes, oldest first."""
-        ...
-
-    async def feedback(self) -> list[tuple[str, int | None]]:
-        """(rating, ticket id) of every thumbs press, oldest first."""
-        ...
+RULES: TicketRules = TicketSettings().rules_for(None)
+"""The default ticket rules, as snapshotted onto a ticket when it opens."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +43,7 @@ class Backend:
     """One store implementation under test, over one fresh database."""
 
     name: str
-    make: Callable[[], ContractStore]
+    make: Callable[[], Store]
     """A new, unopened store on this backend's database."""
     damage: Callable[[], None] | None = None
     """Make the database unusable as a database (None if the backend cannot be damaged)."""
@@ -122,6 +101,20 @@ def event(
     )
 
 
+def ticket(
+    household_code: str | None,
+    device_id: str | None,
+    village_code: str | None = None,
+    neighbourhood_code: str | None = None,
+    presses: int = 1,
+    at: float = T0,
+) -> Ticket:
+    """A ticket as the domain opens it (id 0 until the store gives it one)."""
+    return new_ticket(
+        household_code, device_id, village_code, neighbourhood_code, presses, RULES, at
+    )
+
+
 def sms(
     recipient: str = "13800000001",
     template: str = "ticket_opened",
@@ -143,9 +136,13 @@ def sms(
     )
 
 
+def _importer(store: Store) -> GridImporter:
+    return GridImporter(store, ManualClock(T0), SupervisionSettings(), ImportSettings())
+
+
 async def seed_grid(store: Store) -> None:
     """Import the test village (units, households with their box, contacts) through the port."""
-    importer = GridImporter(store, ManualClock(T0), SupervisionSettings())
+    importer = _importer(store)
     files: tuple[tuple[ImportKind, str], ...] = (
         ("units", UNITS_CSV),
         ("households", HOUSEHOLDS_CSV),
@@ -159,19 +156,18 @@ async def seed_grid(store: Store) -> None:
 async def import_contacts(store: Store, rows: Sequence[str]) -> None:
     """Import more contacts (CSV lines after the header of the test village's contacts)."""
     header = CONTACTS_CSV.splitlines()[0]
-    importer = GridImporter(store, ManualClock(T0), SupervisionSettings())
-    result = await importer.import_csv("contacts", "\n".join([header, *rows]) + "\n")
+    result = await _importer(store).import_csv("contacts", "\n".join([header, *rows]) + "\n")
     assert result.rejected == 0, result.errors
 
 
-async def contact_ids(store: ContractStore) -> dict[str, int]:
+async def contact_ids(store: Store) -> dict[str, int]:
     """Every contact's id by name."""
-    return {c.name: c.id for c in await store.contacts()}
+    return {c.name: c.id for c in await store.grid.contacts()}
 
 
 async def pending_ids(uow: UnitOfWork, now: float = T0 + 10_000) -> list[int]:
     """Ids of the notifications due for a normal send at `now`, in the order they are served."""
-    return [r.id for r in await uow.due_notifications(now, 1000, in_doubt=False)]
+    return [r.id for r in await uow.outbox.due(now, 1000, in_doubt=False)]
 
 
 def by_id(contacts: Sequence[Contact]) -> dict[int, Contact]:

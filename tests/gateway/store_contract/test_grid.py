@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from gateway.store import HouseholdInfo
+from gateway.domain.grid import HouseholdInfo
+from gateway.store.ports import Store
 from tests.gateway.grid import BOX_ID, HOUSEHOLD
 from tests.gateway.store_contract.contract import (
-    ContractStore,
     by_id,
     contact_ids,
     import_contacts,
@@ -21,13 +21,13 @@ COUNTY = "341504"
 CHAIN = (NEIGHBOURHOOD, GROUP, AREA, VILLAGE, TOWNSHIP, COUNTY)
 
 
-async def _info(store: ContractStore, code: str) -> HouseholdInfo | None:
+async def _info(store: Store, code: str) -> HouseholdInfo | None:
     async with store.transaction() as uow:
-        return await uow.household_info(code)
+        return await uow.grid.household_info(code)
 
 
 async def test_household_info_builds_the_unit_chain_up_to_the_county(
-    store: ContractStore,
+    store: Store,
 ) -> None:
     await seed_grid(store)
     info = await _info(store, HOUSEHOLD)
@@ -56,7 +56,7 @@ async def test_household_info_builds_the_unit_chain_up_to_the_county(
 
 
 async def test_household_info_carries_the_first_resident_and_their_consent(
-    store: ContractStore,
+    store: Store,
 ) -> None:
     await seed_grid(store)
     consenting = await _info(store, HOUSEHOLD)
@@ -79,28 +79,28 @@ async def test_household_info_carries_the_first_resident_and_their_consent(
     assert other.unit_chain == CHAIN
 
 
-async def test_an_unknown_household_has_no_info(store: ContractStore) -> None:
+async def test_an_unknown_household_has_no_info(store: Store) -> None:
     await seed_grid(store)
     assert await _info(store, "341504-101-001-9999") is None
 
 
-async def test_the_import_registers_the_households_box(store: ContractStore) -> None:
+async def test_the_import_registers_the_households_box(store: Store) -> None:
     await seed_grid(store)
-    box = await store.get_device(BOX_ID)
+    box = await store.devices.get(BOX_ID)
     assert box is not None
     assert (box.kind, box.household_code) == ("call_box", HOUSEHOLD)
 
 
 async def test_contacts_for_role_takes_the_nearest_unit_that_has_any(
-    store: ContractStore,
+    store: Store,
 ) -> None:
     await seed_grid(store)
     ids = await contact_ids(store)
     async with store.transaction() as uow:
-        chief = await uow.contacts_for_role(CHAIN, "neighbour_chief")
-        secretary = await uow.contacts_for_role(CHAIN, "village_secretary")
-        worker = await uow.contacts_for_role(CHAIN, "grid_worker")
-        duty = await uow.contacts_for_role(CHAIN, "township_duty")
+        chief = await uow.grid.unit_contacts(CHAIN, "neighbour_chief")
+        secretary = await uow.grid.unit_contacts(CHAIN, "village_secretary")
+        worker = await uow.grid.unit_contacts(CHAIN, "grid_worker")
+        duty = await uow.grid.unit_contacts(CHAIN, "township_duty")
     assert [c.id for c in chief] == [ids["钱邻长"]]
     assert [(c.id, c.unit_code) for c in secretary] == [(ids["李书记"], VILLAGE)]
     assert [(c.name, c.available_from, c.available_to) for c in worker] == [
@@ -117,28 +117,28 @@ async def test_contacts_for_role_takes_the_nearest_unit_that_has_any(
     )
     ids = await contact_ids(store)
     async with store.transaction() as uow:
-        nearer = await uow.contacts_for_role(CHAIN, "village_secretary")
-        from_village = await uow.contacts_for_role(CHAIN[3:], "village_secretary")
+        nearer = await uow.grid.unit_contacts(CHAIN, "village_secretary")
+        from_village = await uow.grid.unit_contacts(CHAIN[3:], "village_secretary")
     assert sorted(c.id for c in nearer) == sorted([ids["刘代书记"], ids["陈代书记"]])
     assert [c.id for c in from_village] == [ids["李书记"]]
 
 
-async def test_contacts_for_role_is_empty_when_no_unit_has_one(store: ContractStore) -> None:
+async def test_contacts_for_role_is_empty_when_no_unit_has_one(store: Store) -> None:
     await seed_grid(store)
     async with store.transaction() as uow:
-        assert await uow.contacts_for_role(CHAIN[:2], "village_secretary") == []
-        assert await uow.contacts_for_role((), "village_secretary") == []
+        assert await uow.grid.unit_contacts(CHAIN[:2], "village_secretary") == []
+        assert await uow.grid.unit_contacts((), "village_secretary") == []
         # Family members belong to a household, never to a unit.
-        assert await uow.contacts_for_role(CHAIN, "family") == []
+        assert await uow.grid.unit_contacts(CHAIN, "family") == []
 
 
-async def test_contacts_by_id_gives_exactly_the_known_ones(store: ContractStore) -> None:
+async def test_contacts_by_id_gives_exactly_the_known_ones(store: Store) -> None:
     await seed_grid(store)
     ids = await contact_ids(store)
     wanted = [ids["张小红"], ids["吴值班"], 10_000]
     async with store.transaction() as uow:
-        found = by_id(await uow.contacts_by_id(wanted))
-        assert await uow.contacts_by_id([]) == []
+        found = by_id(await uow.grid.contacts_by_id(wanted))
+        assert await uow.grid.contacts_by_id([]) == []
     assert sorted(found) == sorted([ids["张小红"], ids["吴值班"]])
     daughter = found[ids["张小红"]]
     assert (
@@ -151,12 +151,12 @@ async def test_contacts_by_id_gives_exactly_the_known_ones(store: ContractStore)
     ) == ("family", "+447700900123", "en", HOUSEHOLD, None, False)
 
 
-async def test_a_bad_number_is_flagged_on_the_contact(store: ContractStore) -> None:
+async def test_a_bad_number_is_flagged_on_the_contact(store: Store) -> None:
     await seed_grid(store)
     ids = await contact_ids(store)
     async with store.transaction() as uow:
-        await uow.set_contact_bad_number(ids["孙组长"])
+        await uow.grid.set_bad_number(ids["孙组长"])
     async with store.transaction() as uow:
-        flagged = by_id(await uow.contacts_by_id([ids["孙组长"], ids["周片长"]]))
+        flagged = by_id(await uow.grid.contacts_by_id([ids["孙组长"], ids["周片长"]]))
     assert flagged[ids["孙组长"]].bad_number
     assert not flagged[ids["周片长"]].bad_number
