@@ -103,6 +103,9 @@ class PipelineSettings(BaseModel):
     commit_retry_initial_s: float = Field(default=0.1, gt=0)
     commit_retry_max_s: float = Field(default=5.0, gt=0)
     drain_timeout_s: float = Field(default=5.0, gt=0)
+    last_seen_flush_s: float = Field(default=3600.0, ge=0)
+    """A device row's last contact is rewritten once it is this much older than the frame
+    (0: on every frame). The exact newest seq and link come from the events on load."""
 
 
 class ImportSettings(BaseModel):
@@ -127,6 +130,12 @@ class SupervisionSettings(BaseModel):
     """Default reporting interval per device kind until the device states its own."""
     low_battery_pct: int = Field(default=20, ge=0, le=100)
     scheduler_batch: int = Field(default=500, ge=1)
+    """Deadlines per transaction; also offline transitions per transaction."""
+    battery_band_pct: int = Field(default=10, ge=1, le=100)
+    """A device row's battery figures are rewritten only when the battery moves to another
+    band of this many percent (or crosses the low-battery line)."""
+    rssi_band_db: int = Field(default=10, ge=1)
+    """A device row's signal figure is rewritten only when it moves to another band."""
 
 
 def _day_clocks() -> dict[Category, float]:

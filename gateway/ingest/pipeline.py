@@ -536,11 +536,8 @@ class Pipeline:
             ]
             marks = reservations(replies)
             await uow.devices.insert_events([_event_row(a) for a in accepted])
-            seen = _seen_rows(accepted, marks)
-            await uow.devices.mark_seen(list(seen.values()))
-            for device_id, mark in marks.items():
-                if device_id not in seen:
-                    await uow.devices.set_downlink_seq(device_id, mark)
+            seen = _seen_rows(accepted, marks, self._settings.last_seen_flush_s)
+            await _write_seen(uow, seen, marks)
             if accepted:
                 for handler in self._handlers:
                     callback = await handler.stage(uow, accepted)
@@ -549,6 +546,7 @@ class Pipeline:
         for reply in replies:
             if reply.device.device_id in marks:
                 reply.device.reserved(marks[reply.device.device_id])
+        _flushed(accepted, seen)
         batch.accepted, batch.duplicates, batch.on_commit = accepted, duplicates, on_commit
         batch.outgoing = replies
         self._metrics.commit_latency.observe(time.perf_counter() - started)
@@ -610,12 +608,32 @@ def _event_row(frame: AcceptedFrame) -> EventRow:
     )
 
 
+async def _write_seen(uow: UnitOfWork, seen: dict[str, DeviceSeen], marks: dict[str, int]) -> None:
+    """Store the contact rows due a flush and every downlink reservation (nothing else)."""
+    if seen:
+        await uow.devices.mark_seen(list(seen.values()))
+    for device_id, mark in marks.items():
+        if device_id not in seen:
+            await uow.devices.set_downlink_seq(device_id, mark)
+
+
+def _flushed(accepted: Sequence[AcceptedFrame], seen: dict[str, DeviceSeen]) -> None:
+    """Note in memory the last contact just stored in the device rows."""
+    for frame in accepted:
+        flushed = seen.get(frame.state.device_id)
+        if flushed is not None:
+            frame.state.stored_seen = flushed.last_seen
+
+
 def _seen_rows(
-    accepted: Sequence[AcceptedFrame], reservations: dict[str, int]
+    accepted: Sequence[AcceptedFrame], reservations: dict[str, int], flush_s: float
 ) -> dict[str, DeviceSeen]:
-    """Per device: newest contact, the link of its last frame, highest seq."""
+    """Newest contact, link and highest seq of each device whose row lags `flush_s` or more."""
     latest: dict[str, tuple[float, str, int]] = {}
     for frame in accepted:
+        stored = frame.state.stored_seen
+        if stored is not None and frame.inbound.received_at - stored < flush_s:
+            continue
         device_id = frame.envelope.device_id  # the id the state was looked up by
         seq, last_seen = frame.envelope.seq, frame.inbound.received_at
         prior = latest.get(device_id)

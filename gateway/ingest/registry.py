@@ -1,4 +1,11 @@
-"""The device registry: the store's devices, cached for the hot path."""
+"""The device registry: the store's devices, loaded lazily and cached for the hot path.
+
+Nothing is loaded at start-up: a device is read on its first frame (or first downlink), one
+indexed read of its row and its newest event, so start-up costs the same for 1,000 devices
+as for 200,000. The newest event gives the exact newest committed seq and link even when the
+device row lags behind them (the row's contact fields are flushed coarsely, see the
+pipeline), so dedupe and the replay window stay exact after a crash.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +20,7 @@ from gateway.config import DeviceKind, SupervisionSettings
 from gateway.domain.devices import DeviceRecord, DeviceStatus
 from gateway.errors import RegistryError
 from gateway.metrics import GatewayMetrics
-from gateway.store.ports import Deadline, Store
+from gateway.store.ports import Store
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +43,10 @@ class DeviceState:
     low_battery: bool
     interval_s: int
     last_link: str | None
+    stored_seen: float | None
+    """The last contact as stored in the device row (flushed coarsely)."""
+    stored_health: tuple[str | None, int | None, int | None]
+    """(firmware, battery %, signal dBm) as stored in the device row."""
 
     @classmethod
     def from_record(cls, record: DeviceRecord) -> DeviceState:
@@ -50,6 +61,8 @@ class DeviceState:
             low_battery=record.low_battery,
             interval_s=record.heartbeat_interval_s,
             last_link=record.last_link,
+            stored_seen=record.last_seen,
+            stored_health=(record.firmware, record.battery_pct, record.rssi_dbm),
         )
 
     @property
@@ -88,7 +101,7 @@ class DeviceRegistry:
         supervision: SupervisionSettings,
         metrics: GatewayMetrics,
         unknown_cache_s: float = 30.0,
-        deadline_set: Callable[[float], None] | None = None,
+        armed: Callable[[str, float, int], None] | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
@@ -97,15 +110,24 @@ class DeviceRegistry:
         self._unknown_cache_s = unknown_cache_s
         self._devices: dict[str, DeviceState] = {}
         self._unknown: dict[str, float] = {}
-        self._deadline_set = deadline_set
+        self._armed = armed
+        self._online = 0
+        self._offline = 0
+
+    def watch_registrations(self, armed: Callable[[str, float, int], None]) -> None:
+        """Call `armed(device_id, silent_at, interval_s)` for every device registered."""
+        self._armed = armed
 
     async def load(self) -> None:
-        """Read every device from the store."""
-        self._devices = {
-            r.device_id: DeviceState.from_record(r) for r in await self._store.devices.all()
-        }
+        """Forget cached devices and count devices online and offline (one aggregate read).
+
+        Devices themselves are read lazily, on their first frame.
+        """
+        self._devices.clear()
         self._unknown.clear()
-        self.update_gauges()
+        counts = await self._store.devices.status_counts()
+        self._online, self._offline = counts.get("online", 0), counts.get("offline", 0)
+        self._publish_gauges()
 
     def cached(self, device_id: str) -> DeviceState | None:
         """The device if it is in memory."""
@@ -123,7 +145,10 @@ class DeviceRegistry:
         now = self._clock.now()
         if now - self._unknown.get(device_id, float("-inf")) < self._unknown_cache_s:
             return None
-        record = await self._store.devices.get(device_id)
+        record = await self._store.devices.current(device_id)
+        state = self._devices.get(device_id)
+        if state is not None:
+            return state  # loaded by another task meanwhile
         if record is None:
             if len(self._unknown) > 100_000:
                 self._unknown.clear()
@@ -163,14 +188,11 @@ class DeviceRegistry:
         )
         async with self._store.transaction() as uow:
             await uow.devices.add(record)
-            # A box installed but never heard from must be noticed too.
-            due = now + self._supervision.missed_intervals * interval
-            await uow.deadlines.set([Deadline(SILENT_DEADLINE, device_id, due)])
         self._devices[device_id] = DeviceState.from_record(record)
         self._unknown.pop(device_id, None)
-        self.update_gauges()
-        if self._deadline_set is not None:
-            self._deadline_set(due)
+        if self._armed is not None:
+            # A box installed but never heard from must be noticed too.
+            self._armed(device_id, now + self._supervision.missed_intervals * interval, interval)
         log.info("device registered", extra={"device_id": device_id, "kind": kind})
         return record
 
@@ -182,9 +204,14 @@ class DeviceRegistry:
         else:
             state.record = replace(record)
 
-    def update_gauges(self) -> None:
-        """Recount devices online and offline."""
-        online = sum(1 for s in self._devices.values() if s.status == "online")
-        offline = sum(1 for s in self._devices.values() if s.status == "offline")
-        self._metrics.devices_online.set(online)
-        self._metrics.devices_offline.set(offline)
+    def count_transition(self, before: DeviceStatus, after: DeviceStatus) -> None:
+        """Move one device between the online and offline counts."""
+        if before == after:
+            return
+        self._online += (after == "online") - (before == "online")
+        self._offline += (after == "offline") - (before == "offline")
+        self._publish_gauges()
+
+    def _publish_gauges(self) -> None:
+        self._metrics.devices_online.set(self._online)
+        self._metrics.devices_offline.set(self._offline)

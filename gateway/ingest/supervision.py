@@ -1,44 +1,190 @@
-"""Device supervision: silence deadlines, online/offline and battery transitions."""
+"""Device supervision: silence, online/offline and battery, at as little cost per frame as possible.
+
+What a frame that changes nothing a person sees (same battery band, same signal band, device
+still online) writes: its event row and nothing else. Why that is enough:
+
+- Dedupe and the replay window. The event row, unique by (device, seq), is committed with
+  the frame before the ack, so it is both the audit record and the durable dedupe key: a
+  copy of an acked frame finds its row. The window needs the newest committed seq, which is
+  kept in memory; after a crash it is read back from the newest event of the device (one
+  indexed read when the device's first frame arrives), never from the device row, so it is
+  exact however far the row lags. The newest link comes back the same way.
+- Last contact. The device row's `last_seen` is rewritten only when it is
+  `pipeline.last_seen_flush_s` behind the frame; it tells a person roughly when a device was
+  last heard, and online/offline (what matters) is exact. A crash loses at most that lag.
+- Health. Battery, signal and firmware in the device row are rewritten only when the battery
+  moves to another `battery_band_pct` band, the signal to another `rssi_band_db` band, the
+  firmware or the reporting interval changes; every frame's exact figures are in its event.
+- Downlink sequence numbers are reserved in blocks ahead of use (`registry`), unchanged.
+- Silence. No deadline row per frame: the time each device falls silent is kept in memory
+  (`SilenceWatch`), a frame only moves it forward, and one heap entry per device is
+  re-armed when it comes due if the device was heard meanwhile (re-arm on due), so a device
+  heartbeating steadily costs no write at all. Nothing of it is stored, and nothing needs to
+  be: after a (re)start the clocks count from the start, so a device is declared offline only
+  after it has been silent for its intervals since the gateway came up, never because of the
+  downtime. The devices watched at start are read in one bulk read after the first ack.
+
+Offline transitions are written in batches of `scheduler_batch` per transaction.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import heapq
+import logging
+import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from firmware_protocol import AlarmKind, DeviceAlarm, Heartbeat
+from gateway.clock import Clock, sleep_until_or_woken
 from gateway.config import SupervisionSettings
-from gateway.domain.devices import Telemetry, Transition
+from gateway.domain.devices import DeviceStatus, Telemetry, Transition
 from gateway.ingest.pipeline import AcceptedFrame
 from gateway.ingest.registry import SILENT_DEADLINE, DeviceRegistry, DeviceState
 from gateway.metrics import GatewayMetrics
-from gateway.scheduler import DeadlineScheduler
-from gateway.store.ports import Deadline, UnitOfWork
+from gateway.store.ports import Deadline, Store, UnitOfWork
+
+log = logging.getLogger(__name__)
 
 MAINS_POWERED = 255
 
 
+@dataclass(slots=True)
+class _Watched:
+    """When a device falls silent, and the heap entry that will look at it."""
+
+    silent_at: float
+    interval_s: int
+    armed_at: float
+    status: DeviceStatus
+
+
+class SilenceWatch:
+    """Per device, when it falls silent; due devices come out of a heap re-armed on due."""
+
+    def __init__(self) -> None:
+        self._watched: dict[str, _Watched] = {}
+        self._heap: list[tuple[float, str]] = []
+        self.wake = asyncio.Event()
+        """Set when a device's silence comes due earlier than the heap's head did."""
+
+    def __len__(self) -> int:
+        """Devices watched."""
+        return len(self._watched)
+
+    def __contains__(self, device_id: object) -> bool:
+        """Whether the device is watched."""
+        return device_id in self._watched
+
+    def heard(self, device_id: str, silent_at: float, interval_s: int) -> None:
+        """The device was heard: it falls silent at `silent_at` (memory only, O(1))."""
+        watched = self._watched.get(device_id)
+        if watched is None:
+            self.arm(device_id, silent_at, interval_s, "online")
+            return
+        watched.interval_s, watched.status = interval_s, "online"
+        if silent_at < watched.armed_at:  # a shorter interval: the heap must look earlier
+            self._push(device_id, watched, silent_at)
+        watched.silent_at = silent_at
+
+    def arm(self, device_id: str, silent_at: float, interval_s: int, status: DeviceStatus) -> None:
+        """Watch a device from now on (replacing what was known of it)."""
+        watched = _Watched(silent_at, interval_s, silent_at, status)
+        self._watched[device_id] = watched
+        self._push(device_id, watched, silent_at)
+
+    def arm_if_new(
+        self, device_id: str, silent_at: float, interval_s: int, status: DeviceStatus
+    ) -> None:
+        """Watch a device unless it is watched already."""
+        if device_id not in self._watched:
+            self.arm(device_id, silent_at, interval_s, status)
+
+    def _push(self, device_id: str, watched: _Watched, at: float) -> None:
+        head = self._heap[0][0] if self._heap else math.inf
+        watched.armed_at = at
+        heapq.heappush(self._heap, (at, device_id))
+        if at < head:
+            self.wake.set()
+
+    def next_at(self) -> float | None:
+        """When the heap's head comes due, or None if nothing is watched."""
+        return self._heap[0][0] if self._heap else None
+
+    def pop_silent(self, now: float) -> list[tuple[str, _Watched]]:
+        """Devices silent at `now`, no longer watched; the others due are re-armed."""
+        silent: list[tuple[str, _Watched]] = []
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            at, device_id = heapq.heappop(heap)
+            watched = self._watched.get(device_id)
+            if watched is None or watched.armed_at != at:
+                continue  # a stale entry: the device was re-armed earlier or is gone
+            if watched.silent_at > now:
+                watched.armed_at = watched.silent_at  # heard meanwhile: re-arm on due
+                heapq.heappush(heap, (watched.silent_at, device_id))
+                continue
+            del self._watched[device_id]
+            silent.append((device_id, watched))
+        return silent
+
+    def forget(self, device_id: str) -> None:
+        """Stop watching the device (its heap entry goes stale)."""
+        self._watched.pop(device_id, None)
+
+
+def _band(value: int | None, width: int) -> int | None:
+    return None if value is None else value // width
+
+
 class Supervisor:
-    """Keeps each device's silence deadline at last contact + N missed intervals."""
+    """Silence, online/offline and battery transitions for the frames being committed."""
 
     def __init__(
         self,
         registry: DeviceRegistry,
-        scheduler: DeadlineScheduler,
+        store: Store,
+        clock: Clock,
         settings: SupervisionSettings,
         metrics: GatewayMetrics,
     ) -> None:
         self._registry = registry
-        self._scheduler = scheduler
+        self._store = store
+        self._clock = clock
         self._settings = settings
         self._metrics = metrics
+        self.watch = SilenceWatch()
+        self._started_at: float | None = None
+        self._bulk_armed = False
+        registry.watch_registrations(self._registered)
+
+    def start(self) -> None:
+        """Note the gateway's start: silence of devices not heard since counts from here."""
+        if self._started_at is None:
+            self._started_at = self._clock.now()
+
+    def _registered(self, device_id: str, silent_at: float, interval_s: int) -> None:
+        self.watch.arm(device_id, silent_at, interval_s, "unknown")
+
+    def _health_changed(self, state: DeviceState, row: Telemetry) -> bool:
+        firmware, battery, rssi = state.stored_health
+        width, db = self._settings.battery_band_pct, self._settings.rssi_band_db
+        return (
+            firmware != row.firmware
+            or _band(battery, width) != _band(row.battery_pct, width)
+            or _band(rssi, db) != _band(row.rssi_dbm, db)
+            or state.interval_s != row.heartbeat_interval_s
+        )
 
     async def stage(
         self, uow: UnitOfWork, frames: Sequence[AcceptedFrame]
     ) -> Callable[[], None] | None:
-        """Record contact, telemetry and transitions for the frames being committed."""
+        """Write transitions and changed health; silence is moved in memory once committed."""
         last_contact: dict[str, float] = {}
         intervals: dict[str, int] = {}
         low_battery: dict[str, bool] = {}
-        telemetry: list[Telemetry] = []
+        telemetry: dict[str, Telemetry] = {}
         states: dict[str, DeviceState] = {}
         for frame in frames:
             device_id = frame.state.device_id
@@ -48,16 +194,14 @@ class Supervisor:
             message = frame.envelope.message
             if isinstance(message, Heartbeat):
                 battery = None if message.battery_pct == MAINS_POWERED else message.battery_pct
-                telemetry.append(
-                    Telemetry(
-                        device_id=device_id,
-                        firmware=".".join(str(p) for p in message.firmware),
-                        battery_pct=battery,
-                        battery_mv=message.battery_mv,
-                        rssi_dbm=message.rssi_dbm,
-                        uptime_s=message.uptime_s,
-                        heartbeat_interval_s=message.heartbeat_interval_s,
-                    )
+                telemetry[device_id] = Telemetry(
+                    device_id=device_id,
+                    firmware=".".join(str(p) for p in message.firmware),
+                    battery_pct=battery,
+                    battery_mv=message.battery_mv,
+                    rssi_dbm=message.rssi_dbm,
+                    uptime_s=message.uptime_s,
+                    heartbeat_interval_s=message.heartbeat_interval_s,
                 )
                 intervals[device_id] = message.heartbeat_interval_s
                 if battery is not None:
@@ -66,7 +210,6 @@ class Supervisor:
                 low_battery[device_id] = message.active
 
         transitions: list[Transition] = []
-        deadlines: list[Deadline] = []
         for device_id, state in states.items():
             at = last_contact[device_id]
             if state.status != "online":
@@ -77,55 +220,136 @@ class Supervisor:
                 transitions.append(
                     Transition(device_id, at, "low_battery" if low else "battery_ok")
                 )
-            interval = intervals.get(device_id, state.interval_s)
-            due = at + self._settings.missed_intervals * interval
-            deadlines.append(Deadline(SILENT_DEADLINE, device_id, due))
-        await uow.devices.update_telemetry(telemetry)
-        await uow.devices.apply_transitions(transitions)
-        await uow.deadlines.set(deadlines)
+        changed = [t for t in telemetry.values() if self._health_changed(states[t.device_id], t)]
+        if changed:
+            await uow.devices.update_telemetry(changed)
+        if transitions:
+            await uow.devices.apply_transitions(transitions)
 
         def on_commit() -> None:
+            for row in changed:
+                states[row.device_id].stored_health = (row.firmware, row.battery_pct, row.rssi_dbm)
             for device_id, interval in intervals.items():
                 states[device_id].interval_s = interval
             self._apply(states, transitions)
-            if deadlines:
-                self._scheduler.notify(min(d.due_at for d in deadlines))
+            missed = self._settings.missed_intervals
+            for device_id, state in states.items():
+                silent_at = last_contact[device_id] + missed * state.interval_s
+                self.watch.heard(device_id, silent_at, state.interval_s)
 
         return on_commit
 
     async def on_due(
         self,
-        uow: UnitOfWork,
+        uow: UnitOfWork,  # noqa: ARG002 - part of the DeadlineHandler contract
         deadlines: Sequence[Deadline],
         now: float,  # noqa: ARG002 - part of the DeadlineHandler contract
     ) -> Callable[[], None] | None:
-        """Mark devices offline whose silence deadline passed."""
-        states: dict[str, DeviceState] = {}
-        transitions: list[Transition] = []
-        for deadline in deadlines:
-            state = await self._registry.lookup(deadline.subject)
-            if state is None or state.status == "offline":
-                continue
-            states[state.device_id] = state
-            missed = self._settings.missed_intervals
-            transitions.append(
-                Transition(
-                    state.device_id,
-                    deadline.due_at,
-                    "offline",
-                    f"no frame for {missed} reporting intervals of {state.interval_s} s",
+        """A stored silence deadline (a grid import's new box): watch the device from it."""
+        started = self._started_at if self._started_at is not None else -math.inf
+        missed = self._settings.missed_intervals
+
+        def on_commit() -> None:
+            for deadline in deadlines:
+                state = self._registry.cached(deadline.subject)
+                if state is not None and state.status == "offline":
+                    continue
+                interval = (
+                    state.interval_s
+                    if state is not None
+                    else max(self._settings.heartbeat_interval_s.values())
                 )
+                # Silence never counts from before the start (the downtime).
+                silent_at = max(deadline.due_at, started + missed * interval)
+                status: DeviceStatus = state.status if state is not None else "unknown"
+                self.watch.arm_if_new(deadline.subject, silent_at, interval, status)
+
+        return on_commit
+
+    async def run(self) -> None:
+        """Declare silent devices offline as they come due; runs until cancelled."""
+        self.start()
+        if not self._bulk_armed:
+            await self._arm_from_store()
+            self._bulk_armed = True
+        while True:
+            self.watch.wake.clear()
+            now = self._clock.now()
+            silent = self.watch.pop_silent(now)
+            if silent:
+                try:
+                    await self._declare_offline(silent)
+                except BaseException:
+                    for device_id, watched in silent:  # looked at again after a restart
+                        self.watch.arm_if_new(
+                            device_id, watched.silent_at, watched.interval_s, watched.status
+                        )
+                    raise
+                continue
+            await sleep_until_or_woken(self._clock, self.watch.next_at(), self.watch.wake)
+
+    async def _arm_from_store(self) -> None:
+        """Watch every device not offline (one bulk read); stored silence rows are not needed."""
+        assert self._started_at is not None
+        missed = self._settings.missed_intervals
+        started = self._started_at
+        for device in await self._store.devices.watched():
+            silent_at = max(started, device.created_at) + missed * device.heartbeat_interval_s
+            self.watch.arm_if_new(
+                device.device_id, silent_at, device.heartbeat_interval_s, device.status
             )
-        await uow.devices.apply_transitions(transitions)
-        return lambda: self._apply(states, transitions)
+        log.info("silence supervision armed", extra={"devices": len(self.watch)})
+        # Stored silence rows (from before, or an import) are covered now; remove them in
+        # chunks so they never all come due at once.
+        while True:
+            async with self._store.transaction() as uow:
+                removed = await uow.deadlines.clear_kind(
+                    SILENT_DEADLINE, self._settings.scheduler_batch
+                )
+            if removed < self._settings.scheduler_batch:
+                break
+
+    async def _declare_offline(self, silent: list[tuple[str, _Watched]]) -> None:
+        missed = self._settings.missed_intervals
+        batch = self._settings.scheduler_batch
+        for start in range(0, len(silent), batch):
+            chunk = silent[start : start + batch]
+            befores: dict[str, DeviceStatus] = {}
+            transitions: list[Transition] = []
+            for device_id, watched in chunk:
+                state = self._registry.cached(device_id)
+                before = state.status if state is not None else watched.status
+                if before == "offline":
+                    continue
+                befores[device_id] = before
+                interval = state.interval_s if state is not None else watched.interval_s
+                transitions.append(
+                    Transition(
+                        device_id,
+                        watched.silent_at,
+                        "offline",
+                        f"no frame for {missed} reporting intervals of {interval} s",
+                    )
+                )
+            if not transitions:
+                continue
+            async with self._store.transaction() as uow:
+                # A frame committed while this waited for the store brought it back.
+                transitions = [t for t in transitions if t.device_id not in self.watch]
+                await uow.devices.apply_transitions(transitions)
+            for transition in transitions:
+                state = self._registry.cached(transition.device_id)
+                if state is not None:
+                    state.status = "offline"
+                self._registry.count_transition(befores[transition.device_id], "offline")
+                self._metrics.device_transitions.labels("offline").inc()
 
     def _apply(self, states: dict[str, DeviceState], transitions: Sequence[Transition]) -> None:
         for transition in transitions:
             state = states[transition.device_id]
             if transition.kind in ("online", "offline"):
+                self._registry.count_transition(state.status, transition.kind)
                 state.status = transition.kind
             else:
                 state.low_battery = transition.kind == "low_battery"
             self._metrics.device_transitions.labels(transition.kind).inc()
-        if transitions:
-            self._registry.update_gauges()

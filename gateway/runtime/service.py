@@ -95,7 +95,6 @@ class GatewayService:
             settings.supervision,
             self.metrics,
             settings.pipeline.unknown_device_cache_s,
-            deadline_set=self.scheduler.notify,
         )
         self.downlinks = Downlinker(self.store, self.registry, self.clock, self.metrics)
         self.pipeline = Pipeline(
@@ -106,7 +105,7 @@ class GatewayService:
         )
         self.pipeline.on_heard(self.indications.heard)
         self.supervisor = Supervisor(
-            self.registry, self.scheduler, settings.supervision, self.metrics
+            self.registry, self.store, self.clock, settings.supervision, self.metrics
         )
         self.pipeline.add_handler(self.supervisor)
         self.scheduler.register(SILENT_DEADLINE, self.supervisor)
@@ -257,7 +256,9 @@ class GatewayService:
             claimed.push_async_callback(self.store.close)
             claimed.callback(self._snapshot)
             await self.store.open()
+            # Devices are read on their first frame; only the online/offline counts now.
             await self.registry.load()
+            self.supervisor.start()
             claimed.push_async_callback(self._store_probe.close)
             await self._run_parts()
         log.info("gateway stopped")
@@ -275,6 +276,7 @@ class GatewayService:
         for link in self.serial_links:
             self._supervise(f"serial-{link.name}", link.run, ingest=True)
         self._supervise("scheduler", self.scheduler.run)
+        self._supervise("device-silence", self.supervisor.run)
         self._supervise("outbox-sender", self.outbox.run)
         self._supervise("box-indications", self.indications.run)
         self._supervise("ticket-hangups", self.tickets.run)
@@ -344,7 +346,7 @@ class GatewayService:
             where.append(f"MQTT {mqtt.host}:{mqtt.port}{embedded}")
         where.extend(f"serial {link.name} {link.url}" for link in self.settings.serial)
         where.extend(run.describe() for _, run in self._components if isinstance(run, Component))
-        devices = len(await self.store.devices.all())
+        devices = await self.store.devices.count()
         tickets = len(await self.store.tickets.live())
         return (
             f"Bidao gateway running (pid {os.getpid()}): {', '.join(where) or 'no links'}; "

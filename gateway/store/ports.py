@@ -19,7 +19,14 @@ from typing import Literal, Protocol
 
 from alerts import Notification
 from firmware_protocol import Indication
-from gateway.domain.devices import DeviceRecord, DeviceSeen, EventRow, Telemetry, Transition
+from gateway.domain.devices import (
+    DeviceRecord,
+    DeviceSeen,
+    DeviceStatus,
+    EventRow,
+    Telemetry,
+    Transition,
+)
 from gateway.domain.grid import (
     Contact,
     ContactRow,
@@ -43,6 +50,16 @@ class Deadline:
     kind: str
     subject: str
     due_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class WatchedDevice:
+    """A device silence supervision watches: it is online or not heard from yet."""
+
+    device_id: str
+    status: DeviceStatus
+    heartbeat_interval_s: int
+    created_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +221,10 @@ class DeadlineWrites(Protocol):
 
     async def set(self, rows: Sequence[Deadline]) -> None:
         """Create or move deadlines."""
+        ...
+
+    async def clear_kind(self, kind: str, limit: int) -> int:
+        """Remove up to `limit` deadlines of `kind`; returns how many were removed."""
         ...
 
     async def clear(self, keys: Sequence[tuple[str, str]]) -> None:
@@ -475,6 +496,22 @@ class DeviceReads(Protocol):
 
     async def silent_boxes(self, since: float) -> list[str]:
         """Call boxes registered before `since` with no key press since then."""
+        ...
+
+    async def current(self, device_id: str) -> DeviceRecord | None:
+        """One device, its newest seq, link and contact taken from its newest event, or None."""
+        ...
+
+    async def count(self) -> int:
+        """How many devices are registered."""
+        ...
+
+    async def status_counts(self) -> dict[DeviceStatus, int]:
+        """How many devices are in each status (statuses with none are left out)."""
+        ...
+
+    async def watched(self) -> list[WatchedDevice]:
+        """Every device that is not offline: what silence supervision needs of it."""
         ...
 
 

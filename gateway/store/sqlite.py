@@ -9,7 +9,7 @@ import json
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import fields
+from dataclasses import fields, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,14 @@ import aiosqlite
 from alerts import Notification
 from alerts.notification import URGENT
 from firmware_protocol import Indication, IndicationKind, LedPattern
-from gateway.domain.devices import DeviceRecord, DeviceSeen, EventRow, Telemetry, Transition
+from gateway.domain.devices import (
+    DeviceRecord,
+    DeviceSeen,
+    DeviceStatus,
+    EventRow,
+    Telemetry,
+    Transition,
+)
 from gateway.domain.grid import (
     Contact,
     ContactRow,
@@ -57,6 +64,7 @@ from gateway.store.ports import (
     OutboxRow,
     PendingIndication,
     SentNotification,
+    WatchedDevice,
 )
 
 _PRAGMAS = (
@@ -572,6 +580,15 @@ class SqliteDeadlineWrites(_Writes):
             " ON CONFLICT (kind, subject) DO UPDATE SET due_at = excluded.due_at",
             [(r.kind, r.subject, r.due_at) for r in rows],
         )
+
+    async def clear_kind(self, kind: str, limit: int) -> int:
+        """Remove up to `limit` deadlines of `kind`; returns how many were removed."""
+        cursor = await self._conn.execute(
+            "DELETE FROM deadlines WHERE rowid IN"
+            " (SELECT rowid FROM deadlines WHERE kind = ? LIMIT ?)",
+            (kind, limit),
+        )
+        return max(0, cursor.rowcount)
 
     async def clear(self, keys: Sequence[tuple[str, str]]) -> None:
         """Remove deadlines by (kind, subject)."""
@@ -1099,6 +1116,46 @@ class SqliteDeviceReads(_Reads):
         )
         return [r[0] for r in rows]
 
+    async def current(self, device_id: str) -> DeviceRecord | None:
+        """One device, its newest seq, link and contact taken from its newest event, or None."""
+        rows = await self._fetch(
+            "SELECT d.*, e.seq AS e_seq, e.received_at AS e_at, e.link AS e_link FROM devices d"
+            " LEFT JOIN events e ON e.id = (SELECT id FROM events WHERE device_id = d.device_id"
+            " ORDER BY seq DESC LIMIT 1) WHERE d.device_id = ?",
+            (device_id,),
+        )
+        if not rows:
+            return None
+        row = rows[0]
+        record = _device_from_row(row)
+        seq = row["e_seq"]
+        if seq is None or (record.last_seq is not None and seq <= record.last_seq):
+            return record
+        return replace(
+            record,
+            last_seq=seq,
+            last_link=row["e_link"],
+            last_seen=max(row["e_at"], record.last_seen or row["e_at"]),
+        )
+
+    async def count(self) -> int:
+        """How many devices are registered."""
+        rows = await self._fetch("SELECT count(*) FROM devices")
+        return int(rows[0][0])
+
+    async def status_counts(self) -> dict[DeviceStatus, int]:
+        """How many devices are in each status (statuses with none are left out)."""
+        rows = await self._fetch("SELECT status, count(*) FROM devices GROUP BY status")
+        return {r[0]: int(r[1]) for r in rows}
+
+    async def watched(self) -> list[WatchedDevice]:
+        """Every device that is not offline: what silence supervision needs of it."""
+        rows = await self._fetch(
+            "SELECT device_id, status, heartbeat_interval_s, created_at FROM devices"
+            " WHERE status != 'offline'"
+        )
+        return [WatchedDevice(r[0], r[1], r[2], r[3]) for r in rows]
+
 
 class SqliteDeadlineReads(_Reads):
     """Committed deadlines rows, read on the reader connection."""
@@ -1498,6 +1555,10 @@ class SqliteStore:
             except sqlite3.Error as exc:
                 await self._rollback(conn)
                 raise _translate(exc, self.path) from exc
+
+    def rows_changed(self) -> int:
+        """Rows inserted, updated or deleted through the writer since it opened (a test probe)."""
+        return self._require(self._writer).total_changes
 
     async def _rollback(self, conn: aiosqlite.Connection) -> None:
         try:
