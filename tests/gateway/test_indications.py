@@ -35,6 +35,12 @@ async def commit_indications(store: SqliteStore, *rows: Indication, at: float) -
             await uow.indications.add([(BOX, indication)], at)
 
 
+async def delivered(gw: GatewayService, device_id: str) -> bool:
+    """Whether the device's one indication row is marked delivered."""
+    [row] = await gw.store.indications.all(device_id)
+    return row.status == "delivered"
+
+
 async def test_an_indication_waits_for_the_box_and_goes_when_it_is_heard(
     tmp_path: Path, broker: MosquittoBroker, no_leaked_tasks: None
 ) -> None:
@@ -56,8 +62,8 @@ async def test_an_indication_waits_for_the_box_and_goes_when_it_is_heard(
         await send_until_acked(fleet, box, box.heartbeat())
         await wait_for(lambda: bool(box.indications), what="the indication after the box spoke")
         assert box.indications == [ON_THE_WAY]
-        [row] = await gw.store.indications.all(BOX)
-        assert row.status == "delivered"
+        # Marked delivered once handed to the link, which may be just after the box heard it.
+        await wait_for(lambda: delivered(gw, BOX), what="the row marked delivered")
         assert sample(gw, "bidao_downlinks_sent_total", link="mqtt", type="Indication") == 1
 
 
@@ -81,8 +87,7 @@ async def test_an_indication_committed_before_a_crash_is_delivered_after_the_res
         async with GatewayService(settings) as gw:
             await wait_for(lambda: bool(box.indications), what="the indication after restart")
             assert box.indications == [ACCEPTED]
-            [row] = await gw.store.indications.all(BOX)
-            assert row.status == "delivered"
+            await wait_for(lambda: delivered(gw, BOX), what="the row marked delivered")
 
 
 async def test_a_box_back_after_a_while_hears_only_each_tickets_newest_indication(
