@@ -395,13 +395,16 @@ class Pipeline:
         batch = _Batch(items)
         seen: set[tuple[str, int]] = set()
         cached = self._registry.cached
-        for index, item in enumerate(items):
+        parsed = [(item, self._parse(item)) for item in items]
+        # Known devices come from memory; the batch's first contacts cost one read together.
+        first = {f.device_id for _, f in parsed if f is not None and cached(f.device_id) is None}
+        if first:
+            await self._registry.preload(first)
+        for index, (item, frame) in enumerate(parsed):
             if lane == "telemetry" and self._urgent and not index % _SCREEN_YIELD_EVERY:
                 await asyncio.sleep(0)  # a call for help waits for no more than this many
-            frame = self._parse(item)
             if frame is None:
                 continue
-            # Known devices come from memory; only an unknown id costs an await.
             state = cached(frame.device_id) or await self._registry.lookup(frame.device_id)
             accepted = self._screen(item, frame, state, batch)
             if accepted is None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 
 from firmware_protocol import KEY_LEN, ProtocolError, parse_device_id
@@ -157,6 +157,27 @@ class DeviceRegistry:
         state = DeviceState.from_record(record)
         self._devices[device_id] = state
         return state
+
+    async def preload(self, device_ids: Collection[str]) -> None:
+        """Bring these devices into memory with one read (a batch of first contacts)."""
+        now = self._clock.now()
+        wanted = [
+            d
+            for d in device_ids
+            if d not in self._devices
+            and now - self._unknown.get(d, float("-inf")) >= self._unknown_cache_s
+        ]
+        if not wanted:
+            return
+        for record in await self._store.devices.current_many(wanted):
+            if record.device_id not in self._devices:
+                self._devices[record.device_id] = DeviceState.from_record(record)
+        # What the read did not find is unknown: `lookup` answers those from memory.
+        if len(self._unknown) > 100_000:
+            self._unknown.clear()
+        for device_id in wanted:
+            if device_id not in self._devices:
+                self._unknown[device_id] = now
 
     async def register(
         self,

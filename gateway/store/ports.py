@@ -502,6 +502,10 @@ class DeviceReads(Protocol):
         """One device, its newest seq, link and contact taken from its newest event, or None."""
         ...
 
+    async def current_many(self, device_ids: Sequence[str]) -> list[DeviceRecord]:
+        """`current` for several devices in one read; unknown ids are left out."""
+        ...
+
     async def count(self) -> int:
         """How many devices are registered."""
         ...

@@ -67,6 +67,14 @@ from gateway.store.ports import (
     WatchedDevice,
 )
 
+_IN_CHUNK = 500
+"""Ids per `IN (...)` list: well under SQLite's limit on bound parameters."""
+_CURRENT_DEVICES = (
+    "SELECT d.*, e.seq AS e_seq, e.received_at AS e_at, e.link AS e_link FROM devices d"
+    " LEFT JOIN events e ON e.id = (SELECT id FROM events WHERE device_id = d.device_id"
+    " ORDER BY seq DESC LIMIT 1)"
+)
+"""Devices with their newest event, for a WHERE on d.device_id."""
 _PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     # An acknowledged frame must survive power loss: fsync the WAL on every commit.
@@ -397,6 +405,20 @@ def _notification_values(n: Notification, at: float) -> tuple[object, ...]:
         n.language,
         n.ticket_id,
         n.priority,
+    )
+
+
+def _current_from_row(row: sqlite3.Row) -> DeviceRecord:
+    """A device row joined with its newest event: the newer of the two seqs and contacts."""
+    record = _device_from_row(row)
+    seq = row["e_seq"]
+    if seq is None or (record.last_seq is not None and seq <= record.last_seq):
+        return record
+    return replace(
+        record,
+        last_seq=seq,
+        last_link=row["e_link"],
+        last_seen=max(row["e_at"], record.last_seen or row["e_at"]),
     )
 
 
@@ -1118,25 +1140,19 @@ class SqliteDeviceReads(_Reads):
 
     async def current(self, device_id: str) -> DeviceRecord | None:
         """One device, its newest seq, link and contact taken from its newest event, or None."""
-        rows = await self._fetch(
-            "SELECT d.*, e.seq AS e_seq, e.received_at AS e_at, e.link AS e_link FROM devices d"
-            " LEFT JOIN events e ON e.id = (SELECT id FROM events WHERE device_id = d.device_id"
-            " ORDER BY seq DESC LIMIT 1) WHERE d.device_id = ?",
-            (device_id,),
-        )
-        if not rows:
-            return None
-        row = rows[0]
-        record = _device_from_row(row)
-        seq = row["e_seq"]
-        if seq is None or (record.last_seq is not None and seq <= record.last_seq):
-            return record
-        return replace(
-            record,
-            last_seq=seq,
-            last_link=row["e_link"],
-            last_seen=max(row["e_at"], record.last_seen or row["e_at"]),
-        )
+        found = await self.current_many([device_id])
+        return found[0] if found else None
+
+    async def current_many(self, device_ids: Sequence[str]) -> list[DeviceRecord]:
+        """`current` for several devices in one read; unknown ids are left out."""
+        records: list[DeviceRecord] = []
+        for start in range(0, len(device_ids), _IN_CHUNK):
+            chunk = device_ids[start : start + _IN_CHUNK]
+            marks = ", ".join("?" for _ in chunk)
+            sql = f"{_CURRENT_DEVICES} WHERE d.device_id IN ({marks})"
+            rows = await self._fetch(sql, chunk)
+            records.extend(_current_from_row(row) for row in rows)
+        return records
 
     async def count(self) -> int:
         """How many devices are registered."""
