@@ -146,35 +146,42 @@ class OutboxSender:
             tg.create_task(self._run_urgent(tg), name="outbox-urgent")
             while True:
                 self._wake.clear()
-                handled = await self._dispatch(tg)
+                now = self._clock.now()
+                handled = await self._dispatch(tg, now)
                 due = await self._store.outbox.next_at(
                     skip_recipients=sorted(self._busy), urgent=False
                 )
-                await sleep_until_or_woken(self._clock, self._next_wake(handled, due), self._wake)
+                await sleep_until_or_woken(
+                    self._clock, self._next_wake(handled, due, now), self._wake
+                )
 
     async def _run_urgent(self, tg: asyncio.TaskGroup) -> None:
         """Claim urgent rows as soon as they commit (or fall due again), in their own slots."""
         while True:
             self._urgent_wake.clear()
-            handled = await self._dispatch_urgent(tg)
+            now = self._clock.now()
+            handled = await self._dispatch_urgent(tg, now)
             due = await self._store.outbox.next_at(skip_recipients=sorted(self._busy), urgent=True)
             await sleep_until_or_woken(
-                self._clock, self._next_wake(handled, due), self._urgent_wake
+                self._clock, self._next_wake(handled, due, now), self._urgent_wake
             )
 
-    def _next_wake(self, handled: int, due: float | None) -> float | None:
-        """When to look again if nothing wakes the sender first."""
-        if handled == 0 and due is not None and due <= self._clock.now():
+    def _next_wake(self, handled: int, due: float | None, looked_at: float) -> float | None:
+        """When to look again if nothing wakes the sender first, after claiming at `looked_at`.
+
+        A row that fell due after `looked_at` (time moved on while claiming) is looked for
+        again at once; only one already due then and still not claimed is waiting.
+        """
+        if handled == 0 and due is not None and due <= looked_at:
             # What is due waits for its number or a free slot: a send ending wakes us.
             return None if self._busy else self._clock.now() + self._settings.retry_initial_s
         return due
 
-    async def _dispatch_urgent(self, tg: asyncio.TaskGroup) -> int:
-        """Claim due urgent rows into the free urgent slots, one per number; rows claimed."""
+    async def _dispatch_urgent(self, tg: asyncio.TaskGroup, now: float) -> int:
+        """Claim urgent rows due at `now` into free urgent slots, one per number; rows claimed."""
         free = self._settings.urgent_concurrency - self._urgent_in_flight
         if free <= 0:
             return 0
-        now = self._clock.now()
         async with self._store.transaction() as uow:
             rows = await uow.outbox.due(
                 now, free, in_doubt=False, skip_recipients=sorted(self._busy), urgent=True
@@ -191,9 +198,8 @@ class OutboxSender:
             self._start(tg, job.row.notification.recipient, self._deliver(job), urgent=True)
         return len(jobs)
 
-    async def _dispatch(self, tg: asyncio.TaskGroup) -> int:
-        """Start settling in-doubt rows and sending due normal ones, within the limits."""
-        now = self._clock.now()
+    async def _dispatch(self, tg: asyncio.TaskGroup, now: float) -> int:
+        """Start settling in-doubt rows and sending normal ones due at `now`, within the limits."""
         handled = 0
         free = self._normal_free()
         if free <= 0:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import io
+from collections.abc import Sequence
 from pathlib import Path
+
+import pytest
 
 from alerts import Notification, fits_sms
 from alerts.notification import URGENT, Channel
@@ -314,3 +317,35 @@ async def test_quarantined_after_max_attempts_and_degraded_for_a_window(
         assert degraded(gw) is None
     assert (entry.status, entry.attempts) == ("failed", 2)
     assert entry.last_error == "quarantined after 2 attempts: 503 Service Unavailable"
+
+
+async def test_a_call_falling_due_while_the_sender_claims_is_placed_at_once(
+    tmp_path: Path, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    provider = FlakyProvider(failures=0)
+    settings = gateway_settings(tmp_path, None, notify={"retry_initial_s": 10})
+    async with GatewayService(settings, clock, provider) as gw:
+        await load_grid(gw)
+        call = dataclasses.replace(SMS, channel="voice", priority=URGENT)
+        async with gw.store.transaction() as uow:
+            await uow.outbox.enqueue([call], clock.now())
+            await uow.outbox.defer([1], clock.now() + 60)  # placed again in a minute
+        reads = gw.store.outbox
+        next_at = reads.next_at
+        moved: list[float] = []
+
+        async def time_moves_on_meanwhile(
+            skip_recipients: Sequence[str] = (), urgent: bool | None = None
+        ) -> float | None:
+            # The sender has claimed what was due; the call falls due before it asks when
+            # to look again.
+            if urgent and not moved:
+                moved.append(clock.now())
+                await clock.advance(61)
+            return await next_at(skip_recipients, urgent)
+
+        monkeypatch.setattr(reads, "next_at", time_moves_on_meanwhile)
+        gw.outbox.wake()
+        await wait_for(lambda: len(provider.calls) == 1, what="the call placed once due")
+        await settled(gw, [(1, "sent", 1, "queued")])
+    assert moved
