@@ -77,10 +77,15 @@ async def sleep_until_or_woken(clock: Clock, due: float | None, wake: asyncio.Ev
     """Return when the clock reaches `due` (never, if None) or as soon as `wake` is set."""
     waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(wake.wait())]
     if due is not None:
-        waiters.append(asyncio.ensure_future(clock.sleep(due - clock.now())))
+        waiters.append(asyncio.ensure_future(_sleep_until(clock, due)))
     try:
         await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
     finally:
         for waiter in waiters:
             waiter.cancel()
         await asyncio.gather(*waiters, return_exceptions=True)
+
+
+async def _sleep_until(clock: Clock, due: float) -> None:
+    """Sleep until the clock reaches `due`, measured when the sleep begins, not before."""
+    await clock.sleep(due - clock.now())
