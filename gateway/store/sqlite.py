@@ -1587,8 +1587,10 @@ class SqliteStore:
     async def _fetch(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
         conn = self._require(self._reader)
         try:
-            async with conn.execute(sql, args) as cursor:
-                return list(await cursor.fetchall())
+            # One step on the reader's thread, from the query to its last row: reads share
+            # the connection, and another read run between the two would see this one's
+            # snapshot, older than what was committed before it was asked for.
+            return list(await conn.execute_fetchall(sql, args))
         except sqlite3.Error as exc:
             raise _translate(exc, self.path) from exc
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -179,3 +181,33 @@ async def test_an_older_database_is_upgraded_with_its_outbox_kept(tmp_path: Path
         assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
         versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations")]
     assert versions == [v for v, _, _ in shipped]
+
+
+async def test_a_read_sees_what_was_committed_before_it_while_another_read_is_under_way(
+    tmp_path: Path,
+) -> None:
+    store = SqliteStore(tmp_path / "b.db")
+    await store.open()
+    started, release = threading.Event(), threading.Event()
+
+    def paused(value: int) -> int:
+        started.set()
+        release.wait(10)
+        return value
+
+    try:
+        # Reads share one connection: hold one in the middle of its first step.
+        assert store._reader is not None
+        await store._reader.create_function("paused", 1, paused)
+        slow = asyncio.create_task(store._fetch("SELECT paused(count(*)) FROM devices"))
+        assert await asyncio.to_thread(started.wait, 10)
+        async with store.transaction() as uow:
+            await uow.devices.add(device())
+        fresh = asyncio.create_task(store.devices.get(device().device_id))
+        await asyncio.sleep(0)  # asked for after the commit, while the slow read is under way
+        release.set()
+        assert (await slow)[0][0] == 0  # it began before the commit
+        assert await fresh is not None
+    finally:
+        release.set()
+        await store.close()
