@@ -98,7 +98,8 @@ class Record:
     connected_to: str = ""
     """For a call: the number it was put through to (<Dial>); for that leg: the caller."""
     ended_by: str = ""
-    """How a connected call ended: "hangup" (through the API) or "callee" (talk over)."""
+    """How a call ended early or a connected call ended: "hangup" (through the API) or
+    "callee" (talk over)."""
     parent_sid: str = ""
     """For the dialled side of a connected call (placed by <Dial>): the call it belongs to."""
 
@@ -201,7 +202,7 @@ class FakePhoneNetwork:
             return [r for r in self.records if r.to == number]
 
     def hang_up(self, sid: str) -> bool:
-        """End a call that is connected to another phone; False if it is not."""
+        """End a call in progress, put through to another phone or not; False if none is."""
         with self._lock:
             ended = self._live.get(sid)
         if ended is None:
@@ -304,11 +305,22 @@ class FakePhoneNetwork:
         }
         url = record.url
         pressed = script.digits if script.behaviour == "answer" else ""
-        while url:
-            twiml = self._post(url, params)
-            record.spoken.append(twiml)
-            url = self._follow(record, url, twiml, params, pressed)
-            pressed = ""  # one key per call: a menu heard again is not answered again
+        # As Twilio does: a call in progress hung up through the API ends wherever it is,
+        # before it was put through to another phone as well as after.
+        ended = threading.Event()
+        with self._lock:
+            self._live[record.sid] = ended
+        try:
+            while url and not ended.is_set():
+                twiml = self._post(url, params)
+                record.spoken.append(twiml)
+                url = self._follow(record, url, twiml, params, pressed)
+                pressed = ""  # one key per call: a menu heard again is not answered again
+        finally:
+            with self._lock:
+                self._live.pop(record.sid, None)
+        if ended.is_set() and not record.ended_by:
+            record.ended_by = "hangup"
         return [*events, {"CallStatus": "completed", "CallDuration": "20"}]
 
     def _follow(
@@ -337,18 +349,16 @@ class FakePhoneNetwork:
     def _connect(self, record: Record, url: str, dial: ET.Element, params: dict[str, str]) -> None:
         """Ring the dialled number and keep both on the line until one side ends it."""
         number = next((n.text.strip() for n in dial.iter("Number") if n.text), "")
-        if not number:
+        with self._lock:
+            ended = self._live.get(record.sid)
+        if not number or ended is None or ended.is_set():
             return
         leg = Record(f"CA{next(self._ids):032x}", "call", number, record.to, parent_sid=record.sid)
         leg.connected_to, record.connected_to = record.to, number
         leg.statuses.extend(["ringing", "in-progress"])
-        ended = threading.Event()
         with self._lock:
             self.records.append(leg)
-            self._live[record.sid] = ended
         hung_up = ended.wait(self.script(number).talk_s)
-        with self._lock:
-            self._live.pop(record.sid, None)
         record.ended_by = leg.ended_by = "hangup" if hung_up else "callee"
         leg.statuses.append("completed")
         action = dial.get("action")
