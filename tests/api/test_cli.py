@@ -239,7 +239,8 @@ def test_run_on_embedded_defaults_starts_and_stops_cleanly(tmp_path: Path) -> No
         lines = []
         for line in process.stderr:
             lines.append(line)
-            if "MQTT connected" in line:
+            # Up once the box link has its session; the downlink connection may come first.
+            if "gateway running" in line:
                 break
         else:
             pytest.fail("".join(lines))
