@@ -28,6 +28,7 @@ import hmac
 import itertools
 import json
 import re
+import socket
 import threading
 import time
 import urllib.parse
@@ -127,7 +128,7 @@ class FakePhoneNetwork:
         self.account_sid = account_sid
         self.auth_token = auth_token
         self._port = port
-        self._server: ThreadingHTTPServer | None = None
+        self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
@@ -172,7 +173,7 @@ class FakePhoneNetwork:
 
         Handler.network = network
         self._stopping.clear()
-        self._server = ThreadingHTTPServer(("127.0.0.1", self._port), Handler)
+        self._server = _Server(("127.0.0.1", self._port), Handler)
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="fake-phone-network", daemon=True
         )
@@ -222,6 +223,19 @@ class FakePhoneNetwork:
         deadline = time.monotonic() + timeout
         for worker in list(self._workers):
             worker.join(max(0.0, deadline - time.monotonic()))
+
+    def wait_answered(self, timeout: float = 10.0) -> None:
+        """Wait until every request made to the network so far has been handled.
+
+        Connections are taken in the order they were made: once one made now is answered,
+        every earlier one has been taken, and is counted until it has been handled.
+        """
+        server = self._server
+        assert server is not None
+        with urllib.request.urlopen(f"{self.url}/phones", timeout=timeout):  # noqa: S310
+            pass
+        with server.idle:
+            server.idle.wait_for(lambda: server.handling == 0, timeout)
 
     # -- the phone's part ---------------------------------------------------------------
 
@@ -380,6 +394,41 @@ class FakePhoneNetwork:
             with self._lock:
                 self.callback_errors += 1
             return ""
+
+
+class _Server(ThreadingHTTPServer):
+    """The network's HTTP server; it counts the connections it has taken and not yet handled."""
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(address, handler)
+        self.handling = 0
+        self.idle = threading.Condition()
+
+    def process_request(
+        self, request: socket.socket | tuple[bytes, socket.socket], client_address: Any
+    ) -> None:
+        """Count the connection, then handle it in a thread of its own."""
+        with self.idle:
+            self.handling += 1
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._handled()
+            raise
+
+    def process_request_thread(
+        self, request: socket.socket | tuple[bytes, socket.socket], client_address: Any
+    ) -> None:
+        """Handle one connection; it is no longer counted once done with, answered or not."""
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._handled()
+
+    def _handled(self) -> None:
+        with self.idle:
+            self.handling -= 1
+            self.idle.notify_all()
 
 
 class _Handler(BaseHTTPRequestHandler):
