@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import getpass
+import random
 import shutil
 import signal
 import socket
@@ -14,12 +15,36 @@ from pathlib import Path
 from gateway.config import BrokerSettings
 from gateway.errors import BrokerError
 
+_EPHEMERAL_PORTS = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_LOWEST_PICKED_PORT = 10_000
+
 
 def free_loopback_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    """A TCP port on 127.0.0.1 that was free a moment ago, below the ephemeral range if it can.
+
+    The system gives ports of the ephemeral range to connections as they open, so one of
+    those can be taken, by this process or another, before the caller listens on it.
+    """
+    below = _first_ephemeral_port()
+    for _ in range(100 if below > _LOWEST_PICKED_PORT else 0):
+        port = random.randrange(_LOWEST_PICKED_PORT, below)  # noqa: S311 - not a secret
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def _first_ephemeral_port() -> int:
+    """The lowest port the system hands to connections (0 if it does not say)."""
+    try:
+        return int(_EPHEMERAL_PORTS.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def ensure_port_free(what: str, host: str, port: int) -> None:

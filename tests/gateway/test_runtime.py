@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -380,3 +381,17 @@ async def test_a_file_that_is_not_a_database_is_a_clear_store_error(
     store = SqliteStore(path)
     with pytest.raises(StoreError, match=r"bidao\.db is not a Bidao database: "):
         await store.open()
+
+
+def test_a_free_loopback_port_is_one_no_connection_can_be_given_meanwhile() -> None:
+    ephemeral = Path("/proc/sys/net/ipv4/ip_local_port_range")
+    if not ephemeral.exists():
+        pytest.skip("the system does not say which ports it gives connections")
+    first = int(ephemeral.read_text().split()[0])
+    if first <= 10_000:
+        pytest.skip(f"the ephemeral range starts at {first}: nothing to pick below it")
+    for _ in range(20):
+        port = free_loopback_port()
+        assert 10_000 <= port < first
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", port))  # free
