@@ -121,6 +121,8 @@ class OutboxEntry:
     last_error: str | None = None
     quarantined_at: float | None = None
     """When it was given up on after its last attempt (None: not quarantined)."""
+    next_attempt_at: float = 0.0
+    """While pending: when it is (or was) due to be sent or looked up."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -196,11 +196,16 @@ def alarm(n: int) -> Notification:
 
 
 async def sender_settled(gw: GatewayService) -> bool:
-    """Nothing being sent and nothing due now: the sender has done what it can."""
-    if any(state[1] == "sending" for state in await gw.store.outbox.states()):
-        return False
-    due = await gw.store.outbox.next_at()
-    return due is None or due > gw.clock.now()
+    """Nothing being sent and nothing due now: the sender has done what it can.
+
+    Read in one go: a row claimed between two reads would be neither due in one nor
+    being sent in the other.
+    """
+    now = gw.clock.now()
+    return not any(
+        e.status == "sending" or (e.status == "pending" and e.next_attempt_at <= now)
+        for e in await gw.store.outbox.entries()
+    )
 
 
 async def test_throttle_merges_a_storm_and_lets_the_urgent_call_through(

@@ -148,10 +148,14 @@ class Site:
         """Nothing is being sent and nothing is due now: the sender has done what it can."""
 
         async def idle() -> bool:
-            if self.gw.outbox.in_flight or any(e.status == "sending" for e in await self.entries()):
-                return False
-            due = await self.gw.store.outbox.next_at()
-            return due is None or due > self.clock.now()
+            # Read in one go: a row claimed between two reads would be neither due in one
+            # nor being sent in the other.
+            now = self.clock.now()
+            busy = any(
+                e.status == "sending" or (e.status == "pending" and e.next_attempt_at <= now)
+                for e in await self.entries()
+            )
+            return not busy and not self.gw.outbox.in_flight
 
         await wait_for(idle, what="no send in flight")
 
