@@ -122,8 +122,8 @@ async def test_bad_number_fails_at_once_and_flags_the_contact(
     async with GatewayService(gateway_settings(tmp_path, None), clock, provider) as gw:
         await load_grid(gw)
         await enqueue(gw, SMS)
-        await wait_for(lambda: len(provider.calls) == 1)
-        await clock.advance(3600)
+        await settled(gw, [(1, "failed", 1, None)])
+        await clock.advance(3600)  # and it is never tried again
         states = await gw.store.outbox.states()
         contacts = {c.id: c for c in await gw.store.grid.contacts()}
     assert states == [(1, "failed", 1, None)]
