@@ -182,7 +182,7 @@ class FakePhoneNetwork:
     def stop(self) -> None:
         """Stop serving and wait for pending callbacks; safe to call twice."""
         self._stopping.set()
-        for worker in list(self._workers):
+        for worker in self._started_workers():
             worker.join(10)
         server, self._server = self._server, None
         if server is not None:
@@ -221,8 +221,12 @@ class FakePhoneNetwork:
     def wait_idle(self, timeout: float = 10.0) -> None:
         """Wait until every scheduled callback has been sent."""
         deadline = time.monotonic() + timeout
-        for worker in list(self._workers):
+        for worker in self._started_workers():
             worker.join(max(0.0, deadline - time.monotonic()))
+
+    def _started_workers(self) -> list[threading.Thread]:
+        with self._lock:
+            return list(self._workers)
 
     def wait_answered(self, timeout: float = 10.0) -> None:
         """Wait until every request made to the network so far has been handled.
@@ -272,8 +276,9 @@ class FakePhoneNetwork:
             name=f"phone-{sid}",
             daemon=True,
         )
-        self._workers.append(worker)
-        worker.start()
+        with self._lock:  # listed once started: a thread cannot be joined before
+            worker.start()
+            self._workers.append(worker)
         if self.before_reply is not None:
             self.before_reply(record)
         self._stopping.wait(stall)
