@@ -339,8 +339,10 @@ async def test_red_key_ends_the_call_put_through_to_the_resident(line: Line) -> 
     ticket = await line.ticket()
     assert (ticket.status, ticket.bridged_call) == ("accepted", None)
     assert ("red_key", "call ended") in await line.events()
-    assert line.gw.metrics.registry.get_sample_value(
-        "bidao_tickets_total", {"event": "call_ended_by_red_key"}
+    # Counted once the provider has answered the hang-up, which may be after the call ended.
+    await wait_for(
+        lambda: sample(line.gw, "bidao_tickets_total", event="call_ended_by_red_key") == 1,
+        what="the hang-up counted",
     )
 
 
