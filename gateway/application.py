@@ -307,7 +307,7 @@ async def offline(settings: Settings, clock: Clock | None = None) -> AsyncIterat
             settings.pipeline.unknown_device_cache_s,
         ),
         GridImporter(store, clock, settings.supervision, settings.grid_import, metrics),
-        Reports(store, settings.tickets, settings.warnings, settings.cards),
+        Reports(store, settings.warnings, settings.cards),
         opened=False,
     )
     try:

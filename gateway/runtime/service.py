@@ -141,7 +141,7 @@ class GatewayService:
         self.pipeline.add_handler(self.tickets)
         for kind in TICKET_DEADLINES:
             self.scheduler.register(kind, self.tickets)
-        self.reports = Reports(self.store, settings.tickets, settings.warnings, settings.cards)
+        self.reports = Reports(self.store, settings.warnings, settings.cards)
         self.importer = GridImporter(
             self.store, self.clock, settings.supervision, settings.grid_import, self.metrics
         )

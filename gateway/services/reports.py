@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from gateway.config import CardThresholds, TicketSettings, WarningThresholds
+from gateway.config import CardThresholds, WarningThresholds
 from gateway.domain.grid import Contact, GridUnit
 from gateway.domain.tickets import Ticket
 from gateway.store.ports import DeviceReads, GridReads, TicketReads
@@ -146,12 +146,10 @@ class Reports:
     def __init__(
         self,
         source: ReportSource,
-        tickets: TicketSettings,
         warnings: WarningThresholds | None = None,
         cards: CardThresholds | None = None,
     ) -> None:
         self._source = source
-        self._tickets = tickets
         self._warnings = warnings or WarningThresholds()
         self._cards = cards or CardThresholds()
 
