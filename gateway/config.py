@@ -290,6 +290,11 @@ class NotifySettings(BaseModel):
     """An unanswered call (no keypress) is placed once more after this long."""
     bridge_to_resident: bool = True
     """After a responder accepts by keypress, connect the call to the resident's phone."""
+    link_secret: SecretStr = SecretStr("")
+    """Signs the links in the SMS to the one who took a ticket (hex, at least 16 bytes).
+    Empty: a random secret kept in <data_dir>/link.key, made on first start."""
+    link_ttl_s: float = Field(default=14 * 86400.0, gt=0)
+    """How long such a link keeps working after the message is sent."""
 
     @model_validator(mode="after")
     def _provider_credentials(self) -> NotifySettings:

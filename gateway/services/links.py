@@ -1,0 +1,107 @@
+"""Signed, expiring links for the one who took a ticket: the link is the credential.
+
+A link names one ticket and one person and carries an expiry time and an HMAC over the
+three, so it opens that ticket's page for that person only, until it expires. Nothing is
+stored per link; changing the secret revokes every link at once.
+
+    https://example.org/r/17.3.1798000000.Qm9yaW5nU2lnbmF0
+
+The token is `ticket.contact.expires.signature`: plain ASCII, short enough for an SMS.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import re
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+from gateway.errors import GatewayError
+
+__all__ = ["LINK_PATH", "LinkError", "LinkGrant", "ResponderLinks", "load_or_create_secret"]
+
+LINK_PATH = "/r/"
+"""Where the responder's page is served; the token follows."""
+_SIG_BYTES = 12
+_TOKEN = re.compile(r"^([1-9][0-9]{0,11})\.([1-9][0-9]{0,11})\.([0-9]{1,12})\.([A-Za-z0-9_-]{16})$")
+SECRET_FILE = "link.key"  # noqa: S105 - a file name, not a secret
+
+
+class LinkError(GatewayError):
+    """A link that is malformed, forged or expired; `reason` says which."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class LinkGrant:
+    """What a valid link lets its holder do: act on one ticket as one person until then."""
+
+    ticket_id: int
+    contact_id: int
+    expires_at: int
+
+
+class ResponderLinks:
+    """Makes and checks the links in the SMS to the one who took a ticket."""
+
+    def __init__(self, secret: bytes, public_url: str, ttl_s: float) -> None:
+        if len(secret) < 16:
+            raise ValueError("the link secret must be at least 16 bytes")
+        self._secret = secret
+        self._public = public_url.rstrip("/")
+        self._ttl_s = ttl_s
+
+    def token(self, ticket_id: int, contact_id: int, now: float) -> str:
+        """The token for `contact_id` on `ticket_id`, valid for the configured time from now."""
+        expires = int(now + self._ttl_s)
+        return f"{ticket_id}.{contact_id}.{expires}.{self._sign(ticket_id, contact_id, expires)}"
+
+    def url(self, ticket_id: int, contact_id: int, now: float) -> str:
+        """The full link to put in a message."""
+        return self._public + LINK_PATH + self.token(ticket_id, contact_id, now)
+
+    def verify(self, token: str, now: float) -> LinkGrant:
+        """The grant a token carries; LinkError if it is malformed, forged or expired."""
+        match = _TOKEN.match(token)
+        if match is None:
+            raise LinkError("malformed", "this link is not a Bidao ticket link")
+        ticket_id, contact_id, expires = (int(g) for g in match.groups()[:3])
+        expected = self._sign(ticket_id, contact_id, expires)
+        if not hmac.compare_digest(expected, match.group(4)):
+            raise LinkError("forged", "this link was not made by this gateway")
+        if now >= expires:
+            raise LinkError("expired", "this link has expired")
+        return LinkGrant(ticket_id, contact_id, expires)
+
+    def _sign(self, ticket_id: int, contact_id: int, expires: int) -> str:
+        message = f"bidao-link-v1|{ticket_id}|{contact_id}|{expires}".encode()
+        digest = hmac.new(self._secret, message, hashlib.sha256).digest()[:_SIG_BYTES]
+        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+def load_or_create_secret(data_dir: Path) -> bytes:
+    """The link secret kept in `data_dir`, made (32 random bytes, owner-only) on first use."""
+    path = data_dir / SECRET_FILE
+    try:
+        text = path.read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        text = secrets.token_hex(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as out:
+            out.write(text + "\n")
+        return bytes.fromhex(text)
+    try:
+        secret = bytes.fromhex(text)
+    except ValueError:
+        raise GatewayError(f"{path} is not a hex link secret; delete it to make another") from None
+    if len(secret) < 16:
+        raise GatewayError(f"{path} holds fewer than 16 bytes; delete it to make a new one")
+    return secret
