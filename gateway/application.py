@@ -27,12 +27,16 @@ from typing import TYPE_CHECKING
 from alerts import Notification
 from gateway.clock import Clock, SystemClock
 from gateway.config import DeviceKind, Settings
-from gateway.domain.devices import DeviceRecord
+from gateway.domain.devices import DeviceRecord, HistoryEntry, OperatorAlarm
 from gateway.domain.tickets import ActionChannel, Category, Ticket
 from gateway.domain.tickets import TicketError as TicketError  # noqa: PLC0414 - re-exported
 from gateway.errors import GatewayError
 from gateway.ingest.registry import DeviceRegistry
 from gateway.metrics import GatewayMetrics
+from gateway.services.devices import Added, DeviceAdmin, canonical_id
+from gateway.services.devices import (
+    DeviceAdminError as DeviceAdminError,  # noqa: PLC0414 - re-exported
+)
 from gateway.services.grid_import import GridImporter, ImportResult
 from gateway.services.grid_import import ImportKind as ImportKind  # noqa: PLC0414 - re-exported
 from gateway.services.grid_import import (
@@ -104,8 +108,10 @@ class Application:
         live: LiveParts | None = None,
         opened: bool = True,
         after_import: Callable[[], None] | None = None,
+        devices: DeviceAdmin | None = None,
     ) -> None:
         self.settings = settings
+        self._devices = devices or DeviceAdmin(store, clock, settings.supervision, registry)
         self._clock = clock
         self._store = store
         self._registry = registry
@@ -135,15 +141,93 @@ class Application:
         key: bytes | None = None,
         household_code: str | None = None,
         label: str | None = None,
+        *,
+        unit_code: str | None = None,
+        actor: str = "api",
     ) -> DeviceRecord:
-        """Provision a device (a random key if none is given); RegistryError if it cannot be."""
+        """Provision a device (a random key if none is given).
+
+        DeviceAdminError (a RegistryError), with nothing written, if the household or the
+        unit does not exist or the device is registered already.
+        """
+        return (
+            await self.add_device(device_id, kind, key, household_code, label, unit_code, actor)
+        ).record
+
+    async def add_device(
+        self,
+        device_id: str,
+        kind: DeviceKind,
+        key: bytes | None,
+        household_code: str | None,
+        label: str | None,
+        unit_code: str | None,
+        actor: str,
+    ) -> Added:
+        """Provision a device, saying whether its key was generated (to be shown once)."""
         await self._ready()
-        return await self._registry.register(device_id, kind, key, household_code, label)
+        return await self._devices.add(
+            device_id, kind, key, household_code, label, unit_code, actor
+        )
+
+    async def attach_device(self, device_id: str, household_code: str, actor: str) -> DeviceRecord:
+        """Attach a box that has no household to one.
+
+        A running gateway sees it within `supervision.changes_poll_s`.
+        """
+        await self._ready()
+        return await self._devices.attach(device_id, household_code, actor)
+
+    async def move_device(self, device_id: str, household_code: str, actor: str) -> DeviceRecord:
+        """Move a box from its household to another."""
+        await self._ready()
+        return await self._devices.move(device_id, household_code, actor)
+
+    async def replace_device(
+        self, old_id: str, new_id: str, key: bytes | None, actor: str
+    ) -> tuple[DeviceRecord, Added]:
+        """The new box takes over the old one's household; the old one is retired."""
+        await self._ready()
+        return await self._devices.replace(old_id, new_id, key, actor)
+
+    async def remove_device(self, device_id: str, actor: str) -> DeviceRecord:
+        """Retire a box: its history stays; its frames get the "device disabled" nack."""
+        await self._ready()
+        return await self._devices.remove(device_id, actor)
+
+    async def device_history(self, device_id: str) -> list[HistoryEntry]:
+        """Who attached, moved, replaced or removed the box, and when, oldest first.
+
+        DeviceAdminError if there is no such device.
+        """
+        await self._ready()
+        device_id = canonical_id(device_id)
+        if await self._store.devices.get(device_id) is None:
+            raise DeviceAdminError(
+                "not_registered", f"device {device_id} is not registered", device=device_id
+            )
+        return await self._store.devices.history(device_id)
 
     async def list_devices(self) -> list[DeviceRecord]:
         """Every registered device, by id."""
         await self._ready()
         return sorted(await self._store.devices.all(), key=lambda d: d.device_id)
+
+    # Operator alarms
+
+    async def alarms(self, *, cleared: bool = False) -> list[OperatorAlarm]:
+        """Open operator alarms (with `cleared`, all of them), oldest first."""
+        await self._ready()
+        return await self._store.devices.alarms(cleared=cleared)
+
+    async def clear_alarm(self, alarm_id: int, actor: str) -> OperatorAlarm:
+        """Clear an open alarm; DeviceAdminError if there is no open alarm with that id."""
+        await self._ready()
+        async with self._store.transaction() as uow:
+            alarm = await uow.devices.clear_alarm(alarm_id, self._clock.now(), actor)
+        if alarm is None:
+            raise DeviceAdminError("no_alarm", f"no open alarm {alarm_id}", alarm=str(alarm_id))
+        return alarm
 
     # Grid
 
@@ -327,4 +411,5 @@ def for_service(service: GatewayService) -> Application:
         service.reports,
         live=LiveParts(service.tickets, service.outbox, service.metrics, service.health),
         after_import=lambda: service.scheduler.notify(0.0),
+        devices=service.devices,
     )

@@ -136,6 +136,15 @@ class SupervisionSettings(BaseModel):
     band of this many percent (or crosses the low-battery line)."""
     rssi_band_db: int = Field(default=10, ge=1)
     """A device row's signal figure is rewritten only when it moves to another band."""
+    offline_notify_after_s: float = Field(default=86_400.0, gt=0)
+    """A call box silent this long (counted while the gateway listens): its family and grid
+    worker get an SMS, once per offline spell, and another when it reports again."""
+    changes_poll_s: float = Field(default=2.0, gt=0)
+    """How often the running gateway looks for device changes made by another process
+    (`bidao device attach|move|replace|remove`): the bound on how late it sees them."""
+    alarm_renotify_s: float = Field(default=600.0, ge=0)
+    """An open operator alarm that repeats (the same box pressed again) texts the township
+    duty again only after this long; every repeat is counted on the alarm."""
 
 
 def _day_clocks() -> dict[Category, float]:

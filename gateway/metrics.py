@@ -109,6 +109,18 @@ class GatewayMetrics:
         self.tickets = Counter(
             "bidao_tickets", "Ticket lifecycle events, by kind", ["event"], registry=r
         )
+        self.operator_alarms = Counter(
+            "bidao_operator_alarms",
+            "Operator alarms raised (a call that reached nobody, a box set up wrongly), by kind",
+            ["kind"],
+            registry=r,
+        )
+        self.device_notices = Counter(
+            "bidao_device_notices",
+            "Box offline and back-online notices written for people, by kind",
+            ["kind"],
+            registry=r,
+        )
         self.notifications = Counter(
             "bidao_notifications",
             "Notifications handed to the provider, retried or failed, by channel",

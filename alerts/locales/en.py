@@ -35,4 +35,14 @@ TEMPLATES: dict[str, str] = {
     "voice_no_input": "No key was pressed. Goodbye.",
     "voice_closed": "This ticket is closed. Thank you.",
     "voice_connecting": "Connecting you to the resident now, please hold.",
+    "device_unassigned_call": "[Bidao] Call box ${device} called for help but has no "
+    "household, so nobody responsible was told. Please check at once.",
+    "device_unknown_household_call": "[Bidao] Call box ${device} called for help but its "
+    "household ${household} does not exist; nobody responsible was told. Please check.",
+    "device_call_failed": "[Bidao] Call box ${device} of ${resident} (${place}) called for "
+    "help but no ticket could be opened; nobody may have been told. Call the resident now.",
+    "device_offline": "[Bidao] The call box at ${resident}'s home has had no signal for "
+    "${hours} hours. Please help check its power and network.",
+    "device_back_online": "[Bidao] The call box at ${resident}'s home has a signal again "
+    "(after ${hours} hours without).",
 }

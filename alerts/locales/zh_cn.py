@@ -37,4 +37,17 @@ TEMPLATES: dict[str, str] = {
     "voice_no_input": "没有收到按键，再见。",
     "voice_closed": "这个工单已经结束，谢谢。",
     "voice_connecting": "正在为您接通老人的电话，请稍候。",
+    "device_unassigned_call": (
+        "【必到】呼叫盒${device}按下了呼叫键，但未绑定住户，无法通知责任人。请尽快核实。"
+    ),
+    "device_unknown_household_call": (
+        "【必到】呼叫盒${device}按下了呼叫键，但它登记的住户${household}不存在，"
+        "无法通知责任人。请尽快核实。"
+    ),
+    "device_call_failed": (
+        "【必到】${resident}（${place}）的呼叫盒${device}按下了呼叫键，但系统未能生成工单，"
+        "责任人可能没有收到通知。请尽快联系老人。"
+    ),
+    "device_offline": "【必到】${resident}家的呼叫盒已${hours}小时没有信号，请帮忙查看电源和网络。",
+    "device_back_online": "【必到】${resident}家的呼叫盒已恢复信号（此前${hours}小时没有信号）。",
 }

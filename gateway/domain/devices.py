@@ -92,3 +92,60 @@ class Transition:
     def sets_status(self) -> bool:
         """Whether it changes the online/offline status (else the low-battery flag)."""
         return self.kind in ("online", "offline")
+
+
+HistoryAction = Literal["added", "attached", "moved", "replaced", "replaces", "removed"]
+"""What was done to a device: `replaced` is written on the old box, `replaces` on the new."""
+
+AlarmKind = Literal["unassigned_call", "unknown_household", "call_failed", "press_failed"]
+"""Why an operator must look: a call from a box without a household, a box registered to a
+household that does not exist, a call that could not become a ticket, another key press
+that failed."""
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One change to a device's registration: who did what, when."""
+
+    device_id: str
+    at: float
+    action: HistoryAction
+    actor: str
+    from_household: str | None = None
+    to_household: str | None = None
+    unit_code: str | None = None
+    """The grid unit the box is installed in, when known without a household."""
+    other_device: str | None = None
+    """For `replaced`, the new box; for `replaces`, the old one."""
+    note: str = ""
+    id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorAlarm:
+    """Something an operator must put right; open until cleared."""
+
+    id: int
+    kind: AlarmKind
+    device_id: str | None
+    detail: str
+    at: float
+    last_at: float
+    count: int
+    notified_at: float | None = None
+    cleared_at: float | None = None
+    cleared_by: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OfflineNotice:
+    """A box's people were told it has been silent; kept until it reports again."""
+
+    device_id: str
+    last_heard: float
+    notified_at: float
+
+
+def retired(record: DeviceRecord) -> bool:
+    """Whether the device was removed (it keeps its history; its frames are refused)."""
+    return not record.enabled

@@ -24,7 +24,16 @@ still online) writes: its event row and nothing else. Why that is enough:
   after it has been silent for its intervals since the gateway came up, never because of the
   downtime. The devices watched at start are read in one bulk read after the first ack.
 
-Offline transitions are written in batches of `scheduler_batch` per transaction.
+Offline transitions are written in batches of `scheduler_batch` per transaction. With each
+a durable deadline (`device_offline_notice`) is set for the moment the device will have been
+silent `offline_notify_after_s` since it was last heard (or since the start, whichever is
+later): the services tell its people then, once per offline spell (gateway/services/devices.py).
+
+Device changes made by another process (`bidao device attach|move|replace|remove` beside a
+running gateway) reach the registry's cache through `DeviceChanges`: it polls the
+`device_history` table (one indexed read of its newest id) every `changes_poll_s` and
+re-reads the devices named by new rows, so a move or a removal is in effect within that
+bound; a call for help also reads its box's household inside its own transaction.
 """
 
 from __future__ import annotations
@@ -39,7 +48,7 @@ from dataclasses import dataclass
 from firmware_protocol import AlarmKind, DeviceAlarm, Heartbeat
 from gateway.clock import Clock, sleep_until_or_woken
 from gateway.config import SupervisionSettings
-from gateway.domain.devices import DeviceStatus, Telemetry, Transition
+from gateway.domain.devices import DeviceStatus, HistoryEntry, Telemetry, Transition
 from gateway.ingest.pipeline import AcceptedFrame
 from gateway.ingest.registry import SILENT_DEADLINE, DeviceRegistry, DeviceState
 from gateway.metrics import GatewayMetrics
@@ -48,6 +57,9 @@ from gateway.store.ports import Deadline, Store, UnitOfWork
 log = logging.getLogger(__name__)
 
 MAINS_POWERED = 255
+OFFLINE_NOTICE_DEADLINE = "device_offline_notice"
+"""A call box offline long enough that its people are told (handled by the services)."""
+_HISTORY_PAGE = 500
 
 
 @dataclass(slots=True)
@@ -157,7 +169,12 @@ class Supervisor:
         self.watch = SilenceWatch()
         self._started_at: float | None = None
         self._bulk_armed = False
+        self._deadline_set: Callable[[float], None] | None = None
         registry.watch_registrations(self._registered)
+
+    def on_deadline_set(self, callback: Callable[[float], None]) -> None:
+        """Call `callback(due_at)` after committing offline-notice deadlines (the scheduler)."""
+        self._deadline_set = callback
 
     def start(self) -> None:
         """Note the gateway's start: silence of devices not heard since counts from here."""
@@ -333,16 +350,35 @@ class Supervisor:
                 )
             if not transitions:
                 continue
+            notices: list[Deadline] = []
             async with self._store.transaction() as uow:
                 # A frame committed while this waited for the store brought it back.
                 transitions = [t for t in transitions if t.device_id not in self.watch]
                 await uow.devices.apply_transitions(transitions)
+                notices = [
+                    Deadline(OFFLINE_NOTICE_DEADLINE, t.device_id, due)
+                    for t in transitions
+                    if (due := self._notice_due(t.device_id, chunk)) is not None
+                ]
+                await uow.deadlines.set(notices)
+            if notices and self._deadline_set is not None:
+                self._deadline_set(min(d.due_at for d in notices))
             for transition in transitions:
                 state = self._registry.cached(transition.device_id)
                 if state is not None:
                     state.status = "offline"
                 self._registry.count_transition(befores[transition.device_id], "offline")
                 self._metrics.device_transitions.labels("offline").inc()
+
+    def _notice_due(self, device_id: str, chunk: list[tuple[str, _Watched]]) -> float | None:
+        """When a device just declared offline will have been silent long enough to tell."""
+        state = self._registry.cached(device_id)
+        if state is not None and state.record.kind != "call_box":
+            return None
+        watched = next(w for d, w in chunk if d == device_id)
+        # Silence counts from its last frame, or from the start if not heard since.
+        last_heard = watched.silent_at - self._settings.missed_intervals * watched.interval_s
+        return last_heard + self._settings.offline_notify_after_s
 
     def _apply(self, states: dict[str, DeviceState], transitions: Sequence[Transition]) -> None:
         for transition in transitions:
@@ -353,3 +389,74 @@ class Supervisor:
             else:
                 state.low_battery = transition.kind == "low_battery"
             self._metrics.device_transitions.labels(transition.kind).inc()
+
+
+class DeviceChanges:
+    """Brings changes made to devices by another process into the running gateway.
+
+    Every change to a device's registration writes a `device_history` row (the CLI's
+    attach, move, replace, remove; a registration). This polls for rows newer than the
+    last seen every `changes_poll_s` and re-reads the devices they name: a cached device's
+    record is swapped (its runtime fields kept), so its next frame is screened with its new
+    household or, retired, refused with the disabled nack; a newly registered one is cached
+    at once (no "unknown device" period) and watched for silence; a retired one is no longer
+    watched.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        registry: DeviceRegistry,
+        supervisor: Supervisor,
+        clock: Clock,
+        settings: SupervisionSettings,
+    ) -> None:
+        self._store = store
+        self._registry = registry
+        self._supervisor = supervisor
+        self._clock = clock
+        self._settings = settings
+        self._seen: int | None = None
+        self.applied = 0
+        """Changes applied so far (a test probe and a log field)."""
+
+    async def start(self) -> None:
+        """Remember the newest change: everything before it is in the store already."""
+        if self._seen is None:
+            self._seen = await self._store.devices.history_head()
+
+    async def run(self) -> None:
+        """Poll for changes until cancelled."""
+        await self.start()
+        while True:
+            await self.poll()
+            await self._clock.sleep(self._settings.changes_poll_s)
+
+    async def poll(self) -> int:
+        """Apply the changes made since the last poll; returns how many there were."""
+        await self.start()
+        assert self._seen is not None
+        applied = 0
+        while True:
+            changes = await self._store.devices.history_after(self._seen, _HISTORY_PAGE)
+            if not changes:
+                break
+            await self._apply(changes)
+            self._seen = changes[-1].id or self._seen
+            applied += len(changes)
+        self.applied += applied
+        return applied
+
+    async def _apply(self, changes: Sequence[HistoryEntry]) -> None:
+        added = {c.device_id for c in changes if c.action == "added"}
+        wanted = sorted({c.device_id for c in changes})
+        cached = [d for d in wanted if self._registry.cached(d) is not None or d in added]
+        for record in await self._store.devices.current_many(cached):
+            self._registry.replace_record(record)
+            if not record.enabled:
+                self._supervisor.watch.forget(record.device_id)
+            elif record.device_id in added:
+                interval = record.heartbeat_interval_s
+                silent_at = self._clock.now() + self._settings.missed_intervals * interval
+                self._supervisor.watch.arm_if_new(record.device_id, silent_at, interval, "unknown")
+        log.info("device changes applied", extra={"changes": len(changes)})

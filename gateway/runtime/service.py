@@ -28,7 +28,7 @@ from gateway.ingest.downlink import Downlinker
 from gateway.ingest.indications import IndicationSender
 from gateway.ingest.pipeline import IngestHandler, Pipeline
 from gateway.ingest.registry import SILENT_DEADLINE, DeviceRegistry
-from gateway.ingest.supervision import Supervisor
+from gateway.ingest.supervision import OFFLINE_NOTICE_DEADLINE, DeviceChanges, Supervisor
 from gateway.ingest.transports.mqtt import MqttLink
 from gateway.ingest.transports.serial import SerialLink
 from gateway.metrics import GatewayMetrics
@@ -38,6 +38,7 @@ from gateway.runtime.lock import DataDirLock
 from gateway.runtime.looplag import LoopLagMonitor
 from gateway.runtime.supervisor import PartState, PartStatus, PartSupervisor
 from gateway.scheduler import DeadlineScheduler
+from gateway.services.devices import DeviceAdmin, DeviceAlarms
 from gateway.services.grid_import import GridImporter, ImportKind, ImportResult
 from gateway.services.outbox import OutboxSender
 from gateway.services.reports import Reports
@@ -139,6 +140,23 @@ class GatewayService:
         )
         self.outbox.set_unanswered_handler(self.tickets)
         self.pipeline.add_handler(self.tickets)
+        # Calls that reach nobody, boxes offline for a day, changes made by `bidao device`.
+        self.device_alarms = DeviceAlarms(
+            self.store,
+            self.clock,
+            settings.supervision,
+            self.metrics,
+            notifications_committed=self.outbox.wake,
+            deadline_set=self.scheduler.notify,
+        )
+        self.tickets.set_call_alarms(self.device_alarms)
+        self.pipeline.add_handler(self.device_alarms)
+        self.scheduler.register(OFFLINE_NOTICE_DEADLINE, self.device_alarms)
+        self.supervisor.on_deadline_set(self.scheduler.notify)
+        self.device_changes = DeviceChanges(
+            self.store, self.registry, self.supervisor, self.clock, settings.supervision
+        )
+        self.devices = DeviceAdmin(self.store, self.clock, settings.supervision, self.registry)
         for kind in TICKET_DEADLINES:
             self.scheduler.register(kind, self.tickets)
         self.reports = Reports(self.store, settings.warnings, settings.cards)
@@ -259,6 +277,8 @@ class GatewayService:
             # Devices are read on their first frame; only the online/offline counts now.
             await self.registry.load()
             self.supervisor.start()
+            self.device_alarms.start()
+            await self.device_changes.start()
             claimed.push_async_callback(self._store_probe.close)
             await self._run_parts()
         log.info("gateway stopped")
@@ -277,6 +297,7 @@ class GatewayService:
             self._supervise(f"serial-{link.name}", link.run, ingest=True)
         self._supervise("scheduler", self.scheduler.run)
         self._supervise("device-silence", self.supervisor.run)
+        self._supervise("device-changes", self.device_changes.run)
         self._supervise("outbox-sender", self.outbox.run)
         self._supervise("box-indications", self.indications.run)
         self._supervise("ticket-hangups", self.tickets.run)

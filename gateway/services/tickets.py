@@ -22,6 +22,7 @@ from alerts.providers.base import ProviderError
 from firmware_protocol import Indication, IndicationKind, Key, KeyEvent, LedPattern
 from gateway.clock import Clock
 from gateway.config import TicketSettings
+from gateway.domain.devices import DeviceRecord
 from gateway.domain.grid import Contact, HouseholdInfo, found_by_unit
 from gateway.domain.tickets import (
     Accept,
@@ -57,6 +58,7 @@ from gateway.domain.tickets import (
     decide,
     new_ticket,
 )
+from gateway.errors import StoreCorruptError, StoreUnavailableError
 from gateway.ingest.pipeline import AcceptedFrame, OnCommit
 from gateway.metrics import GatewayMetrics
 from gateway.scheduler import DeadlineScheduler
@@ -97,6 +99,23 @@ def box_indication(item: Indicate) -> Indication:
     return Indication(item.kind, item.ticket_id, led, prompt)
 
 
+class CallAlarms(Protocol):
+    """Told of a press that reached nobody; writes the alarm in the same transaction."""
+
+    async def call_not_ticketed(
+        self,
+        uow: UnitOfWork,
+        device: DeviceRecord,
+        household: HouseholdInfo | None,
+        at: float,
+        error: BaseException | None = None,
+        *,
+        green: bool = True,
+    ) -> OnCommit:
+        """Record the alarm and tell whom it may; returns what to do once committed."""
+        ...
+
+
 class CallControl(Protocol):
     """Ends a call in progress (the provider's side of the red key)."""
 
@@ -118,6 +137,7 @@ class _Tx:
         self.indications: list[Indicate] = []
         self.hangups: list[HangUp] = []
         self.counts: list[str] = []
+        self.after: list[Callable[[], None]] = []
 
     def add(self, decision: Decision) -> None:
         """Take a decision's effects (its ticket is saved already)."""
@@ -180,41 +200,89 @@ class TicketService:
         self._metrics = metrics
         self._calls = calls
         self._hangups: asyncio.Queue[HangUp] = asyncio.Queue()
+        self._alarms: CallAlarms | None = None
+
+    def set_call_alarms(self, alarms: CallAlarms) -> None:
+        """Raise an operator alarm for every call that reached nobody or could not be stored."""
+        self._alarms = alarms
 
     # -- the box ----------------------------------------------------------------------
 
     async def stage(self, uow: UnitOfWork, frames: Sequence[AcceptedFrame]) -> OnCommit | None:
-        """Turn the batch's key presses into ticket changes inside the ingest transaction."""
+        """Turn the batch's key presses into ticket changes inside the ingest transaction.
+
+        Each press is written in a savepoint of its own: one that cannot be turned into a
+        ticket (a store constraint, a rule that raises) is undone alone and handed to the
+        call alarms, so its frame and the rest of the batch are still committed and acked.
+        A failing store is not such a press: it fails the batch, which the pipeline retries.
+        """
         presses = [f for f in frames if isinstance(f.envelope.message, KeyEvent)]
         if not presses:
             return None
-        tx = _Tx(uow, self._clock.now())
+        done: list[_Tx] = []
         for frame in sorted(presses, key=lambda f: (f.state.device_id, f.envelope.seq)):
-            message = frame.envelope.message
-            assert isinstance(message, KeyEvent)
-            tx.now = frame.inbound.received_at
-            device_id = frame.state.device_id
-            household = frame.state.record.household_code
-            info = await uow.grid.household_info(household) if household else None
-            if message.key == Key.GREEN_CALL:
-                await self._green(tx, device_id, household, info, message.press_count)
-            elif message.key == Key.RED_HANGUP:
-                live = await uow.tickets.live(household) if household else None
-                if live is not None:
-                    await self._decide(tx, live, PressRed(), info)
-            else:
-                rating: Rating = "up" if message.key == Key.THUMBS_UP else "down"
-                unrated = await uow.tickets.latest_unrated(household) if household else None
-                linked = None
-                if unrated is not None:
-                    decision = await self._decide(tx, unrated, Thumbs(rating), info)
-                    if decision.ticket.status == TicketStatus.RATED:
-                        linked = unrated.id
-                await uow.tickets.add_feedback(
-                    Feedback(household, device_id, tx.now, rating, linked)
+            tx = _Tx(uow, frame.inbound.received_at)
+            try:
+                async with uow.savepoint():
+                    await self._press(tx, frame)
+                    await tx.flush()
+            except (StoreUnavailableError, StoreCorruptError, OSError):
+                raise
+            except Exception as exc:
+                if self._alarms is None:
+                    raise
+                tx = _Tx(uow, frame.inbound.received_at)
+                message = frame.envelope.message
+                assert isinstance(message, KeyEvent)
+                household = frame.state.record.household_code
+                info = await uow.grid.household_info(household) if household else None
+                tx.after.append(
+                    await self._alarms.call_not_ticketed(
+                        uow,
+                        frame.state.record,
+                        info,
+                        tx.now,
+                        exc,
+                        green=message.key == Key.GREEN_CALL,
+                    )
                 )
-        await tx.flush()
-        return self._on_commit(tx)
+            done.append(tx)
+        hooks = [self._on_commit(tx) for tx in done]
+
+        def after() -> None:
+            for hook in hooks:
+                hook()
+
+        return after
+
+    async def _press(self, tx: _Tx, frame: AcceptedFrame) -> None:
+        """One key press: a call, a hang-up or a rating."""
+        message = frame.envelope.message
+        assert isinstance(message, KeyEvent)
+        uow = tx.uow
+        device_id = frame.state.device_id
+        # Read in the transaction: a move made by another process counts from this press.
+        current = await uow.devices.get(device_id)
+        record = current if current is not None else frame.state.record
+        household = record.household_code
+        info = await uow.grid.household_info(household) if household else None
+        if message.key == Key.GREEN_CALL:
+            await self._green(tx, device_id, household, info, message.press_count)
+            if info is None and self._alarms is not None:
+                tx.after.append(await self._alarms.call_not_ticketed(uow, record, None, tx.now))
+        elif message.key == Key.RED_HANGUP:
+            live = await uow.tickets.live(household) if household else None
+            if live is not None:
+                await self._decide(tx, live, PressRed(), info)
+        else:
+            rating: Rating = "up" if message.key == Key.THUMBS_UP else "down"
+            unrated = await uow.tickets.latest_unrated(household) if household else None
+            linked = None
+            if unrated is not None:
+                decision = await self._decide(tx, unrated, Thumbs(rating), info)
+                if decision.ticket.status == TicketStatus.RATED:
+                    linked = unrated.id
+            await uow.tickets.add_feedback(Feedback(household, device_id, tx.now, rating, linked))
 
     async def _green(
         self,
@@ -231,11 +299,12 @@ class TicketService:
         village = info.unit_at("village") if info else None
         neighbourhood = info.unit_at("neighbourhood") if info else None
         rules = self._settings.rules_for(village)
-        draft = new_ticket(household, device_id, village, neighbourhood, presses, rules, tx.now)
+        # A household that does not exist is no household: the call is recorded on its box
+        # (and raised as an alarm by the caller), never failed on the foreign key.
+        known = household if info is not None else None
+        draft = new_ticket(known, device_id, village, neighbourhood, presses, rules, tx.now)
         ticket = replace(draft, id=await tx.uow.tickets.insert(draft))
         await self._decide(tx, ticket, Open(presses), info)
-        if info is None:
-            log.error("call from a box without a household", extra={"device_id": device_id})
 
     # -- people -------------------------------------------------------------------------
 
@@ -390,6 +459,8 @@ class TicketService:
                 self._scheduler.notify(min(d.due_at for d in tx.deadlines))
             for outcome in tx.counts:
                 self._metrics.tickets.labels(outcome).inc()
+            for hook in tx.after:
+                hook()
 
         return after
 

@@ -20,10 +20,14 @@ from typing import Literal, Protocol
 from alerts import Notification
 from firmware_protocol import Indication
 from gateway.domain.devices import (
+    AlarmKind,
     DeviceRecord,
     DeviceSeen,
     DeviceStatus,
     EventRow,
+    HistoryEntry,
+    OfflineNotice,
+    OperatorAlarm,
     Telemetry,
     Transition,
 )
@@ -215,6 +219,56 @@ class DeviceWrites(Protocol):
 
     async def apply_transitions(self, rows: Sequence[Transition]) -> None:
         """Record status changes and set the devices' current status flags."""
+        ...
+
+    async def get(self, device_id: str) -> DeviceRecord | None:
+        """One device as of this transaction, or None."""
+        ...
+
+    async def set_household(self, device_id: str, household_code: str | None) -> None:
+        """Attach the device to a household, or to none."""
+        ...
+
+    async def set_enabled(self, device_id: str, enabled: bool) -> None:
+        """Enable the device, or retire it (its frames are refused; its history stays)."""
+        ...
+
+    async def add_history(self, entry: HistoryEntry) -> int:
+        """Append one change to a device's registration; returns its id."""
+        ...
+
+    async def installed_unit(self, device_id: str) -> str | None:
+        """The grid unit the device was last known to be in, from its history, or None.
+
+        The newest history row naming a unit, or else the neighbourhood of the newest
+        household it was attached to (that still exists).
+        """
+        ...
+
+    async def last_heard(self, device_id: str) -> float | None:
+        """When the device's newest frame was received (exact, from its events), or None."""
+        ...
+
+    async def raise_alarm(
+        self, kind: AlarmKind, device_id: str | None, detail: str, at: float
+    ) -> OperatorAlarm:
+        """Open an alarm, or count a repeat on the open one of the same kind and device."""
+        ...
+
+    async def alarm_notified(self, alarm_id: int, at: float) -> None:
+        """Note that people were sent a message about the alarm at `at`."""
+        ...
+
+    async def clear_alarm(self, alarm_id: int, at: float, by: str) -> OperatorAlarm | None:
+        """Clear an open alarm; the alarm as cleared, or None if there is no open one."""
+        ...
+
+    async def offline_notice_sent(self, notice: OfflineNotice) -> None:
+        """Remember that the device's people were told it is offline."""
+        ...
+
+    async def take_offline_notice(self, device_id: str) -> OfflineNotice | None:
+        """The notice of the device's offline spell, removed; None if none was sent."""
         ...
 
 
@@ -469,6 +523,13 @@ class UnitOfWork(Protocol):
         """Box indications."""
         ...
 
+    def savepoint(self) -> AbstractAsyncContextManager[None]:
+        """A nested scope: if its body raises, only its writes are undone, then it re-raises.
+
+        A driver error inside it leaves it as a StoreError (ConflictError for a constraint).
+        """
+        ...
+
 
 # Read ports: committed rows, read beside the writer.
 
@@ -518,6 +579,26 @@ class DeviceReads(Protocol):
 
     async def watched(self) -> list[WatchedDevice]:
         """Every device that is not offline: what silence supervision needs of it."""
+        ...
+
+    async def history(self, device_id: str) -> list[HistoryEntry]:
+        """The changes to one device's registration, oldest first."""
+        ...
+
+    async def history_after(self, after_id: int, limit: int) -> list[HistoryEntry]:
+        """Up to `limit` changes to any device with an id above `after_id`, oldest first."""
+        ...
+
+    async def history_head(self) -> int:
+        """The id of the newest change to any device (0 if none)."""
+        ...
+
+    async def alarms(self, *, cleared: bool = False) -> list[OperatorAlarm]:
+        """Open alarms (with `cleared`, every alarm), oldest first."""
+        ...
+
+    async def offline_notices(self) -> list[OfflineNotice]:
+        """Offline spells whose notice was sent, by device."""
         ...
 
 

@@ -20,10 +20,14 @@ from alerts import Notification
 from alerts.notification import URGENT
 from firmware_protocol import Indication, IndicationKind, LedPattern
 from gateway.domain.devices import (
+    AlarmKind,
     DeviceRecord,
     DeviceSeen,
     DeviceStatus,
     EventRow,
+    HistoryEntry,
+    OfflineNotice,
+    OperatorAlarm,
     Telemetry,
     Transition,
 )
@@ -590,6 +594,154 @@ class SqliteDeviceWrites(_Writes):
                     int(row.kind == "low_battery"),
                 )
             await self._conn.execute(sql, (arg, row.device_id))
+
+    async def get(self, device_id: str) -> DeviceRecord | None:
+        """One device as of this transaction, or None."""
+        rows = await self._rows("SELECT * FROM devices WHERE device_id = ?", (device_id,))
+        return _device_from_row(rows[0]) if rows else None
+
+    async def set_household(self, device_id: str, household_code: str | None) -> None:
+        """Attach the device to a household, or to none."""
+        await self._conn.execute(
+            "UPDATE devices SET household_code = ? WHERE device_id = ?", (household_code, device_id)
+        )
+
+    async def set_enabled(self, device_id: str, enabled: bool) -> None:
+        """Enable the device, or retire it (its frames are refused; its history stays)."""
+        await self._conn.execute(
+            "UPDATE devices SET enabled = ? WHERE device_id = ?", (int(enabled), device_id)
+        )
+
+    async def add_history(self, entry: HistoryEntry) -> int:
+        """Append one change to a device's registration; returns its id."""
+        cursor = await self._conn.execute(
+            "INSERT INTO device_history (device_id, at, action, from_household, to_household,"
+            " unit_code, other_device, actor, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                entry.device_id,
+                entry.at,
+                entry.action,
+                entry.from_household,
+                entry.to_household,
+                entry.unit_code,
+                entry.other_device,
+                entry.actor,
+                entry.note,
+            ),
+        )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    async def installed_unit(self, device_id: str) -> str | None:
+        """The grid unit the device was last known to be in, from its history, or None."""
+        rows = await self._rows(
+            "SELECT coalesce(h.unit_code, (SELECT neighbourhood_code FROM households"
+            " WHERE code = coalesce(h.to_household, h.from_household))) AS unit"
+            " FROM device_history h WHERE h.device_id = ? ORDER BY h.id DESC",
+            (device_id,),
+        )
+        return next((r["unit"] for r in rows if r["unit"] is not None), None)
+
+    async def last_heard(self, device_id: str) -> float | None:
+        """When the device's newest frame was received (exact, from its events), or None."""
+        rows = await self._rows(
+            "SELECT max(received_at) FROM events WHERE device_id = ?", (device_id,)
+        )
+        value = rows[0][0]
+        return None if value is None else float(value)
+
+    async def raise_alarm(
+        self, kind: AlarmKind, device_id: str | None, detail: str, at: float
+    ) -> OperatorAlarm:
+        """Open an alarm, or count a repeat on the open one of the same kind and device."""
+        rows = await self._rows(
+            "SELECT * FROM operator_alarms WHERE kind = ? AND device_id IS ?"
+            " AND cleared_at IS NULL",
+            (kind, device_id),
+        )
+        if rows:
+            await self._conn.execute(
+                "UPDATE operator_alarms SET count = count + 1, last_at = max(last_at, ?),"
+                " detail = ? WHERE id = ?",
+                (at, detail, rows[0]["id"]),
+            )
+            alarm_id = int(rows[0]["id"])
+        else:
+            cursor = await self._conn.execute(
+                "INSERT INTO operator_alarms (kind, device_id, detail, at, last_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (kind, device_id, detail, at, at),
+            )
+            assert cursor.lastrowid is not None
+            alarm_id = cursor.lastrowid
+        found = await self._rows("SELECT * FROM operator_alarms WHERE id = ?", (alarm_id,))
+        return _alarm(found[0])
+
+    async def alarm_notified(self, alarm_id: int, at: float) -> None:
+        """Note that people were sent a message about the alarm at `at`."""
+        await self._conn.execute(
+            "UPDATE operator_alarms SET notified_at = ? WHERE id = ?", (at, alarm_id)
+        )
+
+    async def clear_alarm(self, alarm_id: int, at: float, by: str) -> OperatorAlarm | None:
+        """Clear an open alarm; the alarm as cleared, or None if there is no open one."""
+        await self._conn.execute(
+            "UPDATE operator_alarms SET cleared_at = ?, cleared_by = ?"
+            " WHERE id = ? AND cleared_at IS NULL",
+            (at, by, alarm_id),
+        )
+        rows = await self._rows(
+            "SELECT * FROM operator_alarms WHERE id = ? AND cleared_at = ? AND cleared_by = ?",
+            (alarm_id, at, by),
+        )
+        return _alarm(rows[0]) if rows else None
+
+    async def offline_notice_sent(self, notice: OfflineNotice) -> None:
+        """Remember that the device's people were told it is offline."""
+        await self._conn.execute(
+            "INSERT OR REPLACE INTO device_offline_notices (device_id, last_heard, notified_at)"
+            " VALUES (?, ?, ?)",
+            (notice.device_id, notice.last_heard, notice.notified_at),
+        )
+
+    async def take_offline_notice(self, device_id: str) -> OfflineNotice | None:
+        """The notice of the device's offline spell, removed; None if none was sent."""
+        rows = await self._rows(
+            "DELETE FROM device_offline_notices WHERE device_id = ?"
+            " RETURNING device_id, last_heard, notified_at",
+            (device_id,),
+        )
+        return OfflineNotice(rows[0][0], rows[0][1], rows[0][2]) if rows else None
+
+
+def _alarm(row: sqlite3.Row) -> OperatorAlarm:
+    return OperatorAlarm(
+        id=row["id"],
+        kind=row["kind"],
+        device_id=row["device_id"],
+        detail=row["detail"],
+        at=row["at"],
+        last_at=row["last_at"],
+        count=row["count"],
+        notified_at=row["notified_at"],
+        cleared_at=row["cleared_at"],
+        cleared_by=row["cleared_by"],
+    )
+
+
+def _history(row: sqlite3.Row) -> HistoryEntry:
+    return HistoryEntry(
+        device_id=row["device_id"],
+        at=row["at"],
+        action=row["action"],
+        actor=row["actor"],
+        from_household=row["from_household"],
+        to_household=row["to_household"],
+        unit_code=row["unit_code"],
+        other_device=row["other_device"],
+        note=row["note"],
+        id=row["id"],
+    )
 
 
 class SqliteDeadlineWrites(_Writes):
@@ -1172,6 +1324,39 @@ class SqliteDeviceReads(_Reads):
         )
         return [WatchedDevice(r[0], r[1], r[2], r[3]) for r in rows]
 
+    async def history(self, device_id: str) -> list[HistoryEntry]:
+        """The changes to one device's registration, oldest first."""
+        rows = await self._fetch(
+            "SELECT * FROM device_history WHERE device_id = ? ORDER BY id", (device_id,)
+        )
+        return [_history(r) for r in rows]
+
+    async def history_after(self, after_id: int, limit: int) -> list[HistoryEntry]:
+        """Up to `limit` changes to any device with an id above `after_id`, oldest first."""
+        rows = await self._fetch(
+            "SELECT * FROM device_history WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit)
+        )
+        return [_history(r) for r in rows]
+
+    async def history_head(self) -> int:
+        """The id of the newest change to any device (0 if none)."""
+        rows = await self._fetch("SELECT coalesce(max(id), 0) FROM device_history")
+        return int(rows[0][0])
+
+    async def alarms(self, *, cleared: bool = False) -> list[OperatorAlarm]:
+        """Open alarms (with `cleared`, every alarm), oldest first."""
+        where = "" if cleared else " WHERE cleared_at IS NULL"
+        rows = await self._fetch(f"SELECT * FROM operator_alarms{where} ORDER BY id")  # noqa: S608
+        return [_alarm(r) for r in rows]
+
+    async def offline_notices(self) -> list[OfflineNotice]:
+        """Offline spells whose notice was sent, by device."""
+        rows = await self._fetch(
+            "SELECT device_id, last_heard, notified_at FROM device_offline_notices"
+            " ORDER BY device_id"
+        )
+        return [OfflineNotice(r[0], r[1], r[2]) for r in rows]
+
 
 class SqliteDeadlineReads(_Reads):
     """Committed deadlines rows, read on the reader connection."""
@@ -1433,14 +1618,40 @@ def _indication(row: sqlite3.Row) -> Indication:
 class SqliteUnitOfWork:
     """The write ports over one open SQLite transaction."""
 
-    def __init__(self, conn: aiosqlite.Connection) -> None:
+    def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
         self._conn = conn
+        self._path = path
+        self._savepoints = itertools.count(1)
         self.devices = SqliteDeviceWrites(conn)
         self.deadlines = SqliteDeadlineWrites(conn)
         self.grid = SqliteGridWrites(conn)
         self.tickets = SqliteTicketWrites(conn)
         self.outbox = SqliteOutboxWrites(conn)
         self.indications = SqliteIndicationWrites(conn)
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        """A nested scope: if its body raises, only its writes are undone, then it re-raises."""
+        name = f"sp_{next(self._savepoints)}"
+        try:
+            await self._conn.execute(f"SAVEPOINT {name}")
+        except sqlite3.Error as exc:
+            raise _translate(exc, self._path) from exc
+        try:
+            yield
+        except BaseException as exc:
+            try:
+                await self._conn.execute(f"ROLLBACK TO {name}")
+                await self._conn.execute(f"RELEASE {name}")
+            except sqlite3.Error as undo:
+                raise _translate(undo, self._path) from exc
+            if isinstance(exc, sqlite3.Error):
+                raise _translate(exc, self._path) from exc
+            raise
+        try:
+            await self._conn.execute(f"RELEASE {name}")
+        except sqlite3.Error as exc:
+            raise _translate(exc, self._path) from exc
 
 
 def _translate(exc: sqlite3.Error, path: Path) -> StoreError:
@@ -1559,7 +1770,7 @@ class SqliteStore:
             except sqlite3.Error as exc:
                 raise _translate(exc, self.path) from exc
             try:
-                yield SqliteUnitOfWork(conn)
+                yield SqliteUnitOfWork(conn, self.path)
             except sqlite3.Error as exc:
                 await self._rollback(conn)
                 raise _translate(exc, self.path) from exc

@@ -20,6 +20,9 @@ LONGEST = {
     "presses": "255",
     "key_safe": "0000-0000-0000",
     "health": "高血压、糖尿病、心脏起搏器，独居，行动不便需轮椅，对青霉素过敏",
+    "device": "b1da000000000001（三元镇桥元村第十三村民小组东头）",
+    "household": "341504-101-001-1-3-1-0001",
+    "hours": "9999",
 }
 SPOKEN_ONLY = {k for k in CATALOGS["zh-CN"] if k.startswith("voice_")} | {"not_recorded"}
 SECRETS = {"key_safe", "health"}
