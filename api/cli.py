@@ -154,7 +154,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-device_app = typer.Typer(help="Provision and list devices.", no_args_is_help=True)
+device_app = typer.Typer(
+    help="Register, attach, move, replace, remove and list devices (设备).", no_args_is_help=True
+)
 app.add_typer(device_app, name="device")
 
 
@@ -182,61 +184,8 @@ def run(config: ConfigOption = None) -> None:
     raise typer.Exit(run_gateway(config))
 
 
-@device_app.command("add")
-def device_add(
-    device_id: Annotated[str, typer.Argument(help="16 hex digits", parser=_device_id)],
-    kind: Annotated[DeviceKindChoice, typer.Option(help="what the device is")],
-    key: Annotated[
-        bytes | None,
-        typer.Option(
-            help=f"{2 * KEY_LEN} hex digits; a random key is generated and shown if absent",
-            parser=_key,
-        ),
-    ] = None,
-    household: Annotated[str | None, typer.Option(help="household code")] = None,
-    label: Annotated[str | None, typer.Option(help="free text for installers")] = None,
-    config: ConfigOption = None,
-) -> None:
-    """Register a device."""
-    record = _with_store(
-        config,
-        lambda a: a.register_device(device_id, _DEVICE_KINDS[kind], key, household, label),
-    )
-    _say(f"registered {record.device_id} ({record.kind})")
-    if key is None:
-        # Shown once, for the installer to load into the device.
-        _say(f"key: {record.key.hex()}")
-
-
 def _local_time(unix: float) -> str:
     return datetime.fromtimestamp(unix).astimezone().strftime("%Y-%m-%d %H:%M:%S")
-
-
-@device_app.command("list")
-def device_list(config: ConfigOption = None) -> None:
-    """List devices and their health."""
-    devices = _with_store(config, lambda a: a.list_devices())
-    table = Table(
-        "device_id",
-        "kind",
-        "status",
-        "battery",
-        "rssi",
-        "last_seen",
-        box=box.SIMPLE,
-        show_edge=False,
-    )
-    for d in devices:
-        table.add_row(
-            d.device_id,
-            d.kind,
-            d.status,
-            "-" if d.battery_pct is None else f"{d.battery_pct}%",
-            "-" if d.rssi_dbm is None else str(d.rssi_dbm),
-            "-" if d.last_seen is None else _local_time(d.last_seen),
-        )
-    _console().print(table)
-    _say(f"{len(devices)} devices")
 
 
 @app.command("import")
@@ -426,3 +375,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         _quiet_stdout()
         return EXIT_PIPE_CLOSED
     return code
+
+
+# `bidao device ...` and `bidao alarms` live in api/cli_devices.py; they use the helpers above.
+from api import cli_devices  # noqa: E402
+
+cli_devices.register(device_app, app)
