@@ -56,7 +56,7 @@ def _actor() -> str:
 ByOption = Annotated[
     str | None, typer.Option("--by", help="who makes the change (default: the login name)")
 ]
-DeviceArg = Annotated[str, typer.Argument(help="device id, 16 hex digits")]
+DeviceArg = Annotated[str, typer.Argument(help="device id, 16 hex digits", parser=cli._device_id)]
 
 
 def _run(config: cli.ConfigOption, work: Callable[[Application], Awaitable[T]]) -> T:
@@ -165,8 +165,8 @@ def device_move(
 
 
 def device_replace(
-    old: Annotated[str, typer.Argument(help="the box taken away")],
-    new: Annotated[str, typer.Argument(help="the box that takes its place")],
+    old: Annotated[str, typer.Argument(help="the box taken away", parser=cli._device_id)],
+    new: Annotated[str, typer.Argument(help="the box that takes its place", parser=cli._device_id)],
     key: Annotated[
         bytes | None,
         typer.Option(

@@ -66,21 +66,33 @@ def test_sim_keeps_its_own_help_and_usage_errors(capsys: pytest.CaptureFixture[s
 def test_device_add_and_list_with_a_table(tmp_path: Path) -> None:
     added = bidao(tmp_path, "device", "add", "B1DA000000000001", "--kind", "call_box", "--key", KEY)
     assert added.returncode == 0, added.stderr
-    assert added.stdout == "registered b1da000000000001 (call_box)\n"
+    assert added.stdout == "已登记呼叫盒 b1da000000000001\nregistered b1da000000000001 (call_box)\n"
     generated = bidao(tmp_path, "device", "add", "b1da000000000002", "--kind", "water_meter")
     assert generated.returncode == 0, generated.stderr
-    key = generated.stdout.split("key: ")[1].strip()
+    key = generated.stdout.splitlines()[-1].rsplit(" ", 1)[1]  # "key (shown once ...): KEY"
     assert len(bytes.fromhex(key)) == 16
 
     listing = bidao(tmp_path, "device", "list")
     assert listing.returncode == 0, listing.stderr
     assert listing.stderr == ""
     lines = listing.stdout.splitlines()
-    assert lines[0].split() == ["device_id", "kind", "status", "battery", "rssi", "last_seen"]
+    assert lines[0].split() == ["设备", "类型", "住户", "状态", "电量", "信号", "最后联系"]
+    assert lines[1].split() == [
+        "device",
+        "kind",
+        "household",
+        "state",
+        "battery",
+        "rssi",
+        "last",
+        "seen",
+    ]
+    del lines[1]
     assert set(lines[1].strip()) == {"─"}  # the Rich table's rule under its header
-    assert lines[2].split() == ["b1da000000000001", "call_box", "unknown", "-", "-", "-"]
-    assert lines[3].split() == ["b1da000000000002", "water_meter", "unknown", "-", "-", "-"]
-    assert lines[4] == "2 devices"
+    state = ["在用", "in", "use,", "未联系", "not", "heard", "-", "-", "-"]
+    assert lines[2].split() == ["b1da000000000001", "呼叫盒", "call", "box", "-", *state]
+    assert lines[3].split() == ["b1da000000000002", "水表", "water", "meter", "-", *state]
+    assert lines[4:] == ["共 2 台设备", "2 devices"]
     assert KEY not in listing.stdout
     assert key not in listing.stdout
 
@@ -99,7 +111,7 @@ def test_a_closed_pipe_ends_quietly(tmp_path: Path, monkeypatch: pytest.MonkeyPa
         timeout=30,
         env=env,
     )
-    assert piped.stdout.split() == ["device_id", "kind", "status", "battery", "rssi", "last_seen"]
+    assert piped.stdout.split() == ["设备", "类型", "住户", "状态", "电量", "信号", "最后联系"]
     assert piped.stderr == ""
     # A reader that has gone before the first write: every write meets a closed pipe.
     for argv in (["device", "list"], ["report"], ["sim", "--help"]):
@@ -180,7 +192,7 @@ def test_a_damaged_database_is_one_line_and_a_prompt_exit(
         (["report", "--days", "-1"], "must be a positive number of days, got -1"),
         (["report", "--days", "0"], "must be a positive number of days, got 0"),
         (["import", "streets", "x.csv"], "'streets' is not one of"),
-        (["device", "remove"], "No such command"),
+        (["device", "frobnicate"], "No such command"),
     ],
 )
 def test_bad_arguments_exit_2_with_a_message(tmp_path: Path, argv: list[str], message: str) -> None:
@@ -199,8 +211,12 @@ def test_a_device_that_cannot_be_added_is_one_line_and_exit_2(
     capsys.readouterr()
     assert main(["device", "add", "b1da000000000001", "--kind", "call_box", "--key", KEY]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("bidao: device b1da000000000001 cannot be added")
-    assert err.count("\n") == 1
+    assert err == (
+        "错误：设备 b1da000000000001 已经登记过，未做任何更改；要绑定或更换住户请用"
+        " bidao device attach 或 move。\n"
+        "error: device b1da000000000001 is registered already; nothing was changed. To attach"
+        " it or change its household use bidao device attach or move.\n"
+    )
 
 
 def test_an_unreadable_config_file_is_one_line_and_exit_2(

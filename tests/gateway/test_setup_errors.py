@@ -134,9 +134,7 @@ async def test_a_box_without_a_household_is_acked_raises_an_alarm_and_tells_the_
 
     assert seq in village.boxes[LOOSE_BOX].acked
     alarms = await gw.store.devices.alarms()
-    assert [(a.kind, a.device_id, a.count) for a in alarms] == [
-        ("unassigned_call", LOOSE_BOX, 1)
-    ]
+    assert [(a.kind, a.device_id, a.count) for a in alarms] == [("unassigned_call", LOOSE_BOX, 1)]
     assert await village.texts_to(TOWNSHIP_PHONE) == [
         "【必到】呼叫盒b1da000000000002按下了呼叫键，但未绑定住户，无法通知责任人。请尽快核实。"
     ]
@@ -257,9 +255,7 @@ async def test_a_move_and_a_removal_by_the_cli_reach_the_running_gateway(
     assert moved.returncode == 0, moved.stderr
     assert "正在运行的网关最迟 5 秒内生效。" in moved.stdout
     await village.clock.advance(POLL_S)
-    await wait_for(
-        lambda: state.record.household_code == "341504-101-001-0002", what="move seen"
-    )
+    await wait_for(lambda: state.record.household_code == "341504-101-001-0002", what="move seen")
 
     removed = await village.cli("device", "remove", BOX_ID, "--by", "老王")
     assert removed.returncode == 0, removed.stderr
@@ -315,3 +311,60 @@ async def test_a_box_silent_for_a_day_is_told_once_and_back_online_is_told(
     )
     assert await gw.store.devices.offline_notices() == []
     assert sample(gw, "bidao_device_notices_total", kind="device_back_online") == 2
+
+
+async def test_no_storm_of_offline_notices_after_a_restart(
+    tmp_path: Path, broker: MosquittoBroker, clock: ManualClock
+) -> None:
+    with FakePhoneNetwork(ACCOUNT, TOKEN) as phones:
+        settings = gateway_settings(
+            tmp_path,
+            broker,
+            notify={
+                "provider": "twilio",
+                "twilio_account_sid": ACCOUNT,
+                "twilio_auth_token": TOKEN,
+                "twilio_from": "+8657100000000",
+                "twilio_api_base_url": phones.url,
+                "send_timeout_s": 2.0,
+            },
+            supervision={"changes_poll_s": 3600.0},
+        )
+        box = SimulatedDevice(BOX_ID, "call_box", BOX_KEY, clock=clock.now)
+        gw = GatewayService(settings, clock, build_provider(settings))
+        async with gw:
+            await load_grid(gw)
+            async with MqttFleet("127.0.0.1", broker.port, [box]) as fleet:
+                await fleet.send(BOX_ID, box.heartbeat())
+                await wait_for(lambda: not box.pending, what="heartbeat acked")
+            heard_at = clock.now()
+            await clock.advance(3 * 60 + 1)
+            await wait_for(
+                lambda: (s := gw.registry.cached(BOX_ID)) is not None and s.status == "offline",
+                what="declared offline",
+            )
+            gw.request_stop()
+            await gw.stopped()
+
+        # Down for three days: the stored notice is long overdue, but the gateway heard
+        # nothing because it was not listening. It waits a whole day of listening first.
+        await clock.advance(3 * 86_400)
+        again = GatewayService(settings, clock, build_provider(settings))
+        async with again:
+            started = clock.now()
+            await again.scheduler.fire_due(clock.now())
+            assert await again.store.outbox.notifications() == []
+            await clock.advance(86_400 - 1)
+            assert await again.store.outbox.notifications() == []
+            await clock.advance(1)
+            hours = int((started + 86_400 - heard_at) // 3600)
+            assert hours == 4 * 24
+            await wait_for(
+                lambda: len(phones.received(GRID_WORKER_PHONE)) == 1, timeout=20, what="one SMS"
+            )
+            sms = phones.received(GRID_WORKER_PHONE)
+            assert [r.body for r in sms] == [
+                f"【必到】张桂兰家的呼叫盒已{hours}小时没有信号，请帮忙查看电源和网络。"
+            ]
+            assert len(await again.store.outbox.notifications()) == 2  # and the daughter
+            await asyncio.to_thread(phones.wait_idle)
