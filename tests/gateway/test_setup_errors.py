@@ -24,9 +24,9 @@ from firmware_protocol import AckCode, Key
 from gateway.application import for_service
 from gateway.clock import ManualClock
 from gateway.domain.devices import DeviceRecord
+from gateway.domain.tickets import decide as real_decide
 from gateway.runtime.broker import MosquittoBroker
 from gateway.runtime.service import GatewayService
-from gateway.services import tickets as ticket_service
 from tests.gateway.grid import BOX_ID, BOX_KEY, HOUSEHOLD
 from tests.gateway.support import gateway_settings, load_grid, sample, wait_for
 
@@ -187,8 +187,10 @@ async def test_a_box_registered_to_a_household_that_does_not_exist_still_gets_it
         ("unknown_household", TYPO_BOX, f"household {TYPO_HOUSEHOLD} does not exist")
     ]
     assert await village.texts_to(TOWNSHIP_PHONE) == [
-        "【必到】呼叫盒b1da000000000003按下了呼叫键，但它登记的住户341504-101-001-0099不存在，"
-        "无法通知责任人。请尽快核实。"
+        (
+            "【必到】呼叫盒b1da000000000003按下了呼叫键，但它登记的住户341504-101-001-0099不存在，"
+            "无法通知责任人。请尽快核实。"
+        )
     ]
     tickets = await gw.store.tickets.all()
     assert [(t.device_id, t.household_code) for t in tickets] == [(TYPO_BOX, None)]
@@ -208,14 +210,13 @@ async def test_a_rule_that_raises_costs_no_ack_and_no_other_call(
     village: Village, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     gw = village.gw
-    real_decide = ticket_service.decide
 
     def broken(ticket, command, context, now):  # type: ignore[no-untyped-def]
         if ticket.household_code == HOUSEHOLD:
             raise RuntimeError("a bug in the rules")
         return real_decide(ticket, command, context, now)
 
-    monkeypatch.setattr(ticket_service, "decide", broken)
+    monkeypatch.setattr("gateway.services.tickets.decide", broken)
     await for_service(gw).register_device(
         LOOSE_BOX, "call_box", LOOSE_KEY, unit_code="341504-101", actor="installer"
     )
@@ -235,8 +236,10 @@ async def test_a_rule_that_raises_costs_no_ack_and_no_other_call(
     texts = await village.texts_to(TOWNSHIP_PHONE, 2)
     assert sorted(texts) == sorted(
         [
-            "【必到】张桂兰（桥元村三组12号）的呼叫盒b1da000000000001按下了呼叫键，"
-            "但系统未能生成工单，责任人可能没有收到通知。请尽快联系老人。",
+            (
+                "【必到】张桂兰（桥元村三组12号）的呼叫盒b1da000000000001按下了呼叫键，"
+                "但系统未能生成工单，责任人可能没有收到通知。请尽快联系老人。"
+            ),
             "【必到】呼叫盒b1da000000000002按下了呼叫键，但未绑定住户，无法通知责任人。请尽快核实。",
         ]
     )
@@ -292,8 +295,10 @@ async def test_a_box_silent_for_a_day_is_told_once_and_back_online_is_told(
         "【必到】张桂兰家的呼叫盒已24小时没有信号，请帮忙查看电源和网络。"
     ]
     assert await village.texts_to(DAUGHTER_PHONE) == [
-        "[Bidao] The call box at 张桂兰's home has had no signal for 24 hours. "
-        "Please help check its power and network."
+        (
+            "[Bidao] The call box at 张桂兰's home has had no signal for 24 hours. "
+            "Please help check its power and network."
+        )
     ]
 
     # Once per spell: another day of silence sends nothing more.
