@@ -20,8 +20,7 @@ from rich.table import Table
 from api import cli
 from api.cli_devices_en import TEXT as EN
 from api.cli_devices_zh import TEXT as ZH
-from gateway.application import Application, DeviceAdminError
-from gateway.domain.devices import DeviceRecord
+from gateway.application import Application, DeviceAdminError, DeviceRecord
 
 T = TypeVar("T")
 

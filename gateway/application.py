@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING
 from alerts import Notification
 from gateway.clock import Clock, SystemClock
 from gateway.config import DeviceKind, Settings
-from gateway.domain.devices import DeviceRecord, HistoryEntry, OperatorAlarm
+from gateway.domain.devices import DeviceRecord as DeviceRecord  # noqa: PLC0414 - re-exported
+from gateway.domain.devices import HistoryEntry, OperatorAlarm
 from gateway.domain.tickets import ActionChannel, Category, Ticket
 from gateway.domain.tickets import TicketError as TicketError  # noqa: PLC0414 - re-exported
 from gateway.errors import GatewayError
