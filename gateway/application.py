@@ -26,8 +26,16 @@ from typing import TYPE_CHECKING
 
 from alerts import Notification
 from gateway.clock import Clock, SystemClock
-from gateway.config import DeviceKind, Settings
+from gateway.config import (
+    CardThresholds,
+    DeviceKind,
+    Settings,
+    TicketPolicy,
+    WarningThresholds,
+)
 from gateway.domain.devices import DeviceRecord
+from gateway.domain.grid import Contact as Contact  # noqa: PLC0414 - re-exported
+from gateway.domain.grid import GridUnit as GridUnit  # noqa: PLC0414 - re-exported
 from gateway.domain.tickets import ActionChannel, Category, Ticket
 from gateway.domain.tickets import TicketError as TicketError  # noqa: PLC0414 - re-exported
 from gateway.errors import GatewayError
@@ -38,7 +46,9 @@ from gateway.services.grid_import import ImportKind as ImportKind  # noqa: PLC04
 from gateway.services.grid_import import (
     ImportRejectedError as ImportRejectedError,  # noqa: PLC0414 - re-exported
 )
-from gateway.services.reports import Card, Reports, TicketStats, UnitWarning
+from gateway.services.reports import UNPLACED as UNPLACED  # noqa: PLC0414 - re-exported
+from gateway.services.reports import Card, Reports, UnitWarning
+from gateway.services.reports import TicketStats as TicketStats  # noqa: PLC0414 - re-exported
 from gateway.services.reports import by_level as by_level  # noqa: PLC0414 - re-exported
 from gateway.store.ports import Store
 from gateway.store.sqlite import SqliteStore
@@ -87,6 +97,14 @@ class Report:
     cards: list[Card]
     unused_boxes: list[str]
     unused_days: float
+    units: dict[str, GridUnit]
+    """Every grid unit by code, county to neighbourhood, to name the figures' places."""
+    contacts: dict[int, Contact]
+    """Every contact by id, to name the figures' people."""
+    warnings: WarningThresholds
+    card_thresholds: CardThresholds
+    policy: TicketPolicy
+    """The clocks new tickets open under (each ticket is counted under its own)."""
 
 
 class Application:
@@ -261,6 +279,7 @@ class Application:
         await self._ready()
         now = self._clock.now()
         start = now - days * DAY_S
+        units, contacts = await self._reports.grid()
         return Report(
             start=start,
             end=now,
@@ -270,6 +289,11 @@ class Application:
             cards=await self._reports.chief_cards(start, now),
             unused_boxes=await self._reports.unused_boxes(now, UNUSED_BOX_DAYS),
             unused_days=UNUSED_BOX_DAYS,
+            units=units,
+            contacts=contacts,
+            warnings=self.settings.warnings,
+            card_thresholds=self.settings.cards,
+            policy=self.settings.tickets.default,
         )
 
     def metrics_text(self) -> bytes:
