@@ -273,23 +273,11 @@ class ReportLanguage(enum.StrEnum):
     en = "en"
 
 
-def _report_days(text: str) -> float:
-    try:
-        return parse_days(text)
-    except ReportInputError as exc:
-        raise typer.BadParameter(str(exc)) from None
-
-
 @app.command()
 def report(
     days: Annotated[
-        float,
-        typer.Option(
-            help="period for the statistics, in days (统计天数)",
-            parser=_report_days,
-            metavar="DAYS",
-        ),
-    ] = 30.0,
+        str, typer.Option(help="period for the statistics, in days (统计天数)", metavar="DAYS")
+    ] = "30",
     lang: Annotated[
         ReportLanguage, typer.Option("--lang", help="zh (中文, default) or en")
     ] = ReportLanguage.zh,
@@ -304,7 +292,13 @@ def report(
     config: ConfigOption = None,
 ) -> None:
     """预警颜色、办结率和满意率、邻长考核牌 / warning colours, figures and chiefs' cards."""
-    view = ReportView(_with_store(config, lambda a: a.report(days)), lang.value)
+    try:
+        period = parse_days(days)
+    except ReportInputError as exc:
+        for line in str(exc).splitlines():
+            _complain(f"bidao: {line}")
+        raise typer.Exit(EXIT_USAGE) from None
+    view = ReportView(_with_store(config, lambda a: a.report(period)), lang.value)
     exports = [(csv_file, view.write_csv), (xlsx_file, view.write_xlsx)]
     if csv_file is None and xlsx_file is None:
         view.render(_console())

@@ -271,7 +271,7 @@ EN: Final[dict[str, str]] = {
     "hours": "{n} hours",
     "days": "{n} days",
     "percent": "{n}%",
-    "place.sep": " / ",
+    "place.sep": "/",
     "export.done": "exported {path} ({rows} rows)",
     "export.kind": "Kind",
     "export.kind.unit": "unit",
@@ -302,7 +302,7 @@ EN: Final[dict[str, str]] = {
     "export.sheet.figures": "Figures",
     "export.sheet.cards": "Chiefs' cards",
     "export.sheet.legend": "Legend",
-    "error.days": "must be a positive number of days, got {value} (at most {max})",
+    "error.days": "--days must be a positive number of days, got {value} (at most {max})",
     "error.write": "cannot write {path}: {reason}",
 }
 

@@ -56,7 +56,7 @@ def parse_days(text: str) -> float:
     except ValueError:
         days = math.nan
     if not (math.isfinite(days) and 0 < days <= MAX_DAYS):
-        message = " / ".join(
+        message = "\n".join(
             words["error.days"].format(value=text, max=f"{MAX_DAYS:g}")
             for words in LANGUAGES.values()
         )
