@@ -36,7 +36,7 @@ ZH: Final[dict[str, str]] = {
     "stats.closure": "办结率",
     "stats.rated": "已评价",
     "stats.satisfaction": "满意率",
-    "stats.reviews": "差评待复核",
+    "stats.reviews": "差评",
     "stats.cancelled": "取消",
     "stats.escalated": "上报",
     "stats.accept_on_time": "准时接单",
@@ -44,7 +44,7 @@ ZH: Final[dict[str, str]] = {
     "stats.day_on_time": "限时办结",
     "stats.notes": (
         "办结率 = 已办结 ÷（呼叫数减去群众自己取消的）；满意率 = 点赞 ÷ 已评价；"
-        "差评待复核 = 群众按了“不满意”，由乡镇复核；上报 = 因超时逐级上报的呼叫。"
+        "差评 = 群众按了“不满意”，每个差评都要由乡镇复核；上报 = 因超时逐级上报的呼叫。"
     ),
     "stats.notes_clocks": (
         "准时接单 = {accept} 内有人接单；准时到场 = 接单后 {arrive} 内到场；"
@@ -140,7 +140,7 @@ ZH: Final[dict[str, str]] = {
     "export.rated": "已评价",
     "export.satisfied": "满意",
     "export.satisfaction": "满意率(%)",
-    "export.reviews": "差评待复核",
+    "export.reviews": "差评",
     "export.cancelled": "取消",
     "export.escalated": "上报",
     "export.accepted": "有人接单",
@@ -186,7 +186,7 @@ EN: Final[dict[str, str]] = {
     "stats.closure": "Closed %",
     "stats.rated": "Rated",
     "stats.satisfaction": "Satisfied %",
-    "stats.reviews": "Reviews",
+    "stats.reviews": "Thumbs-down",
     "stats.cancelled": "Cancelled",
     "stats.escalated": "Escalated",
     "stats.accept_on_time": "Accepted on time",
@@ -194,7 +194,7 @@ EN: Final[dict[str, str]] = {
     "stats.day_on_time": "Within limit",
     "stats.notes": (
         "Closed % = closed / (calls - cancelled by the resident); satisfied % = thumbs-up / "
-        "rated; reviews = thumbs-down, reviewed by the township; escalated = passed up the "
+        "rated; each thumbs-down is to be reviewed by the township; escalated = passed up the "
         "chain for being late."
     ),
     "stats.notes_clocks": (
@@ -289,7 +289,7 @@ EN: Final[dict[str, str]] = {
     "export.rated": "Rated",
     "export.satisfied": "Satisfied",
     "export.satisfaction": "Satisfied (%)",
-    "export.reviews": "Reviews",
+    "export.reviews": "Thumbs-down",
     "export.cancelled": "Cancelled",
     "export.escalated": "Escalated",
     "export.accepted": "Accepted",

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Final
+from zoneinfo import ZoneInfo
 
 from rich import box
 from rich.console import Console
@@ -109,7 +110,9 @@ class ReportView:
         return self.t("none") if value is None else self.t("percent", n=f"{value * 100:.0f}")
 
     def _local(self, unix: float) -> str:
-        return datetime.fromtimestamp(unix).astimezone().strftime("%Y-%m-%d %H:%M")
+        return datetime.fromtimestamp(unix, ZoneInfo(self.report.timezone)).strftime(
+            "%Y-%m-%d %H:%M"
+        )
 
     # -- the grid ------------------------------------------------------------------------
 

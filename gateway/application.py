@@ -105,6 +105,8 @@ class Report:
     card_thresholds: CardThresholds
     policy: TicketPolicy
     """The clocks new tickets open under (each ticket is counted under its own)."""
+    timezone: str
+    """The villages' IANA time zone, for the times the report shows."""
 
 
 class Application:
@@ -294,6 +296,7 @@ class Application:
             warnings=self.settings.warnings,
             card_thresholds=self.settings.cards,
             policy=self.settings.tickets.default,
+            timezone=self.settings.tickets.timezone,
         )
 
     def metrics_text(self) -> bytes:

@@ -333,7 +333,7 @@ def test_figures_per_unit_from_the_tickets(chinese: str) -> None:
     out = chinese
     stats = table(out, "二、近7天的呼叫（按单位，含下级）")
     assert stats[1].split() == [
-        *("单位", "呼叫", "已办结", "办结率", "已评价", "满意率", "差评待复核", "取消"),
+        *("单位", "呼叫", "已办结", "办结率", "已评价", "满意率", "差评", "取消"),
         "上报",
         "准时接单",
         "准时到场",
@@ -455,7 +455,7 @@ def test_a_period_that_is_not_a_positive_number_of_days_is_refused(
 
 HEADERS = [
     "类别", "层级或职务", "名称", "所属", "编码", "预警颜色", "未办结", "超时未办", "呼叫数",
-    "已办结", "办结率(%)", "已评价", "满意", "满意率(%)", "差评待复核", "取消", "上报",
+    "已办结", "办结率(%)", "已评价", "满意", "满意率(%)", "差评", "取消", "上报",
     "有人接单", "准时接单率(%)", "一半呼叫接单用时(分钟)", "九成呼叫接单用时(分钟)", "到场",
     "准时到场率(%)", "限时办结率(%)",
 ]  # fmt: skip
@@ -479,7 +479,7 @@ def test_csv_for_the_county_office(data_dir: Path, tmp_path: Path) -> None:
         "叶集区三元镇",
     )
     assert (village["预警颜色"], village["呼叫数"], village["办结率(%)"]) == ("绿", "4", "100.0")
-    assert (village["满意率(%)"], village["差评待复核"], village["准时接单率(%)"]) == (
+    assert (village["满意率(%)"], village["差评"], village["准时接单率(%)"]) == (
         "50.0",
         "1",
         "66.7",
