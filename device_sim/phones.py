@@ -113,7 +113,8 @@ HeardKind = Literal["say", "play", "pause", "keypress", "no_key", "dial", "bridg
 played (its URL), a pause (seconds), the keys pressed, a menu left without a key (its
 timeout in seconds), a number dialled (with DialCallStatus in `detail`), a call put through
 to this phone (from whom), and how the call ended: "hangup" (<Hangup>), "done" (the TwiML
-ran out), "api" (hung up through the API), "callee" (the other side hung up), "error"
+ran out), "api" (hung up through the API), "callee" (the other side hung up), "self" (this
+phone, put through, hung up when its talk time was over), "error"
 (TwiML Twilio could not play; `detail` says what)."""
 
 
@@ -160,6 +161,8 @@ class Record:
     """The keys pressed, one answer per <Gather>, separated by commas."""
     answered_by: str = ""
     """"human" or "machine_start" (voicemail) once answered."""
+    error_code: str = ""
+    """Twilio's error code when a message was not delivered."""
     duration_s: float = 0.0
     """How long the call took, modelled from what was played and how long it talked."""
     created_at: float = field(default_factory=time.time)
@@ -384,6 +387,7 @@ class FakePhoneNetwork:
         if record.kind == "sms":
             callbacks.status("sent")
             if script.sms_fails:
+                record.error_code = script.sms_error_code
                 callbacks.status("undelivered", ErrorCode=script.sms_error_code)
             else:
                 callbacks.status("delivered")
@@ -549,7 +553,7 @@ class FakePhoneNetwork:
         talk = str(max(1, round(callee.talk_s)))
         record.duration_s += callee.talk_s
         leg.duration_s = callee.talk_s
-        leg.hear("end", record.ended_by)
+        leg.hear("end", "api" if hung_up else "self")
         return {"DialCallStatus": "completed", "DialCallSid": leg.sid, "DialCallDuration": talk}
 
     def _request(self, url: str, params: dict[str, str], method: str = "POST") -> str:
