@@ -248,16 +248,17 @@ def _state(e: dict[str, Any]) -> str:
     return state
 
 
-def _transcript_line(h: dict[str, Any]) -> str:
+def _transcript_line(h: dict[str, Any], machine: bool) -> str:
     kind, text = h["kind"], str(h["text"])
     if kind in {"say", "play"}:
+        label = "voicemail" if machine else kind
         repeat = int(h.get("repeat", 1))
         times = ""
         if repeat == 0:
             times = f"（{words('until_hangup')}）"
         elif repeat > 1:
             times = f"（{repeat}{zh_cn.WORDS['times']} {repeat} {en.WORDS['times']}）"
-        return f"{words(kind)}：{text}{times}"
+        return f"{words(label)}：{text}{times}"
     if kind == "pause":
         return f"{words('pause')}：{text}{zh_cn.WORDS['seconds']} {text} {en.WORDS['seconds']}"
     if kind == "keypress":
@@ -298,6 +299,7 @@ def render(shown: list[dict[str, Any]], *, anything: bool) -> list[str]:
         if e["channel"] == "sms":
             lines.append(f"    {e['text']}")
         else:
-            lines.extend(f"    {_transcript_line(h)}" for h in e["transcript"])
+            machine = str(e["answered_by"]).startswith("machine")
+            lines.extend(f"    {_transcript_line(h, machine)}" for h in e["transcript"])
     lines.append(words("count", count=len(shown)))
     return lines

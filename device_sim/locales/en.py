@@ -31,6 +31,7 @@ WORDS: dict[str, str] = {
     "family": "family",
     "resident": "resident",
     "say": "heard",
+    "voicemail": "left on voicemail",
     "play": "played",
     "pause": "pause",
     "seconds": "s",

@@ -36,6 +36,7 @@ WORDS: dict[str, str] = {
     "resident": "居民",
     # transcript lines
     "say": "听到",
+    "voicemail": "录入语音信箱",
     "play": "播放",
     "pause": "停顿",
     "seconds": "秒",
