@@ -545,11 +545,13 @@ class FakePhoneNetwork:
         leg.connected_to, record.connected_to = record.to, number
         leg.statuses.extend(["ringing", "in-progress"])
         record.hear("dial", number, "in-progress")
+        dialled = record.transcript[-1]
         leg.hear("bridged", record.to)
         hung_up = ended.wait(callee.talk_s)
         record.ended_by = leg.ended_by = "hangup" if hung_up else "callee"
         leg.statuses.append("completed")
         leg.updated_at = time.time()
+        dialled.detail = "completed"
         talk = str(max(1, round(callee.talk_s)))
         record.duration_s += callee.talk_s
         leg.duration_s = callee.talk_s

@@ -267,7 +267,7 @@ def test_dial_with_an_action_follows_the_action_not_the_next_verb() -> None:
         ("say", "通话结束，再见。"),
         ("end", "hangup"),
     ]
-    assert call.transcript[1].detail == "in-progress"
+    assert call.transcript[1].detail == "completed"
     assert heard(leg) == [("bridged", SECRETARY_PHONE), ("end", "self")]
     dialled = requests[-1]
     assert (dialled["_path"], dialled["DialCallStatus"], dialled["DialCallSid"]) == (
