@@ -9,6 +9,7 @@ import os
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
@@ -228,12 +229,23 @@ def _cmd_phones_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+class RefusedError(Exception):
+    """The fake network refused a request; the message is its own."""
+
+
 def _request(method: str, url: str, body: dict[str, Any] | None = None) -> Any:
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(url, data=data, method=method)  # noqa: S310 - loopback
     request.add_header("Content-Type", "application/json")
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-        return json.loads(response.read())
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            return json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        try:
+            message = str(json.loads(exc.read()).get("message", exc.reason))
+        except (ValueError, AttributeError):
+            message = str(exc.reason)
+        raise RefusedError(message) from None
 
 
 def _cmd_phones_received(args: argparse.Namespace) -> int:
@@ -277,6 +289,9 @@ def _cmd_phones_set(args: argparse.Namespace) -> int:
     }
     try:
         script = _request("PUT", f"{_phones_url(args)}/phones/{args.number}", changes)
+    except RefusedError as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except OSError as exc:
         print(f"cannot reach the fake phone network at {args.url}: {exc}")
         return EXIT_NO_BROKER
@@ -288,6 +303,9 @@ def _cmd_phones_outage(args: argparse.Namespace) -> int:
     changes = {"failures_left": args.failures, "stall_creates": args.stall, "stall_s": args.stall_s}
     try:
         state = _request("PUT", f"{_phones_url(args)}/network", changes)
+    except RefusedError as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except OSError as exc:
         print(f"cannot reach the fake phone network at {args.url}: {exc}")
         return EXIT_NO_BROKER

@@ -74,6 +74,7 @@ ERROR_PAGE = (
     "<!DOCTYPE html><html><head><title>Service notice</title></head>"
     "<body><h1>We'll be right back</h1></body></html>"
 )
+_KEYS = re.compile(r"[0-9*#,]*")
 _API = re.compile(
     r"^/2010-04-01/Accounts/(?P<account>AC\w+)/(?P<kind>Messages|Calls)"
     r"(?:/(?P<sid>CA\w+))?\.json$"
@@ -878,6 +879,14 @@ class _Handler(BaseHTTPRequestHandler):
         if changes.get("api_reply", "json") not in get_args(ApiReply):
             self._reply(
                 HTTPStatus.BAD_REQUEST, {"message": f"api_reply is one of {get_args(ApiReply)}"}
+            )
+            return
+        if not isinstance(changes.get("digits", ""), str) or not _KEYS.fullmatch(
+            changes.get("digits", "")
+        ):
+            self._reply(
+                HTTPStatus.BAD_REQUEST,
+                {"message": "digits are keys (0-9, * and #), one answer per menu, comma-separated"},
             )
             return
         for key, value in changes.items():

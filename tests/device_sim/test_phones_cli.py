@@ -266,3 +266,12 @@ def test_phones_received_says_what_is_wrong_with_its_input(network: str, tmp_pat
         assert result.returncode == 2, argv
         assert message in result.stderr, (argv, result.stderr)
         assert "Traceback" not in result.stderr
+
+
+def test_phones_set_refuses_keys_a_phone_cannot_press(
+    network: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run("phones", "set", "13800000001", "--url", network, "--digits", "9,1") == 0
+    assert "digits=9,1" in capsys.readouterr().out
+    assert run("phones", "set", "13800000001", "--url", network, "--digits", "yes") == 2
+    assert "refused: digits are keys (0-9, * and #)" in capsys.readouterr().err

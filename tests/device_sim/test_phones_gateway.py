@@ -184,3 +184,29 @@ async def test_nine_repeats_the_call_and_no_key_is_told_goodbye(village: Village
         ("end", "done"),
     ]
     assert (call.pressed, call.statuses[-1]) == ("9", "completed")
+
+
+async def test_a_long_press_from_the_command_line_reaches_the_real_gateway(
+    village: Village, broker: MosquittoBroker, tmp_path: Path
+) -> None:
+    argv = [
+        *("--port", str(broker.port), "--device-id", BOX_ID, "--key", BOX_KEY.hex()),
+        *("--state-dir", str(tmp_path / "sim"), "--seq", "7", "--timeout", "20"),
+    ]
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [
+            sys.executable,
+            "-c",
+            "from api.cli import main; raise SystemExit(main())",
+            *("sim", "box", *argv, "press", "green", "--long"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"acked: {BOX_ID} seq 7" in done.stdout
+    # With no ticket open, a green press, long or short, is a call for help.
+    assert [t.id for t in await village.gw.store.tickets.all()] == [1]
