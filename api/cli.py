@@ -26,6 +26,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from api.cli_tickets import register as register_ticket_commands
 from firmware_protocol import KEY_LEN, ProtocolError, parse_device_id
 from gateway.application import (
     Application,
@@ -358,6 +359,10 @@ def report(
 ) -> None:
     """Warning colours, statistics and neighbour chiefs' cards."""
     _render_report(_with_store(config, lambda a: a.report(days)))
+
+
+# `bidao tickets` and `bidao ticket N [arrive|resolve|classify|note|reassign]`.
+register_ticket_commands(app, _with_store, _console)
 
 
 @app.command()
