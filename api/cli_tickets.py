@@ -29,7 +29,9 @@ from api import cli_tickets_en as en
 from api import cli_tickets_zh as zh
 from gateway.application import (
     CLOSED_STATUSES,
+    ActionChannel,
     Application,
+    Category,
     NoSuchContactError,
     NoSuchTicketError,
     NoSuchVillageError,
@@ -40,7 +42,6 @@ from gateway.application import (
     Timeline,
     TimelineItem,
 )
-from gateway.domain.tickets import ActionChannel, Category
 
 T = TypeVar("T")
 

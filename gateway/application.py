@@ -28,7 +28,9 @@ from alerts import Notification
 from gateway.clock import Clock, SystemClock
 from gateway.config import DeviceKind, Settings
 from gateway.domain.devices import DeviceRecord
-from gateway.domain.tickets import ActionChannel, Category, Ticket, TicketEvent
+from gateway.domain.tickets import ActionChannel as ActionChannel  # noqa: PLC0414 - re-exported
+from gateway.domain.tickets import Category as Category  # noqa: PLC0414 - re-exported
+from gateway.domain.tickets import Ticket, TicketEvent
 from gateway.domain.tickets import TicketError as TicketError  # noqa: PLC0414 - re-exported
 from gateway.domain.tickets import TicketStatus as TicketStatus  # noqa: PLC0414 - re-exported
 from gateway.errors import GatewayError
