@@ -26,6 +26,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from api.cli_tickets import register as register_ticket_commands
 from api.report_view import ReportInputError, ReportView, parse_days
 from firmware_protocol import KEY_LEN, ProtocolError, parse_device_id
 from gateway.application import (
@@ -312,6 +313,10 @@ def report(
             _complain(f"bidao: {view.t('error.write', path=path, reason=exc.strerror or exc)}")
             raise typer.Exit(EXIT_USAGE) from None
         _say(view.t("export.done", path=path, rows=rows))
+
+
+# `bidao tickets` and `bidao ticket N [arrive|resolve|classify|note|reassign]`.
+register_ticket_commands(app, _with_store, _console)
 
 
 @app.command()
