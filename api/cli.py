@@ -22,9 +22,7 @@ from pathlib import Path
 from typing import Annotated, Any, TextIO, TypeVar, cast
 
 import typer
-from rich import box
 from rich.console import Console
-from rich.table import Table
 
 from api.cli_tickets import register as register_ticket_commands
 from api.report_view import ReportInputError, ReportView, parse_days
