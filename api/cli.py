@@ -262,15 +262,14 @@ def import_grid(
             config, lambda a: a.import_grid(_IMPORT_KINDS[kind], data, check=check)
         )
     except ImportRejectedError as exc:
-        _complain(f"{file}: file rejected, nothing imported")
-        for error in exc.errors:
-            _complain(f"  {error}")
+        for line in exc.lines(str(file)):
+            _complain(line)
         raise typer.Exit(EXIT_FAILED) from None
-    _say(f"{file}: {result.summary()}")
+    for line in result.summary_lines(str(file)):
+        _say(line)
     if result.rejected:
-        _complain(f"{file}: {result.rejected} rows rejected:")
-        for error in result.errors:
-            _complain(f"  {error}")
+        for line in result.error_lines(str(file)):
+            _complain(line)
         raise typer.Exit(EXIT_FAILED)
 
 
