@@ -11,10 +11,11 @@ them:
 - contacts:    name, role, unit_code, household_code, phone, language, available_from,
                available_to
 
-Every cell is trimmed and checked against its column's rule (RULES: a length cap, no
-control or invisible characters, no leading '=', '+', '-' or '@' that a spreadsheet would
-run as a formula, and the column's own form); phone numbers and times are accepted as
-people write them and kept in one form (gateway/domain/grid.py). Every row is then checked
+Every cell is trimmed (line breaks within it become a space) and checked against its
+column's rule (RULES: a length cap, no control or invisible characters, no leading '=',
+'+', '-' or '@' that a spreadsheet would run as a formula, and the column's own form);
+phone numbers and times are accepted as people write them and kept in one form
+(gateway/domain/grid.py). Every row is then checked
 against the file and the store. An error is reported with its line in the file (the line
 its record starts on, so a quoted field that spans lines does not shift the lines after
 it), its column and the rule, in Chinese and in English (import_locales/); a row that
@@ -57,6 +58,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import re
 import string
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -143,6 +145,7 @@ FLAGS = ("lives_alone", "five_guarantee", "needs_care", "consent")
 _PACE_ROWS = 200
 _PACE_PAUSE_S = 0.0002
 
+_LINE_BREAKS = re.compile(r"\s*[\r\n]+\s*")
 Rule = Callable[[str], str]
 """A column's rule: the value as kept, or FieldError (the cell is trimmed and not empty)."""
 
@@ -262,8 +265,11 @@ def _error_lines(file: str, errors: Sequence[RowError], count: int) -> list[str]
     return lines
 
 
-def _error(line: int, column: str, rule: str, header: str = "", **params: object) -> RowError:
-    return RowError(line, column, rule, tuple((k, str(v)) for k, v in params.items()), header)
+def _error(
+    line: int, column: str, rule: str, header: str = "", params: Mapping[str, object] | None = None
+) -> RowError:
+    found = tuple((k, str(v)) for k, v in (params or {}).items())
+    return RowError(line, column, rule, found, header)
 
 
 class ImportRejectedError(GatewayError):
@@ -346,9 +352,9 @@ class _Book:
     duplicates: set[int] = field(default_factory=set)  # lines repeating an earlier row's key
     headers: dict[str, str] = field(default_factory=dict)  # column -> the file's own header
 
-    def add(self, line: int, column: str, rule: str, **params: object) -> None:
+    def add(self, line: int, column: str, rule: str, params: Mapping[str, object]) -> None:
         header = self.headers.get(column, "")
-        self.errors.setdefault(line, []).append(_error(line, column, rule, header, **params))
+        self.errors.setdefault(line, []).append(_error(line, column, rule, header, params))
 
 
 @dataclass(slots=True)
@@ -379,7 +385,7 @@ class _Row:
         return self.line in self.book.duplicates
 
     def error(self, column: str, rule: str, **params: object) -> None:
-        self.book.add(self.line, column, rule, **params)
+        self.book.add(self.line, column, rule, params)
 
 
 @dataclass(slots=True)
@@ -413,7 +419,7 @@ def _decode(data: str | bytes) -> str:
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise ImportRejectedError(
-            [_error(line, "-", "not_utf8", byte=f"{data[exc.start]:02x}")]
+            [_error(line, "-", "not_utf8", params={"byte": f"{data[exc.start]:02x}"})]
         ) from None
 
 
@@ -459,11 +465,13 @@ def _read(data: str | bytes, kind: ImportKind) -> _Records:
                 continue
             if len(rows) == MAX_ROWS:
                 raise ImportRejectedError(
-                    [_error(start, "-", "too_many_rows", max=f"{MAX_ROWS:,}")]
+                    [_error(start, "-", "too_many_rows", params={"max": f"{MAX_ROWS:,}"})]
                 )
             rows.append((start, _cells(record, header, rules, start, book)))
     except csv.Error as exc:
-        raise ImportRejectedError([_error(reader.line_num, "-", "not_csv", reason=exc)]) from None
+        raise ImportRejectedError(
+            [_error(reader.line_num, "-", "not_csv", params={"reason": exc})]
+        ) from None
     if header is None:
         raise ImportRejectedError([_error(1, "-", "empty")])
     return _Records(columns, rows, book)
@@ -480,14 +488,16 @@ def _cells(
         if not cell:
             continue
         if rule is None:
-            book.add(line, "-", "extra_value", value=_quoted(cell))
+            book.add(line, "-", "extra_value", {"value": _quoted(cell)})
             continue
+        if "\n" in cell or "\r" in cell:  # Alt+Enter in an Excel cell: one line, as kept
+            cell = _LINE_BREAKS.sub(" ", cell)
         try:
             cells[i] = rule(cell)
         except FieldError as exc:
-            book.add(line, header[i], exc.rule, **exc.params)
+            book.add(line, header[i], exc.rule, exc.params)
     if len(record) > len(header) and any(c.strip() for c in record[len(header) :]):
-        book.add(line, "-", "too_many_fields", fields=len(record), header=len(header))
+        book.add(line, "-", "too_many_fields", {"fields": len(record), "header": len(header)})
     return tuple(cells)
 
 
@@ -511,7 +521,7 @@ def _header(record: list[str], kind: ImportKind, line: int, book: _Book) -> list
     expected = ", ".join(COLUMNS[kind])
     errors = [_error(line, c, "missing_column") for c in REQUIRED[kind] if c not in header]
     errors += [
-        _error(line, c, "unknown_column", g, kind=kind, expected=expected)
+        _error(line, c, "unknown_column", g, {"kind": kind, "expected": expected})
         for c, g in zip(header, given, strict=True)
         if c and c not in COLUMNS[kind]
     ]
@@ -843,7 +853,7 @@ class GridImporter:
             self._count_refused(kind)
             if self._metrics is not None:
                 self._metrics.import_rows.labels(kind, "rejected").inc(checked.rejected)
-            return replace(checked, inserted=0, updated=0, unchanged=0, devices=0)
+            return replace(checked, inserted=0, updated=0, unchanged=0, devices=0, check=False)
         return await self._write_all(file)
 
     def _count_refused(self, kind: ImportKind) -> None:

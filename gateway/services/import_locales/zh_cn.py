@@ -119,9 +119,12 @@ MESSAGES: dict[str, str] = {
     "time_24_start": "24:00是一天的结束，不能作为开始时间",
     "never_available": "值守开始和结束都是${time}，这个人永远不会被联系",
     "flag": "请填 是/否 或 1/0，不是“${value}”",
-    "level": "层级只能是：${choices}",
-    "role": "角色只能是：${choices}",
-    "language": "语言只能是：${choices}",
+    "level": "层级只能是县（区）、乡镇、村、片、组、邻（或英文${choices}），不是“${value}”",
+    "role": (
+        "角色只能是书记、副书记、网格员、邻长、组长、片长、镇值班、家属（或英文${choices}），"
+        "不是“${value}”"
+    ),
+    "language": "语言只能是中文或英文（${choices}），不是“${value}”",
     "family_household": "家属要填户号，不填单位代码",
     "role_unit": "${role}要填单位代码，不填户号",
     "duplicate_key": "${what}已在第${first}行",
