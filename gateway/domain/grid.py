@@ -194,15 +194,15 @@ def plain_text(value: str, cap: int) -> str:
     No control characters (NUL, line breaks, tabs), no invisible format characters, and no
     first character that makes a spreadsheet run the cell as a formula.
     """
-    if len(value) > cap:
-        raise FieldError("too_long", cap=cap, length=len(value))
+    if value[:1] in FORMULA_LEADS:
+        raise FieldError("formula", first=value[0])
     found = _INVISIBLE.search(value)
     if found is not None:
         raise FieldError(
             "invisible", char=f"U+{ord(found.group()):04X}", position=found.start() + 1
         )
-    if value[:1] in FORMULA_LEADS:
-        raise FieldError("formula", first=value[0])
+    if len(value) > cap:
+        raise FieldError("too_long", cap=cap, length=len(value))
     return value
 
 

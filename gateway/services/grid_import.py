@@ -397,6 +397,8 @@ class _Plan:
     updates: list[GridRow] = field(default_factory=list)
     deadlines: list[Deadline] = field(default_factory=list)
     devices: int = 0
+    new: bool = False
+    """Nothing of the rows was in the store (so writing them needs no second look)."""
 
 
 def _let_others_run() -> None:
@@ -590,10 +592,13 @@ class _HouseholdsInStore:
 
     @classmethod
     async def load(
-        cls, grid: GridReader, rows: Sequence[_Row], device_ids: Sequence[str]
+        cls, grid: GridReader, rows: Sequence[_Row], device_ids: Sequence[str], *, known: bool
     ) -> _HouseholdsInStore:
+        """What the store holds; without `known`, only the units (the rest was found new)."""
         codes = [r["household_code"] for r in rows]
         units = await grid.units_by_code([r["neighbourhood_code"] for r in rows])
+        if not known:
+            return cls({u.code: u.level for u in units}, {}, {}, {}, {})
         residents: dict[tuple[str, str], ResidentRow] = {}
         for r in await grid.residents_of(codes):
             residents.setdefault((r.household_code, r.name), r)
@@ -608,6 +613,11 @@ class _HouseholdsInStore:
             devices={d.device_id: d for d in await grid.devices_by_id(device_ids)},
             boxes_of=boxes_of,
         )
+
+    @property
+    def new(self) -> bool:
+        """Whether none of the households, residents and boxes is in the store."""
+        return not (self.households or self.residents or self.devices or self.boxes_of)
 
     def check(self, row: _Row, box: tuple[str, bytes] | None) -> bool:
         """Check a row against the store; whether the call box it names is a new one."""
@@ -846,7 +856,7 @@ class GridImporter:
             if not check:
                 self._count_refused(kind)
             raise
-        checked = await self._check(file)
+        checked, new = await self._check(file)
         if check:
             return checked
         if checked.rejected:
@@ -854,14 +864,18 @@ class GridImporter:
             if self._metrics is not None:
                 self._metrics.import_rows.labels(kind, "rejected").inc(checked.rejected)
             return replace(checked, inserted=0, updated=0, unchanged=0, devices=0, check=False)
-        return await self._write_all(file)
+        return await self._write_all(file, new)
 
     def _count_refused(self, kind: ImportKind) -> None:
         if self._metrics is not None:
             self._metrics.import_files_rejected.labels(kind).inc()
 
-    async def _check(self, file: _File) -> ImportResult:
-        """Match every row against the store, chunk by chunk, and count; nothing is written."""
+    async def _check(self, file: _File) -> tuple[ImportResult, set[int]]:
+        """Match every row against the store, chunk by chunk, and count; nothing is written.
+
+        Also the chunks (by first index) none of whose rows the store holds yet.
+        """
+        new: set[int] = set()
         counts = dict.fromkeys(OUTCOMES, 0)
         devices = 0
         now = self._clock.now()
@@ -869,6 +883,8 @@ class GridImporter:
         for start in range(0, len(file.order), size):
             chunk = file.rows(file.order[start : start + size])
             plan = await self._plan(file, chunk, now)
+            if plan.new:
+                new.add(start)
             devices += plan.devices
             for row in chunk:
                 counts["rejected" if row.errors else plan.outcomes[row.line]] += 1
@@ -885,10 +901,15 @@ class GridImporter:
             updated=counts["updated"],
             unchanged=counts["unchanged"],
             rejected=counts["rejected"],
-        )
+        ), new
 
-    async def _write_all(self, file: _File) -> ImportResult:
-        """Write a file whose every row passed: each chunk matched again, then committed."""
+    async def _write_all(self, file: _File, new: set[int]) -> ImportResult:
+        """Write a file whose every row passed: each chunk matched again, then committed.
+
+        A chunk the check found wholly new is only checked against its units again: should
+        another writer have added one of its rows since, the insert fails on the row's key
+        and the import stops (ImportInterruptedError); the rerun matches it.
+        """
         kind = file.kind
         counts = dict.fromkeys(OUTCOMES, 0)
         devices = transactions = done = 0
@@ -897,7 +918,7 @@ class GridImporter:
         total = len(file.records.rows)
         for start in range(0, len(file.order), size):
             chunk = file.rows(file.order[start : start + size])
-            plan = await self._plan(file, chunk, now)
+            plan = await self._plan(file, chunk, now, known=start not in new)
             changed = [e for row in chunk for e in row.errors]
             if changed:  # another writer changed the grid since the check
                 reason = GatewayError(f"{min(changed)} (changed since the file was checked)")
@@ -930,11 +951,14 @@ class GridImporter:
             transactions=transactions,
         )
 
-    async def _plan(self, file: _File, chunk: list[_Row], now: float) -> _Plan:
+    async def _plan(
+        self, file: _File, chunk: list[_Row], now: float, *, known: bool = True
+    ) -> _Plan:
+        """Match a chunk against the store; without `known`, take its rows as new ones."""
         if file.kind == "units":
             return await self._units(file, chunk)
         if file.kind == "households":
-            return await self._households(file, chunk, now)
+            return await self._households(file, chunk, now, known)
         return await self._contacts(chunk)
 
     async def _write(self, plan: _Plan) -> None:
@@ -1005,9 +1029,9 @@ class GridImporter:
                 "parent_code", "parent_level", level=level, above=above, parent_level=parent_level
             )
 
-    async def _households(self, file: _File, rows: list[_Row], now: float) -> _Plan:
+    async def _households(self, file: _File, rows: list[_Row], now: float, known: bool) -> _Plan:
         boxes = [box[0] for r in rows if (box := file.boxes.get(r.line)) is not None]
-        found = await _HouseholdsInStore.load(self._store.grid, rows, boxes)
+        found = await _HouseholdsInStore.load(self._store.grid, rows, boxes, known=known)
         interval = self._supervision.heartbeat_interval_s["call_box"]
         plan = _Plan()
         writes = _HouseholdWrites(now + self._supervision.missed_intervals * interval)
@@ -1020,6 +1044,7 @@ class GridImporter:
         plan.inserts += [*writes.households, *writes.residents, *writes.devices]
         plan.updates += writes.changed
         plan.deadlines += writes.deadlines
+        plan.new = found.new
         return plan
 
     async def _contacts(self, rows: list[_Row]) -> _Plan:
