@@ -244,7 +244,7 @@ def import_grid(
     kind: Annotated[ImportKindChoice, typer.Argument(help="which grid file this is")],
     file: Annotated[
         Path,
-        typer.Argument(help="UTF-8 CSV with a header row (see gateway/services/grid_import.py)"),
+        typer.Argument(help="UTF-8 CSV with a header row (columns: README.md, examples/)"),
     ],
     check: Annotated[
         bool, typer.Option("--check", help="check every row and report, but write nothing")
