@@ -244,9 +244,9 @@ def phone_number(value: str) -> str:
                 raise FieldError("phone_international")
             return f"+{number}"
         national = number[2:]
-        if _MOBILE.fullmatch(national):
-            return national
-        digits = national if national.startswith("0") else f"0{national}"
+        # After +86 a landline drops its leading 0; only Beijing's area code (10) begins with 1.
+        beijing = national.startswith("10") and len(national) == 10
+        digits = national if national.startswith(("0", "1")) and not beijing else f"0{national}"
     if digits.startswith("1"):
         if _MOBILE.fullmatch(digits):
             return digits

@@ -204,10 +204,14 @@ RULES: dict[ImportKind, dict[str, Rule]] = {
 _ANY_TEXT = _text(TEXT_MAX)
 
 
+_WORDED = frozenset({"what", "kind", "level", "above", "parent_level", "role"})
+"""The parameters that are words (a level, a role), not what the file wrote."""
+
+
 def _render(texts: ModuleType, template: str, params: Mapping[str, str]) -> str:
     words: Mapping[str, str] = texts.WORDS
     return string.Template(template).safe_substitute(
-        {k: words.get(v, v) for k, v in params.items()}
+        {k: words.get(v, v) if k in _WORDED else v for k, v in params.items()}
     )
 
 
@@ -241,7 +245,11 @@ class RowError:
         if self.column == "-":
             return _render(texts, texts.AT_FILE, params)
         header = self.header or _shown_header(texts, self.column)
-        column = _render(texts, texts.COLUMN, {"header": header, "column": self.column})
+        column = (
+            header
+            if header == self.column
+            else _render(texts, texts.COLUMN, {"header": header, "column": self.column})
+        )
         return _render(texts, texts.AT_LINE, {**params, "column": column})
 
     def __str__(self) -> str:
@@ -982,7 +990,7 @@ class GridImporter:
                     row.error("level", "unit_level", code=code, level=old.level)
                 if (old.parent_code or "") != parent:
                     row.error(
-                        "parent_code", "unit_parent", code=code, parent=old.parent_code or "nothing"
+                        "parent_code", "unit_parent", code=code, parent=old.parent_code or "-"
                     )
             if row.errors:
                 continue

@@ -69,7 +69,6 @@ WORDS: dict[str, str] = {
     "area": "片",
     "group": "组",
     "neighbourhood": "邻",
-    "nothing": "无上级",
     "units": "单位",
     "households": "住户",
     "contacts": "联系人",
