@@ -488,6 +488,7 @@ async def test_a_bad_file_is_rejected_whole(
         assert message in str(rejected.value)
         assert "file rejected, nothing imported" in str(rejected.value)
         assert _count(gw, "SELECT count(*) FROM households") == 0
+        assert sample(gw, "bidao_import_files_rejected_total", kind="households") == 1
 
 
 async def test_an_import_commits_in_chunks_of_whole_households(
@@ -642,3 +643,70 @@ async def test_a_box_registered_during_an_import_stops_it_cleanly(
         assert _count(gw, "SELECT count(*) FROM households") == 10
         assert _count(gw, "SELECT count(*) FROM devices") == 11
         assert _duplicates(gw) == 0
+
+
+async def test_a_row_made_wrong_after_the_check_stops_the_import_cleanly(
+    tmp_path: Path, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = gateway_settings(tmp_path, None, grid_import={"chunk_rows": 10})
+    async with GatewayService(settings, clock) as gw:
+        await gw.import_csv("units", UNITS_CSV)
+        store = gw.store
+        real_units = type(store.grid).units_by_code
+        calls = 0
+
+        async def units_gone_after_the_check(self: object, codes: Sequence[str]) -> list[object]:
+            # The check reads the units 3 times (3 chunks); then the grid loses them.
+            nonlocal calls
+            calls += 1
+            return [] if calls > 4 else list(await real_units(store.grid, codes))
+
+        monkeypatch.setattr(type(store.grid), "units_by_code", units_gone_after_the_check)
+        with pytest.raises(ImportInterruptedError) as interrupted:
+            await gw.import_csv("households", households_csv(30))
+        assert interrupted.value.written == 10
+        assert (
+            f"line 12, neighbourhood_code: unknown unit {NEIGHBOURHOOD}: import the units first "
+            "(changed since the file was checked)"
+        ) in str(interrupted.value)
+        assert _count(gw, "SELECT count(*) FROM households") == 10
+        assert _count(gw, "SELECT count(*) FROM devices") == 10
+
+
+async def test_a_phone_written_another_way_is_the_same_contact(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    async with GatewayService(gateway_settings(tmp_path, None), clock) as gw:
+        await gw.import_csv("units", UNITS_CSV)
+        await gw.import_csv("households", HOUSEHOLDS_CSV)
+        assert (await gw.import_csv("contacts", CONTACTS_CSV)).inserted == 8
+        retyped = (
+            CONTACTS_CSV.replace(",13800000001,", ",138-0000-0001,")
+            .replace(",13800000002,", ",+86 138 0000 0002,")
+            .replace(",+447700900123,", ",0044 7700 900123,")
+            .replace(",07:00,21:00", ",7点,21:00")
+        )
+        again = await gw.import_csv("contacts", retyped)
+        assert (again.inserted, again.updated, again.unchanged, again.rejected) == (0, 0, 8, 0)
+        assert _count(gw, "SELECT count(*) FROM contacts") == 8
+        assert _duplicates(gw) == 0
+
+
+async def test_chinese_headers_and_values_import_like_english_ones(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    async with GatewayService(gateway_settings(tmp_path, None), clock) as gw:
+        english = await gw.import_csv("units", UNITS_CSV)
+        assert english.inserted == 6
+        chinese = "代码,层级,名称,上级代码\n" + "".join(
+            line.replace(",county,", ",县,")
+            .replace(",township,", ",镇,")
+            .replace(",village,", ",村,")
+            .replace(",area,", ",片,")
+            .replace(",group,", ",组,")
+            .replace(",neighbourhood,", ",邻,")
+            + "\n"
+            for line in UNITS_CSV.splitlines()[1:]
+        )
+        again = await gw.import_csv("units", chinese)
+        assert (again.unchanged, again.rejected) == (6, 0), again.errors
