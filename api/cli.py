@@ -26,13 +26,13 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from api.cli_tickets import register as register_ticket_commands
+from api.report_view import ReportInputError, ReportView, parse_days
 from firmware_protocol import KEY_LEN, ProtocolError, parse_device_id
 from gateway.application import (
     Application,
     ImportKind,
     ImportRejectedError,
-    Report,
-    by_level,
     offline,
 )
 from gateway.config import DeviceKind, Settings, load_settings
@@ -45,7 +45,6 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 EXIT_PIPE_CLOSED = 128 + signal.SIGPIPE
 _PIPE_WIDTH = 200  # columns for tables when stdout is a pipe or a file, not a terminal
-_LEVELS = ("township", "village", "area", "group", "neighbourhood")
 
 
 class PipeClosedError(Exception):
@@ -134,12 +133,6 @@ def _key(text: str) -> bytes:
     if len(key) != KEY_LEN:
         raise typer.BadParameter(f"must be {2 * KEY_LEN} hex digits ({KEY_LEN} bytes)")
     return key
-
-
-def _positive_days(value: float) -> float:
-    if not value > 0:
-        raise typer.BadParameter(f"must be a positive number of days, got {value:g}")
-    return value
 
 
 ConfigOption = Annotated[
@@ -273,90 +266,56 @@ def import_grid(
         raise typer.Exit(EXIT_FAILED)
 
 
-def _rate(value: float | None) -> str:
-    return "-" if value is None else f"{value:.0%}"
+class ReportLanguage(enum.StrEnum):
+    """The languages `bidao report` is written in."""
 
-
-def _minutes(value: float | None) -> str:
-    return "-" if value is None else f"{value / 60:.1f}"
-
-
-def _render_report(report: Report) -> None:
-    console = _console()
-    colours = Table(
-        "level",
-        "code",
-        "name",
-        "colour",
-        "live",
-        "overdue",
-        title=f"warning colours ({len(report.colours)} units)",
-        title_justify="left",
-        box=box.SIMPLE,
-        show_edge=False,
-    )
-    for level in _LEVELS:
-        for w in by_level(report.colours.values(), level):
-            colours.add_row(w.level, w.code, w.name, w.colour, str(w.live), str(w.overdue))
-    console.print(colours)
-    stats = Table(
-        "unit or person",
-        "requests",
-        "closed",
-        "accept on time",
-        "accept p50 min",
-        "accept p90 min",
-        "arrive on time",
-        "satisfied",
-        "unrated",
-        "cancelled",
-        "escalated",
-        title=f"last {report.days:g} days",
-        title_justify="left",
-        box=box.SIMPLE,
-        show_edge=False,
-    )
-    for key, s in sorted(report.statistics.items()):
-        accept_p50, accept_p90 = s.accept_percentiles()
-        stats.add_row(
-            key,
-            str(s.requests),
-            _rate(s.closure_rate),
-            _rate(s.accept_on_time_rate),
-            _minutes(accept_p50),
-            _minutes(accept_p90),
-            _rate(s.arrive_on_time_rate),
-            _rate(s.satisfaction),
-            _rate(s.unrated_share),
-            str(s.cancelled),
-            str(s.escalated),
-        )
-    console.print(stats)
-    cards = Table(
-        "neighbour chief",
-        "card",
-        "on time",
-        "tickets",
-        title="neighbour chiefs' cards",
-        title_justify="left",
-        box=box.SIMPLE,
-        show_edge=False,
-    )
-    for card in report.cards:
-        cards.add_row(card.name, card.colour, _rate(card.on_time), str(card.tickets))
-    console.print(cards)
-    _say(f"boxes never pressed in {report.unused_days:g} days: {len(report.unused_boxes)}")
+    zh = "zh"
+    en = "en"
 
 
 @app.command()
 def report(
     days: Annotated[
-        float, typer.Option(help="period for the statistics, in days", callback=_positive_days)
-    ] = 30.0,
+        str, typer.Option(help="period for the statistics, in days (统计天数)", metavar="DAYS")
+    ] = "30",
+    lang: Annotated[
+        ReportLanguage, typer.Option("--lang", help="zh (中文, default) or en")
+    ] = ReportLanguage.zh,
+    csv_file: Annotated[
+        Path | None,
+        typer.Option("--csv", help="write the figures to this CSV file for Excel (导出CSV)"),
+    ] = None,
+    xlsx_file: Annotated[
+        Path | None,
+        typer.Option("--xlsx", help="write the figures to this Excel workbook (导出Excel)"),
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Warning colours, statistics and neighbour chiefs' cards."""
-    _render_report(_with_store(config, lambda a: a.report(days)))
+    """预警颜色、办结率和满意率、邻长考核牌 / warning colours, figures and chiefs' cards."""
+    try:
+        period = parse_days(days)
+    except ReportInputError as exc:
+        for line in str(exc).splitlines():
+            _complain(f"bidao: {line}")
+        raise typer.Exit(EXIT_USAGE) from None
+    view = ReportView(_with_store(config, lambda a: a.report(period)), lang.value)
+    exports = [(csv_file, view.write_csv), (xlsx_file, view.write_xlsx)]
+    if csv_file is None and xlsx_file is None:
+        view.render(_console())
+        return
+    for path, write in exports:
+        if path is None:
+            continue
+        try:
+            rows = write(path)
+        except OSError as exc:
+            _complain(f"bidao: {view.t('error.write', path=path, reason=exc.strerror or exc)}")
+            raise typer.Exit(EXIT_USAGE) from None
+        _say(view.t("export.done", path=path, rows=rows))
+
+
+# `bidao tickets` and `bidao ticket N [arrive|resolve|classify|note|reassign]`.
+register_ticket_commands(app, _with_store, _console)
 
 
 @app.command()

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import html
 import json
-import re
+import os
+import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from device_sim import phones_view as view
 from device_sim.device import DeviceKind, SimulatedDevice, fleet_identity
 from device_sim.mqtt import BurstError, MqttFleet, publish_burst
 from device_sim.phones import FakePhoneNetwork
@@ -26,11 +28,11 @@ KEYS = {
     "down": Key.THUMBS_DOWN,
 }
 DEFAULT_PORT = 18830
-_SAY = re.compile(r"<Say[^>]*>([^<]*)</Say>")
 DEFAULT_STATE_DIR = Path("bidao-data/sim")
 EXIT_OK = 0
 EXIT_NOT_ACKED = 1
 EXIT_NO_BROKER = 2
+EXIT_USAGE = 2
 
 
 def _int_in(low: int, high: int) -> Any:
@@ -227,34 +229,47 @@ def _cmd_phones_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+class RefusedError(Exception):
+    """The fake network refused a request; the message is its own."""
+
+
 def _request(method: str, url: str, body: dict[str, Any] | None = None) -> Any:
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(url, data=data, method=method)  # noqa: S310 - loopback
     request.add_header("Content-Type", "application/json")
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-        return json.loads(response.read())
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            return json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        try:
+            message = str(json.loads(exc.read()).get("message", exc.reason))
+        except (ValueError, AttributeError):
+            message = str(exc.reason)
+        raise RefusedError(message) from None
 
 
 def _cmd_phones_received(args: argparse.Namespace) -> int:
+    try:
+        zone = view.zone_named(args.tz or os.environ.get(view.ZONE_VARIABLE) or view.DEFAULT_ZONE)
+        since = view.parse_since(args.since, zone, time.time()) if args.since else 0.0
+        people: dict[str, view.Person] = {}
+        for path in args.names or []:
+            people.update(view.load_names(path))
+    except view.ViewError as exc:
+        print(f"bidao sim phones received: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         records = _request("GET", f"{_phones_url(args)}/phones")
     except OSError as exc:
         print(f"cannot reach the fake phone network at {args.url}: {exc}")
         return EXIT_NO_BROKER
-    shown = [r for r in records if not args.number or r["to"] == args.number]
-    for r in shown:
-        status = r["statuses"][-1] if r["statuses"] else "queued"
-        if r["kind"] == "sms":
-            print(f"{r['to']:>16}  SMS   {status:11}  {r['body']}")
-            continue
-        pressed = f" pressed {r['pressed']}" if r["pressed"] else ""
-        connected = f" connected to {r['connected_to']}" if r["connected_to"] else ""
-        print(f"{r['to']:>16}  CALL  {status:11} {pressed}{connected}")
-        for twiml in r["spoken"]:
-            for said in _SAY.findall(twiml):
-                print(f"{'':>16}        says: {html.unescape(said)}")
-    if not shown:
-        print("nothing received yet")
+    to = args.to or args.number or ""
+    shown = view.select(view.entries(records, people, zone), to=to, ticket=args.ticket, since=since)
+    if args.json:
+        print(json.dumps(shown, ensure_ascii=False, indent=2))
+        return EXIT_OK
+    for line in view.render(shown, anything=bool(records)):
+        print(line)
     return EXIT_OK
 
 
@@ -274,6 +289,9 @@ def _cmd_phones_set(args: argparse.Namespace) -> int:
     }
     try:
         script = _request("PUT", f"{_phones_url(args)}/phones/{args.number}", changes)
+    except RefusedError as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except OSError as exc:
         print(f"cannot reach the fake phone network at {args.url}: {exc}")
         return EXIT_NO_BROKER
@@ -285,6 +303,9 @@ def _cmd_phones_outage(args: argparse.Namespace) -> int:
     changes = {"failures_left": args.failures, "stall_creates": args.stall, "stall_s": args.stall_s}
     try:
         state = _request("PUT", f"{_phones_url(args)}/network", changes)
+    except RefusedError as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except OSError as exc:
         print(f"cannot reach the fake phone network at {args.url}: {exc}")
         return EXIT_NO_BROKER
@@ -305,8 +326,38 @@ def _add_phones(sub: Any) -> None:
     )
     serve.set_defaults(func=_cmd_phones_serve)
 
-    received = actions.add_parser("received", help="what each phone received")
-    received.add_argument("number", nargs="?", help="only this phone")
+    received = actions.add_parser(
+        "received",
+        help="every SMS and call: when, to whom, what was read or heard, which key, how it ended",
+        description="Every SMS and call the fake network took, oldest first, in local time: "
+        "the recipient (with name and role from --names), the channel, the delivery state, "
+        "the text or what the phone heard on the call and the keys it pressed.",
+    )
+    received.add_argument("number", nargs="?", help="only this phone (the same as --to)")
+    received.add_argument("--to", help="only this phone")
+    received.add_argument(
+        "--ticket",
+        type=_int_in(1, 2**63 - 1),
+        help="only what names ticket N (工单N / Ticket N in the text or the call), and the "
+        "calls put through from those calls",
+    )
+    received.add_argument(
+        "--since", help="only from then on: 30m, 2h or 1d ago, 08:30 today, 2025-05-01 08:30"
+    )
+    received.add_argument(
+        "--names",
+        type=Path,
+        action="append",
+        metavar="FILE",
+        help="CSV with phone and name columns (and role): the gateway's contacts or "
+        "households import file works as it is; may be given more than once",
+    )
+    received.add_argument(
+        "--tz",
+        help=f"time zone of the times shown (default: ${view.ZONE_VARIABLE}, else "
+        f"{view.DEFAULT_ZONE})",
+    )
+    received.add_argument("--json", action="store_true", help="one JSON array, for scripts")
     received.add_argument("--url", default=url)
     received.set_defaults(func=_cmd_phones_received)
 
@@ -316,7 +367,11 @@ def _add_phones(sub: Any) -> None:
     script.add_argument(
         "--behaviour", choices=["answer", "no_answer", "voicemail", "busy", "fail", "invalid"]
     )
-    script.add_argument("--digits", help="the key pressed when a call asks (empty: none)")
+    script.add_argument(
+        "--digits",
+        help="the keys pressed at successive menus, comma-separated: 1; 9,1 (hear it again, "
+        "then 1); empty: none",
+    )
     script.add_argument("--sms-fails", action=argparse.BooleanOptionalAction, default=None)
     script.add_argument("--talk", type=float, help="seconds it talks when put through")
     script.add_argument("--callback-delay", type=float, help="seconds before status callbacks")

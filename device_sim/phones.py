@@ -15,9 +15,26 @@ parameters, keyed with the auth token), which can be delayed, duplicated or reor
                                                          behaves (JSON body)
     PUT  /network                                        outages: failures_left, stall_*
 
-A call's TwiML is fetched from its Url and followed: <Say> is recorded, <Gather> is
-answered with the phone's digits, <Dial><Number> rings the number and connects the two
-until the callee's talk time is over or the call is hung up through the API.
+A call's TwiML is fetched from its Url and acted out verb by verb as Twilio does, and what
+the phone heard goes to the call's transcript in order:
+
+- <Say> and <Play> are heard (`loop` times; loop="0" plays until the phone hangs up),
+  <Pause> is silence;
+- <Gather>: what is nested is heard, then the phone answers with its next key and Twilio
+  requests the action (default: the document's own URL) with Digits; the rest of the
+  document is NOT played. With no key the timeout passes and the call goes on with the
+  verb after the <Gather> (or requests the action if actionOnEmptyResult="true");
+- <Dial> rings the number (<Number> or text) as that phone's script says; answered, the
+  two talk until the callee's talk time is over or the call is hung up through the API.
+  With an action, Twilio requests it (DialCallStatus, DialCallSid, DialCallDuration) and
+  follows its TwiML; without, the call goes on with the next verb;
+- <Redirect> fetches another document; <Hangup> and <Reject> end the call; so does the
+  end of the document, and anything Twilio could not play (an application error).
+
+Status callbacks are sent as the call moves (initiated, ringing, in-progress, then
+completed, busy, no-answer or failed), numbered by SequenceNumber, only for the events
+named in StatusCallbackEvent (default: the end only), with AnsweredBy only when
+MachineDetection was asked for: see `_Callbacks`.
 """
 
 from __future__ import annotations
@@ -42,6 +59,13 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal, get_args
 
+API_VERSION = "2010-04-01"
+AUDIO = ("Say", "Play", "Pause")
+"""The verbs a phone just hears."""
+MAX_DOCUMENTS = 50
+"""TwiML documents one call may fetch before the fake network calls it a loop and ends it."""
+SPEECH_CHARS_PER_S = 4.0
+"""How fast <Say> speaks, for a call's modelled duration (Chinese: about 4 characters a second)."""
 Behaviour = Literal["answer", "no_answer", "voicemail", "busy", "fail", "invalid"]
 ApiReply = Literal["json", "html", "truncated", "empty"]
 """How the REST API answers requests about a number: as Twilio does, or broken with 200 OK
@@ -50,6 +74,7 @@ ERROR_PAGE = (
     "<!DOCTYPE html><html><head><title>Service notice</title></head>"
     "<body><h1>We'll be right back</h1></body></html>"
 )
+_KEYS = re.compile(r"[0-9*#,]*")
 _API = re.compile(
     r"^/2010-04-01/Accounts/(?P<account>AC\w+)/(?P<kind>Messages|Calls)"
     r"(?:/(?P<sid>CA\w+))?\.json$"
@@ -69,7 +94,9 @@ class PhoneScript:
 
     behaviour: Behaviour = "answer"
     digits: str = "1"
-    """Pressed when the call asks for a digit (empty: say nothing)."""
+    """The keys pressed at the call's successive <Gather>s, separated by commas: "1" answers
+    the first menu with 1 and lets any later one time out; "9,1" asks to hear it again, then
+    presses 1; empty presses nothing. A "#" ends the keys of one answer."""
     sms_fails: bool = False
     sms_error_code: str = "30003"
     """Twilio's error code when an SMS fails (30003 unreachable; 30005 unknown number)."""
@@ -82,6 +109,37 @@ class PhoneScript:
     """How the REST API answers a creation or listing for this number; broken ones take nothing."""
 
 
+HeardKind = Literal["say", "play", "pause", "keypress", "no_key", "dial", "bridged", "end"]
+"""One line of a call's transcript: text spoken (`text`, in `detail`'s language), a sound
+played (its URL), a pause (seconds), the keys pressed, a menu left without a key (its
+timeout in seconds), a number dialled (with DialCallStatus in `detail`), a call put through
+to this phone (from whom), and how the call ended: "hangup" (<Hangup>), "done" (the TwiML
+ran out), "api" (hung up through the API), "callee" (the other side hung up), "self" (this
+phone, put through, hung up when its talk time was over), "error"
+(TwiML Twilio could not play; `detail` says what)."""
+
+
+@dataclass
+class Heard:
+    """One thing that happened on a call, as the phone lived it."""
+
+    kind: HeardKind
+    text: str
+    detail: str = ""
+    repeat: int = 1
+    """For <Say> and <Play>: how many times it was played (0: until the phone hung up)."""
+    at: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True)
+class _Step:
+    """The next TwiML document to fetch, and what Twilio sends with the request."""
+
+    url: str
+    method: str
+    params: dict[str, str]
+
+
 @dataclass
 class Record:
     """One SMS or call as the network saw it."""
@@ -92,9 +150,22 @@ class Record:
     sender: str
     body: str = ""
     url: str = ""
+    status_callback: str = ""
     statuses: list[str] = field(default_factory=list)
+    updated_at: float = 0.0
+    """When the last status was reached."""
     spoken: list[str] = field(default_factory=list)
+    """For a call: every TwiML document fetched, in order, as it was served."""
+    transcript: list[Heard] = field(default_factory=list)
+    """For a call: what the phone heard and did, in order (only what Twilio would play)."""
     pressed: str = ""
+    """The keys pressed, one answer per <Gather>, separated by commas."""
+    answered_by: str = ""
+    """"human" or "machine_start" (voicemail) once answered."""
+    error_code: str = ""
+    """Twilio's error code when a message was not delivered."""
+    duration_s: float = 0.0
+    """How long the call took, modelled from what was played and how long it talked."""
     created_at: float = field(default_factory=time.time)
     connected_to: str = ""
     """For a call: the number it was put through to (<Dial>); for that leg: the caller."""
@@ -103,6 +174,28 @@ class Record:
     "callee" (talk over)."""
     parent_sid: str = ""
     """For the dialled side of a connected call (placed by <Dial>): the call it belongs to."""
+
+    def hear(self, kind: HeardKind, text: str, detail: str = "", repeat: int = 1) -> None:
+        """Add a line to the transcript."""
+        self.transcript.append(Heard(kind, text, detail, repeat))
+
+    def listen(self, verb: ET.Element) -> bool:
+        """Hear a <Say>, <Play> or <Pause>; True if it would play for ever (loop="0")."""
+        if verb.tag == "Pause":
+            length = verb.get("length", "1")
+            seconds = int(length) if length.isdigit() else 1
+            self.hear("pause", str(seconds))
+            self.duration_s += seconds
+            return False
+        loop = verb.get("loop", "1")
+        times = int(loop) if loop.isdigit() else 1
+        text = "".join(verb.itertext()).strip()
+        if verb.tag == "Say":
+            self.hear("say", text, verb.get("language", ""), times)
+            self.duration_s += max(1, times) * len(text) / SPEECH_CHARS_PER_S
+        else:
+            self.hear("play", text, "", times)
+        return times == 0
 
     def resource(self, account_sid: str) -> dict[str, Any]:
         """The record as Twilio's REST API shows a message or call."""
@@ -243,7 +336,9 @@ class FakePhoneNetwork:
 
     # -- the phone's part ---------------------------------------------------------------
 
-    def _create(self, kind: str, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    def _create(
+        self, kind: str, form: dict[str, str], events: frozenset[str] = frozenset()
+    ) -> tuple[int, dict[str, Any]]:
         with self._lock:
             if self.failures_left > 0:
                 self.failures_left -= 1
@@ -265,6 +360,7 @@ class FakePhoneNetwork:
             form.get("From", ""),
             body=form.get("Body", ""),
             url=form.get("Url", ""),
+            status_callback=form.get("StatusCallback", ""),
         )
         with self._lock:
             self.records.append(record)
@@ -272,7 +368,7 @@ class FakePhoneNetwork:
             self.stall_creates = max(0, self.stall_creates - 1)
         worker = threading.Thread(
             target=self._play,
-            args=(record, script, form.get("StatusCallback", "")),
+            args=(record, script, form, events),
             name=f"phone-{sid}",
             daemon=True,
         )
@@ -285,113 +381,206 @@ class FakePhoneNetwork:
         # As Twilio does: the answer to a creation says "queued", whatever happened since.
         return 201, {**record.resource(self.account_sid), "status": "queued"}
 
-    def _play(self, record: Record, script: PhoneScript, callback: str) -> None:
+    def _play(
+        self, record: Record, script: PhoneScript, form: dict[str, str], events: frozenset[str]
+    ) -> None:
+        callbacks = _Callbacks(self, record, script, form.get("StatusCallback", ""), events)
         if record.kind == "sms":
-            final = "undelivered" if script.sms_fails else "delivered"
-            events = [{"MessageStatus": s} for s in ("sent", final)]
+            callbacks.status("sent")
             if script.sms_fails:
-                events[-1]["ErrorCode"] = script.sms_error_code
+                record.error_code = script.sms_error_code
+                callbacks.status("undelivered", ErrorCode=script.sms_error_code)
+            else:
+                callbacks.status("delivered")
         else:
-            events = self._call(record, script)
-        for event in events:
-            record.statuses.append(event.get("MessageStatus") or event.get("CallStatus", ""))
-        if script.reverse_callbacks:
-            events.reverse()
-        if script.duplicate_callbacks:
-            events = [e for event in events for e in (event, event)]
-        time.sleep(script.callback_delay_s)
-        sid_key = "MessageSid" if record.kind == "sms" else "CallSid"
-        for event in events:
-            if callback:
-                self._post(
-                    callback,
-                    {sid_key: record.sid, "AccountSid": self.account_sid, "To": record.to, **event},
-                )
+            self._call(record, script, callbacks, form)
+        callbacks.flush()
 
-    def _call(self, record: Record, script: PhoneScript) -> list[dict[str, str]]:
-        events = [{"CallStatus": "initiated"}, {"CallStatus": "ringing"}]
-        if script.behaviour in ("no_answer", "busy", "fail"):
-            final = {"no_answer": "no-answer", "busy": "busy", "fail": "failed"}[script.behaviour]
-            return [*events, {"CallStatus": final}]
-        answered_by = "machine_start" if script.behaviour == "voicemail" else "human"
-        events.append({"CallStatus": "in-progress", "AnsweredBy": answered_by})
+    def _call(
+        self, record: Record, script: PhoneScript, callbacks: _Callbacks, form: dict[str, str]
+    ) -> None:
+        """Ring the phone and, once it answers, act out the call's TwiML as Twilio does."""
+        callbacks.status("initiated")
+        if script.behaviour in ("busy", "fail"):
+            callbacks.status("busy" if script.behaviour == "busy" else "failed", CallDuration="0")
+            return
+        callbacks.status("ringing")
+        if script.behaviour == "no_answer":
+            callbacks.status("no-answer", CallDuration="0")
+            return
+        record.answered_by = "machine_start" if script.behaviour == "voicemail" else "human"
+        # Twilio says who answered only when asked to detect machines.
+        detected = {"AnsweredBy": record.answered_by} if form.get("MachineDetection") else {}
         params = {
             "CallSid": record.sid,
             "AccountSid": self.account_sid,
+            "From": record.sender,
             "To": record.to,
             "CallStatus": "in-progress",
-            "AnsweredBy": answered_by,
+            "Direction": "outbound-api",
+            "ApiVersion": API_VERSION,
+            **detected,
         }
-        url = record.url
-        pressed = script.digits if script.behaviour == "answer" else ""
         # As Twilio does: a call in progress hung up through the API ends wherever it is,
         # before it was put through to another phone as well as after.
         ended = threading.Event()
         with self._lock:
             self._live[record.sid] = ended
         try:
-            while url and not ended.is_set():
-                twiml = self._post(url, params)
-                record.spoken.append(twiml)
-                url = self._follow(record, url, twiml, params, pressed)
-                pressed = ""  # one key per call: a menu heard again is not answered again
+            callbacks.status("in-progress", **detected)
+            # A machine presses nothing; a person answers successive menus with the script's keys.
+            answers = script.digits.split(",") if script.behaviour == "answer" else []
+            self._converse(record, params, answers, ended)
         finally:
             with self._lock:
                 self._live.pop(record.sid, None)
         if ended.is_set() and not record.ended_by:
             record.ended_by = "hangup"
-        return [*events, {"CallStatus": "completed", "CallDuration": "20"}]
+        callbacks.status("completed", CallDuration=str(max(1, round(record.duration_s))))
+
+    def _converse(
+        self, record: Record, params: dict[str, str], answers: list[str], ended: threading.Event
+    ) -> None:
+        """Fetch and follow TwiML documents until the call is over."""
+        step: _Step | None = _Step(record.url, "POST", {})
+        fetched = 0
+        while step is not None:
+            if ended.is_set():
+                record.hear("end", "api")
+                return
+            if fetched == MAX_DOCUMENTS:
+                record.hear("end", "error", f"more than {MAX_DOCUMENTS} TwiML documents")
+                return
+            fetched += 1
+            twiml = self._request(step.url, {**params, **step.params}, step.method)
+            record.spoken.append(twiml)
+            step = self._follow(record, step.url, twiml, answers, ended)
 
     def _follow(
-        self, record: Record, url: str, twiml: str, params: dict[str, str], digits: str
-    ) -> str:
-        """Act out one TwiML document; the next URL to fetch, or "" when the call is over."""
-        try:
-            root = ET.fromstring(twiml)  # noqa: S314 - TwiML from Bidao on loopback
-        except ET.ParseError:
-            return ""
-        for verb in root:
-            if verb.tag == "Gather" and digits:
-                record.pressed = digits
-                action = urllib.parse.urljoin(url, verb.get("action", url))
-                params["Digits"] = digits
-                return action
-            if verb.tag == "Dial":
-                self._connect(record, url, verb, params)
-                return ""
-            if verb.tag == "Redirect" and verb.text:
-                return urllib.parse.urljoin(url, verb.text.strip())
-            if verb.tag == "Hangup":
-                return ""
-        return ""
+        self,
+        record: Record,
+        url: str,
+        twiml: str,
+        answers: list[str],
+        ended: threading.Event,
+    ) -> _Step | None:
+        """Act out one TwiML document, verb by verb, as Twilio does.
 
-    def _connect(self, record: Record, url: str, dial: ET.Element, params: dict[str, str]) -> None:
-        """Ring the dialled number and keep both on the line until one side ends it."""
+        What the phone hears, the keys it presses and how the call ends go to the record's
+        transcript. The result is the next document to fetch (a <Gather> answered, a
+        <Redirect>, a <Dial> with an action), or None when the call is over.
+        """
+        try:
+            root: ET.Element | None = ET.fromstring(twiml)  # noqa: S314 - TwiML from loopback
+        except ET.ParseError:
+            root = None
+        if root is None or root.tag != "Response":
+            # Twilio plays "an application error has occurred" and hangs up.
+            _hang_up(record, "error", f"no TwiML <Response> from {url}")
+            return None
+        for verb in root:
+            if ended.is_set():
+                _hang_up(record, "api")
+                return None
+            outcome = self._verb(record, url, verb, answers, ended)
+            if isinstance(outcome, _Step):
+                return outcome
+            if outcome is not None:
+                return None
+        _hang_up(record, "done")
+        return None
+
+    def _verb(
+        self,
+        record: Record,
+        url: str,
+        verb: ET.Element,
+        answers: list[str],
+        ended: threading.Event,
+    ) -> _Step | _Over | None:
+        """Act out one verb: the next document, the call over, or None to go on."""
+        if verb.tag in AUDIO:
+            # Played for ever, it is the phone that hangs up.
+            return _hang_up(record, "callee") if record.listen(verb) else None
+        if verb.tag == "Gather":
+            return _gather(record, url, verb, answers)
+        if verb.tag == "Dial":
+            return self._dial(record, url, verb, ended)
+        if verb.tag == "Redirect":
+            target = (verb.text or "").strip() or url
+            return _Step(urllib.parse.urljoin(url, target), _method(verb), {})
+        if verb.tag in ("Hangup", "Reject"):
+            return _hang_up(record, "hangup")
+        return _hang_up(record, "error", f"<{verb.tag}> is not a verb the fake network plays")
+
+    def _dial(
+        self, record: Record, url: str, verb: ET.Element, ended: threading.Event
+    ) -> _Step | _Over | None:
+        """Dial; then the action's TwiML if there is one, else the next verb."""
+        outcome = self._connect(record, verb, ended)
+        if ended.is_set():
+            return _hang_up(record, "api")
+        action = verb.get("action")
+        return _Step(urllib.parse.urljoin(url, action), _method(verb), outcome) if action else None
+
+    def _connect(self, record: Record, dial: ET.Element, ended: threading.Event) -> dict[str, str]:
+        """Ring the dialled number; if it answers, keep both on the line until one side ends it.
+
+        The result is what Twilio tells the <Dial>'s action: DialCallStatus and the leg.
+        """
         number = next((n.text.strip() for n in dial.iter("Number") if n.text), "")
-        with self._lock:
-            ended = self._live.get(record.sid)
-        if not number or ended is None or ended.is_set():
-            return
+        number = number or (dial.text or "").strip()
+        if not number or ended.is_set():
+            record.hear("dial", number, "failed")
+            return {"DialCallStatus": "failed"}
+        callee = self.script(number)
         leg = Record(f"CA{next(self._ids):032x}", "call", number, record.to, parent_sid=record.sid)
-        leg.connected_to, record.connected_to = record.to, number
-        leg.statuses.extend(["ringing", "in-progress"])
         with self._lock:
             self.records.append(leg)
-        hung_up = ended.wait(self.script(number).talk_s)
+        if callee.behaviour not in ("answer", "voicemail"):
+            status = {"no_answer": "no-answer", "busy": "busy"}.get(callee.behaviour, "failed")
+            leg.statuses.append(status)
+            leg.updated_at = time.time()
+            record.hear("dial", number, status)
+            return {"DialCallStatus": status, "DialCallSid": leg.sid, "DialCallDuration": "0"}
+        leg.connected_to, record.connected_to = record.to, number
+        leg.statuses.extend(["ringing", "in-progress"])
+        record.hear("dial", number, "in-progress")
+        dialled = record.transcript[-1]
+        leg.hear("bridged", record.to)
+        hung_up = ended.wait(callee.talk_s)
         record.ended_by = leg.ended_by = "hangup" if hung_up else "callee"
         leg.statuses.append("completed")
-        action = dial.get("action")
-        if action and not hung_up:
-            # Twilio asks the Dial's action what next once the callee hangs up; a call ended
-            # through the API is simply over.
-            done = {**params, "DialCallStatus": "completed", "DialCallSid": leg.sid}
-            self._post(urllib.parse.urljoin(url, action), done)
+        leg.updated_at = time.time()
+        dialled.detail = "completed"
+        talk = str(max(1, round(callee.talk_s)))
+        record.duration_s += callee.talk_s
+        leg.duration_s = callee.talk_s
+        leg.hear("end", "api" if hung_up else "self")
+        return {"DialCallStatus": "completed", "DialCallSid": leg.sid, "DialCallDuration": talk}
+
+    def _request(self, url: str, params: dict[str, str], method: str = "POST") -> str:
+        """Ask the application for TwiML as Twilio does; the body, or "" if there is none.
+
+        A GET carries the parameters in the query.
+        """
+        if method == "GET":
+            split = urllib.parse.urlsplit(url)
+            query = "&".join(q for q in (split.query, urllib.parse.urlencode(params)) if q)
+            target = urllib.parse.urlunsplit(split._replace(query=query))
+            request = urllib.request.Request(target, method="GET")  # noqa: S310 - loopback
+            request.add_header("X-Twilio-Signature", twilio_signature(self.auth_token, target, {}))
+            return self._send(request)
+        return self._post(url, params)
 
     def _post(self, url: str, params: dict[str, str]) -> str:
         data = urllib.parse.urlencode(params).encode()
         request = urllib.request.Request(url, data=data, method="POST")  # noqa: S310 - loopback
         request.add_header("X-Twilio-Signature", twilio_signature(self.auth_token, url, params))
         request.add_header("Content-Type", "application/x-www-form-urlencoded")
+        return self._send(request)
+
+    def _send(self, request: urllib.request.Request) -> str:
         try:
             with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
                 return str(response.read().decode())
@@ -399,6 +588,128 @@ class FakePhoneNetwork:
             with self._lock:
                 self.callback_errors += 1
             return ""
+
+
+_CALL_EVENTS = {"initiated": "initiated", "ringing": "ringing", "in-progress": "answered"}
+"""Which StatusCallbackEvent reports a call status; every final status is "completed"."""
+
+
+class _Callbacks:
+    """The status callbacks of one message or call.
+
+    Sent as they happen (in Twilio's order, numbered), or held back and sent late, reversed
+    or twice, as the phone's script says.
+    """
+
+    def __init__(
+        self,
+        network: FakePhoneNetwork,
+        record: Record,
+        script: PhoneScript,
+        url: str,
+        events: frozenset[str],
+    ) -> None:
+        self._network, self._record, self._script, self._url = network, record, script, url
+        # As Twilio does: without StatusCallbackEvent, a call reports only its end.
+        self._events = events or frozenset({"completed"})
+        self._sequence = itertools.count()
+        self._hold = script.callback_delay_s > 0 or script.reverse_callbacks
+        self._held: list[dict[str, str]] = []
+
+    def status(self, status: str, **extra: str) -> None:
+        """The record moved to `status`: note it and report it if asked to."""
+        record = self._record
+        with self._network._lock:
+            record.statuses.append(status)
+            record.updated_at = time.time()
+        if not self._url:
+            return
+        base = {"AccountSid": self._network.account_sid, "From": record.sender, "To": record.to}
+        if record.kind == "sms":
+            params = {"MessageSid": record.sid, "SmsSid": record.sid, "MessageStatus": status}
+            params["SmsStatus"] = status
+        else:
+            if _CALL_EVENTS.get(status, "completed") not in self._events:
+                return
+            params = {
+                "CallSid": record.sid,
+                "CallStatus": status,
+                "Direction": "outbound-api",
+                "CallbackSource": "call-progress-events",
+                "SequenceNumber": str(next(self._sequence)),
+                "Timestamp": format_datetime(datetime.fromtimestamp(record.updated_at, UTC)),
+            }
+        params = {**base, **params, "ApiVersion": API_VERSION, **extra}
+        if self._hold:
+            self._held.append(params)
+        else:
+            self._deliver(params)
+
+    def flush(self) -> None:
+        """Send what was held back: after the script's delay, in its order."""
+        if not self._held:
+            return
+        time.sleep(self._script.callback_delay_s)
+        if self._script.reverse_callbacks:
+            self._held.reverse()
+        for params in self._held:
+            self._deliver(params)
+        self._held.clear()
+
+    def _deliver(self, params: dict[str, str]) -> None:
+        for _ in range(2 if self._script.duplicate_callbacks else 1):
+            self._network._post(self._url, params)
+
+
+class _Over:
+    """The call is over."""
+
+
+def _hang_up(record: Record, how: str, detail: str = "") -> _Over:
+    """End the call's transcript with how it ended."""
+    record.hear("end", how, detail)
+    return _Over()
+
+
+def _method(verb: ET.Element) -> str:
+    return verb.get("method", "POST").upper()
+
+
+def _gather(record: Record, url: str, verb: ET.Element, answers: list[str]) -> _Step | _Over | None:
+    """Act out a <Gather>: the next document, the call over, or None to go on.
+
+    What is nested is heard first; then the phone answers with its next key (Twilio requests
+    the action and the rest of the document is not played), or lets the timeout pass and
+    the call goes on with the verb after the <Gather>.
+    """
+    endless = [record.listen(child) for child in verb if child.tag in AUDIO]
+    action = urllib.parse.urljoin(url, verb.get("action") or url)
+    digits = _keys(answers.pop(0) if answers else "", verb)
+    if digits:
+        record.hear("keypress", digits)
+        record.pressed = f"{record.pressed},{digits}" if record.pressed else digits
+        return _Step(action, _method(verb), {"Digits": digits})
+    if any(endless):
+        return _hang_up(record, "callee")
+    timeout = verb.get("timeout", "5")
+    seconds = int(timeout) if timeout.isdigit() else 5
+    record.hear("no_key", str(seconds))
+    record.duration_s += seconds
+    if verb.get("actionOnEmptyResult") == "true":
+        return _Step(action, _method(verb), {})
+    return None
+
+
+def _keys(answer: str, gather: ET.Element) -> str:
+    """The Digits Twilio reports for keys pressed at a <Gather>.
+
+    Up to its finishOnKey (which is not reported), at most numDigits of them.
+    """
+    finish = gather.get("finishOnKey", "#")
+    if finish and finish in answer:
+        answer = answer[: answer.index(finish)]
+    limit = gather.get("numDigits", "")
+    return answer[: int(limit)] if limit.isdigit() and int(limit) > 0 else answer
 
 
 class _Server(ThreadingHTTPServer):
@@ -495,12 +806,15 @@ class _Handler(BaseHTTPRequestHandler):
         match = self._api()
         if match is None:
             return
-        form = dict(urllib.parse.parse_qsl(self._body().decode()))
+        fields_ = urllib.parse.parse_qs(self._body().decode(), keep_blank_values=True)
+        form = {key: values[-1] for key, values in fields_.items()}
+        # The twilio library sends a list (StatusCallbackEvent) as the key repeated.
+        events = frozenset(" ".join(fields_.get("StatusCallbackEvent", [])).split())
         sid = match.group("sid")
         if sid is None:
             if self._broken_reply(form.get("To", "")):
                 return
-            status, body = self.network._create(match.group("kind"), form)
+            status, body = self.network._create(match.group("kind"), form, events)
             self._reply(status, body)
             return
         record = next((r for r in self.network.records if r.sid == sid), None)
@@ -565,6 +879,14 @@ class _Handler(BaseHTTPRequestHandler):
         if changes.get("api_reply", "json") not in get_args(ApiReply):
             self._reply(
                 HTTPStatus.BAD_REQUEST, {"message": f"api_reply is one of {get_args(ApiReply)}"}
+            )
+            return
+        if not isinstance(changes.get("digits", ""), str) or not _KEYS.fullmatch(
+            changes.get("digits", "")
+        ):
+            self._reply(
+                HTTPStatus.BAD_REQUEST,
+                {"message": "digits are keys (0-9, * and #), one answer per menu, comma-separated"},
             )
             return
         for key, value in changes.items():

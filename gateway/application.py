@@ -21,15 +21,26 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from alerts import Notification
 from gateway.clock import Clock, SystemClock
-from gateway.config import DeviceKind, Settings
+from gateway.config import (
+    CardThresholds,
+    DeviceKind,
+    Settings,
+    TicketPolicy,
+    WarningThresholds,
+)
 from gateway.domain.devices import DeviceRecord
-from gateway.domain.tickets import ActionChannel, Category, Ticket
+from gateway.domain.grid import Contact as Contact  # noqa: PLC0414 - re-exported
+from gateway.domain.grid import GridUnit as GridUnit  # noqa: PLC0414 - re-exported
+from gateway.domain.tickets import ActionChannel as ActionChannel  # noqa: PLC0414 - re-exported
+from gateway.domain.tickets import Category as Category  # noqa: PLC0414 - re-exported
+from gateway.domain.tickets import Ticket, TicketEvent
 from gateway.domain.tickets import TicketError as TicketError  # noqa: PLC0414 - re-exported
+from gateway.domain.tickets import TicketStatus as TicketStatus  # noqa: PLC0414 - re-exported
 from gateway.errors import GatewayError
 from gateway.ingest.registry import DeviceRegistry
 from gateway.metrics import GatewayMetrics
@@ -38,8 +49,37 @@ from gateway.services.grid_import import ImportKind as ImportKind  # noqa: PLC04
 from gateway.services.grid_import import (
     ImportRejectedError as ImportRejectedError,  # noqa: PLC0414 - re-exported
 )
-from gateway.services.reports import Card, Reports, TicketStats, UnitWarning
+from gateway.services.reports import UNPLACED as UNPLACED  # noqa: PLC0414 - re-exported
+from gateway.services.reports import Card, Reports, UnitWarning
+from gateway.services.reports import TicketStats as TicketStats  # noqa: PLC0414 - re-exported
 from gateway.services.reports import by_level as by_level  # noqa: PLC0414 - re-exported
+from gateway.services.ticket_views import (
+    CLOSED_STATUSES as CLOSED_STATUSES,  # noqa: PLC0414 - re-exported
+)
+from gateway.services.ticket_views import (
+    NoSuchContactError as NoSuchContactError,  # noqa: PLC0414 - re-exported
+)
+from gateway.services.ticket_views import (
+    NoSuchTicketError as NoSuchTicketError,  # noqa: PLC0414 - re-exported
+)
+from gateway.services.ticket_views import (
+    NoSuchVillageError as NoSuchVillageError,  # noqa: PLC0414 - re-exported
+)
+from gateway.services.ticket_views import (
+    PersonRef as PersonRef,  # noqa: PLC0414 - re-exported
+)
+from gateway.services.ticket_views import (
+    TicketView as TicketView,  # noqa: PLC0414 - re-exported
+)
+from gateway.services.ticket_views import (
+    TicketViews,
+)
+from gateway.services.ticket_views import (
+    Timeline as Timeline,  # noqa: PLC0414 - re-exported
+)
+from gateway.services.ticket_views import (
+    TimelineItem as TimelineItem,  # noqa: PLC0414 - re-exported
+)
 from gateway.store.ports import Store
 from gateway.store.sqlite import SqliteStore
 
@@ -87,6 +127,16 @@ class Report:
     cards: list[Card]
     unused_boxes: list[str]
     unused_days: float
+    units: dict[str, GridUnit]
+    """Every grid unit by code, county to neighbourhood, to name the figures' places."""
+    contacts: dict[int, Contact]
+    """Every contact by id, to name the figures' people."""
+    warnings: WarningThresholds
+    card_thresholds: CardThresholds
+    policy: TicketPolicy
+    """The clocks new tickets open under (each ticket is counted under its own)."""
+    timezone: str
+    """The villages' IANA time zone, for the times the report shows."""
 
 
 class Application:
@@ -104,6 +154,7 @@ class Application:
         live: LiveParts | None = None,
         opened: bool = True,
         after_import: Callable[[], None] | None = None,
+        offline_tickets: Callable[[], TicketService] | None = None,
     ) -> None:
         self.settings = settings
         self._clock = clock
@@ -114,6 +165,9 @@ class Application:
         self._live = live
         self._opened = opened
         self._after_import = after_import
+        self._offline_tickets = offline_tickets
+        self._offline_service: TicketService | None = None
+        self._views = TicketViews(store)
 
     async def _ready(self) -> None:
         if not self._opened:
@@ -168,9 +222,15 @@ class Application:
         return self._live
 
     def _tickets(self) -> TicketService:
-        if self._live is None:
+        if self._live is not None:
+            return self._live.tickets
+        if self._offline_tickets is None:
             raise NotRunningError("ticket actions need the running gateway (bidao run)")
-        return self._live.tickets
+        if self._offline_service is None:
+            # Beside a running gateway (the command line): the action and its effects are
+            # committed rows; the gateway's senders and scheduler pick them up from the store.
+            self._offline_service = self._offline_tickets()
+        return self._offline_service
 
     async def start_bridge(self, ticket_id: int, contact_id: int, call_id: str) -> str | None:
         """Put the ticket's owner through to the resident; the resident's number, or None."""
@@ -230,19 +290,95 @@ class Application:
         """A responder passes the ticket on to the next in the chain."""
         await self._tickets().decline(ticket_id, contact_id, channel)
 
-    async def arrive_ticket(self, ticket_id: int, contact_id: int, channel: ActionChannel) -> None:
-        """The responder is at the resident's home."""
-        await self._tickets().arrive(ticket_id, contact_id, channel)
+    async def arrive_ticket(
+        self, ticket_id: int, contact_id: int | None, channel: ActionChannel
+    ) -> None:
+        """The responder (the ticket's owner if None) is at the resident's home."""
+        await self._ready()
+        who = await self._actor(ticket_id, contact_id)
+        await self._tickets().arrive(ticket_id, who, channel)
 
-    async def resolve_ticket(self, ticket_id: int, contact_id: int, channel: ActionChannel) -> None:
-        """The matter is dealt with."""
-        await self._tickets().resolve(ticket_id, contact_id, channel)
+    async def resolve_ticket(
+        self,
+        ticket_id: int,
+        contact_id: int | None,
+        channel: ActionChannel,
+        category: Category | None = None,
+        note: str | None = None,
+    ) -> None:
+        """The matter is dealt with; with its kind of matter and a note, if given."""
+        await self._ready()
+        who = await self._actor(ticket_id, contact_id)
+        ticket = await self._store.tickets.get(ticket_id)
+        if ticket is not None and ticket.status not in (
+            TicketStatus.ACCEPTED,
+            TicketStatus.ON_SITE,
+        ):
+            raise TicketError(f"ticket {ticket_id} is {ticket.status}; it cannot be resolved")
+        if category is not None:
+            await self._tickets().classify(ticket_id, category, who, channel)
+        await self._tickets().resolve(ticket_id, who, channel)
+        if note:
+            await self.note_ticket(ticket_id, who, channel, note)
 
     async def classify_ticket(
-        self, ticket_id: int, category: Category, contact_id: int, channel: ActionChannel
+        self, ticket_id: int, category: Category, contact_id: int | None, channel: ActionChannel
     ) -> None:
         """Set the kind of matter, which starts its day clock."""
-        await self._tickets().classify(ticket_id, category, contact_id, channel)
+        await self._ready()
+        who = await self._actor(ticket_id, contact_id)
+        await self._tickets().classify(ticket_id, category, who, channel)
+
+    async def note_ticket(
+        self, ticket_id: int, contact_id: int | None, channel: ActionChannel, text: str
+    ) -> None:
+        """Add a note to the ticket's audit trail."""
+        await self._ready()
+        text = text.strip()
+        if not text:
+            raise TicketError("a note cannot be empty")
+        async with self._store.transaction() as uow:
+            if await uow.tickets.get(ticket_id) is None:
+                raise TicketError(f"no ticket {ticket_id}")
+            event = TicketEvent(ticket_id, self._clock.now(), "note", channel, contact_id, text)
+            await uow.tickets.add_events([event])
+
+    async def reassign_ticket(
+        self, ticket_id: int, to_contact_id: int, by_contact_id: int | None, channel: ActionChannel
+    ) -> None:
+        """Hand an accepted ticket over to another responder, who owns it from now on."""
+        await self._ready()
+        now = self._clock.now()
+        async with self._store.transaction() as uow:
+            ticket = await uow.tickets.get(ticket_id)
+            if ticket is None:
+                raise TicketError(f"no ticket {ticket_id}")
+            if ticket.status not in (TicketStatus.ACCEPTED, TicketStatus.ON_SITE):
+                raise TicketError(
+                    f"ticket {ticket_id} is {ticket.status}; it cannot be handed over"
+                )
+            if not await uow.grid.contacts_by_id([to_contact_id]):
+                raise TicketError(f"no contact {to_contact_id}")
+            if ticket.owner_contact_id == to_contact_id:
+                raise TicketError(f"ticket {ticket_id} is already theirs")
+            moved = replace(ticket, owner_contact_id=to_contact_id)
+            if not await uow.tickets.save(moved, ticket.status):
+                raise TicketError(f"ticket {ticket_id} changed meanwhile; try again")
+            detail = f"from {ticket.owner_contact_id}"
+            event = TicketEvent(ticket_id, now, "reassigned", channel, to_contact_id, detail)
+            await uow.tickets.add_events([event])
+        del by_contact_id  # who handed it over is not recorded until the rules record it
+
+    async def _actor(self, ticket_id: int, contact_id: int | None) -> int:
+        """Who acts: the given contact, else the ticket's owner."""
+        if contact_id is not None:
+            return contact_id
+        ticket = await self._store.tickets.get(ticket_id)
+        if ticket is None:
+            raise TicketError(f"no ticket {ticket_id}")
+        if ticket.owner_contact_id is None:
+            raise TicketError(f"ticket {ticket_id} has no owner yet: say who acts")
+        return ticket.owner_contact_id
 
     async def list_tickets(self, *, days: float | None = None) -> list[Ticket]:
         """Live tickets, or (with `days`) every ticket opened in that many days, oldest first."""
@@ -251,6 +387,39 @@ class Application:
             return await self._store.tickets.live()
         now = self._clock.now()
         return await self._store.tickets.opened(now - days * DAY_S, now)
+
+    async def list_ticket_views(
+        self,
+        *,
+        statuses: tuple[TicketStatus, ...] = (),
+        village: str | None = None,
+        household: str | None = None,
+        days: float | None = 7.0,
+    ) -> list[TicketView]:
+        """Live tickets and those opened in the last `days` days (all if None), newest first.
+
+        `village` is a village's code or name (NoSuchVillageError if not exactly one).
+        """
+        if days is not None and days <= 0:
+            raise ApplicationError(f"the period must be a positive number of days, got {days:g}")
+        await self._ready()
+        since = None if days is None else self._clock.now() - days * DAY_S
+        return await self._views.find(statuses, village, household, since)
+
+    async def ticket_timeline(self, ticket_id: int) -> Timeline:
+        """One ticket's whole story with names; NoSuchTicketError if there is none."""
+        await self._ready()
+        return await self._views.timeline(ticket_id)
+
+    async def find_contact(self, text: str) -> PersonRef:
+        """The one contact with this id, phone number or name; NoSuchContactError if not one."""
+        await self._ready()
+        c = await self._views.contact(text)
+        return PersonRef(c.id, c.name, c.role, c.phone)
+
+    def now(self) -> float:
+        """The facade's clock."""
+        return self._clock.now()
 
     # Figures
 
@@ -261,6 +430,7 @@ class Application:
         await self._ready()
         now = self._clock.now()
         start = now - days * DAY_S
+        units, contacts = await self._reports.grid()
         return Report(
             start=start,
             end=now,
@@ -270,6 +440,12 @@ class Application:
             cards=await self._reports.chief_cards(start, now),
             unused_boxes=await self._reports.unused_boxes(now, UNUSED_BOX_DAYS),
             unused_days=UNUSED_BOX_DAYS,
+            units=units,
+            contacts=contacts,
+            warnings=self.settings.warnings,
+            card_thresholds=self.settings.cards,
+            policy=self.settings.tickets.default,
+            timezone=self.settings.tickets.timezone,
         )
 
     def metrics_text(self) -> bytes:
@@ -295,6 +471,15 @@ async def offline(settings: Settings, clock: Clock | None = None) -> AsyncIterat
     clock = clock or SystemClock()
     store = SqliteStore(settings.database_path)
     metrics = GatewayMetrics()
+
+    def ticket_service() -> TicketService:
+        from gateway.scheduler import DeadlineScheduler
+        from gateway.services.tickets import TicketService
+
+        # No scheduler runs here: the deadlines are rows the running gateway serves.
+        scheduler = DeadlineScheduler(store, clock)
+        return TicketService(store, clock, settings.tickets, scheduler, None, metrics)
+
     application = Application(
         settings,
         clock,
@@ -309,6 +494,7 @@ async def offline(settings: Settings, clock: Clock | None = None) -> AsyncIterat
         GridImporter(store, clock, settings.supervision, settings.grid_import, metrics),
         Reports(store, settings.warnings, settings.cards),
         opened=False,
+        offline_tickets=ticket_service,
     )
     try:
         yield application

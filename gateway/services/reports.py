@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -16,6 +17,9 @@ from gateway.store.ports import DeviceReads, GridReads, TicketReads
 WarningLevel = Literal["green", "yellow", "orange", "red"]
 CardColour = Literal["blue", "yellow", "red"]
 CLOSED = ("resolved", "rated")
+LIVE = ("open", "accepted", "on_site")
+UNPLACED = "unplaced"
+"""The statistics key of calls from a box that belongs to no household in the grid."""
 
 
 class ReportSource(Protocol):
@@ -60,12 +64,16 @@ class TicketStats:
     escalated: int = 0
     rated: int = 0
     satisfied: int = 0
+    reviews: int = 0
+    """Thumbs-down ratings: each opens a review for the township."""
     accept_on_time: int = 0
     accepted: int = 0
     arrive_on_time: int = 0
     arrived: int = 0
     day_on_time: int = 0
     day_clocked: int = 0
+    """Classified matters whose outcome against their time limit is known: resolved, or
+    past the limit."""
     accept_s: list[float] = field(default_factory=list)
     arrive_s: list[float] = field(default_factory=list)
 
@@ -99,6 +107,20 @@ class TicketStats:
         """Classified matters resolved without missing their day clock."""
         return _ratio(self.day_on_time, self.day_clocked)
 
+    def accepted_within(self, share: float) -> float | None:
+        """The shortest time within which at least `share` of the calls were accepted.
+
+        The calls are all but those the resident cancelled (never accepted); one not accepted
+        (yet) counts as never, so the answer is infinite when fewer than `share` were
+        accepted, and None when there were no such calls.
+        """
+        waiting = max(0, self.requests - self.cancelled - self.accepted)
+        return within([*self.accept_s, *[math.inf] * waiting], share)
+
+    def arrived_within(self, share: float) -> float | None:
+        """The shortest time after accepting within which at least `share` of arrivals came."""
+        return within(self.arrive_s, share)
+
     def accept_percentiles(self) -> tuple[float | None, float | None]:
         """Median and 90th percentile seconds to accept."""
         return _percentiles(self.accept_s)
@@ -121,6 +143,19 @@ class Card:
 
 def _ratio(part: int, whole: int) -> float | None:
     return None if whole <= 0 else part / whole
+
+
+def within(values: Sequence[float], share: float) -> float | None:
+    """The smallest observed value that at least `share` of `values` do not exceed.
+
+    Nearest rank, not interpolation: "half were accepted within 1.6 minutes" is then true
+    of the calls themselves, and the figure is a time one of them actually took.
+    """
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(share * len(ordered) - 1e-9))
+    return ordered[min(rank, len(ordered)) - 1]
 
 
 def _percentiles(values: Sequence[float]) -> tuple[float | None, float | None]:
@@ -164,7 +199,7 @@ class Reports:
         return False
 
     async def warning_colours(self, now: float) -> dict[str, UnitWarning]:
-        """The colour of every unit from neighbourhood up to township."""
+        """The colour of every unit from neighbourhood up to county."""
         grid = await self._source.grid.units()
         live: dict[str, int] = defaultdict(int)
         overdue: dict[str, int] = defaultdict(int)
@@ -177,8 +212,6 @@ class Reports:
                 oldest[unit.code] = max(oldest[unit.code], now - ticket.opened_at)
         out = {}
         for unit in grid.values():
-            if unit.level == "county":
-                continue
             colour = self._colour(live[unit.code], overdue[unit.code], oldest[unit.code])
             out[unit.code] = UnitWarning(
                 unit.code,
@@ -202,22 +235,23 @@ class Reports:
         return "green"
 
     async def statistics(self, start: float, end: float) -> dict[str, TicketStats]:
-        """Figures per village, per township and per person (`contact:<id>`) for [start, end)."""
+        """Figures for the tickets opened in [start, end), as of `end`.
+
+        Keyed per unit (every level, county to neighbourhood), per person who accepted
+        (`contact:<id>`), and UNPLACED for calls from boxes that belong to no household.
+        """
         grid = await self._source.grid.units()
         out: dict[str, TicketStats] = defaultdict(TicketStats)
         for ticket in await self._source.tickets.opened(start, end):
-            keys = [
-                u.code
-                for u in _ancestors(ticket.village_code, grid)
-                if u.level in ("village", "township")
-            ]
+            place = ticket.neighbourhood_code or ticket.village_code
+            keys = [u.code for u in _ancestors(place, grid)] or [UNPLACED]
             if ticket.owner_contact_id is not None:
                 keys.append(f"contact:{ticket.owner_contact_id}")
             for key in keys:
-                self._count(out[key], ticket)
+                self._count(out[key], ticket, end)
         return dict(out)
 
-    def _count(self, stats: TicketStats, ticket: Ticket) -> None:
+    def _count(self, stats: TicketStats, ticket: Ticket, now: float) -> None:
         policy = ticket.rules  # the clocks the ticket opened under
         stats.requests += 1
         stats.closed += ticket.status in CLOSED
@@ -226,6 +260,7 @@ class Reports:
         if ticket.status == "rated":
             stats.rated += 1
             stats.satisfied += ticket.rating == "up"
+            stats.reviews += ticket.rating == "down"
         if ticket.accepted_at is not None:
             took = ticket.accepted_at - ticket.opened_at
             stats.accepted += 1
@@ -236,9 +271,10 @@ class Reports:
                 stats.arrived += 1
                 stats.arrive_s.append(went)
                 stats.arrive_on_time += went <= policy.arrive_within_s
-        if ticket.category is not None and ticket.status in CLOSED:
+        on_time = _day_clock_kept(ticket, now)
+        if on_time is not None:
             stats.day_clocked += 1
-            stats.day_on_time += ticket.escalation_level == 0
+            stats.day_on_time += on_time
 
     async def chief_cards(self, start: float, end: float) -> list[Card]:
         """Blue, yellow or red cards for neighbour chiefs from their on-time share."""
@@ -260,9 +296,34 @@ class Reports:
             colour = "yellow"
         return Card(chief.id, chief.name, colour, on_time, stats.requests)
 
+    async def grid(self) -> tuple[dict[str, GridUnit], dict[int, Contact]]:
+        """Every grid unit by code and every contact by id, to name what the figures are about."""
+        units = await self._source.grid.units()
+        contacts = {c.id: c for c in await self._source.grid.contacts()}
+        return units, contacts
+
     async def unused_boxes(self, now: float, days: float = 90) -> list[str]:
         """Call boxes nobody has pressed for `days` (a box nobody uses is a problem too)."""
         return await self._source.devices.silent_boxes(now - days * 86400)
+
+
+def _day_clock_kept(ticket: Ticket, now: float) -> bool | None:
+    """Whether a classified matter was resolved within its category's time limit.
+
+    None while that is not known: not classified, cancelled, or still open within the limit.
+
+    Each missed limit moves `day_due_at` on and raises `escalation_level`, so a matter with
+    level 0 still carries its first limit.
+    """
+    if ticket.category is None or ticket.day_due_at is None or ticket.status == "cancelled":
+        return None
+    if ticket.escalation_level > 0:
+        return False
+    if ticket.status in CLOSED and ticket.resolved_at is not None:
+        return ticket.resolved_at <= ticket.day_due_at
+    if ticket.status in LIVE and ticket.day_due_at <= now:
+        return False
+    return None
 
 
 def by_level(warnings: Iterable[UnitWarning], level: str) -> list[UnitWarning]:

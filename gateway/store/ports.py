@@ -126,6 +126,41 @@ class OutboxEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class TicketMessage:
+    """A notification about one ticket with its delivery story (the ticket's timeline)."""
+
+    id: int
+    created_at: float
+    channel: str
+    contact_id: int | None
+    recipient: str
+    template: str
+    status: str
+    delivery: str | None
+    keypress: str | None
+    sent_at: float | None
+    origin_id: int | None
+    origin_kind: FollowUpKind | None
+    merged_into: int | None
+    last_error: str | None
+    quarantined_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class TicketQuery:
+    """Which tickets to list: every condition given must hold; newest first."""
+
+    statuses: tuple[TicketStatus, ...] = ()
+    """Only tickets in these statuses (all statuses if empty)."""
+    village_codes: tuple[str, ...] = ()
+    """Only tickets of these villages (any village if empty)."""
+    household_code: str | None = None
+    opened_since: float | None = None
+    """Only tickets opened at or after this time, or still live (open, accepted, on site)."""
+    limit: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class OutboxRecord:
     """A notification as it stands after a delivery update."""
 
@@ -581,6 +616,10 @@ class GridReads(GridReader, Protocol):
         """Every contact."""
         ...
 
+    async def contacts_by_id(self, ids: Sequence[int]) -> list[Contact]:
+        """The contacts with these ids, by id; unknown ids are left out."""
+        ...
+
 
 class TicketReads(Protocol):
     """Committed tickets, their audit trails and feedback."""
@@ -609,6 +648,14 @@ class TicketReads(Protocol):
         """Every thumbs press, oldest first."""
         ...
 
+    async def find(self, query: TicketQuery) -> list[Ticket]:
+        """The tickets that match `query`, newest first."""
+        ...
+
+    async def feedback_of(self, ticket_id: int) -> list[Feedback]:
+        """The thumbs presses that rated this ticket, oldest first."""
+        ...
+
 
 class OutboxReads(Protocol):
     """Committed notifications and their delivery stories."""
@@ -629,6 +676,10 @@ class OutboxReads(Protocol):
 
     async def entries(self) -> list[OutboxEntry]:
         """Every notification with its delivery story, oldest first."""
+        ...
+
+    async def of_ticket(self, ticket_id: int) -> list[TicketMessage]:
+        """Every notification about one ticket with its delivery story, oldest first."""
         ...
 
     async def quarantined(self, since: float = 0.0) -> list[OutboxEntry]:

@@ -64,6 +64,8 @@ from gateway.store.ports import (
     OutboxRow,
     PendingIndication,
     SentNotification,
+    TicketMessage,
+    TicketQuery,
     WatchedDevice,
 )
 
@@ -1286,6 +1288,20 @@ class SqliteGridReads(_Reads):
         """Every contact."""
         return [_contact(r) for r in await self._fetch("SELECT * FROM contacts ORDER BY id")]
 
+    async def contacts_by_id(self, ids: Sequence[int]) -> list[Contact]:
+        """The contacts with these ids, by id; unknown ids are left out."""
+        found: list[Contact] = []
+        unique = sorted(set(ids))
+        for start in range(0, len(unique), _IN_CHUNK):
+            chunk = unique[start : start + _IN_CHUNK]
+            marks = ", ".join("?" for _ in chunk)
+            rows = await self._fetch(
+                f"SELECT * FROM contacts WHERE id IN ({marks}) ORDER BY id",  # noqa: S608
+                chunk,
+            )
+            found += [_contact(r) for r in rows]
+        return found
+
 
 class SqliteTicketReads(_Reads):
     """Committed tickets rows, read on the reader connection."""
@@ -1330,6 +1346,40 @@ class SqliteTicketReads(_Reads):
         )
         return [Feedback(r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
+    async def find(self, query: TicketQuery) -> list[Ticket]:
+        """The tickets that match `query`, newest first."""
+        where: list[str] = []
+        args: list[object] = []
+        if query.statuses:
+            where.append(f"status IN ({', '.join('?' for _ in query.statuses)})")
+            args += [s.value for s in query.statuses]
+        if query.village_codes:
+            where.append(f"village_code IN ({', '.join('?' for _ in query.village_codes)})")
+            args += query.village_codes
+        if query.household_code is not None:
+            where.append("household_code = ?")
+            args.append(query.household_code)
+        if query.opened_since is not None:
+            where.append("(opened_at >= ? OR status IN ('open', 'accepted', 'on_site'))")
+            args.append(query.opened_since)
+        sql = "SELECT * FROM tickets"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY opened_at DESC, id DESC"
+        if query.limit is not None:
+            sql += " LIMIT ?"
+            args.append(query.limit)
+        return [_ticket(r) for r in await self._fetch(sql, args)]
+
+    async def feedback_of(self, ticket_id: int) -> list[Feedback]:
+        """The thumbs presses that rated this ticket, oldest first."""
+        rows = await self._fetch(
+            "SELECT household_code, device_id, at, rating, ticket_id FROM feedback"
+            " WHERE ticket_id = ? ORDER BY id",
+            (ticket_id,),
+        )
+        return [Feedback(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+
 
 class SqliteOutboxReads(_Reads):
     """Committed outbox rows, read on the reader connection."""
@@ -1364,6 +1414,16 @@ class SqliteOutboxReads(_Reads):
             f"SELECT {', '.join(names)} FROM notifications ORDER BY id"  # noqa: S608 - fixed names
         )
         return [OutboxEntry(*r) for r in rows]
+
+    async def of_ticket(self, ticket_id: int) -> list[TicketMessage]:
+        """Every notification about one ticket with its delivery story, oldest first."""
+        names = [f.name for f in fields(TicketMessage)]
+        rows = await self._fetch(
+            f"SELECT {', '.join(names)} FROM notifications"  # noqa: S608 - fixed names
+            " WHERE ticket_id = ? ORDER BY id",
+            (ticket_id,),
+        )
+        return [TicketMessage(*r) for r in rows]
 
     async def quarantined(self, since: float = 0.0) -> list[OutboxEntry]:
         """Notifications given up on since `since` after their last attempt, newest first."""

@@ -288,8 +288,8 @@ def test_import_and_report(
     assert main(["report", "--days", "7"]) == 0
     report = capsys.readouterr().out
     rows = [line.split() for line in report.splitlines()]
-    assert "warning colours (" in report
-    assert ["village", "341504-101-001", "桥元村", "green", "0", "0"] in rows
-    assert ["钱邻长", "blue", "-", "0"] in rows
-    assert "last 7 days" in report
-    assert "boxes never pressed in 90 days: 0" in report
+    assert "一、预警颜色（此刻）" in report
+    assert ["桥元村", "村", "绿", "0", "0", "-"] in rows
+    assert ["钱邻长", "桥元村一片三组一邻", "蓝牌", "无接单", "0"] in rows
+    assert "近7天" in report
+    assert "90天内没人按过呼叫键的呼叫器：0 台" in report

@@ -1,0 +1,130 @@
+"""Simplified Chinese: every word `bidao tickets` and `bidao ticket N` print (shown first)."""
+
+STATUS = {
+    "open": "待接单",
+    "accepted": "已接单",
+    "on_site": "已到达",
+    "resolved": "已解决",
+    "rated": "已评价",
+    "cancelled": "已撤销",
+}
+ROLE = {
+    "village_secretary": "村书记",
+    "deputy_secretary": "副书记",
+    "grid_worker": "网格员",
+    "neighbour_chief": "邻长",
+    "group_leader": "组长",
+    "area_chief": "片长",
+    "township_duty": "镇值班",
+    "family": "家属",
+}
+CATEGORY = {"urgent": "紧急", "ordinary": "一般", "hard": "疑难", "complex": "复杂"}
+RATING = {"up": "满意（点赞）", "down": "不满意（点踩）"}
+ACTION_CHANNEL = {
+    "box_key": "呼叫器按键",
+    "voice_keypress": "电话按键",
+    "dashboard": "管理页面",
+    "api": "接口",
+    "cli": "命令行",
+    "system": "系统",
+}
+MESSAGE_CHANNEL = {"sms": "短信", "voice": "电话"}
+TEMPLATE = {
+    "ticket_call": "呼叫上门",
+    "ticket_call_repeat": "再次呼叫",
+    "ticket_informed": "告知有人呼叫",
+    "ticket_escalated": "转由其处理",
+    "ticket_not_arrived": "未到达，请跟进",
+    "ticket_taken": "已有人接单",
+    "ticket_cancelled_by_resident": "居民取消呼叫，请回电",
+    "ticket_overdue": "超过办理时限，请督办",
+    "ticket_review": "居民不满意，请回访",
+    "ticket_access": "钥匙盒密码和健康提示",
+}
+DELIVERY = {
+    "pending": "待发送",
+    "sending": "发送中",
+    "sent": "已发出",
+    "delivered": "已送达",
+    "answered": "已接通",
+    "failed": "发送失败",
+    "no-answer": "无人接听",
+    "busy": "占线",
+    "canceled": "已取消",
+    "merged": "合并到第{into}条一起发送",
+    "quarantined": "多次失败，已放弃",
+}
+KEYPRESS = {"1": "按1接单", "2": "按2转给下一位", "9": "按9重听"}
+KEYPRESS_OTHER = "按了{digit}"
+FOLLOW_UP = {"fallback": "短信未送达，改打电话", "retry": "未接听，重拨"}
+EVENT = {
+    "opened": "按下呼叫键",
+    "pressed_again": "再次按下呼叫键",
+    "no_household": "呼叫器没有登记住户",
+    "accepted": "接单",
+    "accept_too_late": "接单时已有人接单",
+    "declined": "无法前往，转给下一位",
+    "on_site": "到达",
+    "resolved": "已解决",
+    "classified": "分类",
+    "note": "备注",
+    "reassigned": "转交",
+    "no_answer": "未接听",
+    "escalated": "升级",
+    "escalation_exhausted": "已无人可升级",
+    "overdue": "超过办理时限",
+    "red_key": "按下红键",
+    "cancelled": "居民按红键撤销呼叫",
+    "bridged": "接通老人电话",
+    "bridge_ended": "与老人的通话结束",
+    "rated_up": "评价：满意",
+    "rated_down": "评价：不满意",
+    "rating": "评价",
+}
+PRESSES = "共{count}次"
+VIA = "经{channel}"
+CALL_ENDED = "挂断通话"
+HANDED_FROM = "原负责人"
+WHY = {
+    "not_accepted": "{minutes}分钟内无人接单",
+    "no answer": "无人接听",
+    "declined": "前一位无法前往",
+    "nobody to call": "无人可呼叫",
+    "not arrived": "未按时到达",
+}
+TOLD = "已通知{role}"
+LABEL = {
+    "ticket": "工单",
+    "resident": "居民",
+    "address": "地址",
+    "place": "位置",
+    "household": "户号",
+    "box": "呼叫器",
+    "owner": "负责人",
+    "category": "类别",
+    "rating": "评价",
+    "opened": "呼叫时间",
+    "age": "时长",
+    "status": "状态",
+    "none": "无",
+    "unknown": "未登记",
+    "by": "经",
+    "tickets": "张工单",
+}
+AGE = {"minutes": "{n}分钟", "hours": "{n}小时", "days": "{n}天"}
+ERROR = {
+    "no_ticket": "没有第{ticket}号工单",
+    "no_village": "没有代码或名称为“{text}”的村",
+    "many_villages": "有多个村叫“{text}”，请用代码：",
+    "no_contact": "没有编号、电话或姓名为“{text}”的联系人",
+    "many_contacts": "有多个联系人符合“{text}”，请用编号：",
+    "days": "天数必须是正数，而不是 {days}",
+    "refused": "无法执行",
+}
+DONE = {
+    "arrive": "第{ticket}号工单：{who}已到达",
+    "resolve": "第{ticket}号工单：已由{who}解决",
+    "classify": "第{ticket}号工单：类别为{category}",
+    "note": "第{ticket}号工单：已添加备注",
+    "reassign": "第{ticket}号工单：已转交{who}",
+}

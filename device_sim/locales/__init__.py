@@ -1,0 +1,1 @@
+"""What testers read in `bidao sim phones received`: one module of words per language."""
