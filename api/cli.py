@@ -184,7 +184,7 @@ def import_grid(
     kind: Annotated[ImportKindChoice, typer.Argument(help="which grid file this is")],
     file: Annotated[
         Path,
-        typer.Argument(help="UTF-8 CSV with a header row (see gateway/services/grid_import.py)"),
+        typer.Argument(help="UTF-8 CSV with a header row (columns: README.md, examples/)"),
     ],
     check: Annotated[
         bool, typer.Option("--check", help="check every row and report, but write nothing")
@@ -202,15 +202,14 @@ def import_grid(
             config, lambda a: a.import_grid(_IMPORT_KINDS[kind], data, check=check)
         )
     except ImportRejectedError as exc:
-        _complain(f"{file}: file rejected, nothing imported")
-        for error in exc.errors:
-            _complain(f"  {error}")
+        for line in exc.lines(str(file)):
+            _complain(line)
         raise typer.Exit(EXIT_FAILED) from None
-    _say(f"{file}: {result.summary()}")
+    for line in result.summary_lines(str(file)):
+        _say(line)
     if result.rejected:
-        _complain(f"{file}: {result.rejected} rows rejected:")
-        for error in result.errors:
-            _complain(f"  {error}")
+        for line in result.error_lines(str(file)):
+            _complain(line)
         raise typer.Exit(EXIT_FAILED)
 
 

@@ -181,6 +181,12 @@ class GatewayMetrics:
             ["kind", "outcome"],
             registry=r,
         )
+        self.import_files_rejected = Counter(
+            "bidao_import_files_rejected",
+            "Grid import files rejected whole (unusable, or with a bad row), by file kind",
+            ["kind"],
+            registry=r,
+        )
         self.import_transactions = Counter(
             "bidao_import_transactions",
             "Grid import write transactions committed, by file kind",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Literal
 
@@ -133,3 +135,145 @@ class HouseholdInfo:
             if self.unit_levels[c] in ("village", "group")
         ]
         return "".join(names) or self.address
+
+
+# -- Rules for the values a person types into the grid (the import checks every cell) --------
+
+CODE_MAX = 40
+"""A grid or household code: letters, digits and '-', beginning with a letter or digit."""
+NAME_MAX = 20
+"""A person's name (resident or contact): a Chinese name, or a foreign one written out."""
+UNIT_NAME_MAX = 32
+"""A unit's name ("三元镇桥元村第十三村民小组" is 13)."""
+ADDRESS_MAX = 100
+NOTES_MAX = 100
+"""Health notes go whole into the one SMS that carries them (three parts with the longest name)."""
+KEY_SAFE_MAX = 16
+TEXT_MAX = 100
+"""Any other text column."""
+PHONE_TYPED_MAX = 32
+"""A phone number as typed, separators included."""
+
+FORMULA_LEADS = "=+-@"
+"""A cell beginning with one of these is a formula to a spreadsheet (CSV injection)."""
+
+# Unicode categories Cc (control, NUL included), Cf (format: zero-width and bidi controls),
+# Zl, Zp (line and paragraph separators) and Cs (surrogates), as of Unicode 14; a test
+# checks the list against unicodedata.
+_INVISIBLE = re.compile(
+    "["
+    "\x00-\x1f\x7f-\x9f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u180e"
+    "\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ud800-\udfff\ufeff\ufff9-\ufffb"
+    "\U000110bd\U000110cd\U00013430-\U00013438\U0001bca0-\U0001bca3\U0001d173-\U0001d17a"
+    "\U000e0001\U000e0020-\U000e007f"
+    "]"
+)
+_CODE = re.compile(r"[0-9A-Za-z][0-9A-Za-z-]*")
+_KEY_SAFE = re.compile(r"[0-9A-Za-z][0-9A-Za-z-]*")
+_PHONE_SEPARATORS = re.compile(r"[ \-().]")
+_PHONE_DIGITS = re.compile(r"\+?[0-9]+")
+_MOBILE = re.compile(r"1[3-9][0-9]{9}")
+_LANDLINE = re.compile(r"0(?:10|2[0-9]|[3-9][0-9]{2})[0-9]{7,8}")
+_INTERNATIONAL = re.compile(r"[1-9][0-9]{6,14}")
+_CLOCK = re.compile(r"([0-9]{1,2}):([0-9]{2})")
+_CHINESE_CLOCK = re.compile(r"([0-9]{1,2})[点时](?:(半)|([0-9]{1,2})分?)?")
+
+
+class FieldError(ValueError):
+    """A value breaks a rule: `rule` names the rule, `params` fill in its message."""
+
+    def __init__(self, rule: str, **params: object) -> None:
+        self.rule = rule
+        self.params = {k: str(v) for k, v in params.items()}
+        super().__init__(rule, self.params)
+
+
+def plain_text(value: str, cap: int) -> str:
+    """`value` (already trimmed) if it is at most `cap` characters of visible text.
+
+    No control characters (NUL, line breaks, tabs), no invisible format characters, and no
+    first character that makes a spreadsheet run the cell as a formula.
+    """
+    if value[:1] in FORMULA_LEADS:
+        raise FieldError("formula", first=value[0])
+    found = _INVISIBLE.search(value)
+    if found is not None:
+        raise FieldError(
+            "invisible", char=f"U+{ord(found.group()):04X}", position=found.start() + 1
+        )
+    if len(value) > cap:
+        raise FieldError("too_long", cap=cap, length=len(value))
+    return value
+
+
+def grid_code(value: str) -> str:
+    """A unit or household code: letters, digits and '-', at most CODE_MAX characters."""
+    plain_text(value, CODE_MAX)
+    if not _CODE.fullmatch(value):
+        raise FieldError("code", cap=CODE_MAX)
+    return value
+
+
+def key_safe_code(value: str) -> str:
+    """A key-safe code: letters, digits and '-', at most KEY_SAFE_MAX characters."""
+    plain_text(value, KEY_SAFE_MAX)
+    if not _KEY_SAFE.fullmatch(value):
+        raise FieldError("key_safe", cap=KEY_SAFE_MAX)
+    return value
+
+
+def phone_number(value: str) -> str:
+    """A phone number as people write it, in the one form the grid keeps.
+
+    Mainland numbers are kept as dialled at home, digits only: a mobile as its 11 digits
+    ("139-0000-0020", "+86 139 0000 0020", "0086 13900000020" -> "13900000020"), a landline
+    with its area code ("0558-1234567", "+86 558 1234567" -> "05581234567"). Other countries
+    in E.164 ("0044 7700 900123" -> "+447700900123"). FieldError for anything that cannot be
+    a number.
+    """
+    if len(value) > PHONE_TYPED_MAX:
+        raise FieldError("too_long", cap=PHONE_TYPED_MAX, length=len(value))
+    typed = unicodedata.normalize("NFKC", value)  # full-width digits, brackets and spaces
+    digits = _PHONE_SEPARATORS.sub("", typed)
+    if not _PHONE_DIGITS.fullmatch(digits):
+        raise FieldError("phone_characters")
+    if digits.startswith(("+", "00")):
+        number = digits.removeprefix("+") if digits[0] == "+" else digits[2:]
+        if not number.startswith("86"):
+            if not _INTERNATIONAL.fullmatch(number):
+                raise FieldError("phone_international")
+            return f"+{number}"
+        national = number[2:]
+        # After +86 a landline drops its leading 0; only Beijing's area code (10) begins with 1.
+        beijing = national.startswith("10") and len(national) == 10
+        digits = national if national.startswith(("0", "1")) and not beijing else f"0{national}"
+    if digits.startswith("1"):
+        if _MOBILE.fullmatch(digits):
+            return digits
+        raise FieldError("phone_mobile")
+    if _LANDLINE.fullmatch(digits):
+        return digits
+    raise FieldError("phone_landline" if digits.startswith("0") else "phone_area")
+
+
+def clock_time(value: str, *, end: bool) -> str:
+    """A time of day as people write it ("8:00", "08:00", "8点", "8点半", "20:30") as HH:MM.
+
+    "24:00" is the end of the day, so only an `end` may be it.
+    """
+    typed = unicodedata.normalize("NFKC", value).replace(" ", "")
+    clock = _CLOCK.fullmatch(typed)
+    chinese = None if clock else _CHINESE_CLOCK.fullmatch(typed)
+    if clock is not None:
+        hour, minute = int(clock[1]), int(clock[2])
+    elif chinese is not None:
+        hour = int(chinese[1])
+        minute = 30 if chinese[2] else int(chinese[3] or 0)
+    else:
+        raise FieldError("time")
+    if hour == 24 and minute == 0:
+        if not end:
+            raise FieldError("time_24_start")
+    elif hour > 23 or minute > 59:
+        raise FieldError("time")
+    return f"{hour:02d}:{minute:02d}"

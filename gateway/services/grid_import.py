@@ -1,6 +1,8 @@
-"""Bulk import of the grid from CSV: good rows are written, bad rows are reported, reruns are safe.
+"""Bulk import of the grid from CSV: a file is checked whole, then written whole, reruns are safe.
 
-Three files, each with a header row (UTF-8, an Excel byte-order mark is fine):
+Three files, each with a header row (UTF-8, an Excel byte-order mark is fine); every column
+has an English header and a Chinese one (import_locales/zh_cn.py), and README.md describes
+them:
 
 - units:       code, level, name, parent_code
 - households:  household_code, neighbourhood_code, address, resident_name, resident_phone,
@@ -9,30 +11,46 @@ Three files, each with a header row (UTF-8, an Excel byte-order mark is fine):
 - contacts:    name, role, unit_code, household_code, phone, language, available_from,
                available_to
 
-Every row is checked against the file and the store. A row with an error is skipped and
-reported with its line in the file (the line its record starts on, so a quoted field that
-spans lines does not shift the lines after it), the column and the reason; a row that
+Every cell is trimmed (line breaks within it become a space) and checked against its
+column's rule (RULES: a length cap, no control or invisible characters, no leading '=',
+'+', '-' or '@' that a spreadsheet would run as a formula, and the column's own form);
+phone numbers and times are accepted as people write them and kept in one form
+(gateway/domain/grid.py). Every row is then checked
+against the file and the store. An error is reported with its line in the file (the line
+its record starts on, so a quoted field that spans lines does not shift the lines after
+it), its column and the rule, in Chinese and in English (import_locales/); a row that
 depends on a rejected row of the same file (a unit whose parent row was rejected) is
 rejected too, and so is a row that repeats the key of an earlier row (a household code, a
-device_id, a unit code, a contact). The good rows are written in chunks of
-`ImportSettings.chunk_rows` rows, one short transaction each so that ingest keeps
-committing (and acknowledging) between them, each row whole: a household goes in with its
-resident and its call box, or not at all, and a unit after its parent. A write that fails
-part-way stops the import; the chunks before it stay, and importing the file again finishes
-it. A problem with the file itself (not UTF-8, a required column missing, an unknown or
-repeated column, more than MAX_ROWS rows) rejects the whole file and nothing is written.
+device_id, a unit code, a contact).
+
+A file with any error is rejected whole: nothing of it is written, and the first
+MAX_ERRORS_SHOWN errors are reported (with the count of the rest). A file without errors is
+written in chunks of `ImportSettings.chunk_rows` rows, each chunk matched against the store
+again just before its own short transaction, so that ingest keeps committing (and
+acknowledging) between them, each row whole: a household goes in with its resident and its
+call box, or not at all, and a unit after its parent. A write that fails part-way (or a row
+that another writer made wrong since the check) stops the import; the chunks before it
+stay, and importing the file again finishes it. A problem with the file itself (not UTF-8,
+a required column missing, an unknown or repeated column, more than MAX_ROWS rows) raises
+ImportRejectedError.
 
 Importing the same file again changes nothing. Rows are matched on their natural keys:
 units by code, households by household_code (the resident by household_code and name),
-call boxes by device_id, contacts by role, unit_code or household_code, and phone. A
-matching row with the same content is unchanged; with other content it is updated (a
-unit's name; a household's neighbourhood and address and its resident's fields; a
-contact's name, language and hours). A resident_name the household does not have yet
-adds a resident beside the existing ones. Moving a unit to another level or parent, or
-giving a call box another key or household (or a household a second box), is refused: keys
-are rotated and boxes moved by provisioning, not by a spreadsheet. A new call box gets its
-silence deadline at once, as `bidao device add` gives it; a known box keeps its deadline.
-With `check`, everything is checked and counted and nothing is written.
+call boxes by device_id, contacts by role, unit_code or household_code, and phone (as
+kept, so "139-0000-0020" and "13900000020" are the same contact). A matching row with the
+same content is unchanged; with other content it is updated (a unit's name; a household's
+neighbourhood and address and its resident's fields; a contact's name, language and
+hours). A resident_name the household does not have yet adds a resident beside the
+existing ones. Moving a unit to another level or parent, or giving a call box another key
+or household (or a household a second box), is refused: keys are rotated and boxes moved by
+provisioning, not by a spreadsheet. A new call box gets its silence deadline at once, as
+`bidao device add` gives it; a known box keeps its deadline. With `check`, everything is
+checked and counted and nothing is written.
+
+Adding a column: name it in COLUMNS (and REQUIRED if it must be filled), give it a rule in
+RULES (without one it is plain text of at most TEXT_MAX characters), a Chinese header in
+import_locales/zh_cn.py HEADERS, and read `row["column"]` where the row is turned into
+what is stored.
 """
 
 from __future__ import annotations
@@ -41,27 +59,54 @@ import asyncio
 import csv
 import io
 import re
+import string
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
+from types import ModuleType
 from typing import Literal, cast, get_args
 
+from alerts.templates import LOCALES as MESSAGE_LANGUAGES
 from firmware_protocol import KEY_LEN, ProtocolError, parse_device_id
 from gateway.clock import Clock
 from gateway.config import ImportSettings, Role, SupervisionSettings
 from gateway.domain.devices import DeviceRecord
-from gateway.domain.grid import ContactRow, GridRow, GridUnit, HouseholdRow, ResidentRow
+from gateway.domain.grid import (
+    ADDRESS_MAX,
+    NAME_MAX,
+    NOTES_MAX,
+    TEXT_MAX,
+    UNIT_NAME_MAX,
+    ContactRow,
+    FieldError,
+    GridRow,
+    GridUnit,
+    HouseholdRow,
+    ResidentRow,
+    clock_time,
+    grid_code,
+    key_safe_code,
+    phone_number,
+    plain_text,
+)
 from gateway.errors import GatewayError
 from gateway.ingest.registry import SILENT_DEADLINE
 from gateway.metrics import GatewayMetrics
+from gateway.services.import_locales import en, zh_cn
 from gateway.store.ports import Deadline, GridReader, Store
 
 ImportKind = Literal["units", "households", "contacts"]
 Outcome = Literal["inserted", "updated", "unchanged", "rejected"]
 OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
 MAX_ROWS = 200_000
+MAX_ERRORS_SHOWN = 20
+"""Errors reported per file; the rest are counted."""
 LEVELS = ("county", "township", "village", "area", "group", "neighbourhood")
 ROLES: tuple[str, ...] = get_args(Role)
+LANGUAGES: tuple[str, ...] = tuple(MESSAGE_LANGUAGES)
+TEXTS: tuple[ModuleType, ...] = (zh_cn, en)
+"""The languages of the report, in the order it gives them: Chinese first."""
 COLUMNS: dict[ImportKind, tuple[str, ...]] = {
     "units": ("code", "level", "name", "parent_code"),
     "households": (
@@ -96,42 +141,171 @@ REQUIRED: dict[ImportKind, tuple[str, ...]] = {
     "contacts": ("name", "role", "phone"),
 }
 FLAGS = ("lives_alone", "five_guarantee", "needs_care", "consent")
-_CODE = re.compile(r"^[0-9A-Za-z-]{1,40}$")
-_PHONE = re.compile(r"^\+?[0-9]{5,15}$")
-_TIME = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^24:00$")
-_YES = {"1", "true", "yes", "y", "是"}
-_NO = {"", "0", "false", "no", "n", "否"}
 # Reading and checking a file runs in a worker thread, which pauses every _PACE_ROWS rows.
 _PACE_ROWS = 200
 _PACE_PAUSE_S = 0.0002
 
+_LINE_BREAKS = re.compile(r"\s*[\r\n]+\s*")
+Rule = Callable[[str], str]
+"""A column's rule: the value as kept, or FieldError (the cell is trimmed and not empty)."""
+
+
+def _choice(rule: str, canonical: Sequence[str], kind: str) -> Rule:
+    """A rule for a column of fixed values, written in English or in any report language."""
+    names = {value.lower(): value for value in canonical}
+    for texts in reversed(TEXTS):
+        for value, aliases in texts.VALUES.get(kind, {}).items():
+            names.update({alias.lower(): value for alias in aliases})
+    choices = ", ".join(canonical)
+
+    def check(value: str) -> str:
+        found = names.get(value.lower())
+        if found is None:
+            plain_text(value, TEXT_MAX)
+            raise FieldError(rule, choices=choices, value=_quoted(value))
+        return found
+
+    return check
+
+
+def _text(cap: int) -> Rule:
+    return partial(plain_text, cap=cap)
+
+
+_flag = _choice("flag", ("1", "0"), "flag")
+RULES: dict[ImportKind, dict[str, Rule]] = {
+    "units": {
+        "code": grid_code,
+        "level": _choice("level", LEVELS, "level"),
+        "name": _text(UNIT_NAME_MAX),
+        "parent_code": grid_code,
+    },
+    "households": {
+        "household_code": grid_code,
+        "neighbourhood_code": grid_code,
+        "address": _text(ADDRESS_MAX),
+        "resident_name": _text(NAME_MAX),
+        "resident_phone": phone_number,
+        **dict.fromkeys(FLAGS, _flag),
+        "key_safe_code": key_safe_code,
+        "health_notes": _text(NOTES_MAX),
+    },
+    "contacts": {
+        "name": _text(NAME_MAX),
+        "role": _choice("role", ROLES, "role"),
+        "unit_code": grid_code,
+        "household_code": grid_code,
+        "phone": phone_number,
+        "language": _choice("language", LANGUAGES, "language"),
+        "available_from": partial(clock_time, end=False),
+        "available_to": partial(clock_time, end=True),
+    },
+}
+_ANY_TEXT = _text(TEXT_MAX)
+
+
+_WORDED = frozenset({"what", "kind", "level", "above", "parent_level", "role"})
+"""The parameters that are words (a level, a role), not what the file wrote."""
+
+
+def _render(texts: ModuleType, template: str, params: Mapping[str, str]) -> str:
+    words: Mapping[str, str] = texts.WORDS
+    return string.Template(template).safe_substitute(
+        {k: words.get(v, v) if k in _WORDED else v for k, v in params.items()}
+    )
+
 
 @dataclass(frozen=True, slots=True, order=True)
 class RowError:
-    """What is wrong with one row: `line` is where its record starts in the file (1 = header)."""
+    """What is wrong with one row: `line` is where its record starts in the file (1 = header).
+
+    `column` is the column's English name ("-" for the row or file as a whole), `rule` the
+    rule it breaks (a key of the MESSAGES of import_locales), `params` what fills the text.
+    """
 
     line: int
     column: str
-    message: str
+    rule: str
+    params: tuple[tuple[str, str], ...] = ()
+    header: str = ""
+    """The header the file gave the column, if it was not the English name."""
+
+    def text(self, texts: ModuleType) -> str:
+        """The message in one language."""
+        return _render(texts, texts.MESSAGES[self.rule], dict(self.params))
+
+    @property
+    def message(self) -> str:
+        """The message in English."""
+        return self.text(en)
+
+    def located(self, file: str, texts: ModuleType) -> str:
+        """The message with file, line and column, in one language."""
+        params = {"file": file, "line": str(self.line), "message": self.text(texts)}
+        if self.column == "-":
+            return _render(texts, texts.AT_FILE, params)
+        header = self.header or _shown_header(texts, self.column)
+        column = (
+            header
+            if header == self.column
+            else _render(texts, texts.COLUMN, {"header": header, "column": self.column})
+        )
+        return _render(texts, texts.AT_LINE, {**params, "column": column})
 
     def __str__(self) -> str:
-        """As an administrator reads it."""
+        """As an administrator reads it, in English."""
         return f"line {self.line}, {self.column}: {self.message}"
+
+
+def _shown_header(texts: ModuleType, column: str) -> str:
+    for headers in texts.HEADERS.values():
+        if column in headers:
+            return str(headers[column][0])
+    return column
+
+
+def _error_lines(file: str, errors: Sequence[RowError], count: int) -> list[str]:
+    """Each error in Chinese then in English, the first MAX_ERRORS_SHOWN of `count`."""
+    lines = [e.located(file, texts) for e in errors[:MAX_ERRORS_SHOWN] for texts in TEXTS]
+    if count > MAX_ERRORS_SHOWN:
+        more = {"file": file, "count": str(count - MAX_ERRORS_SHOWN)}
+        lines += [_render(texts, texts.MORE, more) for texts in TEXTS]
+    return lines
+
+
+def _error(
+    line: int, column: str, rule: str, header: str = "", params: Mapping[str, object] | None = None
+) -> RowError:
+    found = tuple((k, str(v)) for k, v in (params or {}).items())
+    return RowError(line, column, rule, found, header)
 
 
 class ImportRejectedError(GatewayError):
     """The file itself is unusable (encoding, header, size); nothing was written."""
 
     def __init__(self, errors: list[RowError]) -> None:
-        self.errors = errors
-        shown = "; ".join(str(e) for e in errors[:20])
-        more = f" (and {len(errors) - 20} more)" if len(errors) > 20 else ""
+        self.errors = sorted(errors)
+        shown = "; ".join(str(e) for e in self.errors[:MAX_ERRORS_SHOWN])
+        more = (
+            f" (and {len(errors) - MAX_ERRORS_SHOWN} more)"
+            if len(errors) > MAX_ERRORS_SHOWN
+            else ""
+        )
         super().__init__(f"file rejected, nothing imported: {shown}{more}")
+
+    def lines(self, file: str) -> list[str]:
+        """What the administrator is told, Chinese first."""
+        head = [_render(texts, texts.REFUSED, {"file": file}) for texts in TEXTS]
+        return head + _error_lines(file, self.errors, len(self.errors))
 
 
 @dataclass(frozen=True, slots=True)
 class ImportResult:
-    """What one import did (or, with `check`, would do) to the rows of the file."""
+    """What one import did (or, with `check`, would do) to the rows of the file.
+
+    A file with `rejected` rows is not written at all (`written` is False); the counts of
+    the other outcomes are then those a check gives, and zero for an import.
+    """
 
     kind: ImportKind
     rows: int
@@ -141,17 +315,41 @@ class ImportResult:
     rejected: int = 0
     devices: int = 0
     errors: tuple[RowError, ...] = ()
+    """The first MAX_ERRORS_SHOWN errors, by line."""
+    error_count: int = 0
     check: bool = False
     transactions: int = 0
 
+    @property
+    def written(self) -> bool:
+        """Whether the file's rows are in the grid now."""
+        return not self.check and not self.rejected
+
     def summary(self) -> str:
-        """One line for the administrator."""
-        boxes = f"; {self.devices} new call boxes" if self.kind == "households" else ""
-        written = "checked, nothing written" if self.check else "imported"
-        return (
-            f"{written}: {self.rows} {self.kind} rows: {self.inserted} inserted, "
-            f"{self.updated} updated, {self.unchanged} unchanged, {self.rejected} rejected{boxes}"
-        )
+        """One line for the administrator, in English."""
+        return self._summary(en, "")
+
+    def _summary(self, texts: ModuleType, file: str) -> str:
+        params = {
+            "file": file,
+            "kind": self.kind,
+            **{k: str(getattr(self, k)) for k in (*OUTCOMES, "rows", "devices")},
+        }
+        if self.rejected:
+            template = texts.CHECKED_REFUSED if self.check else texts.ROWS_REFUSED
+            return _render(texts, template, params).removeprefix(": ")
+        boxes = _render(texts, texts.BOXES, params) if self.kind == "households" else ""
+        done = texts.CHECKED if self.check else texts.DONE
+        line = _render(texts, texts.SUMMARY, {**params, "done": done, "boxes": boxes})
+        return line.removeprefix(": ").removeprefix("：")
+
+    def summary_lines(self, file: str) -> list[str]:
+        """The summary for the administrator, Chinese first."""
+        return [self._summary(texts, file) for texts in TEXTS]
+
+    def error_lines(self, file: str) -> list[str]:
+        """Every error shown, each in Chinese then in English, with file, line and column."""
+        return _error_lines(file, self.errors, self.error_count)
 
 
 @dataclass(slots=True)
@@ -160,6 +358,11 @@ class _Book:
 
     errors: dict[int, list[RowError]] = field(default_factory=dict)
     duplicates: set[int] = field(default_factory=set)  # lines repeating an earlier row's key
+    headers: dict[str, str] = field(default_factory=dict)  # column -> the file's own header
+
+    def add(self, line: int, column: str, rule: str, params: Mapping[str, object]) -> None:
+        header = self.headers.get(column, "")
+        self.errors.setdefault(line, []).append(_error(line, column, rule, header, params))
 
 
 @dataclass(slots=True)
@@ -189,17 +392,8 @@ class _Row:
         """The row repeats an earlier row's key: it is not checked against the store."""
         return self.line in self.book.duplicates
 
-    def error(self, column: str, message: str) -> None:
-        self.book.errors.setdefault(self.line, []).append(RowError(self.line, column, message))
-
-    def flag(self, column: str) -> int:
-        value = self[column]
-        text = value.lower()
-        if text in _YES:
-            return 1
-        if text not in _NO:
-            self.error(column, f"expected 1/0 or 是/否, got {value!r}")
-        return 0
+    def error(self, column: str, rule: str, **params: object) -> None:
+        self.book.add(self.line, column, rule, params)
 
 
 @dataclass(slots=True)
@@ -211,6 +405,8 @@ class _Plan:
     updates: list[GridRow] = field(default_factory=list)
     deadlines: list[Deadline] = field(default_factory=list)
     devices: int = 0
+    new: bool = False
+    """Nothing of the rows was in the store (so writing them needs no second look)."""
 
 
 def _let_others_run() -> None:
@@ -233,20 +429,13 @@ def _decode(data: str | bytes) -> str:
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise ImportRejectedError(
-            [
-                RowError(
-                    line,
-                    "-",
-                    f"not UTF-8 text (byte 0x{data[exc.start]:02x}); save the file as "
-                    '"CSV UTF-8" (Excel\'s plain CSV is GBK on Chinese Windows)',
-                )
-            ]
+            [_error(line, "-", "not_utf8", params={"byte": f"{data[exc.start]:02x}"})]
         ) from None
 
 
 @dataclass(slots=True)
 class _Records:
-    """The data rows of a file as (line, cells) with the cells in header order."""
+    """The data rows of a file as (line, cells) with the cells in header order, as kept."""
 
     columns: dict[str, int]
     rows: list[tuple[int, tuple[str, ...]]]
@@ -259,11 +448,15 @@ class _Records:
 
 
 def _read(data: str | bytes, kind: ImportKind) -> _Records:
-    """The data rows of a file; ImportRejectedError if the file itself is unusable."""
+    """The data rows of a file, each cell checked and kept in its column's form.
+
+    ImportRejectedError if the file itself is unusable.
+    """
     reader = csv.reader(io.StringIO(_decode(data), newline=""))
     book = _Book()
     rows: list[tuple[int, tuple[str, ...]]] = []
     header: list[str] | None = None
+    rules: list[Rule | None] = []
     columns: dict[str, int] = {}
     try:
         while True:
@@ -276,41 +469,74 @@ def _read(data: str | bytes, kind: ImportKind) -> _Records:
             if not any(cell.strip() for cell in record):
                 continue  # blank lines, and the empty rows Excel leaves at the end
             if header is None:
-                header = _header(record, kind, start)
+                header = _header(record, kind, start, book)
                 columns = {name: i for i, name in enumerate(header) if name}
+                rules = [RULES[kind].get(name, _ANY_TEXT) if name else None for name in header]
                 continue
             if len(rows) == MAX_ROWS:
                 raise ImportRejectedError(
-                    [RowError(start, "-", f"more than {MAX_ROWS:,} rows; split the file")]
+                    [_error(start, "-", "too_many_rows", params={"max": f"{MAX_ROWS:,}"})]
                 )
-            cells = tuple(cell.strip() for cell in record[: len(header)])
-            cells += ("",) * (len(header) - len(cells))
-            row = _Row(start, cells, columns, book)
-            for name, cell in zip(header, cells, strict=True):
-                if not name and cell:
-                    row.error("-", f"a value under a column with no header: {cell!r}")
-            if len(record) > len(header) and any(c.strip() for c in record[len(header) :]):
-                row.error("-", f"{len(record)} fields, but the header has {len(header)}")
-            rows.append((start, cells))
+            rows.append((start, _cells(record, header, rules, start, book)))
     except csv.Error as exc:
-        raise ImportRejectedError([RowError(reader.line_num, "-", f"not CSV: {exc}")]) from None
+        raise ImportRejectedError(
+            [_error(reader.line_num, "-", "not_csv", params={"reason": exc})]
+        ) from None
     if header is None:
-        raise ImportRejectedError([RowError(1, "-", "empty file: no header row")])
+        raise ImportRejectedError([_error(1, "-", "empty")])
     return _Records(columns, rows, book)
 
 
-def _header(record: list[str], kind: ImportKind, line: int) -> list[str]:
-    header = [cell.strip() for cell in record]
-    errors = [
-        RowError(line, c, "required column missing") for c in REQUIRED[kind] if c not in header
-    ]
+def _cells(
+    record: list[str], header: list[str], rules: list[Rule | None], line: int, book: _Book
+) -> tuple[str, ...]:
+    """A record's cells, trimmed and in their columns' forms; what is wrong goes to the book."""
+    cells = [cell.strip() for cell in record[: len(header)]]
+    cells += [""] * (len(header) - len(cells))
+    for i, rule in enumerate(rules):
+        cell = cells[i]
+        if not cell:
+            continue
+        if rule is None:
+            book.add(line, "-", "extra_value", {"value": _quoted(cell)})
+            continue
+        if "\n" in cell or "\r" in cell:  # Alt+Enter in an Excel cell: one line, as kept
+            cell = _LINE_BREAKS.sub(" ", cell)
+        try:
+            cells[i] = rule(cell)
+        except FieldError as exc:
+            book.add(line, header[i], exc.rule, exc.params)
+    if len(record) > len(header) and any(c.strip() for c in record[len(header) :]):
+        book.add(line, "-", "too_many_fields", {"fields": len(record), "header": len(header)})
+    return tuple(cells)
+
+
+def _quoted(value: str, cap: int = 40) -> str:
+    """A cell as shown in a message: short, and with its invisible characters visible."""
+    shown = value if len(value) <= cap else value[:cap] + "…"
+    return ascii(shown)[1:-1] if not shown.isprintable() else shown
+
+
+def _header(record: list[str], kind: ImportKind, line: int, book: _Book) -> list[str]:
+    """The columns of a file, by their English names; the file's own headers go to the book."""
+    aliases = {
+        alias: column
+        for texts in TEXTS
+        for column, names in texts.HEADERS.get(kind, {}).items()
+        for alias in names
+    }
+    given = [cell.strip() for cell in record]
+    header = [aliases.get(cell, cell) for cell in given]
+    book.headers = {c: g for c, g in zip(header, given, strict=True) if c and c != g}
+    expected = ", ".join(COLUMNS[kind])
+    errors = [_error(line, c, "missing_column") for c in REQUIRED[kind] if c not in header]
     errors += [
-        RowError(line, c, f"unknown column for {kind} (expected {', '.join(COLUMNS[kind])})")
-        for c in header
+        _error(line, c, "unknown_column", g, {"kind": kind, "expected": expected})
+        for c, g in zip(header, given, strict=True)
         if c and c not in COLUMNS[kind]
     ]
     errors += [
-        RowError(line, c, "column appears twice")
+        _error(line, c, "duplicate_column", given[i])
         for i, c in enumerate(header)
         if c and c in header[:i]
     ]
@@ -338,7 +564,7 @@ class _FirstOf:
             return
         first = self.lines.setdefault(key, row.line)
         if first != row.line:
-            row.error(self.column, f"{self.what} is already on line {first}")
+            row.error(self.column, "duplicate_key", what=self.what, first=first)
             row.book.duplicates.add(row.line)
 
 
@@ -348,21 +574,18 @@ def _hours(row: _Row) -> tuple[str, str]:
 
 
 def _contact(row: _Row) -> None:
-    """The checks a contact row needs no store for."""
+    """The checks a contact row needs no store for (its cells passed their rules)."""
     role, unit, household = row["role"], row["unit_code"], row["household_code"]
-    if role and role not in ROLES:
-        row.error("role", f"must be one of {', '.join(ROLES)}, got {role!r}")
+    if role not in ROLES:
+        pass  # reported by its rule, or required
     elif role == "family":
         if not household or unit:
-            row.error("household_code", "family: a household_code and no unit_code")
-    elif role and (not unit or household):
-        row.error("unit_code", f"{role}: a unit_code and no household_code")
-    phone = row["phone"]
-    if phone and not _PHONE.match(phone):
-        row.error("phone", f"not a phone number: {phone!r}")
-    for column, value in zip(("available_from", "available_to"), _hours(row), strict=True):
-        if not _TIME.match(value):
-            row.error(column, f"expected HH:MM, got {value!r}")
+            row.error("household_code", "family_household")
+    elif not unit or household:
+        row.error("unit_code", "role_unit", role=role)
+    available_from, available_to = _hours(row)
+    if available_from == available_to and not row.errors:
+        row.error("available_to", "never_available", time=available_from)
 
 
 @dataclass(slots=True)
@@ -377,10 +600,13 @@ class _HouseholdsInStore:
 
     @classmethod
     async def load(
-        cls, grid: GridReader, rows: Sequence[_Row], device_ids: Sequence[str]
+        cls, grid: GridReader, rows: Sequence[_Row], device_ids: Sequence[str], *, known: bool
     ) -> _HouseholdsInStore:
+        """What the store holds; without `known`, only the units (the rest was found new)."""
         codes = [r["household_code"] for r in rows]
         units = await grid.units_by_code([r["neighbourhood_code"] for r in rows])
+        if not known:
+            return cls({u.code: u.level for u in units}, {}, {}, {}, {})
         residents: dict[tuple[str, str], ResidentRow] = {}
         for r in await grid.residents_of(codes):
             residents.setdefault((r.household_code, r.name), r)
@@ -396,13 +622,18 @@ class _HouseholdsInStore:
             boxes_of=boxes_of,
         )
 
+    @property
+    def new(self) -> bool:
+        """Whether none of the households, residents and boxes is in the store."""
+        return not (self.households or self.residents or self.devices or self.boxes_of)
+
     def check(self, row: _Row, box: tuple[str, bytes] | None) -> bool:
         """Check a row against the store; whether the call box it names is a new one."""
         unit = row["neighbourhood_code"]
         if unit and unit not in self.levels:
-            row.error("neighbourhood_code", f"unknown unit {unit}: import the units first")
+            row.error("neighbourhood_code", "unknown_unit", unit=unit)
         elif unit and self.levels[unit] != "neighbourhood":
-            row.error("neighbourhood_code", f"{unit} is a {self.levels[unit]}, not a neighbourhood")
+            row.error("neighbourhood_code", "not_neighbourhood", unit=unit, level=self.levels[unit])
         if box is None:
             return False
         device_id, key = box
@@ -410,28 +641,17 @@ class _HouseholdsInStore:
         stored = self.devices.get(device_id)
         if stored is None:
             if others := self.boxes_of.get(code):
-                row.error(
-                    "device_id",
-                    f"household {code} already has call box {others[0]}; "
-                    "a box is replaced by provisioning, not by import",
-                )
+                row.error("device_id", "box_other", household=code, other=others[0])
             return True
         if stored.kind != "call_box":
-            row.error("device_id", f"{device_id} is registered as a {stored.kind}")
+            row.error("device_id", "box_kind", device=device_id, kind=stored.kind)
         elif stored.household_code != code:
-            owner = stored.household_code
-            where = f"household {owner}" if owner else "no household"
-            row.error(
-                "device_id",
-                f"call box {device_id} is registered to {where}; "
-                "a box is moved by provisioning, not by import",
-            )
+            if owner := stored.household_code:
+                row.error("device_id", "box_owner", device=device_id, owner=owner)
+            else:
+                row.error("device_id", "box_no_owner", device=device_id)
         if stored.key != key:
-            row.error(
-                "device_key",
-                f"differs from the registered key of {device_id}; "
-                "keys are rotated by provisioning, not by import",
-            )
+            row.error("device_key", "box_key", device=device_id)
         return False
 
 
@@ -486,29 +706,16 @@ class _HouseholdWrites:
         return "updated" if changed else "unchanged"
 
 
-def _household(row: _Row) -> tuple[str, bytes] | None:
-    """The checks a household row needs no store for; the call box it names, if valid."""
-    code = row["household_code"]
-    if code and not _CODE.match(code):
-        row.error("household_code", f"not a household code (letters, digits, '-'): {code!r}")
-    phone = row["resident_phone"]
-    if phone and not _PHONE.match(phone):
-        row.error("resident_phone", f"not a phone number: {phone!r}")
-    for column in FLAGS:
-        row.flag(column)
-    return _box(row)
-
-
 def _resident(row: _Row) -> ResidentRow:
     """The resident of a household row that passed its checks."""
     return ResidentRow(
         household_code=row["household_code"],
         name=row["resident_name"],
         phone=row["resident_phone"] or None,
-        lives_alone=row["lives_alone"].lower() in _YES,
-        five_guarantee=row["five_guarantee"].lower() in _YES,
-        needs_care=row["needs_care"].lower() in _YES,
-        consent=row["consent"].lower() in _YES,
+        lives_alone=row["lives_alone"] == "1",
+        five_guarantee=row["five_guarantee"] == "1",
+        needs_care=row["needs_care"] == "1",
+        consent=row["consent"] == "1",
         key_safe_code=row["key_safe_code"] or None,
         health_notes=row["health_notes"] or None,
     )
@@ -520,22 +727,22 @@ def _box(row: _Row) -> tuple[str, bytes] | None:
     if not raw_id and not raw_key:
         return None
     if not raw_id:
-        row.error("device_id", "required with a device_key")
+        row.error("device_id", "device_id_required")
         return None
     try:
         device_id = parse_device_id(raw_id)
     except ProtocolError:
-        row.error("device_id", f"must be 16 hex digits, got {raw_id!r}")
+        row.error("device_id", "device_id_hex")
         return None
     if not raw_key:
-        row.error("device_key", f"required with a device_id ({2 * KEY_LEN} hex digits)")
+        row.error("device_key", "device_key_required", digits=2 * KEY_LEN)
         return None
     try:
         key = bytes.fromhex(raw_key)
     except ValueError:
         key = b""
     if len(key) != KEY_LEN:
-        row.error("device_key", f"must be {2 * KEY_LEN} hex digits")
+        row.error("device_key", "device_key_hex", digits=2 * KEY_LEN)
         return None
     return device_id, key
 
@@ -569,14 +776,10 @@ def _prepare(kind: ImportKind, data: str | bytes) -> _File:
     rows = (records.row(i) for i in _paced(range(len(records.rows))))
     everything = list(range(len(records.rows)))
     if kind == "units":
-        codes = _FirstOf("code", "this unit")
+        codes = _FirstOf("code", "unit")
         levels: dict[int, str] = {}
         for row in rows:
             _required(kind, row)
-            if row["code"] and not _CODE.match(row["code"]):
-                row.error("code", f"not a grid code (letters, digits, '-'): {row['code']!r}")
-            if row["level"] and row["level"] not in LEVELS:
-                row.error("level", f"must be one of {', '.join(LEVELS)}, got {row['level']!r}")
             codes.see(row, row["code"])
             levels[row.line] = row["level"]
         # Parents before children: a unit's parent is always one level up.
@@ -584,18 +787,18 @@ def _prepare(kind: ImportKind, data: str | bytes) -> _File:
         order = sorted(everything, key=lambda i: rank.get(levels[records.rows[i][0]], len(LEVELS)))
         return _File(kind, records, order, units=codes.lines, levels=levels)
     if kind == "households":
-        households = _FirstOf("household_code", "this household")
-        devices = _FirstOf("device_id", "this call box")
+        households = _FirstOf("household_code", "household")
+        devices = _FirstOf("device_id", "box")
         boxes: dict[int, tuple[str, bytes]] = {}
         for row in rows:
             _required(kind, row)
-            box = _household(row)
+            box = _box(row)
             households.see(row, row["household_code"])
             if box is not None:
                 boxes[row.line] = box
                 devices.see(row, box[0])
         return _File(kind, records, everything, boxes=boxes)
-    contacts = _FirstOf("phone", "this contact (same role, unit or household, phone)")
+    contacts = _FirstOf("phone", "contact")
     for row in rows:
         _required(kind, row)
         _contact(row)
@@ -615,15 +818,17 @@ class ImportInterruptedError(GatewayError):
 
 
 class GridImporter:
-    """Checks a CSV file against itself and the store, then writes its good rows in chunks.
+    """Checks a CSV file against itself and the store, then writes it in chunks, or not at all.
 
     The file is read and checked against itself in a worker thread. Then, chunk by chunk
-    (`ImportSettings.chunk_rows` rows), the chunk's rows are matched against committed rows
-    on the store's reader, without the write lock, and written in one short transaction, so
+    (`ImportSettings.chunk_rows` rows), the rows are matched against committed rows on the
+    store's reader, without the write lock. A file with any error stops there: nothing is
+    written. Otherwise each chunk is matched again and written in one short transaction, so
     ingest commits interleave with the import. A row (a household with its resident and its
     box, a unit, a contact) is never split between transactions, and a unit's parent is
-    written before it. A write that fails stops the import with ImportInterruptedError; the
-    chunks before it stay, and a rerun of the file finishes the job.
+    written before it. A write that fails, or a row another writer made wrong since the
+    check, stops the import with ImportInterruptedError; the chunks before it stay, and a
+    rerun of the file finishes the job.
     """
 
     def __init__(
@@ -653,7 +858,67 @@ class GridImporter:
             return await self._import(kind, data, check=check)
 
     async def _import(self, kind: ImportKind, data: str | bytes, *, check: bool) -> ImportResult:
-        file = await asyncio.to_thread(_prepare, kind, data)
+        try:
+            file = await asyncio.to_thread(_prepare, kind, data)
+        except ImportRejectedError:
+            if not check:
+                self._count_refused(kind)
+            raise
+        checked, new = await self._check(file)
+        if check:
+            return checked
+        if checked.rejected:
+            self._count_refused(kind)
+            if self._metrics is not None:
+                self._metrics.import_rows.labels(kind, "rejected").inc(checked.rejected)
+            return replace(checked, inserted=0, updated=0, unchanged=0, devices=0, check=False)
+        return await self._write_all(file, new)
+
+    def _count_refused(self, kind: ImportKind) -> None:
+        if self._metrics is not None:
+            self._metrics.import_files_rejected.labels(kind).inc()
+
+    async def _check(self, file: _File) -> tuple[ImportResult, set[int]]:
+        """Match every row against the store, chunk by chunk, and count; nothing is written.
+
+        Also the chunks (by first index) none of whose rows the store holds yet.
+        """
+        new: set[int] = set()
+        counts = dict.fromkeys(OUTCOMES, 0)
+        devices = 0
+        now = self._clock.now()
+        size = self._settings.chunk_rows
+        for start in range(0, len(file.order), size):
+            chunk = file.rows(file.order[start : start + size])
+            plan = await self._plan(file, chunk, now)
+            if plan.new:
+                new.add(start)
+            devices += plan.devices
+            for row in chunk:
+                counts["rejected" if row.errors else plan.outcomes[row.line]] += 1
+            await asyncio.sleep(0)  # a turn for everyone else between chunks
+        errors = sorted(e for found in file.records.book.errors.values() for e in found)
+        return ImportResult(
+            file.kind,
+            len(file.records.rows),
+            devices=devices,
+            errors=tuple(errors[:MAX_ERRORS_SHOWN]),
+            error_count=len(errors),
+            check=True,
+            inserted=counts["inserted"],
+            updated=counts["updated"],
+            unchanged=counts["unchanged"],
+            rejected=counts["rejected"],
+        ), new
+
+    async def _write_all(self, file: _File, new: set[int]) -> ImportResult:
+        """Write a file whose every row passed: each chunk matched again, then committed.
+
+        A chunk the check found wholly new is only checked against its units again: should
+        another writer have added one of its rows since, the insert fails on the row's key
+        and the import stops (ImportInterruptedError); the rerun matches it.
+        """
+        kind = file.kind
         counts = dict.fromkeys(OUTCOMES, 0)
         devices = transactions = done = 0
         now = self._clock.now()
@@ -661,8 +926,12 @@ class GridImporter:
         total = len(file.records.rows)
         for start in range(0, len(file.order), size):
             chunk = file.rows(file.order[start : start + size])
-            plan = await self._plan(file, chunk, now)
-            if not check and (plan.inserts or plan.updates):
+            plan = await self._plan(file, chunk, now, known=start not in new)
+            changed = [e for row in chunk for e in row.errors]
+            if changed:  # another writer changed the grid since the check
+                reason = GatewayError(f"{min(changed)} (changed since the file was checked)")
+                raise ImportInterruptedError(kind, done, total, reason)
+            if plan.inserts or plan.updates:
                 try:
                     await self._write(plan)
                 except Exception as exc:
@@ -674,27 +943,30 @@ class GridImporter:
             devices += plan.devices
             chunk_counts = dict.fromkeys(OUTCOMES, 0)
             for row in chunk:
-                chunk_counts["rejected" if row.errors else plan.outcomes[row.line]] += 1
+                chunk_counts[plan.outcomes[row.line]] += 1
             for outcome, n in chunk_counts.items():
                 counts[outcome] += n
-                if n and self._metrics is not None and not check:
+                if n and self._metrics is not None:
                     self._metrics.import_rows.labels(kind, outcome).inc(n)
             await asyncio.sleep(0)  # a turn for everyone else between chunks
         return ImportResult(
             kind,
             total,
+            inserted=counts["inserted"],
+            updated=counts["updated"],
+            unchanged=counts["unchanged"],
             devices=devices,
-            errors=tuple(sorted(e for errors in file.records.book.errors.values() for e in errors)),
-            check=check,
             transactions=transactions,
-            **counts,
         )
 
-    async def _plan(self, file: _File, chunk: list[_Row], now: float) -> _Plan:
+    async def _plan(
+        self, file: _File, chunk: list[_Row], now: float, *, known: bool = True
+    ) -> _Plan:
+        """Match a chunk against the store; without `known`, take its rows as new ones."""
         if file.kind == "units":
             return await self._units(file, chunk)
         if file.kind == "households":
-            return await self._households(file, chunk, now)
+            return await self._households(file, chunk, now, known)
         return await self._contacts(chunk)
 
     async def _write(self, plan: _Plan) -> None:
@@ -715,15 +987,10 @@ class GridImporter:
             old = stored.get(code)
             if old is not None:
                 if old.level != level:
-                    row.error(
-                        "level",
-                        f"{code} is a {old.level} in the grid; its level is not changed by import",
-                    )
+                    row.error("level", "unit_level", code=code, level=old.level)
                 if (old.parent_code or "") != parent:
                     row.error(
-                        "parent_code",
-                        f"{code} sits in {old.parent_code or 'nothing'} in the grid; "
-                        "moving it is not done by import",
+                        "parent_code", "unit_parent", code=code, parent=old.parent_code or "-"
                     )
             if row.errors:
                 continue
@@ -748,29 +1015,31 @@ class GridImporter:
     ) -> None:
         if level == "county":
             if parent:
-                row.error("parent_code", "a county has no parent")
+                row.error("parent_code", "county_parent")
             return
         above = LEVELS[LEVELS.index(level) - 1]
         if not parent:
-            row.error("parent_code", f"required: the {above} this {level} sits in")
+            row.error("parent_code", "parent_required", above=above, level=level)
             return
         parent_line = file.units.get(parent)
         if parent_line is not None and parent_line != row.line:
             if parent_line in file.records.book.errors:
-                row.error("parent_code", f"its parent {parent} (line {parent_line}) is rejected")
+                row.error("parent_code", "parent_rejected", parent=parent, line=parent_line)
                 return
             parent_level: object = file.levels[parent_line]
         elif parent in stored:
             parent_level = stored[parent].level
         else:
-            row.error("parent_code", f"unknown parent {parent}: not in the grid nor in this file")
+            row.error("parent_code", "parent_unknown", parent=parent)
             return
         if parent_level != above:
-            row.error("parent_code", f"a {level} must sit in a {above}, not a {parent_level}")
+            row.error(
+                "parent_code", "parent_level", level=level, above=above, parent_level=parent_level
+            )
 
-    async def _households(self, file: _File, rows: list[_Row], now: float) -> _Plan:
+    async def _households(self, file: _File, rows: list[_Row], now: float, known: bool) -> _Plan:
         boxes = [box[0] for r in rows if (box := file.boxes.get(r.line)) is not None]
-        found = await _HouseholdsInStore.load(self._store.grid, rows, boxes)
+        found = await _HouseholdsInStore.load(self._store.grid, rows, boxes, known=known)
         interval = self._supervision.heartbeat_interval_s["call_box"]
         plan = _Plan()
         writes = _HouseholdWrites(now + self._supervision.missed_intervals * interval)
@@ -783,6 +1052,7 @@ class GridImporter:
         plan.inserts += [*writes.households, *writes.residents, *writes.devices]
         plan.updates += writes.changed
         plan.deadlines += writes.deadlines
+        plan.new = found.new
         return plan
 
     async def _contacts(self, rows: list[_Row]) -> _Plan:
@@ -800,11 +1070,9 @@ class GridImporter:
         for row in rows:
             unit, household = row["unit_code"], row["household_code"]
             if unit and unit not in units:
-                row.error("unit_code", f"unknown unit {unit}: import the units first")
+                row.error("unit_code", "unknown_unit", unit=unit)
             if household and household not in households:
-                row.error(
-                    "household_code", f"unknown household {household}: import the households first"
-                )
+                row.error("household_code", "unknown_household", household=household)
             row_key = _contact_key(row)
             if row.errors or row_key is None:
                 continue
@@ -815,7 +1083,7 @@ class GridImporter:
                 phone=row["phone"],
                 unit_code=unit or None,
                 household_code=household or None,
-                language=row["language"] or "zh-CN",
+                language=row["language"] or "zh-CN",  # checked against LANGUAGES
                 available_from=available_from,
                 available_to=available_to,
             )

@@ -287,14 +287,13 @@ def test_import_and_report(
         "imported: 2 households rows: 2 inserted, 0 updated, 0 unchanged, 0 rejected; "
         "1 new call boxes" in capsys.readouterr().out
     )
-    # The good rows of a file with a bad row land; the bad one is reported; exit status 1.
+    # A file with a bad row is rejected whole, the bad row reported; exit status 1.
     assert main(["import", "contacts", str(bad)]) == 1
     captured = capsys.readouterr()
-    assert "8 inserted, 0 updated, 0 unchanged, 1 rejected" in captured.out
-    assert "1 rows rejected:" in captured.err
-    assert "  line 10, role: must be one of village_secretary" in captured.err
+    assert "file rejected, nothing imported: 1 of 9 contacts rows have errors" in captured.out
+    assert f"{bad} line 10, role: must be one of village_secretary" in captured.err
     assert main(["import", "contacts", str(files["contacts"])]) == 0
-    assert "0 inserted, 0 updated, 8 unchanged, 0 rejected" in capsys.readouterr().out
+    assert "8 inserted, 0 updated, 0 unchanged, 0 rejected" in capsys.readouterr().out
     # A file that is not UTF-8 is refused whole.
     gbk = tmp_path / "gbk.csv"
     gbk.write_bytes(CONTACTS_CSV.encode("gbk"))
