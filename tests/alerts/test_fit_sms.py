@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from alerts import fit_sms, fits_sms
+from alerts import fit_sms, fits_sms, templates
 from alerts.templates import ELLIPSIS
 
 
@@ -40,3 +41,20 @@ def test_characters_outside_the_bmp_never_split_the_limit() -> None:
     fitted = fit_sms("😀" * 500)
     assert fitted == "😀" * 100 + ELLIPSIS
     assert fits_sms(fitted)
+
+
+def test_a_long_text_is_examined_in_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The work grows with the text, not its square (a quadratic trim once blocked 2.5 s)."""
+    examined = 0
+    units = templates._ucs2_units
+
+    def counting(text: str) -> int:
+        nonlocal examined
+        examined += len(text)
+        return units(text)
+
+    monkeypatch.setattr(templates, "_ucs2_units", counting)
+    text = "【必到】" + "欧阳" * 5_000 + "，桥元村三组，按下了呼叫键。"
+    fitted = fit_sms(text)
+    assert fits_sms(fitted)
+    assert examined <= 2 * len(text)
