@@ -33,6 +33,7 @@ from gateway.domain.tickets import TicketError as TicketError  # noqa: PLC0414 -
 from gateway.errors import GatewayError
 from gateway.ingest.registry import DeviceRegistry
 from gateway.metrics import GatewayMetrics
+from gateway.scheduler import DeadlineScheduler
 from gateway.services.grid_import import GridImporter, ImportResult
 from gateway.services.grid_import import ImportKind as ImportKind  # noqa: PLC0414 - re-exported
 from gateway.services.grid_import import (
@@ -40,6 +41,7 @@ from gateway.services.grid_import import (
 )
 from gateway.services.reports import Card, Reports, TicketStats, UnitWarning
 from gateway.services.reports import by_level as by_level  # noqa: PLC0414 - re-exported
+from gateway.services.tickets import TicketService
 from gateway.store.ports import Store
 from gateway.store.sqlite import SqliteStore
 
@@ -47,7 +49,7 @@ if TYPE_CHECKING:
     from gateway.runtime.health import Health
     from gateway.runtime.service import GatewayService
     from gateway.services.outbox import OutboxSender
-    from gateway.services.tickets import AcceptResult, TicketService
+    from gateway.services.tickets import AcceptResult
 
 DAY_S = 86_400.0
 UNUSED_BOX_DAYS = 90.0
@@ -104,6 +106,7 @@ class Application:
         live: LiveParts | None = None,
         opened: bool = True,
         after_import: Callable[[], None] | None = None,
+        tickets: TicketService | None = None,
     ) -> None:
         self.settings = settings
         self._clock = clock
@@ -114,6 +117,7 @@ class Application:
         self._live = live
         self._opened = opened
         self._after_import = after_import
+        self._offline_tickets = tickets
 
     async def _ready(self) -> None:
         if not self._opened:
@@ -230,19 +234,60 @@ class Application:
         """A responder passes the ticket on to the next in the chain."""
         await self._tickets().decline(ticket_id, contact_id, channel)
 
-    async def arrive_ticket(self, ticket_id: int, contact_id: int, channel: ActionChannel) -> None:
-        """The responder is at the resident's home."""
-        await self._tickets().arrive(ticket_id, contact_id, channel)
+    async def _ticket_actions(self) -> TicketService:
+        """The running gateway's ticket service, or (offline) one over the store alone.
 
-    async def resolve_ticket(self, ticket_id: int, contact_id: int, channel: ActionChannel) -> None:
-        """The matter is dealt with."""
-        await self._tickets().resolve(ticket_id, contact_id, channel)
+        Offline, what an action commits (notifications, clocks, box indications) is found by
+        the running gateway's outbox sender, scheduler and indication sender within their
+        poll intervals (`notify.poll_s`, `runtime.deadline_poll_s`, `indications.poll_s`).
+        """
+        if self._live is not None:
+            return self._live.tickets
+        if self._offline_tickets is None:
+            raise NotRunningError("ticket actions need the running gateway (bidao run)")
+        await self._ready()
+        return self._offline_tickets
+
+    async def arrive_ticket(
+        self, ticket_id: int, contact_id: int | None, channel: ActionChannel
+    ) -> None:
+        """The responder is at the resident's home (contact None: an operator, channel "cli")."""
+        await (await self._ticket_actions()).arrive(ticket_id, contact_id, channel)
+
+    async def resolve_ticket(
+        self,
+        ticket_id: int,
+        contact_id: int | None,
+        channel: ActionChannel,
+        category: Category | None = None,
+        note: str | None = None,
+    ) -> None:
+        """The matter is dealt with; the box asks the resident to rate it."""
+        await (await self._ticket_actions()).resolve(ticket_id, contact_id, channel, category, note)
 
     async def classify_ticket(
-        self, ticket_id: int, category: Category, contact_id: int, channel: ActionChannel
+        self, ticket_id: int, category: Category, contact_id: int | None, channel: ActionChannel
     ) -> None:
         """Set the kind of matter, which starts its day clock."""
-        await self._tickets().classify(ticket_id, category, contact_id, channel)
+        await (await self._ticket_actions()).classify(ticket_id, category, contact_id, channel)
+
+    async def note_ticket(
+        self, ticket_id: int, contact_id: int | None, channel: ActionChannel, text: str
+    ) -> None:
+        """Add a short note to the ticket's record; TicketError if it is empty or too long."""
+        await (await self._ticket_actions()).note(ticket_id, contact_id, channel, text)
+
+    async def reassign_ticket(
+        self,
+        ticket_id: int,
+        to_contact_id: int,
+        by_contact_id: int | None,
+        channel: ActionChannel,
+    ) -> None:
+        """Hand the ticket to another person: they are called and told, the old owner told."""
+        await (await self._ticket_actions()).reassign(
+            ticket_id, to_contact_id, by_contact_id, channel
+        )
 
     async def list_tickets(self, *, days: float | None = None) -> list[Ticket]:
         """Live tickets, or (with `days`) every ticket opened in that many days, oldest first."""
@@ -295,6 +340,16 @@ async def offline(settings: Settings, clock: Clock | None = None) -> AsyncIterat
     clock = clock or SystemClock()
     store = SqliteStore(settings.database_path)
     metrics = GatewayMetrics()
+    # Ticket actions offline: the deadlines they set are served by the running gateway's
+    # scheduler, which this one (never run) only stands in for.
+    tickets = TicketService(
+        store,
+        clock,
+        settings.tickets,
+        DeadlineScheduler(store, clock, settings.supervision.scheduler_batch),
+        None,
+        metrics,
+    )
     application = Application(
         settings,
         clock,
@@ -309,6 +364,7 @@ async def offline(settings: Settings, clock: Clock | None = None) -> AsyncIterat
         GridImporter(store, clock, settings.supervision, settings.grid_import, metrics),
         Reports(store, settings.warnings, settings.cards),
         opened=False,
+        tickets=tickets,
     )
     try:
         yield application
