@@ -5,8 +5,6 @@ SMS_PREFIX = "[Bidao] "
 SENTENCE_END = "."
 LIST_SEPARATOR = "; "
 
-_ARRIVE_BY_BOX = "When you arrive, hold the green key on the resident's box to record it"
-
 TEMPLATES: dict[str, str] = {
     "ticket_call": "[Bidao] ${resident} (${place}, phone ${phone}) pressed the call key. "
     "Please call or visit. Ticket ${ticket}.",
@@ -28,16 +26,15 @@ TEMPLATES: dict[str, str] = {
     "ticket_escalated_unreachable": "[Bidao] ${resident} (${place}, phone ${phone}) just pressed "
     "the call key; the previous responder cannot be reached now. It is now yours. "
     "Ticket ${ticket}.",
-    "ticket_not_arrived": "[Bidao] ${resident} (${place}, phone ${phone}) pressed the call key "
-    "${called_minutes} min ago; ${owner} (phone ${owner_phone}) accepted ${minutes} min ago and "
-    "has not arrived. To take it over, press 1 in the call. Ticket ${ticket}.",
+    "ticket_not_arrived": "[Bidao] ${resident} (${place}, ${phone}) called ${called_minutes} min "
+    "ago; ${owner} (${owner_phone}) accepted ${minutes} min ago and has not arrived. Press 1 in the "
+    "call to take it over. Ticket ${ticket}.",
     "ticket_taken": "[Bidao] Ticket ${ticket} was accepted by ${owner} (phone ${owner_phone}); "
     "you need not go.",
-    "ticket_accepted": "[Bidao] You accepted ticket ${ticket}: ${resident}, ${place}, phone "
-    "${phone}. " + _ARRIVE_BY_BOX + "; when it is resolved, tell the administrator.",
-    "ticket_accepted_link": "[Bidao] You accepted ticket ${ticket}: ${resident}, ${place}, "
-    "phone ${phone}. " + _ARRIVE_BY_BOX + "; or report arrival, resolution or hand-over "
-    "here: ${link}",
+    "ticket_accepted": "[Bidao] Ticket ${ticket} is yours: ${resident}, ${place}, ${phone}. "
+    "Hold green on their box on arrival; tell the administrator when resolved.",
+    "ticket_accepted_link": "[Bidao] Ticket ${ticket} is yours: ${resident}, ${place}, "
+    "${phone}. Hold green on their box on arrival. Report: ${link}",
     "ticket_pressed_again_accepted": "[Bidao] ${resident} (${place}, phone ${phone}) pressed the "
     "call key again ${minutes} min after you accepted and is still waiting for you. Please go "
     "now. Ticket ${ticket}.",
@@ -45,24 +42,21 @@ TEMPLATES: dict[str, str] = {
     "call key again ${minutes} min after you arrived. Please go back or call. Ticket ${ticket}.",
     "ticket_reassigned_to_you": "[Bidao] Ticket ${ticket} was handed to you by ${previous}: "
     "${resident}, ${place}, phone ${phone}. Please go now.",
-    "ticket_reassigned_sms": "[Bidao] Ticket ${ticket} was handed to you by ${previous}: "
-    "${resident}, ${place}, phone ${phone}. " + _ARRIVE_BY_BOX + "; when it is resolved, tell "
-    "the administrator.",
-    "ticket_reassigned_sms_link": "[Bidao] Ticket ${ticket} was handed to you by ${previous}: "
-    "${resident}, ${place}, phone ${phone}. " + _ARRIVE_BY_BOX + "; or report here: ${link}",
-    "ticket_taken_over": "[Bidao] You took over ticket ${ticket} (accepted by ${previous}): "
-    "${resident}, ${place}, phone ${phone}. " + _ARRIVE_BY_BOX + "; when it is resolved, tell "
-    "the administrator.",
-    "ticket_taken_over_link": "[Bidao] You took over ticket ${ticket} (accepted by ${previous}): "
-    "${resident}, ${place}, phone ${phone}. " + _ARRIVE_BY_BOX + "; or report here: ${link}",
+    "ticket_reassigned_sms": "[Bidao] Ticket ${ticket} handed to you by ${previous}: ${resident}, "
+    "${place}, ${phone}. Hold green on their box on arrival; tell the administrator when resolved.",
+    "ticket_reassigned_sms_link": "[Bidao] Ticket ${ticket} handed to you by ${previous}: "
+    "${resident}, ${place}, ${phone}. Hold green on their box on arrival. ${link}",
+    "ticket_taken_over": "[Bidao] You took over ticket ${ticket} from ${previous}: ${resident}, "
+    "${place}, ${phone}. Hold green on their box on arrival; tell the administrator when resolved.",
+    "ticket_taken_over_link": "[Bidao] You took over ticket ${ticket} from ${previous}: "
+    "${resident}, ${place}, ${phone}. Hold green on their box on arrival. ${link}",
     "ticket_reassigned_away": "[Bidao] Ticket ${ticket} was handed to ${owner} "
     "(phone ${owner_phone}), who now has it.",
     "ticket_cancelled_by_resident": "[Bidao] ${resident} (${place}) cancelled the call. "
     "Please call back on ${phone} to confirm they are well. Ticket ${ticket}.",
     "ticket_cancelled_no_phone": "[Bidao] ${resident} (${place}) cancelled the call. They have "
     "no phone on record: please visit or ask the family whether they are well. Ticket ${ticket}.",
-    "ticket_overdue": "[Bidao] Ticket ${ticket} (${resident}, ${place}) is past its deadline. "
-    "Please supervise.",
+    "ticket_overdue": "[Bidao] Ticket ${ticket} (${place}) is past its deadline. Please supervise.",
     "ticket_review": "[Bidao] ${resident} (${place}, phone ${phone}) is not satisfied with "
     "ticket ${ticket} (handled by ${owner}). Please follow up.",
     "ticket_access": "[Bidao] Ticket ${ticket}: key safe code at ${resident}'s home ${key_safe}; "

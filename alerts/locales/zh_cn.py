@@ -92,7 +92,7 @@ TEMPLATES: dict[str, str] = {
         "【必到】${resident}（${place}）取消了呼叫。老人没有登记电话，请上门或联系家属确认是否平安。"
         "工单${ticket}。"
     ),
-    "ticket_overdue": "【必到】工单${ticket}（${resident}，${place}）已超过办理时限，请督办。",
+    "ticket_overdue": "【必到】工单${ticket}（${place}）已超过办理时限，请督办。",
     "ticket_review": (
         "【必到】${resident}（${place}，电话${phone}）对工单${ticket}的处理（${owner}负责）"
         "表示不满意，请回访。"

@@ -1007,13 +1007,19 @@ class _Decider:
         if household is None:
             return
         if clock == ClockKind.ACCEPT and status == TicketStatus.OPEN:
-            self.escalate(household, "not accepted")
+            self.escalate(
+                household,
+                "not accepted",
+                detail=f"not accepted in {self.rules.accept_within_s / 60:.0f} min",
+            )
         elif clock == ClockKind.ARRIVE and status == TicketStatus.ACCEPTED:
             self.not_arrived(household)
         elif clock == ClockKind.DAY and status in LIVE_STATUSES:
             self.day_overdue(household)
 
-    def escalate(self, household: Household, why: str, by: int | None = None) -> None:
+    def escalate(
+        self, household: Household, why: str, by: int | None = None, detail: str | None = None
+    ) -> None:
         """Call the next step of the chain that has someone reachable; the first once again.
 
         The words say why (nobody answered, nobody accepted, who declined, nobody could be
@@ -1031,7 +1037,7 @@ class _Decider:
                 break
             step += 1
         if step >= len(chain):
-            self.event("escalation_exhausted", "system", detail=why)
+            self.event("escalation_exhausted", "system", detail=detail or why)
             self.counts.append("escalation_exhausted")
             return
         if ticket.cursor.step == 0 and why != "nobody to call":
@@ -1046,7 +1052,7 @@ class _Decider:
         self.ticket = replace(
             ticket, cursor=EscalationCursor(step), escalated=True, last_notified_at=self.at
         )
-        self.event("escalated", "system", detail=f"{chain[step]}: {why}")
+        self.event("escalated", "system", detail=f"{chain[step]}: {detail or why}")
         self.set_clock(ClockKind.ACCEPT, self.at + self.rules.accept_within_s)
         self.counts.append("escalated")
 

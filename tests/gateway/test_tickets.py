@@ -33,7 +33,7 @@ from tests.gateway.grid import (
     SECRETARY,
     TOWNSHIP,
 )
-from tests.gateway.support import gateway_settings, load_grid, wait_for
+from tests.gateway.support import gateway_settings, load_grid, sample, wait_for
 
 MINUTE = 60.0
 
@@ -101,7 +101,7 @@ async def test_call_accept_arrive_resolve_thumbs_up(village: Village) -> None:
     assert await v.to(CHIEF) == [("sms", "ticket_informed")]
     call = next(n for n in await v.sent() if n.contact_id == SECRETARY)
     assert call.params["resident"] == "张桂兰"
-    assert call.params["place"] == "桥元村三组"
+    assert call.params["place"] == "桥元村三组12号"  # the imported address
     assert "4321" not in str(call.params)  # the key-safe code
     assert "高血压" not in str(call.params)  # health notes
 
@@ -140,19 +140,28 @@ async def test_nobody_accepts_the_next_is_called_and_the_first_again_once(
     await v.advance(5 * MINUTE - 1)
     assert await v.to(DEPUTY) == []
     await v.advance(2)
-    assert await v.to(DEPUTY) == [("voice", "ticket_escalated"), ("sms", "ticket_escalated")]
+    assert await v.to(DEPUTY) == [
+        ("voice", "ticket_escalated_not_accepted"),
+        ("sms", "ticket_escalated_not_accepted"),
+    ]
     assert await v.to(SECRETARY) == [
         ("voice", "ticket_call"),
         ("sms", "ticket_call"),
-        ("voice", "ticket_call_repeat"),
+        ("voice", "ticket_still_waiting"),
     ]
     ticket = await v.ticket()
     assert (ticket.status, ticket.responder_step, ticket.escalated) == ("open", 1, True)
     await v.advance(5 * MINUTE)
-    assert await v.to(GRID_WORKER) == [("voice", "ticket_escalated"), ("sms", "ticket_escalated")]
+    assert await v.to(GRID_WORKER) == [
+        ("voice", "ticket_escalated_not_accepted"),
+        ("sms", "ticket_escalated_not_accepted"),
+    ]
     assert len(await v.to(SECRETARY)) == 3  # called again once, not every time
     await v.advance(5 * MINUTE)
-    assert await v.to(TOWNSHIP) == [("voice", "ticket_escalated"), ("sms", "ticket_escalated")]
+    assert await v.to(TOWNSHIP) == [
+        ("voice", "ticket_escalated_not_accepted"),
+        ("sms", "ticket_escalated_not_accepted"),
+    ]
     await v.advance(5 * MINUTE)
     assert "escalation_exhausted" in await v.events()
     # The deputy can still take it; the box hears that help is coming.
@@ -165,7 +174,10 @@ async def test_declining_passes_it_on_at_once(village: Village) -> None:
     await v.press(Key.GREEN_CALL)
     ticket = await v.ticket()
     await v.gw.tickets.decline(ticket.id, SECRETARY, "voice_keypress")
-    assert await v.to(DEPUTY) == [("voice", "ticket_escalated"), ("sms", "ticket_escalated")]
+    assert await v.to(DEPUTY) == [
+        ("voice", "ticket_escalated_declined"),
+        ("sms", "ticket_escalated_declined"),
+    ]
     assert [e for e in await v.events() if e in ("declined", "escalated")] == [
         "declined",
         "escalated",
@@ -237,15 +249,16 @@ async def test_red_key_after_the_window_only_hangs_up(village: Village) -> None:
     assert all(t != "ticket_cancelled_by_resident" for _, t in await v.to(SECRETARY))
 
 
-async def test_thumbs_without_a_ticket_is_standalone_feedback(village: Village) -> None:
+async def test_thumbs_with_nothing_to_rate_is_answered_and_counted_not_stored(
+    village: Village,
+) -> None:
     v = village
     await v.press(Key.THUMBS_UP)
+    await v.indicated(IndicationKind.NOTHING_TO_RATE)
     await v.press(Key.THUMBS_DOWN)
-    assert [(f.rating, f.ticket_id) for f in await v.gw.store.tickets.feedback()] == [
-        ("up", None),
-        ("down", None),
-    ]
+    assert await v.gw.store.tickets.feedback() == []
     assert await v.gw.store.tickets.all() == []
+    assert sample(v.gw, "bidao_tickets_total", event="nothing_to_rate") == 2
 
 
 async def test_thumbs_down_flags_a_review(village: Village) -> None:
@@ -269,8 +282,9 @@ async def test_thumbs_after_the_rating_window_is_standalone(village: Village) ->
     await v.gw.tickets.resolve(ticket.id, SECRETARY, "api")
     await v.advance(73 * 3600)
     await v.press(Key.THUMBS_UP)
+    await v.indicated(IndicationKind.NOTHING_TO_RATE)
     assert (await v.ticket()).status == "resolved"
-    assert [(f.rating, f.ticket_id) for f in await v.gw.store.tickets.feedback()] == [("up", None)]
+    assert await v.gw.store.tickets.feedback() == []
 
 
 async def test_two_accept_at_once_exactly_one_owner(village: Village) -> None:
@@ -392,11 +406,17 @@ async def test_contacts_outside_their_hours_are_passed_over(village: Village) ->
     await v.clock.advance(13 * 3600 + 14 * 60)  # 02:00 in the village
     await v.press(Key.GREEN_CALL)
     await v.advance(5 * MINUTE + 1)
-    assert await v.to(DEPUTY) == [("voice", "ticket_escalated"), ("sms", "ticket_escalated")]
+    assert await v.to(DEPUTY) == [
+        ("voice", "ticket_escalated_not_accepted"),
+        ("sms", "ticket_escalated_not_accepted"),
+    ]
     await v.advance(5 * MINUTE)
     # The grid worker works 07:00-21:00: at night the township duty officer is next.
     assert await v.to(GRID_WORKER) == []
-    assert await v.to(TOWNSHIP) == [("voice", "ticket_escalated"), ("sms", "ticket_escalated")]
+    assert await v.to(TOWNSHIP) == [
+        ("voice", "ticket_escalated_not_accepted"),
+        ("sms", "ticket_escalated_not_accepted"),
+    ]
     ticket = await v.gw.store.tickets.events((await v.ticket()).id)
     assert [e.detail for e in ticket if e.kind == "escalated"][-1].startswith("township_duty")
 
@@ -445,7 +465,7 @@ async def test_a_deadline_passed_while_down_fires_once_on_restart(
             n.template for n in await gw.store.outbox.notifications() if n.contact_id == DEPUTY
         ]
         events = [e.kind for e in await gw.store.tickets.events(1)]
-    assert to_deputy == ["ticket_escalated", "ticket_escalated"]  # one call, one SMS
+    assert to_deputy == ["ticket_escalated_not_accepted"] * 2  # one call, one SMS
     assert events.count("escalated") == 1
 
 
@@ -537,7 +557,7 @@ async def test_a_settings_change_leaves_live_tickets_on_their_own_rules(
         ]
         to_township = [n for n in await gw.store.outbox.notifications() if n.contact_id == TOWNSHIP]
         ticket = await gw.store.tickets.get(1)
-    assert to_deputy == ["ticket_escalated", "ticket_escalated"]  # the chain it opened under
+    assert to_deputy == ["ticket_escalated_not_accepted"] * 2  # the chain it opened under
     assert to_township == []
     assert ticket is not None
     assert ticket.rules.accept_within_s == 5 * MINUTE

@@ -15,8 +15,12 @@ CREATE TABLE ticket_events_new (
                                   'cli', 'link')),
     detail     TEXT    NOT NULL DEFAULT ''
 );
+-- A contact id that names no contact (written while foreign keys were off) is not carried.
 INSERT INTO ticket_events_new (id, ticket_id, at, kind, contact_id, channel, detail)
-    SELECT id, ticket_id, at, kind, contact_id, channel, detail FROM ticket_events;
+    SELECT id, ticket_id, at, kind,
+           CASE WHEN contact_id IN (SELECT id FROM contacts) THEN contact_id END,
+           channel, detail
+    FROM ticket_events;
 DROP TABLE ticket_events;
 ALTER TABLE ticket_events_new RENAME TO ticket_events;
 CREATE INDEX ticket_events_ticket ON ticket_events (ticket_id, id);
