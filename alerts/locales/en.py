@@ -27,8 +27,8 @@ TEMPLATES: dict[str, str] = {
     "the call key; the previous responder cannot be reached now. It is now yours. "
     "Ticket ${ticket}.",
     "ticket_not_arrived": "[Bidao] ${resident} (${place}, ${phone}) called ${called_minutes} min "
-    "ago; ${owner} (${owner_phone}) accepted ${minutes} min ago and has not arrived. Press 1 in the "
-    "call to take it over. Ticket ${ticket}.",
+    "ago; ${owner} (${owner_phone}) accepted ${minutes} min ago and has not arrived. Press 1 "
+    "in the call to take it over. Ticket ${ticket}.",
     "ticket_taken": "[Bidao] Ticket ${ticket} was accepted by ${owner} (phone ${owner_phone}); "
     "you need not go.",
     "ticket_accepted": "[Bidao] Ticket ${ticket} is yours: ${resident}, ${place}, ${phone}. "
