@@ -7,7 +7,8 @@ Three files, each with a header row (UTF-8, an Excel byte-order mark is fine):
                lives_alone, five_guarantee, needs_care, consent, key_safe_code, health_notes,
                device_id, device_key       (the last two register the household's call box)
 - contacts:    name, role, unit_code, household_code, phone, language, available_from,
-               available_to
+               available_to, notify  (optional: what the contact is told, e.g.
+               "accepted;resolved", or "none"; empty: the defaults of the role)
 
 Every row is checked against the file and the store. A row with an error is skipped and
 reported with its line in the file (the line its record starts on, so a quoted field that
@@ -88,8 +89,12 @@ COLUMNS: dict[ImportKind, tuple[str, ...]] = {
         "language",
         "available_from",
         "available_to",
+        "notify",
     ),
 }
+NOTIFY_EVENTS = ("called", "accepted", "arrived", "resolved")
+"""What the optional `notify` column may list (separated by `;` or `|`); `none` for nothing,
+empty for the defaults of the contact's role."""
 REQUIRED: dict[ImportKind, tuple[str, ...]] = {
     "units": ("code", "level", "name"),
     "households": ("household_code", "neighbourhood_code", "resident_name"),
@@ -363,6 +368,19 @@ def _contact(row: _Row) -> None:
     for column, value in zip(("available_from", "available_to"), _hours(row), strict=True):
         if not _TIME.match(value):
             row.error(column, f"expected HH:MM, got {value!r}")
+    unknown = [e for e in _notify(row) or () if e not in NOTIFY_EVENTS]
+    if unknown:
+        row.error("notify", f"events must be among {', '.join(NOTIFY_EVENTS)} or none: {unknown}")
+
+
+def _notify(row: _Row) -> tuple[str, ...] | None:
+    """The events a contact chose (None: the role's defaults; empty: nothing)."""
+    text = row["notify"].strip()
+    if not text:
+        return None
+    if text.lower() == "none":
+        return ()
+    return tuple(e.strip() for e in re.split(r"[;|]", text) if e.strip())
 
 
 @dataclass(slots=True)
@@ -818,6 +836,7 @@ class GridImporter:
                 language=row["language"] or "zh-CN",
                 available_from=available_from,
                 available_to=available_to,
+                notify=_notify(row),
             )
             matches = existing.get(row_key, [])
             if not matches:

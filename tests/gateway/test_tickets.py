@@ -18,7 +18,6 @@ from firmware_protocol import IndicationKind, Key
 from gateway.application import offline
 from gateway.clock import ManualClock
 from gateway.config import TicketSettings
-from gateway.domain.grid import ContactRow
 from gateway.domain.tickets import EscalationCursor, Rating, Ticket, TicketStatus, new_ticket
 from gateway.runtime.broker import MosquittoBroker
 from gateway.runtime.service import GatewayService
@@ -806,24 +805,21 @@ async def test_a_family_member_who_chose_only_resolution_hears_only_that(
     village: Village,
 ) -> None:
     v = village
-    async with v.gw.store.transaction() as uow:
-        await uow.grid.insert(
-            [
-                ContactRow(
-                    "张大伟",
-                    "family",
-                    "13700000001",
-                    household_code=HOUSEHOLD,
-                    notify=("resolved",),
-                )
-            ]
-        )
-    son = max(c.id for c in await v.gw.store.grid.contacts())
+    contacts = (
+        "name,role,unit_code,household_code,phone,notify\n"
+        f"张大伟,family,,{HOUSEHOLD},13700000001,resolved\n"
+        f"张二伟,family,,{HOUSEHOLD},13700000002,none\n"
+        f"张三伟,family,,{HOUSEHOLD},13700000003,arrived;health\n"
+    )
+    result = await v.gw.import_csv("contacts", contacts)
+    assert (result.rejected, [(e.column, e.line) for e in result.errors]) == (1, [("notify", 4)])
+    son, quiet = (c.id for c in await v.gw.store.grid.contacts() if c.name in ("张大伟", "张二伟"))
     await v.press(Key.GREEN_CALL)
     ticket = await v.ticket()
     await v.gw.tickets.accept(ticket.id, SECRETARY, "voice_keypress")
     await v.gw.tickets.resolve(ticket.id, SECRETARY, "cli")
     assert await words(v, son) == ["sms: 【必到】张桂兰的呼叫已办结（李书记处理）。工单1。"]
+    assert await words(v, quiet) == []
 
 
 async def test_operator_actions_from_another_process_reach_the_running_gateway(
