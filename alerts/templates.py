@@ -59,6 +59,11 @@ def _locale(language: str) -> ModuleType:
     return LOCALES.get(language, LOCALES[DEFAULT_LANGUAGE])
 
 
+ADDED_LATER = ("phone", "owner_phone")
+"""Parameters added to existing templates after messages were written without them (an
+outbox row from before an upgrade): shown as "not recorded" rather than failing the send."""
+
+
 def render(template: str, language: str, params: Mapping[str, str]) -> str:
     """The text of `template` in `language` (Chinese if the language is not available)."""
     catalog = CATALOGS.get(language, CATALOGS[DEFAULT_LANGUAGE])
@@ -66,6 +71,9 @@ def render(template: str, language: str, params: Mapping[str, str]) -> str:
         text = catalog[template]
     except KeyError:
         raise TemplateError(f"unknown template {template!r}") from None
+    if any(name not in params for name in ADDED_LATER):
+        missing = catalog.get("not_recorded", "")
+        params = {**{name: missing for name in ADDED_LATER}, **params}
     try:
         return string.Template(text).substitute(params)
     except KeyError as exc:

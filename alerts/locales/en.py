@@ -29,8 +29,7 @@ TEMPLATES: dict[str, str] = {
     "ticket_not_arrived": "[Bidao] ${resident} (${place}, ${phone}) called ${called_minutes} min "
     "ago; ${owner} (${owner_phone}) accepted ${minutes} min ago and has not arrived. Press 1 "
     "in the call to take it over. Ticket ${ticket}.",
-    "ticket_taken": "[Bidao] Ticket ${ticket} was accepted by ${owner} (phone ${owner_phone}); "
-    "you need not go.",
+    "ticket_taken": "[Bidao] Ticket ${ticket} was accepted by ${owner}; you need not go.",
     "ticket_accepted": "[Bidao] Ticket ${ticket} is yours: ${resident}, ${place}, ${phone}. "
     "Hold green on their box on arrival; tell the administrator when resolved.",
     "ticket_accepted_link": "[Bidao] Ticket ${ticket} is yours: ${resident}, ${place}, "

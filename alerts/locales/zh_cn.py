@@ -41,7 +41,7 @@ TEMPLATES: dict[str, str] = {
         "${owner}（电话${owner_phone}）${minutes}分钟前接单，至今未到达。"
         "如您能接手，请在来电中按1，工单将转给您。工单${ticket}。"
     ),
-    "ticket_taken": "【必到】工单${ticket}已由${owner}（电话${owner_phone}）接单，您无需前往。",
+    "ticket_taken": "【必到】工单${ticket}已由${owner}接单，您无需前往。",
     "ticket_accepted": (
         "【必到】您已接下工单${ticket}：${resident}，${place}，电话${phone}。"
         + _ARRIVE_BY_BOX

@@ -124,8 +124,6 @@ URGENT_TEMPLATES = frozenset(
         "ticket_cancelled_by_resident",
         "ticket_cancelled_no_phone",
         "ticket_access",
-        "ticket_accepted",
-        "family_called",
     }
 )
 

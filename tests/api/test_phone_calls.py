@@ -168,7 +168,7 @@ async def test_secretary_presses_1_and_the_ticket_is_accepted(line: Line) -> Non
     assert others
     assert not any("4321" in body or "高血压" in body for body in others)
     chief = [r.body for r in line.phones.received(CHIEF_PHONE)]
-    assert chief[-1] == "【必到】工单1已由李书记（电话13800000001）接单，您无需前往。"
+    assert chief[-1] == "【必到】工单1已由李书记接单，您无需前往。"
 
     await line.until(
         lambda es: {e.status for e in es} == {"delivered"},
