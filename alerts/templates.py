@@ -73,7 +73,7 @@ def render(template: str, language: str, params: Mapping[str, str]) -> str:
         raise TemplateError(f"unknown template {template!r}") from None
     if any(name not in params for name in ADDED_LATER):
         missing = catalog.get("not_recorded", "")
-        params = {**{name: missing for name in ADDED_LATER}, **params}
+        params = {**dict.fromkeys(ADDED_LATER, missing), **params}
     try:
         return string.Template(text).substitute(params)
     except KeyError as exc:
