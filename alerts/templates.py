@@ -20,12 +20,48 @@ _GSM7_EXTENDED = frozenset("^{}\\[~]|€")
 ELLIPSIS = "…"
 
 
+LINK_VARIANTS: Mapping[str, str] = {
+    "ticket_accepted": "ticket_accepted_link",
+    "ticket_reassigned_sms": "ticket_reassigned_sms_link",
+    "ticket_taken_over": "ticket_taken_over_link",
+}
+"""Messages to the one who has a ticket, and their variant with the signed link (`${link}`);
+without links configured the plain one is sent, never a broken link."""
+
+VOICE_MENUS: Mapping[str, str] = {
+    "ticket_call": "voice_menu",
+    "ticket_call_repeat": "voice_menu",
+    "ticket_still_waiting": "voice_menu",
+    "ticket_escalated_no_answer": "voice_menu",
+    "ticket_escalated_not_accepted": "voice_menu",
+    "ticket_escalated_declined": "voice_menu",
+    "ticket_escalated_unreachable": "voice_menu",
+    "ticket_not_arrived": "voice_menu_take_over",
+    "ticket_pressed_again_accepted": "voice_menu_owner",
+    "ticket_pressed_again_on_site": "voice_menu_owner",
+    "ticket_reassigned_to_you": "voice_menu_owner",
+}
+"""What a call offers after its message, by the message's template: only what is true for
+the one called (accept a call nobody has; take over from one who has not arrived; the
+owner confirms). A template not listed offers accept/pass on."""
+
+
+def voice_menu(template: str) -> str:
+    """The menu template a call with `template` ends with."""
+    return VOICE_MENUS.get(template, "voice_menu")
+
+
 class TemplateError(Exception):
     """Unknown template or a parameter missing."""
 
 
 def _locale(language: str) -> ModuleType:
     return LOCALES.get(language, LOCALES[DEFAULT_LANGUAGE])
+
+
+ADDED_LATER = ("phone", "owner_phone")
+"""Parameters added to existing templates after messages were written without them (an
+outbox row from before an upgrade): shown as "not recorded" rather than failing the send."""
 
 
 def render(template: str, language: str, params: Mapping[str, str]) -> str:
@@ -35,6 +71,9 @@ def render(template: str, language: str, params: Mapping[str, str]) -> str:
         text = catalog[template]
     except KeyError:
         raise TemplateError(f"unknown template {template!r}") from None
+    if any(name not in params for name in ADDED_LATER):
+        missing = catalog.get("not_recorded", "")
+        params = {**dict.fromkeys(ADDED_LATER, missing), **params}
     try:
         return string.Template(text).substitute(params)
     except KeyError as exc:

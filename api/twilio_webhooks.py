@@ -13,6 +13,7 @@ from twilio.twiml.voice_response import Dial, Gather, VoiceResponse
 
 from alerts import Notification, render
 from alerts.providers.twilio_provider import BAD_NUMBER_CODES
+from alerts.templates import voice_menu
 from gateway.application import Application, TicketError
 
 log = logging.getLogger(__name__)
@@ -109,28 +110,40 @@ def twilio_router(app: Application) -> APIRouter:  # noqa: PLR0915 - one closure
             num_digits=1, timeout=8, action=f"/webhooks/twilio/gather/{notification_id}"
         )
         gather.say(text, language=language)
-        gather.say(render("voice_menu", n.language, n.params), language=language)
+        menu = voice_menu(n.template)
+        gather.say(render(menu, n.language, n.params), language=language)
         response.append(gather)
         response.say(render("voice_no_input", n.language, n.params), language=language)
         return twiml(response)
 
     @router.post("/gather/{notification_id}")
-    async def gather(notification_id: int, form: Form) -> Response:
+    async def gather(notification_id: int, form: Form) -> Response:  # noqa: PLR0911 - one answer per menu and key
         n = await notification(notification_id)
         digit = form.get("Digits", "")
         if digit:
             await app.record_keypress(notification_id, digit)
         if n.ticket_id is None or n.contact_id is None:
             return twiml(spoken(n, "voice_closed"))
+        menu = voice_menu(n.template)
+        call_sid = form.get("CallSid", "")
         try:
+            if digit == "1" and menu == "voice_menu_take_over":
+                # Called because the owner has not arrived: pressing 1 hands it to them.
+                await app.reassign_ticket(n.ticket_id, n.contact_id, n.contact_id, "voice_keypress")
+                return twiml(spoken(n, "voice_taken_over"))
+            if digit == "1" and menu == "voice_menu_owner":
+                return twiml(spoken(n, "voice_owner_ack"))
             if digit == "1":
                 result = await app.accept_ticket(n.ticket_id, n.contact_id, "voice_keypress")
                 if result.won:
-                    return twiml(await accepted(n, notification_id, form.get("CallSid", "")))
+                    return twiml(await accepted(n, notification_id, call_sid))
+                if result.owner_contact_id == n.contact_id:
+                    # Their own ticket: never "someone else has it, you need not go".
+                    return twiml(spoken(n, "voice_you_own"))
                 name = await app.contact_name(result.owner_contact_id)
                 owner = "-" if name is None else name
                 return twiml(spoken(n, "voice_taken", owner=owner))
-            if digit == "2":
+            if digit == "2" and menu == "voice_menu":
                 await app.decline_ticket(n.ticket_id, n.contact_id, "voice_keypress")
                 return twiml(spoken(n, "voice_passed_on"))
         except TicketError:

@@ -96,6 +96,7 @@ class IndicationKind(enum.IntEnum):
     RESOLVED = 4
     ARE_YOU_OK = 5
     CANCELLED = 6
+    NOTHING_TO_RATE = 7
 
 
 class LedPattern(enum.IntEnum):

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from alerts import Notification
@@ -39,12 +39,13 @@ from gateway.domain.grid import Contact as Contact  # noqa: PLC0414 - re-exporte
 from gateway.domain.grid import GridUnit as GridUnit  # noqa: PLC0414 - re-exported
 from gateway.domain.tickets import ActionChannel as ActionChannel  # noqa: PLC0414 - re-exported
 from gateway.domain.tickets import Category as Category  # noqa: PLC0414 - re-exported
-from gateway.domain.tickets import Ticket, TicketEvent
+from gateway.domain.tickets import Ticket
 from gateway.domain.tickets import TicketError as TicketError  # noqa: PLC0414 - re-exported
 from gateway.domain.tickets import TicketStatus as TicketStatus  # noqa: PLC0414 - re-exported
 from gateway.errors import GatewayError
 from gateway.ingest.registry import DeviceRegistry
 from gateway.metrics import GatewayMetrics
+from gateway.scheduler import DeadlineScheduler
 from gateway.services.devices import Added, DeviceAdmin, canonical_id
 from gateway.services.devices import (
     DeviceAdminError as DeviceAdminError,  # noqa: PLC0414 - re-exported
@@ -85,6 +86,7 @@ from gateway.services.ticket_views import (
 from gateway.services.ticket_views import (
     TimelineItem as TimelineItem,  # noqa: PLC0414 - re-exported
 )
+from gateway.services.tickets import TicketService
 from gateway.store.ports import Store
 from gateway.store.sqlite import SqliteStore
 
@@ -92,7 +94,7 @@ if TYPE_CHECKING:
     from gateway.runtime.health import Health
     from gateway.runtime.service import GatewayService
     from gateway.services.outbox import OutboxSender
-    from gateway.services.tickets import AcceptResult, TicketService
+    from gateway.services.tickets import AcceptResult
 
 DAY_S = 86_400.0
 UNUSED_BOX_DAYS = 90.0
@@ -159,7 +161,7 @@ class Application:
         live: LiveParts | None = None,
         opened: bool = True,
         after_import: Callable[[], None] | None = None,
-        offline_tickets: Callable[[], TicketService] | None = None,
+        tickets: TicketService | None = None,
         devices: DeviceAdmin | None = None,
     ) -> None:
         self.settings = settings
@@ -172,8 +174,7 @@ class Application:
         self._live = live
         self._opened = opened
         self._after_import = after_import
-        self._offline_tickets = offline_tickets
-        self._offline_service: TicketService | None = None
+        self._offline_tickets = tickets
         self._views = TicketViews(store)
 
     async def _ready(self) -> None:
@@ -307,15 +308,9 @@ class Application:
         return self._live
 
     def _tickets(self) -> TicketService:
-        if self._live is not None:
-            return self._live.tickets
-        if self._offline_tickets is None:
+        if self._live is None:
             raise NotRunningError("ticket actions need the running gateway (bidao run)")
-        if self._offline_service is None:
-            # Beside a running gateway (the command line): the action and its effects are
-            # committed rows; the gateway's senders and scheduler pick them up from the store.
-            self._offline_service = self._offline_tickets()
-        return self._offline_service
+        return self._live.tickets
 
     async def start_bridge(self, ticket_id: int, contact_id: int, call_id: str) -> str | None:
         """Put the ticket's owner through to the resident; the resident's number, or None."""
@@ -369,19 +364,31 @@ class Application:
         self, ticket_id: int, contact_id: int, channel: ActionChannel
     ) -> AcceptResult:
         """A responder takes the ticket; the first to accept owns it."""
-        return await self._tickets().accept(ticket_id, contact_id, channel)
+        return await (await self._ticket_actions()).accept(ticket_id, contact_id, channel)
 
     async def decline_ticket(self, ticket_id: int, contact_id: int, channel: ActionChannel) -> None:
         """A responder passes the ticket on to the next in the chain."""
-        await self._tickets().decline(ticket_id, contact_id, channel)
+        await (await self._ticket_actions()).decline(ticket_id, contact_id, channel)
+
+    async def _ticket_actions(self) -> TicketService:
+        """The running gateway's ticket service, or (offline) one over the store alone.
+
+        Offline, what an action commits (notifications, clocks, box indications) is found by
+        the running gateway's outbox sender, scheduler and indication sender within their
+        poll intervals (`notify.poll_s`, `runtime.deadline_poll_s`, `indications.poll_s`).
+        """
+        if self._live is not None:
+            return self._live.tickets
+        if self._offline_tickets is None:
+            raise NotRunningError("ticket actions need the running gateway (bidao run)")
+        await self._ready()
+        return self._offline_tickets
 
     async def arrive_ticket(
         self, ticket_id: int, contact_id: int | None, channel: ActionChannel
     ) -> None:
-        """The responder (the ticket's owner if None) is at the resident's home."""
-        await self._ready()
-        who = await self._actor(ticket_id, contact_id)
-        await self._tickets().arrive(ticket_id, who, channel)
+        """The responder is at the resident's home (contact None: an operator, channel "cli")."""
+        await (await self._ticket_actions()).arrive(ticket_id, contact_id, channel)
 
     async def resolve_ticket(
         self,
@@ -391,79 +398,32 @@ class Application:
         category: Category | None = None,
         note: str | None = None,
     ) -> None:
-        """The matter is dealt with; with its kind of matter and a note, if given."""
-        await self._ready()
-        who = await self._actor(ticket_id, contact_id)
-        ticket = await self._store.tickets.get(ticket_id)
-        if ticket is not None and ticket.status not in (
-            TicketStatus.ACCEPTED,
-            TicketStatus.ON_SITE,
-        ):
-            raise TicketError(f"ticket {ticket_id} is {ticket.status}; it cannot be resolved")
-        if category is not None:
-            await self._tickets().classify(ticket_id, category, who, channel)
-        await self._tickets().resolve(ticket_id, who, channel)
-        if note:
-            await self.note_ticket(ticket_id, who, channel, note)
+        """The matter is dealt with; the box asks the resident to rate it."""
+        await (await self._ticket_actions()).resolve(ticket_id, contact_id, channel, category, note)
 
     async def classify_ticket(
         self, ticket_id: int, category: Category, contact_id: int | None, channel: ActionChannel
     ) -> None:
         """Set the kind of matter, which starts its day clock."""
-        await self._ready()
-        who = await self._actor(ticket_id, contact_id)
-        await self._tickets().classify(ticket_id, category, who, channel)
+        await (await self._ticket_actions()).classify(ticket_id, category, contact_id, channel)
 
     async def note_ticket(
         self, ticket_id: int, contact_id: int | None, channel: ActionChannel, text: str
     ) -> None:
-        """Add a note to the ticket's audit trail."""
-        await self._ready()
-        text = text.strip()
-        if not text:
-            raise TicketError("a note cannot be empty")
-        async with self._store.transaction() as uow:
-            if await uow.tickets.get(ticket_id) is None:
-                raise TicketError(f"no ticket {ticket_id}")
-            event = TicketEvent(ticket_id, self._clock.now(), "note", channel, contact_id, text)
-            await uow.tickets.add_events([event])
+        """Add a short note to the ticket's record; TicketError if it is empty or too long."""
+        await (await self._ticket_actions()).note(ticket_id, contact_id, channel, text)
 
     async def reassign_ticket(
-        self, ticket_id: int, to_contact_id: int, by_contact_id: int | None, channel: ActionChannel
+        self,
+        ticket_id: int,
+        to_contact_id: int,
+        by_contact_id: int | None,
+        channel: ActionChannel,
     ) -> None:
-        """Hand an accepted ticket over to another responder, who owns it from now on."""
-        await self._ready()
-        now = self._clock.now()
-        async with self._store.transaction() as uow:
-            ticket = await uow.tickets.get(ticket_id)
-            if ticket is None:
-                raise TicketError(f"no ticket {ticket_id}")
-            if ticket.status not in (TicketStatus.ACCEPTED, TicketStatus.ON_SITE):
-                raise TicketError(
-                    f"ticket {ticket_id} is {ticket.status}; it cannot be handed over"
-                )
-            if not await uow.grid.contacts_by_id([to_contact_id]):
-                raise TicketError(f"no contact {to_contact_id}")
-            if ticket.owner_contact_id == to_contact_id:
-                raise TicketError(f"ticket {ticket_id} is already theirs")
-            moved = replace(ticket, owner_contact_id=to_contact_id)
-            if not await uow.tickets.save(moved, ticket.status):
-                raise TicketError(f"ticket {ticket_id} changed meanwhile; try again")
-            detail = f"from {ticket.owner_contact_id}"
-            event = TicketEvent(ticket_id, now, "reassigned", channel, to_contact_id, detail)
-            await uow.tickets.add_events([event])
-        del by_contact_id  # who handed it over is not recorded until the rules record it
-
-    async def _actor(self, ticket_id: int, contact_id: int | None) -> int:
-        """Who acts: the given contact, else the ticket's owner."""
-        if contact_id is not None:
-            return contact_id
-        ticket = await self._store.tickets.get(ticket_id)
-        if ticket is None:
-            raise TicketError(f"no ticket {ticket_id}")
-        if ticket.owner_contact_id is None:
-            raise TicketError(f"ticket {ticket_id} has no owner yet: say who acts")
-        return ticket.owner_contact_id
+        """Hand the ticket to another person: they are called and told, the old owner told."""
+        await (await self._ticket_actions()).reassign(
+            ticket_id, to_contact_id, by_contact_id, channel
+        )
 
     async def list_tickets(self, *, days: float | None = None) -> list[Ticket]:
         """Live tickets, or (with `days`) every ticket opened in that many days, oldest first."""
@@ -556,15 +516,16 @@ async def offline(settings: Settings, clock: Clock | None = None) -> AsyncIterat
     clock = clock or SystemClock()
     store = SqliteStore(settings.database_path)
     metrics = GatewayMetrics()
-
-    def ticket_service() -> TicketService:
-        from gateway.scheduler import DeadlineScheduler
-        from gateway.services.tickets import TicketService
-
-        # No scheduler runs here: the deadlines are rows the running gateway serves.
-        scheduler = DeadlineScheduler(store, clock)
-        return TicketService(store, clock, settings.tickets, scheduler, None, metrics)
-
+    # Ticket actions offline: the deadlines they set are served by the running gateway's
+    # scheduler, which this one (never run) only stands in for.
+    tickets = TicketService(
+        store,
+        clock,
+        settings.tickets,
+        DeadlineScheduler(store, clock, settings.supervision.scheduler_batch),
+        None,
+        metrics,
+    )
     application = Application(
         settings,
         clock,
@@ -579,7 +540,7 @@ async def offline(settings: Settings, clock: Clock | None = None) -> AsyncIterat
         GridImporter(store, clock, settings.supervision, settings.grid_import, metrics),
         Reports(store, settings.warnings, settings.cards),
         opened=False,
-        offline_tickets=ticket_service,
+        tickets=tickets,
     )
     try:
         yield application

@@ -73,6 +73,16 @@ class ManualClock:
             await asyncio.sleep(0)
 
 
+def polled(clock: Clock, due: float | None, poll_s: float) -> float:
+    """`due`, but no later than `poll_s` from now.
+
+    Rows another process commits wake nobody here, so whoever waits for them looks again at
+    least this often.
+    """
+    limit = clock.now() + poll_s
+    return limit if due is None else min(due, limit)
+
+
 async def sleep_until_or_woken(clock: Clock, due: float | None, wake: asyncio.Event) -> None:
     """Return when the clock reaches `due` (never, if None) or as soon as `wake` is set."""
     waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(wake.wait())]

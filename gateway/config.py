@@ -26,7 +26,13 @@ from pydantic_settings import (
 
 from gateway.domain.devices import DeviceKind as DeviceKind  # noqa: PLC0414 - re-exported
 from gateway.domain.grid import Role as Role  # noqa: PLC0414 - re-exported
-from gateway.domain.tickets import Category, ResponderRole, TicketRules
+from gateway.domain.tickets import (
+    FAMILY_EVENTS,
+    Category,
+    FamilyEvent,
+    ResponderRole,
+    TicketRules,
+)
 from gateway.errors import ConfigError
 
 
@@ -191,6 +197,13 @@ class TicketPolicy(BaseModel):
     )
     """Who, having accepted, is sent the key-safe code and health notes (with the resident's
     consent). Nobody else ever sees them in a message."""
+    new_call_after_on_site_s: float = Field(default=2 * 3600.0, gt=0)
+    """A green press this long after the helper arrived opens a new ticket; sooner, it is
+    more of the same call and the helper is told (see gateway.domain.tickets)."""
+    family_events: list[FamilyEvent] = Field(default_factory=lambda: list(FAMILY_EVENTS))
+    """What a household's family members are told, unless a contact chose otherwise (the
+    contacts file's `notify` column): when their elder calls, who accepted (with their
+    phone), when they arrived, when it was resolved. Never key-safe codes or health notes."""
 
     def rules(self) -> TicketRules:
         """The policy as fixed onto a ticket when it opens."""
@@ -304,6 +317,8 @@ class NotifySettings(BaseModel):
     Empty: a random secret kept in <data_dir>/link.key, made on first start."""
     link_ttl_s: float = Field(default=14 * 86400.0, gt=0)
     """How long such a link keeps working after the message is sent."""
+    poll_s: float = Field(default=5.0, gt=0)
+    """Look for notifications committed by another process (the command line) this often."""
 
     @model_validator(mode="after")
     def _provider_credentials(self) -> NotifySettings:
@@ -326,6 +341,9 @@ class NotifySettings(BaseModel):
 
 class IndicationSettings(BaseModel):
     """Box indications: durable rows, retried while the box cannot be reached."""
+
+    poll_s: float = Field(default=5.0, gt=0)
+    """Look for indications committed by another process (the command line) this often."""
 
     batch: int = Field(default=200, ge=1)
     retry_initial_s: float = Field(default=5.0, gt=0)
@@ -359,6 +377,8 @@ class RuntimeSettings(BaseModel):
     """A deadline whose handler raised this many times is quarantined (marked failed)."""
     deadline_retry_s: float = Field(default=5.0, gt=0)
     """A deadline whose handler raised is tried again after this long, doubling each time."""
+    deadline_poll_s: float = Field(default=5.0, gt=0)
+    """Look for deadlines set by another process (the command line) this often."""
     store_probe_timeout_s: float = Field(default=2.0, gt=0)
     """/healthz reports the store failing when a write transaction cannot begin within this."""
     loop_lag_interval_s: float = Field(default=0.25, gt=0)

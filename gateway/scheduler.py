@@ -9,7 +9,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from gateway.clock import Clock, sleep_until_or_woken
+from gateway.clock import Clock, polled, sleep_until_or_woken
 from gateway.errors import ConflictError, StoreError
 from gateway.metrics import GatewayMetrics
 from gateway.store.ports import Deadline, Store, UnitOfWork
@@ -28,6 +28,8 @@ class DeadlineHandler(Protocol):
 
 
 _REASON_MAX = 500
+DEFAULT_POLL_S = 5.0
+"""How often the scheduler looks for deadlines set by another process."""
 
 
 def _store_failed(exc: Exception) -> bool:
@@ -54,8 +56,10 @@ class DeadlineScheduler:
         max_attempts: int = 5,
         retry_s: float = 5.0,
         metrics: GatewayMetrics | None = None,
+        poll_s: float = DEFAULT_POLL_S,
     ) -> None:
         self._store = store
+        self._poll_s = poll_s
         self._clock = clock
         self._batch = batch
         self._max_attempts = max_attempts
@@ -91,7 +95,10 @@ class DeadlineScheduler:
             await self.fire_due(now)
             return
         self._next_due = math.inf if next_due is None else next_due
-        await sleep_until_or_woken(self._clock, next_due, self._wake)
+        # Deadlines set by another process (the command line) wake nobody: look again soon.
+        await sleep_until_or_woken(
+            self._clock, polled(self._clock, next_due, self._poll_s), self._wake
+        )
 
     async def fire_due(self, now: float) -> int:
         """Handle every deadline due at `now`, in batches; returns how many were handled."""

@@ -6,30 +6,84 @@ SENTENCE_END = "."
 LIST_SEPARATOR = "; "
 
 TEMPLATES: dict[str, str] = {
-    "ticket_call": "[Bidao] ${resident}, ${place}, pressed the call key. Please call or visit. "
+    "ticket_call": "[Bidao] ${resident} (${place}, phone ${phone}) pressed the call key. "
+    "Please call or visit. Ticket ${ticket}.",
+    "ticket_call_repeat": "[Bidao] ${resident} (${place}, phone ${phone}) pressed the call key "
+    "again (${presses} times, the first ${minutes} min ago); nobody has accepted yet. "
     "Ticket ${ticket}.",
-    "ticket_call_repeat": "[Bidao] ${resident}, ${place}, pressed the call key again "
-    "(${presses} times); nobody has accepted yet. Ticket ${ticket}.",
-    "ticket_informed": "[Bidao] ${resident}, ${place}, has called the village secretary. "
+    "ticket_still_waiting": "[Bidao] The call of ${resident} (${place}, phone ${phone}) "
+    "${minutes} min ago is still not accepted; it has also gone to the next responder. You can "
+    "still accept it. Ticket ${ticket}.",
+    "ticket_informed": "[Bidao] ${resident} (${place}) has called the village secretary. "
     "For your information. Ticket ${ticket}.",
-    "ticket_escalated": "[Bidao] Nobody accepted the call of ${resident}, ${place}, within "
-    "${minutes} minutes; it is now yours. Ticket ${ticket}.",
-    "ticket_not_arrived": "[Bidao] Ticket ${ticket} was accepted by ${owner}, who has not "
-    "reached ${place} within ${minutes} minutes. Please follow up.",
+    "ticket_escalated_no_answer": "[Bidao] ${resident} (${place}, phone ${phone}) pressed the "
+    "call key ${minutes} min ago; the previous responder did not answer. It is now yours. "
+    "Ticket ${ticket}.",
+    "ticket_escalated_not_accepted": "[Bidao] ${resident} (${place}, phone ${phone}) pressed the "
+    "call key ${minutes} min ago and nobody has accepted. It is now yours. Ticket ${ticket}.",
+    "ticket_escalated_declined": "[Bidao] ${resident} (${place}, phone ${phone}) pressed the "
+    "call key ${minutes} min ago; ${previous} cannot go. It is now yours. Ticket ${ticket}.",
+    "ticket_escalated_unreachable": "[Bidao] ${resident} (${place}, phone ${phone}) just pressed "
+    "the call key; the previous responder cannot be reached now. It is now yours. "
+    "Ticket ${ticket}.",
+    "ticket_not_arrived": "[Bidao] ${resident} (${place}, ${phone}) called ${called_minutes} min "
+    "ago; ${owner} (${owner_phone}) accepted ${minutes} min ago and has not arrived. Press 1 "
+    "in the call to take it over. Ticket ${ticket}.",
     "ticket_taken": "[Bidao] Ticket ${ticket} was accepted by ${owner}; you need not go.",
-    "ticket_cancelled_by_resident": "[Bidao] ${resident}, ${place}, cancelled the call. "
-    "Please call back to confirm they are well. Ticket ${ticket}.",
+    "ticket_accepted": "[Bidao] Ticket ${ticket} is yours: ${resident}, ${place}, ${phone}. "
+    "Hold green on their box on arrival; tell the administrator when resolved.",
+    "ticket_accepted_link": "[Bidao] Ticket ${ticket} is yours: ${resident}, ${place}, "
+    "${phone}. Hold green on their box on arrival. Report: ${link}",
+    "ticket_pressed_again_accepted": "[Bidao] ${resident} (${place}, phone ${phone}) pressed the "
+    "call key again ${minutes} min after you accepted and is still waiting for you. Please go "
+    "now. Ticket ${ticket}.",
+    "ticket_pressed_again_on_site": "[Bidao] ${resident} (${place}, phone ${phone}) pressed the "
+    "call key again ${minutes} min after you arrived. Please go back or call. Ticket ${ticket}.",
+    "ticket_reassigned_to_you": "[Bidao] Ticket ${ticket} was handed to you by ${previous}: "
+    "${resident}, ${place}, phone ${phone}. Please go now.",
+    "ticket_reassigned_sms": "[Bidao] Ticket ${ticket} handed to you by ${previous}: ${resident}, "
+    "${place}, ${phone}. Hold green on their box on arrival; tell the administrator when resolved.",
+    "ticket_reassigned_sms_link": "[Bidao] Ticket ${ticket} handed to you by ${previous}: "
+    "${resident}, ${place}, ${phone}. Hold green on their box on arrival. ${link}",
+    "ticket_taken_over": "[Bidao] You took over ticket ${ticket} from ${previous}: ${resident}, "
+    "${place}, ${phone}. Hold green on their box on arrival; tell the administrator when resolved.",
+    "ticket_taken_over_link": "[Bidao] You took over ticket ${ticket} from ${previous}: "
+    "${resident}, ${place}, ${phone}. Hold green on their box on arrival. ${link}",
+    "ticket_reassigned_away": "[Bidao] Ticket ${ticket} was handed to ${owner} "
+    "(phone ${owner_phone}), who now has it.",
+    "ticket_cancelled_by_resident": "[Bidao] ${resident} (${place}) cancelled the call. "
+    "Please call back on ${phone} to confirm they are well. Ticket ${ticket}.",
+    "ticket_cancelled_no_phone": "[Bidao] ${resident} (${place}) cancelled the call. They have "
+    "no phone on record: please visit or ask the family whether they are well. Ticket ${ticket}.",
     "ticket_overdue": "[Bidao] Ticket ${ticket} (${place}) is past its deadline. Please supervise.",
-    "ticket_review": "[Bidao] ${resident} is not satisfied with ticket ${ticket}. "
-    "Please follow up.",
+    "ticket_review": "[Bidao] ${resident} (${place}, phone ${phone}) is not satisfied with "
+    "ticket ${ticket} (handled by ${owner}). Please follow up.",
     "ticket_access": "[Bidao] Ticket ${ticket}: key safe code at ${resident}'s home ${key_safe}; "
     "health notes: ${health}. For the visit only; do not forward.",
+    "family_called": "[Bidao] ${resident} just pressed the call key at home (${place}); the "
+    "village responders are being called. Ticket ${ticket}.",
+    "family_accepted": "[Bidao] ${owner} (phone ${owner_phone}) has taken ${resident}'s call "
+    "and is on the way to ${place}. Ticket ${ticket}.",
+    "family_arrived": "[Bidao] ${owner} has arrived at ${resident}'s home (${place}). "
+    "Ticket ${ticket}.",
+    "family_resolved": "[Bidao] ${resident}'s call has been resolved (by ${owner}). "
+    "Ticket ${ticket}.",
     "digest": "[Bidao] ${count} reminders: ${items}",
     "digest_same": "${text} (the same reminder ${count} times)",
     "not_recorded": "not recorded",
     "voice_menu": "Press 1 to accept and go, 2 if you cannot go and it should be passed on, "
     "9 to hear this again.",
-    "voice_accepted": "You have accepted. Please go now; the resident is told help is coming.",
+    "voice_menu_take_over": "Press 1 to take this ticket over and go, 9 to hear this again.",
+    "voice_menu_owner": "Press 1 to confirm, 9 to hear this again.",
+    "voice_accepted": "You have accepted. Please go now; the resident is told help is coming. "
+    "An SMS will tell you how to report progress. When you arrive, hold the green key on the "
+    "resident's box to record it.",
+    "voice_you_own": "This ticket is yours and the resident is still waiting. Please go now. "
+    "When you arrive, hold the green key on the resident's box.",
+    "voice_taken_over": "The ticket is now yours. Please go now; an SMS follows. When you "
+    "arrive, hold the green key on the resident's box.",
+    "voice_owner_ack": "Thank you. When you arrive, hold the green key on the resident's box "
+    "to record it.",
     "voice_taken": "This ticket was accepted by ${owner}; you need not go.",
     "voice_passed_on": "All right, it is passed on to the next person.",
     "voice_no_input": "No key was pressed. Goodbye.",

@@ -5,33 +5,127 @@ SMS_PREFIX = "【必到】"
 SENTENCE_END = "。"
 LIST_SEPARATOR = "；"
 
+_ARRIVE_BY_BOX = "到达后请在老人的呼叫盒上长按绿键，记录您已到达"
+
 TEMPLATES: dict[str, str] = {
-    "ticket_call": "【必到】${resident}，${place}，按下了呼叫键，请尽快联系或上门。工单${ticket}。",
-    "ticket_call_repeat": (
-        "【必到】${resident}，${place}，又按了呼叫键（共${presses}次），仍未有人接单。工单${ticket}。"
+    "ticket_call": (
+        "【必到】${resident}（${place}，电话${phone}）按下了呼叫键，请尽快联系或上门。工单${ticket}。"
     ),
-    "ticket_informed": "【必到】${resident}，${place}，已呼叫书记，请知悉。工单${ticket}。",
-    "ticket_escalated": (
-        "【必到】${resident}，${place}的呼叫${minutes}分钟内无人接单，现转由您处理。工单${ticket}。"
+    "ticket_call_repeat": (
+        "【必到】${resident}（${place}，电话${phone}）又按了呼叫键（共${presses}次，"
+        "第一次在${minutes}分钟前），仍未有人接单。工单${ticket}。"
+    ),
+    "ticket_still_waiting": (
+        "【必到】${resident}（${place}，电话${phone}）${minutes}分钟前的呼叫仍无人接单，"
+        "已同时转给下一位负责人，您仍可接单前往。工单${ticket}。"
+    ),
+    "ticket_informed": "【必到】${resident}（${place}）已呼叫书记，请知悉。工单${ticket}。",
+    "ticket_escalated_no_answer": (
+        "【必到】${resident}（${place}，电话${phone}）${minutes}分钟前按了呼叫键，"
+        "前一位负责人未接电话，现转由您处理。工单${ticket}。"
+    ),
+    "ticket_escalated_not_accepted": (
+        "【必到】${resident}（${place}，电话${phone}）${minutes}分钟前按了呼叫键，"
+        "至今无人接单，现转由您处理。工单${ticket}。"
+    ),
+    "ticket_escalated_declined": (
+        "【必到】${resident}（${place}，电话${phone}）${minutes}分钟前按了呼叫键，"
+        "${previous}表示无法前往，现转由您处理。工单${ticket}。"
+    ),
+    "ticket_escalated_unreachable": (
+        "【必到】${resident}（${place}，电话${phone}）刚按了呼叫键，"
+        "前一位负责人此时无法联系，现转由您处理。工单${ticket}。"
     ),
     "ticket_not_arrived": (
-        "【必到】工单${ticket}已由${owner}接单，但${minutes}分钟内未到达${place}，请跟进。"
+        "【必到】${resident}（${place}，电话${phone}）${called_minutes}分钟前按了呼叫键，"
+        "${owner}（电话${owner_phone}）${minutes}分钟前接单，至今未到达。"
+        "如您能接手，请在来电中按1，工单将转给您。工单${ticket}。"
     ),
     "ticket_taken": "【必到】工单${ticket}已由${owner}接单，您无需前往。",
+    "ticket_accepted": (
+        "【必到】您已接下工单${ticket}：${resident}，${place}，电话${phone}。"
+        + _ARRIVE_BY_BOX
+        + "；办结后请告知管理员登记。"
+    ),
+    "ticket_accepted_link": (
+        "【必到】您已接下工单${ticket}：${resident}，${place}，电话${phone}。"
+        + _ARRIVE_BY_BOX
+        + "；到达、办结或转交也可在此报告：${link}"
+    ),
+    "ticket_pressed_again_accepted": (
+        "【必到】${resident}（${place}，电话${phone}）在您接单${minutes}分钟后又按了呼叫键，"
+        "仍在等您，请尽快前往。工单${ticket}。"
+    ),
+    "ticket_pressed_again_on_site": (
+        "【必到】${resident}（${place}，电话${phone}）在您到达${minutes}分钟后又按了呼叫键，"
+        "请回去看看或回电。工单${ticket}。"
+    ),
+    "ticket_reassigned_to_you": (
+        "【必到】工单${ticket}由${previous}转交给您：${resident}，${place}，电话${phone}，"
+        "请尽快前往。"
+    ),
+    "ticket_reassigned_sms": (
+        "【必到】工单${ticket}由${previous}转交给您：${resident}，${place}，电话${phone}。"
+        + _ARRIVE_BY_BOX
+        + "；办结后请告知管理员登记。"
+    ),
+    "ticket_reassigned_sms_link": (
+        "【必到】工单${ticket}由${previous}转交给您：${resident}，${place}，电话${phone}。"
+        + _ARRIVE_BY_BOX
+        + "；到达、办结或转交也可在此报告：${link}"
+    ),
+    "ticket_taken_over": (
+        "【必到】您已接手工单${ticket}（原由${previous}接单）：${resident}，${place}，"
+        "电话${phone}。" + _ARRIVE_BY_BOX + "；办结后请告知管理员登记。"
+    ),
+    "ticket_taken_over_link": (
+        "【必到】您已接手工单${ticket}（原由${previous}接单）：${resident}，${place}，"
+        "电话${phone}。" + _ARRIVE_BY_BOX + "；到达、办结或转交也可在此报告：${link}"
+    ),
+    "ticket_reassigned_away": (
+        "【必到】工单${ticket}已转交给${owner}（电话${owner_phone}），现由其负责。"
+    ),
     "ticket_cancelled_by_resident": (
-        "【必到】${resident}，${place}取消了呼叫。请回电确认老人是否平安。工单${ticket}。"
+        "【必到】${resident}（${place}）取消了呼叫。请回电${phone}确认老人是否平安。工单${ticket}。"
+    ),
+    "ticket_cancelled_no_phone": (
+        "【必到】${resident}（${place}）取消了呼叫。老人没有登记电话，请上门或联系家属确认是否平安。"
+        "工单${ticket}。"
     ),
     "ticket_overdue": "【必到】工单${ticket}（${place}）已超过办理时限，请督办。",
-    "ticket_review": "【必到】${resident}对工单${ticket}的处理表示不满意，请回访。",
+    "ticket_review": (
+        "【必到】${resident}（${place}，电话${phone}）对工单${ticket}的处理（${owner}负责）"
+        "表示不满意，请回访。"
+    ),
     "ticket_access": (
         "【必到】工单${ticket}：${resident}家钥匙盒密码${key_safe}；健康提示：${health}。"
         "仅供上门使用，请勿转发。"
     ),
+    "family_called": (
+        "【必到】您的家人${resident}刚在家（${place}）按了呼叫键，正在通知村里的负责人。工单${ticket}。"
+    ),
+    "family_accepted": (
+        "【必到】${owner}（电话${owner_phone}）已接下${resident}的呼叫，正在赶往${place}。工单${ticket}。"
+    ),
+    "family_arrived": "【必到】${owner}已到达${resident}家（${place}）。工单${ticket}。",
+    "family_resolved": "【必到】${resident}的呼叫已办结（${owner}处理）。工单${ticket}。",
     "digest": "【必到】您有${count}条提醒：${items}",
     "digest_same": "${text}（同一提醒共${count}条）",
     "not_recorded": "未登记",
     "voice_menu": "接单并前往请按1，无法前往、转给下一位请按2，重听请按9。",
-    "voice_accepted": "您已接单，请尽快前往。老人会收到正在赶来的提示。",
+    "voice_menu_take_over": "接手此工单并前往请按1，重听请按9。",
+    "voice_menu_owner": "收到请按1，重听请按9。",
+    "voice_accepted": (
+        "您已接单，请尽快前往。老人会收到正在赶来的提示。稍后您会收到一条短信，告诉您如何报告进度。"
+        "到达后请在老人的呼叫盒上长按绿色按键，记录您已到达。"
+    ),
+    "voice_you_own": (
+        "这个工单由您负责，老人仍在等您，请尽快前往。到达后请在老人的呼叫盒上长按绿色按键。"
+    ),
+    "voice_taken_over": (
+        "工单已转给您，请尽快前往。稍后您会收到一条短信。到达后请在老人的呼叫盒上长按绿色按键。"
+    ),
+    "voice_owner_ack": "好的。到达后请在老人的呼叫盒上长按绿色按键，记录您已到达。",
     "voice_taken": "这个工单已由${owner}接单，您无需前往。",
     "voice_passed_on": "好的，已转给下一位。",
     "voice_no_input": "没有收到按键，再见。",

@@ -32,6 +32,9 @@ class Contact:
     bad_number: bool = False
     available_from: str = "00:00"
     available_to: str = "24:00"
+    notify: tuple[str, ...] | None = None
+    """The events this contact chose to be told of ("" in the file: none); None: the
+    defaults of the role (TicketPolicy.family_events for family)."""
 
     def available_at(self, minute_of_day: int) -> bool:
         """Whether `minute_of_day` (local time, 0..1439) is within the contact's hours.
@@ -97,6 +100,7 @@ class ContactRow:
     available_from: str = "00:00"
     available_to: str = "24:00"
     id: int | None = None
+    notify: tuple[str, ...] | None = None
 
 
 GridRow = GridUnit | HouseholdRow | ResidentRow | ContactRow | DeviceRecord
@@ -128,13 +132,15 @@ class HouseholdInfo:
 
     @property
     def place(self) -> str:
-        """Village and group names, as people say it ("桥元村三组")."""
+        """The house address as imported ("白沙村一组15号"); village and group names if none."""
+        if self.address.strip():
+            return self.address
         names = [
             self.unit_names[c]
             for c in reversed(self.unit_chain)
             if self.unit_levels[c] in ("village", "group")
         ]
-        return "".join(names) or self.address
+        return "".join(names) or self.code
 
 
 # -- Rules for the values a person types into the grid (the import checks every cell) --------

@@ -10,6 +10,27 @@ effects to store with it (audit events, notifications, clocks to set or clear, b
 indications, calls to end). The escalation chain and every clock are fixed on the ticket
 when it opens (`TicketRules`); which step it has reached, and who at that step did not
 answer, is its `EscalationCursor`. Nothing here does I/O or reads a clock.
+
+A new call is never swallowed (`opens_new_ticket` decides, before a press is applied):
+
+- A green press on a household whose ticket is OPEN (nobody accepted yet) merges into it:
+  the step being called is called again (at most once per `renotify_gap_s`), told how many
+  presses there were and how long ago the first was, and that nobody has accepted yet.
+- On an ACCEPTED ticket it merges too, and the owner is called again with the truth: the
+  resident pressed again so many minutes after they took it and is still waiting. Nobody
+  is ever told "you need not go" about a resident who has just pressed.
+- On an ON_SITE ticket whose helper arrived less than `new_call_after_on_site_s` ago (the
+  helper is likely still there) it merges and the owner is told the resident pressed again
+  so many minutes after they arrived. Later than that, the press is a NEW call: a new
+  ticket opens beside the old one, which keeps its day clock (the store allows one
+  open-or-accepted ticket per household, and any number on site).
+- A long press of green while the household's ticket is ACCEPTED is the helper's arrival
+  proof (only someone at the door can press it): the ticket goes on site. Otherwise a long
+  press is a call like any other.
+
+Escalated people are offered only what is true: those called because nobody accepted may
+accept (or pass it on); those called because the owner has not arrived may take the ticket
+over (a reassignment to them); the owner called again is told to go, not offered to accept.
 """
 
 from __future__ import annotations
@@ -33,9 +54,12 @@ ResponderRole = Literal[
     "township_duty",
 ]
 Category = Literal["urgent", "ordinary", "hard", "complex"]
-ActionChannel = Literal["box_key", "voice_keypress", "dashboard", "api", "system"]
+ActionChannel = Literal["box_key", "voice_keypress", "dashboard", "api", "system", "cli", "link"]
 Rating = Literal["up", "down"]
 NotifyChannel = Literal["sms", "voice"]
+FamilyEvent = Literal["called", "accepted", "arrived", "resolved"]
+FAMILY_EVENTS: tuple[FamilyEvent, ...] = ("called", "accepted", "arrived", "resolved")
+NOTE_MAX_CHARS = 500
 
 
 class TicketError(GatewayError):
@@ -88,12 +112,28 @@ URGENT_TEMPLATES = frozenset(
     {
         "ticket_call",
         "ticket_call_repeat",
-        "ticket_escalated",
+        "ticket_still_waiting",
+        "ticket_escalated_no_answer",
+        "ticket_escalated_not_accepted",
+        "ticket_escalated_declined",
+        "ticket_escalated_unreachable",
         "ticket_not_arrived",
+        "ticket_pressed_again_accepted",
+        "ticket_pressed_again_on_site",
+        "ticket_reassigned_to_you",
         "ticket_cancelled_by_resident",
+        "ticket_cancelled_no_phone",
         "ticket_access",
     }
 )
+
+ESCALATION_TEMPLATES: Mapping[str, str] = {
+    "no answer": "ticket_escalated_no_answer",
+    "not accepted": "ticket_escalated_not_accepted",
+    "declined": "ticket_escalated_declined",
+    "nobody to call": "ticket_escalated_unreachable",
+}
+"""Why a call went to the next step, and the words that say so."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +203,8 @@ class Ticket:
     cursor: EscalationCursor = EscalationCursor()
     bridged_call: str | None = None
     """The provider's id of a responder's call while it is connected to the resident."""
+    owner_since: float | None = None
+    """When the current owner took the ticket (accepted it or had it handed over)."""
 
     @property
     def responder_step(self) -> int:
@@ -252,6 +294,11 @@ class Person(Protocol):
         """The number is known not to work."""
         ...
 
+    @property
+    def notify(self) -> tuple[str, ...] | None:
+        """The events the contact chose to be told of; None: the defaults of the role."""
+        ...
+
     def available_at(self, minute_of_day: int) -> bool:
         """Whether the contact can be called at this local minute of the day."""
         ...
@@ -267,7 +314,7 @@ class Household(Protocol):
 
     @property
     def place(self) -> str:
-        """Where, as people say it."""
+        """Where, as people say it: the house address ("白沙村一组15号")."""
         ...
 
     @property
@@ -311,6 +358,8 @@ class Context:
     directory: Directory
     zone: tzinfo
     """Contacts' availability hours are in this zone."""
+    family_events: frozenset[str] = frozenset(FAMILY_EVENTS)
+    """What family members are told unless they chose otherwise (`Person.notify`)."""
 
 
 # -- commands ---------------------------------------------------------------------------
@@ -360,18 +409,20 @@ class Decline:
 
 @dataclass(frozen=True, slots=True)
 class Arrive:
-    """The helper is at the door."""
+    """The helper is at the door (contact None: an operator recorded it)."""
 
-    contact_id: int
+    contact_id: int | None
     channel: ActionChannel
 
 
 @dataclass(frozen=True, slots=True)
 class Resolve:
-    """The matter is settled."""
+    """The matter is settled, perhaps with its kind and a short note."""
 
-    contact_id: int
+    contact_id: int | None
     channel: ActionChannel
+    category: Category | None = None
+    note: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -379,7 +430,25 @@ class Classify:
     """The kind of matter, which starts its day clock."""
 
     category: Category
-    contact_id: int
+    contact_id: int | None
+    channel: ActionChannel
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """A short note on the ticket's record."""
+
+    text: str
+    contact_id: int | None
+    channel: ActionChannel
+
+
+@dataclass(frozen=True, slots=True)
+class Reassign:
+    """The ticket is handed to another person (by its owner, an operator, or one taking over)."""
+
+    to_contact_id: int
+    by_contact_id: int | None
     channel: ActionChannel
 
 
@@ -423,6 +492,8 @@ Command = (
     | Arrive
     | Resolve
     | Classify
+    | Note
+    | Reassign
     | CallUnanswered
     | StartBridge
     | EndBridge
@@ -520,11 +591,15 @@ def decide(  # noqa: PLR0912 - one branch per command
         case Decline(contact_id, channel):
             d.decline(contact_id, channel)
         case Arrive(contact_id, channel):
-            d.move(TicketStatus.ON_SITE, contact_id, channel)
-        case Resolve(contact_id, channel):
-            d.move(TicketStatus.RESOLVED, contact_id, channel)
+            d.arrive(contact_id, channel)
+        case Resolve(contact_id, channel, category, note):
+            d.resolve(contact_id, channel, category, note)
         case Classify(category, contact_id, channel):
             d.classify(category, contact_id, channel)
+        case Note(text, contact_id, channel):
+            d.note(text, contact_id, channel)
+        case Reassign(to_contact_id, by_contact_id, channel):
+            d.reassign(to_contact_id, by_contact_id, channel)
         case CallUnanswered(contact_id):
             d.call_unanswered(contact_id)
         case StartBridge(contact_id, call_id):
@@ -536,15 +611,39 @@ def decide(  # noqa: PLR0912 - one branch per command
     return d.decision()
 
 
+def opens_new_ticket(live: Ticket, now: float, new_call_after_on_site_s: float) -> bool:
+    """Whether a green press at `now` is a new call rather than more of the live ticket.
+
+    Only a ticket whose helper arrived more than `new_call_after_on_site_s` ago gives way
+    to a new one; an open or accepted ticket takes every press (see the module docstring).
+    """
+    return (
+        live.status == TicketStatus.ON_SITE
+        and live.on_site_at is not None
+        and now - live.on_site_at > new_call_after_on_site_s
+    )
+
+
+def minutes(seconds: float) -> str:
+    """Whole minutes, as said in messages (at least 1: "after 0 minutes" is never said)."""
+    return str(max(1, int(seconds // 60)))
+
+
+def clean_note(text: str) -> str:
+    """A note as recorded; TicketError if it is empty, too long or has control characters."""
+    note = text.strip()
+    if not note:
+        raise TicketError("the note is empty")
+    if len(note) > NOTE_MAX_CHARS:
+        raise TicketError(f"the note has {len(note)} characters; at most {NOTE_MAX_CHARS}")
+    if any(ord(c) < 32 or ord(c) == 127 for c in note):
+        raise TicketError("the note contains control characters")
+    return note
+
+
 def can_move(status: TicketStatus, to: TicketStatus) -> bool:
     """Whether the transition table allows `status` to become `to`."""
     return to in TRANSITIONS[status]
-
-
-_ARRIVED_OR_RESOLVED: Mapping[TicketStatus, tuple[IndicationKind, tuple[ClockKind, ...]]] = {
-    TicketStatus.ON_SITE: (IndicationKind.HELPER_ARRIVED, (ClockKind.ARRIVE,)),
-    TicketStatus.RESOLVED: (IndicationKind.RESOLVED, (ClockKind.ARRIVE, ClockKind.DAY)),
-}
 
 
 class _Decider:
@@ -556,6 +655,7 @@ class _Decider:
         self.household = context.household
         self.directory = context.directory
         self.zone = context.zone
+        self.family_events = context.family_events
         self.at = at
         self.events: list[TicketEvent] = []
         self.notifications: list[Notify] = []
@@ -593,7 +693,9 @@ class _Decider:
             self.escalate(household, "nobody to call")
         for role in self.rules.informed_at_open:
             for person in self.directory.by_role.get(role, ()):
-                self.notify(household, person, "sms", "ticket_informed")
+                if self.wants(person, "called"):
+                    self.notify(household, person, "sms", "ticket_informed")
+        self.tell_family(household, "called", "family_called")
         self.set_clock(ClockKind.ACCEPT, self.at + self.rules.accept_within_s)
 
     def pressed_again(self, presses: int) -> None:
@@ -605,14 +707,29 @@ class _Decider:
         if household is None or self.at - ticket.last_notified_at < self.rules.renotify_gap_s:
             return
         self.ticket = replace(self.ticket, last_notified_at=self.at)
+        since_first = minutes(self.at - ticket.opened_at)
         if ticket.status == TicketStatus.OPEN:
             chain = self.rules.responder_chain
             role = chain[min(ticket.cursor.step, len(chain) - 1)]
-            self.call(household, role, "ticket_call_repeat", presses=str(count))
-        elif ticket.owner_contact_id is not None:
-            owner = self.directory.people.get(ticket.owner_contact_id)
-            if owner is not None:
-                self.notify(household, owner, "voice", "ticket_call_repeat", presses=str(count))
+            self.call(
+                household,
+                role,
+                "ticket_call_repeat",
+                presses=str(count),
+                minutes=since_first,
+            )
+            return
+        owner = self.owner()
+        if owner is None:
+            return
+        if ticket.status == TicketStatus.ON_SITE and ticket.on_site_at is not None:
+            template, since = "ticket_pressed_again_on_site", ticket.on_site_at
+        else:
+            template = "ticket_pressed_again_accepted"
+            since = ticket.owner_since or ticket.accepted_at or ticket.opened_at
+        for channel in ("voice", "sms"):
+            self.notify(household, owner, channel, template, minutes=minutes(self.at - since))
+        self.event("owner_alerted", "system", owner.id, detail=f"presses={count}")
 
     def red(self) -> None:
         ticket = self.ticket
@@ -638,8 +755,13 @@ class _Decider:
         if household is None:
             return
         # Everyone who was told about the call is told it was cancelled, never left silent.
+        template = (
+            "ticket_cancelled_by_resident"
+            if household.resident_phone
+            else "ticket_cancelled_no_phone"
+        )
         for person in self.people(self.directory.notified):
-            self.notify(household, person, "sms", "ticket_cancelled_by_resident")
+            self.notify(household, person, "sms", template)
 
     def thumbs(self, rating: Rating) -> None:
         ticket = self.ticket
@@ -648,6 +770,9 @@ class _Decider:
             or ticket.resolved_at is None
             or ticket.resolved_at < self.at - self.rules.rating_window_s
         ):
+            # The box hears there is nothing to rate; nothing is stored against the ticket.
+            self.indicate(IndicationKind.NOTHING_TO_RATE)
+            self.counts.append("nothing_to_rate")
             return
         self.move_to(TicketStatus.RATED)
         self.ticket = replace(
@@ -656,8 +781,15 @@ class _Decider:
         self.event(f"rated_{rating}", "box_key")
         self.counts.append("rated")
         if rating == "down" and self.household is not None:
+            owner = self.owner()
             for person in self.directory.by_role.get(self.rules.review_role, ()):
-                self.notify(self.household, person, "sms", "ticket_review")
+                self.notify(
+                    self.household,
+                    person,
+                    "sms",
+                    "ticket_review",
+                    owner=owner.name if owner else None,
+                )
 
     # -- people ---------------------------------------------------------------------------
 
@@ -670,7 +802,9 @@ class _Decider:
             self.accept_result = AcceptResult(won=False, owner_contact_id=ticket.owner_contact_id)
             return
         self.move_to(TicketStatus.ACCEPTED)
-        self.ticket = replace(self.ticket, owner_contact_id=contact_id, accepted_at=self.at)
+        self.ticket = replace(
+            self.ticket, owner_contact_id=contact_id, accepted_at=self.at, owner_since=self.at
+        )
         self.accept_result = AcceptResult(won=True, owner_contact_id=contact_id)
         self.event("accepted", channel, contact_id)
         self.cleared.append(ClockKind.ACCEPT)
@@ -681,9 +815,26 @@ class _Decider:
         owner = self.directory.people.get(contact_id)
         if household is None or owner is None:
             return
-        others = [c for c in self.directory.notified if c != contact_id]
+        family = {p.id for p in self.directory.by_role.get("family", ())}
+        others = [c for c in self.directory.notified if c != contact_id and c not in family]
         for person in self.people(others):
-            self.notify(household, person, "sms", "ticket_taken", owner=owner.name)
+            if person.role != "family" and self.wants(person, "accepted"):
+                self.notify(
+                    household,
+                    person,
+                    "sms",
+                    "ticket_taken",
+                    owner=owner.name,
+                    owner_phone=owner.phone,
+                )
+        self.tell_owner(household, owner, "ticket_accepted")
+        self.tell_family(
+            household, "accepted", "family_accepted", owner=owner.name, owner_phone=owner.phone
+        )
+
+    def tell_owner(self, household: Household, owner: Person, template: str, **params: str) -> None:
+        """How to report progress (the link is added where links are made), and the access."""
+        self.notify(household, owner, "sms", template, **params)
         self.send_access(household, owner)
 
     def send_access(self, household: Household, owner: Person) -> None:
@@ -704,21 +855,52 @@ class _Decider:
     def decline(self, contact_id: int, channel: ActionChannel) -> None:
         self.event("declined", channel, contact_id)
         if self.ticket.status == TicketStatus.OPEN and self.household is not None:
-            self.escalate(self.household, "declined")
+            self.escalate(self.household, "declined", by=contact_id)
 
-    def move(self, to: TicketStatus, contact_id: int, channel: ActionChannel) -> None:
-        self.move_to(to)
-        if to == TicketStatus.ON_SITE:
-            self.ticket = replace(self.ticket, on_site_at=self.at)
-        else:
-            self.ticket = replace(self.ticket, resolved_at=self.at)
-        indication, clear = _ARRIVED_OR_RESOLVED[to]
-        self.event(to.value, channel, contact_id)
-        self.cleared.extend(clear)
-        self.indicate(indication)
-        self.counts.append(to.value)
+    def arrive(self, contact_id: int | None, channel: ActionChannel) -> None:
+        self.move_to(TicketStatus.ON_SITE)
+        self.ticket = replace(self.ticket, on_site_at=self.at)
+        self.event(TicketStatus.ON_SITE.value, channel, contact_id)
+        self.cleared.append(ClockKind.ARRIVE)
+        self.indicate(IndicationKind.HELPER_ARRIVED)
+        self.counts.append(TicketStatus.ON_SITE.value)
+        helper = self.helper(contact_id)
+        if self.household is not None and helper is not None:
+            self.tell_family(self.household, "arrived", "family_arrived", owner=helper.name)
 
-    def classify(self, category: Category, contact_id: int, channel: ActionChannel) -> None:
+    def resolve(
+        self,
+        contact_id: int | None,
+        channel: ActionChannel,
+        category: Category | None,
+        note: str | None,
+    ) -> None:
+        self.move_to(TicketStatus.RESOLVED)
+        cleaned = clean_note(note) if note is not None else None
+        self.ticket = replace(
+            self.ticket,
+            resolved_at=self.at,
+            category=category or self.ticket.category,
+        )
+        if category is not None:
+            self.event("classified", channel, contact_id, detail=category)
+        if cleaned is not None:
+            self.event("note", channel, contact_id, detail=cleaned)
+        self.event(TicketStatus.RESOLVED.value, channel, contact_id)
+        self.cleared.extend((ClockKind.ARRIVE, ClockKind.DAY))
+        # The resolved indication is the box's request for a rating (thumbs up or down).
+        self.indicate(IndicationKind.RESOLVED)
+        self.counts.append(TicketStatus.RESOLVED.value)
+        helper = self.helper(contact_id)
+        if self.household is not None:
+            self.tell_family(
+                self.household,
+                "resolved",
+                "family_resolved",
+                owner=helper.name if helper else None,
+            )
+
+    def classify(self, category: Category, contact_id: int | None, channel: ActionChannel) -> None:
         ticket = self.ticket
         if ticket.status not in LIVE_STATUSES:
             raise TicketError(f"ticket {ticket.id} is {ticket.status}; it cannot be classified")
@@ -726,6 +908,61 @@ class _Decider:
         self.ticket = replace(ticket, category=category, day_due_at=due)
         self.event("classified", channel, contact_id, detail=category)
         self.set_clock(ClockKind.DAY, due)
+
+    def note(self, text: str, contact_id: int | None, channel: ActionChannel) -> None:
+        self.event("note", channel, contact_id, detail=clean_note(text))
+
+    def reassign(self, to: int, by: int | None, channel: ActionChannel) -> None:
+        """Hand the ticket to `to`: they are called and told, the one who had it is told."""
+        ticket = self.ticket
+        if ticket.status not in (TicketStatus.ACCEPTED, TicketStatus.ON_SITE):
+            raise TicketError(
+                f"ticket {ticket.id} is {ticket.status}; only an accepted or on-site ticket "
+                "can be handed over"
+            )
+        if ticket.owner_contact_id == to:
+            raise TicketError(f"ticket {ticket.id} already belongs to contact {to}")
+        new_owner = self.directory.people.get(to)
+        if new_owner is None:
+            raise TicketError(f"no contact {to}")
+        if new_owner.role == "family":
+            raise TicketError(f"contact {to} is a family member and cannot take a ticket")
+        old = self.owner()
+        self.ticket = replace(ticket, owner_contact_id=to, owner_since=self.at)
+        self.event("reassigned", channel, by, detail=f"from {ticket.owner_contact_id} to {to}")
+        self.counts.append("reassigned")
+        if ticket.status == TicketStatus.ACCEPTED:
+            # The new owner has the whole time to get there.
+            self.set_clock(ClockKind.ARRIVE, self.at + self.rules.arrive_within_s)
+        household = self.household
+        if household is None:
+            return
+        from_name = old.name if old is not None else None
+        if by == to:
+            # Taking over on the phone: they are on the line already; the SMS says how to report.
+            self.tell_owner(household, new_owner, "ticket_taken_over", previous=from_name or "")
+        else:
+            self.notify(
+                household, new_owner, "voice", "ticket_reassigned_to_you", previous=from_name
+            )
+            self.tell_owner(household, new_owner, "ticket_reassigned_sms", previous=from_name or "")
+        if old is not None:
+            self.notify(
+                household,
+                old,
+                "sms",
+                "ticket_reassigned_away",
+                owner=new_owner.name,
+                owner_phone=new_owner.phone,
+            )
+        if ticket.status == TicketStatus.ACCEPTED:
+            self.tell_family(
+                household,
+                "accepted",
+                "family_accepted",
+                owner=new_owner.name,
+                owner_phone=new_owner.phone,
+            )
 
     def call_unanswered(self, contact_id: int) -> None:
         """When nobody at the current step has answered, the next step is called at once."""
@@ -768,52 +1005,61 @@ class _Decider:
         if household is None:
             return
         if clock == ClockKind.ACCEPT and status == TicketStatus.OPEN:
-            self.escalate(household, f"not accepted in {self.rules.accept_within_s / 60:.0f} min")
+            self.escalate(
+                household,
+                "not accepted",
+                detail=f"not accepted in {self.rules.accept_within_s / 60:.0f} min",
+            )
         elif clock == ClockKind.ARRIVE and status == TicketStatus.ACCEPTED:
             self.not_arrived(household)
         elif clock == ClockKind.DAY and status in LIVE_STATUSES:
             self.day_overdue(household)
 
-    def escalate(self, household: Household, why: str) -> None:
-        """Call the next step of the chain that has someone reachable; the first once again."""
+    def escalate(
+        self, household: Household, why: str, by: int | None = None, detail: str | None = None
+    ) -> None:
+        """Call the next step of the chain that has someone reachable; the first once again.
+
+        The words say why (nobody answered, nobody accepted, who declined, nobody could be
+        called) and how many minutes ago the resident pressed.
+        """
         ticket = self.ticket
         chain = self.rules.responder_chain
         step = ticket.cursor.step + 1
-        minutes = f"{self.rules.accept_within_s / 60:.0f}"
+        template = ESCALATION_TEMPLATES[why]
+        decliner = self.directory.people.get(by) if by is not None else None
+        since = minutes(self.at - ticket.opened_at)
+        previous = decliner.name if decliner is not None else None
         while step < len(chain):
-            if self.call(household, chain[step], "ticket_escalated", minutes=minutes):
+            if self.call(household, chain[step], template, minutes=since, previous=previous):
                 break
             step += 1
         if step >= len(chain):
-            self.event("escalation_exhausted", "system", detail=why)
+            self.event("escalation_exhausted", "system", detail=detail or why)
             self.counts.append("escalation_exhausted")
             return
-        if ticket.cursor.step == 0:
-            # The first one is called again, once.
+        if ticket.cursor.step == 0 and why != "nobody to call":
+            # The first one is called again, once, told only what is so: still nobody has it.
             self.call(
                 household,
                 chain[0],
-                "ticket_call_repeat",
+                "ticket_still_waiting",
                 channels=("voice",),
-                presses=str(ticket.press_count),
+                minutes=minutes(self.at - ticket.opened_at),
             )
         self.ticket = replace(
             ticket, cursor=EscalationCursor(step), escalated=True, last_notified_at=self.at
         )
-        self.event("escalated", "system", detail=f"{chain[step]}: {why}")
+        self.event("escalated", "system", detail=f"{chain[step]}: {detail or why}")
         self.set_clock(ClockKind.ACCEPT, self.at + self.rules.accept_within_s)
         self.counts.append("escalated")
 
     def not_arrived(self, household: Household) -> None:
         ticket = self.ticket
         chain = self.rules.responder_chain
-        owner = (
-            self.directory.people.get(ticket.owner_contact_id)
-            if ticket.owner_contact_id is not None
-            else None
-        )
+        owner = self.owner()
         above = chain.index(owner.role) + 1 if owner and owner.role in chain else 1
-        minutes = f"{self.rules.arrive_within_s / 60:.0f}"
+        since = ticket.owner_since or ticket.accepted_at or ticket.opened_at
         for role in chain[above:]:
             people = self.reachable(role)
             for person in people:
@@ -823,8 +1069,10 @@ class _Decider:
                         person,
                         channel,
                         "ticket_not_arrived",
-                        owner=owner.name if owner else "-",
-                        minutes=minutes,
+                        owner=owner.name if owner else None,
+                        owner_phone=owner.phone if owner else None,
+                        minutes=minutes(self.at - since),
+                        called_minutes=minutes(self.at - ticket.opened_at),
                     )
             if people:
                 self.event("escalated", "system", detail=f"{role}: not arrived")
@@ -848,6 +1096,29 @@ class _Decider:
         self.counts.append("overdue")
 
     # -- helpers --------------------------------------------------------------------------
+
+    def owner(self) -> Person | None:
+        owner_id = self.ticket.owner_contact_id
+        return self.directory.people.get(owner_id) if owner_id is not None else None
+
+    def helper(self, contact_id: int | None) -> Person | None:
+        """The one acting, or (an operator acting) the ticket's owner."""
+        if contact_id is not None and contact_id in self.directory.people:
+            return self.directory.people[contact_id]
+        return self.owner()
+
+    def wants(self, person: Person, event: str) -> bool:
+        """Whether `person` is to be told of `event` (their own choice, else their role's)."""
+        if person.notify is not None:
+            return event in person.notify
+        return person.role != "family" or event in self.family_events
+
+    def tell_family(
+        self, household: Household, event: FamilyEvent, template: str, **params: str | None
+    ) -> None:
+        for person in self.directory.by_role.get("family", ()):
+            if not person.bad_number and self.wants(person, event):
+                self.notify(household, person, "sms", template, **params)
 
     def move_to(self, to: TicketStatus) -> None:
         ticket = self.ticket
@@ -891,7 +1162,7 @@ class _Decider:
         role: ResponderRole,
         template: str,
         channels: tuple[NotifyChannel, ...] = ("voice", "sms"),
-        **params: str,
+        **params: str | None,
     ) -> bool:
         """Notify everyone reachable in `role`; False if there is nobody."""
         people = self.reachable(role)
@@ -911,6 +1182,7 @@ class _Decider:
         values: dict[str, str | None] = {
             "resident": household.resident_name,
             "place": household.place,
+            "phone": household.resident_phone,
             "ticket": str(self.ticket.id),
         }
         values.update(params)

@@ -15,7 +15,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 
-from gateway.clock import Clock, sleep_until_or_woken
+from gateway.clock import Clock, polled, sleep_until_or_woken
 from gateway.config import IndicationSettings
 from gateway.ingest.downlink import Downlinker, DownlinkError
 from gateway.metrics import GatewayMetrics
@@ -68,6 +68,8 @@ class IndicationSender:
             everything = False
             if handled == 0:
                 due = await self._store.indications.next_at()
+                # Indications committed by another process (the command line) wake nobody.
+                due = polled(self._clock, due, self._settings.poll_s)
                 await sleep_until_or_woken(self._clock, due, self._wake)
 
     async def send_due(self, *, everything: bool = False) -> int:

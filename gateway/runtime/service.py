@@ -89,6 +89,7 @@ class GatewayService:
             max_attempts=settings.runtime.deadline_max_attempts,
             retry_s=settings.runtime.deadline_retry_s,
             metrics=self.metrics,
+            poll_s=settings.runtime.deadline_poll_s,
         )
         self.registry = DeviceRegistry(
             self.store,

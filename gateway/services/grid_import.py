@@ -9,7 +9,8 @@ them:
                lives_alone, five_guarantee, needs_care, consent, key_safe_code, health_notes,
                device_id, device_key       (the last two register the household's call box)
 - contacts:    name, role, unit_code, household_code, phone, language, available_from,
-               available_to
+               available_to, notify  (optional: what the contact is told, e.g.
+               "accepted;resolved", or "none"; empty: the defaults of the role)
 
 Every cell is trimmed (line breaks within it become a space) and checked against its
 column's rule (RULES: a length cap, no control or invisible characters, no leading '=',
@@ -133,8 +134,12 @@ COLUMNS: dict[ImportKind, tuple[str, ...]] = {
         "language",
         "available_from",
         "available_to",
+        "notify",
     ),
 }
+NOTIFY_EVENTS = ("called", "accepted", "arrived", "resolved")
+"""What the optional `notify` column may list (separated by `;` or `|`); `none` for nothing,
+empty for the defaults of the contact's role."""
 REQUIRED: dict[ImportKind, tuple[str, ...]] = {
     "units": ("code", "level", "name"),
     "households": ("household_code", "neighbourhood_code", "resident_name"),
@@ -173,6 +178,19 @@ def _text(cap: int) -> Rule:
 
 
 _flag = _choice("flag", ("1", "0"), "flag")
+_notify_event = _choice("notify", (*NOTIFY_EVENTS, "none"), "notify")
+
+
+def _notify_events(value: str) -> str:
+    """The `notify` column: events separated by ';', '|' or '、' (or none), kept as "a;b"."""
+    events = [_notify_event(e.strip()) for e in re.split(r"[;|；、,，]", value) if e.strip()]
+    if "none" in events:
+        if len(events) > 1:
+            raise FieldError("notify_none")
+        return "none"
+    return ";".join(dict.fromkeys(events))
+
+
 RULES: dict[ImportKind, dict[str, Rule]] = {
     "units": {
         "code": grid_code,
@@ -199,6 +217,7 @@ RULES: dict[ImportKind, dict[str, Rule]] = {
         "language": _choice("language", LANGUAGES, "language"),
         "available_from": partial(clock_time, end=False),
         "available_to": partial(clock_time, end=True),
+        "notify": _notify_events,
     },
 }
 _ANY_TEXT = _text(TEXT_MAX)
@@ -586,6 +605,16 @@ def _contact(row: _Row) -> None:
     available_from, available_to = _hours(row)
     if available_from == available_to and not row.errors:
         row.error("available_to", "never_available", time=available_from)
+
+
+def _notify(row: _Row) -> tuple[str, ...] | None:
+    """The events a contact chose (None: the role's defaults; empty: nothing)."""
+    text = row["notify"]
+    if not text:
+        return None
+    if text == "none":
+        return ()
+    return tuple(text.split(";"))
 
 
 @dataclass(slots=True)
@@ -1086,6 +1115,7 @@ class GridImporter:
                 language=row["language"] or "zh-CN",  # checked against LANGUAGES
                 available_from=available_from,
                 available_to=available_to,
+                notify=_notify(row),
             )
             matches = existing.get(row_key, [])
             if not matches:

@@ -43,7 +43,7 @@ from alerts.providers.base import (
     ProviderError,
     SentItem,
 )
-from gateway.clock import Clock, sleep_until_or_woken
+from gateway.clock import Clock, polled, sleep_until_or_woken
 from gateway.config import NotifySettings
 from gateway.domain.notify import FollowUpKind
 from gateway.metrics import GatewayMetrics
@@ -152,7 +152,7 @@ class OutboxSender:
                     skip_recipients=sorted(self._busy), urgent=False
                 )
                 await sleep_until_or_woken(
-                    self._clock, self._next_wake(handled, due, now), self._wake
+                    self._clock, self._polled(self._next_wake(handled, due, now)), self._wake
                 )
 
     async def _run_urgent(self, tg: asyncio.TaskGroup) -> None:
@@ -163,8 +163,12 @@ class OutboxSender:
             handled = await self._dispatch_urgent(tg, now)
             due = await self._store.outbox.next_at(skip_recipients=sorted(self._busy), urgent=True)
             await sleep_until_or_woken(
-                self._clock, self._next_wake(handled, due, now), self._urgent_wake
+                self._clock, self._polled(self._next_wake(handled, due, now)), self._urgent_wake
             )
+
+    def _polled(self, due: float | None) -> float:
+        """No later than `poll_s` from now: the command line commits rows that wake nobody."""
+        return polled(self._clock, due, self._settings.poll_s)
 
     def _next_wake(self, handled: int, due: float | None, looked_at: float) -> float | None:
         """When to look again if nothing wakes the sender first, after claiming at `looked_at`.

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from alerts import Notification, render
 from alerts.notification import NORMAL, URGENT
 from alerts.providers.base import ProviderError
+from alerts.templates import LINK_VARIANTS
 from firmware_protocol import Indication, IndicationKind, Key, KeyEvent, LedPattern
 from gateway.clock import Clock
 from gateway.config import TicketSettings
@@ -42,11 +43,13 @@ from gateway.domain.tickets import (
     EndBridge,
     HangUp,
     Indicate,
+    Note,
     Notify,
     Open,
     PressGreen,
     PressRed,
     Rating,
+    Reassign,
     Resolve,
     StartBridge,
     Thumbs,
@@ -57,11 +60,13 @@ from gateway.domain.tickets import (
     TicketStatus,
     decide,
     new_ticket,
+    opens_new_ticket,
 )
 from gateway.errors import StoreCorruptError, StoreUnavailableError
 from gateway.ingest.pipeline import AcceptedFrame, OnCommit
 from gateway.metrics import GatewayMetrics
 from gateway.scheduler import DeadlineScheduler
+from gateway.services.links import ResponderLinks
 from gateway.store.ports import Deadline, Feedback, Store, UnitOfWork
 
 __all__ = [
@@ -90,7 +95,13 @@ _INDICATIONS: dict[IndicationKind, tuple[LedPattern, int]] = {
     IndicationKind.HELPER_ARRIVED: (LedPattern.GREEN_SOLID, 3),
     IndicationKind.RESOLVED: (LedPattern.GREEN_SOLID, 4),
     IndicationKind.CANCELLED: (LedPattern.RED_SOLID, 6),
+    IndicationKind.NOTHING_TO_RATE: (LedPattern.AMBER_BLINK, 7),
 }
+"""Prompt 4 (resolved) asks the resident to rate with the thumbs keys; prompt 7 says there is
+nothing to rate now."""
+
+NOTHING_TO_RATE_REF = 0
+"""The ticket reference of a nothing-to-rate indication (no ticket)."""
 
 
 def box_indication(item: Indicate) -> Indication:
@@ -127,9 +138,10 @@ class CallControl(Protocol):
 class _Tx:
     """What one transaction does to tickets, and what to do once it has committed."""
 
-    def __init__(self, uow: UnitOfWork, now: float) -> None:
+    def __init__(self, uow: UnitOfWork, now: float, links: ResponderLinks | None = None) -> None:
         self.uow = uow
         self.now = now
+        self.links = links
         self.events: list[TicketEvent] = []
         self.notifications: list[Notification] = []
         self.deadlines: list[Deadline] = []
@@ -143,7 +155,9 @@ class _Tx:
         """Take a decision's effects (its ticket is saved already)."""
         subject = str(decision.ticket.id)
         self.events.extend(decision.events)
-        self.notifications.extend(_notification(n) for n in decision.notifications)
+        self.notifications.extend(
+            _notification(n, self.links, self.now) for n in decision.notifications
+        )
         self.cleared.extend((clock.value, subject) for clock in decision.cleared)
         self.deadlines.extend(Deadline(c.clock.value, subject, c.due_at) for c in decision.clocks)
         self.indications.extend(decision.indications)
@@ -161,19 +175,32 @@ class _Tx:
         )
 
 
-def _notification(n: Notify) -> Notification:
-    """The outbox row for a Notify effect; details not recorded say so in its language."""
+def _notification(n: Notify, links: ResponderLinks | None, now: float) -> Notification:
+    """The outbox row for a Notify effect; details not recorded say so in its language.
+
+    A message to the one who has a ticket carries their signed link where links are made
+    (its `_link` variant); otherwise the variant without one.
+    """
     missing = render("not_recorded", n.language, {})
+    params = {k: missing if v is None else v for k, v in n.params.items()}
+    template = n.template
+    if links is not None and template in LINK_VARIANTS:
+        template = LINK_VARIANTS[template]
+        params["link"] = links.url(n.ticket_id, n.contact_id, now)
     return Notification(
         channel=n.channel,
         recipient=n.recipient,
-        template=n.template,
-        params={k: missing if v is None else v for k, v in n.params.items()},
+        template=template,
+        params=params,
         language=n.language,
         contact_id=n.contact_id,
         ticket_id=n.ticket_id,
         priority=URGENT if n.urgent else NORMAL,
     )
+
+
+def _known(contact_id: int | None) -> tuple[int, ...]:
+    return () if contact_id is None else (contact_id,)
 
 
 class TicketService:
@@ -189,8 +216,11 @@ class TicketService:
         metrics: GatewayMetrics,
         notifications_committed: Callable[[bool], None] | None = None,
         calls: CallControl | None = None,
+        *,
+        links: ResponderLinks | None = None,
     ) -> None:
         self._store = store
+        self._links = links
         self._notifications_committed = notifications_committed
         self._clock = clock
         self._settings = settings
@@ -221,7 +251,7 @@ class TicketService:
             return None
         done: list[_Tx] = []
         for frame in sorted(presses, key=lambda f: (f.state.device_id, f.envelope.seq)):
-            tx = _Tx(uow, frame.inbound.received_at)
+            tx = _Tx(uow, frame.inbound.received_at, self._links)
             try:
                 async with uow.savepoint():
                     await self._press(tx, frame)
@@ -231,7 +261,7 @@ class TicketService:
             except Exception as exc:
                 if self._alarms is None:
                     raise
-                tx = _Tx(uow, frame.inbound.received_at)
+                tx = _Tx(uow, frame.inbound.received_at, self._links)
                 message = frame.envelope.message
                 assert isinstance(message, KeyEvent)
                 household = frame.state.record.household_code
@@ -267,6 +297,8 @@ class TicketService:
         household = record.household_code
         info = await uow.grid.household_info(household) if household else None
         if message.key == Key.GREEN_CALL:
+            if message.long_press and await self._arrival_proof(tx, household, info):
+                return
             await self._green(tx, device_id, household, info, message.press_count)
             if info is None and self._alarms is not None:
                 tx.after.append(await self._alarms.call_not_ticketed(uow, record, None, tx.now))
@@ -276,13 +308,43 @@ class TicketService:
                 await self._decide(tx, live, PressRed(), info)
         else:
             rating: Rating = "up" if message.key == Key.THUMBS_UP else "down"
-            unrated = await uow.tickets.latest_unrated(household) if household else None
-            linked = None
-            if unrated is not None:
-                decision = await self._decide(tx, unrated, Thumbs(rating), info)
-                if decision.ticket.status == TicketStatus.RATED:
-                    linked = unrated.id
-            await uow.tickets.add_feedback(Feedback(household, device_id, tx.now, rating, linked))
+            await self._thumbs(tx, device_id, household, info, rating)
+
+    async def _arrival_proof(
+        self, tx: _Tx, household: str | None, info: HouseholdInfo | None
+    ) -> bool:
+        """A long green press while the household's ticket is accepted: the helper is here.
+
+        False (the press is a call like any other) when no ticket of the household is
+        accepted.
+        """
+        live = await tx.uow.tickets.live(household) if household else None
+        if live is None or live.status != TicketStatus.ACCEPTED:
+            return False
+        await self._decide(tx, live, Arrive(live.owner_contact_id, "box_key"), info)
+        return True
+
+    async def _thumbs(
+        self,
+        tx: _Tx,
+        device_id: str,
+        household: str | None,
+        info: HouseholdInfo | None,
+        rating: Rating,
+    ) -> None:
+        """Rate the household's resolved ticket; with nothing to rate, the box is told so."""
+        unrated = await tx.uow.tickets.latest_unrated(household) if household else None
+        if unrated is None:
+            tx.indications.append(
+                Indicate(device_id, NOTHING_TO_RATE_REF, IndicationKind.NOTHING_TO_RATE)
+            )
+            tx.counts.append("nothing_to_rate")
+            return
+        decision = await self._decide(tx, unrated, Thumbs(rating), info)
+        if decision.ticket.status == TicketStatus.RATED:
+            await tx.uow.tickets.add_feedback(
+                Feedback(household, device_id, tx.now, rating, unrated.id)
+            )
 
     async def _green(
         self,
@@ -293,12 +355,13 @@ class TicketService:
         presses: int,
     ) -> None:
         live = await tx.uow.tickets.live(household) if household else None
-        if live is not None:
+        village = info.unit_at("village") if info else None
+        policy = self._settings.policy_for(village)
+        if live is not None and not opens_new_ticket(live, tx.now, policy.new_call_after_on_site_s):
             await self._decide(tx, live, PressGreen(presses), info)
             return
-        village = info.unit_at("village") if info else None
         neighbourhood = info.unit_at("neighbourhood") if info else None
-        rules = self._settings.rules_for(village)
+        rules = policy.rules()
         # A household that does not exist is no household: the call is recorded on its box
         # (and raised as an alarm by the caller), never failed on the foreign key.
         known = household if info is not None else None
@@ -318,24 +381,49 @@ class TicketService:
         """The contact cannot go ("pass it on"): the next in the chain is called at once."""
         await self._act(ticket_id, Decline(contact_id, channel), contact_id)
 
-    async def arrive(self, ticket_id: int, contact_id: int, channel: ActionChannel) -> None:
-        """The helper is at the resident's door."""
-        await self._act(ticket_id, Arrive(contact_id, channel), contact_id)
+    async def arrive(self, ticket_id: int, contact_id: int | None, channel: ActionChannel) -> None:
+        """The helper is at the resident's door (contact None: an operator recorded it)."""
+        await self._act(ticket_id, Arrive(contact_id, channel), *_known(contact_id))
 
-    async def resolve(self, ticket_id: int, contact_id: int, channel: ActionChannel) -> None:
-        """The matter is settled; the resident may now rate it."""
-        await self._act(ticket_id, Resolve(contact_id, channel), contact_id)
+    async def resolve(
+        self,
+        ticket_id: int,
+        contact_id: int | None,
+        channel: ActionChannel,
+        category: Category | None = None,
+        note: str | None = None,
+    ) -> None:
+        """The matter is settled (perhaps with its kind and a note); the box asks for a rating."""
+        command = Resolve(contact_id, channel, category, note)
+        await self._act(ticket_id, command, *_known(contact_id))
 
     async def classify(
-        self, ticket_id: int, category: Category, contact_id: int, channel: ActionChannel
+        self, ticket_id: int, category: Category, contact_id: int | None, channel: ActionChannel
     ) -> None:
         """Set the kind of matter, which starts its day clock."""
-        await self._act(ticket_id, Classify(category, contact_id, channel), contact_id)
+        await self._act(ticket_id, Classify(category, contact_id, channel), *_known(contact_id))
+
+    async def note(
+        self, ticket_id: int, contact_id: int | None, channel: ActionChannel, text: str
+    ) -> None:
+        """Add a short note to the ticket's record."""
+        await self._act(ticket_id, Note(text, contact_id, channel), *_known(contact_id))
+
+    async def reassign(
+        self,
+        ticket_id: int,
+        to_contact_id: int,
+        by_contact_id: int | None,
+        channel: ActionChannel,
+    ) -> None:
+        """Hand the ticket to another person, who is called and told; the old owner is told."""
+        command = Reassign(to_contact_id, by_contact_id, channel)
+        await self._act(ticket_id, command, to_contact_id, *_known(by_contact_id))
 
     async def start_bridge(self, ticket_id: int, contact_id: int, call_id: str) -> str | None:
         """Connect the owner's call to the resident; the resident's number, or None if none."""
         async with self._store.transaction() as uow:
-            tx = _Tx(uow, self._clock.now())
+            tx = _Tx(uow, self._clock.now(), self._links)
             ticket = await self._ticket(uow, ticket_id)
             info = await self._household(uow, ticket)
             decision = await self._decide(tx, ticket, StartBridge(contact_id, call_id), info)
@@ -357,7 +445,7 @@ class TicketService:
         ticket = await uow.tickets.get(ticket_id)
         if ticket is None:
             return None
-        tx = _Tx(uow, now)
+        tx = _Tx(uow, now, self._links)
         info = await self._household(uow, ticket)
         await self._decide(tx, ticket, CallUnanswered(contact_id), info, (contact_id,))
         await tx.flush()
@@ -366,7 +454,7 @@ class TicketService:
     async def _act(self, ticket_id: int, command: Command, *actors: int) -> Decision:
         """One person's action on one ticket, in its own transaction."""
         async with self._store.transaction() as uow:
-            tx = _Tx(uow, self._clock.now())
+            tx = _Tx(uow, self._clock.now(), self._links)
             ticket = await self._ticket(uow, ticket_id)
             info = await self._household(uow, ticket)
             decision = await self._decide(tx, ticket, command, info, actors)
@@ -380,7 +468,7 @@ class TicketService:
         self, uow: UnitOfWork, deadlines: Sequence[Deadline], now: float
     ) -> Callable[[], None] | None:
         """Escalate tickets whose accept, arrive or day clock ran out (at its due time)."""
-        tx = _Tx(uow, now)
+        tx = _Tx(uow, now, self._links)
         for deadline in deadlines:
             ticket = await uow.tickets.get(int(deadline.subject))
             if ticket is None:
@@ -433,12 +521,16 @@ class TicketService:
                     if found_by_unit(role)
                     else []
                 )
+            by_role["family"] = [
+                c for c in await uow.grid.household_contacts(household.code) if c.role == "family"
+            ]
         notified = await uow.outbox.notified_contacts(ticket.id)
         ids = {*notified, *actors}
         if ticket.owner_contact_id is not None:
             ids.add(ticket.owner_contact_id)
         people = {c.id: c for c in await uow.grid.contacts_by_id(sorted(ids))}
-        return Context(household, Directory(by_role, people, notified), self._zone)
+        family_events = frozenset(self._settings.policy_for(ticket.village_code).family_events)
+        return Context(household, Directory(by_role, people, notified), self._zone, family_events)
 
     async def _ticket(self, uow: UnitOfWork, ticket_id: int) -> Ticket:
         ticket = await uow.tickets.get(ticket_id)

@@ -361,6 +361,10 @@ class GridWrites(Protocol):
         """Contacts with `role` at the nearest unit of the chain that has any."""
         ...
 
+    async def household_contacts(self, household_code: str) -> list[Contact]:
+        """The contacts who belong to the household (its family), by id."""
+        ...
+
     async def contacts_by_id(self, ids: Sequence[int]) -> list[Contact]:
         """The contacts with these ids."""
         ...
@@ -374,7 +378,7 @@ class TicketWrites(Protocol):
     """Tickets with their rules and cursor, their audit trail, and residents' ratings."""
 
     async def live(self, household_code: str) -> Ticket | None:
-        """The household's open, accepted or on-site ticket."""
+        """The household's newest open, accepted or on-site ticket."""
         ...
 
     async def latest_unrated(self, household_code: str) -> Ticket | None:

@@ -131,7 +131,7 @@ _INSERT_RESIDENT = (
 )
 _INSERT_CONTACT = (
     "INSERT INTO contacts (name, role, unit_code, household_code, phone, language,"
-    " available_from, available_to) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+    " available_from, available_to, notify) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_DEVICE = (
     f"INSERT INTO devices ({', '.join(_DEVICE_COLUMNS)})"  # noqa: S608 - fixed names
@@ -144,7 +144,8 @@ _UPDATE_RESIDENT = (
     " consent = ?, key_safe_code = ?, health_notes = ? WHERE id = ?"
 )
 _UPDATE_CONTACT = (
-    "UPDATE contacts SET name = ?, language = ?, available_from = ?, available_to = ? WHERE id = ?"
+    "UPDATE contacts SET name = ?, language = ?, available_from = ?, available_to = ?,"
+    " notify = ? WHERE id = ?"
 )
 
 
@@ -184,6 +185,7 @@ def _grid_insert(row: GridRow) -> tuple[str, str, tuple[object, ...]]:
                     row.language,
                     row.available_from,
                     row.available_to,
+                    _notify_text(row.notify),
                 ),
             )
         case DeviceRecord():
@@ -220,7 +222,14 @@ def _grid_update(row: GridRow) -> tuple[str, str, tuple[object, ...]]:
             return (
                 "contacts",
                 _UPDATE_CONTACT,
-                (row.name, row.language, row.available_from, row.available_to, row.id),
+                (
+                    row.name,
+                    row.language,
+                    row.available_from,
+                    row.available_to,
+                    _notify_text(row.notify),
+                    row.id,
+                ),
             )
         case DeviceRecord():
             raise StoreError("devices rows are not changed by a grid import")
@@ -238,7 +247,19 @@ def _contact(row: sqlite3.Row) -> Contact:
         bad_number=bool(row["bad_number"]),
         available_from=row["available_from"],
         available_to=row["available_to"],
+        notify=_notify_events(row["notify"]),
     )
+
+
+def _notify_text(events: tuple[str, ...] | None) -> str | None:
+    return None if events is None else ",".join(events)
+
+
+def _notify_events(text: str | None) -> tuple[str, ...] | None:
+    """A contact's chosen events as stored (comma-separated; NULL: the role's defaults)."""
+    if text is None:
+        return None
+    return tuple(e for e in (part.strip() for part in text.split(",")) if e)
 
 
 def _ticket(row: sqlite3.Row) -> Ticket:
@@ -282,6 +303,7 @@ def _ticket(row: sqlite3.Row) -> Ticket:
             row["responder_step"], frozenset(json.loads(row["step_no_answer"]))
         ),
         bridged_call=row["bridged_call"],
+        owner_since=row["owner_since"],
     )
 
 
@@ -322,6 +344,7 @@ _TICKET_COLUMNS = (
     "responder_step",
     "step_no_answer",
     "bridged_call",
+    "owner_since",
 )
 _INSERT_TICKET = (
     f"INSERT INTO tickets ({', '.join(_TICKET_COLUMNS)})"  # noqa: S608 - fixed names
@@ -371,6 +394,7 @@ def _ticket_values(t: Ticket) -> tuple[object, ...]:
         t.cursor.step,
         json.dumps(sorted(t.cursor.no_answer)),
         t.bridged_call,
+        t.owner_since,
     )
 
 
@@ -874,6 +898,13 @@ class SqliteGridWrites(_Writes):
                 return [_contact(r) for r in rows]
         return []
 
+    async def household_contacts(self, household_code: str) -> list[Contact]:
+        """The contacts who belong to the household (its family), by id."""
+        rows = await self._rows(
+            "SELECT * FROM contacts WHERE household_code = ? ORDER BY id", (household_code,)
+        )
+        return [_contact(r) for r in rows]
+
     async def contacts_by_id(self, ids: Sequence[int]) -> list[Contact]:
         """The contacts with these ids."""
         if not ids:
@@ -897,7 +928,7 @@ class SqliteTicketWrites(_Writes):
         """The household's open, accepted or on-site ticket."""
         rows = await self._rows(
             "SELECT * FROM tickets WHERE household_code = ?"
-            " AND status IN ('open', 'accepted', 'on_site')",
+            " AND status IN ('open', 'accepted', 'on_site') ORDER BY id DESC LIMIT 1",
             (household_code,),
         )
         return _ticket(rows[0]) if rows else None
@@ -1460,6 +1491,7 @@ class SqliteGridReads(_Reads):
                 available_from=r["available_from"],
                 available_to=r["available_to"],
                 id=r["id"],
+                notify=_notify_events(r["notify"]),
             )
             for r in rows
         ]

@@ -13,10 +13,15 @@ from alerts.templates import CATALOGS, ELLIPSIS, sms_units
 # township, village and group, seven-digit ticket numbers, long health notes.
 LONGEST = {
     "resident": "欧阳慕容司马长孙",
-    "place": "三元镇桥元村第十三村民小组",
+    "place": "三元镇桥元村第十三村民小组108号",
+    "phone": "+8613912345678",
     "ticket": "9999999",
     "owner": "欧阳慕容司马长孙",
-    "minutes": "120",
+    "owner_phone": "+8613912345678",
+    "previous": "欧阳慕容司马长孙",
+    "minutes": "1440",
+    "called_minutes": "1440",
+    "link": "https://bidao.gov.cn/r/9999999.9999999.1799999999.AAAAAAAAAAAAAAAA",
     "presses": "255",
     "key_safe": "0000-0000-0000",
     "health": "高血压、糖尿病、心脏起搏器，独居，行动不便需轮椅，对青霉素过敏",
@@ -26,6 +31,10 @@ LONGEST = {
 }
 SPOKEN_ONLY = {k for k in CATALOGS["zh-CN"] if k.startswith("voice_")} | {"not_recorded"}
 SECRETS = {"key_safe", "health"}
+
+
+# The place is the imported address: the longest the programmes write has a township,
+# village, group and house number; names of 8 characters; a 14-character phone; the link.
 
 
 def placeholders(text: str) -> set[str]:
@@ -56,7 +65,7 @@ def test_only_the_access_message_carries_the_key_safe_code_and_health_notes() ->
 
 
 def test_chinese_is_the_default() -> None:
-    params = {"ticket": "7", "owner": "李书记"}
+    params = {"ticket": "7", "owner": "李书记", "owner_phone": "13800000001"}
     assert render("ticket_taken", "yue", params) == render("ticket_taken", "zh-CN", params)
     assert render("ticket_taken", "zh-CN", params).startswith("【必到】")
 

@@ -149,7 +149,7 @@ async def test_secretary_presses_1_and_the_ticket_is_accepted(line: Line) -> Non
     call = next(r for r in line.phones.received(SECRETARY_PHONE) if r.kind == "call")
     assert call.pressed == "1"
     assert 'language="cmn-CN"' in call.spoken[0]
-    assert "张桂兰，桥元村三组，按下了呼叫键" in call.spoken[0]
+    assert "张桂兰（桥元村三组12号，电话13912345678）按下了呼叫键" in call.spoken[0]
     assert "您已接单" in call.spoken[1]
     # Put through to the resident's own phone, then the resident hangs up.
     assert "正在为您接通老人的电话" in call.spoken[1]
@@ -162,7 +162,9 @@ async def test_secretary_presses_1_and_the_ticket_is_accepted(line: Line) -> Non
     sms = [r.body for r in line.phones.received(SECRETARY_PHONE) if r.kind == "sms"]
     assert sms[0].startswith("【必到】张桂兰")
     # The one who is going gets the key-safe code and health notes; nobody else does.
-    assert "钥匙盒密码4321；健康提示：高血压" in sms[1]
+    # How to report (arrival on the box) and, to the one who is going, the key-safe code.
+    assert sum(s.startswith("【必到】您已接下工单1") for s in sms[1:]) == 1
+    assert sum("钥匙盒密码4321；健康提示：高血压" in s for s in sms[1:]) == 1
     others = [r.body for r in line.phones.records if r.to != SECRETARY_PHONE and r.kind == "sms"]
     assert others
     assert not any("4321" in body or "高血压" in body for body in others)
@@ -213,14 +215,15 @@ async def test_duplicated_and_reordered_callbacks_leave_the_right_state(line: Li
     await line.call_for_help()
 
     await line.until(
-        lambda es: len(es) == 4 and all(e.status == "delivered" for e in es[:3]),
+        lambda es: len(es) == 5 and all(e.status == "delivered" for e in es[:4]),
         "final states despite reordering",
     )
     entries = await line.entries()
-    assert [e.delivery for e in entries[:3]] == ["completed", "delivered", "delivered"]
-    assert [e.attempts for e in entries[:3]] == [1, 1, 1]  # each sent once
+    # The secretary's call and SMS, the chief's SMS, the family's SMS.
+    assert [e.delivery for e in entries[:4]] == ["completed", "delivered", "delivered", "delivered"]
+    assert [e.attempts for e in entries[:4]] == [1, 1, 1, 1]  # each sent once
     # The call was completed without a key (a machine?): it is placed once more, later.
-    assert (entries[3].origin_id, entries[3].origin_kind, entries[3].status) == (
+    assert (entries[4].origin_id, entries[4].origin_kind, entries[4].status) == (
         1,
         "retry",
         "pending",
@@ -311,7 +314,7 @@ async def test_failed_sms_falls_back_to_voice(line: Line, code: str, fallback: b
             "the voice fallback went through",
         )
         call = next(r for r in line.phones.received(CHIEF_PHONE) if r.kind == "call")
-        assert "张桂兰，桥元村三组，已呼叫书记，请知悉" in call.spoken[0]
+        assert "张桂兰（桥元村三组12号）已呼叫书记，请知悉" in call.spoken[0]
     else:
         # An unknown number is flagged for an administrator; a call would fail too.
         await asyncio.to_thread(line.phones.wait_idle)

@@ -179,6 +179,9 @@ def normal(phone: str) -> Notification:
     )
 
 
+DAUGHTER_PHONE = "+447700900123"
+
+
 async def test_an_urgent_notification_is_claimed_on_commit_beside_a_slow_normal_send(
     tmp_path: Path, clock: ManualClock
 ) -> None:
@@ -212,10 +215,11 @@ async def test_an_urgent_notification_is_claimed_on_commit_beside_a_slow_normal_
             (SECRETARY_PHONE, True, "sent"),
             (SECRETARY_PHONE, True, "sent"),
             (CHIEF_PHONE, False, "pending"),  # the only normal slot is taken
+            (DAUGHTER_PHONE, False, "pending"),  # the family is told, not asked to act
         ]
         provider.release.set()
-        await wait_for(lambda: len(provider.taken) == 4, what="the normal sends go")
-    assert [m.to for m in provider.taken][2:] == [STRANGER_PHONE, CHIEF_PHONE]
+        await wait_for(lambda: len(provider.taken) == 5, what="the normal sends go")
+    assert [m.to for m in provider.taken][2:] == [STRANGER_PHONE, CHIEF_PHONE, DAUGHTER_PHONE]
 
 
 async def test_a_provider_blocked_forever_does_not_block_ingest_commits(

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from alerts import Notification
+from alerts import Notification, render
 from device_sim.device import SimulatedDevice
 from device_sim.mqtt import MqttFleet
 from firmware_protocol import IndicationKind, Key
+from gateway.application import offline
 from gateway.clock import ManualClock
 from gateway.config import TicketSettings
 from gateway.domain.tickets import EscalationCursor, Rating, Ticket, TicketStatus, new_ticket
@@ -27,13 +28,15 @@ from tests.gateway.grid import (
     BOX_ID,
     BOX_KEY,
     CHIEF,
+    DAUGHTER,
     DEPUTY,
     GRID_WORKER,
     GROUP_LEADER,
+    HOUSEHOLD,
     SECRETARY,
     TOWNSHIP,
 )
-from tests.gateway.support import gateway_settings, load_grid, wait_for
+from tests.gateway.support import gateway_settings, load_grid, sample, wait_for
 
 MINUTE = 60.0
 
@@ -101,7 +104,7 @@ async def test_call_accept_arrive_resolve_thumbs_up(village: Village) -> None:
     assert await v.to(CHIEF) == [("sms", "ticket_informed")]
     call = next(n for n in await v.sent() if n.contact_id == SECRETARY)
     assert call.params["resident"] == "张桂兰"
-    assert call.params["place"] == "桥元村三组"
+    assert call.params["place"] == "桥元村三组12号"  # the imported address
     assert "4321" not in str(call.params)  # the key-safe code
     assert "高血压" not in str(call.params)  # health notes
 
@@ -140,19 +143,28 @@ async def test_nobody_accepts_the_next_is_called_and_the_first_again_once(
     await v.advance(5 * MINUTE - 1)
     assert await v.to(DEPUTY) == []
     await v.advance(2)
-    assert await v.to(DEPUTY) == [("voice", "ticket_escalated"), ("sms", "ticket_escalated")]
+    assert await v.to(DEPUTY) == [
+        ("voice", "ticket_escalated_not_accepted"),
+        ("sms", "ticket_escalated_not_accepted"),
+    ]
     assert await v.to(SECRETARY) == [
         ("voice", "ticket_call"),
         ("sms", "ticket_call"),
-        ("voice", "ticket_call_repeat"),
+        ("voice", "ticket_still_waiting"),
     ]
     ticket = await v.ticket()
     assert (ticket.status, ticket.responder_step, ticket.escalated) == ("open", 1, True)
     await v.advance(5 * MINUTE)
-    assert await v.to(GRID_WORKER) == [("voice", "ticket_escalated"), ("sms", "ticket_escalated")]
+    assert await v.to(GRID_WORKER) == [
+        ("voice", "ticket_escalated_not_accepted"),
+        ("sms", "ticket_escalated_not_accepted"),
+    ]
     assert len(await v.to(SECRETARY)) == 3  # called again once, not every time
     await v.advance(5 * MINUTE)
-    assert await v.to(TOWNSHIP) == [("voice", "ticket_escalated"), ("sms", "ticket_escalated")]
+    assert await v.to(TOWNSHIP) == [
+        ("voice", "ticket_escalated_not_accepted"),
+        ("sms", "ticket_escalated_not_accepted"),
+    ]
     await v.advance(5 * MINUTE)
     assert "escalation_exhausted" in await v.events()
     # The deputy can still take it; the box hears that help is coming.
@@ -165,7 +177,10 @@ async def test_declining_passes_it_on_at_once(village: Village) -> None:
     await v.press(Key.GREEN_CALL)
     ticket = await v.ticket()
     await v.gw.tickets.decline(ticket.id, SECRETARY, "voice_keypress")
-    assert await v.to(DEPUTY) == [("voice", "ticket_escalated"), ("sms", "ticket_escalated")]
+    assert await v.to(DEPUTY) == [
+        ("voice", "ticket_escalated_declined"),
+        ("sms", "ticket_escalated_declined"),
+    ]
     assert [e for e in await v.events() if e in ("declined", "escalated")] == [
         "declined",
         "escalated",
@@ -237,15 +252,16 @@ async def test_red_key_after_the_window_only_hangs_up(village: Village) -> None:
     assert all(t != "ticket_cancelled_by_resident" for _, t in await v.to(SECRETARY))
 
 
-async def test_thumbs_without_a_ticket_is_standalone_feedback(village: Village) -> None:
+async def test_thumbs_with_nothing_to_rate_is_answered_and_counted_not_stored(
+    village: Village,
+) -> None:
     v = village
     await v.press(Key.THUMBS_UP)
+    await v.indicated(IndicationKind.NOTHING_TO_RATE)
     await v.press(Key.THUMBS_DOWN)
-    assert [(f.rating, f.ticket_id) for f in await v.gw.store.tickets.feedback()] == [
-        ("up", None),
-        ("down", None),
-    ]
+    assert await v.gw.store.tickets.feedback() == []
     assert await v.gw.store.tickets.all() == []
+    assert sample(v.gw, "bidao_tickets_total", event="nothing_to_rate") == 2
 
 
 async def test_thumbs_down_flags_a_review(village: Village) -> None:
@@ -269,8 +285,9 @@ async def test_thumbs_after_the_rating_window_is_standalone(village: Village) ->
     await v.gw.tickets.resolve(ticket.id, SECRETARY, "api")
     await v.advance(73 * 3600)
     await v.press(Key.THUMBS_UP)
+    await v.indicated(IndicationKind.NOTHING_TO_RATE)
     assert (await v.ticket()).status == "resolved"
-    assert [(f.rating, f.ticket_id) for f in await v.gw.store.tickets.feedback()] == [("up", None)]
+    assert await v.gw.store.tickets.feedback() == []
 
 
 async def test_two_accept_at_once_exactly_one_owner(village: Village) -> None:
@@ -392,11 +409,17 @@ async def test_contacts_outside_their_hours_are_passed_over(village: Village) ->
     await v.clock.advance(13 * 3600 + 14 * 60)  # 02:00 in the village
     await v.press(Key.GREEN_CALL)
     await v.advance(5 * MINUTE + 1)
-    assert await v.to(DEPUTY) == [("voice", "ticket_escalated"), ("sms", "ticket_escalated")]
+    assert await v.to(DEPUTY) == [
+        ("voice", "ticket_escalated_not_accepted"),
+        ("sms", "ticket_escalated_not_accepted"),
+    ]
     await v.advance(5 * MINUTE)
     # The grid worker works 07:00-21:00: at night the township duty officer is next.
     assert await v.to(GRID_WORKER) == []
-    assert await v.to(TOWNSHIP) == [("voice", "ticket_escalated"), ("sms", "ticket_escalated")]
+    assert await v.to(TOWNSHIP) == [
+        ("voice", "ticket_escalated_not_accepted"),
+        ("sms", "ticket_escalated_not_accepted"),
+    ]
     ticket = await v.gw.store.tickets.events((await v.ticket()).id)
     assert [e.detail for e in ticket if e.kind == "escalated"][-1].startswith("township_duty")
 
@@ -445,7 +468,7 @@ async def test_a_deadline_passed_while_down_fires_once_on_restart(
             n.template for n in await gw.store.outbox.notifications() if n.contact_id == DEPUTY
         ]
         events = [e.kind for e in await gw.store.tickets.events(1)]
-    assert to_deputy == ["ticket_escalated", "ticket_escalated"]  # one call, one SMS
+    assert to_deputy == ["ticket_escalated_not_accepted"] * 2  # one call, one SMS
     assert events.count("escalated") == 1
 
 
@@ -537,7 +560,7 @@ async def test_a_settings_change_leaves_live_tickets_on_their_own_rules(
         ]
         to_township = [n for n in await gw.store.outbox.notifications() if n.contact_id == TOWNSHIP]
         ticket = await gw.store.tickets.get(1)
-    assert to_deputy == ["ticket_escalated", "ticket_escalated"]  # the chain it opened under
+    assert to_deputy == ["ticket_escalated_not_accepted"] * 2  # the chain it opened under
     assert to_township == []
     assert ticket is not None
     assert ticket.rules.accept_within_s == 5 * MINUTE
@@ -612,3 +635,216 @@ async def test_an_older_database_keeps_each_open_tickets_unanswered_step(tmp_pat
     assert closed.cursor == EscalationCursor(1, frozenset())
     # Tickets opened before the rules were kept on them take the shipped defaults.
     assert live.rules == TicketSettings().rules_for(None)
+
+
+async def words(v: Village, contact_id: int) -> list[str]:
+    """What a contact was sent, as they read or hear it, in order."""
+    return [
+        f"{n.channel}: {render(n.template, n.language, n.params)}"
+        for n in await v.sent()
+        if n.contact_id == contact_id
+    ]
+
+
+async def test_a_press_48_minutes_after_acceptance_re_alerts_the_owner_with_the_truth(
+    village: Village,
+) -> None:
+    v = village
+    await v.press(Key.GREEN_CALL)
+    ticket = await v.ticket()
+    await v.advance(2 * MINUTE)
+    assert (await v.gw.tickets.accept(ticket.id, SECRETARY, "voice_keypress")).won
+    before = len(await v.sent())
+    await v.clock.advance(48 * MINUTE)  # the arrive clock (30 min) has run out meanwhile
+    await v.gw.scheduler.fire_due(v.clock.now())
+    await v.press(Key.GREEN_CALL)
+    assert len(await v.gw.store.tickets.all()) == 1  # merged: nobody has reached her yet
+    said = await words(v, SECRETARY)
+    assert said[-2:] == [
+        (
+            "voice: 【必到】张桂兰（桥元村三组12号，电话13912345678）在您接单48分钟后又按了呼叫键，"
+            "仍在等您，请尽快前往。工单1。"
+        ),
+        (
+            "sms: 【必到】张桂兰（桥元村三组12号，电话13912345678）在您接单48分钟后又按了呼叫键，"
+            "仍在等您，请尽快前往。工单1。"
+        ),
+    ]
+    # The deputy, called because the secretary had not arrived, is offered to take it over.
+    assert await words(v, DEPUTY) == [
+        f"{channel}: 【必到】张桂兰（桥元村三组12号，电话13912345678）32分钟前按了呼叫键，"
+        "李书记（电话13800000001）30分钟前接单，至今未到达。如您能接手，请在来电中按1，"
+        "工单将转给您。工单1。"
+        for channel in ("voice", "sms")
+    ]
+    for n in (await v.sent())[before:]:
+        assert "无需前往" not in render(n.template, n.language, n.params)
+    # Pressing 1 in that call hands it to the deputy, whose arrive clock starts afresh.
+    await v.gw.tickets.reassign(ticket.id, DEPUTY, DEPUTY, "voice_keypress")
+    ticket = await v.ticket()
+    assert (ticket.owner_contact_id, ticket.owner_since) == (DEPUTY, v.clock.now())
+    assert (await words(v, DEPUTY))[-2] == (
+        "sms: 【必到】您已接手工单1（原由李书记接单）：张桂兰，桥元村三组12号，电话13912345678。"
+        "到达后请在老人的呼叫盒上长按绿键，记录您已到达；办结后请告知管理员登记。"
+    )
+    assert (await words(v, SECRETARY))[-1] == (
+        "sms: 【必到】工单1已转交给王副书记（电话13800000002），现由其负责。"
+    )
+    await v.advance(30 * MINUTE - 1)
+    assert await v.to(GRID_WORKER) == []
+    await v.advance(2)  # the deputy's own 30 minutes: the next step hears of it
+    assert await v.to(GRID_WORKER) == [
+        ("voice", "ticket_not_arrived"),
+        ("sms", "ticket_not_arrived"),
+    ]
+
+
+async def test_a_long_green_press_while_accepted_is_the_helpers_arrival(village: Village) -> None:
+    v = village
+    await v.press(Key.GREEN_CALL)
+    ticket = await v.ticket()
+    await v.gw.tickets.accept(ticket.id, SECRETARY, "voice_keypress")
+    await v.advance(12 * MINUTE)
+    await v.fleet.send(BOX_ID, v.box.press(Key.GREEN_CALL, long_press=True))
+    await wait_for(lambda: not v.box.pending, what="long press acked")
+    await v.indicated(IndicationKind.HELPER_ARRIVED)
+    ticket = await v.ticket()
+    assert (ticket.status, ticket.on_site_at) == ("on_site", ticket.accepted_at + 12 * MINUTE)  # type: ignore[operator]
+    trail = await v.gw.store.tickets.events(ticket.id)
+    assert (trail[-1].kind, trail[-1].channel, trail[-1].contact_id) == (
+        "on_site",
+        "box_key",
+        SECRETARY,
+    )
+    assert len(await v.gw.store.tickets.all()) == 1
+
+
+async def test_a_long_press_with_nothing_accepted_is_a_call(village: Village) -> None:
+    v = village
+    await v.fleet.send(BOX_ID, v.box.press(Key.GREEN_CALL, long_press=True))
+    await wait_for(lambda: not v.box.pending, what="long press acked")
+    assert (await v.ticket()).status == "open"
+    assert await v.to(SECRETARY) == [("voice", "ticket_call"), ("sms", "ticket_call")]
+
+
+async def test_a_press_long_after_the_helper_arrived_is_a_new_call(village: Village) -> None:
+    v = village
+    await v.press(Key.GREEN_CALL)
+    first = await v.ticket()
+    await v.gw.tickets.accept(first.id, SECRETARY, "voice_keypress")
+    await v.gw.tickets.arrive(first.id, SECRETARY, "link")
+    await v.advance(30 * MINUTE)
+    await v.press(Key.GREEN_CALL)  # she is still with him: he hears of it
+    assert (await words(v, SECRETARY))[-1] == (
+        "sms: 【必到】张桂兰（桥元村三组12号，电话13912345678）在您到达30分钟后又按了呼叫键，"
+        "请回去看看或回电。工单1。"
+    )
+    await v.advance(3 * 3600)
+    await v.press(Key.GREEN_CALL)
+    tickets = await v.gw.store.tickets.all()
+    assert [(t.id, t.status) for t in tickets] == [(1, "on_site"), (2, "open")]
+    assert (await words(v, SECRETARY))[-1].startswith("sms: 【必到】张桂兰（桥元村三组12号")
+    assert (await words(v, SECRETARY))[-1].endswith("按下了呼叫键，请尽快联系或上门。工单2。")
+
+
+async def test_resolved_asks_for_a_rating_and_thumbs_rate_that_ticket(village: Village) -> None:
+    v = village
+    await v.press(Key.GREEN_CALL)
+    ticket = await v.ticket()
+    await v.gw.tickets.accept(ticket.id, SECRETARY, "voice_keypress")
+    await v.gw.tickets.resolve(ticket.id, SECRETARY, "link", "ordinary", "换了灯泡")
+    await v.indicated(IndicationKind.RESOLVED)
+    await v.press(Key.THUMBS_UP)
+    ticket = await v.ticket()
+    assert (ticket.status, ticket.rating, ticket.category) == ("rated", "up", "ordinary")
+    assert [(f.rating, f.ticket_id) for f in await v.gw.store.tickets.feedback()] == [
+        ("up", ticket.id)
+    ]
+    trail = [(e.kind, e.detail) for e in await v.gw.store.tickets.events(ticket.id)]
+    assert trail[-4:] == [
+        ("classified", "ordinary"),
+        ("note", "换了灯泡"),
+        ("resolved", ""),
+        ("rated_up", ""),
+    ]
+    await v.press(Key.THUMBS_DOWN)  # rated already: nothing more to rate
+    await wait_for(
+        lambda: sum(i.kind == IndicationKind.NOTHING_TO_RATE for i in v.box.indications) == 1,
+        what="nothing to rate",
+    )
+    assert (await v.ticket()).rating == "up"
+
+
+async def test_the_family_hears_the_call_who_accepted_arrival_and_resolution(
+    village: Village,
+) -> None:
+    v = village
+    await v.press(Key.GREEN_CALL)
+    ticket = await v.ticket()
+    await v.gw.tickets.accept(ticket.id, SECRETARY, "voice_keypress")
+    await v.gw.tickets.arrive(ticket.id, SECRETARY, "box_key")
+    await v.gw.tickets.resolve(ticket.id, SECRETARY, "link")
+    assert await words(v, DAUGHTER) == [
+        (
+            "sms: [Bidao] 张桂兰 just pressed the call key at home (桥元村三组12号); the village "
+            "responders are being called. Ticket 1."
+        ),
+        (
+            "sms: [Bidao] 李书记 (phone 13800000001) has taken 张桂兰's call and is on the way to "
+            "桥元村三组12号. Ticket 1."
+        ),
+        "sms: [Bidao] 李书记 has arrived at 张桂兰's home (桥元村三组12号). Ticket 1.",
+        "sms: [Bidao] 张桂兰's call has been resolved (by 李书记). Ticket 1.",
+    ]
+    for said in await words(v, DAUGHTER):
+        assert "4321" not in said
+        assert "高血压" not in said
+
+
+async def test_a_family_member_who_chose_only_resolution_hears_only_that(
+    village: Village,
+) -> None:
+    v = village
+    contacts = (
+        "name,role,unit_code,household_code,phone,notify\n"
+        f"张大伟,family,,{HOUSEHOLD},13700000001,resolved\n"
+        f"张二伟,family,,{HOUSEHOLD},13700000002,none\n"
+        f"张三伟,family,,{HOUSEHOLD},13700000003,arrived;health\n"
+    )
+    result = await v.gw.import_csv("contacts", contacts)
+    assert (result.rejected, [(e.column, e.line) for e in result.errors]) == (1, [("notify", 4)])
+    son, quiet = (c.id for c in await v.gw.store.grid.contacts() if c.name in ("张大伟", "张二伟"))
+    await v.press(Key.GREEN_CALL)
+    ticket = await v.ticket()
+    await v.gw.tickets.accept(ticket.id, SECRETARY, "voice_keypress")
+    await v.gw.tickets.resolve(ticket.id, SECRETARY, "cli")
+    assert await words(v, son) == ["sms: 【必到】张桂兰的呼叫已办结（李书记处理）。工单1。"]
+    assert await words(v, quiet) == []
+
+
+async def test_operator_actions_from_another_process_reach_the_running_gateway(
+    village: Village,
+) -> None:
+    v = village
+    await v.press(Key.GREEN_CALL)
+    ticket = await v.ticket()
+    await v.gw.tickets.accept(ticket.id, SECRETARY, "voice_keypress")
+    async with offline(v.gw.settings, v.clock) as app:
+        await app.note_ticket(ticket.id, None, "cli", "电话联系过，老人说腿疼")
+        await app.reassign_ticket(ticket.id, DEPUTY, None, "cli")
+        await app.arrive_ticket(ticket.id, None, "cli")
+        with pytest.raises(TicketError, match="cannot become on_site"):
+            await app.arrive_ticket(ticket.id, None, "cli")
+        with pytest.raises(TicketError, match="the note is empty"):
+            await app.note_ticket(ticket.id, None, "cli", "  ")
+    # Nothing woke the running gateway: its indication sender finds the row by polling.
+    await v.clock.advance(v.gw.settings.indications.poll_s)
+    await v.indicated(IndicationKind.HELPER_ARRIVED)
+    trail = [(e.kind, e.channel, e.contact_id) for e in await v.gw.store.tickets.events(ticket.id)]
+    assert trail[-3:] == [
+        ("note", "cli", None),
+        ("reassigned", "cli", None),
+        ("on_site", "cli", None),
+    ]
+    assert (await v.ticket()).owner_contact_id == DEPUTY
+    assert ("voice", "ticket_reassigned_to_you") in await v.to(DEPUTY)

@@ -50,6 +50,8 @@ MESSAGES: dict[str, str] = {
     "time_24_start": "24:00 is the end of the day, not a start",
     "never_available": "available_from and available_to are both ${time}: never reachable",
     "flag": "expected 1/0 or 是/否, got '${value}'",
+    "notify": "events must be among ${choices}, got '${value}'",
+    "notify_none": "'none' cannot be listed with other events",
     "level": "must be one of ${choices}, got '${value}'",
     "role": "must be one of ${choices}, got '${value}'",
     "language": "must be one of ${choices}, got '${value}'",

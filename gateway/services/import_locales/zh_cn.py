@@ -34,6 +34,7 @@ HEADERS: dict[str, dict[str, tuple[str, ...]]] = {
         "language": ("语言",),
         "available_from": ("值守开始", "开始时间"),
         "available_to": ("值守结束", "结束时间"),
+        "notify": ("通知", "通知事项"),
     },
 }
 
@@ -59,6 +60,13 @@ VALUES: dict[str, dict[str, tuple[str, ...]]] = {
     },
     "language": {"zh-CN": ("中文", "汉语", "zh", "zh-cn"), "en": ("英文", "英语", "English")},
     "flag": {"1": ("是", "有", "√"), "0": ("否", "无")},
+    "notify": {
+        "called": ("呼叫",),
+        "accepted": ("接单",),
+        "arrived": ("到达",),
+        "resolved": ("办结", "解决"),
+        "none": ("不通知",),
+    },
 }
 
 # How rule parameters are named in messages.
@@ -118,6 +126,8 @@ MESSAGES: dict[str, str] = {
     "time_24_start": "24:00是一天的结束，不能作为开始时间",
     "never_available": "值守开始和结束都是${time}，这个人永远不会被联系",
     "flag": "请填 是/否 或 1/0，不是“${value}”",
+    "notify": "通知事项只能是呼叫、接单、到达、办结，或“不通知”（英文${choices}），不是“${value}”",
+    "notify_none": "“不通知”不能和其他通知事项一起写",
     "level": "层级只能是县（区）、乡镇、村、片、组、邻（或英文${choices}），不是“${value}”",
     "role": (
         "角色只能是书记、副书记、网格员、邻长、组长、片长、镇值班、家属（或英文${choices}），"

@@ -167,16 +167,18 @@ def ticket(
 
 ACCEPTED = ticket(TicketStatus.ACCEPTED, owner=SECRETARY)
 CALL_SECRETARY = [(SECRETARY, "voice", "ticket_call"), (SECRETARY, "sms", "ticket_call")]
-ESCALATED_TO_GRID_WORKER = [
-    (GRID_WORKER, "voice", "ticket_escalated"),
-    (GRID_WORKER, "sms", "ticket_escalated"),
-]
-ESCALATED_TO_TOWNSHIP = [
-    (TOWNSHIP, "voice", "ticket_escalated"),
-    (TOWNSHIP, "sms", "ticket_escalated"),
-]
-ESCALATED_TO_DEPUTY = [(DEPUTY, "voice", "ticket_escalated"), (DEPUTY, "sms", "ticket_escalated")]
-SECRETARY_AGAIN = [(SECRETARY, "voice", "ticket_call_repeat")]
+
+
+def escalated(contact: int, why: str) -> list[tuple[int, str, str]]:
+    """The call and SMS to the next step, in the words of why it came to them."""
+    return [
+        (contact, "voice", f"ticket_escalated_{why}"),
+        (contact, "sms", f"ticket_escalated_{why}"),
+    ]
+
+
+# The first one is called again once, told only that nobody has the call yet.
+SECRETARY_AGAIN = [(SECRETARY, "voice", "ticket_still_waiting")]
 
 
 @dataclass(frozen=True)
@@ -266,7 +268,7 @@ CASES = [
         BAD_SECRETARY,
         step=1,
         events=[("opened", "presses=1"), ("escalated", "deputy_secretary: nobody to call")],
-        notify=[*ESCALATED_TO_DEPUTY, (CHIEF, "sms", "ticket_informed")],
+        notify=[*escalated(DEPUTY, "unreachable"), (CHIEF, "sms", "ticket_informed")],
         clocks=[("ticket_accept", 300), ("ticket_accept", 300)],
         box=["TICKET_ACCEPTED"],
         counts=["opened", "escalated"],
@@ -290,12 +292,15 @@ CASES = [
         changes={"press_count": 4, "last_notified_at": T0 + 120},
     ),
     Case(
-        "a press after the gap on an accepted ticket calls its owner",
+        "a press after the gap on an accepted ticket calls its owner with the truth",
         ACCEPTED,
         PressGreen(1),
         600,
-        events=[("pressed_again", "presses=2")],
-        notify=[(SECRETARY, "voice", "ticket_call_repeat")],
+        events=[("pressed_again", "presses=2"), ("owner_alerted", "presses=2")],
+        notify=[
+            (SECRETARY, "voice", "ticket_pressed_again_accepted"),
+            (SECRETARY, "sms", "ticket_pressed_again_accepted"),
+        ],
     ),
     # -- the red key -----------------------------------------------------------------------
     Case(
@@ -375,10 +380,12 @@ CASES = [
         changes={"rating": "down", "review_flag": True},
     ),
     Case(
-        "thumbs after the rating window leave the ticket alone",
+        "thumbs after the rating window leave the ticket alone; the box hears nothing to rate",
         ticket(TicketStatus.RESOLVED, owner=SECRETARY, resolved=HOUR),
         Thumbs("up"),
         HOUR + 73 * HOUR,
+        box=["NOTHING_TO_RATE"],
+        counts=["nothing_to_rate"],
     ),
     # -- people ----------------------------------------------------------------------------
     Case(
@@ -388,12 +395,20 @@ CASES = [
         120,
         status=TicketStatus.ACCEPTED,
         events=[("accepted", "")],
-        notify=[(CHIEF, "sms", "ticket_taken"), (SECRETARY, "sms", "ticket_access")],
+        notify=[
+            (CHIEF, "sms", "ticket_taken"),
+            (SECRETARY, "sms", "ticket_accepted"),
+            (SECRETARY, "sms", "ticket_access"),
+        ],
         clocks=[("ticket_arrive", 120 + 1800)],
         cleared=["ticket_accept"],
         box=["HELPER_ON_THE_WAY"],
         counts=["accepted"],
-        changes={"owner_contact_id": SECRETARY, "accepted_at": T0 + 120},
+        changes={
+            "owner_contact_id": SECRETARY,
+            "accepted_at": T0 + 120,
+            "owner_since": T0 + 120,
+        },
     ),
     Case(
         "accept by a neighbour chief: no key-safe code",
@@ -402,7 +417,7 @@ CASES = [
         120,
         status=TicketStatus.ACCEPTED,
         events=[("accepted", "")],
-        notify=[(SECRETARY, "sms", "ticket_taken")],
+        notify=[(SECRETARY, "sms", "ticket_taken"), (CHIEF, "sms", "ticket_accepted")],
         clocks=[("ticket_arrive", 120 + 1800)],
         cleared=["ticket_accept"],
         box=["HELPER_ON_THE_WAY"],
@@ -422,7 +437,7 @@ CASES = [
         90,
         step=1,
         events=[("declined", ""), ("escalated", "deputy_secretary: declined")],
-        notify=[*ESCALATED_TO_DEPUTY, *SECRETARY_AGAIN],
+        notify=[*escalated(DEPUTY, "declined"), *SECRETARY_AGAIN],
         clocks=[("ticket_accept", 90 + 300)],
         counts=["escalated"],
         changes={"escalated": True, "last_notified_at": T0 + 90},
@@ -497,7 +512,7 @@ CASES = [
         150,
         step=1,
         events=[("no_answer", "step 0"), ("escalated", "deputy_secretary: no answer")],
-        notify=[*ESCALATED_TO_DEPUTY, *SECRETARY_AGAIN],
+        notify=[*escalated(DEPUTY, "no_answer"), *SECRETARY_AGAIN],
         clocks=[("ticket_accept", 150 + 300)],
         counts=["escalated"],
     ),
@@ -519,8 +534,8 @@ CASES = [
         step=2,
         events=[("no_answer", "step 1"), ("escalated", "grid_worker: no answer")],
         notify=[
-            (GRID_WORKER, "voice", "ticket_escalated"),
-            (GRID_WORKER, "sms", "ticket_escalated"),
+            (GRID_WORKER, "voice", "ticket_escalated_no_answer"),
+            (GRID_WORKER, "sms", "ticket_escalated_no_answer"),
         ],
         clocks=[("ticket_accept", 420 + 300)],
         counts=["escalated"],
@@ -547,7 +562,7 @@ CASES = [
         300,
         step=1,
         events=[("escalated", "deputy_secretary: not accepted in 5 min")],
-        notify=[*ESCALATED_TO_DEPUTY, *SECRETARY_AGAIN],
+        notify=[*escalated(DEPUTY, "not_accepted"), *SECRETARY_AGAIN],
         clocks=[("ticket_accept", 600)],
         counts=["escalated"],
         changes={"escalated": True, "last_notified_at": T0 + 300},
@@ -560,8 +575,8 @@ CASES = [
         step=2,
         events=[("escalated", "grid_worker: not accepted in 5 min")],
         notify=[
-            (GRID_WORKER, "voice", "ticket_escalated"),
-            (GRID_WORKER, "sms", "ticket_escalated"),
+            (GRID_WORKER, "voice", "ticket_escalated_not_accepted"),
+            (GRID_WORKER, "sms", "ticket_escalated_not_accepted"),
         ],
         clocks=[("ticket_accept", 900)],
         counts=["escalated"],
@@ -573,7 +588,7 @@ CASES = [
         NIGHT,
         step=3,
         events=[("escalated", "township_duty: not accepted in 5 min")],
-        notify=ESCALATED_TO_TOWNSHIP,
+        notify=escalated(TOWNSHIP, "not_accepted"),
         clocks=[("ticket_accept", NIGHT + 300)],
         counts=["escalated"],
     ),
@@ -592,7 +607,7 @@ CASES = [
         3600,
         step=1,
         events=[("escalated", "deputy_secretary: not accepted in 5 min")],
-        notify=[*ESCALATED_TO_DEPUTY, *SECRETARY_AGAIN],
+        notify=[*escalated(DEPUTY, "not_accepted"), *SECRETARY_AGAIN],
         clocks=[("ticket_accept", 600)],
         counts=["escalated"],
         changes={"last_notified_at": T0 + 300},
@@ -649,7 +664,7 @@ CASES = [
         600,
         step=1,
         events=[("escalated", "township_duty: not accepted in 10 min")],
-        notify=[*ESCALATED_TO_TOWNSHIP, *SECRETARY_AGAIN],
+        notify=[*escalated(TOWNSHIP, "not_accepted"), *SECRETARY_AGAIN],
         clocks=[("ticket_accept", 1200)],
         counts=["escalated"],
     ),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.domain.grid import HouseholdInfo
+from gateway.domain.grid import ContactRow, HouseholdInfo
 from gateway.store.ports import Store
 from tests.gateway.grid import BOX_ID, HOUSEHOLD
 from tests.gateway.store_contract.contract import (
@@ -51,7 +51,7 @@ async def test_household_info_builds_the_unit_chain_up_to_the_county(
         "三元镇",
         "叶集区",
     ]
-    assert info.place == "桥元村三组"
+    assert info.place == "桥元村三组12号"  # the imported address
     assert info.unit_at("village") == VILLAGE
 
 
@@ -160,3 +160,32 @@ async def test_a_bad_number_is_flagged_on_the_contact(store: Store) -> None:
         flagged = by_id(await uow.grid.contacts_by_id([ids["孙组长"], ids["周片长"]]))
     assert flagged[ids["孙组长"]].bad_number
     assert not flagged[ids["周片长"]].bad_number
+
+
+async def test_household_contacts_are_its_family_with_what_they_chose(store: Store) -> None:
+    await seed_grid(store)
+    ids = await contact_ids(store)
+    async with store.transaction() as uow:
+        await uow.grid.insert(
+            [
+                ContactRow("张大伟", "family", "13700000001", household_code=HOUSEHOLD),
+                ContactRow(
+                    "张小明",
+                    "family",
+                    "13700000002",
+                    household_code=HOUSEHOLD,
+                    notify=("accepted", "resolved"),
+                ),
+                ContactRow("张无声", "family", "13700000003", household_code=HOUSEHOLD, notify=()),
+            ]
+        )
+    async with store.transaction() as uow:
+        family = await uow.grid.household_contacts(HOUSEHOLD)
+        assert await uow.grid.household_contacts("no-such-household") == []
+    assert [(c.name, c.notify) for c in family] == [
+        ("张小红", None),  # as imported without a choice: the role's defaults
+        ("张大伟", None),
+        ("张小明", ("accepted", "resolved")),
+        ("张无声", ()),  # told nothing
+    ]
+    assert family[0].id == ids["张小红"]

@@ -103,6 +103,7 @@ async def test_a_ticket_saves_every_field_it_carries(store: Store) -> None:
             review_flag=True,
             cursor=EscalationCursor(2, frozenset({ids["王副书记"]})),
             bridged_call="CA9",
+            owner_since=T0 + 35,
         )
         assert await uow.tickets.save(moved, TicketStatus.OPEN)
     assert await store.tickets.get(ticket_id) == moved
@@ -151,6 +152,35 @@ async def test_a_household_can_open_again_once_its_ticket_is_closed(store: Store
         live = await uow.tickets.live(HOUSEHOLD)
     assert live is not None
     assert live.id == second != first
+
+
+async def test_a_new_call_may_open_beside_a_ticket_on_site_and_is_the_live_one(
+    store: Store,
+) -> None:
+    await seed_grid(store)
+    async with store.transaction() as uow:
+        first = await _open(uow)
+        await _set_status(uow, first, TicketStatus.ON_SITE, T0 + 60)
+        second = await _open(uow, T0 + 3 * 3600)
+        live = await uow.tickets.live(HOUSEHOLD)
+    assert live is not None
+    assert live.id == second != first
+    assert sorted(t.id for t in await store.tickets.live()) == sorted([first, second])
+
+
+async def test_events_by_an_operator_and_by_the_signed_link_are_kept(store: Store) -> None:
+    await seed_grid(store)
+    ids = await contact_ids(store)
+    async with store.transaction() as uow:
+        ticket_id = await _open(uow)
+        await uow.tickets.add_events(
+            [
+                TicketEvent(ticket_id, T0 + 1, "note", "cli", None, "checked by phone"),
+                TicketEvent(ticket_id, T0 + 2, "on_site", "link", ids["李书记"]),
+            ]
+        )
+    trail = await store.tickets.events(ticket_id)
+    assert [(e.channel, e.contact_id) for e in trail] == [("cli", None), ("link", ids["李书记"])]
 
 
 async def test_a_second_live_ticket_for_a_household_is_a_conflict(store: Store) -> None:
