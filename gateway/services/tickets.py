@@ -60,6 +60,7 @@ from gateway.domain.tickets import (
 from gateway.ingest.pipeline import AcceptedFrame, OnCommit
 from gateway.metrics import GatewayMetrics
 from gateway.scheduler import DeadlineScheduler
+from gateway.services.links import ResponderLinks
 from gateway.store.ports import Deadline, Feedback, Store, UnitOfWork
 
 __all__ = [
@@ -169,8 +170,10 @@ class TicketService:
         metrics: GatewayMetrics,
         notifications_committed: Callable[[bool], None] | None = None,
         calls: CallControl | None = None,
+        links: ResponderLinks | None = None,
     ) -> None:
         self._store = store
+        self._links = links
         self._notifications_committed = notifications_committed
         self._clock = clock
         self._settings = settings
@@ -262,6 +265,28 @@ class TicketService:
     ) -> None:
         """Set the kind of matter, which starts its day clock."""
         await self._act(ticket_id, Classify(category, contact_id, channel), contact_id)
+
+    async def reassign(
+        self, ticket_id: int, to_contact_id: int, by_contact_id: int | None, channel: ActionChannel
+    ) -> None:
+        """Hand an accepted or on-site ticket to another responder, who owns it from now on."""
+        async with self._store.transaction() as uow:
+            now = self._clock.now()
+            ticket = await self._ticket(uow, ticket_id)
+            if ticket.status not in (TicketStatus.ACCEPTED, TicketStatus.ON_SITE):
+                raise TicketError(
+                    f"ticket {ticket_id} is {ticket.status}; it cannot be handed over"
+                )
+            found = await uow.grid.contacts_by_id([to_contact_id])
+            if not found or found[0].role == "family" or to_contact_id == ticket.owner_contact_id:
+                raise TicketError(f"contact {to_contact_id} cannot take ticket {ticket_id}")
+            moved = replace(ticket, owner_contact_id=to_contact_id)
+            if not await uow.tickets.save(moved, ticket.status):
+                raise TicketConflictError(f"ticket {ticket_id} changed meanwhile; try again")
+            detail = f"from {ticket.owner_contact_id} to {to_contact_id}"
+            await uow.tickets.add_events(
+                [TicketEvent(ticket_id, now, "reassigned", channel, by_contact_id, detail)]
+            )
 
     async def start_bridge(self, ticket_id: int, contact_id: int, call_id: str) -> str | None:
         """Connect the owner's call to the resident; the resident's number, or None if none."""
