@@ -254,7 +254,8 @@ def _ticket_page(view: ResponderView, done: str | None = None) -> str:
     if view.can_act:
         body.append(_forms(view))
     elif view.owner_id is not None and not view.is_owner:
-        body.append(f'<p class="err">{_both("handed_over", owner=view.owner_name or "?")}</p>')
+        key = "handed_over" if view.had_it else "taken_by"
+        body.append(f'<p class="err">{_both(key, owner=view.owner_name or "?")}</p>')
     elif view.is_owner:
         body.append(f"<p>{_both('closed')}</p>")
     else:
@@ -315,7 +316,16 @@ def _parse_form(body: bytes, view: ResponderView) -> _Action:
     return _Action(kind, to_contact=int(chosen))
 
 
-_CONFLICTS = {"arrive": "conflict_arrive", "resolve": "conflict_resolve"}
+_CONFLICTS = {
+    "arrive": "conflict_arrive",
+    "resolve": "conflict_resolve",
+    "handover": "conflict_handover",
+}
+_FITS = {
+    "arrive": ("accepted",),
+    "resolve": ("accepted", "on_site"),
+    "handover": ("accepted", "on_site"),
+}
 _DONE = {"arrive": "arrived", "resolve": "resolved", "handover": "handed_over"}
 
 
@@ -360,7 +370,9 @@ def responder_router(app: Application) -> APIRouter:
             view = await view_for(found)
             if not view.is_owner:
                 app.refuse_link("not_owner")
-                key = "handed_over" if view.owner_id is not None else "not_yours"
+                key = "not_yours"
+                if view.owner_id is not None:
+                    key = "handed_over" if view.had_it else "taken_by"
                 _refuse(403, "refused_title", _line(key, owner=view.owner_name or "?"))
             action = _parse_form(await request.body(), view)
             await _carry_out(app, view, action)
@@ -388,9 +400,14 @@ async def _carry_out(app: Application, view: ResponderView, action: _Action) -> 
         log.info("responder action refused", extra={"ticket": ticket, "error": str(exc)})
         app.refuse_link("conflict")
         now = await app.responder_view(ticket, me)
-        if now.status == view.status and now.owner_id == view.owner_id:
-            raise _RefusedError(409, "conflict_title", _line("conflict_retry")) from None
+        if not now.is_owner and now.owner_id is not None:
+            _refuse(409, "conflict_title", _line("handed_over", owner=now.owner_name or "?"))
+        if now.can_act and now.status.value in _FITS[action.kind]:
+            _refuse(409, "conflict_title", _line("conflict_retry"))
         status_zh, status_en = texts(f"status_{now.status.value}")
-        key = _CONFLICTS.get(action.kind, "conflict_handover")
-        line = (texts(key, status=status_zh)[0], texts(key, status=status_en)[1])
-        raise _RefusedError(409, "conflict_title", line) from None
+        key = _CONFLICTS[action.kind]
+        _refuse(
+            409,
+            "conflict_title",
+            (texts(key, status=status_zh)[0], texts(key, status=status_en)[1]),
+        )

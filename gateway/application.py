@@ -118,6 +118,8 @@ class ResponderView:
     rated_at: datetime | None
     cancelled_at: datetime | None
     day_due_at: datetime | None
+    had_it: bool
+    """The viewer accepted the ticket or was given it at some time."""
     handover: tuple[Responder, ...]
     """Other reachable responders of the ticket's village and the units below it on the way
     to the household, nearest unit first."""
@@ -347,6 +349,11 @@ class Application:
             )
             if residents:
                 resident_name, resident_phone = residents[0].name, residents[0].phone
+        had_it = any(
+            (e.kind == "accepted" and e.contact_id == contact_id)
+            or (e.kind == "reassigned" and e.detail.rsplit(" ", 1)[-1] == str(contact_id))
+            for e in await self._store.tickets.events(ticket_id)
+        )
         contacts = await grid.contacts()
         names = {c.id: c.name for c in contacts}
         zone = ZoneInfo(self.settings.tickets.timezone)
@@ -374,6 +381,7 @@ class Application:
             rated_at=local(ticket.rated_at),
             cancelled_at=local(ticket.cancelled_at),
             day_due_at=local(ticket.day_due_at),
+            had_it=had_it or ticket.owner_contact_id == contact_id,
             handover=_handover(contacts, chain, ticket.owner_contact_id),
         )
 

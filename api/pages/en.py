@@ -41,6 +41,7 @@ TEXTS: Final[dict[str, str]] = {
     "handover_none": "Nobody else in the village to hand this over to.",
     "you": "Hello, {name}",
     "handed_over": "This ticket was handed over to {owner}; you can no longer act on it.",
+    "taken_by": "This ticket is with {owner}; you cannot act on it.",
     "not_yours": "This ticket is not yours now; you cannot act on it.",
     "closed": "This ticket is closed; nothing more to do.",
     "done_arrived_box": "Arrival recorded ({time}); the resident's call box will be told.",

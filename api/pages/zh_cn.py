@@ -41,6 +41,7 @@ TEXTS: Final[dict[str, str]] = {
     "handover_none": "本村没有其他可以转交的人。",
     "you": "您好，{name}",
     "handed_over": "此工单已转交给{owner}，您不能再操作。",
+    "taken_by": "此工单由{owner}负责，您不能操作。",
     "not_yours": "此工单现在不在您名下，您不能操作。",
     "closed": "此工单已结束，无需再操作。",
     "done_arrived_box": "已记录到达（{time}），老人的呼叫盒会收到提示。",
