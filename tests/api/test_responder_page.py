@@ -6,7 +6,7 @@ import html
 import io
 import re
 import string
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -133,7 +133,7 @@ async def page(
             yield Page(gw, box, fleet, clock, http, origin)
 
 
-def _up(http: httpx.AsyncClient) -> object:
+def _up(http: httpx.AsyncClient) -> Callable[[], Awaitable[bool]]:
     async def up() -> bool:
         try:
             return (await http.get("/healthz")).status_code in (200, 503)
