@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 
-from api.pages import texts
+from api.pages import texts, zh_cn
 from gateway.application import (
     LINK_PATH,
     ActionChannel,
@@ -68,6 +68,7 @@ a.tel{font-size:22px}
 form{margin:16px 0;padding:12px;border:1px solid #ccc;border-radius:8px}
 button{display:block;width:100%;min-height:56px;font-size:20px;margin-top:8px;
 border:0;border-radius:8px;background:#1a7f37;color:#fff}
+button .en{color:#eee}
 button.second{background:#555}
 label{display:block;margin:6px 0}
 input[type=radio]{width:22px;height:22px;vertical-align:middle}
@@ -151,6 +152,11 @@ def _category(view: ResponderView, category: Category) -> tuple[str, str]:
     return zh, en
 
 
+def _role(role: str) -> tuple[str, str]:
+    key = f"role_{role}"
+    return texts(key) if key in zh_cn.TEXTS else (role, role)
+
+
 def _when(at: datetime | None) -> str | None:
     return None if at is None else at.strftime(_TIME)
 
@@ -219,7 +225,10 @@ def _forms(view: ResponderView) -> str:
     )
     if view.handover:
         options = "".join(
-            f'<option value="{p.contact_id}">{html.escape(p.name)}</option>' for p in view.handover
+            f'<option value="{p.contact_id}">{html.escape(p.name)}（{html.escape(role_zh)} / '
+            f"{html.escape(role_en)}）</option>"
+            for p in view.handover
+            for role_zh, role_en in (_role(p.role),)
         )
         parts.append(
             '<form method="post"><input type="hidden" name="action" value="handover">'

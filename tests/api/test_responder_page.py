@@ -279,7 +279,7 @@ async def test_hand_over_makes_the_old_link_read_only(page: Page) -> None:
     ticket = await page.call_and_accept()
     token = page.link(ticket.id, SECRETARY)
     body = (await page.http.get(f"/r/{token}")).text
-    assert f'<option value="{DEPUTY}">王副书记</option>' in body
+    assert f'<option value="{DEPUTY}">王副书记（副书记 / deputy secretary）</option>' in body
     assert f'value="{DAUGHTER}"' not in body  # family never take a ticket
 
     family = await page.post(token, {"action": "handover", "to": str(DAUGHTER)})
