@@ -11,13 +11,14 @@ import uvicorn
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 
+from api.responder_page import responder_router
 from api.twilio_webhooks import twilio_router
 from gateway.application import Application
 from gateway.errors import StartupError
 
 
 def create_app(application: Application) -> FastAPI:
-    """The FastAPI app for one running gateway's facade: health, metrics, provider webhooks."""
+    """The FastAPI app for a running gateway: health, metrics, responder page, webhooks."""
     app = FastAPI(title="Bidao (必到)", docs_url=None, redoc_url=None)
 
     @app.get("/healthz")
@@ -29,6 +30,7 @@ def create_app(application: Application) -> FastAPI:
     async def metrics() -> Response:
         return Response(application.metrics_text(), media_type="text/plain; version=0.0.4")
 
+    app.include_router(responder_router(application))
     if application.settings.notify.provider == "twilio":
         app.include_router(twilio_router(application))
     return app

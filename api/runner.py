@@ -61,7 +61,11 @@ def run_gateway(config_path: Path | None) -> int:
             _say(problem)
         return EXIT_CONFIG
     configure_logging(settings.log_level, settings.log_format)
-    service = GatewayService(settings, provider=build_provider(settings))
+    try:
+        service = GatewayService(settings, provider=build_provider(settings))
+    except GatewayError as exc:
+        _say(str(exc))
+        return EXIT_CONFIG
     if settings.http.enabled:
         service.add_component("http", http_component(for_service(service)))
     try:

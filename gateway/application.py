@@ -22,7 +22,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 from alerts import Notification
 from gateway.clock import Clock, SystemClock
@@ -55,6 +57,10 @@ from gateway.services.grid_import import ImportKind as ImportKind  # noqa: PLC04
 from gateway.services.grid_import import (
     ImportRejectedError as ImportRejectedError,  # noqa: PLC0414 - re-exported
 )
+from gateway.services.links import LINK_PATH as LINK_PATH  # noqa: PLC0414 - re-exported
+from gateway.services.links import LinkError as LinkError  # noqa: PLC0414 - re-exported
+from gateway.services.links import LinkGrant as LinkGrant  # noqa: PLC0414 - re-exported
+from gateway.services.links import ResponderLinks
 from gateway.services.reports import UNPLACED as UNPLACED  # noqa: PLC0414 - re-exported
 from gateway.services.reports import Card, Reports, UnitWarning
 from gateway.services.reports import TicketStats as TicketStats  # noqa: PLC0414 - re-exported
@@ -98,6 +104,7 @@ if TYPE_CHECKING:
 
 DAY_S = 86_400.0
 UNUSED_BOX_DAYS = 90.0
+_UNIT_DEPTH = 12  # more grid levels than any chain has; a loop in parent codes stops here
 
 
 class ApplicationError(GatewayError):
@@ -120,6 +127,56 @@ class LiveParts:
     outbox: OutboxSender
     metrics: GatewayMetrics
     health: Callable[[], Awaitable[Health]]
+    links: ResponderLinks | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Responder:
+    """A person a ticket can be handed over to."""
+
+    contact_id: int
+    name: str
+    role: str
+
+
+@dataclass(frozen=True, slots=True)
+class ResponderView:
+    """One ticket as the responder's page shows it to one person; times in local time."""
+
+    ticket_id: int
+    viewer_id: int
+    viewer_name: str | None
+    status: TicketStatus
+    owner_id: int | None
+    owner_name: str | None
+    resident_name: str | None
+    address: str | None
+    resident_phone: str | None
+    has_box: bool
+    category: Category | None
+    day_clock_s: dict[Category, float]
+    opened_at: datetime
+    accepted_at: datetime | None
+    on_site_at: datetime | None
+    resolved_at: datetime | None
+    rated_at: datetime | None
+    cancelled_at: datetime | None
+    day_due_at: datetime | None
+    had_it: bool
+    """The viewer accepted the ticket or was given it at some time."""
+    handover: tuple[Responder, ...]
+    """Other reachable responders of the ticket's village and the units below it on the way
+    to the household, nearest unit first."""
+
+    @property
+    def is_owner(self) -> bool:
+        """Whether the viewer is the one who has the ticket now."""
+        return self.owner_id == self.viewer_id
+
+    @property
+    def can_act(self) -> bool:
+        """Whether the viewer may report arrival or resolution, or hand the ticket over."""
+        return self.is_owner and self.status in (TicketStatus.ACCEPTED, TicketStatus.ON_SITE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -401,6 +458,88 @@ class Application:
         """The matter is dealt with; the box asks the resident to rate it."""
         await (await self._ticket_actions()).resolve(ticket_id, contact_id, channel, category, note)
 
+    # The responder's page
+
+    def open_link(self, token: str) -> LinkGrant:
+        """What a responder's link grants now; LinkError (with its reason) if nothing."""
+        live = self._running()
+        if live.links is None:
+            raise NotRunningError("this gateway makes no responder links")
+        return live.links.verify(token, self._clock.now())
+
+    def refuse_link(self, reason: str) -> None:
+        """Count a responder page request refused for `reason` (forged, expired, not_owner…)."""
+        self._running().metrics.responder_links_refused.labels(reason).inc()
+
+    async def responder_view(self, ticket_id: int, contact_id: int) -> ResponderView:
+        """The ticket as `contact_id` sees it on the page; TicketError if there is none."""
+        await self._ready()
+        ticket = await self._store.tickets.get(ticket_id)
+        if ticket is None:
+            raise TicketError(f"no ticket {ticket_id}")
+        grid = self._store.grid
+        address = resident_name = resident_phone = None
+        chain: list[str] = []
+        if ticket.household_code is not None:
+            households = await grid.households_by_code([ticket.household_code])
+            if households:
+                address = households[0].address or None
+                chain = await self._unit_chain(households[0].neighbourhood_code)
+            residents = sorted(
+                await grid.residents_of([ticket.household_code]), key=lambda r: r.id or 0
+            )
+            if residents:
+                resident_name, resident_phone = residents[0].name, residents[0].phone
+        had_it = any(
+            (e.kind == "accepted" and e.contact_id == contact_id)
+            or (e.kind == "reassigned" and e.detail.rsplit(" ", 1)[-1] == str(contact_id))
+            for e in await self._store.tickets.events(ticket_id)
+        )
+        contacts = await grid.contacts()
+        names = {c.id: c.name for c in contacts}
+        zone = ZoneInfo(self.settings.tickets.timezone)
+
+        def local(at: float | None) -> datetime | None:
+            return None if at is None else datetime.fromtimestamp(at, zone)
+
+        return ResponderView(
+            ticket_id=ticket.id,
+            viewer_id=contact_id,
+            viewer_name=names.get(contact_id),
+            status=ticket.status,
+            owner_id=ticket.owner_contact_id,
+            owner_name=names.get(ticket.owner_contact_id or 0),
+            resident_name=resident_name,
+            address=address,
+            resident_phone=resident_phone,
+            has_box=ticket.device_id is not None,
+            category=ticket.category,
+            day_clock_s=dict(ticket.rules.day_clock_s),
+            opened_at=datetime.fromtimestamp(ticket.opened_at, zone),
+            accepted_at=local(ticket.accepted_at),
+            on_site_at=local(ticket.on_site_at),
+            resolved_at=local(ticket.resolved_at),
+            rated_at=local(ticket.rated_at),
+            cancelled_at=local(ticket.cancelled_at),
+            day_due_at=local(ticket.day_due_at),
+            had_it=had_it or ticket.owner_contact_id == contact_id,
+            handover=_handover(contacts, chain, ticket.owner_contact_id),
+        )
+
+    async def _unit_chain(self, unit_code: str) -> list[str]:
+        """The household's units from `unit_code` up to its village (or the top), nearest first."""
+        chain: list[str] = []
+        code: str | None = unit_code
+        while code is not None and code not in chain and len(chain) < _UNIT_DEPTH:
+            units = await self._store.grid.units_by_code([code])
+            if not units:
+                break
+            chain.append(code)
+            if units[0].level == "village":
+                break
+            code = units[0].parent_code
+        return chain
+
     async def classify_ticket(
         self, ticket_id: int, category: Category, contact_id: int | None, channel: ActionChannel
     ) -> None:
@@ -506,6 +645,26 @@ class Application:
             raise ApplicationError(f"cannot read {path}: {exc.strerror or exc}") from exc
 
 
+def _actor(contact_id: int | None) -> int:
+    if contact_id is None:
+        raise TicketError("this action needs to know who is acting")
+    return contact_id
+
+
+def _handover(
+    contacts: list[Contact], chain: list[str], owner: int | None
+) -> tuple[Responder, ...]:
+    """Reachable responders (not family, not the owner) of the units in `chain`, nearest first."""
+    rank = {code: i for i, code in enumerate(chain)}
+    found = [
+        c
+        for c in contacts
+        if c.unit_code in rank and c.role != "family" and c.id != owner and not c.bad_number
+    ]
+    found.sort(key=lambda c: (rank[c.unit_code or ""], c.id))
+    return tuple(Responder(c.id, c.name, c.role) for c in found)
+
+
 @asynccontextmanager
 async def offline(settings: Settings, clock: Clock | None = None) -> AsyncIterator[Application]:
     """The facade over the SQLite store alone; the store opens on first use, closes at exit.
@@ -557,7 +716,9 @@ def for_service(service: GatewayService) -> Application:
         service.registry,
         service.importer,
         service.reports,
-        live=LiveParts(service.tickets, service.outbox, service.metrics, service.health),
+        live=LiveParts(
+            service.tickets, service.outbox, service.metrics, service.health, service.links
+        ),
         after_import=lambda: service.scheduler.notify(0.0),
         devices=service.devices,
     )

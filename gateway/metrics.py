@@ -133,6 +133,12 @@ class GatewayMetrics:
             ["reason"],
             registry=r,
         )
+        self.responder_links_refused = Counter(
+            "bidao_responder_links_refused",
+            "Responder page requests refused, by reason",
+            ["reason"],
+            registry=r,
+        )
         self.status_callbacks = Counter(
             "bidao_status_callbacks",
             "Provider status callbacks, by state and whether they changed anything",
