@@ -877,10 +877,16 @@ class _Decider:
     ) -> None:
         self.move_to(TicketStatus.RESOLVED)
         cleaned = clean_note(note) if note is not None else None
+        ticket = self.ticket
+        day_due_at = ticket.day_due_at
+        if category is not None and day_due_at is None:
+            # Classified only as it is resolved: its time limit ran from the call.
+            day_due_at = ticket.opened_at + self.rules.day_clock_s[category]
         self.ticket = replace(
-            self.ticket,
+            ticket,
             resolved_at=self.at,
-            category=category or self.ticket.category,
+            category=category or ticket.category,
+            day_due_at=day_due_at,
         )
         if category is not None:
             self.event("classified", channel, contact_id, detail=category)
