@@ -47,8 +47,8 @@ T = TypeVar("T")
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
-CHANNEL: ActionChannel = "api"
-"""How the command line's actions are recorded ("cli" once the store accepts it)."""
+CHANNEL: ActionChannel = "cli"
+"""How the command line's actions are recorded."""
 _ESCALATED_WHY = "not accepted in "
 
 
@@ -202,7 +202,7 @@ def _why(text: str) -> str:
 
 def _event_detail(item: TimelineItem) -> str:  # noqa: PLR0911 - one wording per kind
     kind, detail = item.kind, item.detail
-    if kind in ("opened", "pressed_again") and detail.startswith("presses="):
+    if kind in ("opened", "pressed_again", "owner_alerted") and detail.startswith("presses="):
         count = detail.removeprefix("presses=")
         return both(zh.PRESSES.format(count=count), en.PRESSES.format(count=count))
     if kind == "classified":
@@ -219,6 +219,10 @@ def _event_detail(item: TimelineItem) -> str:  # noqa: PLR0911 - one wording per
             en.TOLD.format(role=en.ROLE.get(role, role)),
         )
         return f"{_pick(zh.CATEGORY, en.CATEGORY, category)}，{told}"
+    if kind == "reassigned":
+        old = item.handed_from.name if item.handed_from else label("unknown")
+        new = item.handed_to.name if item.handed_to else label("unknown")
+        return both(zh.HANDED.format(old=old, new=new), en.HANDED.format(old=old, new=new))
     if kind == "red_key" and detail == "call ended":
         return both(zh.CALL_ENDED, en.CALL_ENDED)
     if kind in ("cancelled", "no_answer", "no_household"):

@@ -26,20 +26,47 @@ ACTION_CHANNEL = {
     "dashboard": "dashboard",
     "api": "API",
     "cli": "command line",
+    "link": "the SMS link page",
     "system": "system",
 }
 MESSAGE_CHANNEL = {"sms": "SMS", "voice": "call"}
 TEMPLATE = {
     "ticket_call": "call for help",
     "ticket_call_repeat": "called again",
+    "ticket_still_waiting": "still not accepted; can still accept",
     "ticket_informed": "told of the call",
     "ticket_escalated": "passed on to them",
-    "ticket_not_arrived": "not arrived, follow up",
+    "ticket_escalated_no_answer": "the one before did not answer; passed on to them",
+    "ticket_escalated_not_accepted": "nobody accepted; passed on to them",
+    "ticket_escalated_declined": "the one before could not go; passed on to them",
+    "ticket_escalated_unreachable": "the one before could not be reached; passed on to them",
+    "ticket_not_arrived": "the owner has not arrived; asked to take over",
     "ticket_taken": "someone has taken it",
+    "ticket_accepted": "accepted: how to report progress",
+    "ticket_accepted_link": "accepted: the link to report progress",
+    "ticket_pressed_again_accepted": "resident pressed again after acceptance",
+    "ticket_pressed_again_on_site": "resident pressed again after arrival",
+    "ticket_reassigned_to_you": "handed over to them",
+    "ticket_reassigned_sms": "handed over to them: how to report progress",
+    "ticket_reassigned_sms_link": "handed over to them: the link to report progress",
+    "ticket_taken_over": "took it over: how to report progress",
+    "ticket_taken_over_link": "took it over: the link to report progress",
+    "ticket_reassigned_away": "handed over to someone else",
     "ticket_cancelled_by_resident": "resident cancelled, call back",
+    "ticket_cancelled_no_phone": "resident cancelled, visit to check",
     "ticket_overdue": "overdue, follow up",
     "ticket_review": "resident not satisfied, visit again",
     "ticket_access": "key-safe code and health notes",
+    "family_called": "family told: their elder called",
+    "family_accepted": "family told: someone accepted",
+    "family_arrived": "family told: the helper arrived",
+    "family_resolved": "family told: resolved",
+    "digest": "several reminders sent together",
+    "device_unassigned_call": "box has no household, check it",
+    "device_unknown_household_call": "box's household does not exist, check it",
+    "device_call_failed": "no ticket could be made, contact the resident",
+    "device_offline": "box offline",
+    "device_back_online": "box back online",
 }
 DELIVERY = {
     "pending": "waiting to be sent",
@@ -60,6 +87,7 @@ FOLLOW_UP = {"fallback": "SMS failed, called instead", "retry": "unanswered, cal
 EVENT = {
     "opened": "call key pressed",
     "pressed_again": "call key pressed again",
+    "owner_alerted": "owner told again",
     "no_household": "the box has no household",
     "accepted": "accepted",
     "accept_too_late": "accepted after someone else",
@@ -84,12 +112,13 @@ EVENT = {
 PRESSES = "{count} in all"
 VIA = "via {channel}"
 CALL_ENDED = "call ended"
-HANDED_FROM = "from"
+HANDED = "from {old} to {new}"
 WHY = {
     "not_accepted": "nobody accepted within {minutes} min",
     "no answer": "no answer",
     "declined": "the one before could not go",
     "nobody to call": "nobody to call",
+    "not accepted": "nobody accepted",
     "not arrived": "did not arrive in time",
 }
 TOLD = "told the {role}"

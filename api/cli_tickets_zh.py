@@ -26,20 +26,47 @@ ACTION_CHANNEL = {
     "dashboard": "管理页面",
     "api": "接口",
     "cli": "命令行",
+    "link": "短信链接页面",
     "system": "系统",
 }
 MESSAGE_CHANNEL = {"sms": "短信", "voice": "电话"}
 TEMPLATE = {
     "ticket_call": "呼叫上门",
     "ticket_call_repeat": "再次呼叫",
+    "ticket_still_waiting": "仍无人接单，仍可接单",
     "ticket_informed": "告知有人呼叫",
     "ticket_escalated": "转由其处理",
-    "ticket_not_arrived": "未到达，请跟进",
+    "ticket_escalated_no_answer": "前一位未接电话，转由其处理",
+    "ticket_escalated_not_accepted": "无人接单，转由其处理",
+    "ticket_escalated_declined": "前一位无法前往，转由其处理",
+    "ticket_escalated_unreachable": "前一位无法联系，转由其处理",
+    "ticket_not_arrived": "接单人未到达，可由其接手",
     "ticket_taken": "已有人接单",
+    "ticket_accepted": "已接单，如何报告进度",
+    "ticket_accepted_link": "已接单，报告进度的链接",
+    "ticket_pressed_again_accepted": "接单后居民再次呼叫",
+    "ticket_pressed_again_on_site": "到达后居民再次呼叫",
+    "ticket_reassigned_to_you": "工单转交给其",
+    "ticket_reassigned_sms": "工单转交给其，如何报告进度",
+    "ticket_reassigned_sms_link": "工单转交给其，报告进度的链接",
+    "ticket_taken_over": "已接手，如何报告进度",
+    "ticket_taken_over_link": "已接手，报告进度的链接",
+    "ticket_reassigned_away": "工单已转交他人",
     "ticket_cancelled_by_resident": "居民取消呼叫，请回电",
+    "ticket_cancelled_no_phone": "居民取消呼叫，请上门确认",
     "ticket_overdue": "超过办理时限，请督办",
     "ticket_review": "居民不满意，请回访",
     "ticket_access": "钥匙盒密码和健康提示",
+    "family_called": "告知家属：老人呼叫",
+    "family_accepted": "告知家属：已有人接单",
+    "family_arrived": "告知家属：已到达",
+    "family_resolved": "告知家属：已办结",
+    "digest": "多条提醒合并发送",
+    "device_unassigned_call": "呼叫器未绑定住户，请核实",
+    "device_unknown_household_call": "呼叫器登记的住户不存在，请核实",
+    "device_call_failed": "未能生成工单，请联系老人",
+    "device_offline": "呼叫器没有信号",
+    "device_back_online": "呼叫器恢复信号",
 }
 DELIVERY = {
     "pending": "待发送",
@@ -60,6 +87,7 @@ FOLLOW_UP = {"fallback": "短信未送达，改打电话", "retry": "未接听�
 EVENT = {
     "opened": "按下呼叫键",
     "pressed_again": "再次按下呼叫键",
+    "owner_alerted": "再次通知负责人",
     "no_household": "呼叫器没有登记住户",
     "accepted": "接单",
     "accept_too_late": "接单时已有人接单",
@@ -84,12 +112,13 @@ EVENT = {
 PRESSES = "共{count}次"
 VIA = "经{channel}"
 CALL_ENDED = "挂断通话"
-HANDED_FROM = "原负责人"
+HANDED = "由{old}转交给{new}"
 WHY = {
     "not_accepted": "{minutes}分钟内无人接单",
     "no answer": "无人接听",
     "declined": "前一位无法前往",
     "nobody to call": "无人可呼叫",
+    "not accepted": "无人接单",
     "not arrived": "未按时到达",
 }
 TOLD = "已通知{role}"

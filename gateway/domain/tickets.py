@@ -39,7 +39,7 @@ import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, tzinfo
-from typing import Literal, Protocol
+from typing import Literal, Protocol, get_args
 
 from firmware_protocol import IndicationKind
 from gateway.errors import GatewayError
@@ -59,6 +59,32 @@ Rating = Literal["up", "down"]
 NotifyChannel = Literal["sms", "voice"]
 FamilyEvent = Literal["called", "accepted", "arrived", "resolved"]
 FAMILY_EVENTS: tuple[FamilyEvent, ...] = ("called", "accepted", "arrived", "resolved")
+EventKind = Literal[
+    "opened",
+    "no_household",
+    "pressed_again",
+    "owner_alerted",
+    "red_key",
+    "cancelled",
+    "rated_up",
+    "rated_down",
+    "accept_too_late",
+    "accepted",
+    "declined",
+    "on_site",
+    "classified",
+    "note",
+    "resolved",
+    "reassigned",
+    "no_answer",
+    "bridged",
+    "bridge_ended",
+    "escalated",
+    "escalation_exhausted",
+    "overdue",
+]
+EVENT_KINDS: tuple[EventKind, ...] = get_args(EventKind)
+"""Every kind of audit row the rules write (each has words wherever a timeline is shown)."""
 NOTE_MAX_CHARS = 500
 
 
@@ -778,7 +804,7 @@ class _Decider:
         self.ticket = replace(
             self.ticket, rating=rating, rated_at=self.at, review_flag=rating == "down"
         )
-        self.event(f"rated_{rating}", "box_key")
+        self.event("rated_up" if rating == "up" else "rated_down", "box_key")
         self.counts.append("rated")
         if rating == "down" and self.household is not None:
             owner = self.owner()
@@ -860,11 +886,12 @@ class _Decider:
     def arrive(self, contact_id: int | None, channel: ActionChannel) -> None:
         self.move_to(TicketStatus.ON_SITE)
         self.ticket = replace(self.ticket, on_site_at=self.at)
-        self.event(TicketStatus.ON_SITE.value, channel, contact_id)
+        # Recorded without a name (the box's long press, an operator): the owner arrived.
+        helper = self.helper(contact_id)
+        self.event("on_site", channel, helper.id if helper is not None else contact_id)
         self.cleared.append(ClockKind.ARRIVE)
         self.indicate(IndicationKind.HELPER_ARRIVED)
         self.counts.append(TicketStatus.ON_SITE.value)
-        helper = self.helper(contact_id)
         if self.household is not None and helper is not None:
             self.tell_family(self.household, "arrived", "family_arrived", owner=helper.name)
 
@@ -888,16 +915,18 @@ class _Decider:
             category=category or ticket.category,
             day_due_at=day_due_at,
         )
+        # Recorded without a name (an operator): the owner resolved it.
+        helper = self.helper(contact_id)
+        by = helper.id if helper is not None else contact_id
         if category is not None:
-            self.event("classified", channel, contact_id, detail=category)
+            self.event("classified", channel, by, detail=category)
         if cleaned is not None:
-            self.event("note", channel, contact_id, detail=cleaned)
-        self.event(TicketStatus.RESOLVED.value, channel, contact_id)
+            self.event("note", channel, by, detail=cleaned)
+        self.event("resolved", channel, by)
         self.cleared.extend((ClockKind.ARRIVE, ClockKind.DAY))
         # The resolved indication is the box's request for a rating (thumbs up or down).
         self.indicate(IndicationKind.RESOLVED)
         self.counts.append(TicketStatus.RESOLVED.value)
-        helper = self.helper(contact_id)
         if self.household is not None:
             self.tell_family(
                 self.household,
@@ -1134,7 +1163,7 @@ class _Decider:
 
     def event(
         self,
-        kind: str,
+        kind: EventKind,
         channel: ActionChannel,
         contact_id: int | None = None,
         detail: str = "",

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from gateway.domain.grid import Contact, GridUnit
-from gateway.domain.tickets import Category, Rating, Ticket, TicketStatus
+from gateway.domain.tickets import Category, Rating, Ticket, TicketEvent, TicketStatus
 from gateway.errors import GatewayError
 from gateway.store.ports import Feedback, Store, TicketMessage, TicketQuery
 
@@ -120,6 +120,10 @@ class TimelineItem:
     detail: str = ""
     message: TicketMessage | None = None
     rating: str | None = None
+    handed_from: PersonRef | None = None
+    """For "reassigned": who had the ticket (`person` is who handed it over)."""
+    handed_to: PersonRef | None = None
+    """For "reassigned": who has it now."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +134,23 @@ class Timeline:
     places: tuple[str, ...]
     """The household's grid units by name, county first."""
     items: tuple[TimelineItem, ...]
+
+
+_HANDED = re.compile(r"from (\d+|None)(?: to (\d+))?")
+
+
+def _handed(event: TicketEvent) -> tuple[int | None, int | None]:
+    """Who had a reassigned ticket and who got it.
+
+    The detail is "from A to B" (the event's contact is who handed it over); rows written
+    before that say "from A", with the new owner as the event's contact.
+    """
+    m = _HANDED.fullmatch(event.detail)
+    if m is None:
+        return None, None
+    old = int(m[1]) if m[1] != "None" else None
+    new = int(m[2]) if m[2] is not None else event.contact_id
+    return old, new
 
 
 def _person(contact: Contact) -> PersonRef:
@@ -201,6 +222,8 @@ class TicketViews:
         ratings = await store.tickets.feedback_of(ticket_id)
         ids = {e.contact_id for e in events} | {m.contact_id for m in messages}
         ids.add(ticket.owner_contact_id)
+        handed = {n: _handed(e) for n, e in enumerate(events) if e.kind == "reassigned"}
+        ids.update(i for pair in handed.values() for i in pair)
         people = await self._people(i for i in ids if i is not None)
         view, places = (await self._described([ticket], people, chains=True))[0]
         rated_at = {f.at for f in ratings}
@@ -209,7 +232,15 @@ class TicketViews:
             if e.kind.startswith("rated_") and e.at in rated_at:
                 continue  # the thumbs press below says it, with the box that was pressed
             person = people.get(e.contact_id) if e.contact_id is not None else None
-            items.append((e.at, 0, n, TimelineItem(e.at, e.kind, e.channel, person, e.detail)))
+            item = TimelineItem(e.at, e.kind, e.channel, person, e.detail)
+            if n in handed:
+                old, new = handed[n]
+                item = replace(
+                    item,
+                    handed_from=people.get(old) if old is not None else None,
+                    handed_to=people.get(new) if new is not None else None,
+                )
+            items.append((e.at, 0, n, item))
         for n, m in enumerate(messages):
             person = people.get(m.contact_id) if m.contact_id is not None else None
             items.append(

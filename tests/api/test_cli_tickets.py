@@ -18,16 +18,25 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import get_args
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from alerts.locales import en as messages_en
+from alerts.locales import zh_cn as messages_zh
+from api import cli_tickets_en, cli_tickets_zh
 from device_sim.device import SimulatedDevice
 from device_sim.mqtt import MqttFleet
 from firmware_protocol import Key
 from gateway.application import for_service
 from gateway.clock import ManualClock
-from gateway.domain.tickets import Ticket
+from gateway.domain.tickets import (
+    ESCALATION_TEMPLATES,
+    EVENT_KINDS,
+    ActionChannel,
+    Ticket,
+)
 from gateway.runtime.broker import MosquittoBroker
 from gateway.runtime.service import GatewayService
 from tests.gateway.grid import BOX_ID, BOX_KEY, SECRETARY
@@ -125,15 +134,51 @@ TIMELINE = """\
 11-30 14:05  电话 call → 李书记（村书记 village secretary）：呼叫上门 call for help — 已接通 call connected，按1接单 pressed 1: accept
 11-30 14:05  短信 SMS → 李书记（村书记 village secretary）：呼叫上门 call for help — 已送达 delivered
 11-30 14:05  短信 SMS → 钱邻长（邻长 neighbour chief）：告知有人呼叫 told of the call — 已送达 delivered
+11-30 14:05  短信 SMS → 张小红（家属 family）：告知家属：老人呼叫 family told: their elder called — 已送达 delivered
 11-30 14:07  接单 accepted：李书记（村书记 village secretary），经电话按键 via phone key
 11-30 14:07  短信 SMS → 钱邻长（邻长 neighbour chief）：已有人接单 someone has taken it — 已送达 delivered
+11-30 14:07  短信 SMS → 李书记（村书记 village secretary）：已接单，报告进度的链接 accepted: the link to report progress — 已送达 delivered
 11-30 14:07  短信 SMS → 李书记（村书记 village secretary）：钥匙盒密码和健康提示 key-safe code and health notes — 已送达 delivered
+11-30 14:07  短信 SMS → 张小红（家属 family）：告知家属：已有人接单 family told: someone accepted — 已送达 delivered
 11-30 14:19  到达 arrived：李书记（村书记 village secretary），经接口 via API
+11-30 14:19  短信 SMS → 张小红（家属 family）：告知家属：已到达 family told: the helper arrived — 已送达 delivered
 11-30 14:39  分类 classified：李书记（村书记 village secretary），一般 ordinary，经接口 via API
-11-30 14:39  已解决 resolved：李书记（村书记 village secretary），经接口 via API
 11-30 14:39  备注 note：李书记（村书记 village secretary），换了灯泡，老人一切安好，经接口 via API
+11-30 14:39  已解决 resolved：李书记（村书记 village secretary），经接口 via API
+11-30 14:39  短信 SMS → 张小红（家属 family）：告知家属：已办结 family told: resolved — 已送达 delivered
 11-30 14:44  评价 rated：满意（点赞） satisfied (thumbs up)，呼叫器 box b1da000000000001
 """
+
+
+FRAGMENTS = {"not_recorded", "digest_same"}
+"""Catalogue entries that are parts of other texts, never a message of their own."""
+
+
+def test_every_message_event_channel_and_reason_has_words_in_both_languages() -> None:
+    """A template or event kind added to the rules without words here fails this test."""
+    sent = {
+        t
+        for catalogue in (messages_zh.TEMPLATES, messages_en.TEMPLATES)
+        for t in catalogue
+        if not t.startswith("voice_") and t not in FRAGMENTS
+    }
+    wanted: dict[str, set[str]] = {
+        "TEMPLATE": sent,
+        "EVENT": set(EVENT_KINDS),
+        "ACTION_CHANNEL": set(get_args(ActionChannel)),
+        "WHY": {*ESCALATION_TEMPLATES, "not arrived"},
+    }
+    for table, keys in wanted.items():
+        zh_words: dict[str, str] = getattr(cli_tickets_zh, table)
+        en_words: dict[str, str] = getattr(cli_tickets_en, table)
+        missing = sorted(
+            k for k in keys if not zh_words.get(k, "").strip() or zh_words[k].isascii()
+        )
+        assert missing == [], f"cli_tickets_zh.{table} has no Chinese words for {missing}"
+        missing = sorted(k for k in keys if not en_words.get(k, "").strip())
+        assert missing == [], f"cli_tickets_en.{table} has no English words for {missing}"
+    assert {"family_called", "device_offline", "ticket_accepted_link"} <= sent
+    assert {"owner_alerted", "reassigned", "rated_down"} <= set(EVENT_KINDS)
 
 
 async def test_the_timeline_of_a_closed_loop_word_for_word(story: Story) -> None:
@@ -263,15 +308,18 @@ async def test_actions_while_the_gateway_runs(story: Story) -> None:
         ("accepted", SECRETARY, ""),
         ("on_site", SECRETARY, ""),
         ("note", None, "老人血压偏高，已联系家属"),
-        ("reassigned", 2, f"from {SECRETARY}"),
+        ("reassigned", SECRETARY, f"from {SECRETARY} to 2"),
         ("classified", 2, "urgent"),
-        ("resolved", 2, ""),
         ("note", 2, "已送医"),
+        ("resolved", 2, ""),
     ]
     shown = await story.cli("ticket", n)
     assert shown.returncode == 0, shown.stderr
-    assert "备注 note：老人血压偏高，已联系家属，经接口 via API" in shown.stdout
-    assert "转交 handed over：王副书记（副书记 deputy secretary）" in shown.stdout
+    assert "备注 note：老人血压偏高，已联系家属，经命令行 via command line" in shown.stdout
+    assert (
+        "转交 handed over：李书记（村书记 village secretary），"
+        "由李书记转交给王副书记 from 李书记 to 王副书记，经命令行 via command line"
+    ) in shown.stdout
 
 
 def display_width(text: str) -> int:
