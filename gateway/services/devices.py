@@ -365,6 +365,31 @@ def _hours(seconds: float) -> str:
     return str(max(0, math.floor(seconds / HOUR_S)))
 
 
+def alarm_words(
+    device: DeviceRecord, household: HouseholdInfo | None, kind: AlarmKind
+) -> tuple[str, dict[str, str]]:
+    """The township's SMS about a green press that reached nobody: template and parameters.
+
+    `household` is the box's household if it exists (then the press failed for another
+    reason, `kind` "call_failed"); otherwise the box has no household or an unknown one.
+    """
+    label = device.device_id if not device.label else f"{device.device_id}（{device.label}）"
+    if household is not None and kind == "call_failed":
+        params = {"device": label, "resident": household.resident_name, "place": household.place}
+        return "device_call_failed", params
+    if device.household_code is not None:
+        return "device_unknown_household_call", {
+            "device": label,
+            "household": device.household_code,
+        }
+    return "device_unassigned_call", {"device": label}
+
+
+def notice_words(household: HouseholdInfo, silent_for: float) -> dict[str, str]:
+    """The parameters of "device_offline" and "device_back_online" after `silent_for` s."""
+    return {"resident": household.resident_name, "hours": _hours(silent_for)}
+
+
 class DeviceAlarms:
     """Operator alarms for calls that reached nobody; offline and back-online notices."""
 
@@ -455,17 +480,7 @@ class DeviceAlarms:
                 extra={"device_id": device.device_id},
             )
             return []
-        label = device.device_id if not device.label else f"{device.device_id}（{device.label}）"
-        if household is not None and kind == "call_failed":
-            template = "device_call_failed"
-            place = household.address or household.unit_names.get(household.unit_chain[0], "")
-            params = {"device": label, "resident": household.resident_name, "place": place}
-        elif device.household_code is not None:
-            template = "device_unknown_household_call"
-            params = {"device": label, "household": device.household_code}
-        else:
-            template = "device_unassigned_call"
-            params = {"device": label}
+        template, params = alarm_words(device, household, kind)
         duty = await uow.grid.unit_contacts(chain, "township_duty")
         return [_sms(c, template, params, URGENT) for c in duty if not c.bad_number]
 
@@ -560,7 +575,7 @@ class DeviceAlarms:
             *await uow.grid.contacts_by_id(family_ids),
             *await uow.grid.unit_contacts(info.unit_chain, "grid_worker"),
         ]
-        params = {"resident": info.resident_name, "hours": _hours(silent_for)}
+        params = notice_words(info, silent_for)
         return [_sms(c, template, params, NORMAL) for c in people if not c.bad_number]
 
     def _notified(self, notifications: Sequence[Notification]) -> None:

@@ -14,6 +14,7 @@ import pytest
 
 from alerts import fits_sms, render
 from alerts.templates import CATALOGS, LINK_VARIANTS
+from gateway.domain.devices import DeviceRecord
 from gateway.domain.grid import Contact
 from gateway.domain.tickets import (
     Accept,
@@ -35,6 +36,7 @@ from gateway.domain.tickets import (
     TicketStatus,
     decide,
 )
+from gateway.services.devices import alarm_words, notice_words
 from tests.gateway.domain.test_ticket_rules import (
     BAD_SECRETARY,
     CHIEF,
@@ -266,6 +268,70 @@ SITUATIONS = [
         },
     ),
 ]
+BOX = "b1da000000000002"
+UNKNOWN_HOUSEHOLD = "341504-101-001-9999"
+
+
+def box(household_code: str | None = None, label: str | None = None) -> DeviceRecord:
+    return DeviceRecord(
+        BOX, "call_box", bytes(16), 60, T0, household_code=household_code, label=label
+    )
+
+
+@dataclass(frozen=True)
+class DeviceSituation:
+    """A notice about a box, worded as gateway/services/devices.py words it."""
+
+    name: str
+    template: str
+    params: dict[str, str]
+    expected: str
+    """The template the situation calls for."""
+    facts: dict[str, str]
+
+
+DEVICE_SITUATIONS = [
+    DeviceSituation(
+        "a green press from a box with no household",
+        *alarm_words(box(), None, "unassigned_call"),
+        "device_unassigned_call",
+        {"device": BOX},
+    ),
+    DeviceSituation(
+        "a green press from a labelled box with no household",
+        *alarm_words(box(label="张家门口"), None, "unassigned_call"),
+        "device_unassigned_call",
+        {"device": f"{BOX}（张家门口）"},
+    ),
+    DeviceSituation(
+        "a green press from a box registered to a household that does not exist",
+        *alarm_words(box(UNKNOWN_HOUSEHOLD), None, "unknown_household"),
+        "device_unknown_household_call",
+        {"device": BOX, "household": UNKNOWN_HOUSEHOLD},
+    ),
+    DeviceSituation(
+        "a green press of a known household that could not become a ticket",
+        *alarm_words(box(HOUSEHOLD.code), HOUSEHOLD, "call_failed"),
+        "device_call_failed",
+        {"device": BOX, "resident": "张桂兰", "place": PLACE},
+    ),
+    DeviceSituation(
+        "a box silent for 24 hours 59 minutes",
+        "device_offline",
+        notice_words(HOUSEHOLD, 24 * HOUR + 59 * MINUTE),
+        "device_offline",
+        {"resident": "张桂兰", "hours": "24"},
+    ),
+    DeviceSituation(
+        "a box heard again after 49 hours of silence",
+        "device_back_online",
+        notice_words(HOUSEHOLD, 49 * HOUR + 5 * MINUTE),
+        "device_back_online",
+        {"resident": "张桂兰", "hours": "49"},
+    ),
+]
+"""Every SMS gateway/services/devices.py sends, each in the situation it is sent in."""
+
 NOT_BY_THE_RULES = {"digest", "digest_same", "not_recorded"}
 """Rendered by the outbox (merging) and for missing values, not chosen by the rules."""
 
@@ -310,6 +376,19 @@ def test_every_template_in_every_situation_tells_what_happened() -> None:
                     assert "not recorded" not in text
             if n.template != "ticket_access":
                 assert "4321" not in str(n.params.values())
+    for d in DEVICE_SITUATIONS:
+        assert d.template == d.expected, d.name
+        used.add(d.template)
+        assert set(d.params) == set(d.facts), d.name
+        for language in ("zh-CN", "en"):
+            text = render(d.template, language, d.params)
+            assert placeholders(CATALOGS[language][d.template]) == set(d.facts), d.name
+            for key, fact in d.facts.items():
+                assert d.params[key] == fact, (d.name, key)
+                assert fact in text, (d.name, language, text)
+            assert fits_sms(text), (d.name, language, text)
+            assert "未登记" not in text
+            assert "not recorded" not in text
     spoken = {t for t in CATALOGS["zh-CN"] if t.startswith("voice_")}
     assert used == set(CATALOGS["zh-CN"]) - spoken - NOT_BY_THE_RULES
 
