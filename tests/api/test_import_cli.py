@@ -354,11 +354,11 @@ def test_chinese_headers_name_the_columns_in_errors_and_unknown_ones_refuse_the_
         f"{unknown}: file rejected, nothing imported",
         (
             f"{unknown} 第1行，微信：联系人文件没有这一列（可用的列：name, role, unit_code, "
-            "household_code, phone, language, available_from, available_to）"
+            "household_code, phone, language, available_from, available_to, notify）"
         ),
         (
             f"{unknown} line 1, 微信: unknown column for contacts (expected name, role, "
-            "unit_code, household_code, phone, language, available_from, available_to)"
+            "unit_code, household_code, phone, language, available_from, available_to, notify)"
         ),
     ]
     missing = tmp_path / "no phone.csv"
