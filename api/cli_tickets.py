@@ -414,12 +414,15 @@ def _act(ctx: typer.Context, action: str, by: str | None, run: Action, **words: 
     ticket_id, config = ctx.obj
 
     async def work(a: Application) -> str:
-        who = await a.find_contact(by) if by is not None else None
+        if by is not None:
+            who = await a.find_contact(by)
+        elif action == "note":
+            who = None  # the operator's own note
+        else:
+            who = (await a.ticket_timeline(ticket_id)).ticket.owner  # --by's default
         await run(a, ticket_id, who.id if who else None)
         if action == "reassign":
             who = (await a.ticket_timeline(ticket_id)).ticket.owner
-        else:
-            who = who or (await a.ticket_timeline(ticket_id)).ticket.owner
         return who.name if who is not None else "-"
 
     try:

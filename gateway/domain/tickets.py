@@ -886,12 +886,11 @@ class _Decider:
     def arrive(self, contact_id: int | None, channel: ActionChannel) -> None:
         self.move_to(TicketStatus.ON_SITE)
         self.ticket = replace(self.ticket, on_site_at=self.at)
-        # Recorded without a name (the box's long press, an operator): the owner arrived.
-        helper = self.helper(contact_id)
-        self.event("on_site", channel, helper.id if helper is not None else contact_id)
+        self.event("on_site", channel, contact_id)
         self.cleared.append(ClockKind.ARRIVE)
         self.indicate(IndicationKind.HELPER_ARRIVED)
         self.counts.append(TicketStatus.ON_SITE.value)
+        helper = self.helper(contact_id)
         if self.household is not None and helper is not None:
             self.tell_family(self.household, "arrived", "family_arrived", owner=helper.name)
 
@@ -915,18 +914,16 @@ class _Decider:
             category=category or ticket.category,
             day_due_at=day_due_at,
         )
-        # Recorded without a name (an operator): the owner resolved it.
-        helper = self.helper(contact_id)
-        by = helper.id if helper is not None else contact_id
         if category is not None:
-            self.event("classified", channel, by, detail=category)
+            self.event("classified", channel, contact_id, detail=category)
         if cleaned is not None:
-            self.event("note", channel, by, detail=cleaned)
-        self.event("resolved", channel, by)
+            self.event("note", channel, contact_id, detail=cleaned)
+        self.event("resolved", channel, contact_id)
         self.cleared.extend((ClockKind.ARRIVE, ClockKind.DAY))
         # The resolved indication is the box's request for a rating (thumbs up or down).
         self.indicate(IndicationKind.RESOLVED)
         self.counts.append(TicketStatus.RESOLVED.value)
+        helper = self.helper(contact_id)
         if self.household is not None:
             self.tell_family(
                 self.household,

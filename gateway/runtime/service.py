@@ -130,7 +130,8 @@ class GatewayService:
         self.outbox = OutboxSender(
             self.store, self.provider, self.clock, settings.notify, self.metrics
         )
-        self.links = responder_links(settings)
+        # A link is sent only where its page is served (the HTTP part serves it).
+        self.links = responder_links(settings) if settings.http.enabled else None
         self.tickets = TicketService(
             self.store,
             self.clock,

@@ -137,10 +137,10 @@ TIMELINE = """\
 11-30 14:05  短信 SMS → 张小红（家属 family）：告知家属：老人呼叫 family told: their elder called — 已送达 delivered
 11-30 14:07  接单 accepted：李书记（村书记 village secretary），经电话按键 via phone key
 11-30 14:07  短信 SMS → 钱邻长（邻长 neighbour chief）：已有人接单 someone has taken it — 已送达 delivered
-11-30 14:07  短信 SMS → 李书记（村书记 village secretary）：已接单，报告进度的链接 accepted: the link to report progress — 已送达 delivered
+11-30 14:07  短信 SMS → 李书记（村书记 village secretary）：已接单，如何报告进度 accepted: how to report progress — 已送达 delivered
 11-30 14:07  短信 SMS → 李书记（村书记 village secretary）：钥匙盒密码和健康提示 key-safe code and health notes — 已送达 delivered
 11-30 14:07  短信 SMS → 张小红（家属 family）：告知家属：已有人接单 family told: someone accepted — 已送达 delivered
-11-30 14:19  到达 arrived：李书记（村书记 village secretary），经接口 via API
+11-30 14:19  到达 arrived，经接口 via API
 11-30 14:19  短信 SMS → 张小红（家属 family）：告知家属：已到达 family told: the helper arrived — 已送达 delivered
 11-30 14:39  分类 classified：李书记（村书记 village secretary），一般 ordinary，经接口 via API
 11-30 14:39  备注 note：李书记（村书记 village secretary），换了灯泡，老人一切安好，经接口 via API

@@ -69,6 +69,7 @@ class Page:
         return found
 
     def link(self, ticket_id: int, contact_id: int) -> str:
+        assert self.gw.links is not None
         return self.gw.links.token(ticket_id, contact_id, self.clock.now())
 
     async def post(
