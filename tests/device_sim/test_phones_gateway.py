@@ -24,7 +24,7 @@ from api.runner import build_provider
 from device_sim.device import SimulatedDevice
 from device_sim.mqtt import MqttFleet
 from device_sim.phones import FakePhoneNetwork
-from firmware_protocol import Key
+from firmware_protocol import IndicationKind, Key
 from gateway.application import for_service
 from gateway.clock import ManualClock
 from gateway.runtime.broker import MosquittoBroker, free_loopback_port
@@ -35,6 +35,10 @@ from tests.gateway.support import gateway_settings, load_grid, wait_for
 ACCOUNT = "AC" + "b1da" * 8
 TOKEN = "fake-network-auth-token"
 SECRETARY_PHONE, RESIDENT_PHONE = "13800000001", "13912345678"
+CALLED = (
+    f"【必到】张桂兰（桥元村三组12号，电话{RESIDENT_PHONE}）按下了呼叫键，请尽快联系或上门。工单1。"
+)
+"""The first words of the call: the SMS as it is, with the address and the resident's phone."""
 
 
 @dataclass
@@ -151,8 +155,9 @@ async def test_the_secretary_hears_the_call_presses_1_and_hears_what_follows(
     )
     heard = [(h["kind"], h["text"]) for h in call["transcript"]]
     assert heard == [
-        # The call reads the SMS as it is, signature included.
-        ("say", "【必到】张桂兰，桥元村三组，按下了呼叫键，请尽快联系或上门。工单1。"),
+        # The call reads the SMS as it is, signature included: the house address as imported
+        # and the resident's phone, which is the number the call is then put through to.
+        ("say", CALLED),
         ("say", said("voice_menu")),
         ("keypress", "1"),
         ("say", said("voice_accepted")),
@@ -161,6 +166,20 @@ async def test_the_secretary_hears_the_call_presses_1_and_hears_what_follows(
         ("end", "hangup"),
     ]
     assert all(said("voice_no_input") not in text for _kind, text in heard)
+    # What the accepted words promise happened: the box says someone is coming ...
+    assert IndicationKind.HELPER_ON_THE_WAY in [i.kind for i in village.box.indications]
+    # ... and an SMS tells the secretary how to report arriving (a long green press).
+    def reports() -> list[str]:
+        return [
+            r.body
+            for r in village.phones.received(SECRETARY_PHONE)
+            if r.kind == "sms" and r.body.startswith("【必到】您已接下工单1：")
+        ]
+
+    await wait_for(lambda: bool(reports()), what="the SMS on how to report")
+    await asyncio.to_thread(village.phones.wait_idle)
+    assert len(reports()) == 1
+    assert "到达后请在老人的呼叫盒上长按绿键，记录您已到达" in reports()[0]
 
     shown = await asyncio.to_thread(received, village, "--ticket", "1")
     assert "    按键 pressed：1" in shown.splitlines()
@@ -172,7 +191,7 @@ async def test_nine_repeats_the_call_and_no_key_is_told_goodbye(village: Village
     village.phones.script(SECRETARY_PHONE).digits = "9,"
     await secretary_call_over(village)
     (call,) = [r for r in village.phones.received(SECRETARY_PHONE) if r.kind == "call"]
-    first = "【必到】张桂兰，桥元村三组，按下了呼叫键，请尽快联系或上门。工单1。"
+    first = CALLED
     assert [(h.kind, h.text) for h in call.transcript] == [
         ("say", first),
         ("say", said("voice_menu")),
