@@ -28,6 +28,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from api.pages import texts, zh_cn
 from gateway.application import (
     LINK_PATH,
+    NOTE_MAX_CHARS,
     ActionChannel,
     Application,
     Category,
@@ -39,11 +40,11 @@ from gateway.application import (
 
 log = logging.getLogger(__name__)
 
-NOTE_MAX = 200
-"""The longest note a responder may leave, in characters."""
+NOTE_MAX = NOTE_MAX_CHARS
+"""The longest note a responder may leave, in characters: the rules' own limit."""
 BODY_MAX = 8192
-"""The largest form accepted, in bytes (a note of NOTE_MAX Chinese characters is ~5 KB)."""
-CHANNEL: ActionChannel = "dashboard"
+"""The largest form accepted, in bytes (a note of NOTE_MAX Chinese characters is ~4.5 KB)."""
+CHANNEL: ActionChannel = "link"
 CATEGORIES: tuple[Category, ...] = get_args(Category)
 ACTIONS = ("arrive", "resolve", "handover")
 _TIME = "%Y-%m-%d %H:%M"
@@ -251,7 +252,11 @@ def _done_message(view: ResponderView, done: str | None) -> str:
         key = "done_resolved_box" if view.has_box else "done_resolved"
         params = {"time": _when(view.resolved_at)}
     elif done == "handed_over" and not view.is_owner and view.owner_name:
-        key, params = "done_handed_over", {"owner": view.owner_name}
+        # The rules call and text the new owner about the household's resident; with no
+        # household on record nobody is told, and the words do not claim it.
+        told = view.resident_name is not None
+        key = "done_handed_over_told" if told else "done_handed_over"
+        params = {"owner": view.owner_name}
     return "" if key is None else f'<p class="msg">{_both(key, **params)}</p>'
 
 

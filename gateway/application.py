@@ -39,6 +39,7 @@ from gateway.domain.devices import DeviceRecord as DeviceRecord  # noqa: PLC0414
 from gateway.domain.devices import HistoryEntry, OperatorAlarm
 from gateway.domain.grid import Contact as Contact  # noqa: PLC0414 - re-exported
 from gateway.domain.grid import GridUnit as GridUnit  # noqa: PLC0414 - re-exported
+from gateway.domain.tickets import NOTE_MAX_CHARS as NOTE_MAX_CHARS  # noqa: PLC0414 - re-exported
 from gateway.domain.tickets import ActionChannel as ActionChannel  # noqa: PLC0414 - re-exported
 from gateway.domain.tickets import Category as Category  # noqa: PLC0414 - re-exported
 from gateway.domain.tickets import Ticket

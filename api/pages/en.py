@@ -56,6 +56,7 @@ TEXTS: Final[dict[str, str]] = {
     "done_resolved_box": "Resolution recorded ({time}); the resident's call box will be told.",
     "done_resolved": "Resolution recorded ({time}).",
     "done_handed_over": "Handed over to {owner}.",
+    "done_handed_over_told": "Handed over to {owner}, who is being called and sent an SMS.",
     "bad_link_title": "This link does not work",
     "bad_link": "This link is incomplete or was not sent by this system. "
     "Open the whole link from the SMS.",

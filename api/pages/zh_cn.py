@@ -56,6 +56,7 @@ TEXTS: Final[dict[str, str]] = {
     "done_resolved_box": "已记录解决（{time}），老人的呼叫盒会收到提示。",
     "done_resolved": "已记录解决（{time}）。",
     "done_handed_over": "已转交给{owner}。",
+    "done_handed_over_told": "已转交给{owner}，系统正在给其打电话并发短信告知。",
     "bad_link_title": "链接无效",
     "bad_link": "这个链接不完整，或者不是本系统发出的。请打开短信里的完整链接。",
     "expired_title": "链接已过期",

@@ -168,6 +168,7 @@ async def test_the_secretary_hears_the_call_presses_1_and_hears_what_follows(
     assert all(said("voice_no_input") not in text for _kind, text in heard)
     # What the accepted words promise happened: the box says someone is coming ...
     assert IndicationKind.HELPER_ON_THE_WAY in [i.kind for i in village.box.indications]
+
     # ... and an SMS tells the secretary how to report arriving (a long green press).
     def reports() -> list[str]:
         return [
