@@ -54,6 +54,7 @@ from gateway.config import PipelineSettings
 from gateway.domain.devices import DeviceSeen, EventRow
 from gateway.errors import ConflictError, StoreCorruptError, StoreError
 from gateway.ingest.downlink import Downlinker, Reply, reservations
+from gateway.ingest.kinds import WRONG_KIND, WRONG_KIND_CODE, wrong_kind
 from gateway.ingest.links import InboundFrame
 from gateway.ingest.registry import DeviceRegistry, DeviceState
 from gateway.logs import RateLimitedLog
@@ -448,16 +449,20 @@ class Pipeline:
         if state.last_seq is not None and frame.seq <= window_floor:
             self._reject(item, "replay", frame.device_id)
             return None
+        if not is_uplink_type(frame.msg_type):
+            # A downlink on the up topic (a reflected ack, a loop) is ignored, never answered.
+            self._reject(item, "downlink_type_on_uplink", frame.device_id)
+            return None
         message: Message | None = None
         if not state.record.enabled:
             code, reason = AckCode.NACK_DEVICE_DISABLED, "device_disabled"
-        elif not is_uplink_type(frame.msg_type):
-            code, reason = AckCode.NACK_UNSUPPORTED, "downlink_type_on_uplink"
         else:
             try:
                 message = decode_message(frame)
             except ProtocolError as exc:
                 code, reason = AckCode.NACK_INVALID_PAYLOAD, exc.reason
+        if message is not None and wrong_kind(state.record.kind, message):
+            message, code, reason = None, WRONG_KIND_CODE, WRONG_KIND
         if message is None:
             self._nack(item, frame, state, code, reason, batch)
             return None
