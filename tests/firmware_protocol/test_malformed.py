@@ -90,7 +90,7 @@ def test_unknown_message_type() -> None:
         (0x04, b"\x07\x01\x00\x00", "undefined alarm"),
         (0x04, b"\x01\x02\x00\x00", "alarm state 2"),
         (0x81, b"\x00\x00\x00\x01\x05", "undefined ack code"),
-        (0x82, b"\x09\x00\x00\x00\x01\x00\x00\x00", "undefined indication"),
+        (0x82, b"\x0a\x00\x00\x00\x01\x00\x00\x00", "undefined indication"),
         (0x83, bytes(8), "zero config interval"),
         (0x84, bytes(20), "short provision"),
     ],
