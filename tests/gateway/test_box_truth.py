@@ -135,8 +135,10 @@ async def test_when_the_chain_runs_out_the_box_says_nobody_could_be_reached(
     assert v.words(told) == (
         LedPattern.RED_BLINK,
         "没有联系到能来帮助您的人。请拨打110或120，或联系您的家人。",
-        "Nobody who can come to help you could be reached. Please call 110 or 120, or your "
-        "family.",
+        (
+            "Nobody who can come to help you could be reached. Please call 110 or 120, or "
+            "your family."
+        ),
     )
     # Someone called earlier can still take it, and then the box says so.
     await v.gw.tickets.accept(ticket.id, DEPUTY, "voice_keypress")
