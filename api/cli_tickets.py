@@ -279,7 +279,9 @@ def timeline_line(item: TimelineItem, clock: Clock) -> str:
     detail = _event_detail(item)
     if detail:
         line += f"，{detail}" if item.person is not None else f"：{detail}"
-    if item.channel and item.channel not in ("system", "box_key"):
+    # The resident's own presses need no "via the box"; a helper's do (arrival at the door).
+    resident_press = item.channel == "box_key" and item.person is None
+    if item.channel and item.channel != "system" and not resident_press:
         via_zh = zh.VIA.format(channel=zh.ACTION_CHANNEL.get(item.channel, item.channel))
         via_en = en.VIA.format(channel=en.ACTION_CHANNEL.get(item.channel, item.channel))
         line += f"，{both(via_zh, via_en)}"
