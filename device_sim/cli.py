@@ -120,7 +120,8 @@ async def _send_one(args: argparse.Namespace, device: SimulatedDevice, frame: by
         print(f"refused: {', '.join(code.name for code in device.nacked.values())}")
         return EXIT_NOT_ACKED
     duplicate = " (duplicate)" if device.duplicate_acks else ""
-    print(f"acked: {device.device_id} seq {min(device.acked)}{duplicate}")
+    session, seq = divmod(min(device.acked_positions), 1 << 32)
+    print(f"acked: {device.device_id} session {session} seq {seq}{duplicate}")
     for indication in device.indications:
         print(f"indication: {indication.kind.name} ticket {indication.ticket_ref}")
     return EXIT_OK
