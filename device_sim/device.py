@@ -246,18 +246,21 @@ class SimulatedDevice:
             self._queue[position(session, seq)] = queued
             return queued.frame
 
-    def _renumber(self, above: int) -> None:
-        """Every queued frame again, oldest first, in a new session above `above`."""
-        self._new_session(above)
+    def _renumber(self, pos: int, above: int) -> None:
+        """The nacked frame again under the next number of a session above `above`.
+
+        Only that frame: others still queued may have been stored already (their ACK on the
+        way), and renumbering them would store them twice. A stale one gets its own nack.
+        """
+        if self.session <= above:
+            self._new_session(above)
         self.resyncs += 1
-        old = [q for _, q in sorted(self._queue.items())]
-        self._queue.clear()
-        for queued in old:
-            session, seq = self._take_position()
-            fresh = _Queued(session, seq, queued.timestamp, queued.message, b"")
-            fresh.frame = self._encode(fresh)
-            self._queue[position(session, seq)] = fresh
-        self._resend = [q.frame for _, q in sorted(self._queue.items())]
+        queued = self._queue.pop(pos)
+        session, seq = self._take_position()
+        fresh = _Queued(session, seq, queued.timestamp, queued.message, b"")
+        fresh.frame = self._encode(fresh)
+        self._queue[position(session, seq)] = fresh
+        self._resend = [fresh.frame]
 
     def _remac(self) -> None:
         """Queued frames keep their numbers and content; their MAC follows the sending key."""
@@ -407,7 +410,7 @@ class SimulatedDevice:
             self.nacked[ack.acked_seq] = ack.code
         elif action is AckAction.RENUMBER:
             self.nacked[ack.acked_seq] = ack.code
-            self._renumber(ack.last_session)
+            self._renumber(pos, ack.last_session)
         else:  # REVERT_KEY: the key that MACed this nack is the one the gateway holds.
             self.nacked[ack.acked_seq] = ack.code
             self.active, self.stored = slot, None

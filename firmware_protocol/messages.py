@@ -109,8 +109,8 @@ class AckAction(enum.Enum):
     RESEND_LATER = "resend_later"
     """Keep the frame, same bytes, and resend it after the backoff."""
     RENUMBER = "renumber"
-    """Start a new session above the ACK's (last_session, last_seq), renumber and re-MAC every
-    queued frame into it, and resend them at once."""
+    """Unless already in a session above the ACK's last_session, start last_session + 1; give
+    the nacked frame the next seq of the current session, re-MAC it and resend it at once."""
     REVERT_KEY = "revert_key"
     """Forget the pending key slot, re-MAC every queued frame with the key that MACed this
     ACK, and resend them at once."""

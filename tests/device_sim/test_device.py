@@ -37,7 +37,9 @@ def ack_for(
 ) -> bytes:
     """The gateway's ACK for the device's queued frame with this seq (its session and MAC)."""
     session, frame = next(
-        (s, f) for (s, q), f in zip(device.pending_positions, device_frames(device)) if q == seq
+        (s, f)
+        for (s, q), f in zip(device.pending_positions, device_frames(device), strict=True)
+        if q == seq
     )
     ack = Ack(seq, code, session, frame[-fp.MAC_LEN :][:4], *last)
     return downlink(0, ack, key=key, session=session, key_id=key_id)
@@ -230,18 +232,22 @@ def test_unknown_key_nack_reverts_to_the_key_that_signed_it() -> None:
     assert decode(device.take_resend()[0], KEY).seq == 1
 
 
-def test_resync_renumbers_every_queued_frame_into_a_new_session() -> None:
+def test_resync_renumbers_the_nacked_frame_into_a_new_session() -> None:
     device = box(session=2)
     green = device.press(Key.GREEN_CALL)
     device.heartbeat()
     assert (
         device.handle_downlink(ack_for(device, 1, AckCode.NACK_RESYNC, last=(5, 900))) is not None
     )
-    assert device.pending_positions == [(6, 1), (6, 2)]
-    assert (device.session, device.flash_session, device.next_seq, device.resyncs) == (6, 6, 3, 1)
+    # Only the nacked frame: the heartbeat may be stored already, its ACK on the way.
+    assert device.pending_positions == [(2, 2), (6, 1)]
+    assert (device.session, device.flash_session, device.next_seq, device.resyncs) == (6, 6, 2, 1)
     again = [decode(f, KEY) for f in device.take_resend()]
-    assert [e.message for e in again][0] == decode(green, KEY).message
-    assert [(e.session, e.seq) for e in again] == [(6, 1), (6, 2)]
+    assert [(e.session, e.seq, e.message) for e in again] == [(6, 1, decode(green, KEY).message)]
+    # A second stale frame goes on in the new session; new frames too.
+    device.handle_downlink(ack_for(device, 2, AckCode.NACK_RESYNC, last=(5, 900)))
+    assert device.pending_positions == [(6, 1), (6, 2)]
+    assert decode(device.press(Key.RED_HANGUP), KEY).session == 6
 
 
 def test_seq_reused_nack_moves_the_box_on() -> None:
