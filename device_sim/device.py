@@ -135,6 +135,8 @@ class SimulatedDevice:
         self.indications: list[Indication] = []
         self.configs: list[Config] = []
         self.provisions = 0
+        self.lose_provisions = 0
+        """PROVISIONs to lose on the air before one arrives (a scenario's radio)."""
         self.rejected_downlinks = 0
         self.rejected_provisions = 0
         self.stale_downlinks = 0
@@ -210,7 +212,8 @@ class SimulatedDevice:
             self.started_at = self._clock()
 
     def _new_session(self, above: int) -> None:
-        session = max(self.session, above) + 1
+        current = self.session if self.session <= SEQ_MAX else 0  # a reserved value counts as 0
+        session = max(current, above) + 1
         self.session = 0 if session > SEQ_MAX else session
         self.flash_session = self.session
         self.next_seq = 1
@@ -252,7 +255,7 @@ class SimulatedDevice:
         Only that frame: others still queued may have been stored already (their ACK on the
         way), and renumbering them would store them twice. A stale one gets its own nack.
         """
-        if self.session <= above:
+        if self.session <= above or self.session > SEQ_MAX:
             self._new_session(above)
         self.resyncs += 1
         queued = self._queue.pop(pos)
@@ -384,6 +387,9 @@ class SimulatedDevice:
             if message.clock_unix:
                 self.clock_offset_s = message.clock_unix - self._clock()
         elif isinstance(message, Provision):
+            if self.lose_provisions:
+                self.lose_provisions -= 1
+                return
             self._apply_provision(envelope, message, slot)
 
     def _apply_ack(self, ack: Ack, _mac: bytes, slot: KeySlot) -> bool:

@@ -257,7 +257,12 @@ class DeviceRegistry:
         """
 
         async def change(record: DeviceRecord) -> tuple[DeviceRecord, str]:
-            key_id = (record.key_version + 1) % 256
+            # A rotation restarted before the box used its key takes a fresh id, so a box
+            # holding the abandoned key is told NACK_UNKNOWN_KEY, never silently ignored.
+            after = record.key_version if record.next_key_id is None else record.next_key_id
+            key_id = (after + 1) % 256
+            if key_id == record.key_version:
+                key_id = (key_id + 1) % 256
             key = secrets.token_bytes(KEY_LEN)
             return replace(record, next_key=key, next_key_id=key_id), f"key_id {key_id}"
 
