@@ -37,10 +37,11 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from firmware_protocol import (
+    DEFAULT_SHARD,
     UPLINK_SUBSCRIPTION,
     ProtocolError,
     downlink_topic,
-    parse_uplink_topic,
+    parse_uplink_topic_shard,
 )
 from gateway.clock import Clock
 from gateway.config import MqttSettings
@@ -48,6 +49,7 @@ from gateway.ingest.links import InboundFrame, LinkDownError, Submit, TransportN
 from gateway.metrics import GatewayMetrics
 
 log = logging.getLogger(__name__)
+_SHARDS_REMEMBERED = 1_000_000
 
 MAX_INFLIGHT_DOWNLINKS = 1000
 """Downlinks published but not yet PUBACKed by the broker (fewer if the broker asks)."""
@@ -410,6 +412,8 @@ class MqttLink:
         # the downlink path at a few thousand frames per second.
         self._send_quota = MAX_INFLIGHT_DOWNLINKS
         self._inflight = 0
+        self._shards: dict[str, str] = {}
+        """The shard each device last published in (its downlink topic)."""
         self._held: deque[tuple[str, bytes]] = deque()
         self._intake = _Connection(
             "mqtt",
@@ -502,7 +506,8 @@ class MqttLink:
         client = self._downlink.client
         if client is None or not self._downlink.connected.is_set():
             raise LinkDownError("MQTT downlink connection is down")
-        topic = downlink_topic(device_id)
+        # The reply goes to the shard the device last published in.
+        topic = downlink_topic(device_id, self._shards.get(device_id, DEFAULT_SHARD))
         if self._inflight >= self._send_quota:
             self._held.append((topic, frame))
             return
@@ -575,7 +580,11 @@ class MqttLink:
             self._metrics.link_read_pauses.labels(self.name).inc()
             self._intake.pause_reading()
         try:
-            topic_device = parse_uplink_topic(msg.topic)
+            shard, topic_device = parse_uplink_topic_shard(msg.topic)
+            if self._shards.get(topic_device) != shard:
+                if len(self._shards) > _SHARDS_REMEMBERED:
+                    self._shards.clear()
+                self._shards[topic_device] = shard
         except ProtocolError as exc:
             self._metrics.frames_rejected.labels("mqtt", exc.reason).inc()
             settle()
