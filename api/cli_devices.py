@@ -21,6 +21,7 @@ from api import cli
 from api.cli_devices_en import TEXT as EN
 from api.cli_devices_zh import TEXT as ZH
 from gateway.application import Application, DeviceAdminError, DeviceRecord
+from gateway.errors import RegistryError
 
 T = TypeVar("T")
 
@@ -339,6 +340,69 @@ def alarms_clear(
     cli._say(EN["alarm_cleared"].format(alarm=str(alarm.id), kind=kinds[1], device=device))
 
 
+# -- protocol administration: key rotation, configuration, counters (docs/protocol.md) ----
+
+
+def _registry_error(config: cli.ConfigOption, work: Callable[[Application], Awaitable[T]]) -> T:
+    """Like `_run`; a refusal from the registry (unknown device, bad value) also exits 2."""
+    try:
+        return _run(config, work)
+    except RegistryError as exc:
+        cli._complain(f"错误：{exc}")
+        cli._complain(f"error: {exc}")
+        raise typer.Exit(cli.EXIT_USAGE) from None
+
+
+def device_rotate_key(
+    device_id: DeviceArg,
+    by: ByOption = None,
+    config: cli.ConfigOption = None,
+) -> None:
+    """Give a box a new key, safely: it keeps working throughout (更换设备密钥)."""
+    record = _registry_error(config, lambda a: a.rotate_device_key(device_id, by or _actor()))
+    key_id = str(record.next_key_id)
+    cli._say(ZH["key_rotation"].format(device=record.device_id, key_id=key_id))
+    cli._say(EN["key_rotation"].format(device=record.device_id, key_id=key_id))
+    _running_note(config)
+
+
+def device_configure(
+    device_id: DeviceArg,
+    heartbeat_s: Annotated[
+        int | None,
+        typer.Option("--heartbeat-s", min=1, max=0xFFFF, help="heartbeat interval (心跳间隔，秒)"),
+    ] = None,
+    clock: Annotated[bool, typer.Option("--clock", help="set the box's clock (校准时钟)")] = False,
+    by: ByOption = None,
+    config: cli.ConfigOption = None,
+) -> None:
+    """Send a box a new heartbeat interval and/or the time (下发设备配置)."""
+    record = _registry_error(
+        config, lambda a: a.configure_device(device_id, heartbeat_s, clock, by or _actor())
+    )
+    for words in (ZH, EN):
+        parts = []
+        if heartbeat_s is not None:
+            parts.append(words["configured_heartbeat"].format(seconds=str(heartbeat_s)))
+        if clock:
+            parts.append(words["configured_clock"])
+        what = words["configured_and"].join(parts)
+        cli._say(words["configured"].format(device=record.device_id, what=what))
+    _running_note(config)
+
+
+def device_reset_counters(
+    device_id: DeviceArg,
+    by: ByOption = None,
+    config: cli.ConfigOption = None,
+) -> None:
+    """Forget a box's frame counters; its next frame sets them again (重置设备帧计数)."""
+    record = _registry_error(config, lambda a: a.reset_device_counters(device_id, by or _actor()))
+    cli._say(ZH["counters_reset"].format(device=record.device_id))
+    cli._say(EN["counters_reset"].format(device=record.device_id))
+    _running_note(config)
+
+
 def register(device_app: typer.Typer, app: typer.Typer) -> None:
     """Add the device commands to `bidao device` and `bidao alarms` to `bidao`."""
     device_app.command("add")(device_add)
@@ -348,4 +412,7 @@ def register(device_app: typer.Typer, app: typer.Typer) -> None:
     device_app.command("remove")(device_remove)
     device_app.command("list")(device_list)
     device_app.command("history")(device_history)
+    device_app.command("rotate-key")(device_rotate_key)
+    device_app.command("configure")(device_configure)
+    device_app.command("reset-counters")(device_reset_counters)
     app.add_typer(alarms_app, name="alarms")

@@ -83,4 +83,23 @@ TEXT: dict[str, str] = {
     "h_count": "times",
     "h_notified": "township told",
     "h_cleared": "cleared",
+    # protocol administration (rotate-key, configure, reset-counters)
+    "key_rotation": (
+        "{device}: a new key (key id {key_id}) is ready. The gateway sends it to the box"
+        " after the box's next frame and switches when the box first uses it; until then"
+        " the box keeps working with its current key."
+    ),
+    "configured": (
+        "{device}: the box will be sent {what} after its next frame, and again until it confirms."
+    ),
+    "configured_heartbeat": "heartbeat every {seconds} s",
+    "configured_clock": "the time",
+    "configured_and": " and ",
+    "counters_reset": (
+        "{device}: the gateway forgot the box's frame counters;"
+        " the box's next frame sets them again."
+    ),
+    "action_key_rotation": "key rotation",
+    "action_configured": "configured",
+    "action_counters_reset": "counters reset",
 }

@@ -79,4 +79,17 @@ TEXT: dict[str, str] = {
     "h_count": "次数",
     "h_notified": "已通知乡镇",
     "h_cleared": "已清除",
+    # protocol administration (rotate-key, configure, reset-counters)
+    "key_rotation": (
+        "{device}：新密钥（密钥编号 {key_id}）已就绪。网关在设备下一次上报后把它发给设备，"
+        "设备首次使用新密钥时切换；在此之前设备继续用现有密钥工作。"
+    ),
+    "configured": "{device}：将在设备下一次上报后向其发送{what}，直到设备确认为止。",
+    "configured_heartbeat": "心跳间隔 {seconds} 秒",
+    "configured_clock": "当前时间",
+    "configured_and": "和",
+    "counters_reset": "{device}：网关已清除该设备的帧计数；设备下一帧将重新建立计数。",
+    "action_key_rotation": "更换密钥",
+    "action_configured": "下发配置",
+    "action_counters_reset": "重置计数",
 }

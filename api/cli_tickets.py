@@ -184,7 +184,8 @@ def render_list(console: Console, views: list[TicketView], clock: Clock) -> None
             v.owner.name if v.owner else "-",
         )
     console.print(table)
-    console.print(f"{len(views)} {label('tickets')}", markup=False, highlight=False)
+    count = len(views)
+    console.print(both(zh.COUNT.format(n=count), en.COUNT.format(n=count)), markup=False)
 
 
 # -- bidao ticket N ------------------------------------------------------------------------
@@ -278,7 +279,9 @@ def timeline_line(item: TimelineItem, clock: Clock) -> str:
     detail = _event_detail(item)
     if detail:
         line += f"，{detail}" if item.person is not None else f"：{detail}"
-    if item.channel and item.channel not in ("system", "box_key"):
+    # The resident's own presses need no "via the box"; a helper's do (arrival at the door).
+    resident_press = item.channel == "box_key" and item.person is None
+    if item.channel and item.channel != "system" and not resident_press:
         via_zh = zh.VIA.format(channel=zh.ACTION_CHANNEL.get(item.channel, item.channel))
         via_en = en.VIA.format(channel=en.ACTION_CHANNEL.get(item.channel, item.channel))
         line += f"，{both(via_zh, via_en)}"
@@ -416,6 +419,8 @@ def _act(ctx: typer.Context, action: str, by: str | None, run: Action, **words: 
     async def work(a: Application) -> str:
         if by is not None:
             who = await a.find_contact(by)
+        elif action == "accept":
+            raise _fail(EXIT_USAGE, zh.ERROR["accept_by"], en.ERROR["accept_by"])
         elif action == "note":
             who = None  # the operator's own note
         else:
@@ -434,7 +439,7 @@ def _act(ctx: typer.Context, action: str, by: str | None, run: Action, **words: 
     except TicketError as exc:
         if str(exc) == f"no ticket {ticket_id}":
             raise _no_ticket(ticket_id) from None
-        raise _fail(EXIT_FAILED, zh.ERROR["refused"], str(exc)) from None
+        raise _refused(config, ticket_id, action, exc) from None
     _say(
         both(
             zh.DONE[action].format(ticket=ticket_id, who=name, **words),
@@ -447,6 +452,30 @@ ByOption = Annotated[
     str | None,
     typer.Option("--by", help="who did it: contact id, phone or name (default: the owner)"),
 ]
+
+
+@ticket_app.command("accept")
+def accept(
+    ctx: typer.Context,
+    by: Annotated[
+        str | None,
+        typer.Option("--by", help="who accepted (by phone, in person): contact id, phone or name"),
+    ] = None,
+) -> None:
+    """Someone takes the ticket, told by phone or in person (接单); the box is told."""
+
+    async def run(a: Application, ticket_id: int, who: int | None) -> None:
+        assert who is not None
+        result = await a.accept_ticket(ticket_id, who, CHANNEL)
+        if not result.won:
+            owner = await a.contact_name(result.owner_contact_id) or "-"
+            raise _fail(
+                EXIT_FAILED,
+                zh.ERROR["taken"].format(ticket=ticket_id, owner=owner),
+                en.ERROR["taken"].format(ticket=ticket_id, owner=owner),
+            )
+
+    _act(ctx, "accept", by, run)
 
 
 @ticket_app.command("arrive")
@@ -514,6 +543,26 @@ def reassign(
         await a.reassign_ticket(ticket_id, to.id, who, CHANNEL)
 
     _act(ctx, "reassign", by, run)
+
+
+def _refused(config: Path | None, ticket_id: int, action: str, exc: TicketError) -> typer.Exit:
+    """Why the ticket's state refused the action, in words, from the ticket as it is now."""
+
+    async def status(a: Application) -> str:
+        return (await a.ticket_timeline(ticket_id)).ticket.status
+
+    try:
+        now = _Env.with_store(config, status)
+    except (NoSuchTicketError, TicketError):
+        return _fail(EXIT_FAILED, zh.ERROR["refused"], str(exc))
+    if now not in zh.STATUS:
+        return _fail(EXIT_FAILED, zh.ERROR["refused"], str(exc))
+    return _fail(
+        EXIT_FAILED,
+        zh.ERROR["state"].format(ticket=ticket_id, status=zh.STATUS[now], action=zh.ACTION[action]),
+        en.ERROR["state"].format(ticket=ticket_id, status=en.STATUS[now], action=en.ACTION[action]),
+        (str(exc),),
+    )
 
 
 def _no_ticket(ticket_id: int) -> typer.Exit:

@@ -138,8 +138,8 @@ LABEL = {
     "none": "none",
     "unknown": "not recorded",
     "by": "by",
-    "tickets": "tickets",
 }
+COUNT = "{n} ticket(s)"
 AGE = {"minutes": "{n} min", "hours": "{n} h", "days": "{n} d"}
 ERROR = {
     "no_ticket": "no ticket {ticket}",
@@ -149,8 +149,20 @@ ERROR = {
     "many_contacts": "several contacts match {text!r}; use an id:",
     "days": "the number of days must be positive, not {days}",
     "refused": "refused",
+    "state": "ticket {ticket} is {status}; it cannot {action}",
+    "accept_by": "say with --by who accepted it (contact id, phone or name)",
+    "taken": "ticket {ticket} was already accepted by {owner}; nothing changed",
+}
+ACTION = {
+    "accept": "be accepted",
+    "arrive": "record an arrival",
+    "resolve": "be resolved",
+    "classify": "be classified",
+    "note": "take a note",
+    "reassign": "be handed over",
 }
 DONE = {
+    "accept": "ticket {ticket}: accepted by {who}",
     "arrive": "ticket {ticket}: {who} has arrived",
     "resolve": "ticket {ticket}: resolved by {who}",
     "classify": "ticket {ticket}: category {category}",

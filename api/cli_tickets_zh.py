@@ -18,7 +18,7 @@ ROLE = {
     "township_duty": "镇值班",
     "family": "家属",
 }
-CATEGORY = {"urgent": "紧急", "ordinary": "一般", "hard": "疑难", "complex": "复杂"}
+CATEGORY = {"urgent": "紧急", "ordinary": "一般", "hard": "较难", "complex": "复杂"}
 RATING = {"up": "满意（点赞）", "down": "不满意（点踩）"}
 ACTION_CHANNEL = {
     "box_key": "呼叫器按键",
@@ -138,8 +138,8 @@ LABEL = {
     "none": "无",
     "unknown": "未登记",
     "by": "经",
-    "tickets": "张工单",
 }
+COUNT = "共{n}个工单"
 AGE = {"minutes": "{n}分钟", "hours": "{n}小时", "days": "{n}天"}
 ERROR = {
     "no_ticket": "没有第{ticket}号工单",
@@ -149,8 +149,20 @@ ERROR = {
     "many_contacts": "有多个联系人符合“{text}”，请用编号：",
     "days": "天数必须是正数，而不是 {days}",
     "refused": "无法执行",
+    "state": "第{ticket}号工单现在是“{status}”，不能{action}",
+    "accept_by": "请用 --by 说明是谁接的单（编号、电话或姓名）",
+    "taken": "第{ticket}号工单已由{owner}接单，没有改动",
+}
+ACTION = {
+    "accept": "接单",
+    "arrive": "记录到达",
+    "resolve": "记录解决",
+    "classify": "分类",
+    "note": "添加备注",
+    "reassign": "转交",
 }
 DONE = {
+    "accept": "第{ticket}号工单：{who}已接单",
     "arrive": "第{ticket}号工单：{who}已到达",
     "resolve": "第{ticket}号工单：已由{who}解决",
     "classify": "第{ticket}号工单：类别为{category}",

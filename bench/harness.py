@@ -609,7 +609,7 @@ class _Sender:
         if found is None:
             kind, index = self.slots[n]
             device_id, key = device_identity(kind, index)
-            device = SimulatedDevice(device_id, kind, key, first_seq=self.plan.first_seq)
+            device = SimulatedDevice(device_id, kind, key, session=self.plan.first_seq)
             found = self.devices[n] = (device, _string(uplink_topic(device.device_id)))
         return found
 

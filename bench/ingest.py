@@ -138,7 +138,7 @@ async def publish(port: int, devices: int, frames: int) -> float:
         str(devices),
         "--frames",
         str(frames),
-        "--seq",
+        "--session",
         "1",
         stdout=asyncio.subprocess.PIPE,
     )

@@ -74,30 +74,33 @@ def _connection(parser: argparse.ArgumentParser, timeout: float) -> None:
 def _identity(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device-id", type=_device_id, required=True, help="16 hex digits")
     parser.add_argument("--key", type=_key, required=True, help="the device key, 32 hex digits")
-    parser.add_argument("--seq", type=_int_in(0, 0xFFFFFFFF), help="sequence number to use")
+    parser.add_argument(
+        "--session", type=_int_in(0, 0xFFFFFFFE), help="boot session to use (default: the next)"
+    )
     parser.add_argument(
         "--state-dir",
         type=Path,
         default=DEFAULT_STATE_DIR,
-        help="where each simulated device keeps its next sequence number, as firmware does",
+        help="where each simulated device keeps its boot session counter, as firmware does",
     )
 
 
 def _device(args: argparse.Namespace, kind: DeviceKind) -> SimulatedDevice:
-    state = args.state_dir / f"{args.device_id}.seq"
-    seq = args.seq
-    if seq is None:
-        seq = int(state.read_text()) if state.exists() else 1
-    return SimulatedDevice(args.device_id, kind, args.key, first_seq=seq)
+    """Each run is one boot: the session after the stored one, seqs from 1."""
+    state = args.state_dir / f"{args.device_id}.session"
+    session = args.session
+    if session is None:
+        session = int(state.read_text()) + 1 if state.exists() else 1
+    return SimulatedDevice(args.device_id, kind, args.key, session=session)
 
 
 def _save_seq(args: argparse.Namespace, device: SimulatedDevice) -> None:
     args.state_dir.mkdir(parents=True, exist_ok=True)
-    (args.state_dir / f"{device.device_id}.seq").write_text(str(device.next_seq))
+    (args.state_dir / f"{device.device_id}.session").write_text(str(device.session))
 
 
 async def _send_one(args: argparse.Namespace, device: SimulatedDevice, frame: bytes) -> int:
-    # Like firmware: the sequence number is stored before the frame leaves.
+    # Like firmware: the session number is stored before the session's first frame leaves.
     _save_seq(args, device)
     try:
         async with MqttFleet(args.host, args.port, [device]) as fleet:
@@ -110,11 +113,15 @@ async def _send_one(args: argparse.Namespace, device: SimulatedDevice, frame: by
     except (OSError, TimeoutError) as exc:
         print(f"cannot reach the broker at {args.host}:{args.port}: {exc}")
         return EXIT_NO_BROKER
-    if device.nacked:
+    _save_seq(args, device)  # a resynchronisation may have moved the session on
+    if device.resyncs:
+        print(f"resynchronised: session {device.session}")
+    if device.nacked and not device.acked:
         print(f"refused: {', '.join(code.name for code in device.nacked.values())}")
         return EXIT_NOT_ACKED
     duplicate = " (duplicate)" if device.duplicate_acks else ""
-    print(f"acked: {device.device_id} seq {min(device.acked)}{duplicate}")
+    session, seq = divmod(min(device.acked_positions), 1 << 32)
+    print(f"acked: {device.device_id} session {session} seq {seq}{duplicate}")
     for indication in device.indications:
         print(f"indication for ticket {indication.ticket_ref}: {box_says(indication)}")
     return EXIT_OK
@@ -133,12 +140,12 @@ def _cmd_meter(args: argparse.Namespace) -> int:
 
 
 async def _fleet(args: argparse.Namespace) -> int:
-    # Fleet devices start where the clock is, so that later runs do not reuse a seq.
-    first_seq = args.seq if args.seq is not None else int(time.time())
+    # Fleet devices take the clock as their session, so that later runs start a newer one.
+    session = args.session if args.session is not None else int(time.time())
     devices = []
     for i in range(args.devices):
         device_id, key = fleet_identity(i)
-        devices.append(SimulatedDevice(device_id, "water_meter", key, first_seq=first_seq))
+        devices.append(SimulatedDevice(device_id, "water_meter", key, session=session))
     try:
         async with MqttFleet(args.host, args.port, devices) as fleet:
             started = time.perf_counter()
@@ -173,11 +180,11 @@ async def _fleet(args: argparse.Namespace) -> int:
 
 
 def _lean_fleet(args: argparse.Namespace) -> int:
-    first_seq = args.seq if args.seq is not None else int(time.time())
+    session = args.session if args.session is not None else int(time.time())
     devices = []
     for i in range(args.devices):
         device_id, key = fleet_identity(i)
-        devices.append(SimulatedDevice(device_id, "water_meter", key, first_seq=first_seq))
+        devices.append(SimulatedDevice(device_id, "water_meter", key, session=session))
     # Every frame is built (and MACed) before the first is sent, so only sending is timed.
     frames = [
         (devices[n % len(devices)].device_id, devices[n % len(devices)].water_reading(n, 0, 0))
@@ -419,7 +426,7 @@ def add_subcommands(sub: Any) -> None:
     fleet.add_argument("--devices", type=_int_in(1, 1_000_000), default=100)
     fleet.add_argument("--frames", type=_int_in(1, 100_000_000), default=10_000)
     fleet.add_argument(
-        "--seq", type=_int_in(0, 0xFFFFFFFF), help="first sequence number (default: unix time)"
+        "--session", type=_int_in(0, 0xFFFFFFFE), help="boot session to use (default: unix time)"
     )
     fleet.add_argument(
         "--lean",

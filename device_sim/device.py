@@ -16,9 +16,11 @@ from dataclasses import dataclass
 from typing import Literal, get_args
 
 from firmware_protocol import (
+    ACKED_MAC_LEN,
     KEY_LEN,
-    MAC_LEN,
+    RESERVED,
     Ack,
+    AckAction,
     AckCode,
     AlarmKind,
     Config,
@@ -33,22 +35,26 @@ from firmware_protocol import (
     ProtocolError,
     Provision,
     WaterReading,
-    compute_mac,
-    decode,
+    decode_message,
     encode,
     parse_device_id,
+    parse_frame,
+    position,
     unwrap_key,
+    verify_frame,
 )
 from firmware_protocol.indications import LED_TIMINGS, heard
 
 DeviceKind = Literal["call_box", "water_meter"]
 DEVICE_KINDS: tuple[DeviceKind, ...] = get_args(DeviceKind)
 DEFAULT_INTERVAL_S: dict[DeviceKind, int] = {"call_box": 60, "water_meter": 900}
-SEQ_MAX = 0xFFFFFFFF
+SEQ_MAX = 0xFFFFFFFE
+"""The highest seq (and session) a device uses: 0xFFFFFFFF is reserved (erased flash)."""
 FLEET_BASE_ID = 0xB1DA000000000000
 FLEET_KEY_LABEL = b"bidao-sim-fleet"
 HOURS_PER_DAY = 24
 SECONDS_PER_HOUR = 3600
+U16_MAX = 0xFFFF
 
 _DOWNLINK_TYPES = (Ack, Indication, Config, Provision)
 
@@ -76,8 +82,34 @@ def fleet_identity(index: int) -> tuple[str, bytes]:
     return device_id, key
 
 
+@dataclass(slots=True)
+class KeySlot:
+    """One of the two key slots (A/B) in the box's flash."""
+
+    key: bytes
+    key_id: int
+
+
+@dataclass(slots=True)
+class _Queued:
+    """A frame waiting for its ACK: its numbers, what it says and its bytes."""
+
+    session: int
+    seq: int
+    timestamp: int
+    message: Message
+    frame: bytes
+
+
 class SimulatedDevice:
-    """Builds uplink frames like firmware would, and keeps each until the gateway acks it."""
+    """Builds uplink frames like firmware would, and keeps each until the gateway acks it.
+
+    It follows docs/protocol.md as firmware does: a boot session counter kept in "flash"
+    (`flash_session`, read at `reboot`, reserved 0xFFFFFFFF meaning erased), seqs counted in
+    RAM per session, frames renumbered into a new session when the gateway answers
+    NACK_RESYNC or NACK_SEQ_REUSED, and two key slots: the active one and the one a PROVISION
+    stored, used for sending at once and made active by the first ACK MACed with it.
+    """
 
     def __init__(
         self,
@@ -86,41 +118,73 @@ class SimulatedDevice:
         key: bytes,
         *,
         first_seq: int = 1,
+        session: int = 1,
+        key_id: int = 0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if kind not in DEVICE_KINDS:
             raise ValueError(f"kind must be one of {', '.join(DEVICE_KINDS)}, got {kind!r}")
         if len(key) != KEY_LEN:
             raise ValueError(f"device key must be {KEY_LEN} bytes, got {len(key)}")
-        if not 0 <= first_seq <= SEQ_MAX:
-            raise ValueError(f"first_seq must be within 0..{SEQ_MAX}, got {first_seq}")
+        if not 0 <= first_seq <= RESERVED:
+            raise ValueError(f"first_seq must be within 0..{RESERVED}, got {first_seq}")
+        if not 0 <= session <= RESERVED:
+            raise ValueError(f"session must be within 0..{RESERVED}, got {session}")
         self.device_id = parse_device_id(device_id)
         self.kind: DeviceKind = kind
-        self.key = bytes(key)
-        self.key_version = 0
+        self.active = KeySlot(bytes(key), key_id)
+        self.stored: KeySlot | None = None
+        """Slot B: a key from a PROVISION, sent with at once, active after its first ACK."""
+        self.flash_session = session
+        self.session = session
         self.next_seq = first_seq
         self.heartbeat_interval_s = DEFAULT_INTERVAL_S[kind]
         self.report_interval_s = DEFAULT_INTERVAL_S[kind]
         self.clock_offset_s = 0.0
         self._clock = clock
         self._lock = threading.Lock()
-        self._pending: dict[int, bytes] = {}
+        self._queue: dict[int, _Queued] = {}
         self.acked: set[int] = set()
+        self.acked_positions: set[int] = set()
         self.nacked: dict[int, AckCode] = {}
         self.duplicate_acks = 0
+        self.resyncs = 0
         self.indications: list[Indication] = []
         self.configs: list[Config] = []
+        self.provisions = 0
+        self.lose_provisions = 0
+        """PROVISIONs to lose on the air before one arrives (a scenario's radio)."""
         self.rejected_downlinks = 0
         self.rejected_provisions = 0
+        self.stale_downlinks = 0
+        self.unanswered = 0
         self.last_downlink_seq = 0
+        self._resend: list[bytes] = []
+        self.heartbeat_wanted = False
+        """A stale but authentic downlink was refused: a heartbeat tells the gateway."""
         self.started_at = clock()
 
     def __repr__(self) -> str:
         """Identity and progress; the key is not printed."""
         return (
-            f"SimulatedDevice({self.device_id}, {self.kind}, next_seq={self.next_seq}, "
-            f"pending={self.pending_count}, key_version={self.key_version})"
+            f"SimulatedDevice({self.device_id}, {self.kind}, session={self.session}, "
+            f"next_seq={self.next_seq}, pending={self.pending_count}, key_id={self.key_id})"
         )
+
+    @property
+    def key(self) -> bytes:
+        """The key frames are sent with now: slot B once a PROVISION stored it."""
+        return (self.stored or self.active).key
+
+    @property
+    def key_id(self) -> int:
+        """The key id frames carry now."""
+        return (self.stored or self.active).key_id
+
+    @property
+    def key_version(self) -> int:
+        """The key id of the active (confirmed) slot."""
+        return self.active.key_id
 
     def now(self) -> int:
         """The device's own clock in unix seconds (as corrected by CONFIG)."""
@@ -128,23 +192,109 @@ class SimulatedDevice:
 
     @property
     def pending(self) -> dict[int, bytes]:
-        """A copy of the frames built but not yet acknowledged, by sequence number."""
+        """A copy of the frames built but not yet acknowledged, by seq."""
         with self._lock:
-            return dict(self._pending)
+            return {q.seq: q.frame for q in self._queue.values()}
+
+    @property
+    def pending_positions(self) -> list[tuple[int, int]]:
+        """(session, seq) of every frame waiting for its ACK, oldest first."""
+        with self._lock:
+            return [(q.session, q.seq) for _, q in sorted(self._queue.items())]
 
     @property
     def pending_count(self) -> int:
         """How many frames wait for an ack."""
-        return len(self._pending)
+        return len(self._queue)
+
+    # -- boot and counters ------------------------------------------------------------
+
+    def reboot(self, *, erase_counter: bool = False, flash_value: int | None = None) -> None:
+        """Power cycle: RAM is lost, flash is read. Queued frames survive (they are in flash).
+
+        `erase_counter` wipes the stored session (erased flash reads 0xFFFFFFFF);
+        `flash_value` puts any value there first (a corrupt or stale counter).
+        """
+        with self._lock:
+            if erase_counter:
+                self.flash_session = RESERVED
+            if flash_value is not None:
+                self.flash_session = flash_value
+            stored = self.flash_session
+            # Erased (or otherwise reserved) flash: session 0; the gateway resynchronises it.
+            self.session = 0 if stored >= SEQ_MAX else stored + 1
+            self.flash_session = self.session  # written before the first frame of the session
+            self.next_seq = 1
+            self.last_downlink_seq = 0
+            self.started_at = self._clock()
+
+    def _new_session(self, above: int) -> None:
+        current = self.session if self.session <= SEQ_MAX else 0  # a reserved value counts as 0
+        session = max(current, above) + 1
+        self.session = 0 if session > SEQ_MAX else session
+        self.flash_session = self.session
+        self.next_seq = 1
+
+    def _take_position(self) -> tuple[int, int]:
+        if self.next_seq > SEQ_MAX or self.next_seq == 0:
+            self._new_session(self.session)
+        seq = self.next_seq
+        self.next_seq += 1
+        return self.session, seq
+
+    def _encode(self, queued: _Queued) -> bytes:
+        envelope = Envelope(
+            self.device_id,
+            queued.seq,
+            queued.timestamp,
+            queued.message,
+            queued.session,
+            self.key_id,
+        )
+        return encode(envelope, self.key)
 
     def _build(self, message: Message) -> bytes:
         with self._lock:
-            seq = self.next_seq
-            frame = encode(Envelope(self.device_id, seq, self.now(), message), self.key)
-            # Only a frame that encoded takes a sequence number.
+            session, seq = self.session, self.next_seq
+            if seq > SEQ_MAX or seq == 0:
+                session, seq = self.session + 1, 1
+            queued = _Queued(session, seq, self.now(), message, b"")
+            queued.frame = self._encode(queued)  # only a frame that encodes takes a number
+            if (session, seq) != (self.session, self.next_seq):
+                self._new_session(self.session)
             self.next_seq = seq + 1
-            self._pending[seq] = frame
-            return frame
+            self._queue[position(session, seq)] = queued
+            return queued.frame
+
+    def _renumber(self, pos: int, above: int) -> None:
+        """The nacked frame again under the next number of a session above `above`.
+
+        Only that frame: others still queued may have been stored already (their ACK on the
+        way), and renumbering them would store them twice. A stale one gets its own nack.
+        """
+        if self.session <= above or self.session > SEQ_MAX:
+            self._new_session(above)
+        self.resyncs += 1
+        queued = self._queue.pop(pos)
+        session, seq = self._take_position()
+        fresh = _Queued(session, seq, queued.timestamp, queued.message, b"")
+        fresh.frame = self._encode(fresh)
+        self._queue[position(session, seq)] = fresh
+        self._resend = [fresh.frame]
+
+    def _remac(self) -> None:
+        """Queued frames keep their numbers and content; their MAC follows the sending key."""
+        for queued in self._queue.values():
+            queued.frame = self._encode(queued)
+        self._resend = [q.frame for _, q in sorted(self._queue.items())]
+
+    def take_resend(self) -> list[bytes]:
+        """Frames to send at once: renumbered or re-MACed after a nack (no backoff then)."""
+        with self._lock:
+            frames, self._resend = self._resend, []
+            return frames
+
+    # -- uplinks ----------------------------------------------------------------------
 
     def press(self, key: Key, count: int = 1, long_press: bool = False) -> bytes:
         """A key press frame."""
@@ -164,6 +314,7 @@ class SimulatedDevice:
         if interval_s is not None:
             self.heartbeat_interval_s = interval_s
         uptime = int(self._clock() - self.started_at) if uptime_s is None else uptime_s
+        self.heartbeat_wanted = False
         return self._build(
             Heartbeat(
                 battery_pct,
@@ -172,6 +323,9 @@ class SimulatedDevice:
                 firmware,
                 max(0, uptime),
                 self.heartbeat_interval_s,
+                min(self.unanswered, U16_MAX),
+                min(self.rejected_downlinks, U16_MAX),
+                self.last_downlink_seq,
             )
         )
 
@@ -186,73 +340,128 @@ class SimulatedDevice:
         return self._build(DeviceAlarm(kind, active, value))
 
     def retransmit_due(self) -> list[bytes]:
-        """Every unacknowledged frame again, same bytes and sequence numbers, oldest first."""
+        """Every unacknowledged frame again, same bytes and numbers, oldest first."""
         with self._lock:
-            return [self._pending[seq] for seq in sorted(self._pending)]
+            if self._queue:
+                self.unanswered += 1
+            return [q.frame for _, q in sorted(self._queue.items())]
 
-    def handle_downlink(self, data: bytes) -> Envelope | None:
+    # -- downlinks --------------------------------------------------------------------
+
+    def handle_downlink(self, data: bytes) -> Envelope | None:  # noqa: PLR0911 - one per check
         """Verify and apply one downlink; anything forged, replayed or misdirected is counted."""
         with self._lock:
             try:
-                envelope = decode(bytes(data), self.key)
+                frame = parse_frame(bytes(data))
             except (ProtocolError, TypeError, ValueError):
                 self.rejected_downlinks += 1
                 return None
-            if (
-                envelope.device_id != self.device_id
-                or envelope.seq <= self.last_downlink_seq
-                or not isinstance(envelope.message, _DOWNLINK_TYPES)
-            ):
+            slot = next(
+                (s for s in (self.active, self.stored) if s and s.key_id == frame.key_id), None
+            )
+            if slot is None or frame.device_id != self.device_id:
                 self.rejected_downlinks += 1
                 return None
-            self.last_downlink_seq = envelope.seq
-            self._apply(envelope)
+            try:
+                verify_frame(frame, slot.key)
+                message = decode_message(frame)
+            except ProtocolError:
+                self.rejected_downlinks += 1
+                return None
+            if not isinstance(message, _DOWNLINK_TYPES):
+                self.rejected_downlinks += 1
+                return None
+            envelope = Envelope(
+                frame.device_id,
+                frame.seq,
+                frame.timestamp,
+                message,
+                frame.session,
+                frame.key_id,
+            )
+            if isinstance(message, Ack):
+                return envelope if self._apply_ack(message, frame.mac, slot) else None
+            # Indication, CONFIG, PROVISION: for this session, each newer than the last.
+            if frame.session != self.session or frame.seq <= self.last_downlink_seq:
+                self.rejected_downlinks += 1
+                self.stale_downlinks += 1
+                self.heartbeat_wanted = True
+                return None
+            self.last_downlink_seq = frame.seq
+            self._apply(envelope, slot)
             return envelope
 
-    def _apply(self, envelope: Envelope) -> None:
+    def _apply(self, envelope: Envelope, slot: KeySlot) -> None:
         message = envelope.message
-        if isinstance(message, Ack):
-            self._apply_ack(message)
-        elif isinstance(message, Indication):
+        if isinstance(message, Indication):
             self.indications.append(message)
         elif isinstance(message, Config):
             self.configs.append(message)
-            self.heartbeat_interval_s = message.heartbeat_interval_s
-            self.report_interval_s = message.report_interval_s
+            if message.heartbeat_interval_s:
+                self.heartbeat_interval_s = message.heartbeat_interval_s
+            if message.report_interval_s:
+                self.report_interval_s = message.report_interval_s
             if message.clock_unix:
                 self.clock_offset_s = message.clock_unix - self._clock()
         elif isinstance(message, Provision):
-            self._apply_provision(envelope.seq, message)
+            if self.lose_provisions:
+                self.lose_provisions -= 1
+                return
+            self._apply_provision(envelope, message, slot)
 
-    def _apply_ack(self, ack: Ack) -> None:
-        seq = ack.acked_seq
-        if ack.is_ack:
-            self._pending.pop(seq, None)
-            self.nacked.pop(seq, None)
-            self.acked.add(seq)
-            if ack.code == AckCode.DUPLICATE:
-                self.duplicate_acks += 1
-            return
-        self.nacked[seq] = ack.code
-        # A nack ends resending, except "retry later".
-        if ack.code != AckCode.NACK_RETRY_LATER:
-            self._pending.pop(seq, None)
+    def _apply_ack(self, ack: Ack, _mac: bytes, slot: KeySlot) -> bool:
+        pos = position(ack.acked_session, ack.acked_seq)
+        queued = self._queue.get(pos)
+        if queued is None or queued.frame[-8:][:ACKED_MAC_LEN] != ack.acked_mac:
+            return False  # not (or no longer) ours: an old copy, or for other content
+        self.unanswered = 0
+        if self.stored is not None and slot is self.stored:
+            # The first ACK MACed with the stored key: it becomes the only key.
+            self.active, self.stored = self.stored, None
+        action = ack.code.action
+        if action is AckAction.DROP:
+            del self._queue[pos]
+            if ack.is_ack:
+                self.acked.add(ack.acked_seq)
+                self.acked_positions.add(pos)
+                self.nacked.pop(ack.acked_seq, None)
+                if ack.code == AckCode.DUPLICATE:
+                    self.duplicate_acks += 1
+            else:
+                self.nacked[ack.acked_seq] = ack.code
+        elif action is AckAction.RESEND_LATER:
+            self.nacked[ack.acked_seq] = ack.code
+        elif action is AckAction.RENUMBER:
+            self.nacked[ack.acked_seq] = ack.code
+            self._renumber(pos, ack.last_session)
+        else:  # REVERT_KEY: the key that MACed this nack is the one the gateway holds.
+            self.nacked[ack.acked_seq] = ack.code
+            self.active, self.stored = slot, None
+            self._remac()
+        return True
 
-    def _apply_provision(self, seq: int, provision: Provision) -> None:
+    def _apply_provision(self, envelope: Envelope, provision: Provision, slot: KeySlot) -> None:
+        message = envelope.message
+        assert isinstance(message, Provision)
         try:
             new_key = unwrap_key(
-                self.key, self.device_id, seq, provision.wrapped_key, provision.key_check
+                slot.key,
+                self.device_id,
+                envelope.session,
+                envelope.seq,
+                provision.wrapped_key,
+                provision.key_check,
             )
         except ProtocolError:
             self.rejected_provisions += 1
             return
-        self.key = new_key
-        self.key_version = provision.key_version
-        # Frames still waiting for an ack keep their seq and content; the gateway now
-        # verifies with the new key, so their MAC is recomputed with it.
-        for pending_seq, frame in self._pending.items():
-            signed = frame[:-MAC_LEN]
-            self._pending[pending_seq] = signed + compute_mac(new_key, signed)
+        self.provisions += 1
+        if slot is self.stored:
+            # MACed with the stored key: the gateway holds it as its key, so it is confirmed.
+            self.active = slot
+        # Slot B is written (and read back) before the first frame uses it.
+        self.stored = KeySlot(new_key, provision.key_id)
+        self._remac()
 
 
 _TYPICAL_HOUSEHOLD_LPH: tuple[int, ...] = (

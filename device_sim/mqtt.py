@@ -31,7 +31,7 @@ __all__ = ["DOWNLINK_SUBSCRIPTION", "BurstError", "MqttFleet", "fleet_identity",
 
 log = logging.getLogger(__name__)
 
-DOWNLINK_SUBSCRIPTION = "bidao/v1/+/down"
+DOWNLINK_SUBSCRIPTION = "bidao/v2/+/+/down"
 MAX_INFLIGHT = 1000
 KEEPALIVE_S = 30
 
@@ -314,12 +314,15 @@ class MqttFleet:
     def _on_message(self, _client: paho.Client, _userdata: Any, msg: paho.MQTTMessage) -> None:
         try:
             parts = msg.topic.split("/")
-            device = self.devices.get(parts[2]) if len(parts) == 4 else None
+            device = self.devices.get(parts[3]) if len(parts) == 5 else None
             if device is None:
                 self.unrouted_downlinks += 1
                 return
             self.downlinks += 1
             device.handle_downlink(bytes(msg.payload))
+            # Renumbered or re-MACed after a nack: sent again at once, as firmware does.
+            for frame in device.take_resend():
+                self.publish(device.device_id, frame)
             self._notify()
         except Exception:
             self.callback_errors += 1

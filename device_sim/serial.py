@@ -146,6 +146,18 @@ class SerialConcentrator:
             # second copy is harmless (the gateway deduplicates by sequence number).
             self._queue(data)
 
+    def _resend_now(self, frame: bytes) -> None:
+        """Put a frame on the line from the reader (no drain: the next write drains)."""
+        data = encode_serial(frame)
+        writer = self._writer
+        if writer is None or writer.is_closing():
+            self._queue(data)
+            return
+        try:
+            writer.write(data)
+        except OSError:
+            self._queue(data)
+
     def _queue(self, data: bytes) -> None:
         if len(self._backlog) >= self._max_backlog:
             self._backlog.popleft()
@@ -217,3 +229,5 @@ class SerialConcentrator:
             return
         self.downlinks += 1
         device.handle_downlink(item)
+        for frame in device.take_resend():
+            self._resend_now(frame)

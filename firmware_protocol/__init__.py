@@ -1,4 +1,4 @@
-"""Bidao firmware protocol v1: pure, sans-IO encoding and decoding (see docs/protocol.md)."""
+"""Bidao firmware protocol v2: pure, sans-IO encoding and decoding (see docs/protocol.md)."""
 
 from firmware_protocol.errors import (
     AuthenticationError,
@@ -14,6 +14,7 @@ from firmware_protocol.errors import (
     InvalidTopicError,
     KeyCheckError,
     LengthMismatchError,
+    PayloadTooLongError,
     ProtocolError,
     TopicError,
     TopicMismatchError,
@@ -30,6 +31,7 @@ from firmware_protocol.frame import (
     MAX_PAYLOAD_LEN,
     MIN_FRAME_LEN,
     PROTOCOL_VERSION,
+    RESERVED,
     DeviceId,
     Envelope,
     Frame,
@@ -40,12 +42,16 @@ from firmware_protocol.frame import (
     key_check_value,
     parse_device_id,
     parse_frame,
+    position,
+    split_position,
     unwrap_key,
     verify_frame,
     wrap_key,
 )
 from firmware_protocol.messages import (
+    ACKED_MAC_LEN,
     Ack,
+    AckAction,
     AckCode,
     AlarmKind,
     Config,
@@ -71,15 +77,20 @@ from firmware_protocol.serial import (
     encode_serial,
 )
 from firmware_protocol.topics import (
+    DEFAULT_SHARD,
     UPLINK_SUBSCRIPTION,
     check_topic_matches,
     downlink_topic,
     parse_uplink_topic,
+    parse_uplink_topic_shard,
+    uplink_subscription,
     uplink_topic,
 )
 
 __all__ = [
+    "ACKED_MAC_LEN",
     "CRC_LEN",
+    "DEFAULT_SHARD",
     "DEVICE_ID_LEN",
     "HEADER_LEN",
     "KEY_LEN",
@@ -89,8 +100,10 @@ __all__ = [
     "MAX_PAYLOAD_LEN",
     "MIN_FRAME_LEN",
     "PROTOCOL_VERSION",
+    "RESERVED",
     "UPLINK_SUBSCRIPTION",
     "Ack",
+    "AckAction",
     "AckCode",
     "AlarmKind",
     "AuthenticationError",
@@ -120,6 +133,7 @@ __all__ = [
     "Message",
     "MessageType",
     "MeterStatus",
+    "PayloadTooLongError",
     "ProtocolError",
     "Provision",
     "SerialStreamDecoder",
@@ -142,7 +156,11 @@ __all__ = [
     "parse_device_id",
     "parse_frame",
     "parse_uplink_topic",
+    "parse_uplink_topic_shard",
+    "position",
+    "split_position",
     "unwrap_key",
+    "uplink_subscription",
     "uplink_topic",
     "verify_frame",
     "wrap_key",

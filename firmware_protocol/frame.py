@@ -1,17 +1,22 @@
-"""The v1 frame, identical on MQTT and (inside serial framing) on a serial line.
+"""The v2 frame, identical on MQTT and (inside serial framing) on a serial line.
 
     offset  size  field
     ------  ----  -----------------------------------------------------------
-         0     1  version        PROTOCOL_VERSION (1)
+         0     1  version        PROTOCOL_VERSION (2)
          1     1  msg_type       MessageType
          2     8  device_id      EUI-64; text form: 16 lowercase hex digits
-        10     4  seq            u32, per device and direction
-        14     4  timestamp      u32 unix seconds of the sender (0 = clock not set)
-        18     2  payload_len    u16, at most MAX_PAYLOAD_LEN
-        20     n  payload        type-specific, fixed length per type
-      20+n     8  mac            HMAC-SHA256(device_key, bytes[0:20+n])[:8]
+        10     1  key_id         version of the key that MACs this frame
+        11     4  session        u32 boot session of the device (0xFFFFFFFF reserved)
+        15     4  seq            u32 number within the session (0 and 0xFFFFFFFF reserved)
+        19     4  timestamp      u32 unix seconds of the sender (0 = clock not set)
+        23     2  payload_len    u16, at most MAX_PAYLOAD_LEN
+        25     n  payload        type-specific, fixed length per type
+      25+n     8  mac            HMAC-SHA256(key[key_id], bytes[0:25+n])[:8]
 
-All integers are big-endian.
+All integers are big-endian. Checks, in this order (docs/protocol.md section 2.3): length
+at least MIN_FRAME_LEN, at most MAX_FRAME_LEN, version, message type, payload_len at most
+MAX_PAYLOAD_LEN, length equal to MIN_FRAME_LEN + payload_len, then (with the key the
+key_id names) the MAC, then the payload.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from firmware_protocol.errors import (
     InvalidMessageError,
     KeyCheckError,
     LengthMismatchError,
+    PayloadTooLongError,
     TruncatedFrameError,
     UnknownMessageTypeError,
     UnknownVersionError,
@@ -41,8 +47,8 @@ from firmware_protocol.messages import (
     MessageType,
 )
 
-PROTOCOL_VERSION = 1
-HEADER = struct.Struct(">BB8sIIH")
+PROTOCOL_VERSION = 2
+HEADER = struct.Struct(">BB8sBIIIH")
 HEADER_LEN = HEADER.size
 MAC_LEN = 8
 MAX_PAYLOAD_LEN = 200
@@ -51,11 +57,24 @@ MAX_FRAME_LEN = HEADER_LEN + MAX_PAYLOAD_LEN + MAC_LEN
 KEY_LEN = 16
 DEVICE_ID_LEN = 8
 U32_MAX = 0xFFFFFFFF
+RESERVED = 0xFFFFFFFF
+"""Reserved session and seq value: what erased flash reads; never sent."""
+POSITION_BITS = 32
 
 DeviceId = str
 _HEX = frozenset("0123456789abcdef")
-_KEYWRAP_LABEL = b"bidao-v1-keywrap"
-_KEYCHECK_LABEL = b"bidao-v1-keycheck"
+_KEYWRAP_LABEL = b"bidao-v2-keywrap"
+_KEYCHECK_LABEL = b"bidao-v2-keycheck"
+
+
+def position(session: int, seq: int) -> int:
+    """One integer that orders a device's frames: session, then seq (session << 32 | seq)."""
+    return (session << POSITION_BITS) | seq
+
+
+def split_position(pos: int) -> tuple[int, int]:
+    """(session, seq) of a position."""
+    return pos >> POSITION_BITS, pos & U32_MAX
 
 
 def parse_device_id(text: str) -> DeviceId:
@@ -84,10 +103,17 @@ class Frame:
     version: int
     msg_type: MessageType
     device_id: DeviceId
+    key_id: int
+    session: int
     seq: int
     timestamp: int
     payload: bytes
     mac: bytes
+
+    @property
+    def position(self) -> int:
+        """The frame's place in its device's order: (session, seq) as one integer."""
+        return position(self.session, self.seq)
 
     def signed_bytes(self) -> bytes:
         """Header and payload: the bytes the MAC covers."""
@@ -95,6 +121,8 @@ class Frame:
             self.version,
             self.msg_type,
             bytes.fromhex(self.device_id),
+            self.key_id,
+            self.session,
             self.seq,
             self.timestamp,
             len(self.payload),
@@ -104,12 +132,23 @@ class Frame:
 
 @dataclass(frozen=True, slots=True)
 class Envelope:
-    """A verified, decoded frame: who sent it, its numbers, and the message."""
+    """A verified, decoded frame: who sent it, its numbers, and the message.
+
+    `session` and `key_id` come last so that (device_id, seq, timestamp, message) reads as in
+    every other place; a frame's order within its device is (session, seq).
+    """
 
     device_id: DeviceId
     seq: int
     timestamp: int
     message: Message
+    session: int = 0
+    key_id: int = 0
+
+    @property
+    def position(self) -> int:
+        """(session, seq) as one integer."""
+        return position(self.session, self.seq)
 
 
 def parse_frame(data: bytes) -> Frame:
@@ -118,7 +157,8 @@ def parse_frame(data: bytes) -> Frame:
         raise FrameTooLongError(f"frame is {len(data)} bytes, the cap is {MAX_FRAME_LEN}")
     if len(data) < MIN_FRAME_LEN:
         raise TruncatedFrameError(f"frame is {len(data)} bytes, at least {MIN_FRAME_LEN} needed")
-    version, msg_type, device_id, seq, timestamp, payload_len = HEADER.unpack_from(data)
+    fields = HEADER.unpack_from(data)
+    version, msg_type, device_id, key_id, session, seq, timestamp, payload_len = fields
     if version != PROTOCOL_VERSION:
         raise UnknownVersionError(f"protocol version {version} is not supported")
     try:
@@ -126,14 +166,24 @@ def parse_frame(data: bytes) -> Frame:
     except ValueError:
         raise UnknownMessageTypeError(f"message type 0x{msg_type:02x} is not defined") from None
     if payload_len > MAX_PAYLOAD_LEN:
-        raise FrameTooLongError(f"payload_len {payload_len} exceeds {MAX_PAYLOAD_LEN}")
+        raise PayloadTooLongError(f"payload_len {payload_len} exceeds {MAX_PAYLOAD_LEN}")
     expected = HEADER_LEN + payload_len + MAC_LEN
     if len(data) < expected:
         raise TruncatedFrameError(f"frame is {len(data)} bytes, payload_len needs {expected}")
     if len(data) > expected:
         raise LengthMismatchError(f"frame is {len(data)} bytes, payload_len gives {expected}")
     payload = bytes(data[HEADER_LEN : HEADER_LEN + payload_len])
-    return Frame(version, kind, device_id.hex(), seq, timestamp, payload, bytes(data[-MAC_LEN:]))
+    return Frame(
+        version,
+        kind,
+        device_id.hex(),
+        key_id,
+        session,
+        seq,
+        timestamp,
+        payload,
+        bytes(data[-MAC_LEN:]),
+    )
 
 
 def verify_frame(frame: Frame, key: bytes) -> None:
@@ -151,21 +201,35 @@ def decode(data: bytes, key: bytes) -> Envelope:
     """Parse, authenticate and decode one frame."""
     frame = parse_frame(data)
     verify_frame(frame, key)
-    return Envelope(frame.device_id, frame.seq, frame.timestamp, decode_message(frame))
+    return Envelope(
+        frame.device_id,
+        frame.seq,
+        frame.timestamp,
+        decode_message(frame),
+        frame.session,
+        frame.key_id,
+    )
 
 
 def encode(envelope: Envelope, key: bytes) -> bytes:
     """The frame bytes for `envelope`, MACed with `key`."""
     device_id = parse_device_id(envelope.device_id)
-    for name, value in (("seq", envelope.seq), ("timestamp", envelope.timestamp)):
-        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= U32_MAX:
-            raise InvalidMessageError(f"{name}={value!r} is outside 0..{U32_MAX}")
+    for name, value, high in (
+        ("seq", envelope.seq, U32_MAX),
+        ("session", envelope.session, U32_MAX),
+        ("timestamp", envelope.timestamp, U32_MAX),
+        ("key_id", envelope.key_id, 0xFF),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= high:
+            raise InvalidMessageError(f"{name}={value!r} is outside 0..{high}")
     message = envelope.message
     payload = message.to_payload()
     header = HEADER.pack(
         PROTOCOL_VERSION,
         message.TYPE,
         bytes.fromhex(device_id),
+        envelope.key_id,
+        envelope.session,
         envelope.seq,
         envelope.timestamp,
         len(payload),
@@ -174,8 +238,13 @@ def encode(envelope: Envelope, key: bytes) -> bytes:
     return signed + compute_mac(key, signed)
 
 
-def _keystream(current_key: bytes, device_id: DeviceId, seq: int) -> bytes:
-    material = _KEYWRAP_LABEL + bytes.fromhex(parse_device_id(device_id)) + seq.to_bytes(4, "big")
+def _keystream(current_key: bytes, device_id: DeviceId, session: int, seq: int) -> bytes:
+    material = (
+        _KEYWRAP_LABEL
+        + bytes.fromhex(parse_device_id(device_id))
+        + session.to_bytes(4, "big")
+        + seq.to_bytes(4, "big")
+    )
     return hmac.new(current_key, material, hashlib.sha256).digest()[:WRAPPED_KEY_LEN]
 
 
@@ -186,23 +255,23 @@ def key_check_value(key: bytes) -> bytes:
 
 
 def wrap_key(
-    current_key: bytes, device_id: DeviceId, seq: int, new_key: bytes
+    current_key: bytes, device_id: DeviceId, session: int, seq: int, new_key: bytes
 ) -> tuple[bytes, bytes]:
-    """(wrapped_key, key_check) for a PROVISION frame with downlink sequence number `seq`."""
+    """(wrapped_key, key_check) for a PROVISION frame whose header has `session` and `seq`."""
     _check_key(current_key)
     _check_key(new_key)
-    stream = _keystream(current_key, device_id, seq)
+    stream = _keystream(current_key, device_id, session, seq)
     return bytes(a ^ b for a, b in zip(new_key, stream, strict=True)), key_check_value(new_key)
 
 
 def unwrap_key(
-    current_key: bytes, device_id: DeviceId, seq: int, wrapped: bytes, check: bytes
+    current_key: bytes, device_id: DeviceId, session: int, seq: int, wrapped: bytes, check: bytes
 ) -> bytes:
     """The new key from a PROVISION frame; KeyCheckError if it does not match its check value."""
     _check_key(current_key)
     if len(wrapped) != WRAPPED_KEY_LEN:
         raise InvalidKeyError(f"wrapped key must be {WRAPPED_KEY_LEN} bytes")
-    stream = _keystream(current_key, device_id, seq)
+    stream = _keystream(current_key, device_id, session, seq)
     new_key = bytes(a ^ b for a, b in zip(wrapped, stream, strict=True))
     if not hmac.compare_digest(key_check_value(new_key), check):
         raise KeyCheckError("unwrapped key does not match its check value")

@@ -1,8 +1,8 @@
 """Message types and their payloads (all integers big-endian).
 
     uplink                               downlink
-    0x01 KEY_EVENT      3 bytes          0x81 ACK          5 bytes
-    0x02 HEARTBEAT     13 bytes          0x82 INDICATION   8 bytes
+    0x01 KEY_EVENT      3 bytes          0x81 ACK         21 bytes
+    0x02 HEARTBEAT     21 bytes          0x82 INDICATION   8 bytes
     0x03 WATER_READING  8 bytes          0x83 CONFIG       8 bytes
     0x04 DEVICE_ALARM   4 bytes          0x84 PROVISION   21 bytes
 
@@ -20,6 +20,8 @@ from firmware_protocol.errors import InvalidMessageError, InvalidPayloadError
 
 WRAPPED_KEY_LEN = 16
 KEY_CHECK_LEN = 4
+ACKED_MAC_LEN = 4
+"""An ACK names its frame by (session, seq) and the first bytes of the frame's MAC."""
 BATTERY_MAINS = 255
 
 
@@ -77,7 +79,10 @@ class AlarmKind(enum.IntEnum):
 
 
 class AckCode(enum.IntEnum):
-    """Result of an uplink: below 0x80 acknowledged, from 0x80 refused (nack)."""
+    """Result of an uplink: below 0x80 stored (drop it), from 0x80 refused (nack).
+
+    What the device does with each is in `AckAction` and docs/protocol.md section 6.
+    """
 
     ACCEPTED = 0x00
     DUPLICATE = 0x01
@@ -85,6 +90,44 @@ class AckCode(enum.IntEnum):
     NACK_UNSUPPORTED = 0x81
     NACK_DEVICE_DISABLED = 0x82
     NACK_RETRY_LATER = 0x83
+    NACK_RESYNC = 0x84
+    NACK_SEQ_REUSED = 0x85
+    NACK_UNKNOWN_KEY = 0x86
+    NACK_NOT_FOR_KIND = 0x87
+
+    @property
+    def action(self) -> AckAction:
+        """What the device does with the frame this code answers."""
+        return _ACTIONS[self]
+
+
+class AckAction(enum.Enum):
+    """The device's reaction to an ACK code."""
+
+    DROP = "drop"
+    """Stored (or refused for good): remove the frame from the resend queue."""
+    RESEND_LATER = "resend_later"
+    """Keep the frame, same bytes, and resend it after the backoff."""
+    RENUMBER = "renumber"
+    """Unless already in a session above the ACK's last_session, start last_session + 1; give
+    the nacked frame the next seq of the current session, re-MAC it and resend it at once."""
+    REVERT_KEY = "revert_key"
+    """Forget the pending key slot, re-MAC every queued frame with the key that MACed this
+    ACK, and resend them at once."""
+
+
+_ACTIONS: dict[AckCode, AckAction] = {
+    AckCode.ACCEPTED: AckAction.DROP,
+    AckCode.DUPLICATE: AckAction.DROP,
+    AckCode.NACK_INVALID_PAYLOAD: AckAction.DROP,
+    AckCode.NACK_UNSUPPORTED: AckAction.DROP,
+    AckCode.NACK_DEVICE_DISABLED: AckAction.DROP,
+    AckCode.NACK_RETRY_LATER: AckAction.RESEND_LATER,
+    AckCode.NACK_RESYNC: AckAction.RENUMBER,
+    AckCode.NACK_SEQ_REUSED: AckAction.RENUMBER,
+    AckCode.NACK_UNKNOWN_KEY: AckAction.REVERT_KEY,
+    AckCode.NACK_NOT_FOR_KIND: AckAction.DROP,
+}
 
 
 class IndicationKind(enum.IntEnum):
@@ -173,7 +216,7 @@ class Heartbeat:
     """Periodic health report."""
 
     TYPE: ClassVar[MessageType] = MessageType.HEARTBEAT
-    FORMAT: ClassVar[struct.Struct] = struct.Struct(">BHbBBBIH")
+    FORMAT: ClassVar[struct.Struct] = struct.Struct(">BHbBBBIHHHI")
 
     battery_pct: int
     battery_mv: int
@@ -181,6 +224,12 @@ class Heartbeat:
     firmware: tuple[int, int, int]
     uptime_s: int
     heartbeat_interval_s: int
+    unanswered: int = 0
+    """Sends without any answer since the last ACK the device accepted (saturates at 65535)."""
+    refused_downlinks: int = 0
+    """Downlinks refused since boot: bad MAC, unknown key, stale seq (saturates at 65535)."""
+    last_downlink_seq: int = 0
+    """The highest downlink seq accepted in the current session (0: none yet)."""
 
     def to_payload(self) -> bytes:
         """The payload bytes; InvalidMessageError for out-of-range fields."""
@@ -194,6 +243,9 @@ class Heartbeat:
             _check_range("firmware", part, 0, 255)
         _check_range("uptime_s", self.uptime_s, 0, 0xFFFFFFFF)
         _check_range("heartbeat_interval_s", self.heartbeat_interval_s, 1, 0xFFFF)
+        _check_range("unanswered", self.unanswered, 0, 0xFFFF)
+        _check_range("refused_downlinks", self.refused_downlinks, 0, 0xFFFF)
+        _check_range("last_downlink_seq", self.last_downlink_seq, 0, 0xFFFFFFFF)
         return self.FORMAT.pack(
             self.battery_pct,
             self.battery_mv,
@@ -201,19 +253,24 @@ class Heartbeat:
             *self.firmware,
             self.uptime_s,
             self.heartbeat_interval_s,
+            self.unanswered,
+            self.refused_downlinks,
+            self.last_downlink_seq,
         )
 
     @classmethod
     def from_payload(cls, payload: bytes) -> Self:
         """Decode; InvalidPayloadError if malformed."""
-        pct, mv, rssi, major, minor, patch, uptime, interval = _unpack(
-            cls.FORMAT, payload, "HEARTBEAT"
+        pct, mv, rssi, major, minor, patch, uptime, interval, unanswered, refused, last_dl = (
+            _unpack(cls.FORMAT, payload, "HEARTBEAT")
         )
         if pct > 100 and pct != BATTERY_MAINS:
             raise InvalidPayloadError(f"battery_pct: undefined value {pct}")
         if interval == 0:
             raise InvalidPayloadError("heartbeat_interval_s must be at least 1")
-        return cls(pct, mv, rssi, (major, minor, patch), uptime, interval)
+        return cls(
+            pct, mv, rssi, (major, minor, patch), uptime, interval, unanswered, refused, last_dl
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,13 +329,32 @@ class DeviceAlarm:
 
 @dataclass(frozen=True, slots=True)
 class Ack:
-    """The gateway's answer to one uplink, by its sequence number."""
+    """The gateway's answer to one uplink.
+
+    The frame it answers is named by (acked_session, acked_seq) and `acked_mac`, the first
+    four bytes of that frame's MAC: a copy of an old ACK cannot acknowledge another frame that
+    reused the numbers. (last_session, last_seq) is the newest position the gateway has
+    accepted from the device: after NACK_RESYNC or NACK_SEQ_REUSED the device starts session
+    last_session + 1.
+
+        off size field
+          0    4 acked_session
+          4    4 acked_seq
+          8    4 acked_mac
+         12    1 code
+         13    4 last_session
+         17    4 last_seq
+    """
 
     TYPE: ClassVar[MessageType] = MessageType.ACK
-    FORMAT: ClassVar[struct.Struct] = struct.Struct(">IB")
+    FORMAT: ClassVar[struct.Struct] = struct.Struct(f">II{ACKED_MAC_LEN}sBII")
 
     acked_seq: int
     code: AckCode = AckCode.ACCEPTED
+    acked_session: int = 0
+    acked_mac: bytes = bytes(ACKED_MAC_LEN)
+    last_session: int = 0
+    last_seq: int = 0
 
     @property
     def is_ack(self) -> bool:
@@ -287,14 +363,24 @@ class Ack:
 
     def to_payload(self) -> bytes:
         """The payload bytes; InvalidMessageError for out-of-range fields."""
-        _check_range("acked_seq", self.acked_seq, 0, 0xFFFFFFFF)
-        return self.FORMAT.pack(self.acked_seq, self.code)
+        for name in ("acked_session", "acked_seq", "last_session", "last_seq"):
+            _check_range(name, getattr(self, name), 0, 0xFFFFFFFF)
+        if len(self.acked_mac) != ACKED_MAC_LEN:
+            raise InvalidMessageError(f"acked_mac must be {ACKED_MAC_LEN} bytes")
+        return self.FORMAT.pack(
+            self.acked_session,
+            self.acked_seq,
+            self.acked_mac,
+            self.code,
+            self.last_session,
+            self.last_seq,
+        )
 
     @classmethod
     def from_payload(cls, payload: bytes) -> Self:
         """Decode; InvalidPayloadError if malformed."""
-        seq, code = _unpack(cls.FORMAT, payload, "ACK")
-        return cls(seq, _enum(AckCode, code, "code"))
+        session, seq, mac, code, last_session, last_seq = _unpack(cls.FORMAT, payload, "ACK")
+        return cls(seq, _enum(AckCode, code, "code"), session, mac, last_session, last_seq)
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,7 +410,7 @@ class Indication:
 
 @dataclass(frozen=True, slots=True)
 class Config:
-    """New reporting intervals and, optionally, the time."""
+    """New reporting intervals and the time; 0 in a field leaves that setting alone."""
 
     TYPE: ClassVar[MessageType] = MessageType.CONFIG
     FORMAT: ClassVar[struct.Struct] = struct.Struct(">HHI")
@@ -335,8 +421,8 @@ class Config:
 
     def to_payload(self) -> bytes:
         """The payload bytes; InvalidMessageError for out-of-range fields."""
-        _check_range("heartbeat_interval_s", self.heartbeat_interval_s, 1, 0xFFFF)
-        _check_range("report_interval_s", self.report_interval_s, 1, 0xFFFF)
+        _check_range("heartbeat_interval_s", self.heartbeat_interval_s, 0, 0xFFFF)
+        _check_range("report_interval_s", self.report_interval_s, 0, 0xFFFF)
         _check_range("clock_unix", self.clock_unix, 0, 0xFFFFFFFF)
         return self.FORMAT.pack(self.heartbeat_interval_s, self.report_interval_s, self.clock_unix)
 
@@ -344,8 +430,6 @@ class Config:
     def from_payload(cls, payload: bytes) -> Self:
         """Decode; InvalidPayloadError if malformed."""
         heartbeat, report, clock = _unpack(cls.FORMAT, payload, "CONFIG")
-        if heartbeat == 0 or report == 0:
-            raise InvalidPayloadError("intervals must be at least 1 s")
         return cls(heartbeat, report, clock)
 
 
@@ -356,20 +440,21 @@ class Provision:
     TYPE: ClassVar[MessageType] = MessageType.PROVISION
     FORMAT: ClassVar[struct.Struct] = struct.Struct(f">B{WRAPPED_KEY_LEN}s{KEY_CHECK_LEN}s")
 
-    key_version: int
+    key_id: int
+    """The id the new key will have in frame headers (the current key_id + 1, mod 256)."""
     wrapped_key: bytes
     key_check: bytes
 
     def __repr__(self) -> str:
         """Key material is not printed."""
-        return f"Provision(key_version={self.key_version}, wrapped_key=<hidden>)"
+        return f"Provision(key_id={self.key_id}, wrapped_key=<hidden>)"
 
     def to_payload(self) -> bytes:
         """The payload bytes; InvalidMessageError for out-of-range fields."""
-        _check_range("key_version", self.key_version, 0, 255)
+        _check_range("key_id", self.key_id, 0, 255)
         if len(self.wrapped_key) != WRAPPED_KEY_LEN or len(self.key_check) != KEY_CHECK_LEN:
             raise InvalidMessageError("wrapped_key must be 16 bytes and key_check 4 bytes")
-        return self.FORMAT.pack(self.key_version, self.wrapped_key, self.key_check)
+        return self.FORMAT.pack(self.key_id, self.wrapped_key, self.key_check)
 
     @classmethod
     def from_payload(cls, payload: bytes) -> Self:

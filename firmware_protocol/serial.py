@@ -19,7 +19,7 @@ from firmware_protocol.errors import (
     ProtocolError,
     TruncatedFrameError,
 )
-from firmware_protocol.frame import MAX_FRAME_LEN
+from firmware_protocol.frame import MAX_FRAME_LEN, MIN_FRAME_LEN
 
 FLAG = 0x7E
 ESCAPE = 0x7D
@@ -71,8 +71,8 @@ def _check_body(stuffed: bytes) -> bytes | ProtocolError:
         return exc
     if len(body) > MAX_BODY_LEN:
         return FrameTooLongError(f"serial body of {len(body)} bytes exceeds {MAX_BODY_LEN}")
-    if len(body) <= CRC_LEN:
-        return TruncatedFrameError(f"serial body of {len(body)} bytes has no frame")
+    if len(body) < MIN_FRAME_LEN + CRC_LEN:
+        return TruncatedFrameError(f"serial body of {len(body)} bytes is too short for a frame")
     frame, crc = body[:-CRC_LEN], int.from_bytes(body[-CRC_LEN:], "big")
     if crc16(frame) != crc:
         return BadCrcError(f"CRC 0x{crc:04x} does not match 0x{crc16(frame):04x}")

@@ -284,6 +284,25 @@ class Application:
             device_id, kind, key, household_code, label, unit_code, actor
         )
 
+    # -- protocol administration (key rotation, configuration, counters) ----------------
+
+    async def rotate_device_key(self, device_id: str, actor: str) -> DeviceRecord:
+        """Start a key rotation; the gateway finishes it with the box (protocol section 9)."""
+        await self._ready()
+        return await self._registry.rotate_key(device_id, actor)
+
+    async def configure_device(
+        self, device_id: str, heartbeat_s: int | None, clock: bool, actor: str
+    ) -> DeviceRecord:
+        """Send the box a CONFIG (interval, clock) after its next frame, until it confirms."""
+        await self._ready()
+        return await self._registry.configure(device_id, heartbeat_s, clock, actor)
+
+    async def reset_device_counters(self, device_id: str, actor: str) -> DeviceRecord:
+        """Forget the box's order: its next frame sets it again (protocol section 6)."""
+        await self._ready()
+        return await self._registry.reset_counters(device_id, actor)
+
     async def attach_device(self, device_id: str, household_code: str, actor: str) -> DeviceRecord:
         """Attach a box that has no household to one.
 

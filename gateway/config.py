@@ -103,7 +103,14 @@ class PipelineSettings(BaseModel):
     queue_max: int = Field(default=20_000, ge=1)
     """Frames waiting for the pipeline; the links' credits together may not exceed it."""
     replay_window: int = Field(default=4096, ge=1)
-    """Frames whose seq is this far or more below the newest accepted one are replays."""
+    """A frame of the device's newest session at most this far below its newest accepted seq,
+    and not stored, is accepted late; one further below (or of an older session) is answered
+    NACK_RESYNC (docs/protocol.md section 6)."""
+    clock_drift_max_s: float = Field(default=120.0, gt=0)
+    """A frame whose timestamp is 0 or this far from the gateway's clock gets a CONFIG with
+    the time after its ACK."""
+    clock_resend_s: float = Field(default=300.0, ge=0)
+    """At most one automatic clock CONFIG per device this often."""
     reject_log_interval_s: float = Field(default=60.0, ge=0)
     unknown_device_cache_s: float = Field(default=30.0, ge=0)
     commit_retry_initial_s: float = Field(default=0.1, gt=0)

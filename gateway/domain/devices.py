@@ -33,7 +33,27 @@ class DeviceRecord:
     last_seen: float | None = None
     last_link: str | None = None
     last_seq: int | None = None
+    """Position (session << 32 | seq) of the newest frame accepted since the last counter reset."""
     downlink_seq: int = 0
+    """session << 32 | the last downlink seq used in that session (stored ahead of use)."""
+    next_key: bytes | None = None
+    """A key being rotated to; accepted beside `key` until a frame MACed with it arrives."""
+    next_key_id: int | None = None
+    counters_reset_at: float | None = None
+    high_seq: int | None = None
+    """The highest position ever stored for the device (counter resets do not lower it)."""
+    pending_heartbeat_s: int | None = None
+    """A heartbeat interval `bidao device configure` asked for, until a heartbeat reports it."""
+    pending_clock: bool = False
+    """`bidao device configure --clock`: set the box's clock after its next frame."""
+
+    def key_for(self, key_id: int) -> bytes | None:
+        """The key a frame's key_id names: the current key or the one being rotated to."""
+        if key_id == self.key_version:
+            return self.key
+        if self.next_key is not None and key_id == self.next_key_id:
+            return self.next_key
+        return None
 
     def __repr__(self) -> str:
         """Never show the key."""
@@ -94,7 +114,17 @@ class Transition:
         return self.kind in ("online", "offline")
 
 
-HistoryAction = Literal["added", "attached", "moved", "replaced", "replaces", "removed"]
+HistoryAction = Literal[
+    "added",
+    "attached",
+    "moved",
+    "replaced",
+    "replaces",
+    "removed",
+    "key_rotation",
+    "configured",
+    "counters_reset",
+]
 """What was done to a device: `replaced` is written on the old box, `replaces` on the new."""
 
 AlarmKind = Literal["unassigned_call", "unknown_household", "call_failed", "press_failed"]

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from firmware_protocol import Ack, AckCode, Envelope, Message, encode
+from firmware_protocol import ACKED_MAC_LEN, Ack, AckCode, Envelope, Frame, Message, encode
 from gateway.clock import Clock
 from gateway.ingest.links import Link, LinkDownError
 from gateway.ingest.registry import DeviceRegistry, DeviceState
@@ -23,6 +23,8 @@ from gateway.store.ports import Store
 log = logging.getLogger(__name__)
 
 DownlinkFailure = Literal["unknown_device", "no_route", "link_down"]
+MessageFactory = Callable[[DeviceState, int, int], Message]
+"""Builds a downlink that depends on its own header: (device, session, seq) -> message."""
 
 
 class DownlinkError(Exception):
@@ -35,20 +37,21 @@ class DownlinkError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Reply:
-    """A protocol ack or nack owed to a device, sent back on the link its frame came on."""
+    """A protocol ack or nack owed to a device, sent back on the link its frame came on.
+
+    It names the frame by (session, seq) and the first bytes of its MAC, and is MACed with
+    the key the frame was MACed with (`key_id`), or the current key when that is unknown.
+    """
 
     link: Link
     device: DeviceState
-    seq: int
+    frame: Frame
     code: AckCode
 
-
-def reservations(replies: Sequence[Reply]) -> dict[str, int]:
-    """New downlink seq high-water marks to store before these replies can be sent."""
-    owed = Counter(r.device.device_id for r in replies)
-    devices = {r.device.device_id: r.device for r in replies}
-    marks = {device_id: devices[device_id].reservation_for(n) for device_id, n in owed.items()}
-    return {device_id: mark for device_id, mark in marks.items() if mark is not None}
+    @property
+    def seq(self) -> int:
+        """The answered frame's seq (within its session)."""
+        return self.frame.seq
 
 
 class Downlinker:
@@ -68,18 +71,29 @@ class Downlinker:
         self._links[link.name] = link
 
     async def send_replies(self, replies: Sequence[Reply]) -> None:
-        """Send acks whose seq reservations are already stored; a down link is counted only."""
+        """Send acks (they take no downlink seq: nothing to store); a down link is counted only."""
         now = int(self._clock.now())
         acks: Counter[str] = Counter()
         links: Counter[str] = Counter()
         try:
             for reply in replies:
-                device = reply.device
-                # No await between taking the number and writing the frame: they leave in order.
-                seq = device.allocate_downlink_seq()
-                envelope = Envelope(device.device_id, seq, now, Ack(reply.seq, reply.code))
+                device, frame = reply.device, reply.frame
+                key = device.record.key_for(frame.key_id)
+                key_id = frame.key_id
+                if key is None or reply.code == AckCode.NACK_UNKNOWN_KEY:
+                    key, key_id = device.record.key, device.record.key_version
+                last_session, last_seq = device.resync_point()
+                ack = Ack(
+                    frame.seq,
+                    reply.code,
+                    frame.session,
+                    frame.mac[:ACKED_MAC_LEN],
+                    last_session,
+                    last_seq,
+                )
+                envelope = Envelope(device.device_id, 0, now, ack, frame.session, key_id)
                 try:
-                    await reply.link.send_downlink(device.device_id, encode(envelope, device.key))
+                    await reply.link.send_downlink(device.device_id, encode(envelope, key))
                 except LinkDownError:
                     # The device retransmits; the copy is deduplicated and acked again.
                     self._metrics.downlinks_failed.labels("link_down").inc()
@@ -93,7 +107,7 @@ class Downlinker:
             for link, count in links.items():
                 self._metrics.downlinks_sent.labels(link, "Ack").inc(count)
 
-    async def send(self, device_id: str, message: Message) -> int:
+    async def send(self, device_id: str, message: Message | MessageFactory) -> int:
         """Send `message` over the link the device last used; its seq, or DownlinkError."""
         state = await self._registry.lookup(device_id)
         if state is None:
@@ -107,8 +121,13 @@ class Downlinker:
             async with self._store.transaction() as uow:
                 await uow.devices.set_downlink_seq(device_id, mark)
             state.reserved(mark)
-        seq = state.allocate_downlink_seq()
-        frame = encode(Envelope(device_id, seq, int(self._clock.now()), message), state.key)
+        session, seq = state.allocate_downlink_seq()
+        if callable(message):
+            message = message(state, session, seq)
+        envelope = Envelope(
+            device_id, seq, int(self._clock.now()), message, session, state.record.key_version
+        )
+        frame = encode(envelope, state.key)
         try:
             await link.send_downlink(device_id, frame)
         except LinkDownError as exc:

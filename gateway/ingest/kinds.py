@@ -3,7 +3,7 @@
 A water meter has no keys, so a key event from one can never become a call for help; a
 call box has no water sensor, so a reading or a leak alarm from one is not believed. Such a
 frame authenticates (the device holds its key) but is not what the device is: it is
-answered `NACK_UNSUPPORTED`, so a box stops resending it, counted as
+answered `NACK_NOT_FOR_KIND` (0x87, the device drops the frame), counted as
 `bidao_frames_nacked_total{reason="wrong_kind"}`, logged (rate-limited), and not stored.
 """
 
@@ -14,7 +14,7 @@ from gateway.domain.devices import DeviceKind
 
 WRONG_KIND = "wrong_kind"
 """The counter reason of a refused message."""
-WRONG_KIND_CODE = AckCode.NACK_UNSUPPORTED
+WRONG_KIND_CODE = AckCode.NACK_NOT_FOR_KIND
 """The nack a refused message gets."""
 
 _ALARMS: dict[DeviceKind, frozenset[AlarmKind]] = {

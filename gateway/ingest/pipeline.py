@@ -39,21 +39,27 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from firmware_protocol import (
+    RESERVED,
     AckCode,
+    Config,
     Envelope,
     Frame,
+    Heartbeat,
     Message,
     MessageType,
     ProtocolError,
+    Provision,
     decode_message,
     parse_frame,
     verify_frame,
+    wrap_key,
 )
+from firmware_protocol.sequence import place
 from gateway.clock import Clock
 from gateway.config import PipelineSettings
 from gateway.domain.devices import DeviceSeen, EventRow
 from gateway.errors import ConflictError, StoreCorruptError, StoreError
-from gateway.ingest.downlink import Downlinker, Reply, reservations
+from gateway.ingest.downlink import Downlinker, DownlinkError, Reply
 from gateway.ingest.kinds import WRONG_KIND, WRONG_KIND_CODE, wrong_kind
 from gateway.ingest.links import InboundFrame
 from gateway.ingest.registry import DeviceRegistry, DeviceState
@@ -97,6 +103,8 @@ class AcceptedFrame:
     inbound: InboundFrame
     envelope: Envelope
     state: DeviceState
+    frame: Frame
+    """The frame as received: its MAC tells a copy from a new frame that reused the numbers."""
 
 
 class IngestHandler(Protocol):
@@ -378,8 +386,12 @@ class Pipeline:
             if state is None:
                 self._reject(item, "unknown_device", frame.device_id)
                 continue
+            key = state.record.key_for(frame.key_id)
+            if key is None:
+                self._reject(item, "unknown_key", frame.device_id)
+                continue
             try:
-                verify_frame(frame, state.key)
+                verify_frame(frame, key)
             except ProtocolError as exc:
                 self._reject(item, exc.reason, frame.device_id)
                 continue
@@ -394,7 +406,7 @@ class Pipeline:
 
     async def _process(self, items: list[InboundFrame], lane: Lane) -> None:
         batch = _Batch(items)
-        seen: set[tuple[str, int]] = set()
+        seen: dict[tuple[str, int], bytes] = {}
         cached = self._registry.cached
         parsed = [(item, self._parse(item)) for item in items]
         # Known devices come from memory; the batch's first contacts cost one read together.
@@ -410,12 +422,16 @@ class Pipeline:
             accepted = self._screen(item, frame, state, batch)
             if accepted is None:
                 continue
-            key = (accepted.state.device_id, accepted.envelope.seq)
-            if key in seen:
+            key = (accepted.state.device_id, accepted.envelope.position)
+            mac = seen.get(key)
+            if mac is None:
+                seen[key] = accepted.frame.mac
+                batch.candidates.append(accepted)
+            elif mac == accepted.frame.mac:
                 batch.duplicates.append(accepted)
             else:
-                seen.add(key)
-                batch.candidates.append(accepted)
+                reused = AckCode.NACK_SEQ_REUSED
+                self._nack(item, frame, accepted.state, reused, "seq_reused", batch)
         if batch.candidates or batch.duplicates or batch.replies:
             await self._commit_with_retry(batch)
         await self._after_commit(batch)
@@ -439,23 +455,27 @@ class Pipeline:
         if state is None:
             self._reject(item, "unknown_device", frame.device_id)
             return None
+        if not is_uplink_type(frame.msg_type):
+            # A downlink type on the uplink topic is never answered (it may be our own echo).
+            self._reject(item, "downlink_type_on_uplink", frame.device_id)
+            return None
+        key = state.record.key_for(frame.key_id)
+        if key is None:
+            # Not a key the gateway holds: answered with the current key, which the box keeps
+            # until a rotation is confirmed, so it can fall back to it.
+            self._nack(item, frame, state, AckCode.NACK_UNKNOWN_KEY, "unknown_key", batch)
+            return None
         try:
-            verify_frame(frame, state.key)
+            verify_frame(frame, key)
         except ProtocolError as exc:
             self._reject(item, exc.reason, frame.device_id)
             return None
         # From here on the sender is authenticated, so it may be told what is wrong.
-        window_floor = (state.last_seq or 0) - self._settings.replay_window
-        if state.last_seq is not None and frame.seq <= window_floor:
-            self._reject(item, "replay", frame.device_id)
-            return None
-        if not is_uplink_type(frame.msg_type):
-            # A downlink on the up topic (a reflected ack, a loop) is ignored, never answered.
-            self._reject(item, "downlink_type_on_uplink", frame.device_id)
-            return None
         message: Message | None = None
         if not state.record.enabled:
             code, reason = AckCode.NACK_DEVICE_DISABLED, "device_disabled"
+        elif frame.session == RESERVED or frame.seq in (0, RESERVED):
+            code, reason = AckCode.NACK_RESYNC, "reserved_counter"
         else:
             try:
                 message = decode_message(frame)
@@ -466,8 +486,10 @@ class Pipeline:
         if message is None:
             self._nack(item, frame, state, code, reason, batch)
             return None
-        envelope = Envelope(frame.device_id, frame.seq, frame.timestamp, message)
-        return AcceptedFrame(item, envelope, state)
+        envelope = Envelope(
+            frame.device_id, frame.seq, frame.timestamp, message, frame.session, frame.key_id
+        )
+        return AcceptedFrame(item, envelope, state, frame)
 
     def _nack(
         self,
@@ -486,7 +508,7 @@ class Pipeline:
             device_id=frame.device_id,
             reason=reason,
         )
-        batch.replies.append(Reply(item.link, state, frame.seq, code))
+        batch.replies.append(Reply(item.link, state, frame, code))
 
     def _reject(self, item: InboundFrame, reason: str, device_id: str | None) -> None:
         self._metrics.frames_rejected.labels(item.link.transport, reason).inc()
@@ -498,6 +520,108 @@ class Pipeline:
             reason=reason,
             link=item.link.name,
         )
+
+    def _placed(self, cand: AcceptedFrame, stored_mac: bytes | None) -> AckCode | None:
+        """The fate of a frame not after its device's newest: None to accept it, else the code.
+
+        Stored with the same MAC: a copy (DUPLICATE). Stored with another MAC: the numbers were
+        used for other content (NACK_SEQ_REUSED, the box renumbers it). Not stored: accepted
+        late if it is of the newest session and at most `replay_window` below the newest seq
+        (or the device has no order yet), otherwise NACK_RESYNC.
+        """
+        code = place(
+            cand.state.last_seq,
+            cand.frame.session,
+            cand.frame.seq,
+            cand.frame.mac,
+            stored_mac,
+            self._settings.replay_window,
+        )
+        return None if code == AckCode.ACCEPTED else code
+
+    async def _protocol_writes(self, uow: UnitOfWork, accepted: Sequence[AcceptedFrame]) -> None:
+        """Key promotion and confirmed configuration, in the frames' own transaction."""
+        now = self._clock.now()
+        done: dict[str, tuple[bool, bool]] = {}
+        for frame in accepted:
+            record = frame.state.record
+            if record.next_key_id is not None and frame.frame.key_id == record.next_key_id:
+                await uow.devices.promote_key(record.device_id, record.next_key_id)
+            heartbeat, clock = done.get(record.device_id, (False, False))
+            message = frame.envelope.message
+            if (
+                record.pending_heartbeat_s is not None
+                and isinstance(message, Heartbeat)
+                and message.heartbeat_interval_s == record.pending_heartbeat_s
+            ):
+                heartbeat = True
+            if (
+                record.pending_clock
+                and frame.state.clock_sent_at is not None
+                and self._clock_ok(frame.envelope.timestamp, now)
+            ):
+                clock = True
+            if heartbeat or clock:
+                done[record.device_id] = (heartbeat, clock)
+        for device_id, (heartbeat, clock) in done.items():
+            await uow.devices.config_done(device_id, heartbeat=heartbeat, clock=clock)
+        if done:
+            states = {f.state.device_id: f.state for f in accepted}
+            for device_id, (heartbeat, clock) in done.items():
+                state = states[device_id]
+                state.record = dataclasses.replace(
+                    state.record,
+                    pending_heartbeat_s=None if heartbeat else state.record.pending_heartbeat_s,
+                    pending_clock=False if clock else state.record.pending_clock,
+                )
+
+    def _clock_ok(self, timestamp: int, now: float) -> bool:
+        return timestamp != 0 and abs(timestamp - now) <= self._settings.clock_drift_max_s
+
+    async def _follow_up(self, accepted: Sequence[AcceptedFrame]) -> None:
+        """After the acks: PROVISION and CONFIG where due, through the one downlink path.
+
+        PROVISION follows every frame still MACed with the old key while a rotation waits;
+        CONFIG follows when an operator asked for it or the box's clock is unset or drifted.
+        """
+        if not accepted:
+            return
+        now = self._clock.now()
+        by_device: dict[str, list[AcceptedFrame]] = defaultdict(list)
+        for frame in accepted:
+            by_device[frame.state.device_id].append(frame)
+        for device_id, frames in by_device.items():
+            state = frames[0].state
+            record = state.record
+            if record.next_key is not None and any(
+                f.frame.key_id == record.key_version for f in frames
+            ):
+                await self._send(device_id, _provision)
+            clock = 0
+            if record.pending_clock or any(
+                not self._clock_ok(f.envelope.timestamp, now) for f in frames
+            ):
+                due = (
+                    state.clock_sent_at is None
+                    or now - state.clock_sent_at >= self._settings.clock_resend_s
+                    or record.pending_clock
+                )
+                if due:
+                    clock = int(now)
+            heartbeat = record.pending_heartbeat_s or 0
+            sent = (clock or heartbeat) and await self._send(device_id, Config(heartbeat, 0, clock))
+            if sent and clock:
+                state.clock_sent_at = now
+
+    async def _send(self, device_id: str, message: Message | Callable[..., Message]) -> bool:
+        try:
+            await self._downlinks.send(device_id, message)
+        except DownlinkError as exc:
+            log.info(
+                "follow-up downlink not sent", extra={"device_id": device_id, "reason": exc.reason}
+            )
+            return False
+        return True
 
     async def _commit_with_retry(self, batch: _Batch) -> None:
         delay = self._settings.commit_retry_initial_s
@@ -519,31 +643,43 @@ class Pipeline:
         accepted: list[AcceptedFrame] = []
         duplicates = list(batch.duplicates)
         on_commit: list[OnCommit] = []
+        nacks: list[Reply] = []
         async with self._store.transaction() as uow:
             old: dict[str, list[AcceptedFrame]] = defaultdict(list)
             for cand in batch.candidates:
                 last = cand.state.last_seq
-                if last is not None and cand.envelope.seq <= last:
-                    old[cand.state.device_id].append(cand)
-                else:
+                if last is not None and cand.envelope.position > last:
                     accepted.append(cand)
+                else:
+                    # Not after the newest: a copy, a reuse of the numbers, late, or stale.
+                    old[cand.state.device_id].append(cand)
             for device_id, cands in old.items():
-                stored = await uow.devices.stored_seqs(device_id, [c.envelope.seq for c in cands])
+                stored = await uow.devices.stored_macs(
+                    device_id, [c.envelope.position for c in cands]
+                )
                 for cand in cands:
-                    (duplicates if cand.envelope.seq in stored else accepted).append(cand)
+                    verdict = self._placed(cand, stored.get(cand.envelope.position))
+                    if verdict is None:
+                        accepted.append(cand)
+                    elif verdict == AckCode.DUPLICATE:
+                        duplicates.append(cand)
+                    else:
+                        reason = "seq_reused" if verdict == AckCode.NACK_SEQ_REUSED else "stale"
+                        self._metrics.frames_nacked.labels(
+                            cand.inbound.link.transport, reason
+                        ).inc()
+                        nacks.append(Reply(cand.inbound.link, cand.state, cand.frame, verdict))
+            # Each device's frames take effect in its own order, whatever order they came in.
+            accepted.sort(key=lambda a: (a.state.device_id, a.envelope.position))
             replies = [
                 *batch.replies,
-                *(
-                    Reply(a.inbound.link, a.state, a.envelope.seq, AckCode.ACCEPTED)
-                    for a in accepted
-                ),
-                *(
-                    Reply(d.inbound.link, d.state, d.envelope.seq, AckCode.DUPLICATE)
-                    for d in duplicates
-                ),
+                *nacks,
+                *(Reply(a.inbound.link, a.state, a.frame, AckCode.ACCEPTED) for a in accepted),
+                *(Reply(d.inbound.link, d.state, d.frame, AckCode.DUPLICATE) for d in duplicates),
             ]
-            marks = reservations(replies)
+            marks: dict[str, int] = {}
             await uow.devices.insert_events([_event_row(a) for a in accepted])
+            await self._protocol_writes(uow, accepted)
             seen = _seen_rows(accepted, marks, self._settings.last_seen_flush_s)
             await _write_seen(uow, seen, marks)
             if accepted:
@@ -551,9 +687,6 @@ class Pipeline:
                     callback = await handler.stage(uow, accepted)
                     if callback is not None:
                         on_commit.append(callback)
-        for reply in replies:
-            if reply.device.device_id in marks:
-                reply.device.reserved(marks[reply.device.device_id])
         _flushed(accepted, seen)
         batch.accepted, batch.duplicates, batch.on_commit = accepted, duplicates, on_commit
         batch.outgoing = replies
@@ -565,8 +698,19 @@ class Pipeline:
         received: Counter[tuple[str, str]] = Counter()
         for frame in batch.accepted:
             state = frame.state
-            state.last_seq = max(state.last_seq or 0, frame.envelope.seq)
+            state.accepted(frame.envelope.position)
             state.last_link = frame.inbound.link.name
+            if frame.frame.key_id != state.record.key_version:
+                state.record = dataclasses.replace(
+                    state.record,
+                    key=state.record.next_key or state.record.key,
+                    key_version=frame.frame.key_id,
+                    next_key=None,
+                    next_key_id=None,
+                )
+            message = frame.envelope.message
+            if isinstance(message, Heartbeat) and message.last_downlink_seq:
+                state.heard_downlink_seq(message.last_downlink_seq)
             received[frame.inbound.link.transport, type(frame.envelope.message).__name__] += 1
         for labels, count in received.items():
             self._metrics.frames_received.labels(*labels).inc(count)
@@ -578,6 +722,7 @@ class Pipeline:
         await self._downlinks.send_replies(batch.outgoing)
         for item in batch.items:
             _settle(item)
+        await self._follow_up(batch.accepted)
         if self._heard and (batch.accepted or batch.duplicates):
             heard = {f.state.device_id for f in (*batch.accepted, *batch.duplicates)}
             for listener in self._heard:
@@ -593,6 +738,15 @@ def is_uplink_type(msg_type: int) -> bool:
     return msg_type < 0x80
 
 
+def _provision(state: DeviceState, session: int, seq: int) -> Message:
+    """PROVISION of the device's next key, wrapped for this very downlink's header."""
+    record = state.record
+    assert record.next_key is not None
+    assert record.next_key_id is not None
+    wrapped, check = wrap_key(record.key, record.device_id, session, seq, record.next_key)
+    return Provision(record.next_key_id, wrapped, check)
+
+
 def _settle(item: InboundFrame) -> None:
     if item.settle is not None:
         try:
@@ -605,7 +759,7 @@ def _event_row(frame: AcceptedFrame) -> EventRow:
     env = frame.envelope
     return EventRow(
         device_id=env.device_id,
-        seq=env.seq,
+        seq=env.position,
         msg_type=type(env.message).__name__,
         device_time=env.timestamp,
         received_at=frame.inbound.received_at,
@@ -643,7 +797,7 @@ def _seen_rows(
         if stored is not None and frame.inbound.received_at - stored < flush_s:
             continue
         device_id = frame.envelope.device_id  # the id the state was looked up by
-        seq, last_seen = frame.envelope.seq, frame.inbound.received_at
+        seq, last_seen = frame.envelope.position, frame.inbound.received_at
         prior = latest.get(device_id)
         if prior is not None:
             last_seen, seq = max(last_seen, prior[0]), max(seq, prior[2])

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, replace
 
-from firmware_protocol import KEY_LEN, ProtocolError, parse_device_id
+from firmware_protocol import KEY_LEN, ProtocolError, parse_device_id, position, split_position
 from gateway.clock import Clock
 from gateway.config import DeviceKind, SupervisionSettings
-from gateway.domain.devices import DeviceRecord, DeviceStatus
+from gateway.domain.devices import DeviceRecord, DeviceStatus, HistoryAction, HistoryEntry
 from gateway.errors import RegistryError
 from gateway.metrics import GatewayMetrics
 from gateway.store.ports import Store
@@ -26,7 +26,10 @@ log = logging.getLogger(__name__)
 
 SILENT_DEADLINE = "device_silent"
 DOWNLINK_SEQ_BLOCK = 1024
-"""Downlink sequence numbers are stored this far ahead, so sending needs no write."""
+"""Downlink sequence numbers are stored this far ahead, so sending needs no write.
+
+Only indications, CONFIG and PROVISION take one: an ACK names the frame it answers (its
+session, seq and MAC) and carries downlink seq 0, so acknowledging writes nothing."""
 
 
 @dataclass(slots=True)
@@ -35,8 +38,11 @@ class DeviceState:
 
     record: DeviceRecord
     last_seq: int | None
+    """Position (session << 32 | seq) of the newest frame accepted since the last reset."""
+    high_seq: int | None
+    """The highest position ever stored: resynchronisation points the device above it."""
     downlink_seq: int
-    """The last downlink sequence number used."""
+    """session << 32 | the last downlink seq used in that session."""
     downlink_reserved: int
     """The stored high-water mark: every seq up to it may be used without another write."""
     status: DeviceStatus
@@ -47,6 +53,8 @@ class DeviceState:
     """The last contact as stored in the device row (flushed coarsely)."""
     stored_health: tuple[str | None, int | None, int | None]
     """(firmware, battery %, signal dBm) as stored in the device row."""
+    clock_sent_at: float | None = None
+    """When a CONFIG with the time was last handed to the device's link."""
 
     @classmethod
     def from_record(cls, record: DeviceRecord) -> DeviceState:
@@ -54,6 +62,7 @@ class DeviceState:
         return cls(
             record=record,
             last_seq=record.last_seq,
+            high_seq=record.high_seq if record.high_seq is not None else record.last_seq,
             # After a restart every number up to the stored mark may have been used.
             downlink_seq=record.downlink_seq,
             downlink_reserved=record.downlink_seq,
@@ -75,20 +84,43 @@ class DeviceState:
         """The device's current MAC key."""
         return self.record.key
 
+    @property
+    def session(self) -> int:
+        """The device's current session, as far as the gateway knows (0 before any frame)."""
+        newest = self.last_seq if self.last_seq is not None else self.high_seq
+        return 0 if newest is None else split_position(newest)[0]
+
+    def resync_point(self) -> tuple[int, int]:
+        """(last_session, last_seq) an ACK reports: the highest position ever stored."""
+        return split_position(self.high_seq) if self.high_seq is not None else (0, 0)
+
+    def accepted(self, pos: int) -> None:
+        """Note an accepted position (after its commit)."""
+        self.last_seq = pos if self.last_seq is None else max(self.last_seq, pos)
+        self.high_seq = pos if self.high_seq is None else max(self.high_seq, pos)
+
+    def heard_downlink_seq(self, seq: int) -> None:
+        """A heartbeat said the box accepted downlink `seq` in its session: never go below."""
+        self.downlink_seq = max(self.downlink_seq, position(self.session, seq))
+
+    def _next_downlink(self) -> int:
+        return max(self.downlink_seq, position(self.session, 0)) + 1
+
     def reservation_for(self, count: int) -> int | None:
         """A new high-water mark to store before `count` more downlinks, or None if not needed."""
-        if self.downlink_seq + count <= self.downlink_reserved:
+        last = self._next_downlink() + count - 1
+        if last <= self.downlink_reserved:
             return None
-        return self.downlink_seq + count + DOWNLINK_SEQ_BLOCK
+        return last + DOWNLINK_SEQ_BLOCK
 
     def reserved(self, mark: int) -> None:
         """Record that `mark` has been stored."""
         self.downlink_reserved = max(self.downlink_reserved, mark)
 
-    def allocate_downlink_seq(self) -> int:
-        """The next downlink sequence number; call it right before the frame is written."""
-        self.downlink_seq += 1
-        return self.downlink_seq
+    def allocate_downlink_seq(self) -> tuple[int, int]:
+        """(session, seq) for the next downlink; call it right before the frame is written."""
+        self.downlink_seq = self._next_downlink()
+        return split_position(self.downlink_seq)
 
 
 class DeviceRegistry:
@@ -217,13 +249,102 @@ class DeviceRegistry:
         log.info("device registered", extra={"device_id": device_id, "kind": kind})
         return record
 
+    async def rotate_key(self, device_id: str, actor: str) -> DeviceRecord:
+        """Start a key rotation: a new random key as the next key (docs/protocol.md section 9).
+
+        The running gateway sends PROVISION after the device's next frame MACed with the old
+        key, and again after every such frame, until a frame MACed with the new key arrives.
+        """
+
+        async def change(record: DeviceRecord) -> tuple[DeviceRecord, str]:
+            # A rotation restarted before the box used its key takes a fresh id, so a box
+            # holding the abandoned key is told NACK_UNKNOWN_KEY, never silently ignored.
+            after = record.key_version if record.next_key_id is None else record.next_key_id
+            key_id = (after + 1) % 256
+            if key_id == record.key_version:
+                key_id = (key_id + 1) % 256
+            key = secrets.token_bytes(KEY_LEN)
+            return replace(record, next_key=key, next_key_id=key_id), f"key_id {key_id}"
+
+        return await self._protocol_change(device_id, "key_rotation", actor, change)
+
+    async def configure(
+        self, device_id: str, heartbeat_s: int | None, clock: bool, actor: str
+    ) -> DeviceRecord:
+        """Ask for a CONFIG: a heartbeat interval and/or the clock, sent after its next frame."""
+        if heartbeat_s is not None and not 1 <= heartbeat_s <= 0xFFFF:
+            raise RegistryError(f"heartbeat interval must be 1..65535 s, got {heartbeat_s}")
+        if heartbeat_s is None and not clock:
+            raise RegistryError("nothing to configure: give --heartbeat-s and/or --clock")
+
+        async def change(record: DeviceRecord) -> tuple[DeviceRecord, str]:
+            note = " ".join(
+                part
+                for part in (
+                    f"heartbeat_s {heartbeat_s}" if heartbeat_s is not None else "",
+                    "clock" if clock else "",
+                )
+                if part
+            )
+            return replace(record, pending_heartbeat_s=heartbeat_s, pending_clock=clock), note
+
+        return await self._protocol_change(device_id, "configured", actor, change)
+
+    async def reset_counters(self, device_id: str, actor: str) -> DeviceRecord:
+        """Forget the device's order: its next frame sets it again (section 6)."""
+        now = self._clock.now()
+
+        async def change(record: DeviceRecord) -> tuple[DeviceRecord, str]:
+            return replace(record, last_seq=None, counters_reset_at=now), ""
+
+        return await self._protocol_change(device_id, "counters_reset", actor, change)
+
+    async def _protocol_change(
+        self,
+        device_id: str,
+        action: HistoryAction,
+        actor: str,
+        change: Callable[[DeviceRecord], Awaitable[tuple[DeviceRecord, str]]],
+    ) -> DeviceRecord:
+        try:
+            device_id = parse_device_id(device_id)
+        except ProtocolError as exc:
+            raise RegistryError(str(exc)) from exc
+        now = self._clock.now()
+        async with self._store.transaction() as uow:
+            record = await uow.devices.get(device_id)
+            if record is None:
+                raise RegistryError(f"unknown device {device_id}")
+            if not record.enabled:
+                raise RegistryError(f"device {device_id} was removed")
+            changed, note = await change(record)
+            if action == "key_rotation":
+                assert changed.next_key is not None
+                assert changed.next_key_id is not None
+                await uow.devices.set_next_key(device_id, changed.next_key, changed.next_key_id)
+            elif action == "configured":
+                await uow.devices.set_pending_config(
+                    device_id, changed.pending_heartbeat_s, changed.pending_clock
+                )
+            else:
+                assert changed.counters_reset_at is not None
+                await uow.devices.reset_counters(device_id, changed.counters_reset_at)
+            await uow.devices.add_history(HistoryEntry(device_id, now, action, actor, note=note))
+        if device_id in self._devices:
+            self.replace_record(changed)
+        log.info("device protocol change", extra={"device_id": device_id, "action": action})
+        return changed
+
     def replace_record(self, record: DeviceRecord) -> None:
         """Swap in a changed record (new key, disabled) keeping the runtime fields."""
         state = self._devices.get(record.device_id)
         if state is None:
             self._devices[record.device_id] = DeviceState.from_record(record)
-        else:
-            state.record = replace(record)
+            return
+        if record.counters_reset_at != state.record.counters_reset_at:
+            # `bidao device reset-counters`: the device's next frame sets its order again.
+            state.last_seq = record.last_seq
+        state.record = replace(record)
 
     def count_transition(self, before: DeviceStatus, after: DeviceStatus) -> None:
         """Move one device between the online and offline counts."""

@@ -249,7 +249,7 @@ class TicketService:
         if not presses:
             return None
         done: list[_Tx] = []
-        for frame in sorted(presses, key=lambda f: (f.state.device_id, f.envelope.seq)):
+        for frame in sorted(presses, key=lambda f: (f.state.device_id, f.envelope.position)):
             tx = _Tx(uow, frame.inbound.received_at, self._links)
             try:
                 async with uow.savepoint():

@@ -240,6 +240,32 @@ class DeviceWrites(Protocol):
         """Which of `seqs` are already stored for the device."""
         ...
 
+    async def stored_macs(self, device_id: str, seqs: Sequence[int]) -> dict[int, bytes]:
+        """The 8-byte MAC of the frame stored at each of `seqs` (positions) that is stored."""
+        ...
+
+    async def set_next_key(self, device_id: str, key: bytes, key_id: int) -> None:
+        """Start (or restart) a key rotation to `key`, named `key_id` in frame headers."""
+        ...
+
+    async def promote_key(self, device_id: str, key_id: int) -> None:
+        """The device used its next key: it becomes the key and the old one is forgotten."""
+        ...
+
+    async def reset_counters(self, device_id: str, at: float) -> None:
+        """Forget the device's order (its newest position); its next frame sets it again."""
+        ...
+
+    async def set_pending_config(
+        self, device_id: str, heartbeat_s: int | None, clock: bool
+    ) -> None:
+        """Record the CONFIG an operator asked for, to be sent after the device's frames."""
+        ...
+
+    async def config_done(self, device_id: str, *, heartbeat: bool, clock: bool) -> None:
+        """Clear the pending interval (heartbeat) and/or clock: the box confirmed them."""
+        ...
+
     async def mark_seen(self, rows: Sequence[DeviceSeen]) -> None:
         """Update last contact, link and sequence numbers."""
         ...

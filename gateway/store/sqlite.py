@@ -76,9 +76,10 @@ from gateway.store.ports import (
 _IN_CHUNK = 500
 """Ids per `IN (...)` list: well under SQLite's limit on bound parameters."""
 _CURRENT_DEVICES = (
-    "SELECT d.*, e.seq AS e_seq, e.received_at AS e_at, e.link AS e_link FROM devices d"
+    "SELECT d.*, e.seq AS e_seq, e.received_at AS e_at, e.link AS e_link,"
+    " (SELECT max(seq) FROM events WHERE device_id = d.device_id) AS e_high FROM devices d"
     " LEFT JOIN events e ON e.id = (SELECT id FROM events WHERE device_id = d.device_id"
-    " ORDER BY seq DESC LIMIT 1)"
+    " AND received_at >= coalesce(d.counters_reset_at, 0) ORDER BY seq DESC LIMIT 1)"
 )
 """Devices with their newest event, for a WHERE on d.device_id."""
 _PRAGMAS = (
@@ -109,6 +110,11 @@ _DEVICE_COLUMNS = (
     "last_link",
     "last_seq",
     "downlink_seq",
+    "next_key",
+    "next_key_id",
+    "counters_reset_at",
+    "pending_heartbeat_s",
+    "pending_clock",
 )
 _GRID_KEYS_PER_QUERY = 500
 
@@ -441,6 +447,8 @@ def _notification_values(n: Notification, at: float) -> tuple[object, ...]:
 def _current_from_row(row: sqlite3.Row) -> DeviceRecord:
     """A device row joined with its newest event: the newer of the two seqs and contacts."""
     record = _device_from_row(row)
+    high = max(x for x in (row["e_high"], record.last_seq, -1) if x is not None)
+    record = replace(record, high_seq=None if high < 0 else high)
     seq = row["e_seq"]
     if seq is None or (record.last_seq is not None and seq <= record.last_seq):
         return record
@@ -474,6 +482,11 @@ def _device_from_row(row: sqlite3.Row) -> DeviceRecord:
         last_link=row["last_link"],
         last_seq=row["last_seq"],
         downlink_seq=row["downlink_seq"],
+        next_key=row["next_key"],
+        next_key_id=row["next_key_id"],
+        counters_reset_at=row["counters_reset_at"],
+        pending_heartbeat_s=row["pending_heartbeat_s"],
+        pending_clock=bool(row["pending_clock"]),
     )
 
 
@@ -500,6 +513,11 @@ def _device_values(d: DeviceRecord) -> tuple[object, ...]:
         d.last_link,
         d.last_seq,
         d.downlink_seq,
+        d.next_key,
+        d.next_key_id,
+        d.counters_reset_at,
+        d.pending_heartbeat_s,
+        d.pending_clock,
     )
 
 
@@ -568,6 +586,61 @@ class SqliteDeviceWrites(_Writes):
             [device_id, *seqs],
         ) as cursor:
             return {int(row[0]) async for row in cursor}
+
+    async def stored_macs(self, device_id: str, seqs: Sequence[int]) -> dict[int, bytes]:
+        """The MAC (last 8 bytes of the raw frame) stored at each of `seqs` that is stored."""
+        found: dict[int, bytes] = {}
+        for start in range(0, len(seqs), _IN_CHUNK):
+            chunk = list(seqs[start : start + _IN_CHUNK])
+            marks = ", ".join("?" for _ in chunk)
+            async with self._conn.execute(
+                f"SELECT seq, substr(raw, -8) FROM events WHERE device_id = ?"  # noqa: S608
+                f" AND seq IN ({marks})",
+                [device_id, *chunk],
+            ) as cursor:
+                async for row in cursor:
+                    found[int(row[0])] = bytes(row[1])
+        return found
+
+    async def set_next_key(self, device_id: str, key: bytes, key_id: int) -> None:
+        """Start (or restart) a key rotation to `key`, named `key_id` in frame headers."""
+        await self._conn.execute(
+            "UPDATE devices SET next_key = ?, next_key_id = ? WHERE device_id = ?",
+            (key, key_id, device_id),
+        )
+
+    async def promote_key(self, device_id: str, key_id: int) -> None:
+        """The device used its next key (`key_id`): it becomes the key; the old one is gone."""
+        await self._conn.execute(
+            "UPDATE devices SET key = next_key, key_version = next_key_id, next_key = NULL,"
+            " next_key_id = NULL WHERE device_id = ? AND next_key_id = ?",
+            (device_id, key_id),
+        )
+
+    async def reset_counters(self, device_id: str, at: float) -> None:
+        """Forget the device's order: its next frame sets it again."""
+        await self._conn.execute(
+            "UPDATE devices SET last_seq = NULL, counters_reset_at = ? WHERE device_id = ?",
+            (at, device_id),
+        )
+
+    async def set_pending_config(
+        self, device_id: str, heartbeat_s: int | None, clock: bool
+    ) -> None:
+        """What `bidao device configure` asked for (None / False: nothing of that kind)."""
+        await self._conn.execute(
+            "UPDATE devices SET pending_heartbeat_s = ?, pending_clock = ? WHERE device_id = ?",
+            (heartbeat_s, int(clock), device_id),
+        )
+
+    async def config_done(self, device_id: str, *, heartbeat: bool, clock: bool) -> None:
+        """The box confirmed the pending interval (heartbeat) and/or clock."""
+        await self._conn.execute(
+            "UPDATE devices SET"
+            " pending_heartbeat_s = CASE WHEN ? THEN NULL ELSE pending_heartbeat_s END,"
+            " pending_clock = CASE WHEN ? THEN 0 ELSE pending_clock END WHERE device_id = ?",
+            (int(heartbeat), int(clock), device_id),
+        )
 
     async def mark_seen(self, rows: Sequence[DeviceSeen]) -> None:
         """Update last contact, link and sequence numbers."""

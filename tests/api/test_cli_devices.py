@@ -127,3 +127,38 @@ def test_alarms_with_none_and_clearing_one_that_is_not_there(tmp_path: Path) -> 
     missing = bidao(tmp_path, "alarms", "clear", "7")
     assert missing.returncode == 2
     assert missing.stderr == "错误：没有编号为 7 的未清除告警。\nerror: no open alarm 7.\n"
+
+
+def test_rotate_key_configure_and_reset_counters_are_recorded(village: Path) -> None:
+    rotated = bidao(village, "device", "rotate-key", BOX_ID, "--by", "李工")
+    assert rotated.returncode == 0, rotated.stderr
+    lines = rotated.stdout.splitlines()
+    assert lines[0].startswith(f"{BOX_ID}：新密钥（密钥编号 1）已就绪")
+    assert lines[1].startswith(f"{BOX_ID}: a new key (key id 1) is ready")
+    again = bidao(village, "device", "rotate-key", BOX_ID)
+    assert "密钥编号 2" in again.stdout  # restarted: a fresh id, never the abandoned one
+    configured = bidao(village, "device", "configure", BOX_ID, "--heartbeat-s", "300", "--clock")
+    assert configured.returncode == 0, configured.stderr
+    assert "心跳间隔 300 秒和当前时间" in configured.stdout
+    assert "heartbeat every 300 s and the time" in configured.stdout
+    nothing = bidao(village, "device", "configure", BOX_ID)
+    assert nothing.returncode == 2
+    assert "nothing to configure" in nothing.stderr
+    zero = bidao(village, "device", "configure", BOX_ID, "--heartbeat-s", "0")
+    assert zero.returncode == 2
+    reset = bidao(village, "device", "reset-counters", BOX_ID)
+    assert reset.returncode == 0, reset.stderr
+    assert "网关已清除该设备的帧计数" in reset.stdout
+    unknown = bidao(village, "device", "reset-counters", "b1da00000000ffff")
+    assert unknown.returncode == 2
+    assert "unknown device b1da00000000ffff" in unknown.stderr
+    history = bidao(village, "device", "history", BOX_ID).stdout
+    for words in (
+        "更换密钥",
+        "key rotation",
+        "下发配置",
+        "configured",
+        "重置计数",
+        "counters reset",
+    ):
+        assert words in history

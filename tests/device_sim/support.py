@@ -49,6 +49,7 @@ class EchoGateway:
         self.uplinks: list[Envelope] = []
         self.rejected = 0
         self._seen: set[tuple[str, int]] = set()
+        """(device, position) of every uplink taken."""
         self._downlink_seq: dict[str, int] = {}
         self._state = threading.Condition()
         self._subscribed = threading.Event()
@@ -76,13 +77,15 @@ class EchoGateway:
         self._client.disconnect()
         self._client.loop_stop()
 
-    def send(self, device_id: str, message: Message, *, seq: int | None = None) -> bytes:
+    def send(
+        self, device_id: str, message: Message, *, seq: int | None = None, session: int = 1
+    ) -> bytes:
         """Publish one downlink (QoS 1, waits for the broker's PUBACK); returns its bytes."""
         with self._state:
             if seq is None:
                 seq = self._downlink_seq.get(device_id, 0) + 1
             self._downlink_seq[device_id] = max(seq, self._downlink_seq.get(device_id, 0))
-        frame = encode(Envelope(device_id, seq, 0, message), self.keys[device_id])
+        frame = encode(Envelope(device_id, seq, 0, message, session), self.keys[device_id])
         self.publish_raw(device_id, frame)
         return frame
 
@@ -114,13 +117,13 @@ class EchoGateway:
             return
         with self._state:
             self.uplinks.append(envelope)
-            duplicate = (device_id, envelope.seq) in self._seen
-            self._seen.add((device_id, envelope.seq))
+            duplicate = (device_id, envelope.position) in self._seen
+            self._seen.add((device_id, envelope.position))
             self._state.notify_all()
             if self.silent:
                 return
-            seq = self._downlink_seq.get(device_id, 0) + 1
-            self._downlink_seq[device_id] = seq
         code = AckCode.DUPLICATE if duplicate else self.code
-        ack = encode(Envelope(device_id, seq, 0, Ack(envelope.seq, code)), self.keys[device_id])
+        mac = bytes(msg.payload)[-8:-4]
+        reply = Ack(envelope.seq, code, envelope.session, mac)
+        ack = encode(Envelope(device_id, 0, 0, reply, envelope.session), self.keys[device_id])
         client.publish(downlink_topic(device_id), ack, qos=1)

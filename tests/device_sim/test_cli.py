@@ -34,28 +34,30 @@ def box_args(port: int, state: Path) -> list[str]:
     ]
 
 
-def test_box_press_keeps_its_seq_like_firmware(
+def test_box_press_starts_a_session_per_run_like_firmware_at_boot(
     broker: MosquittoBroker, echo: EchoGateway, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert run("box", *box_args(broker.port, tmp_path), "press", "green", "--count", "3") == 0
     assert run("box", *box_args(broker.port, tmp_path), "press", "red", "--long") == 0
     out = capsys.readouterr().out
-    assert f"acked: {BOX_ID} seq 1" in out
-    assert f"acked: {BOX_ID} seq 2" in out
+    assert f"acked: {BOX_ID} session 1 seq 1" in out
+    assert f"acked: {BOX_ID} session 2 seq 1" in out
     assert [e.message for e in echo.uplinks] == [
         fp.KeyEvent(fp.Key.GREEN_CALL, 3),
         fp.KeyEvent(fp.Key.RED_HANGUP, 1, True),
     ]
-    assert (tmp_path / f"{BOX_ID}.seq").read_text() == "3"
+    assert (tmp_path / f"{BOX_ID}.session").read_text() == "2"
 
 
 def test_meter_reading_and_refusal(
     broker: MosquittoBroker, echo: EchoGateway, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     args = box_args(broker.port, tmp_path)
-    assert run("meter", *args, "--seq", "40", "reading", "--litres", "1234", "--flow", "60") == 0
+    assert (
+        run("meter", *args, "--session", "40", "reading", "--litres", "1234", "--flow", "60") == 0
+    )
     assert echo.uplinks[-1].message == fp.WaterReading(1234, 60)
-    assert echo.uplinks[-1].seq == 40
+    assert (echo.uplinks[-1].session, echo.uplinks[-1].seq) == (40, 1)
     echo.code = fp.AckCode.NACK_DEVICE_DISABLED
     assert run("meter", *args, "reading", "--litres", "1240") == 1
     assert "refused: NACK_DEVICE_DISABLED" in capsys.readouterr().out
@@ -89,7 +91,7 @@ def test_lean_fleet_publishes_valid_frames_without_waiting_for_acks(
 ) -> None:
     echo.silent = True  # a load generator does not care whether the gateway answers
     argv = ["fleet", "--lean", "--port", str(broker.port), "--devices", str(FLEET_SIZE)]
-    assert run(*argv, "--frames", "300", "--seq", "7") == 0
+    assert run(*argv, "--frames", "300", "--session", "7") == 0
     line = rf"^300 frames from {FLEET_SIZE} devices published in [\d.]+ s"
     assert re.search(line, capsys.readouterr().out, re.MULTILINE)
     deadline = time.monotonic() + 10
@@ -98,7 +100,8 @@ def test_lean_fleet_publishes_valid_frames_without_waiting_for_acks(
     assert len(echo.uplinks) == 300  # every one verified with its device's key
     assert echo.rejected == 0
     first = echo.uplinks[0].device_id
-    assert sorted(e.seq for e in echo.uplinks if e.device_id == first) == list(range(7, 22))
+    assert sorted(e.seq for e in echo.uplinks if e.device_id == first) == list(range(1, 16))
+    assert {e.session for e in echo.uplinks} == {7}
 
 
 def test_lean_fleet_without_a_broker(capsys: pytest.CaptureFixture[str]) -> None:

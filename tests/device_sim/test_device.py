@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 import firmware_protocol as fp
 from device_sim.device import MeterModel, MeterSample, SimulatedDevice, fleet_identity
-from firmware_protocol import Ack, AckCode, Envelope, Key, decode, encode
+from firmware_protocol import Ack, AckCode, Envelope, Key, decode, encode, parse_frame
 
 ID = "b1da0000000000aa"
 KEY = bytes(range(16))
@@ -16,8 +16,37 @@ NEW_KEY = bytes(range(50, 66))
 DAY = 86_400 * 20_000  # a UTC midnight
 
 
-def downlink(seq: int, message: fp.Message, key: bytes = KEY, device_id: str = ID) -> bytes:
-    return encode(Envelope(device_id, seq, 0, message), key)
+def downlink(
+    seq: int,
+    message: fp.Message,
+    key: bytes = KEY,
+    device_id: str = ID,
+    session: int = 1,
+    key_id: int = 0,
+) -> bytes:
+    return encode(Envelope(device_id, seq, 0, message, session, key_id), key)
+
+
+def ack_for(
+    device: SimulatedDevice,
+    seq: int,
+    code: AckCode = AckCode.ACCEPTED,
+    last: tuple[int, int] = (0, 0),
+    key: bytes = KEY,
+    key_id: int = 0,
+) -> bytes:
+    """The gateway's ACK for the device's queued frame with this seq (its session and MAC)."""
+    session, frame = next(
+        (s, f)
+        for (s, q), f in zip(device.pending_positions, device_frames(device), strict=True)
+        if q == seq
+    )
+    ack = Ack(seq, code, session, frame[-fp.MAC_LEN :][:4], *last)
+    return downlink(0, ack, key=key, session=session, key_id=key_id)
+
+
+def device_frames(device: SimulatedDevice) -> list[bytes]:
+    return device.retransmit_due()
 
 
 def box(**kwargs: object) -> SimulatedDevice:
@@ -74,9 +103,9 @@ def test_ack_clears_pending_and_nack_is_recorded() -> None:
     device.press(Key.GREEN_CALL)
     device.press(Key.RED_HANGUP)
     device.press(Key.THUMBS_UP)
-    assert device.handle_downlink(downlink(1, Ack(1, AckCode.ACCEPTED))) is not None
-    assert device.handle_downlink(downlink(2, Ack(2, AckCode.NACK_INVALID_PAYLOAD))) is not None
-    assert device.handle_downlink(downlink(3, Ack(3, AckCode.DUPLICATE))) is not None
+    assert device.handle_downlink(ack_for(device, 1, AckCode.ACCEPTED)) is not None
+    assert device.handle_downlink(ack_for(device, 2, AckCode.NACK_INVALID_PAYLOAD)) is not None
+    assert device.handle_downlink(ack_for(device, 3, AckCode.DUPLICATE)) is not None
     assert device.pending == {}
     assert device.acked == {1, 3}
     assert device.duplicate_acks == 1
@@ -86,37 +115,48 @@ def test_ack_clears_pending_and_nack_is_recorded() -> None:
 def test_retry_later_keeps_the_frame_until_acked() -> None:
     device = box()
     frame = device.press(Key.GREEN_CALL)
-    device.handle_downlink(downlink(1, Ack(1, AckCode.NACK_RETRY_LATER)))
+    device.handle_downlink(ack_for(device, 1, AckCode.NACK_RETRY_LATER))
     assert device.retransmit_due() == [frame]
     assert device.nacked == {1: AckCode.NACK_RETRY_LATER}
-    device.handle_downlink(downlink(2, Ack(1)))
+    device.handle_downlink(ack_for(device, 1))
     assert (device.pending, device.acked, device.nacked) == ({}, {1}, {})
 
 
-def test_ack_for_an_unknown_seq_changes_nothing_pending() -> None:
+def test_ack_for_an_unknown_frame_changes_nothing_pending() -> None:
     device = box()
-    device.press(Key.GREEN_CALL)
-    assert device.handle_downlink(downlink(1, Ack(99))) is not None
+    frame = device.press(Key.GREEN_CALL)
+    assert device.handle_downlink(downlink(0, Ack(99, acked_session=1))) is None
+    # Same numbers, another frame's MAC: an old ACK for content that reused them.
+    other_mac = bytes(b ^ 0xFF for b in frame[-8:-4])
+    assert device.handle_downlink(downlink(0, Ack(1, AckCode.ACCEPTED, 1, other_mac))) is None
     assert sorted(device.pending) == [1]
 
 
 def test_forged_and_replayed_downlinks_are_ignored() -> None:
     device = box()
     device.press(Key.GREEN_CALL)
-    assert device.handle_downlink(downlink(5, Ack(1), key=bytes(16))) is None  # bad MAC
+    assert device.handle_downlink(ack_for(device, 1, key=bytes(16))) is None  # bad MAC
     assert device.handle_downlink(b"\x00garbage") is None
     assert device.pending_count == 1
-    assert device.handle_downlink(downlink(5, Ack(1))) is not None
-    assert device.handle_downlink(downlink(5, Ack(1))) is None  # same downlink seq again
-    assert device.handle_downlink(downlink(4, fp.Indication(fp.IndicationKind.RESOLVED))) is None
-    assert device.indications == []
-    assert device.rejected_downlinks == 4
+    resolved = fp.Indication(fp.IndicationKind.RESOLVED)
+    assert device.handle_downlink(downlink(5, resolved)) is not None
+    assert device.handle_downlink(downlink(5, resolved)) is None  # same downlink seq again
+    assert device.handle_downlink(downlink(4, resolved)) is None
+    assert device.handle_downlink(downlink(9, resolved, session=7)) is None  # another session
+    assert device.indications == [resolved]
+    assert device.rejected_downlinks == 5
+    assert device.stale_downlinks == 3
+    assert device.heartbeat_wanted  # the heartbeat tells the gateway its last downlink seq
     assert device.last_downlink_seq == 5
+    beat = decode(device.heartbeat(), KEY).message
+    assert isinstance(beat, fp.Heartbeat)
+    assert (beat.last_downlink_seq, beat.refused_downlinks) == (5, 5)
+    assert device.handle_downlink(ack_for(device, 1)) is not None
 
 
 def test_misdirected_and_uplink_type_downlinks_are_ignored() -> None:
     device = box()
-    other = downlink(1, Ack(1), device_id="b1da0000000000bb")
+    other = downlink(1, fp.Indication(fp.IndicationKind.RESOLVED), device_id="b1da0000000000bb")
     uplink_kind = downlink(2, fp.KeyEvent(Key.GREEN_CALL))
     assert device.handle_downlink(other) is None
     assert device.handle_downlink(uplink_kind) is None
@@ -139,39 +179,103 @@ def test_indication_and_config_are_applied() -> None:
     assert beat.message.heartbeat_interval_s == 120
     device.handle_downlink(downlink(3, fp.Config(60, 60, 0)))  # 0: leave the clock alone
     assert device.now() == 1_800_000_005
+    device.handle_downlink(downlink(4, fp.Config(0, 0, 1_900_000_000)))  # 0: leave intervals
+    assert (device.heartbeat_interval_s, device.report_interval_s) == (60, 60)
+    assert device.now() == 1_900_000_000
 
 
-def test_provision_rotates_the_key() -> None:
+def test_provision_stores_slot_b_and_the_first_ack_with_it_confirms() -> None:
     device = box()
     waiting = device.press(Key.GREEN_CALL)
-    wrapped, check = fp.wrap_key(KEY, ID, 3, NEW_KEY)
-    assert device.handle_downlink(downlink(3, fp.Provision(2, wrapped, check))) is not None
-    assert (device.key, device.key_version) == (NEW_KEY, 2)
-    assert decode(device.press(Key.THUMBS_UP), NEW_KEY).message == fp.KeyEvent(Key.THUMBS_UP)
-    # The frame still waiting keeps its seq and content, now MACed with the new key.
+    wrapped, check = fp.wrap_key(KEY, ID, 1, 3, NEW_KEY)
+    assert device.handle_downlink(downlink(3, fp.Provision(1, wrapped, check))) is not None
+    # Slot B is used for sending at once; slot A stays active until confirmed.
+    assert (device.key, device.key_id, device.key_version) == (NEW_KEY, 1, 0)
+    assert device.take_resend()  # the waiting frame, re-MACed, goes again at once
+    pressed = parse_frame(device.press(Key.THUMBS_UP))
+    assert pressed.key_id == 1
     resent = device.retransmit_due()[0]
-    assert resent[: -fp.MAC_LEN] == waiting[: -fp.MAC_LEN]
+    # Same numbers and content; only the key id (byte 10) and the MAC differ.
+    assert resent[:10] + resent[11 : -fp.MAC_LEN] == waiting[:10] + waiting[11 : -fp.MAC_LEN]
+    assert (waiting[10], resent[10]) == (0, 1)
     assert decode(resent, NEW_KEY).seq == 1
-    # Downlinks under the old key are now forged.
-    assert device.handle_downlink(downlink(4, Ack(1))) is None
-    assert device.handle_downlink(downlink(5, Ack(1), key=NEW_KEY)) is not None
+    # Downlinks under the old key still count until the new key is confirmed.
+    assert (
+        device.handle_downlink(downlink(4, fp.Indication(fp.IndicationKind.RESOLVED))) is not None
+    )
+    assert device.handle_downlink(ack_for(device, 1, key=NEW_KEY, key_id=1)) is not None
+    assert (device.active.key, device.stored) == (NEW_KEY, None)
+    assert device.handle_downlink(downlink(5, fp.Indication(fp.IndicationKind.RESOLVED))) is None
 
 
 def test_provision_with_a_bad_check_value_keeps_the_key() -> None:
     device = box()
-    wrapped, _check = fp.wrap_key(KEY, ID, 3, NEW_KEY)
+    wrapped, _check = fp.wrap_key(KEY, ID, 1, 3, NEW_KEY)
     bad = fp.Provision(3, wrapped, b"\x00\x00\x00\x00")
     assert device.handle_downlink(downlink(3, bad)) is not None
     assert (device.key, device.key_version, device.rejected_provisions) == (KEY, 0, 1)
-    wrong_seq = fp.Provision(3, *fp.wrap_key(KEY, ID, 9, NEW_KEY))  # wrapped for another seq
+    wrong_seq = fp.Provision(3, *fp.wrap_key(KEY, ID, 1, 9, NEW_KEY))  # for another seq
     device.handle_downlink(downlink(4, wrong_seq))
     assert (device.key, device.rejected_provisions) == (KEY, 2)
+
+
+def test_unknown_key_nack_reverts_to_the_key_that_signed_it() -> None:
+    device = box()
+    device.press(Key.GREEN_CALL)
+    wrapped, check = fp.wrap_key(KEY, ID, 1, 3, NEW_KEY)
+    device.handle_downlink(downlink(3, fp.Provision(1, wrapped, check)))
+    assert device.key_id == 1
+    device.take_resend()
+    # The gateway never had key 1 (the rotation was restarted): it answers with key 0.
+    assert device.handle_downlink(ack_for(device, 1, AckCode.NACK_UNKNOWN_KEY)) is not None
+    assert (device.key, device.key_id, device.stored) == (KEY, 0, None)
+    assert decode(device.take_resend()[0], KEY).seq == 1
+
+
+def test_resync_renumbers_the_nacked_frame_into_a_new_session() -> None:
+    device = box(session=2)
+    green = device.press(Key.GREEN_CALL)
+    device.heartbeat()
+    assert (
+        device.handle_downlink(ack_for(device, 1, AckCode.NACK_RESYNC, last=(5, 900))) is not None
+    )
+    # Only the nacked frame: the heartbeat may be stored already, its ACK on the way.
+    assert device.pending_positions == [(2, 2), (6, 1)]
+    assert (device.session, device.flash_session, device.next_seq, device.resyncs) == (6, 6, 2, 1)
+    again = [decode(f, KEY) for f in device.take_resend()]
+    assert [(e.session, e.seq, e.message) for e in again] == [(6, 1, decode(green, KEY).message)]
+    # A second stale frame goes on in the new session; new frames too.
+    device.handle_downlink(ack_for(device, 2, AckCode.NACK_RESYNC, last=(5, 900)))
+    assert device.pending_positions == [(6, 1), (6, 2)]
+    assert decode(device.press(Key.RED_HANGUP), KEY).session == 6
+
+
+def test_seq_reused_nack_moves_the_box_on() -> None:
+    device = box(session=4)
+    device.press(Key.GREEN_CALL)
+    device.handle_downlink(ack_for(device, 1, AckCode.NACK_SEQ_REUSED, last=(4, 1)))
+    assert device.pending_positions == [(5, 1)]
+    assert device.nacked == {1: AckCode.NACK_SEQ_REUSED}
+
+
+def test_reboot_reads_the_session_from_flash() -> None:
+    device = box(session=7)
+    device.press(Key.GREEN_CALL)
+    device.reboot()
+    assert (device.session, device.next_seq, device.pending_positions) == (8, 1, [(7, 1)])
+    device.reboot(erase_counter=True)  # erased flash reads 0xFFFFFFFF
+    assert device.session == 0
+    device.reboot(flash_value=0xFFFFFFFE)  # the next would be reserved
+    assert device.session == 0
+    device.reboot(flash_value=41)
+    assert device.session == 42
+    assert decode(device.press(Key.GREEN_CALL), KEY).session == 42
 
 
 def test_retransmit_sends_the_same_frames_again() -> None:
     device = box()
     frames = [device.press(Key.GREEN_CALL), device.heartbeat(), device.alarm(fp.AlarmKind.TAMPER)]
-    device.handle_downlink(downlink(1, Ack(2)))
+    device.handle_downlink(ack_for(device, 2))
     assert device.retransmit_due() == [frames[0], frames[2]]
     assert device.retransmit_due() == [frames[0], frames[2]]
 
@@ -186,7 +290,7 @@ def test_random_downlink_bytes_never_raise(data: bytes) -> None:
 @given(st.integers(0, 2**32 - 1), st.binary(min_size=1, max_size=fp.MAX_FRAME_LEN))
 def test_corrupted_downlinks_are_rejected(flip_at: int, noise: bytes) -> None:
     device = box()
-    good = bytearray(downlink(1, Ack(1)))
+    good = bytearray(downlink(1, fp.Indication(fp.IndicationKind.RESOLVED)))
     good[flip_at % len(good)] ^= noise[0] | 1
     assert device.handle_downlink(bytes(good)) is None
 

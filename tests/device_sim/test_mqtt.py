@@ -95,9 +95,11 @@ async def test_persistent_session_keeps_downlinks_while_offline(
     echo.silent = True
     fleet = MqttFleet("127.0.0.1", broker.port, [box], "sim-persistent", session_expiry_s=60)
     async with fleet:
-        await fleet.send(BOX_ID, box.press(fp.Key.GREEN_CALL))
+        frame = box.press(fp.Key.GREEN_CALL)
+        await fleet.send(BOX_ID, frame)
         await asyncio.to_thread(echo.wait, lambda: len(echo.uplinks) == 1)
-    await asyncio.to_thread(echo.send, BOX_ID, fp.Ack(1))  # queued by the broker
+    ack = fp.Ack(1, fp.AckCode.ACCEPTED, 1, frame[-8:-4])
+    await asyncio.to_thread(echo.send, BOX_ID, ack, seq=0)  # queued by the broker
     async with fleet:
         await fleet.wait_all_acked(10)
     assert box.acked == {1}

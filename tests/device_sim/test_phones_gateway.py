@@ -211,7 +211,7 @@ async def test_a_long_press_from_the_command_line_reaches_the_real_gateway(
 ) -> None:
     argv = [
         *("--port", str(broker.port), "--device-id", BOX_ID, "--key", BOX_KEY.hex()),
-        *("--state-dir", str(tmp_path / "sim"), "--seq", "7", "--timeout", "20"),
+        *("--state-dir", str(tmp_path / "sim"), "--session", "7", "--timeout", "20"),
     ]
     done = await asyncio.to_thread(
         subprocess.run,
@@ -227,6 +227,6 @@ async def test_a_long_press_from_the_command_line_reaches_the_real_gateway(
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert f"acked: {BOX_ID} seq 7" in done.stdout
+    assert f"acked: {BOX_ID} session 7 seq 1" in done.stdout
     # With no ticket open, a green press, long or short, is a call for help.
     assert [t.id for t in await village.gw.store.tickets.all()] == [1]

@@ -21,7 +21,14 @@ OTHER_KEY = bytes(range(100, 116))
 
 
 def downlink(seq: int, message: fp.Message, device_id: str = BOX_ID, key: bytes = BOX_KEY) -> bytes:
-    return encode_serial(encode(Envelope(device_id, seq, 0, message), key))
+    return encode_serial(encode(Envelope(device_id, seq, 0, message, 1), key))
+
+
+def ack_of(uplink: bytes, key: bytes = BOX_KEY) -> bytes:
+    """The gateway's ACK for one uplink frame: its session, seq and MAC named."""
+    frame = fp.parse_frame(uplink)
+    ack = Ack(frame.seq, fp.AckCode.ACCEPTED, frame.session, frame.mac[:4])
+    return encode_serial(encode(Envelope(frame.device_id, 0, 0, ack, frame.session), key))
 
 
 class FakeGateway:
@@ -78,7 +85,7 @@ async def test_frames_acks_and_garbage() -> None:
             assert isinstance(first, bytes)
             assert decode(first, BOX_KEY).message == fp.KeyEvent(Key.GREEN_CALL)
             assert isinstance(noise, fp.ProtocolError)
-            await gw.write(downlink(1, Ack(1)))
+            await gw.write(ack_of(first))
             await line.wait_all_acked(5)
         assert box.acked == {1}
         assert (line.downlinks, line.bad_downlinks, line.unrouted_downlinks) == (1, 0, 0)
@@ -119,7 +126,7 @@ async def test_gateway_reconnects_and_gets_queued_and_resent_frames() -> None:
             assert [e.seq for e in await gw.read_frames(1)] == [2]
             assert await line.retransmit_pending() == 2
             assert [e.seq for e in await gw.read_frames(2)] == [1, 2]
-            await gw.write(downlink(1, Ack(1)) + downlink(2, Ack(2)))
+            await gw.write(b"".join(ack_of(f) for f in box.retransmit_due()))
             await line.wait_all_acked(5)
         assert line.connections == 2
 

@@ -11,7 +11,8 @@ import pytest
 
 import firmware_protocol as fp
 from firmware_protocol import SerialStreamDecoder, decode, encode, encode_serial
-from tests.firmware_protocol.vectors import INVALID, VALID, envelope_of
+from firmware_protocol.sequence import SequenceTracker
+from tests.firmware_protocol.vectors import INVALID, STREAMS, VALID, envelope_of
 
 ROOT = Path(__file__).resolve().parents[2]
 ids = [v["name"] for v in VALID]
@@ -30,6 +31,46 @@ def test_vector_file_is_what_the_generator_makes() -> None:
 
 def test_every_message_type_has_a_vector() -> None:
     assert {v["msg_type"] for v in VALID} == {t.name for t in fp.MessageType}
+
+
+def test_every_enum_value_has_a_vector() -> None:
+    fields = [v["fields"] for v in VALID]
+    assert {f["code"] for f in fields if "acked_mac" in f} == {c.name for c in fp.AckCode}
+    assert {f["alarm"] for f in fields if "alarm" in f} == {a.name for a in fp.AlarmKind}
+    assert {f["key"] for f in fields if "press_count" in f} == {k.name for k in fp.Key}
+    assert {f["kind"] for f in fields if "led" in f} == {k.name for k in fp.IndicationKind}
+    assert {f["led"] for f in fields if "led" in f} == {p.name for p in fp.LedPattern}
+
+
+def test_every_decoder_error_has_a_vector_with_its_code() -> None:
+    for vector in INVALID:
+        assert getattr(fp, vector["error"]).code == vector["code"]
+    named = {v["error"] for v in INVALID}
+    decoder_errors = {
+        "TruncatedFrameError",
+        "FrameTooLongError",
+        "UnknownVersionError",
+        "UnknownMessageTypeError",
+        "PayloadTooLongError",
+        "LengthMismatchError",
+        "BadMacError",
+        "InvalidPayloadError",
+        "BadCrcError",
+        "InvalidEscapeError",
+        "KeyCheckError",
+    }
+    assert named == decoder_errors
+
+
+@pytest.mark.parametrize("stream", STREAMS, ids=[s["name"] for s in STREAMS])
+def test_streams_follow_the_sequence_rules(stream: dict[str, Any]) -> None:
+    tracker = SequenceTracker()
+    for step in stream["steps"]:
+        if step.get("reset_counters"):
+            tracker.reset()
+            continue
+        got = tracker.offer(step["session"], step["seq"], bytes.fromhex(step["mac"]))
+        assert got == (fp.AckCode[step["code"]], step["last_session"], step["last_seq"])
 
 
 @pytest.mark.parametrize("vector", VALID, ids=ids)
@@ -77,7 +118,20 @@ def test_serial_many_frames_concatenated_with_shared_flags_and_noise() -> None:
 def test_invalid_vectors_raise_their_named_error(vector: dict[str, Any]) -> None:
     error: type[fp.ProtocolError] = getattr(fp, vector["error"])
     key = bytes.fromhex(vector["key"])
-    if "frame_hex" in vector:
+    if error is fp.KeyCheckError:
+        envelope = decode(bytes.fromhex(vector["frame_hex"]), key)
+        message = envelope.message
+        assert isinstance(message, fp.Provision)
+        with pytest.raises(error):
+            fp.unwrap_key(
+                key,
+                envelope.device_id,
+                envelope.session,
+                envelope.seq,
+                message.wrapped_key,
+                message.key_check,
+            )
+    elif "frame_hex" in vector:
         with pytest.raises(error):
             decode(bytes.fromhex(vector["frame_hex"]), key)
     else:

@@ -83,12 +83,12 @@ def test_the_answer_window() -> None:
 
 
 def test_the_document_is_the_table_word_for_word() -> None:
-    leds = doc_table("### 9.1 LED patterns")
+    leds = doc_table("### 11.1 LED patterns")
     assert leds == [
         [str(int(p)), f"`{p.name}`", t.colour, str(t.on_ms), str(t.off_ms)]
         for p, t in LED_TIMINGS.items()
     ]
-    prompts = doc_table("### 9.2 Indication kinds and voice prompts")
+    prompts = doc_table("### 11.2 Indication kinds and voice prompts")
     assert prompts == [
         [
             str(r.prompt),

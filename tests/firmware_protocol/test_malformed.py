@@ -23,8 +23,10 @@ DEVICE = "b1da000000000001"
 GREEN = encode(Envelope(DEVICE, 1, 0, KeyEvent(Key.GREEN_CALL)), KEY)
 
 
-def reframe(msg_type: int, payload: bytes, version: int = 1) -> bytes:
-    header = struct.pack(">BB8sIIH", version, msg_type, bytes.fromhex(DEVICE), 1, 0, len(payload))
+def reframe(msg_type: int, payload: bytes, version: int = 2) -> bytes:
+    header = struct.pack(
+        ">BB8sBIIIH", version, msg_type, bytes.fromhex(DEVICE), 0, 1, 1, 0, len(payload)
+    )
     return header + payload + fp.compute_mac(KEY, header + payload)
 
 
@@ -57,8 +59,8 @@ def test_too_long() -> None:
 
 def test_payload_len_over_the_cap() -> None:
     frame = bytearray(GREEN)
-    frame[18:20] = (fp.MAX_PAYLOAD_LEN + 1).to_bytes(2, "big")
-    with pytest.raises(fp.FrameTooLongError):
+    frame[23:25] = (fp.MAX_PAYLOAD_LEN + 1).to_bytes(2, "big")
+    with pytest.raises(fp.PayloadTooLongError):
         parse_frame(bytes(frame))
 
 
@@ -69,7 +71,7 @@ def test_trailing_bytes_are_a_length_mismatch() -> None:
 
 def test_unknown_version() -> None:
     with pytest.raises(fp.UnknownVersionError):
-        parse_frame(reframe(0x01, b"\x01\x01\x00", version=2))
+        parse_frame(reframe(0x01, b"\x01\x01\x00", version=1))
 
 
 def test_unknown_message_type() -> None:
@@ -84,14 +86,16 @@ def test_unknown_message_type() -> None:
         (0x01, b"\x09\x01\x00", "undefined key"),
         (0x01, b"\x01\x00\x00", "zero press count"),
         (0x01, b"\x01\x01\x02", "undefined flag bit"),
-        (0x02, bytes(13), "zero heartbeat interval"),
-        (0x02, b"\x65" + bytes(11) + b"\x01", "battery 101 percent"),
+        (0x02, bytes(21), "zero heartbeat interval"),
+        (0x02, b"\x65" + bytes(11) + b"\x01" + bytes(8), "battery 101 percent"),
+        (0x02, bytes(13), "v1 heartbeat length"),
         (0x03, b"\x00\x00\x00\x01\x00\x00\x00\x80", "undefined meter status bit"),
         (0x04, b"\x07\x01\x00\x00", "undefined alarm"),
         (0x04, b"\x01\x02\x00\x00", "alarm state 2"),
-        (0x81, b"\x00\x00\x00\x01\x05", "undefined ack code"),
+        (0x81, bytes(12) + b"\x05" + bytes(8), "undefined ack code"),
+        (0x81, b"\x00\x00\x00\x01\x00", "v1 ack length"),
         (0x82, b"\x0a\x00\x00\x00\x01\x00\x00\x00", "undefined indication"),
-        (0x83, bytes(8), "zero config interval"),
+        (0x83, bytes(7), "short config"),
         (0x84, bytes(20), "short provision"),
     ],
 )
@@ -144,15 +148,22 @@ def test_encode_rejects_out_of_range_fields() -> None:
 
 
 def test_topics() -> None:
-    assert fp.uplink_topic(DEVICE.upper()) == f"bidao/v1/{DEVICE}/up"
-    assert fp.downlink_topic(DEVICE) == f"bidao/v1/{DEVICE}/down"
-    assert fp.parse_uplink_topic(f"bidao/v1/{DEVICE}/up") == DEVICE
+    assert fp.uplink_topic(DEVICE.upper()) == f"bidao/v2/0/{DEVICE}/up"
+    assert fp.uplink_topic(DEVICE, "44") == f"bidao/v2/44/{DEVICE}/up"
+    assert fp.downlink_topic(DEVICE, "44") == f"bidao/v2/44/{DEVICE}/down"
+    assert fp.parse_uplink_topic(f"bidao/v2/0/{DEVICE}/up") == DEVICE
+    assert fp.parse_uplink_topic_shard(f"bidao/v2/c3/{DEVICE}/up") == ("c3", DEVICE)
+    assert fp.uplink_subscription() == "bidao/v2/+/+/up"
+    assert fp.uplink_subscription("c3") == "bidao/v2/c3/+/up"
     for bad in (
-        "bidao/v1/xyz/up",
-        f"bidao/v1/{DEVICE}/down",
+        "bidao/v2/0/xyz/up",
+        f"bidao/v2/0/{DEVICE}/down",
+        f"bidao/v1/{DEVICE}/up",
         f"bidao/v2/{DEVICE}/up",
-        f"bidao/v1/{DEVICE.upper()}/up",
-        "bidao/v1/+/up",
+        f"bidao/v2/0/{DEVICE.upper()}/up",
+        f"bidao/v2/C3/{DEVICE}/up",
+        f"bidao/v2/123456789/{DEVICE}/up",
+        "bidao/v2/0/+/up",
         "x" * 100,
     ):
         with pytest.raises(fp.InvalidTopicError):
@@ -163,11 +174,29 @@ def test_topics() -> None:
 
 def test_key_rotation_round_trip_and_check() -> None:
     new_key = bytes(range(100, 116))
-    wrapped, check = fp.wrap_key(KEY, DEVICE, 9, new_key)
+    wrapped, check = fp.wrap_key(KEY, DEVICE, 2, 9, new_key)
     assert wrapped != new_key
-    assert fp.unwrap_key(KEY, DEVICE, 9, wrapped, check) == new_key
+    assert fp.unwrap_key(KEY, DEVICE, 2, 9, wrapped, check) == new_key
     with pytest.raises(fp.KeyCheckError):
-        fp.unwrap_key(KEY, DEVICE, 10, wrapped, check)  # another seq gives another keystream
+        fp.unwrap_key(KEY, DEVICE, 2, 10, wrapped, check)  # another seq: another keystream
+    with pytest.raises(fp.KeyCheckError):
+        fp.unwrap_key(KEY, DEVICE, 3, 9, wrapped, check)  # another session too
+
+
+def test_frames_below_the_minimum_are_truncated_at_every_length() -> None:
+    for size in range(fp.MIN_FRAME_LEN):
+        with pytest.raises(fp.TruncatedFrameError):
+            parse_frame(GREEN[:size])
+
+
+def test_session_and_key_id_are_in_the_header() -> None:
+    frame = parse_frame(encode(Envelope(DEVICE, 7, 0, KeyEvent(Key.RED_HANGUP), 5, 9), KEY))
+    assert (frame.key_id, frame.session, frame.seq) == (9, 5, 7)
+    assert frame.position == (5 << 32) | 7
+    with pytest.raises(fp.InvalidMessageError):
+        encode(Envelope(DEVICE, 1, 0, KeyEvent(Key.GREEN_CALL), 2**32), KEY)
+    with pytest.raises(fp.InvalidMessageError):
+        encode(Envelope(DEVICE, 1, 0, KeyEvent(Key.GREEN_CALL), 1, 256), KEY)
 
 
 def test_every_error_has_its_own_reason() -> None:

@@ -26,21 +26,26 @@ messages: st.SearchStrategy[Message] = st.one_of(
         st.tuples(u8, u8, u8),
         u32,
         st.integers(1, 0xFFFF),
+        u16,
+        u16,
+        u32,
     ),
     st.builds(fp.WaterReading, u32, u16, st.integers(0, 0x7F).map(fp.MeterStatus)),
     st.builds(fp.DeviceAlarm, st.sampled_from(fp.AlarmKind), st.booleans(), u16),
-    st.builds(fp.Ack, u32, st.sampled_from(fp.AckCode)),
+    st.builds(
+        fp.Ack, u32, st.sampled_from(fp.AckCode), u32, st.binary(min_size=4, max_size=4), u32, u32
+    ),
     st.builds(
         fp.Indication, st.sampled_from(fp.IndicationKind), u32, st.sampled_from(fp.LedPattern), u16
     ),
-    st.builds(fp.Config, st.integers(1, 0xFFFF), st.integers(1, 0xFFFF), u32),
+    st.builds(fp.Config, u16, u16, u32),
     st.builds(
         fp.Provision, u8, st.binary(min_size=16, max_size=16), st.binary(min_size=4, max_size=4)
     ),
 )
 device_ids = st.binary(min_size=8, max_size=8).map(bytes.hex)
 keys = st.binary(min_size=16, max_size=16)
-envelopes = st.builds(Envelope, device_ids, u32, u32, messages)
+envelopes = st.builds(Envelope, device_ids, u32, u32, messages, u32, u8)
 
 
 @given(envelopes, keys)

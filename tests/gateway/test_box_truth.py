@@ -204,13 +204,13 @@ async def test_keys_and_readings_only_from_the_kinds_that_have_them(village: Vil
     v = village
     # A meter's green key: refused with a nack, never a ticket, never stored.
     seq = await v.send(v.meter, v.meter.press(Key.GREEN_CALL))
-    assert v.meter.nacked == {seq: AckCode.NACK_UNSUPPORTED}
+    assert v.meter.nacked == {seq: AckCode.NACK_NOT_FOR_KIND}
     # A call box's water reading and leak alarm: refused the same way.
     reading = await v.send(v.box, v.box.water_reading(1234, 0, 0))
     leak = await v.send(v.box, v.box.alarm(AlarmKind.LEAK))
     assert v.box.nacked == {
-        reading: AckCode.NACK_UNSUPPORTED,
-        leak: AckCode.NACK_UNSUPPORTED,
+        reading: AckCode.NACK_NOT_FOR_KIND,
+        leak: AckCode.NACK_NOT_FOR_KIND,
     }
     assert sample(v.gw, "bidao_frames_nacked_total", transport="mqtt", reason="wrong_kind") == 3
     assert await v.gw.store.tickets.all() == []

@@ -13,6 +13,7 @@ import pytest
 
 from device_sim.device import SimulatedDevice
 from device_sim.mqtt import MqttFleet, fleet_identity
+from firmware_protocol import position
 from gateway.config import load_settings
 from gateway.runtime.broker import MosquittoBroker, free_loopback_port
 from gateway.runtime.service import GatewayService
@@ -86,7 +87,9 @@ async def deliver_everything(fleet: MqttFleet, devices: list[SimulatedDevice]) -
 def assert_exactly_once(db: Path, devices: list[SimulatedDevice]) -> None:
     with sqlite3.connect(db) as conn:
         rows = conn.execute("SELECT device_id, seq FROM events").fetchall()
-    expected = {(d.device_id, seq) for d in devices for seq in range(1, d.next_seq)}
+    expected = {
+        (d.device_id, position(d.session, q)) for d in devices for q in range(1, d.next_seq)
+    }
     assert len(expected) == TOTAL + 1  # and the probe
     assert len(rows) == len(expected)
     assert set(rows) == expected

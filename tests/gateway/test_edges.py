@@ -363,7 +363,7 @@ async def test_an_upper_case_device_id_in_the_topic_is_taken_as_lower_case(
 ) -> None:
     g = gateway
     frame = g.box.press(Key.GREEN_CALL)
-    upper = f"bidao/v1/{BOX.upper()}/up"
+    upper = f"bidao/v2/0/{BOX.upper()}/up"
     result = await asyncio.to_thread(
         subprocess.run,
         ["mosquitto_pub", "-p", str(broker.port), "-V", "5", "-q", "1", "-t", upper, "-s"],
@@ -387,7 +387,7 @@ async def test_an_upper_case_device_id_in_the_topic_is_taken_as_lower_case(
             "-q",
             "1",
             "-t",
-            "bidao/v1/not-hex/up",
+            "bidao/v2/0/not-hex/up",
             "-m",
             "x",
         ],

@@ -20,7 +20,7 @@ from alerts import Notification
 from alerts.notification import NORMAL, URGENT, Channel
 from alerts.providers.base import OutgoingMessage, ProviderError, Receipt, SentItem
 from device_sim.device import SimulatedDevice, fleet_identity
-from firmware_protocol import AlarmKind, Key, MessageType
+from firmware_protocol import AlarmKind, Key, MessageType, position
 from gateway.clock import ManualClock
 from gateway.ingest.links import InboundFrame, TransportName
 from gateway.ingest.pipeline import Lane, lane_of
@@ -163,7 +163,7 @@ async def test_a_green_press_overtakes_ten_thousand_heartbeats(
     assert len(stored) == len(set(stored)) == 10_002
     # The box's earlier heartbeat went with its press (never behind it), in the device's order.
     own = [i for i, (device_id, _) in enumerate(stored) if device_id == BOX_ID]
-    assert [stored[i][1] for i in own] == [1, 2]
+    assert [stored[i][1] for i in own] == [position(1, 1), position(1, 2)]
     assert own[1] < 2_500
     assert box.acked == {1, 2}
     assert not box.pending

@@ -298,7 +298,8 @@ async def test_degraded_while_sends_keep_failing_and_healthy_after_a_success(
         assert degraded(gw) == ("the last 3 sends failed: 503 Service Unavailable")
         await clock.advance(61)
         await settled(gw, [(1, "sent", 4, "queued")])
-        assert degraded(gw) is None
+        # The sender counts the success in memory just after its row commits.
+        await wait_for(lambda: degraded(gw) is None, what="healthy after a success")
 
 
 async def test_quarantined_after_max_attempts_and_degraded_for_a_window(
@@ -317,7 +318,11 @@ async def test_quarantined_after_max_attempts_and_degraded_for_a_window(
         await wait_for(lambda: len(provider.calls) == 2, what="second try")
         await wait_for(lambda: sender_settled(gw), what="quarantine recorded")
         (entry, *_) = await gw.store.outbox.quarantined()
-        assert degraded(gw) == "1 notifications quarantined in the last 600 s"
+        # The sender notes the quarantine in memory just after its row commits.
+        await wait_for(
+            lambda: degraded(gw) == "1 notifications quarantined in the last 600 s",
+            what="degraded by the quarantine",
+        )
         await clock.advance(601)
         assert degraded(gw) is None
     assert (entry.status, entry.attempts) == ("failed", 2)

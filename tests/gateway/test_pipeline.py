@@ -14,7 +14,7 @@ from pydantic import TypeAdapter
 from device_sim.device import SimulatedDevice, fleet_identity
 from device_sim.mqtt import MqttFleet, publish_burst
 from device_sim.serial import SerialConcentrator
-from firmware_protocol import AckCode, Indication, IndicationKind, Key, LedPattern
+from firmware_protocol import AckCode, Indication, IndicationKind, Key, LedPattern, position
 from gateway.config import DeviceKind, SerialLinkSettings, load_settings
 from gateway.errors import ConfigError
 from gateway.ingest.links import InboundFrame, TransportName
@@ -186,8 +186,10 @@ async def test_overload_past_every_limit_drains_and_each_frame_is_stored_once(
             await retransmit_until_acked([fleet, line], timeout=120)
             stored = await gw.store.devices.event_seqs()
             assert len(stored) == len(set(stored)) == 1200
-            expected = {(d.device_id, seq) for d in mqtt_devices for seq in range(1, 51)}
-            expected |= {(d.device_id, seq) for d in serial_devices for seq in range(1, 101)}
+            expected = {(d.device_id, position(1, q)) for d in mqtt_devices for q in range(1, 51)}
+            expected |= {
+                (d.device_id, position(1, q)) for d in serial_devices for q in range(1, 101)
+            }
             assert set(stored) == expected
             assert all(d.acked == set(range(1, 51)) for d in mqtt_devices)
             assert all(d.acked == set(range(1, 101)) for d in serial_devices)

@@ -22,7 +22,7 @@ the broker must not send the gateway a larger packet, and discards a larger upli
 of forwarding it. A frame is at most 228 bytes, so nothing valid is lost, and a 64 MiB
 publish never reaches this process's memory, whatever the broker's own limits.
 
-Topics: the device id in `bidao/v1/<device_id>/up` is 16 lower-case hex digits. One spelled
+Topics: the device id in `bidao/v2/<shard>/<device_id>/up` is 16 lower-case hex digits. One spelled
 in upper case is taken under its lower-case id (so a call for help still gets through),
 counted in `bidao_uplink_topics_normalised_total` and logged (rate-limited); the ack goes
 to the lower-case downlink topic as always. Any other bad topic is rejected, counted under
@@ -48,10 +48,11 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from firmware_protocol import (
+    DEFAULT_SHARD,
     UPLINK_SUBSCRIPTION,
     ProtocolError,
     downlink_topic,
-    parse_uplink_topic,
+    parse_uplink_topic_shard,
 )
 from gateway.clock import Clock
 from gateway.config import MqttSettings
@@ -60,6 +61,7 @@ from gateway.logs import RateLimitedLog
 from gateway.metrics import GatewayMetrics
 
 log = logging.getLogger(__name__)
+_SHARDS_REMEMBERED = 1_000_000
 
 MAX_INFLIGHT_DOWNLINKS = 1000
 """Downlinks published but not yet PUBACKed by the broker (fewer if the broker asks)."""
@@ -426,6 +428,8 @@ class MqttLink:
         # the downlink path at a few thousand frames per second.
         self._send_quota = MAX_INFLIGHT_DOWNLINKS
         self._inflight = 0
+        self._shards: dict[str, str] = {}
+        """The shard each device last published in (its downlink topic)."""
         self._held: deque[tuple[str, bytes]] = deque()
         self._topic_log = RateLimitedLog(log, TOPIC_LOG_INTERVAL_S)
         self._intake = _Connection(
@@ -519,7 +523,8 @@ class MqttLink:
         client = self._downlink.client
         if client is None or not self._downlink.connected.is_set():
             raise LinkDownError("MQTT downlink connection is down")
-        topic = downlink_topic(device_id)
+        # The reply goes to the shard the device last published in.
+        topic = downlink_topic(device_id, self._shards.get(device_id, DEFAULT_SHARD))
         if self._inflight >= self._send_quota:
             self._held.append((topic, frame))
             return
@@ -591,8 +596,8 @@ class MqttLink:
         if self._unsettled >= self._credit and not self._intake.paused:
             self._metrics.link_read_pauses.labels(self.name).inc()
             self._intake.pause_reading()
-        topic_device = self._topic_device(msg.topic)
-        if topic_device is None:
+        parsed = self._topic_device(msg.topic)
+        if parsed is None:
             settle()
             return
         self._submit(
@@ -600,32 +605,46 @@ class MqttLink:
                 data=bytes(msg.payload),
                 link=self,
                 received_at=self._clock.now(),
-                topic_device_id=topic_device,
+                topic_device_id=parsed[1],
                 settle=settle,
             )
         )
 
-    def _topic_device(self, topic: str) -> str | None:
-        """The device id the uplink topic names (upper case taken as lower), or None: rejected."""
+    def _topic_device(self, topic: str) -> tuple[str, str] | None:
+        """The shard and device id an uplink topic names (an upper-case id taken as lower).
+
+        None: the topic is rejected (counted and logged). The device's shard is noted: its
+        downlinks go to the same shard.
+        """
         now = self._clock.now()
         try:
-            return parse_uplink_topic(topic)
+            shard, device_id = parse_uplink_topic_shard(topic)
         except ProtocolError as exc:
+            parts = topic.split("/")
+            lowered = (
+                "/".join([*parts[:3], parts[3].lower(), *parts[4:]]) if len(parts) == 5 else topic
+            )
             try:
-                device_id = parse_uplink_topic(topic.lower())
+                if lowered == topic:
+                    raise
+                shard, device_id = parse_uplink_topic_shard(lowered)
             except ProtocolError:
                 self._metrics.frames_rejected.labels("mqtt", exc.reason).inc()
                 self._topic_log.warning(
                     (exc.reason,), now, "uplink topic rejected", reason=exc.reason, topic=topic[:80]
                 )
                 return None
-        self._metrics.uplink_topics_normalised.labels("mqtt").inc()
-        self._topic_log.warning(
-            (device_id, "upper_case_topic"),
-            now,
-            "device id in the uplink topic is upper case; taken as lower case, acks go to the "
-            "lower-case downlink topic",
-            device_id=device_id,
-            topic=topic,
-        )
-        return device_id
+            self._metrics.uplink_topics_normalised.labels("mqtt").inc()
+            self._topic_log.warning(
+                (device_id, "upper_case_topic"),
+                now,
+                "device id in the uplink topic is upper case; taken as lower case, acks go to "
+                "the lower-case downlink topic",
+                device_id=device_id,
+                topic=topic,
+            )
+        if self._shards.get(device_id) != shard:
+            if len(self._shards) > _SHARDS_REMEMBERED:
+                self._shards.clear()
+            self._shards[device_id] = shard
+        return shard, device_id

@@ -1,0 +1,87 @@
+"""Protocol v2 device state: stored MACs, key rotation, counter reset, pending configuration."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from gateway.domain.devices import DeviceSeen
+from gateway.store.ports import Store
+from tests.gateway.store_contract.contract import T0, device, event
+
+BOX = "00000000000000a1"
+NEW_KEY = bytes(range(200, 216))
+
+
+async def test_stored_macs_are_the_last_eight_bytes_of_each_stored_frame(store: Store) -> None:
+    async with store.transaction() as uow:
+        await uow.devices.add(device(BOX))
+        first = replace(event(1 << 32 | 1, BOX), raw=bytes(range(40)))
+        second = replace(event(2 << 32 | 1, BOX), raw=bytes(range(50, 90)))
+        await uow.devices.insert_events([first, second])
+    async with store.transaction() as uow:
+        found = await uow.devices.stored_macs(BOX, [1 << 32 | 1, 2 << 32 | 1, 3 << 32 | 1])
+        assert found == {1 << 32 | 1: bytes(range(32, 40)), 2 << 32 | 1: bytes(range(82, 90))}
+        assert await uow.devices.stored_macs(BOX, list(range(2000))) == {}
+
+
+async def test_a_rotation_is_pending_until_promoted(store: Store) -> None:
+    async with store.transaction() as uow:
+        await uow.devices.add(device(BOX))
+        await uow.devices.set_next_key(BOX, NEW_KEY, 1)
+    pending = await store.devices.get(BOX)
+    assert pending is not None
+    assert (pending.next_key, pending.next_key_id, pending.key_version) == (NEW_KEY, 1, 0)
+    assert pending.key_for(0) == pending.key
+    assert pending.key_for(1) == NEW_KEY
+    assert pending.key_for(2) is None
+    async with store.transaction() as uow:
+        await uow.devices.promote_key(BOX, 7)  # not the pending id: nothing changes
+    assert await store.devices.get(BOX) == pending
+    async with store.transaction() as uow:
+        await uow.devices.promote_key(BOX, 1)
+    done = await store.devices.get(BOX)
+    assert done is not None
+    assert (done.key, done.key_version, done.next_key, done.next_key_id) == (NEW_KEY, 1, None, None)
+
+
+async def test_reset_counters_forgets_the_order_but_not_the_highest_position(store: Store) -> None:
+    async with store.transaction() as uow:
+        await uow.devices.add(device(BOX))
+        await uow.devices.insert_events([event(9 << 32 | 100, BOX, received_at=T0)])
+        await uow.devices.mark_seen([DeviceSeen(BOX, T0, "mqtt", 9 << 32 | 100, 0)])
+    before = await store.devices.current(BOX)
+    assert before is not None
+    assert (before.last_seq, before.high_seq) == (9 << 32 | 100, 9 << 32 | 100)
+    async with store.transaction() as uow:
+        await uow.devices.reset_counters(BOX, T0 + 10)
+    after = await store.devices.current(BOX)
+    assert after is not None
+    assert (after.last_seq, after.high_seq, after.counters_reset_at) == (
+        None,
+        9 << 32 | 100,
+        T0 + 10,
+    )
+    async with store.transaction() as uow:
+        await uow.devices.insert_events([event(1 << 32 | 1, BOX, received_at=T0 + 20)])
+    later = await store.devices.current(BOX)
+    assert later is not None
+    assert (later.last_seq, later.high_seq) == (1 << 32 | 1, 9 << 32 | 100)
+
+
+async def test_pending_config_until_each_part_is_confirmed(store: Store) -> None:
+    async with store.transaction() as uow:
+        await uow.devices.add(device(BOX))
+        await uow.devices.set_pending_config(BOX, 300, True)
+    record = await store.devices.get(BOX)
+    assert record is not None
+    assert (record.pending_heartbeat_s, record.pending_clock) == (300, True)
+    async with store.transaction() as uow:
+        await uow.devices.config_done(BOX, heartbeat=True, clock=False)
+    record = await store.devices.get(BOX)
+    assert record is not None
+    assert (record.pending_heartbeat_s, record.pending_clock) == (None, True)
+    async with store.transaction() as uow:
+        await uow.devices.config_done(BOX, heartbeat=False, clock=True)
+    record = await store.devices.get(BOX)
+    assert record is not None
+    assert (record.pending_heartbeat_s, record.pending_clock) == (None, False)

@@ -1,0 +1,233 @@
+"""Protocol v2 stories against a real broker and the running gateway: a box never stays out.
+
+Counter loss, erased flash and reserved counters resynchronise within one retry; other
+content under used numbers is renumbered and stored (a green press opens its ticket); a key
+rotation interrupted at any step ends with the box working; the operator commands work end
+to end with the simulator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from device_sim.device import SimulatedDevice
+from device_sim.mqtt import MqttFleet
+from firmware_protocol import RESERVED, AckCode, Key, position
+from gateway.application import Application, for_service
+from gateway.clock import ManualClock
+from gateway.runtime.broker import MosquittoBroker
+from gateway.runtime.service import GatewayService
+from tests.gateway.grid import BOX_ID, BOX_KEY
+from tests.gateway.support import gateway_settings, load_grid, sample, wait_for
+
+DAY = 86_400.0
+
+
+@dataclass
+class Site:
+    gw: GatewayService
+    app: Application
+    broker: MosquittoBroker
+    clock: ManualClock
+    fleets: dict[int, MqttFleet] = field(default_factory=dict)
+
+    async def send(self, box: SimulatedDevice, frame: bytes) -> None:
+        """Send from the box's own connection (kept open, so downlinks after the ACK reach it);
+        the box resends at once after a renumber or a re-signing, as firmware does."""
+        fleet = self.fleets.get(id(box))
+        if fleet is None:
+            fleet = self.fleets[id(box)] = MqttFleet("127.0.0.1", self.broker.port, [box])
+            await fleet.__aenter__()
+        await fleet.send(box.device_id, frame)
+        await fleet.wait_all_acked(10)
+
+    async def tickets(self) -> int:
+        return len(await self.gw.store.tickets.all())
+
+    async def has_ticket(self) -> bool:
+        return await self.tickets() > 0
+
+    def nacks(self, code: AckCode) -> float:
+        return sample(self.gw, "bidao_acks_sent_total", code=code.name)
+
+
+@pytest.fixture
+async def site(tmp_path: Path, broker: MosquittoBroker, clock: ManualClock) -> AsyncIterator[Site]:
+    settings = gateway_settings(tmp_path, broker, http={"enabled": False})
+    async with GatewayService(settings, clock) as gw:
+        await load_grid(gw)
+        assert gw.mqtt is not None
+        await gw.mqtt.wait_connected(10)
+        site = Site(gw, for_service(gw), broker, clock)
+        try:
+            yield site
+        finally:
+            for fleet in site.fleets.values():
+                await fleet.close()
+
+
+def box(clock: ManualClock, **kwargs: int) -> SimulatedDevice:
+    return SimulatedDevice(BOX_ID, "call_box", BOX_KEY, clock=clock.now, **kwargs)
+
+
+async def test_a_box_that_lost_its_counter_is_back_within_one_retry(site: Site) -> None:
+    device = box(site.clock, session=7)
+    for _ in range(3):
+        await site.send(device, device.heartbeat())
+    device.reboot(erase_counter=True)  # erased flash: session 0
+    assert device.session == 0
+    await site.send(device, device.press(Key.GREEN_CALL))
+    assert device.resyncs == 1
+    assert site.nacks(AckCode.NACK_RESYNC) == 1
+    assert device.session == 8  # above the gateway's newest (7, 3)
+    await wait_for(site.has_ticket, what="the green press opened its ticket")
+    state = site.gw.registry.cached(BOX_ID)
+    assert state is not None
+    assert state.last_seq == position(8, 1)
+
+
+async def test_blank_flash_and_a_reserved_counter_recover(site: Site) -> None:
+    device = box(site.clock, session=RESERVED)  # what an erased counter reads as, sent as is
+    await site.send(device, device.heartbeat())
+    assert site.nacks(AckCode.NACK_RESYNC) == 1
+    assert device.session == 1
+    device.reboot(flash_value=RESERVED - 1)  # the next session would be the reserved one
+    assert device.session == 0
+    await site.send(device, device.press(Key.GREEN_CALL))
+    assert site.nacks(AckCode.NACK_RESYNC) == 2
+    assert device.session == 2
+    await wait_for(site.has_ticket, what="the green press opened its ticket")
+
+
+async def test_a_green_press_reusing_a_heartbeats_numbers_opens_a_ticket(site: Site) -> None:
+    before = box(site.clock, session=4)
+    await site.send(before, before.heartbeat())
+    # The box restarted without writing its session: the same numbers, other content.
+    after = box(site.clock, session=4)
+    await site.send(after, after.press(Key.GREEN_CALL))
+    assert site.nacks(AckCode.NACK_SEQ_REUSED) == 1
+    assert site.nacks(AckCode.DUPLICATE) == 0  # never a duplicate for other content
+    assert after.session == 5
+    await wait_for(site.has_ticket, what="the green press opened its ticket")
+    assert await site.gw.store.devices.count_events(BOX_ID) == 2
+
+
+async def test_a_copy_is_a_duplicate_and_changes_nothing(site: Site) -> None:
+    device = box(site.clock)
+    frame = device.press(Key.GREEN_CALL)
+    await site.send(device, frame)
+    await wait_for(site.has_ticket, what="ticket")
+    await site.fleets[id(device)].send(BOX_ID, frame)
+    await wait_for(lambda: site.nacks(AckCode.DUPLICATE) == 1, what="copy answered")
+    assert await site.tickets() == 1
+    assert await site.gw.store.devices.count_events(BOX_ID) == 1
+
+
+async def test_reset_counters_lets_a_lower_session_in(site: Site) -> None:
+    device = box(site.clock, session=900)
+    await site.send(device, device.heartbeat())
+    await site.app.reset_device_counters(BOX_ID, "test")
+    fresh = box(site.clock, session=3)
+    await site.send(fresh, fresh.press(Key.GREEN_CALL))
+    assert fresh.resyncs == 0
+    assert site.nacks(AckCode.NACK_RESYNC) == 0
+    await wait_for(site.has_ticket, what="ticket")
+
+
+async def rotated(site: Site, device: SimulatedDevice) -> None:
+    """The rotation finished on both sides and the box's green press opens a ticket."""
+    record = await site.gw.store.devices.get(BOX_ID)
+    assert record is not None
+    assert (record.next_key, record.key_version) == (None, 1)
+    assert (device.active.key, device.active.key_id, device.stored) == (record.key, 1, None)
+    assert record.key != BOX_KEY
+    await site.send(device, device.press(Key.GREEN_CALL))
+    await wait_for(site.has_ticket, what="ticket after the rotation")
+
+
+async def test_key_rotation_with_the_simulator(site: Site) -> None:
+    device = box(site.clock)
+    await site.send(device, device.heartbeat())
+    await site.app.rotate_device_key(BOX_ID, "test")
+    await site.send(device, device.heartbeat())  # acked with the old key, then PROVISION
+    await wait_for(lambda: device.provisions == 1, what="PROVISION received")
+    assert (device.key_id, device.key_version) == (1, 0)  # stored in slot B, not confirmed
+    await site.send(device, device.heartbeat())  # MACed with the new key: confirmed both ways
+    await rotated(site, device)
+
+
+async def test_a_lost_provision_and_a_day_offline_end_with_the_box_working(site: Site) -> None:
+    device = box(site.clock)
+    await site.send(device, device.heartbeat())
+    await site.app.rotate_device_key(BOX_ID, "test")
+    device.lose_provisions = 1
+    await site.send(device, device.heartbeat())
+    await wait_for(lambda: device.lose_provisions == 0, what="PROVISION lost")
+    assert device.key_id == 0
+    await site.clock.advance(DAY)  # the box is away for a day, the gateway keeps both keys
+    await site.send(device, device.heartbeat())  # old key still accepted; PROVISION again
+    await wait_for(lambda: device.provisions == 1, what="second PROVISION received")
+    await site.send(device, device.heartbeat())
+    await rotated(site, device)
+
+
+async def test_a_reset_between_storing_and_switching_ends_with_the_box_working(
+    site: Site,
+) -> None:
+    device = box(site.clock)
+    await site.send(device, device.heartbeat())
+    await site.app.rotate_device_key(BOX_ID, "test")
+    await site.send(device, device.heartbeat())
+    await wait_for(lambda: device.provisions == 1, what="PROVISION received")
+    device.reboot()  # slot B survives in flash; the box comes back sending with it
+    assert device.key_id == 1
+    await site.send(device, device.heartbeat())
+    await rotated(site, device)
+
+
+async def test_a_frame_under_a_key_the_gateway_dropped_is_re_signed(site: Site) -> None:
+    device = box(site.clock)
+    await site.send(device, device.heartbeat())
+    await site.app.rotate_device_key(BOX_ID, "test")
+    await site.send(device, device.heartbeat())
+    await wait_for(lambda: device.provisions == 1, what="PROVISION received")
+    # A second rotation before the box used the first new key: the gateway now holds keys
+    # 0 and 2; the box's key 1 is unknown, answered with key 0, and the box falls back.
+    await site.app.rotate_device_key(BOX_ID, "test")
+    record = await site.gw.store.devices.get(BOX_ID)
+    assert record is not None
+    assert record.next_key_id == 2
+    await site.send(device, device.heartbeat())  # key 1: NACK_UNKNOWN_KEY, re-signed with 0
+    assert site.nacks(AckCode.NACK_UNKNOWN_KEY) == 1
+    await wait_for(lambda: device.provisions == 2, what="PROVISION of key 2 received")
+    assert device.key_id == 2
+    await site.send(device, device.heartbeat())
+    record = await site.gw.store.devices.get(BOX_ID)
+    assert record is not None
+    assert (record.next_key, record.key_version, record.key) == (None, 2, device.active.key)
+    assert device.stored is None
+    await site.send(device, device.press(Key.GREEN_CALL))
+    await wait_for(site.has_ticket, what="ticket after the rotation")
+
+
+async def test_configure_and_automatic_clock(site: Site) -> None:
+    device = box(site.clock)
+    device.clock_offset_s = -10 * DAY  # a box whose clock drifted far
+    await site.send(device, device.heartbeat())
+    await wait_for(lambda: bool(device.configs), what="automatic clock CONFIG")
+    assert abs(device.now() - site.clock.now()) <= 1
+    await site.app.configure_device(BOX_ID, 300, False, "test")
+    await site.send(device, device.heartbeat())
+    await wait_for(lambda: device.heartbeat_interval_s == 300, what="interval configured")
+    await site.send(device, device.heartbeat())  # reports 300: confirmed, no more CONFIG
+    record = await site.gw.store.devices.get(BOX_ID)
+    assert record is not None
+    assert record.pending_heartbeat_s is None
+    sent = len(device.configs)
+    await site.send(device, device.heartbeat())
+    assert len(device.configs) == sent
+    assert device.configs[0].clock_unix == int(site.clock.now())
