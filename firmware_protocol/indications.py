@@ -1,4 +1,4 @@
-"""What the box says and shows: the one table of indications (docs/protocol.md, section 9).
+"""What the box says and shows: the one table of indications (docs/protocol.md, section 11).
 
 An INDICATION downlink carries a kind, a ticket number, an LED pattern and a voice prompt
 id. The box plays the prompt it stores under that id and shows the pattern for the time
