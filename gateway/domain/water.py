@@ -418,7 +418,9 @@ class WaterDecision:
 
 
 @lru_cache(maxsize=8192)
-def _active_bounds(ordinal: int, zone: tzinfo, from_min: int, until_min: int) -> tuple[float, float]:
+def _active_bounds(
+    ordinal: int, zone: tzinfo, from_min: int, until_min: int
+) -> tuple[float, float]:
     """The timestamps where the local day `ordinal`'s active hours begin and end."""
     day = date.fromordinal(ordinal)
 
@@ -595,7 +597,7 @@ class _Decider:
 
     # -- the meter ------------------------------------------------------------------------
 
-    def reading(self, at: float, volume: float) -> None:  # noqa: PLR0911 - one case each
+    def reading(self, at: float, volume: float) -> None:
         w, rules = self.w, self.rules
         if w.last_reading_at is not None and at <= w.last_reading_at:
             self.log(at, "reading_out_of_order", f"after {w.last_reading_at:.0f}")
@@ -609,9 +611,8 @@ class _Decider:
             self.w = replace(self.w, volume_l=volume)
             self.restart(at, "meter_online", f"first reading {volume:g} l")
             return
-        assert w.volume_l is not None and w.last_reading_at is not None  # noqa: S101 - narrowed
-        gap = at - w.last_reading_at
-        delta = volume - w.volume_l
+        gap = at - (w.last_reading_at or at)
+        delta = volume - (w.volume_l or 0.0)
         if delta < -rules.backflow_tolerance_l:
             self.w = replace(self.w, volume_l=volume, backflow=False)
             self.end_flow(at)
@@ -726,9 +727,7 @@ class _Decider:
             minute = local_minute(at, self.zone)
             if minute >= self.rules.active_from_min:
                 first = minute
-        self.w = replace(
-            w, today=DayRecord(today.day, first, longest, lived=True)
-        )
+        self.w = replace(w, today=DayRecord(today.day, first, longest, lived=True))
 
     def roll_over(self, at: float) -> None:
         """A new local day: yesterday joins the history and the routine is learned again."""
@@ -897,42 +896,3 @@ class _Decider:
 
     def log(self, at: float, kind: LogKind, detail: str = "") -> None:
         self.logs.append(Log(at, kind, detail))
-
-
-__all__ = [
-    "DEADLINE_KIND",
-    "Answered",
-    "Ask",
-    "AwayCleared",
-    "AwaySet",
-    "ClearDeadline",
-    "Context",
-    "DayRecord",
-    "Due",
-    "Event",
-    "Facts",
-    "FlowObserved",
-    "Log",
-    "MeterOffline",
-    "MeterOnline",
-    "Notice",
-    "OutageEnded",
-    "Phase",
-    "Reading",
-    "Routine",
-    "SetDeadline",
-    "SignOfLife",
-    "WaterDecision",
-    "WaterRuleError",
-    "WaterRules",
-    "WaterWatch",
-    "Watchers",
-    "active_seconds",
-    "after_active",
-    "decide",
-    "is_active",
-    "learn",
-    "local_day",
-    "new_watch",
-    "next_due",
-]
