@@ -427,6 +427,8 @@ class WaterWatchSettings(BaseModel):
     max_reading_gap_s: float = Field(default=2700.0, gt=0)
     continuous_flow_s: float = Field(default=2 * 3600.0, gt=0)
     away_reminder_after_s: float = Field(default=2 * 3600.0, ge=0)
+    away_settle_s: float = Field(default=3600.0, ge=0)
+    """Water this soon after away mode is set is the leaving, not the return."""
 
     @model_validator(mode="after")
     def _consistent(self) -> WaterWatchSettings:
@@ -461,6 +463,7 @@ class WaterWatchSettings(BaseModel):
                 max_reading_gap_s=self.max_reading_gap_s,
                 continuous_flow_s=self.continuous_flow_s,
                 away_reminder_after_s=self.away_reminder_after_s,
+                away_settle_s=self.away_settle_s,
             )
         except WaterRuleError as exc:
             raise ValueError(str(exc)) from None

@@ -27,10 +27,14 @@ The rules (issue 13, items 1-7):
 - When the window closes, the box is asked "are you OK?" (`ask_first`); thumbs-up within
   `answer_window_s` cancels. Otherwise the family and the community worker are alarmed.
 - Water or a key press after the alarm clears it; the all-clear lists everyone alerted.
-- Away mode: no zero-use alarm until the return time; water ends it early.
-- Blind is not zero: a meter offline, a gap in the readings longer than
-  `max_reading_gap_s`, or an outage (`OutageEnded`) restarts the quiet clock from the data
-  actually received. A deadline that comes due while the data is stale raises nothing.
+- Away mode: no zero-use alarm until the return time; water ends it early (unless it comes
+  within `away_settle_s` of setting it: the resident flushing before leaving).
+- Blind is not zero: a meter offline (device supervision's `MeterOffline`, then
+  `MeterOnline` or a reading) or an outage of the gateway, broker or a serial line
+  (`OutageEnded`) restarts the quiet clock from the data actually received. A deadline that
+  comes due when the last reading is older than `max_reading_gap_s` raises nothing; the
+  quiet clock restarts at the next reading. (Between readings the counter is cumulative:
+  an unchanged volume after a gap that no deadline fell into is zero use, truly seen.)
 - Continuous flow (every reading rising, or the meter's own flag) for `continuous_flow_s`
   is a leak alarm; the first reading without a rise clears it.
 
@@ -74,7 +78,6 @@ NoticeKind = Literal[
     "watch_restored",
 ]
 LogKind = Literal[
-    "use",
     "asked",
     "answered",
     "ask_cancelled",
@@ -88,7 +91,6 @@ LogKind = Literal[
     "backflow",
     "counter_reset",
     "counter_jump",
-    "reading_gap",
     "reading_out_of_order",
     "stale_data",
     "meter_offline",
@@ -128,9 +130,12 @@ class WaterRules:
     """A DN15 household meter passes at most about 0.9 l/s; more is a counter jump."""
     jump_slack_l: float = 50.0
     max_reading_gap_s: float = 2700.0
-    """Readings further apart than this leave the watch blind for the gap."""
+    """A deadline finding the last reading older than this raises nothing (blind); also,
+    rising readings further apart than this do not make one continuous flow."""
     continuous_flow_s: float = 2 * HOUR
     away_reminder_after_s: float = 2 * HOUR
+    away_settle_s: float = 1 * HOUR
+    """Water this soon after away mode is set is the leaving, not the return."""
 
     def __post_init__(self) -> None:
         problems = []
@@ -210,6 +215,7 @@ class WaterWatch:
     alarm_at: float | None = None
     alerted: tuple[int, ...] = ()
     away_until: float | None = None
+    away_since: float | None = None
     reminder_due: float | None = None
     offline_since: float | None = None
     blind_told: tuple[int, ...] = ()
@@ -606,20 +612,22 @@ class _Decider:
         if w.offline_since is not None:
             self.online(at)
             w = self.w
-        self.w = replace(w, last_reading_at=at)
         if first:
-            self.w = replace(self.w, volume_l=volume)
+            self.w = replace(w, last_reading_at=at, volume_l=volume)
             self.restart(at, "meter_online", f"first reading {volume:g} l")
             return
         gap = at - (w.last_reading_at or at)
         delta = volume - (w.volume_l or 0.0)
+        if delta == 0 and w.flow_since is None and not w.backflow and not w.stale:
+            self.w = replace(w, last_reading_at=at)  # the usual quiet reading
+            return
         if delta < -rules.backflow_tolerance_l:
-            self.w = replace(self.w, volume_l=volume, backflow=False)
+            self.w = replace(w, last_reading_at=at, volume_l=volume, backflow=False)
             self.end_flow(at)
             self.restart(at, "counter_reset", f"{w.volume_l:g} l -> {volume:g} l")
             return
         if delta > rules.max_flow_l_per_s * gap + rules.jump_slack_l:
-            self.w = replace(self.w, volume_l=volume, backflow=False)
+            self.w = replace(w, last_reading_at=at, volume_l=volume, backflow=False)
             self.end_flow(at)
             self.restart(at, "counter_jump", f"{w.volume_l:g} l -> {volume:g} l in {gap:.0f} s")
             return
@@ -627,29 +635,24 @@ class _Decider:
             if not w.backflow:
                 self.log(at, "backflow", f"{w.volume_l:g} l -> {volume:g} l")
                 self.counts.append("backflow")
-            self.w = replace(self.w, backflow=True)  # the reference stays at the high mark
+            # The reference stays at the highest volume: water coming back is not use.
+            self.w = replace(w, last_reading_at=at, backflow=True)
             self.end_flow(at)
             return
-        self.w = replace(self.w, volume_l=volume, backflow=False)
         if delta > 0:
-            self.flowing(at, gap)
+            broken = gap > rules.max_reading_gap_s and w.leak_at is None
+            since = w.flow_since if w.flow_since is not None and not broken else at
+            self.w = replace(
+                w, last_reading_at=at, volume_l=volume, backflow=False, flow_since=since
+            )
+            self.check_leak(at)
         else:
+            self.w = replace(w, last_reading_at=at, volume_l=volume, backflow=False)
             self.end_flow(at)
-        if gap > rules.max_reading_gap_s:
-            # Blind for the gap: what quiet there was is not counted.
-            self.restart(at, "reading_gap", f"{gap:.0f} s without readings")
         if delta >= rules.use_threshold_l:
             self.life(at, "water")
         elif self.w.stale:
             self.restart(at, "stale_data", "readings again after stale data")
-
-    def flowing(self, at: float, gap: float) -> None:
-        """The volume rose since the last reading: flow since the first of such readings."""
-        w = self.w
-        broken = gap > self.rules.max_reading_gap_s and w.leak_at is None
-        since = w.flow_since if w.flow_since is not None and not broken else at
-        self.w = replace(self.w, flow_since=since)
-        self.check_leak(at)
 
     def flow(self, at: float, since: float) -> None:
         current = self.w.flow_since
@@ -675,7 +678,8 @@ class _Decider:
             self.notice("leak_all_clear", w.leak_alerted, urgent=False, facts=facts)
             self.log(at, "leak_cleared")
             self.counts.append("leak_all_clear")
-        self.w = replace(self.w, flow_since=None, leak_at=None, leak_alerted=())
+        if w.flow_since is not None or w.leak_at is not None:
+            self.w = replace(w, flow_since=None, leak_at=None, leak_alerted=())
 
     # -- life -----------------------------------------------------------------------------
 
@@ -683,8 +687,7 @@ class _Decider:
         w = self.w
         if w.phase == Phase.NEW:
             return  # nothing is watched before the meter's first reading
-        self.record_stretch(at, source)
-        w = self.w
+        today = self.stretch_ended(at, source)
         phase = w.phase
         if phase == Phase.ASKING:
             self.log(at, "answered" if source == "answer" else "ask_cancelled", source)
@@ -696,13 +699,16 @@ class _Decider:
             self.log(at, "all_clear", source)
             self.counts.append("zero_use_all_clear")
             phase = Phase.WATCHING
-        elif phase == Phase.AWAY and source == "water":
+        elif (
+            phase == Phase.AWAY
+            and source == "water"
+            and at - (w.away_since or at) >= self.rules.away_settle_s
+        ):
             self.log(at, "away_ended_by_use")
             phase = Phase.WATCHING
-        if source == "water":
-            self.log(at, "use")
         self.w = replace(
-            self.w,
+            w,
+            today=today,
             phase=phase,
             quiet_since=at,
             last_life_at=at,
@@ -714,8 +720,8 @@ class _Decider:
             stale=False,
         )
 
-    def record_stretch(self, at: float, source: LifeSource) -> None:
-        """Today's record learns the quiet stretch this sign of life ends."""
+    def stretch_ended(self, at: float, source: LifeSource) -> DayRecord:
+        """Today's record, having learnt the quiet stretch this sign of life ends."""
         w = self.w
         today = w.today or DayRecord(local_day(at, self.zone), None)
         longest = today.longest_quiet_s
@@ -727,7 +733,7 @@ class _Decider:
             minute = local_minute(at, self.zone)
             if minute >= self.rules.active_from_min:
                 first = minute
-        self.w = replace(w, today=DayRecord(today.day, first, longest, lived=True))
+        return DayRecord(today.day, first, longest, lived=True)
 
     def roll_over(self, at: float) -> None:
         """A new local day: yesterday joins the history and the routine is learned again."""
@@ -759,6 +765,7 @@ class _Decider:
             w,
             phase=Phase.AWAY if w.phase != Phase.NEW else Phase.NEW,
             away_until=until,
+            away_since=at,
             asked_at=None,
             alarm_at=None,
             alerted=(),
