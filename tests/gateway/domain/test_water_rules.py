@@ -72,7 +72,7 @@ def test_no_answer_alarms_family_and_community_worker() -> None:
     assert alarm.urgent
     assert alarm.facts.at == at(2, 15, 10)
     assert home.phase() == Phase.ALARMED
-    assert home.watch.due_at is None  # an open alarm waits for life, not for a clock
+    assert home.due() is None  # an open alarm waits for life, not for a clock
 
 
 def test_thumbs_up_cancels_and_counts_as_life() -> None:
@@ -86,7 +86,7 @@ def test_thumbs_up_cancels_and_counts_as_life() -> None:
     assert home.watch.quiet_since == at(2, 15, 4)
     # The next window runs from the answer, in active hours only: 6 h 56 min today, the rest
     # from 06:00 tomorrow.
-    assert home.watch.due_at == at(3, 7, 4)
+    assert home.due() == at(3, 7, 4)
 
 
 def test_water_after_the_alarm_tells_everyone_alerted() -> None:
@@ -122,7 +122,7 @@ def test_a_whole_night_of_zero_use_raises_nothing() -> None:
     assert home.asks == []
     assert home.kinds() == []
     home.use(at(3, 6, 30))
-    assert home.watch.due_at == at(3, 14, 30)
+    assert home.due() == at(3, 14, 30)
 
 
 def test_the_night_does_not_count_towards_the_window() -> None:
@@ -169,7 +169,7 @@ def test_a_late_riser_with_a_learned_routine_is_not_an_emergency() -> None:
 def test_a_new_household_uses_the_fixed_window_until_it_has_history() -> None:
     home = started(RULES)
     assert home.watch.routine is None
-    assert home.watch.due_at == after_active(at(2, 7), RULES.window_s, RULES, ZONE)
+    assert home.due() == after_active(at(2, 7), RULES.window_s, RULES, ZONE)
 
 
 def test_the_learned_statistic_is_the_second_longest_day_plus_margin() -> None:
@@ -250,7 +250,7 @@ def test_a_meter_offline_is_blind_not_zero() -> None:
     assert home.kinds()[-1] == "watch_restored"
     assert home.notices[-1].recipients == (WORKER,)
     # The clock restarted from the data received again: 4 h today, 4 h tomorrow.
-    assert home.watch.due_at == at(4, 10)
+    assert home.due() == at(4, 10)
 
 
 def test_an_outage_restarts_the_clocks_and_fires_no_burst() -> None:
@@ -260,12 +260,12 @@ def test_an_outage_restarts_the_clocks_and_fires_no_burst() -> None:
     home.until(at(2, 16))  # the deadline at 15:00 finds the last reading six hours old
     assert home.asks == []
     assert [log.kind for log in home.logs][-1] == "stale_data"
-    assert home.apply(OutageEnded(at(2, 15, 59), began_at=at(2, 9))).watch.due_at is None
+    assert home.due() is None
     home.apply(OutageEnded(at(2, 16), began_at=at(2, 9)))
     home.meter_alive = True
     home.apply(Reading(at(2, 16), home.volume))
     assert home.asks == []
-    assert home.watch.due_at == at(3, 8)
+    assert home.due() == at(3, 8)
     home.until(at(3, 7, 59))
     assert home.asks == []
     home.until(at(3, 8))

@@ -85,6 +85,10 @@ class Home:
         """Where the watch stands now."""
         return self.watch.phase
 
+    def due(self) -> float | None:
+        """When the household's deadline is now."""
+        return self.watch.due_at
+
     def kinds(self) -> list[str]:
         """The kinds of notices so far, in order."""
         return [n.kind for n in self.notices]
