@@ -415,7 +415,7 @@ class WaterWatchSettings(BaseModel):
     learn_min_days: int = Field(default=14, ge=1)
     learn_rank: int = Field(default=2, ge=1)
     """The window is the rank-th longest daily quiet stretch of the learned days..."""
-    learn_margin_s: float = Field(default=3600.0, ge=0)
+    learn_margin_s: float = Field(default=2 * 3600.0, ge=0)
     """...plus this margin."""
     ask_first: bool = True
     answer_window_s: float = Field(default=600.0, gt=0)

@@ -121,7 +121,7 @@ class WaterRules:
     learn_days: int = 28
     learn_min_days: int = 14
     learn_rank: int = 2
-    learn_margin_s: float = 1 * HOUR
+    learn_margin_s: float = 2 * HOUR
     ask_first: bool = True
     answer_window_s: float = 600.0
     use_threshold_l: float = 1.0

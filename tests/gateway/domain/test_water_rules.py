@@ -152,18 +152,18 @@ def test_a_late_riser_with_a_learned_routine_is_not_an_emergency() -> None:
     assert routine is not None
     assert routine.days == 21  # days 1-21; day 22 is today
     assert routine.usual_longest_quiet_s == 9 * HOUR
-    assert routine.window_s == 10 * HOUR
+    assert routine.window_s == RULES.max_window_s  # 9 h + 2 h
     assert routine.usual_first_use_by_min == 13 * 60
-    # A day with no water at all is still noticed: 20:00 + 2 h + 8 h after 06:00.
-    learned.until(at(24, 14))
+    # A day with no water at all is still noticed: 20:00 + 2 h + 9 h after 06:00.
+    learned.until(at(24, 15))
     assert len(learned.asks) == 14
     facts = learned.asks[-1].facts
-    assert facts.at == at(23, 14)
+    assert facts.at == at(23, 15)
     assert facts.routine is not None
     assert facts.routine.window_s == routine.window_s
     assert facts.routine.usual_first_use_by_min == 13 * 60
     assert facts.first_use_today_min is None
-    assert facts.window_s == 10 * HOUR
+    assert facts.window_s == 11 * HOUR
 
 
 def test_a_new_household_uses_the_fixed_window_until_it_has_history() -> None:
@@ -183,7 +183,7 @@ def test_the_learned_statistic_is_the_second_longest_day_plus_margin() -> None:
     assert routine is not None
     assert routine.days == 23
     assert routine.usual_longest_quiet_s == 6.5 * HOUR  # one odd day (14 h) does not count
-    assert routine.window_s == 7.5 * HOUR
+    assert routine.window_s == 8.5 * HOUR
     assert routine.usual_first_use_by_min == 7 * 60 + 21
     short = learn(history[:13], today, RULES)
     assert short is None  # fewer than 14 days: the fixed window
