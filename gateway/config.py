@@ -33,6 +33,7 @@ from gateway.domain.tickets import (
     ResponderRole,
     TicketRules,
 )
+from gateway.domain.water import WaterRuleError, WaterRules
 from gateway.errors import ConfigError
 
 
@@ -400,6 +401,81 @@ class RuntimeSettings(BaseModel):
         return self
 
 
+class WaterWatchSettings(BaseModel):
+    """The water watch for residents living alone (issue 13; see gateway.domain.water)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    active_from: str = Field(default="06:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    """Quiet is counted only from this local time (in `tickets.timezone`)..."""
+    active_until: str = Field(default="22:00", pattern=r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$")
+    """...until this one: a night's sleep never raises an alarm."""
+    window_s: float = Field(default=8 * 3600.0, ge=6 * 3600.0)
+    """Quiet active seconds before the resident is asked, until a routine is learned."""
+    min_window_s: float = Field(default=6 * 3600.0, ge=6 * 3600.0)
+    max_window_s: float = Field(default=11 * 3600.0, gt=0)
+    """At most 11 h, so that with the answer time an incapacitation is raised within 12
+    active hours."""
+    learn: bool = True
+    learn_days: int = Field(default=28, ge=1)
+    learn_min_days: int = Field(default=14, ge=1)
+    learn_rank: int = Field(default=2, ge=1)
+    """The window is the rank-th longest daily quiet stretch of the learned days..."""
+    learn_margin_s: float = Field(default=2 * 3600.0, ge=0)
+    """...plus this margin."""
+    ask_first: bool = True
+    answer_window_s: float = Field(default=600.0, gt=0)
+    """Thumbs-up within this long after "are you OK?" cancels the alarm."""
+    use_threshold_l: float = Field(default=1.0, gt=0)
+    backflow_tolerance_l: float = Field(default=5.0, ge=0)
+    max_flow_l_per_s: float = Field(default=1.0, gt=0)
+    jump_slack_l: float = Field(default=50.0, ge=0)
+    max_reading_gap_s: float = Field(default=2700.0, gt=0)
+    continuous_flow_s: float = Field(default=2 * 3600.0, gt=0)
+    away_reminder_after_s: float = Field(default=2 * 3600.0, ge=0)
+    away_settle_s: float = Field(default=3600.0, ge=0)
+    """Water this soon after away mode is set is the leaving, not the return."""
+
+    @model_validator(mode="after")
+    def _consistent(self) -> WaterWatchSettings:
+        self.rules()  # raises WaterRuleError (a ValueError's words) when they cannot work
+        return self
+
+    def rules(self) -> WaterRules:
+        """The settings as the pure rules take them."""
+
+        def minutes(hhmm: str) -> int:
+            hours, mins = hhmm.split(":")
+            return int(hours) * 60 + int(mins)
+
+        try:
+            return WaterRules(
+                active_from_min=minutes(self.active_from),
+                active_until_min=minutes(self.active_until),
+                window_s=self.window_s,
+                min_window_s=self.min_window_s,
+                max_window_s=self.max_window_s,
+                learn=self.learn,
+                learn_days=self.learn_days,
+                learn_min_days=self.learn_min_days,
+                learn_rank=self.learn_rank,
+                learn_margin_s=self.learn_margin_s,
+                ask_first=self.ask_first,
+                answer_window_s=self.answer_window_s,
+                use_threshold_l=self.use_threshold_l,
+                backflow_tolerance_l=self.backflow_tolerance_l,
+                max_flow_l_per_s=self.max_flow_l_per_s,
+                jump_slack_l=self.jump_slack_l,
+                max_reading_gap_s=self.max_reading_gap_s,
+                continuous_flow_s=self.continuous_flow_s,
+                away_reminder_after_s=self.away_reminder_after_s,
+                away_settle_s=self.away_settle_s,
+            )
+        except WaterRuleError as exc:
+            raise ValueError(str(exc)) from None
+
+
 class Settings(BaseSettings):
     """Everything the gateway needs; every duration lives here."""
 
@@ -424,6 +500,7 @@ class Settings(BaseSettings):
     warnings: WarningThresholds = WarningThresholds()
     cards: CardThresholds = CardThresholds()
     runtime: RuntimeSettings = RuntimeSettings()
+    water: WaterWatchSettings = WaterWatchSettings()
     metrics_interval_s: float = Field(default=15.0, gt=0)
     log_format: Literal["json", "text"] = "json"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
