@@ -39,6 +39,9 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from device_sim.device import DeviceKind, SimulatedDevice
 from device_sim.mqtt import _BurstConnection, _packet, _string
 from firmware_protocol import KEY_LEN, Ack, downlink_topic, uplink_topic
+from gateway.config import BrokerSettings
+from gateway.ingest.transports.mqtt import MAX_PACKET_SIZE
+from gateway.runtime.broker import render_config
 
 BIDAO = Path(sys.executable).with_name("bidao")
 PHONES_ACCOUNT = "ACb1dab1dab1dab1dab1dab1dab1dab1da"
@@ -254,25 +257,11 @@ def wait_listening(port: int, proc: subprocess.Popen[Any], what: str, timeout: f
 
 
 def mosquitto_conf(port: int, data_dir: Path, nodelay: bool) -> str:
-    """A mosquitto.conf with Bidao's queue limits and persistence (as gateway/broker.py writes)."""
-    lines = [
-        f"listener {port} 127.0.0.1",
-        "allow_anonymous true",
-        "persistence true",
-        f"persistence_location {data_dir.resolve()}/",
-        "autosave_interval 30",
-        "max_queued_messages 1000000",
-        "max_queued_bytes 1073741824",
-        "max_inflight_messages 1000",
-        "queue_qos0_messages false",
-        "persistent_client_expiration 14d",
-        "log_dest stderr",
-        "log_type error",
-        "log_type warning",
-    ]
-    if nodelay:
-        lines.append("set_tcp_nodelay true")
-    return "\n".join(lines) + "\n"
+    """The config Bidao starts its own broker with (render_config); nodelay off to compare."""
+    text = render_config(BrokerSettings(), "127.0.0.1", port, data_dir.resolve())
+    if not nodelay:
+        text = text.replace("set_tcp_nodelay true\n", "")
+    return text
 
 
 def start_mosquitto(kids: Children, data_dir: Path, nodelay: bool = True) -> int:
@@ -467,9 +456,11 @@ class TimedDevices:
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
         topics = [(topic, 1) for topic in self._topics]
-        for start in range(0, len(topics), 500):
+        # Each SUBSCRIBE fits the broker's max_packet_size (a topic costs its length + 3).
+        per = max(1, (MAX_PACKET_SIZE - 64) // (max(map(len, self._topics), default=1) + 3))
+        for start in range(0, len(topics), per):
             self._subscribed.clear()
-            self.client.subscribe(topics[start : start + 500])
+            self.client.subscribe(topics[start : start + per])
             if not self._subscribed.wait(15):
                 self.close()
                 raise SystemExit("the timed devices' subscription was not granted")

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from device_sim import phones_view as view
-from device_sim.device import DeviceKind, SimulatedDevice, fleet_identity
+from device_sim.device import DeviceKind, SimulatedDevice, box_says, fleet_identity
 from device_sim.mqtt import BurstError, MqttFleet, publish_burst
 from device_sim.phones import FakePhoneNetwork
 from firmware_protocol import KEY_LEN, Key, ProtocolError, parse_device_id
@@ -123,7 +123,7 @@ async def _send_one(args: argparse.Namespace, device: SimulatedDevice, frame: by
     session, seq = divmod(min(device.acked_positions), 1 << 32)
     print(f"acked: {device.device_id} session {session} seq {seq}{duplicate}")
     for indication in device.indications:
-        print(f"indication: {indication.kind.name} ticket {indication.ticket_ref}")
+        print(f"indication for ticket {indication.ticket_ref}: {box_says(indication)}")
     return EXIT_OK
 
 

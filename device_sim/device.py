@@ -43,6 +43,7 @@ from firmware_protocol import (
     unwrap_key,
     verify_frame,
 )
+from firmware_protocol.indications import LED_TIMINGS, heard
 
 DeviceKind = Literal["call_box", "water_meter"]
 DEVICE_KINDS: tuple[DeviceKind, ...] = get_args(DeviceKind)
@@ -56,6 +57,22 @@ SECONDS_PER_HOUR = 3600
 U16_MAX = 0xFFFF
 
 _DOWNLINK_TYPES = (Ack, Indication, Config, Provision)
+
+
+def box_says(indication: Indication) -> str:
+    """What a box does with an indication, as firmware would: its LED and its prompt's words."""
+    said = heard(indication)
+    if said is None:
+        return f"{indication.kind.name}: no stored prompt {indication.voice_prompt}"
+    led = LED_TIMINGS[said.led]
+    light = (
+        "LED off"
+        if led.colour == "none"
+        else f"LED {led.colour} "
+        + ("steady" if not led.off_ms else f"blinking {led.on_ms}/{led.off_ms} ms")
+        + f" for {said.led_s} s"
+    )
+    return f"{indication.kind.name} (prompt {said.prompt}, {light}): {said.zh} / {said.en}"
 
 
 def fleet_identity(index: int) -> tuple[str, bytes]:

@@ -131,19 +131,28 @@ _ACTIONS: dict[AckCode, AckAction] = {
 
 
 class IndicationKind(enum.IntEnum):
-    """What the box tells the resident."""
+    """What the box tells the resident; the words, LED and prompt of each are in indications.py."""
 
-    TICKET_ACCEPTED = 1
+    CALL_REGISTERED = 1
+    """The call is stored and people are being called (nobody has accepted yet)."""
     HELPER_ON_THE_WAY = 2
+    """Help is coming: someone accepted the call (the prompt names their role)."""
     HELPER_ARRIVED = 3
     RESOLVED = 4
+    """Resolved: please rate with the thumbs keys."""
     ARE_YOU_OK = 5
+    """Asks "are you OK? press thumbs-up", answered within ARE_YOU_OK_ANSWER_S."""
     CANCELLED = 6
     NOTHING_TO_RATE = 7
+    """A thumbs press with no resolved ticket to rate."""
+    NOBODY_REACHED = 8
+    """Nobody could be reached: call 110/120 or the family."""
+    ANSWER_NOTED = 9
+    """The thumbs-up that answered "are you OK?" was taken."""
 
 
 class LedPattern(enum.IntEnum):
-    """LED patterns the box can show."""
+    """LED patterns the box can show (timings in indications.LED_TIMINGS)."""
 
     OFF = 0
     GREEN_SOLID = 1

@@ -31,6 +31,12 @@ class GatewayMetrics:
             ["transport", "reason"],
             registry=r,
         )
+        self.uplink_topics_normalised = Counter(
+            "bidao_uplink_topics_normalised",
+            "Uplinks whose topic spelled the device id in upper case, taken as lower case",
+            ["transport"],
+            registry=r,
+        )
         self.duplicates = Counter(
             "bidao_frames_duplicate",
             "Frames already stored, acked again and otherwise ignored",

@@ -578,6 +578,8 @@ class Indicate:
     device_id: str
     ticket_id: int
     kind: IndicationKind
+    role: str | None = None
+    """Who is coming ("help is coming"): the role of the one who accepted."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -706,6 +708,8 @@ class _Decider:
         self.hangups: list[HangUp] = []
         self.counts: list[str] = []
         self.accept_result: AcceptResult | None = None
+        self.exhausted = False
+        """The chain ran out in this decision: nobody more can be called."""
 
     def decision(self) -> Decision:
         return Decision(
@@ -724,14 +728,19 @@ class _Decider:
 
     def open(self, presses: int) -> None:
         self.event("opened", "box_key", detail=f"presses={presses}")
-        self.indicate(IndicationKind.TICKET_ACCEPTED)
         self.counts.append("opened")
         household = self.household
         if household is None:
+            # Nobody is called for a box without a household: the box says so (the caller
+            # raises the operator alarm).
             self.event("no_household", "system", detail="box has no household")
+            self.indicate(IndicationKind.NOBODY_REACHED)
             return
         if not self.call(household, self.rules.responder_chain[0], "ticket_call"):
             self.escalate(household, "nobody to call")
+        if not self.exhausted:
+            # Registered, and someone is being called; not "accepted": nobody has yet.
+            self.indicate(IndicationKind.CALL_REGISTERED)
         for role in self.rules.informed_at_open:
             for person in self.directory.by_role.get(role, ()):
                 if self.wants(person, "called"):
@@ -752,13 +761,15 @@ class _Decider:
         if ticket.status == TicketStatus.OPEN:
             chain = self.rules.responder_chain
             role = chain[min(ticket.cursor.step, len(chain) - 1)]
-            self.call(
+            if self.call(
                 household,
                 role,
                 "ticket_call_repeat",
                 presses=str(count),
                 minutes=since_first,
-            )
+            ):
+                # Someone is being called again (after "nobody reached", too).
+                self.indicate(IndicationKind.CALL_REGISTERED)
             return
         owner = self.owner()
         if owner is None:
@@ -850,10 +861,10 @@ class _Decider:
         self.event("accepted", channel, contact_id)
         self.cleared.append(ClockKind.ACCEPT)
         self.set_clock(ClockKind.ARRIVE, self.at + self.rules.arrive_within_s)
-        self.indicate(IndicationKind.HELPER_ON_THE_WAY)
+        owner = self.directory.people.get(contact_id)
+        self.indicate(IndicationKind.HELPER_ON_THE_WAY, owner.role if owner else None)
         self.counts.append("accepted")
         household = self.household
-        owner = self.directory.people.get(contact_id)
         if household is None or owner is None:
             return
         family = {p.id for p in self.directory.by_role.get("family", ())}
@@ -979,8 +990,9 @@ class _Decider:
         self.event("reassigned", channel, by, detail=f"from {ticket.owner_contact_id} to {to}")
         self.counts.append("reassigned")
         if ticket.status == TicketStatus.ACCEPTED:
-            # The new owner has the whole time to get there.
+            # The new owner has the whole time to get there; the box hears who is coming now.
             self.set_clock(ClockKind.ARRIVE, self.at + self.rules.arrive_within_s)
+            self.indicate(IndicationKind.HELPER_ON_THE_WAY, new_owner.role)
         household = self.household
         if household is None:
             return
@@ -1084,6 +1096,9 @@ class _Decider:
         if step >= len(chain):
             self.event("escalation_exhausted", "system", detail=detail or why)
             self.counts.append("escalation_exhausted")
+            # The resident is told the truth: nobody can come; call 110/120 or the family.
+            self.exhausted = True
+            self.indicate(IndicationKind.NOBODY_REACHED)
             return
         if ticket.cursor.step == 0 and why != "nobody to call":
             # The first one is called again, once, told only what is so: still nobody has it.
@@ -1182,9 +1197,9 @@ class _Decider:
     ) -> None:
         self.events.append(TicketEvent(self.ticket.id, self.at, kind, channel, contact_id, detail))
 
-    def indicate(self, kind: IndicationKind) -> None:
+    def indicate(self, kind: IndicationKind, role: str | None = None) -> None:
         if self.ticket.device_id is not None:
-            self.indications.append(Indicate(self.ticket.device_id, self.ticket.id, kind))
+            self.indications.append(Indicate(self.ticket.device_id, self.ticket.id, kind, role))
 
     def set_clock(self, clock: ClockKind, due_at: float) -> None:
         self.clocks.append(SetClock(clock, due_at))

@@ -60,6 +60,7 @@ from gateway.config import PipelineSettings
 from gateway.domain.devices import DeviceSeen, EventRow
 from gateway.errors import ConflictError, StoreCorruptError, StoreError
 from gateway.ingest.downlink import Downlinker, DownlinkError, Reply
+from gateway.ingest.kinds import WRONG_KIND, WRONG_KIND_CODE, wrong_kind
 from gateway.ingest.links import InboundFrame
 from gateway.ingest.registry import DeviceRegistry, DeviceState
 from gateway.logs import RateLimitedLog
@@ -480,6 +481,8 @@ class Pipeline:
                 message = decode_message(frame)
             except ProtocolError as exc:
                 code, reason = AckCode.NACK_INVALID_PAYLOAD, exc.reason
+        if message is not None and wrong_kind(state.record.kind, message):
+            message, code, reason = None, WRONG_KIND_CODE, WRONG_KIND
         if message is None:
             self._nack(item, frame, state, code, reason, batch)
             return None

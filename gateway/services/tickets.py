@@ -20,7 +20,8 @@ from alerts import Notification, render
 from alerts.notification import NORMAL, URGENT
 from alerts.providers.base import ProviderError
 from alerts.templates import LINK_VARIANTS
-from firmware_protocol import Indication, IndicationKind, Key, KeyEvent, LedPattern
+from firmware_protocol import Indication, IndicationKind, Key, KeyEvent
+from firmware_protocol.indications import answers_are_you_ok, indication
 from gateway.clock import Clock
 from gateway.config import TicketSettings
 from gateway.domain.devices import DeviceRecord
@@ -92,26 +93,18 @@ DAY_DEADLINE = ClockKind.DAY.value
 DEADLINE_KINDS = tuple(kind.value for kind in ClockKind)
 HANGUP_TIMEOUT_S = 10.0
 
-_INDICATIONS: dict[IndicationKind, tuple[LedPattern, int]] = {
-    # LED pattern and the id of the voice prompt stored on the box.
-    IndicationKind.TICKET_ACCEPTED: (LedPattern.GREEN_SOLID, 1),
-    IndicationKind.HELPER_ON_THE_WAY: (LedPattern.GREEN_BLINK, 2),
-    IndicationKind.HELPER_ARRIVED: (LedPattern.GREEN_SOLID, 3),
-    IndicationKind.RESOLVED: (LedPattern.GREEN_SOLID, 4),
-    IndicationKind.CANCELLED: (LedPattern.RED_SOLID, 6),
-    IndicationKind.NOTHING_TO_RATE: (LedPattern.AMBER_BLINK, 7),
-}
-"""Prompt 4 (resolved) asks the resident to rate with the thumbs keys; prompt 7 says there is
-nothing to rate now."""
-
 NOTHING_TO_RATE_REF = 0
 """The ticket reference of a nothing-to-rate indication (no ticket)."""
+NO_TICKET_REF = 0
+"""The ticket reference of an indication about no ticket (a press that became none, an answer)."""
 
 
 def box_indication(item: Indicate) -> Indication:
-    """The frame that tells the box: the kind with its LED pattern and voice prompt."""
-    led, prompt = _INDICATIONS[item.kind]
-    return Indication(item.kind, item.ticket_id, led, prompt)
+    """The frame that tells the box: the kind with its LED pattern and voice prompt.
+
+    Both come from the one table of what boxes say (`firmware_protocol.indications`).
+    """
+    return indication(item.kind, item.ticket_id, item.role)
 
 
 class CallAlarms(Protocol):
@@ -263,7 +256,13 @@ class TicketService:
         call alarms, so its frame and the rest of the batch are still committed and acked.
         A failing store is not such a press: it fails the batch, which the pipeline retries.
         """
-        presses = [f for f in frames if isinstance(f.envelope.message, KeyEvent)]
+        # Keys are a call box's: a key event from any other kind never becomes a ticket (the
+        # pipeline refuses it already, gateway.ingest.kinds; this holds whatever the caller).
+        presses = [
+            f
+            for f in frames
+            if isinstance(f.envelope.message, KeyEvent) and f.state.record.kind == "call_box"
+        ]
         if not presses:
             return None
         done: list[_Tx] = []
@@ -284,16 +283,14 @@ class TicketService:
                 assert isinstance(message, KeyEvent)
                 household = frame.state.record.household_code
                 info = await uow.grid.household_info(household) if household else None
+                green = message.key == Key.GREEN_CALL
                 tx.after.append(
                     await self._alarms.call_not_ticketed(
-                        uow,
-                        frame.state.record,
-                        info,
-                        tx.now,
-                        exc,
-                        green=message.key == Key.GREEN_CALL,
+                        uow, frame.state.record, info, tx.now, exc, green=green
                     )
                 )
+                if green:
+                    await self._tell_nobody_reached(tx, frame.state.device_id)
             done.append(tx)
         hooks = [self._on_commit(tx) for tx in done]
 
@@ -302,6 +299,19 @@ class TicketService:
                 hook()
 
         return after
+
+    async def _tell_nobody_reached(self, tx: _Tx, device_id: str) -> None:
+        """A green press that became no ticket: the box hears that nobody could be reached."""
+        tx.indications.append(Indicate(device_id, NO_TICKET_REF, IndicationKind.NOBODY_REACHED))
+        try:
+            async with tx.uow.savepoint():
+                await tx.flush()
+        except (StoreUnavailableError, StoreCorruptError, OSError):
+            raise
+        except Exception:
+            # The alarm is written; the box only misses its words (and is acked all the same).
+            tx.indications.clear()
+            log.exception("could not tell the box that nobody was reached")
 
     async def _press(self, tx: _Tx, frame: AcceptedFrame) -> None:
         """One key press: a call, a hang-up or a rating."""
@@ -416,7 +426,18 @@ class TicketService:
         info: HouseholdInfo | None,
         rating: Rating,
     ) -> None:
-        """Rate the household's resolved ticket; with nothing to rate, the box is told so."""
+        """Answer "are you OK?", or rate the household's resolved ticket, or hear there is none.
+
+        A thumbs-up answers "are you OK?" when that is the last question the box was asked
+        (its last delivered indication among "are you OK?", "resolved, please rate" and
+        "answer noted") and it comes within ARE_YOU_OK_ANSWER_S of the question. The answer
+        is stored as the ANSWER_NOTED indication row (the press itself is the device event)
+        and counted as tickets outcome "are_you_ok_answered".
+        """
+        if rating == "up" and await self._answers_are_you_ok(device_id, tx.now):
+            tx.indications.append(Indicate(device_id, NO_TICKET_REF, IndicationKind.ANSWER_NOTED))
+            tx.counts.append("are_you_ok_answered")
+            return
         unrated = await tx.uow.tickets.latest_unrated(household) if household else None
         if unrated is None:
             tx.indications.append(
@@ -429,6 +450,19 @@ class TicketService:
             await tx.uow.tickets.add_feedback(
                 Feedback(household, device_id, tx.now, rating, unrated.id)
             )
+
+    async def _answers_are_you_ok(self, device_id: str, at: float) -> bool:
+        questions = (
+            IndicationKind.ARE_YOU_OK,
+            IndicationKind.RESOLVED,
+            IndicationKind.ANSWER_NOTED,
+        )
+        for record in reversed(await self._store.indications.all(device_id)):
+            if record.status == "delivered" and record.indication.kind in questions:
+                return record.indication.kind == IndicationKind.ARE_YOU_OK and answers_are_you_ok(
+                    record.created_at, at
+                )
+        return False
 
     async def _green(
         self,

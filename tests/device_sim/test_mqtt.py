@@ -75,7 +75,7 @@ async def test_downlinks_are_routed_and_checked(broker: MosquittoBroker, echo: E
     other = SimulatedDevice(other_id, "call_box", other_key)
     stranger = fleet_identity(1)[0]
     async with MqttFleet("127.0.0.1", broker.port, [box, other]) as fleet:
-        shown = fp.Indication(fp.IndicationKind.TICKET_ACCEPTED, 9, fp.LedPattern.GREEN_SOLID)
+        shown = fp.Indication(fp.IndicationKind.CALL_REGISTERED, 9, fp.LedPattern.GREEN_SOLID)
         await asyncio.to_thread(echo.publish_raw, BOX_ID, b"not a frame")
         await asyncio.to_thread(echo.publish_raw, stranger, b"for nobody here")
         await asyncio.to_thread(echo.send, BOX_ID, shown)

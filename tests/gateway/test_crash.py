@@ -57,8 +57,9 @@ async def register_fleet(config: Path) -> list[SimulatedDevice]:
     try:
         for i in range(DEVICES):
             device_id, key = fleet_identity(i)
-            await service.registry.register(device_id, "call_box", key)
-            devices.append(SimulatedDevice(device_id, "call_box", key))
+            # Meters: they send both heartbeats and readings (a call box has no readings).
+            await service.registry.register(device_id, "water_meter", key)
+            devices.append(SimulatedDevice(device_id, "water_meter", key))
     finally:
         await service.store.close()
     return devices

@@ -16,7 +16,7 @@ from tests.gateway.support import gateway_settings, sample, send_until_acked, wa
 BOX = "00000000000000e1"
 KEY = bytes(range(32, 48))
 ON_THE_WAY = Indication(IndicationKind.HELPER_ON_THE_WAY, 7, LedPattern.GREEN_BLINK, 2)
-ACCEPTED = Indication(IndicationKind.TICKET_ACCEPTED, 7, LedPattern.GREEN_SOLID, 1)
+ACCEPTED = Indication(IndicationKind.CALL_REGISTERED, 7, LedPattern.GREEN_SOLID, 1)
 ARRIVED = Indication(IndicationKind.HELPER_ARRIVED, 7, LedPattern.GREEN_SOLID, 3)
 OTHER_TICKET = Indication(IndicationKind.RESOLVED, 8, LedPattern.GREEN_SOLID, 4)
 

@@ -20,7 +20,8 @@ from api.runner import build_provider
 from device_sim.device import SimulatedDevice
 from device_sim.mqtt import MqttFleet
 from device_sim.phones import FakePhoneNetwork, Record
-from firmware_protocol import AckCode, Key
+from firmware_protocol import AckCode, IndicationKind, Key
+from firmware_protocol.indications import heard
 from gateway.application import for_service
 from gateway.clock import ManualClock
 from gateway.domain.devices import DeviceRecord
@@ -40,6 +41,7 @@ TYPO_BOX, TYPO_KEY = "b1da000000000003", bytes(range(32, 48))
 TYPO_HOUSEHOLD = "341504-101-001-0099"  # one digit off: no such household
 BIDAO = Path(sys.executable).with_name("bidao")
 POLL_S = 5.0
+NOBODY_REACHED_ZH = "没有联系到能来帮助您的人。请拨打110或120，或联系您的家人。"
 
 
 @dataclass
@@ -58,6 +60,15 @@ class Village:
         await self.fleet.send(device_id, frame)
         await wait_for(lambda: seq in box.acked or seq in box.nacked, what="press answered")
         return seq
+
+    async def box_hears(self, device_id: str) -> tuple[IndicationKind, int, str]:
+        """The one indication a box heard: its kind, ticket and Chinese words."""
+        box = self.boxes[device_id]
+        await wait_for(lambda: bool(box.indications), what=f"{device_id} told")
+        [shown] = box.indications
+        said = heard(shown)
+        assert said is not None
+        return shown.kind, shown.ticket_ref, said.zh
 
     async def texts_to(self, number: str, count: int = 1) -> list[str]:
         """The SMS bodies one phone received, once it has `count` of them."""
@@ -135,6 +146,13 @@ async def test_a_box_without_a_household_is_acked_raises_an_alarm_and_tells_the_
     assert seq in village.boxes[LOOSE_BOX].acked
     alarms = await gw.store.devices.alarms()
     assert [(a.kind, a.device_id, a.count) for a in alarms] == [("unassigned_call", LOOSE_BOX, 1)]
+    # The resident hears the truth: nobody is being called for this box.
+    [ticket] = await gw.store.tickets.all()
+    assert await village.box_hears(LOOSE_BOX) == (
+        IndicationKind.NOBODY_REACHED,
+        ticket.id,
+        NOBODY_REACHED_ZH,
+    )
     assert await village.texts_to(TOWNSHIP_PHONE) == [
         "【必到】呼叫盒b1da000000000002按下了呼叫键，但未绑定住户，无法通知责任人。请尽快核实。"
     ]
@@ -194,6 +212,11 @@ async def test_a_box_registered_to_a_household_that_does_not_exist_still_gets_it
     ]
     tickets = await gw.store.tickets.all()
     assert [(t.device_id, t.household_code) for t in tickets] == [(TYPO_BOX, None)]
+    assert await village.box_hears(TYPO_BOX) == (
+        IndicationKind.NOBODY_REACHED,
+        tickets[0].id,
+        NOBODY_REACHED_ZH,
+    )
 
     # The installer puts it right: attach is refused (it has a household), move is not.
     refused = await village.cli("device", "attach", TYPO_BOX, HOUSEHOLD)
@@ -233,6 +256,8 @@ async def test_a_rule_that_raises_costs_no_ack_and_no_other_call(
     assert kinds["call_failed"].detail == "RuntimeError: a bug in the rules"
     # The failed press left nothing half-written; the other press's ticket stands.
     assert [t.device_id for t in await gw.store.tickets.all()] == [LOOSE_BOX]
+    # The press that became no ticket: its box hears that nobody could be reached.
+    assert await village.box_hears(BOX_ID) == (IndicationKind.NOBODY_REACHED, 0, NOBODY_REACHED_ZH)
     texts = await village.texts_to(TOWNSHIP_PHONE, 2)
     assert sorted(texts) == sorted(
         [

@@ -99,7 +99,7 @@ async def test_call_accept_arrive_resolve_thumbs_up(village: Village) -> None:
         "341504-101-001-0001",
         BOX_ID,
     )
-    await v.indicated(IndicationKind.TICKET_ACCEPTED)
+    await v.indicated(IndicationKind.CALL_REGISTERED)
     assert await v.to(SECRETARY) == [("voice", "ticket_call"), ("sms", "ticket_call")]
     assert await v.to(CHIEF) == [("sms", "ticket_informed")]
     call = next(n for n in await v.sent() if n.contact_id == SECRETARY)

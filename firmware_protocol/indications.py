@@ -1,0 +1,188 @@
+"""What the box says and shows: the one table of indications (docs/protocol.md, section 11).
+
+An INDICATION downlink carries a kind, a ticket number, an LED pattern and a voice prompt
+id. The box plays the prompt it stores under that id and shows the pattern for the time
+this table gives; the gateway builds every indication from this table
+(`gateway.services.tickets.box_indication`) and the simulator prints the words from it.
+Chinese first, English second: the box ships with the Chinese recordings; the English text
+is for the English prompt set and for people reading logs.
+
+"Help is coming" names who is coming by role (the box cannot speak a name it was not
+recorded with); the family hears the helper's name by SMS.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from firmware_protocol.messages import Indication, IndicationKind, LedPattern
+
+ARE_YOU_OK_ANSWER_S = 300
+"""After "are you OK?", a thumbs-up received within this many seconds is the answer."""
+
+
+@dataclass(frozen=True, slots=True)
+class LedTiming:
+    """How a pattern is drawn: `on_ms` lit, then `off_ms` dark, repeated (off 0: steady)."""
+
+    pattern: LedPattern
+    colour: str
+    on_ms: int
+    off_ms: int
+
+
+LED_TIMINGS: dict[LedPattern, LedTiming] = {
+    LedPattern.OFF: LedTiming(LedPattern.OFF, "none", 0, 0),
+    LedPattern.GREEN_SOLID: LedTiming(LedPattern.GREEN_SOLID, "green", 1000, 0),
+    LedPattern.GREEN_BLINK: LedTiming(LedPattern.GREEN_BLINK, "green", 500, 500),
+    LedPattern.RED_SOLID: LedTiming(LedPattern.RED_SOLID, "red", 1000, 0),
+    LedPattern.RED_BLINK: LedTiming(LedPattern.RED_BLINK, "red", 250, 250),
+    LedPattern.AMBER_BLINK: LedTiming(LedPattern.AMBER_BLINK, "amber", 500, 1500),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class BoxSays:
+    """One row: a voice prompt, the indication kind it belongs to, its LED and its words."""
+
+    prompt: int
+    """The voice prompt id (byte 6..7 of the INDICATION payload)."""
+    kind: IndicationKind
+    led: LedPattern
+    led_s: int
+    """How long the pattern is shown, in seconds; a newer indication replaces it sooner."""
+    zh: str
+    en: str
+    role: str | None = None
+    """For "help is coming": the role of the one who accepted (None: not said)."""
+
+
+INDICATIONS: tuple[BoxSays, ...] = (
+    BoxSays(
+        1,
+        IndicationKind.CALL_REGISTERED,
+        LedPattern.GREEN_BLINK,
+        1800,
+        "您的呼叫已登记，正在为您联系帮手，请稍候。",
+        "Your call is registered. We are contacting someone to help you; please wait.",
+    ),
+    BoxSays(
+        2,
+        IndicationKind.HELPER_ON_THE_WAY,
+        LedPattern.GREEN_SOLID,
+        3600,
+        "已有人接下您的呼叫，正在赶来。",
+        "Someone has taken your call and is on the way.",
+    ),
+    BoxSays(
+        3,
+        IndicationKind.HELPER_ARRIVED,
+        LedPattern.GREEN_SOLID,
+        60,
+        "帮手已到达。",
+        "Your helper has arrived.",
+    ),
+    BoxSays(
+        4,
+        IndicationKind.RESOLVED,
+        LedPattern.AMBER_BLINK,
+        600,
+        "事情已办结。满意请按大拇指向上键，不满意请按大拇指向下键。",
+        "Your matter is resolved. If you are satisfied, press thumbs-up; if not, press "
+        "thumbs-down.",
+    ),
+    BoxSays(
+        5,
+        IndicationKind.ARE_YOU_OK,
+        LedPattern.AMBER_BLINK,
+        ARE_YOU_OK_ANSWER_S,
+        "您还好吗？平安请按大拇指向上键；需要帮助请按绿键。",
+        "Are you OK? If you are, press thumbs-up. If you need help, press the green key.",
+    ),
+    BoxSays(
+        6,
+        IndicationKind.CANCELLED,
+        LedPattern.RED_SOLID,
+        10,
+        "您的呼叫已取消。",
+        "Your call is cancelled.",
+    ),
+    BoxSays(
+        7,
+        IndicationKind.NOTHING_TO_RATE,
+        LedPattern.AMBER_BLINK,
+        5,
+        "现在没有需要评价的事。",
+        "There is nothing to rate now.",
+    ),
+    BoxSays(
+        8,
+        IndicationKind.NOBODY_REACHED,
+        LedPattern.RED_BLINK,
+        600,
+        "没有联系到能来帮助您的人。请拨打110或120，或联系您的家人。",
+        "Nobody who can come to help you could be reached. Please call 110 or 120, or your family.",
+    ),
+    BoxSays(
+        9,
+        IndicationKind.ANSWER_NOTED,
+        LedPattern.GREEN_SOLID,
+        5,
+        "收到您的回答，谢谢。",
+        "Thank you, your answer is noted.",
+    ),
+    *(
+        BoxSays(
+            prompt,
+            IndicationKind.HELPER_ON_THE_WAY,
+            LedPattern.GREEN_SOLID,
+            3600,
+            f"{zh}已接下您的呼叫，正在赶来。",
+            f"The {en} has taken your call and is on the way.",
+            role,
+        )
+        for prompt, role, zh, en in (
+            (21, "village_secretary", "村书记", "village secretary"),
+            (22, "deputy_secretary", "副书记", "deputy secretary"),
+            (23, "grid_worker", "网格员", "grid worker"),
+            (24, "neighbour_chief", "邻长", "neighbour chief"),
+            (25, "group_leader", "组长", "group leader"),
+            (26, "area_chief", "片长", "area chief"),
+            (27, "township_duty", "镇值班人员", "township duty officer"),
+        )
+    ),
+)
+"""Every voice prompt a box stores, by id; ids not listed here are never sent."""
+
+BY_PROMPT: dict[int, BoxSays] = {row.prompt: row for row in INDICATIONS}
+_BY_KIND: dict[IndicationKind, BoxSays] = {}
+_BY_ROLE: dict[str, BoxSays] = {}
+for _row in INDICATIONS:
+    if _row.role is None:
+        _BY_KIND.setdefault(_row.kind, _row)
+    else:
+        _BY_ROLE[_row.role] = _row
+
+
+def says(kind: IndicationKind, role: str | None = None) -> BoxSays:
+    """The row for `kind`; for "help is coming", the one naming `role` if it has one."""
+    if kind == IndicationKind.HELPER_ON_THE_WAY and role is not None and role in _BY_ROLE:
+        return _BY_ROLE[role]
+    return _BY_KIND[kind]
+
+
+def indication(kind: IndicationKind, ticket_ref: int, role: str | None = None) -> Indication:
+    """The INDICATION message for `kind` (ticket 0: none), with its LED and prompt."""
+    row = says(kind, role)
+    return Indication(kind, ticket_ref, row.led, row.prompt)
+
+
+def heard(message: Indication) -> BoxSays | None:
+    """What a box does on receiving `message`: the row of its prompt (None: not stored)."""
+    row = BY_PROMPT.get(message.voice_prompt)
+    return row if row is not None and row.kind == message.kind else None
+
+
+def answers_are_you_ok(asked_at: float, pressed_at: float) -> bool:
+    """Whether a thumbs-up at `pressed_at` answers an "are you OK?" sent at `asked_at`."""
+    return asked_at <= pressed_at <= asked_at + ARE_YOU_OK_ANSWER_S
