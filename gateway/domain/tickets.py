@@ -28,6 +28,21 @@ A new call is never swallowed (`opens_new_ticket` decides, before a press is app
   proof (only someone at the door can press it): the ticket goes on site. Otherwise a long
   press is a call like any other.
 
+Presses take effect in the box's own order (its frames' positions, session then seq), not in
+the order they reach the gateway. Within one ingest batch they are applied sorted by
+position. A red key that overtook the green press before it (stored first, say because the
+green waited for a retry) is applied once the green is: when the green leaves the
+household's ticket OPEN, the box's later key presses already stored are walked in its order
+(a later green moves the reference press; a frame still to be applied in this batch, or the
+first red, ends the walk), and a red that came within `red_cancel_window_s` of the
+reference press is decided as `PressRed` right after it, so the call is cancelled and
+everyone told exactly as if the red had arrived in order. "Within" is measured on the
+frames' own timestamps (a red stamped before the green was pressed first and cancels
+nothing), or on their arrival times when either box clock was not set.
+Thumbs presses need no such care: they rate only a resolved ticket, which no green press
+makes, so one that arrived early did what it would have done in order.
+(`gateway.services.tickets.TicketService._in_device_order` applies this.)
+
 Escalated people are offered only what is true: those called because nobody accepted may
 accept (or pass it on); those called because the owner has not arrived may take the ticket
 over (a reassignment to them); the owner called again is told to go, not offered to accept.

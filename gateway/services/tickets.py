@@ -68,7 +68,7 @@ from gateway.ingest.pipeline import AcceptedFrame, OnCommit
 from gateway.metrics import GatewayMetrics
 from gateway.scheduler import DeadlineScheduler
 from gateway.services.links import ResponderLinks
-from gateway.store.ports import Deadline, Feedback, Store, UnitOfWork
+from gateway.store.ports import Deadline, Feedback, Store, StoredKeyPress, UnitOfWork
 
 __all__ = [
     "ACCEPT_DEADLINE",
@@ -82,6 +82,10 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+KEYS_IN_DEVICE_ORDER = 32
+"""A green press looks at most this many of its device's later key events: a box queues at
+most 32 frames (docs/protocol.md section 6), so no more can have overtaken it."""
 
 ACCEPT_DEADLINE = ClockKind.ACCEPT.value
 ARRIVE_DEADLINE = ClockKind.ARRIVE.value
@@ -192,6 +196,19 @@ def _notification(n: Notify, links: ResponderLinks | None, now: float) -> Notifi
     )
 
 
+def _red_within(pressed: tuple[int, float], red: StoredKeyPress, window_s: float) -> bool:
+    """Whether a red key came within `window_s` after the green press (device time, arrival).
+
+    By the frames' own timestamps when both box clocks were set; a red stamped before the
+    press (it was renumbered after a nack) came before it and cancels nothing. Otherwise by
+    their arrival times, either way round.
+    """
+    device_time, received_at = pressed
+    if device_time and red.device_time:
+        return 0 <= red.device_time - device_time <= window_s
+    return abs(red.received_at - received_at) <= window_s
+
+
 def _known(contact_id: int | None) -> tuple[int, ...]:
     return () if contact_id is None else (contact_id,)
 
@@ -255,6 +272,7 @@ class TicketService:
                 async with uow.savepoint():
                     await self._press(tx, frame)
                     await tx.flush()
+                    done.extend(await self._in_device_order(uow, frame, presses))
             except (StoreUnavailableError, StoreCorruptError, OSError):
                 raise
             except Exception as exc:
@@ -319,6 +337,72 @@ class TicketService:
         else:
             rating: Rating = "up" if message.key == Key.THUMBS_UP else "down"
             await self._thumbs(tx, device_id, household, info, rating)
+
+    async def _in_device_order(
+        self, uow: UnitOfWork, frame: AcceptedFrame, batch: Sequence[AcceptedFrame]
+    ) -> list[_Tx]:
+        """A red key that overtook this green press takes effect after it, as the box sent them.
+
+        Called once the press's effects are written. If it was a green press and left its
+        household's ticket OPEN, the device's key events stored after it in the device's
+        order (committed by an earlier batch: they arrived first) are walked in that order:
+        a later green press moves the reference time; the first red key ends the walk and,
+        when it came within the ticket's `red_cancel_window_s` of the reference press, is
+        applied now (PressRed): the ticket is cancelled exactly as if the red had arrived
+        in order. The window is measured on the frames' own timestamps, or on their arrival
+        times when either box clock was not set (timestamp 0). A frame of this batch ends
+        the walk (it takes effect next, in order). Thumbs presses are passed over: they
+        rate only a resolved ticket, which no green press makes, so one that arrived early
+        did what it would have done in order. Returns the transaction of the late red, if
+        any; a red that cannot be applied is logged and leaves the ticket open.
+        """
+        message = frame.envelope.message
+        assert isinstance(message, KeyEvent)
+        if message.key != Key.GREEN_CALL:
+            return []
+        device_id = frame.state.device_id
+        current = await uow.devices.get(device_id)
+        household = (current if current is not None else frame.state.record).household_code
+        live = await uow.tickets.live(household) if household else None
+        if live is None or live.status != TicketStatus.OPEN:
+            return []
+        this_batch = {f.envelope.position for f in batch if f.state.device_id == device_id}
+        pressed = (frame.envelope.timestamp, frame.inbound.received_at)
+        later = await uow.devices.key_events_after(
+            device_id, frame.envelope.position, KEYS_IN_DEVICE_ORDER
+        )
+        red = None
+        for press in later:
+            if press.position in this_batch:
+                return []
+            if press.key == Key.GREEN_CALL:
+                pressed = (press.device_time, press.received_at)
+            elif press.key == Key.RED_HANGUP:
+                red = press
+                break
+        if red is None or not _red_within(pressed, red, live.rules.red_cancel_window_s):
+            return []
+        tx = _Tx(uow, frame.inbound.received_at, self._links)
+        try:
+            async with uow.savepoint():
+                info = await uow.grid.household_info(household) if household else None
+                await self._decide(tx, live, PressRed(), info)
+                await tx.flush()
+        except (StoreUnavailableError, StoreCorruptError, OSError):
+            raise
+        except Exception:
+            log.exception(
+                "a red key that overtook its green press could not be applied",
+                extra={"device": device_id, "ticket": live.id},
+            )
+            self._metrics.tickets.labels("red_key_out_of_order_failed").inc()
+            return []
+        log.info(
+            "a red key that overtook its green press took effect after it",
+            extra={"device": device_id, "ticket": live.id, "position": red.position},
+        )
+        tx.counts.append("red_key_out_of_order")
+        return [tx]
 
     async def _arrival_proof(
         self, tx: _Tx, household: str | None, info: HouseholdInfo | None

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from alerts import Notification
-from firmware_protocol import Indication
+from firmware_protocol import Indication, Key
 from gateway.domain.devices import (
     AlarmKind,
     DeviceRecord,
@@ -222,6 +222,18 @@ class IndicationRecord:
     attempts: int
 
 
+@dataclass(frozen=True, slots=True)
+class StoredKeyPress:
+    """A key event stored for a device: its place in the device's order, and its times."""
+
+    position: int
+    """session << 32 | seq."""
+    key: Key
+    device_time: int
+    """The frame's own timestamp (0: the box's clock was not set)."""
+    received_at: float
+
+
 # Write ports: each works inside the transaction that yielded it.
 
 
@@ -242,6 +254,17 @@ class DeviceWrites(Protocol):
 
     async def stored_macs(self, device_id: str, seqs: Sequence[int]) -> dict[int, bytes]:
         """The 8-byte MAC of the frame stored at each of `seqs` (positions) that is stored."""
+        ...
+
+    async def key_events_after(
+        self, device_id: str, position: int, limit: int
+    ) -> list[StoredKeyPress]:
+        """The device's stored key events after `position` in its order, the first `limit`.
+
+        Position ascending; frames received before the device's last counter reset are not
+        in its current order and are left out. Events written earlier in this transaction
+        are included.
+        """
         ...
 
     async def set_next_key(self, device_id: str, key: bytes, key_id: int) -> None:

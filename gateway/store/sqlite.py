@@ -18,7 +18,7 @@ import aiosqlite
 
 from alerts import Notification
 from alerts.notification import URGENT
-from firmware_protocol import Indication, IndicationKind, LedPattern
+from firmware_protocol import Indication, IndicationKind, Key, LedPattern
 from gateway.domain.devices import (
     AlarmKind,
     DeviceRecord,
@@ -68,6 +68,7 @@ from gateway.store.ports import (
     OutboxRow,
     PendingIndication,
     SentNotification,
+    StoredKeyPress,
     TicketMessage,
     TicketQuery,
     WatchedDevice,
@@ -601,6 +602,26 @@ class SqliteDeviceWrites(_Writes):
                 async for row in cursor:
                     found[int(row[0])] = bytes(row[1])
         return found
+
+    async def key_events_after(
+        self, device_id: str, position: int, limit: int
+    ) -> list[StoredKeyPress]:
+        """The device's stored key events after `position` in its order, the first `limit`."""
+        async with self._conn.execute(
+            "SELECT e.seq, json_extract(e.fields, '$.key'), e.device_time, e.received_at"
+            " FROM events e JOIN devices d ON d.device_id = e.device_id"
+            " WHERE e.device_id = ? AND e.seq > ? AND e.msg_type = 'KeyEvent'"
+            " AND e.received_at >= coalesce(d.counters_reset_at, 0)"
+            " ORDER BY e.seq LIMIT ?",
+            (device_id, position, limit),
+        ) as cursor:
+            rows = [tuple(row) async for row in cursor]
+        presses: list[StoredKeyPress] = []
+        for seq, key, device_time, received_at in rows:
+            if key not in Key.__members__:
+                raise StoreCorruptError(f"device {device_id} event {seq}: no key {key!r}")
+            presses.append(StoredKeyPress(int(seq), Key[key], int(device_time), received_at))
+        return presses
 
     async def set_next_key(self, device_id: str, key: bytes, key_id: int) -> None:
         """Start (or restart) a key rotation to `key`, named `key_id` in frame headers."""

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from gateway.domain.devices import DeviceSeen
-from gateway.store.ports import Store
+from firmware_protocol import Key
+from gateway.domain.devices import DeviceSeen, EventRow
+from gateway.store.ports import Store, StoredKeyPress
 from tests.gateway.store_contract.contract import T0, device, event
 
 BOX = "00000000000000a1"
+OTHER = "00000000000000a2"
 NEW_KEY = bytes(range(200, 216))
 
 
@@ -85,3 +87,44 @@ async def test_pending_config_until_each_part_is_confirmed(store: Store) -> None
     record = await store.devices.get(BOX)
     assert record is not None
     assert (record.pending_heartbeat_s, record.pending_clock) == (None, False)
+
+
+def _key_event(pos: int, key: str, received_at: float) -> EventRow:
+    fields = f'{{"key": "{key}", "press_count": 1, "long_press": false}}'
+    return replace(event(pos, BOX, "KeyEvent", received_at), fields=fields)
+
+
+async def test_key_events_after_a_position_in_the_devices_order_and_bounded(
+    store: Store,
+) -> None:
+    async with store.transaction() as uow:
+        await uow.devices.add(device(BOX))
+        await uow.devices.add(device(OTHER))
+        await uow.devices.insert_events(
+            [
+                _key_event(3 << 32 | 9, "RED_HANGUP", T0 + 1),  # before the position asked
+                _key_event(4 << 32 | 2, "THUMBS_UP", T0 + 2),
+                event(4 << 32 | 3, BOX, received_at=T0 + 3),  # a heartbeat: not a key event
+                _key_event(4 << 32 | 5, "RED_HANGUP", T0 + 4),
+                _key_event(5 << 32 | 1, "GREEN_CALL", T0 + 5),
+                replace(_key_event(4 << 32 | 7, "RED_HANGUP", T0), device_id=OTHER),
+            ]
+        )
+    async with store.transaction() as uow:
+        found = await uow.devices.key_events_after(BOX, 4 << 32 | 1, 10)
+        assert found == [
+            StoredKeyPress(4 << 32 | 2, Key.THUMBS_UP, 1000 + (4 << 32 | 2), T0 + 2),
+            StoredKeyPress(4 << 32 | 5, Key.RED_HANGUP, 1000 + (4 << 32 | 5), T0 + 4),
+            StoredKeyPress(5 << 32 | 1, Key.GREEN_CALL, 1000 + (5 << 32 | 1), T0 + 5),
+        ]
+        assert await uow.devices.key_events_after(BOX, 4 << 32 | 1, 2) == found[:2]
+        assert await uow.devices.key_events_after(BOX, 5 << 32 | 1, 10) == []
+        # Written earlier in the same transaction: included.
+        await uow.devices.insert_events([_key_event(6 << 32 | 1, "THUMBS_DOWN", T0 + 6)])
+        later = await uow.devices.key_events_after(BOX, 5 << 32 | 1, 10)
+        assert [(p.position, p.key) for p in later] == [(6 << 32 | 1, Key.THUMBS_DOWN)]
+    # After a counter reset, frames received before it are out of the device's order.
+    async with store.transaction() as uow:
+        await uow.devices.reset_counters(BOX, T0 + 4.5)
+        after_reset = await uow.devices.key_events_after(BOX, 0, 10)
+        assert [p.position for p in after_reset] == [5 << 32 | 1, 6 << 32 | 1]
