@@ -61,7 +61,7 @@ from gateway.services.grid_import import (
 from gateway.services.links import LINK_PATH as LINK_PATH  # noqa: PLC0414 - re-exported
 from gateway.services.links import LinkError as LinkError  # noqa: PLC0414 - re-exported
 from gateway.services.links import LinkGrant as LinkGrant  # noqa: PLC0414 - re-exported
-from gateway.services.links import ResponderLinks
+from gateway.services.links import ResponderLinks, responder_links
 from gateway.services.reports import UNPLACED as UNPLACED  # noqa: PLC0414 - re-exported
 from gateway.services.reports import Card, Reports, UnitWarning
 from gateway.services.reports import TicketStats as TicketStats  # noqa: PLC0414 - re-exported
@@ -704,6 +704,9 @@ async def offline(settings: Settings, clock: Clock | None = None) -> AsyncIterat
         DeadlineScheduler(store, clock, settings.supervision.scheduler_batch),
         None,
         metrics,
+        # The SMS to one who takes a ticket from the command line carries the same link as
+        # one who takes it by keypress: the running gateway serves the page.
+        links=responder_links(settings) if settings.http.enabled else None,
     )
     application = Application(
         settings,

@@ -3,9 +3,10 @@
 What a frame that changes nothing a person sees (same battery band, same signal band, device
 still online) writes: its event row and nothing else. Why that is enough:
 
-- Dedupe and the replay window. The event row, unique by (device, seq), is committed with
-  the frame before the ack, so it is both the audit record and the durable dedupe key: a
-  copy of an acked frame finds its row. The window needs the newest committed seq, which is
+- Dedupe and the replay window. The event row, keyed by the frame's position (session and
+  seq) and known by its MAC, is committed with the frame before the ack, so it is both the
+  audit record and the durable dedupe key: a copy of an acked frame finds its row. The
+  window needs the newest committed position, which is
   kept in memory; after a crash it is read back from the newest event of the device (one
   indexed read when the device's first frame arrives), never from the device row, so it is
   exact however far the row lags. The newest link comes back the same way.

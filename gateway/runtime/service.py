@@ -40,7 +40,7 @@ from gateway.runtime.supervisor import PartState, PartStatus, PartSupervisor
 from gateway.scheduler import DeadlineScheduler
 from gateway.services.devices import DeviceAdmin, DeviceAlarms
 from gateway.services.grid_import import GridImporter, ImportKind, ImportResult
-from gateway.services.links import ResponderLinks, load_or_create_secret
+from gateway.services.links import responder_links
 from gateway.services.outbox import OutboxSender
 from gateway.services.reports import Reports
 from gateway.services.tickets import DEADLINE_KINDS as TICKET_DEADLINES
@@ -432,31 +432,6 @@ class GatewayService:
         self.request_stop()
         if self._task is not None:
             await self._task
-
-
-def responder_links(settings: Settings) -> ResponderLinks:
-    """The signer of responders' links: the configured secret, else the data folder's.
-
-    StartupError if the configured secret is not hex of at least 16 bytes, or the data
-    folder's key file cannot be read or made.
-    """
-    notify = settings.notify
-    configured = notify.link_secret.get_secret_value().strip()
-    if configured:
-        try:
-            secret = bytes.fromhex(configured)
-        except ValueError:
-            raise StartupError("notify.link_secret must be hex (at least 32 digits)") from None
-        if len(secret) < 16:
-            raise StartupError("notify.link_secret must be at least 16 bytes (32 hex digits)")
-    else:
-        try:
-            secret = load_or_create_secret(settings.data_dir)
-        except OSError as exc:
-            raise StartupError(
-                f"cannot read or make the link key in {settings.data_dir}: {exc.strerror or exc}"
-            ) from None
-    return ResponderLinks(secret, notify.public_url, notify.link_ttl_s)
 
 
 def _tcp_reachable(host: str, port: int) -> str | None:

@@ -20,9 +20,17 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.errors import GatewayError
+from gateway.config import Settings
+from gateway.errors import GatewayError, StartupError
 
-__all__ = ["LINK_PATH", "LinkError", "LinkGrant", "ResponderLinks", "load_or_create_secret"]
+__all__ = [
+    "LINK_PATH",
+    "LinkError",
+    "LinkGrant",
+    "ResponderLinks",
+    "load_or_create_secret",
+    "responder_links",
+]
 
 LINK_PATH = "/r/"
 """Where the responder's page is served; the token follows."""
@@ -105,3 +113,28 @@ def load_or_create_secret(data_dir: Path) -> bytes:
     if len(secret) < 16:
         raise GatewayError(f"{path} holds fewer than 16 bytes; delete it to make a new one")
     return secret
+
+
+def responder_links(settings: Settings) -> ResponderLinks:
+    """The signer of responders' links: the configured secret, else the data folder's.
+
+    StartupError if the configured secret is not hex of at least 16 bytes, or the data
+    folder's key file cannot be read or made.
+    """
+    notify = settings.notify
+    configured = notify.link_secret.get_secret_value().strip()
+    if configured:
+        try:
+            secret = bytes.fromhex(configured)
+        except ValueError:
+            raise StartupError("notify.link_secret must be hex (at least 32 digits)") from None
+        if len(secret) < 16:
+            raise StartupError("notify.link_secret must be at least 16 bytes (32 hex digits)")
+    else:
+        try:
+            secret = load_or_create_secret(settings.data_dir)
+        except OSError as exc:
+            raise StartupError(
+                f"cannot read or make the link key in {settings.data_dir}: {exc.strerror or exc}"
+            ) from None
+    return ResponderLinks(secret, notify.public_url, notify.link_ttl_s)

@@ -27,7 +27,8 @@ from gateway.clock import ManualClock
 from gateway.domain.tickets import Ticket
 from gateway.errors import StartupError
 from gateway.runtime.broker import MosquittoBroker, free_loopback_port
-from gateway.runtime.service import GatewayService, responder_links
+from gateway.runtime.service import GatewayService
+from gateway.services.links import responder_links
 from tests.gateway.grid import (
     BOX_ID,
     BOX_KEY,
