@@ -200,6 +200,8 @@ class SimulatedDevice:
         """The base delay before the next resend; doubled by each, reset by any ACK."""
         self.dropped_frames = 0
         """Heartbeats and readings dropped because the queue was full."""
+        self.queue_max: int | None = QUEUE_MAX
+        """The queue's bound as firmware keeps it; None: a load generator that keeps all."""
 
     def __repr__(self) -> str:
         """Identity and progress; the key is not printed."""
@@ -311,11 +313,11 @@ class SimulatedDevice:
             return queued.frame
 
     def _bound_queue(self) -> None:
-        """At most QUEUE_MAX frames: drop the oldest heartbeat or reading, never a key or alarm.
+        """At most `queue_max` frames: drop the oldest heartbeat or reading, never a key or alarm.
 
         A queue full of key events and alarms keeps them all (the limit yields to a call).
         """
-        while len(self._queue) > QUEUE_MAX:
+        while self.queue_max is not None and len(self._queue) > self.queue_max:
             oldest = next((p for p, q in sorted(self._queue.items()) if q.droppable), None)
             if oldest is None:
                 return
