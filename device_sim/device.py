@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import random
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Literal, Protocol, get_args
 
 from firmware_protocol import (
     ACKED_MAC_LEN,
@@ -55,6 +56,14 @@ FLEET_KEY_LABEL = b"bidao-sim-fleet"
 HOURS_PER_DAY = 24
 SECONDS_PER_HOUR = 3600
 U16_MAX = 0xFFFF
+QUEUE_MAX = 32
+"""Frames a box keeps waiting for their ACK (docs/protocol.md section 6)."""
+BACKOFF_FIRST_S = 2.0
+BACKOFF_MAX_S = 300.0
+BACKOFF_JITTER = 0.2
+"""Resend backoff: 2 s, 4 s, 8 s ... capped at 5 minutes, +-20 % jitter, reset by any ACK."""
+WANTED_HEARTBEAT_GAP_S = 60.0
+"""A refused stale downlink asks for a heartbeat at most once a minute."""
 
 _DOWNLINK_TYPES = (Ack, Indication, Config, Provision)
 
@@ -82,6 +91,14 @@ def fleet_identity(index: int) -> tuple[str, bytes]:
     return device_id, key
 
 
+class Jitter(Protocol):
+    """Where the resend jitter comes from (random.Random, or a fixed one in tests)."""
+
+    def uniform(self, a: float, b: float) -> float:
+        """A number between a and b."""
+        ...
+
+
 @dataclass(slots=True)
 class KeySlot:
     """One of the two key slots (A/B) in the box's flash."""
@@ -99,6 +116,19 @@ class _Queued:
     timestamp: int
     message: Message
     frame: bytes
+
+    @property
+    def urgent(self) -> bool:
+        """A green call or an alarm: sent before readings and heartbeats, never dropped."""
+        message = self.message
+        return isinstance(message, DeviceAlarm) or (
+            isinstance(message, KeyEvent) and message.key == Key.GREEN_CALL
+        )
+
+    @property
+    def droppable(self) -> bool:
+        """A heartbeat or reading: a full queue drops the oldest of these first."""
+        return isinstance(self.message, (Heartbeat, WaterReading))
 
 
 class SimulatedDevice:
@@ -162,7 +192,16 @@ class SimulatedDevice:
         self._resend: list[bytes] = []
         self.heartbeat_wanted = False
         """A stale but authentic downlink was refused: a heartbeat tells the gateway."""
+        self._wanted_heartbeat_at: float | None = None
         self.started_at = clock()
+        self.jitter: Jitter = random.Random()  # noqa: S311 - jitter, not secrecy
+        """Where the resend jitter comes from (a test may fix it)."""
+        self.backoff_s = BACKOFF_FIRST_S
+        """The base delay before the next resend; doubled by each, reset by any ACK."""
+        self.dropped_frames = 0
+        """Heartbeats and readings dropped because the queue was full."""
+        self.queue_max: int | None = QUEUE_MAX
+        """The queue's bound as firmware keeps it; None: a load generator that keeps all."""
 
     def __repr__(self) -> str:
         """Identity and progress; the key is not printed."""
@@ -201,6 +240,12 @@ class SimulatedDevice:
         """(session, seq) of every frame waiting for its ACK, oldest first."""
         with self._lock:
             return [(q.session, q.seq) for _, q in sorted(self._queue.items())]
+
+    @property
+    def queued_frames(self) -> list[tuple[int, int, bytes]]:
+        """(session, seq, frame) of every frame waiting for its ACK, in position order."""
+        with self._lock:
+            return [(q.session, q.seq, q.frame) for _, q in sorted(self._queue.items())]
 
     @property
     def pending_count(self) -> int:
@@ -264,7 +309,20 @@ class SimulatedDevice:
                 self._new_session(self.session)
             self.next_seq = seq + 1
             self._queue[position(session, seq)] = queued
+            self._bound_queue()
             return queued.frame
+
+    def _bound_queue(self) -> None:
+        """At most `queue_max` frames: drop the oldest heartbeat or reading, never a key or alarm.
+
+        A queue full of key events and alarms keeps them all (the limit yields to a call).
+        """
+        while self.queue_max is not None and len(self._queue) > self.queue_max:
+            oldest = next((p for p, q in sorted(self._queue.items()) if q.droppable), None)
+            if oldest is None:
+                return
+            del self._queue[oldest]
+            self.dropped_frames += 1
 
     def _renumber(self, pos: int, above: int) -> None:
         """The nacked frame again under the next number of a session above `above`.
@@ -340,11 +398,36 @@ class SimulatedDevice:
         return self._build(DeviceAlarm(kind, active, value))
 
     def retransmit_due(self) -> list[bytes]:
-        """Every unacknowledged frame again, same bytes and numbers, oldest first."""
+        """Every unacknowledged frame again, same bytes and numbers; the backoff doubles.
+
+        Green calls and alarms first, then the rest; each group oldest first.
+        """
         with self._lock:
             if self._queue:
                 self.unanswered += 1
-            return [q.frame for _, q in sorted(self._queue.items())]
+                self.backoff_s = min(self.backoff_s * 2, BACKOFF_MAX_S)
+            ordered = sorted(self._queue.items(), key=lambda item: (not item[1].urgent, item[0]))
+            return [q.frame for _, q in ordered]
+
+    def resend_delay_s(self) -> float:
+        """How long to wait before the next resend: the backoff with +-20 % jitter."""
+        with self._lock:
+            return self.backoff_s * self.jitter.uniform(1 - BACKOFF_JITTER, 1 + BACKOFF_JITTER)
+
+    def take_wanted_heartbeat(self) -> bytes | None:
+        """The heartbeat a refused stale downlink asked for, at most once a minute; else None.
+
+        Its `last_downlink_seq` moves the gateway's downlink counter above the box's.
+        """
+        with self._lock:
+            now = self._clock()
+            last = self._wanted_heartbeat_at
+            if not self.heartbeat_wanted or (
+                last is not None and now - last < WANTED_HEARTBEAT_GAP_S
+            ):
+                return None
+            self._wanted_heartbeat_at = now
+        return self.heartbeat()
 
     # -- downlinks --------------------------------------------------------------------
 
@@ -415,6 +498,7 @@ class SimulatedDevice:
         if queued is None or queued.frame[-8:][:ACKED_MAC_LEN] != ack.acked_mac:
             return False  # not (or no longer) ours: an old copy, or for other content
         self.unanswered = 0
+        self.backoff_s = BACKOFF_FIRST_S
         if self.stored is not None and slot is self.stored:
             # The first ACK MACed with the stored key: it becomes the only key.
             self.active, self.stored = self.stored, None

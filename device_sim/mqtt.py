@@ -323,6 +323,10 @@ class MqttFleet:
             # Renumbered or re-MACed after a nack: sent again at once, as firmware does.
             for frame in device.take_resend():
                 self.publish(device.device_id, frame)
+            # A refused stale downlink: the heartbeat moves the gateway's counter on.
+            wanted = device.take_wanted_heartbeat()
+            if wanted is not None:
+                self.publish(device.device_id, wanted)
             self._notify()
         except Exception:
             self.callback_errors += 1

@@ -231,3 +231,7 @@ class SerialConcentrator:
         device.handle_downlink(item)
         for frame in device.take_resend():
             self._resend_now(frame)
+        # A refused stale downlink: the heartbeat moves the gateway's counter on.
+        wanted = device.take_wanted_heartbeat()
+        if wanted is not None:
+            self._resend_now(wanted)

@@ -39,6 +39,10 @@ reference press is decided as `PressRed` right after it, so the call is cancelle
 everyone told exactly as if the red had arrived in order. "Within" is measured on the
 frames' own timestamps (a red stamped before the green was pressed first and cancels
 nothing), or on their arrival times when either box clock was not set.
+The other way round, a red key that arrives after a later green press of its box was
+pressed before that call: the ticket keeps its latest green press in the box's order
+(`Ticket.latest_press`), and a red of the same box placed before it does nothing to the
+ticket, whatever the times; one placed after it cancels when it came within the window.
 Thumbs presses need no such care: they rate only a resolved ticket, which no green press
 makes, so one that arrived early did what it would have done in order.
 (`gateway.services.tickets.TicketService._in_device_order` applies this.)
@@ -215,6 +219,26 @@ class EscalationCursor:
 
 
 @dataclass(frozen=True, slots=True)
+class BoxPress:
+    """A key press's place in its box's own order, and the box's clock when it was pressed."""
+
+    device_id: str
+    position: int
+    """session << 32 | seq: the box's order (docs/protocol.md section 6)."""
+    device_time: int
+    """The frame's own timestamp; 0: the box's clock was not set."""
+
+    def later(self, other: BoxPress | None) -> BoxPress:
+        """The reference press once this one is applied after `other`.
+
+        Positions order presses of one box only; a press of another box is taken as it comes.
+        """
+        if other is None or other.device_id != self.device_id or self.position > other.position:
+            return self
+        return other
+
+
+@dataclass(frozen=True, slots=True)
 class Ticket:
     """A "呼叫书记必到" service ticket."""
 
@@ -246,6 +270,9 @@ class Ticket:
     """The provider's id of a responder's call while it is connected to the resident."""
     owner_since: float | None = None
     """When the current owner took the ticket (accepted it or had it handed over)."""
+    latest_press: BoxPress | None = None
+    """The green press applied to the ticket that comes last in its box's own order (None:
+    opened before presses were placed). A red key pressed before it cancels nothing."""
 
     @property
     def responder_step(self) -> int:
@@ -411,6 +438,7 @@ class Open:
     """The green key opened this (new) ticket."""
 
     presses: int
+    press: BoxPress | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -418,11 +446,14 @@ class PressGreen:
     """The green key again, on the household's live ticket."""
 
     presses: int
+    press: BoxPress | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class PressRed:
     """The red key, on the household's live ticket."""
+
+    press: BoxPress | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -621,12 +652,12 @@ def decide(  # noqa: PLR0912 - one branch per command
     at = command.due_at if isinstance(command, Due) else now
     d = _Decider(ticket, context, at)
     match command:
-        case Open(presses):
-            d.open(presses)
-        case PressGreen(presses):
-            d.pressed_again(presses)
-        case PressRed():
-            d.red()
+        case Open(presses, press):
+            d.open(presses, press)
+        case PressGreen(presses, press):
+            d.pressed_again(presses, press)
+        case PressRed(press):
+            d.red(press)
         case Thumbs(rating):
             d.thumbs(rating)
         case Accept(contact_id, channel):
@@ -726,7 +757,9 @@ class _Decider:
 
     # -- the box --------------------------------------------------------------------------
 
-    def open(self, presses: int) -> None:
+    def open(self, presses: int, press: BoxPress | None) -> None:
+        if press is not None:
+            self.ticket = replace(self.ticket, latest_press=press)
         self.event("opened", "box_key", detail=f"presses={presses}")
         self.counts.append("opened")
         household = self.household
@@ -748,10 +781,11 @@ class _Decider:
         self.tell_family(household, "called", "family_called")
         self.set_clock(ClockKind.ACCEPT, self.at + self.rules.accept_within_s)
 
-    def pressed_again(self, presses: int) -> None:
+    def pressed_again(self, presses: int, press: BoxPress | None) -> None:
         ticket = self.ticket
         count = ticket.press_count + presses
-        self.ticket = replace(ticket, press_count=count, last_press_at=self.at)
+        latest = ticket.latest_press if press is None else press.later(ticket.latest_press)
+        self.ticket = replace(ticket, press_count=count, last_press_at=self.at, latest_press=latest)
         self.event("pressed_again", "box_key", detail=f"presses={count}")
         household = self.household
         if household is None or self.at - ticket.last_notified_at < self.rules.renotify_gap_s:
@@ -783,12 +817,44 @@ class _Decider:
             self.notify(household, owner, channel, template, minutes=minutes(self.at - since))
         self.event("owner_alerted", "system", owner.id, detail=f"presses={count}")
 
-    def red(self) -> None:
-        ticket = self.ticket
+    def red_within(self, press: BoxPress | None) -> bool:
+        """Whether a red key came within the cancel window after the ticket's latest press.
+
+        On the two frames' own timestamps when both are of one box whose clock was set;
+        otherwise on arrival times.
+        """
+        latest = self.ticket.latest_press
+        window = self.rules.red_cancel_window_s
         if (
-            ticket.status != TicketStatus.OPEN
-            or self.at - ticket.last_press_at > self.rules.red_cancel_window_s
+            press is not None
+            and latest is not None
+            and press.device_id == latest.device_id
+            and press.device_time
+            and latest.device_time
         ):
+            return 0 <= press.device_time - latest.device_time <= window
+        return self.at - self.ticket.last_press_at <= window
+
+    def red(self, press: BoxPress | None) -> None:
+        """The red key cancels an OPEN ticket whose latest press came within the window.
+
+        A red pressed before the ticket's latest green press on the same box (a lower
+        position in the box's order, though it arrived later) does nothing to the ticket:
+        the resident called after it. Otherwise it cancels an OPEN ticket when it came within
+        `red_cancel_window_s` (`red_within`), and on any other ticket ends a call bridged to
+        the resident.
+        """
+        ticket = self.ticket
+        latest = ticket.latest_press
+        if (
+            press is not None
+            and latest is not None
+            and press.device_id == latest.device_id
+            and press.position < latest.position
+        ):
+            self.event("red_key", "box_key", detail="pressed before the call")
+            return
+        if ticket.status != TicketStatus.OPEN or not self.red_within(press):
             # Hangs up a call connected to the resident; the ticket stays as it is.
             if ticket.bridged_call is not None:
                 self.hangups.append(HangUp(ticket.id, ticket.bridged_call))

@@ -31,6 +31,7 @@ from gateway.domain.tickets import (
     AcceptResult,
     ActionChannel,
     Arrive,
+    BoxPress,
     CallUnanswered,
     Category,
     Classify,
@@ -324,16 +325,17 @@ class TicketService:
         record = current if current is not None else frame.state.record
         household = record.household_code
         info = await uow.grid.household_info(household) if household else None
+        press = BoxPress(device_id, frame.envelope.position, frame.envelope.timestamp)
         if message.key == Key.GREEN_CALL:
             if message.long_press and await self._arrival_proof(tx, household, info):
                 return
-            await self._green(tx, device_id, household, info, message.press_count)
+            await self._green(tx, device_id, household, info, message.press_count, press)
             if info is None and self._alarms is not None:
                 tx.after.append(await self._alarms.call_not_ticketed(uow, record, None, tx.now))
         elif message.key == Key.RED_HANGUP:
             live = await uow.tickets.live(household) if household else None
             if live is not None:
-                await self._decide(tx, live, PressRed(), info)
+                await self._decide(tx, live, PressRed(press), info)
         else:
             rating: Rating = "up" if message.key == Key.THUMBS_UP else "down"
             await self._thumbs(tx, device_id, household, info, rating)
@@ -386,6 +388,7 @@ class TicketService:
         try:
             async with uow.savepoint():
                 info = await uow.grid.household_info(household) if household else None
+                # Placed and timed by the walk above: taken as if it arrived with this press.
                 await self._decide(tx, live, PressRed(), info)
                 await tx.flush()
         except (StoreUnavailableError, StoreCorruptError, OSError):
@@ -471,12 +474,13 @@ class TicketService:
         household: str | None,
         info: HouseholdInfo | None,
         presses: int,
+        press: BoxPress,
     ) -> None:
         live = await tx.uow.tickets.live(household) if household else None
         village = info.unit_at("village") if info else None
         policy = self._settings.policy_for(village)
         if live is not None and not opens_new_ticket(live, tx.now, policy.new_call_after_on_site_s):
-            await self._decide(tx, live, PressGreen(presses), info)
+            await self._decide(tx, live, PressGreen(presses, press), info)
             return
         neighbourhood = info.unit_at("neighbourhood") if info else None
         rules = policy.rules()
@@ -485,7 +489,7 @@ class TicketService:
         known = household if info is not None else None
         draft = new_ticket(known, device_id, village, neighbourhood, presses, rules, tx.now)
         ticket = replace(draft, id=await tx.uow.tickets.insert(draft))
-        await self._decide(tx, ticket, Open(presses), info)
+        await self._decide(tx, ticket, Open(presses, press), info)
 
     # -- people -------------------------------------------------------------------------
 

@@ -43,6 +43,7 @@ from gateway.domain.grid import (
 )
 from gateway.domain.notify import FollowUpKind, delivery_advances, status_for_delivery
 from gateway.domain.tickets import (
+    BoxPress,
     EscalationCursor,
     Ticket,
     TicketEvent,
@@ -311,6 +312,15 @@ def _ticket(row: sqlite3.Row) -> Ticket:
         ),
         bridged_call=row["bridged_call"],
         owner_since=row["owner_since"],
+        latest_press=(
+            None
+            if row["latest_press_device_id"] is None
+            else BoxPress(
+                row["latest_press_device_id"],
+                row["latest_press_position"],
+                row["latest_press_device_time"],
+            )
+        ),
     )
 
 
@@ -352,6 +362,9 @@ _TICKET_COLUMNS = (
     "step_no_answer",
     "bridged_call",
     "owner_since",
+    "latest_press_device_id",
+    "latest_press_position",
+    "latest_press_device_time",
 )
 _INSERT_TICKET = (
     f"INSERT INTO tickets ({', '.join(_TICKET_COLUMNS)})"  # noqa: S608 - fixed names
@@ -402,6 +415,11 @@ def _ticket_values(t: Ticket) -> tuple[object, ...]:
         json.dumps(sorted(t.cursor.no_answer)),
         t.bridged_call,
         t.owner_since,
+        *(
+            (None, None, None)
+            if t.latest_press is None
+            else (t.latest_press.device_id, t.latest_press.position, t.latest_press.device_time)
+        ),
     )
 
 

@@ -138,3 +138,45 @@ async def test_a_red_key_delivered_first_cancels_only_within_the_window(
     )
     assert all(i.kind != IndicationKind.CANCELLED for i in line.box.indications)
     assert sample(line.gw, "bidao_tickets_total", event="red_key_out_of_order") == 0
+
+
+@pytest.mark.parametrize("clock_set", [True, False], ids=["box-clock", "no-clock"])
+async def test_a_red_key_pressed_before_the_green_but_delivered_after_it_cancels_nothing(
+    line: Line, clock_set: bool
+) -> None:
+    """Red seq N, green seq N+1 a second later; the red arrives after the green, in the window.
+
+    By arrival the red came 1 s after the call opened; in the box's order it came before it.
+    The resident's call stands: the ticket stays open and nobody hears it was cancelled.
+    """
+    if not clock_set:
+        line.box.clock_offset_s = NOT_SET
+    line.phones.script(SECRETARY_PHONE).digits = ""  # the secretary does not accept
+    red, red_seq = line.box.press(Key.RED_HANGUP), line.box.next_seq - 1
+    await line.clock.advance(1)
+    green, green_seq = line.box.press(Key.GREEN_CALL), line.box.next_seq - 1
+    assert green_seq == red_seq + 1
+    await line.fleet.send(BOX_ID, green)
+    await _acked(line, green_seq)
+    await line.clock.advance(1)
+    await line.fleet.send(BOX_ID, red)
+    await _acked(line, red_seq)
+
+    ticket = await line.ticket()
+    assert ticket.status == "open"
+    assert await line.events() == [
+        ("opened", "presses=1"),
+        ("red_key", "pressed before the call"),
+    ]
+    await wait_for(
+        lambda: any(i.ticket_ref == ticket.id for i in line.box.indications),
+        what="the box told of its call",
+    )
+    await wait_for(lambda: SECRETARY_PHONE in _told(line), timeout=20, what="the secretary called")
+    await asyncio.to_thread(line.phones.wait_idle)
+    assert not any(
+        "取消了呼叫" in r.body or "cancelled the call" in r.body for r in line.phones.records
+    )
+    assert all(i.kind != IndicationKind.CANCELLED for i in line.box.indications)
+    assert sample(line.gw, "bidao_tickets_total", event="cancelled") == 0
+    assert sample(line.gw, "bidao_tickets_total", event="red_key_out_of_order") == 0

@@ -7,7 +7,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import firmware_protocol as fp
-from device_sim.device import MeterModel, MeterSample, SimulatedDevice, fleet_identity
+from device_sim.device import (
+    BACKOFF_FIRST_S,
+    BACKOFF_MAX_S,
+    QUEUE_MAX,
+    MeterModel,
+    MeterSample,
+    SimulatedDevice,
+    fleet_identity,
+)
 from firmware_protocol import Ack, AckCode, Envelope, Key, decode, encode, parse_frame
 
 ID = "b1da0000000000aa"
@@ -36,17 +44,9 @@ def ack_for(
     key_id: int = 0,
 ) -> bytes:
     """The gateway's ACK for the device's queued frame with this seq (its session and MAC)."""
-    session, frame = next(
-        (s, f)
-        for (s, q), f in zip(device.pending_positions, device_frames(device), strict=True)
-        if q == seq
-    )
+    session, frame = next((s, f) for s, q, f in device.queued_frames if q == seq)
     ack = Ack(seq, code, session, frame[-fp.MAC_LEN :][:4], *last)
     return downlink(0, ack, key=key, session=session, key_id=key_id)
-
-
-def device_frames(device: SimulatedDevice) -> list[bytes]:
-    return device.retransmit_due()
 
 
 def box(**kwargs: object) -> SimulatedDevice:
@@ -335,3 +335,83 @@ def test_fleet_identity_is_stable() -> None:
     assert fleet_identity(1) == fleet_identity(1)
     assert fleet_identity(1)[1] != fleet_identity(2)[1]
     assert fleet_identity(1)[1].hex() == "4f3c0ec95f69a823c389c9e59425baf5"
+
+
+def test_a_full_queue_drops_the_oldest_heartbeat_or_reading_never_a_call() -> None:
+    device = box()
+    green = device.press(Key.GREEN_CALL)
+    beats = [device.heartbeat() for _ in range(QUEUE_MAX - 2)]
+    alarm = device.alarm(fp.AlarmKind.TAMPER)
+    assert (device.pending_count, device.dropped_frames) == (QUEUE_MAX, 0)
+    red = device.press(Key.RED_HANGUP)
+    assert (device.pending_count, device.dropped_frames) == (QUEUE_MAX, 1)
+    assert device.retransmit_due() == [green, alarm, *beats[1:], red]
+    # A queue of calls and alarms only keeps every one: no call is ever dropped.
+    calls = box()
+    sent = [calls.press(Key.GREEN_CALL) for _ in range(QUEUE_MAX + 1)]
+    assert (calls.pending_count, calls.dropped_frames) == (QUEUE_MAX + 1, 0)
+    assert calls.retransmit_due() == sent
+
+
+def test_green_calls_and_alarms_are_resent_before_readings_and_other_keys() -> None:
+    device = box()
+    beat = device.heartbeat()
+    red = device.press(Key.RED_HANGUP)
+    green = device.press(Key.GREEN_CALL)
+    alarm = device.alarm(fp.AlarmKind.LOW_BATTERY)
+    thumbs = device.press(Key.THUMBS_UP)
+    assert device.retransmit_due() == [green, alarm, beat, red, thumbs]
+
+
+class _Edges:
+    """A stand-in random source that always gives the lowest or highest jitter."""
+
+    def __init__(self) -> None:
+        self.high = False
+
+    def uniform(self, low: float, high: float) -> float:
+        return high if self.high else low
+
+
+def test_resend_backoff_doubles_to_five_minutes_with_jitter_and_any_ack_resets_it() -> None:
+    edges = _Edges()
+    device = box()
+    device.jitter = edges
+    device.press(Key.GREEN_CALL)
+    device.heartbeat()
+    assert device.resend_delay_s() == pytest.approx(BACKOFF_FIRST_S * 0.8)
+    delays = []
+    for _ in range(10):
+        device.retransmit_due()
+        delays.append(device.backoff_s)
+    assert delays == [4, 8, 16, 32, 64, 128, 256, BACKOFF_MAX_S, BACKOFF_MAX_S, BACKOFF_MAX_S]
+    edges.high = True
+    assert device.resend_delay_s() == pytest.approx(BACKOFF_MAX_S * 1.2)
+    assert device.handle_downlink(ack_for(device, 2)) is not None  # any ACK, not the call's
+    assert device.backoff_s == BACKOFF_FIRST_S
+    assert device.unanswered == 0
+    # A nack that keeps the frame is an answer too: the backoff starts again.
+    device.retransmit_due()
+    assert device.handle_downlink(ack_for(device, 1, AckCode.NACK_RETRY_LATER)) is not None
+    assert (device.backoff_s, device.pending_count) == (BACKOFF_FIRST_S, 1)
+
+
+def test_a_refused_stale_downlink_sends_a_heartbeat_at_most_once_a_minute() -> None:
+    now = [1000.0]
+    device = box(clock=lambda: now[0])
+    resolved = fp.Indication(fp.IndicationKind.RESOLVED)
+    assert device.take_wanted_heartbeat() is None  # nothing refused: no heartbeat
+    assert device.handle_downlink(downlink(5, resolved)) is not None
+    assert device.handle_downlink(downlink(3, resolved)) is None  # stale: the gateway restored
+    wanted = device.take_wanted_heartbeat()
+    assert wanted is not None
+    beat = decode(wanted, KEY).message
+    assert isinstance(beat, fp.Heartbeat)
+    assert beat.last_downlink_seq == 5
+    now[0] += 59
+    assert device.handle_downlink(downlink(4, resolved)) is None
+    assert device.take_wanted_heartbeat() is None  # within the minute
+    assert device.heartbeat_wanted  # still owed
+    now[0] += 1
+    assert device.take_wanted_heartbeat() is not None
+    assert device.take_wanted_heartbeat() is None  # asked for once

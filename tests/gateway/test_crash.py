@@ -59,7 +59,9 @@ async def register_fleet(config: Path) -> list[SimulatedDevice]:
             device_id, key = fleet_identity(i)
             # Meters: they send both heartbeats and readings (a call box has no readings).
             await service.registry.register(device_id, "water_meter", key)
-            devices.append(SimulatedDevice(device_id, "water_meter", key))
+            device = SimulatedDevice(device_id, "water_meter", key)
+            device.queue_max = None  # a stress sender: every frame must arrive exactly once
+            devices.append(device)
     finally:
         await service.store.close()
     return devices

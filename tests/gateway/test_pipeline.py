@@ -164,6 +164,8 @@ async def test_overload_past_every_limit_drains_and_each_frame_is_stored_once(
     )
     mqtt_devices = [fleet_device(i, "water_meter") for i in range(20)]
     serial_devices = [fleet_device(100 + i, "call_box") for i in range(2)]
+    for device in (*mqtt_devices, *serial_devices):
+        device.queue_max = None  # stress senders: every frame must be stored once
     async with SerialConcentrator(serial_devices) as line:
         serial = [{"name": "bus1", "url": line.url, "credit": 10}]
         settings = settings.model_copy(update={"serial": load_serial(serial)})

@@ -18,6 +18,7 @@ from gateway.domain.tickets import (
     Accept,
     AcceptResult,
     Arrive,
+    BoxPress,
     CallUnanswered,
     Classify,
     ClockKind,
@@ -166,6 +167,14 @@ def ticket(
 
 
 ACCEPTED = ticket(TicketStatus.ACCEPTED, owner=SECRETARY)
+OTHER_BOX = "b1da000000000002"
+POS = 3 << 32 | 10
+"""The position (session 3, seq 10) of the ticket's latest press on BOX."""
+BOX_T0 = 1_772_416_800
+"""BOX's clock (its frames' timestamp) at the ticket's latest press."""
+LATEST = BoxPress(BOX, POS, BOX_T0)
+PLACED = replace(ticket(), latest_press=LATEST)
+"""An open ticket whose latest press (at T0) is placed in BOX's order."""
 CALL_SECRETARY = [(SECRETARY, "voice", "ticket_call"), (SECRETARY, "sms", "ticket_call")]
 
 
@@ -179,6 +188,26 @@ def escalated(contact: int, why: str) -> list[tuple[int, str, str]]:
 
 # The first one is called again once, told only that nobody has the call yet.
 SECRETARY_AGAIN = [(SECRETARY, "voice", "ticket_still_waiting")]
+
+
+def cancelled(name: str, before: Ticket, command: Command, at: float) -> Case:
+    """A red key that cancels the open ticket: everyone told, the box hears, the clock stops."""
+    return Case(
+        name,
+        before,
+        command,
+        at,
+        status=TicketStatus.CANCELLED,
+        events=[("cancelled", "red key within the cancel window")],
+        notify=[
+            (SECRETARY, "sms", "ticket_cancelled_by_resident"),
+            (CHIEF, "sms", "ticket_cancelled_by_resident"),
+        ],
+        cleared=["ticket_accept"],
+        box=["CANCELLED"],
+        counts=["cancelled"],
+        changes={"cancelled_at": T0 + at},
+    )
 
 
 @dataclass(frozen=True)
@@ -275,6 +304,43 @@ CASES = [
         changes={"escalated": True},
     ),
     Case(
+        "open remembers the press's place in its box's order",
+        ticket(),
+        Open(1, LATEST),
+        0,
+        FRESH,
+        events=[("opened", "presses=1")],
+        notify=[*CALL_SECRETARY, (CHIEF, "sms", "ticket_informed")],
+        clocks=[("ticket_accept", 300)],
+        box=["CALL_REGISTERED"],
+        counts=["opened"],
+        changes={"latest_press": LATEST},
+    ),
+    Case(
+        "a press later in the box's order becomes the latest press",
+        PLACED,
+        PressGreen(1, BoxPress(BOX, POS + 1, BOX_T0 + 20)),
+        20,
+        events=[("pressed_again", "presses=2")],
+        changes={"latest_press": BoxPress(BOX, POS + 1, BOX_T0 + 20)},
+    ),
+    Case(
+        "a press earlier in the box's order (it arrived late) leaves the latest press",
+        PLACED,
+        PressGreen(1, BoxPress(BOX, POS - 1, BOX_T0 - 5)),
+        20,
+        events=[("pressed_again", "presses=2")],
+        changes={"latest_press": LATEST, "last_press_at": T0 + 20},
+    ),
+    Case(
+        "a press of another box of the household is taken as it comes",
+        PLACED,
+        PressGreen(1, BoxPress(OTHER_BOX, 1 << 32 | 1, 0)),
+        20,
+        events=[("pressed_again", "presses=2")],
+        changes={"latest_press": BoxPress(OTHER_BOX, 1 << 32 | 1, 0)},
+    ),
+    Case(
         "presses within the renotify gap merge silently",
         ticket(),
         PressGreen(2),
@@ -357,6 +423,53 @@ CASES = [
         events=[("red_key", "call ended")],
         hangups=["CA1"],
         changes={"bridged_call": None},
+    ),
+    Case(
+        "red pressed before the latest green though it arrived after it: nothing cancelled",
+        PLACED,
+        PressRed(BoxPress(BOX, POS - 1, BOX_T0 - 1)),
+        5,
+        events=[("red_key", "pressed before the call")],
+    ),
+    Case(
+        "red pressed before the latest green, no box clock: nothing cancelled",
+        replace(ticket(), latest_press=BoxPress(BOX, POS, 0)),
+        PressRed(BoxPress(BOX, POS - 1, 0)),
+        5,
+        events=[("red_key", "pressed before the call")],
+    ),
+    Case(
+        "red pressed before the latest green ends no bridged call",
+        replace(ACCEPTED, latest_press=LATEST, bridged_call="CA1"),
+        PressRed(BoxPress(BOX, POS - 1, BOX_T0 - 1)),
+        600,
+        events=[("red_key", "pressed before the call")],
+    ),
+    cancelled(
+        "red after the latest green, within the window by the box's clock, arriving late",
+        PLACED,
+        PressRed(BoxPress(BOX, POS + 1, BOX_T0 + 59)),
+        300,
+    ),
+    Case(
+        "red after the latest green, outside the window by the box's clock, arriving at once",
+        PLACED,
+        PressRed(BoxPress(BOX, POS + 1, BOX_T0 + 61)),
+        5,
+        events=[("red_key", "")],
+    ),
+    cancelled(
+        "red with its box's clock unset: the window is on arrival times",
+        PLACED,
+        PressRed(BoxPress(BOX, POS + 1, 0)),
+        59,
+    ),
+    Case(
+        "red of another box of the household: the window is on arrival times",
+        PLACED,
+        PressRed(BoxPress(OTHER_BOX, 1, BOX_T0 + 500)),
+        61,
+        events=[("red_key", "")],
     ),
     # -- thumbs ----------------------------------------------------------------------------
     Case(

@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 
 from alerts.notification import URGENT
-from gateway.domain.tickets import EscalationCursor, Ticket, TicketEvent, TicketStatus
+from gateway.domain.tickets import BoxPress, EscalationCursor, Ticket, TicketEvent, TicketStatus
 from gateway.errors import ConflictError
 from gateway.store.ports import Store, UnitOfWork
 from tests.gateway.grid import BOX_ID, HOUSEHOLD
@@ -104,9 +104,35 @@ async def test_a_ticket_saves_every_field_it_carries(store: Store) -> None:
             cursor=EscalationCursor(2, frozenset({ids["王副书记"]})),
             bridged_call="CA9",
             owner_since=T0 + 35,
+            latest_press=BoxPress(BOX_ID, 7 << 32 | 0xFFFF_FFFE, 1_772_400_000),
         )
         assert await uow.tickets.save(moved, TicketStatus.OPEN)
     assert await store.tickets.get(ticket_id) == moved
+
+
+async def test_a_ticket_remembers_its_latest_press_or_none(store: Store) -> None:
+    """The press's box, its place in the box's order and its clock, an unset clock too."""
+    await seed_grid(store)
+    unset_clock = BoxPress(BOX_ID, 0x7FFF_FFFF << 32 | 0xFFFF_FFFE, 0)
+    async with store.transaction() as uow:
+        ticket_id = await _open(uow)
+        opened = await _stored(uow, ticket_id)
+        assert opened.latest_press is None
+        pressed = replace(opened, latest_press=unset_clock)
+        assert await uow.tickets.save(pressed, TicketStatus.OPEN)
+    assert (await _stored_outside(store, ticket_id)).latest_press == unset_clock
+    async with store.transaction() as uow:
+        written = replace(
+            ticket(HOUSEHOLD, BOX_ID, VILLAGE, NEIGHBOURHOOD, 1, T0), latest_press=unset_clock
+        )
+        inserted = await uow.tickets.insert(replace(written, household_code=OTHER_HOUSEHOLD))
+    assert (await _stored_outside(store, inserted)).latest_press == unset_clock
+
+
+async def _stored_outside(store: Store, ticket_id: int) -> Ticket:
+    found = await store.tickets.get(ticket_id)
+    assert found is not None
+    return found
 
 
 async def test_ticket_ids_are_distinct(store: Store) -> None:
