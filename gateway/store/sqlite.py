@@ -75,6 +75,36 @@ from gateway.store.ports import (
     WatchedDevice,
 )
 
+_POSITION_BIAS = 1 << 63
+"""A frame's position (session << 32 | seq, docs/protocol.md) runs over 0 .. 2**64 - 1, but an
+SQLite integer is signed 64-bit. Every column holding a position (events.seq, devices.last_seq,
+devices.downlink_seq, tickets.latest_press_position) stores it minus 2**63: the map is one to
+one and keeps order, so ORDER BY, max() and `seq > ?` work on stored values unchanged, as long
+as every bound position goes through _pos_in and every read one through _pos_out."""
+_STORED_POSITION_MIN = "(-9223372036854775807 - 1)"
+"""The stored value of position 0, the smallest there is, as an SQL expression."""
+
+
+def _pos_in(position: int) -> int:
+    """A position as stored; ValueError outside 0 .. 2**64 - 1."""
+    if not 0 <= position < 1 << 64:
+        raise ValueError(f"position {position} is outside 0 .. 2**64 - 1")
+    return position - _POSITION_BIAS
+
+
+def _pos_in_opt(position: int | None) -> int | None:
+    return None if position is None else _pos_in(position)
+
+
+def _pos_out(stored: int) -> int:
+    """A stored position as the position it stands for."""
+    return int(stored) + _POSITION_BIAS
+
+
+def _pos_out_opt(stored: int | None) -> int | None:
+    return None if stored is None else _pos_out(stored)
+
+
 _IN_CHUNK = 500
 """Ids per `IN (...)` list: well under SQLite's limit on bound parameters."""
 _CURRENT_DEVICES = (
@@ -317,7 +347,7 @@ def _ticket(row: sqlite3.Row) -> Ticket:
             if row["latest_press_device_id"] is None
             else BoxPress(
                 row["latest_press_device_id"],
-                row["latest_press_position"],
+                _pos_out(row["latest_press_position"]),
                 row["latest_press_device_time"],
             )
         ),
@@ -418,7 +448,11 @@ def _ticket_values(t: Ticket) -> tuple[object, ...]:
         *(
             (None, None, None)
             if t.latest_press is None
-            else (t.latest_press.device_id, t.latest_press.position, t.latest_press.device_time)
+            else (
+                t.latest_press.device_id,
+                _pos_in(t.latest_press.position),
+                t.latest_press.device_time,
+            )
         ),
     )
 
@@ -466,9 +500,9 @@ def _notification_values(n: Notification, at: float) -> tuple[object, ...]:
 def _current_from_row(row: sqlite3.Row) -> DeviceRecord:
     """A device row joined with its newest event: the newer of the two seqs and contacts."""
     record = _device_from_row(row)
-    high = max(x for x in (row["e_high"], record.last_seq, -1) if x is not None)
+    high = max(x for x in (_pos_out_opt(row["e_high"]), record.last_seq, -1) if x is not None)
     record = replace(record, high_seq=None if high < 0 else high)
-    seq = row["e_seq"]
+    seq = _pos_out_opt(row["e_seq"])
     if seq is None or (record.last_seq is not None and seq <= record.last_seq):
         return record
     return replace(
@@ -499,8 +533,8 @@ def _device_from_row(row: sqlite3.Row) -> DeviceRecord:
         uptime_s=row["uptime_s"],
         last_seen=row["last_seen"],
         last_link=row["last_link"],
-        last_seq=row["last_seq"],
-        downlink_seq=row["downlink_seq"],
+        last_seq=_pos_out_opt(row["last_seq"]),
+        downlink_seq=_pos_out(row["downlink_seq"]),
         next_key=row["next_key"],
         next_key_id=row["next_key_id"],
         counters_reset_at=row["counters_reset_at"],
@@ -530,8 +564,8 @@ def _device_values(d: DeviceRecord) -> tuple[object, ...]:
         d.uptime_s,
         d.last_seen,
         d.last_link,
-        d.last_seq,
-        d.downlink_seq,
+        _pos_in_opt(d.last_seq),
+        _pos_in(d.downlink_seq),
         d.next_key,
         d.next_key_id,
         d.counters_reset_at,
@@ -582,7 +616,7 @@ class SqliteDeviceWrites(_Writes):
             [
                 (
                     r.device_id,
-                    r.seq,
+                    _pos_in(r.seq),
                     r.msg_type,
                     r.device_time,
                     r.received_at,
@@ -602,9 +636,9 @@ class SqliteDeviceWrites(_Writes):
         marks = ", ".join("?" for _ in seqs)
         async with self._conn.execute(
             f"SELECT seq FROM events WHERE device_id = ? AND seq IN ({marks})",  # noqa: S608
-            [device_id, *seqs],
+            [device_id, *(_pos_in(s) for s in seqs)],
         ) as cursor:
-            return {int(row[0]) async for row in cursor}
+            return {_pos_out(row[0]) async for row in cursor}
 
     async def stored_macs(self, device_id: str, seqs: Sequence[int]) -> dict[int, bytes]:
         """The MAC (last 8 bytes of the raw frame) stored at each of `seqs` that is stored."""
@@ -615,10 +649,10 @@ class SqliteDeviceWrites(_Writes):
             async with self._conn.execute(
                 f"SELECT seq, substr(raw, -8) FROM events WHERE device_id = ?"  # noqa: S608
                 f" AND seq IN ({marks})",
-                [device_id, *chunk],
+                [device_id, *(_pos_in(s) for s in chunk)],
             ) as cursor:
                 async for row in cursor:
-                    found[int(row[0])] = bytes(row[1])
+                    found[_pos_out(row[0])] = bytes(row[1])
         return found
 
     async def key_events_after(
@@ -631,14 +665,15 @@ class SqliteDeviceWrites(_Writes):
             " WHERE e.device_id = ? AND e.seq > ? AND e.msg_type = 'KeyEvent'"
             " AND e.received_at >= coalesce(d.counters_reset_at, 0)"
             " ORDER BY e.seq LIMIT ?",
-            (device_id, position, limit),
+            (device_id, _pos_in(position), limit),
         ) as cursor:
             rows = [tuple(row) async for row in cursor]
         presses: list[StoredKeyPress] = []
-        for seq, key, device_time, received_at in rows:
+        for stored, key, device_time, received_at in rows:
+            seq = _pos_out(stored)
             if key not in Key.__members__:
                 raise StoreCorruptError(f"device {device_id} event {seq}: no key {key!r}")
-            presses.append(StoredKeyPress(int(seq), Key[key], int(device_time), received_at))
+            presses.append(StoredKeyPress(seq, Key[key], int(device_time), received_at))
         return presses
 
     async def set_next_key(self, device_id: str, key: bytes, key_id: int) -> None:
@@ -685,16 +720,19 @@ class SqliteDeviceWrites(_Writes):
         """Update last contact, link and sequence numbers."""
         await self._conn.executemany(
             "UPDATE devices SET last_seen = ?, last_link = ?,"
-            " last_seq = max(coalesce(last_seq, -1), ?), downlink_seq = max(downlink_seq, ?)"
-            " WHERE device_id = ?",
-            [(r.last_seen, r.last_link, r.last_seq, r.downlink_seq, r.device_id) for r in rows],
+            f" last_seq = max(coalesce(last_seq, {_STORED_POSITION_MIN}), ?),"
+            " downlink_seq = max(downlink_seq, ?) WHERE device_id = ?",
+            [
+                (r.last_seen, r.last_link, _pos_in(r.last_seq), _pos_in(r.downlink_seq), r.device_id)
+                for r in rows
+            ],
         )
 
     async def set_downlink_seq(self, device_id: str, seq: int) -> None:
         """Persist the newest downlink sequence number used for the device."""
         await self._conn.execute(
             "UPDATE devices SET downlink_seq = max(downlink_seq, ?) WHERE device_id = ?",
-            (seq, device_id),
+            (_pos_in(seq), device_id),
         )
 
     async def update_telemetry(self, rows: Sequence[Telemetry]) -> None:
@@ -1414,7 +1452,7 @@ class SqliteDeviceReads(_Reads):
     async def event_seqs(self) -> list[tuple[str, int]]:
         """(device_id, seq) of every stored event, in storage order."""
         rows = await self._fetch("SELECT device_id, seq FROM events ORDER BY id")
-        return [(r[0], int(r[1])) for r in rows]
+        return [(r[0], _pos_out(r[1])) for r in rows]
 
     async def transitions(self, device_id: str | None = None) -> list[Transition]:
         """Recorded status changes, oldest first."""
