@@ -231,3 +231,27 @@ async def test_configure_and_automatic_clock(site: Site) -> None:
     await site.send(device, device.heartbeat())
     assert len(device.configs) == sent
     assert device.configs[0].clock_unix == int(site.clock.now())
+
+
+async def test_a_box_in_the_highest_session_is_acknowledged_and_gets_its_ticket(
+    site: Site,
+) -> None:
+    """Positions of session 2**31 and above do not fit a signed 64-bit integer as they are;
+    the store keeps them all the same, so such a box is never locked out."""
+    top = RESERVED - 1  # 0xFFFFFFFE, the highest session
+    device = box(site.clock, session=top, first_seq=top - 1)
+    await site.send(device, device.heartbeat())
+    await site.send(device, device.press(Key.GREEN_CALL))
+    assert device.acked_positions == {position(top, top - 1), position(top, top)}
+    assert (device.nacked, device.resyncs, device.session) == ({}, 0, top)
+    await wait_for(site.has_ticket, what="the green press opened its ticket")
+    [ticket] = await site.gw.store.tickets.all()
+    assert ticket.latest_press is not None
+    assert (ticket.latest_press.device_id, ticket.latest_press.position) == (
+        BOX_ID,
+        position(top, top),
+    )
+    assert await site.gw.store.devices.count_events(BOX_ID) == 2
+    state = await site.gw.store.devices.current(BOX_ID)
+    assert state is not None
+    assert state.last_seq == position(top, top)
