@@ -81,8 +81,6 @@ SQLite integer is signed 64-bit. Every column holding a position (events.seq, de
 devices.downlink_seq, tickets.latest_press_position) stores it minus 2**63: the map is one to
 one and keeps order, so ORDER BY, max() and `seq > ?` work on stored values unchanged, as long
 as every bound position goes through _pos_in and every read one through _pos_out."""
-_STORED_POSITION_MIN = "(-9223372036854775807 - 1)"
-"""The stored value of position 0, the smallest there is, as an SQL expression."""
 
 
 def _pos_in(position: int) -> int:
@@ -720,10 +718,18 @@ class SqliteDeviceWrites(_Writes):
         """Update last contact, link and sequence numbers."""
         await self._conn.executemany(
             "UPDATE devices SET last_seen = ?, last_link = ?,"
-            f" last_seq = max(coalesce(last_seq, {_STORED_POSITION_MIN}), ?),"
+            # No order yet: the stored value of position 0, the lowest (-2**63, which is not
+            # an SQLite integer literal).
+            " last_seq = max(coalesce(last_seq, -9223372036854775807 - 1), ?),"
             " downlink_seq = max(downlink_seq, ?) WHERE device_id = ?",
             [
-                (r.last_seen, r.last_link, _pos_in(r.last_seq), _pos_in(r.downlink_seq), r.device_id)
+                (
+                    r.last_seen,
+                    r.last_link,
+                    _pos_in(r.last_seq),
+                    _pos_in(r.downlink_seq),
+                    r.device_id,
+                )
                 for r in rows
             ],
         )

@@ -50,7 +50,8 @@ async def test_positions_stored_before_0013_read_the_same_and_keep_their_order(
         # Back to what the code of migration 0012 wrote: the same schema, positions as they are.
         conn.execute(f"UPDATE events SET seq = seq + {SHIFT}")
         conn.execute(
-            f"UPDATE devices SET last_seq = last_seq + {SHIFT}, downlink_seq = downlink_seq + {SHIFT}"
+            f"UPDATE devices SET last_seq = last_seq + {SHIFT},"
+            f" downlink_seq = downlink_seq + {SHIFT}"
         )
         conn.execute(f"UPDATE tickets SET latest_press_position = latest_press_position + {SHIFT}")
         conn.execute("DELETE FROM schema_migrations WHERE version = 13")
