@@ -32,6 +32,7 @@ import random
 from collections import defaultdict, deque
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol
 
 from alerts import Notification, TemplateError, fit_sms, render, render_digest
@@ -199,7 +200,8 @@ class OutboxSender:
             await uow.outbox.mark_sending([job.row.id for job in jobs], now)
         for job in jobs:
             job = dataclasses.replace(job, row=_attempted(job.row, now))  # noqa: PLW2901
-            self._start(tg, job.row.notification.recipient, self._deliver(job), urgent=True)
+            send = partial(self._deliver, job)
+            self._start(tg, job.row.notification.recipient, send, urgent=True)
         return len(jobs)
 
     async def _dispatch(self, tg: asyncio.TaskGroup, now: float) -> int:
@@ -214,7 +216,7 @@ class OutboxSender:
             )
         for row in doubtful:
             if row.notification.recipient not in self._busy:
-                self._start(tg, row.notification.recipient, self._settle_doubt(row))
+                self._start(tg, row.notification.recipient, partial(self._settle_doubt, row))
                 handled += 1
         free = self._normal_free()
         if free <= 0:
@@ -231,7 +233,7 @@ class OutboxSender:
             await uow.outbox.mark_sending([job.row.id for job in jobs], now)
         for job in jobs:
             job = dataclasses.replace(job, row=_attempted(job.row, now))  # noqa: PLW2901
-            self._start(tg, job.row.notification.recipient, self._deliver(job))
+            self._start(tg, job.row.notification.recipient, partial(self._deliver, job))
         return handled + touched
 
     def _normal_free(self) -> int:
@@ -242,7 +244,7 @@ class OutboxSender:
         self,
         tg: asyncio.TaskGroup,
         number: str,
-        work: Coroutine[Any, Any, None],
+        work: Callable[[], Coroutine[Any, Any, None]],
         urgent: bool = False,
     ) -> None:
         self._busy.add(number)
@@ -250,10 +252,16 @@ class OutboxSender:
             self._urgent_in_flight += 1
         tg.create_task(self._holding(number, work, urgent), name="outbox-send")
 
-    async def _holding(self, number: str, work: Coroutine[Any, Any, None], urgent: bool) -> None:
-        """Run one send or lookup while its number is marked busy."""
+    async def _holding(
+        self, number: str, work: Callable[[], Coroutine[Any, Any, None]], urgent: bool
+    ) -> None:
+        """Run one send or lookup while its number is marked busy.
+
+        The send's coroutine is made here, not by the caller: a task cancelled before its
+        first step (the gateway stopping) must not leave a coroutine that never ran.
+        """
         try:
-            await work
+            await work()
         finally:
             self._busy.discard(number)
             if urgent:
