@@ -12,11 +12,13 @@ The token is `ticket.contact.expires.signature`: plain ASCII, short enough for a
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import os
 import re
 import secrets
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,18 +96,29 @@ class ResponderLinks:
         return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 
+def _make_secret(data_dir: Path, path: Path) -> None:
+    """Write a new secret whole, owner-only; if another process made one first, keep theirs."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=data_dir, prefix=".link.key.")
+    try:
+        with os.fdopen(fd, "w", encoding="ascii") as out:
+            out.write(secrets.token_hex(32) + "\n")
+            out.flush()
+            os.fsync(out.fileno())
+        with contextlib.suppress(FileExistsError):
+            os.link(temporary, path)  # atomic, and never over a secret already in use
+    finally:
+        Path(temporary).unlink()
+
+
 def load_or_create_secret(data_dir: Path) -> bytes:
     """The link secret kept in `data_dir`, made (32 random bytes, owner-only) on first use."""
     path = data_dir / SECRET_FILE
     try:
         text = path.read_text(encoding="ascii").strip()
     except FileNotFoundError:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        text = secrets.token_hex(32)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="ascii") as out:
-            out.write(text + "\n")
-        return bytes.fromhex(text)
+        _make_secret(data_dir, path)
+        text = path.read_text(encoding="ascii").strip()
     try:
         secret = bytes.fromhex(text)
     except ValueError:
