@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from api.cli import main
+from tests.gateway import support
 from tests.gateway.grid import CONTACTS_CSV, HOUSEHOLDS_CSV, UNITS_CSV
 
 BIDAO = Path(sys.executable).with_name("bidao")  # the console script of this virtualenv
@@ -21,15 +22,7 @@ KEY = "000102030405060708090a0b0c0d0e0f"
 
 def bidao(data_dir: Path, *argv: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
     """Run the installed `bidao` console script against one data folder."""
-    env = {**os.environ, "BIDAO_DATA_DIR": str(data_dir)}
-    return subprocess.run(
-        [str(BIDAO), *argv],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=timeout,
-        env=env,
-    )
+    return support.bidao(data_dir, *argv, timeout=timeout)
 
 
 def write_grid(folder: Path) -> dict[str, Path]:

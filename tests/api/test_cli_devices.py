@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests.gateway.grid import BOX_ID, CONTACTS_CSV, HOUSEHOLD, HOUSEHOLDS_CSV, UNITS_CSV
+from tests.gateway.support import bidao
 
-BIDAO = Path(sys.executable).with_name("bidao")
 KEY = "000102030405060708090a0b0c0d0e0f"
 OTHER_HOUSEHOLD = "341504-101-001-0002"
 NEW_BOX = "b1da0000000000aa"
 LOOSE_BOX = "b1da0000000000bb"
-
-
-def bidao(data_dir: Path, *argv: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "BIDAO_DATA_DIR": str(data_dir)}
-    return subprocess.run(
-        [str(BIDAO), *argv], capture_output=True, text=True, check=False, timeout=60, env=env
-    )
 
 
 @pytest.fixture

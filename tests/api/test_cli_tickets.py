@@ -10,9 +10,7 @@ and acts on the same data folder, while that gateway runs and after it has stopp
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
-import sys
 import unicodedata
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -40,20 +38,11 @@ from gateway.domain.tickets import (
 from gateway.runtime.broker import MosquittoBroker
 from gateway.runtime.service import GatewayService
 from tests.gateway.grid import BOX_ID, BOX_KEY, SECRETARY
-from tests.gateway.support import gateway_settings, load_grid, wait_for
+from tests.gateway.support import bidao, gateway_settings, load_grid, wait_for
 
-BIDAO = Path(sys.executable).with_name("bidao")
 START = datetime(2026, 11, 30, 14, 5, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()
 MINUTE = 60.0
 OTHER_HOUSEHOLD = "341504-101-001-0002"
-
-
-def bidao(data_dir: Path, *argv: str) -> subprocess.CompletedProcess[str]:
-    """Run the installed `bidao` console script against one data folder."""
-    env = {**os.environ, "BIDAO_DATA_DIR": str(data_dir)}
-    return subprocess.run(
-        [str(BIDAO), *argv], capture_output=True, text=True, check=False, timeout=60, env=env
-    )
 
 
 @dataclass

@@ -11,10 +11,7 @@ its clock is the test's.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import subprocess
-import sys
 import time
 import urllib.parse
 from collections.abc import AsyncIterator
@@ -35,22 +32,14 @@ from gateway.clock import ManualClock
 from gateway.runtime.broker import MosquittoBroker, free_loopback_port
 from gateway.runtime.service import GatewayService
 from tests.gateway.grid import BOX_ID, BOX_KEY, CONTACTS_CSV, HOUSEHOLDS_CSV, UNITS_CSV
-from tests.gateway.support import gateway_settings, wait_for
+from tests.gateway.support import bidao, gateway_settings, wait_for
 
-BIDAO = Path(sys.executable).with_name("bidao")
 ACCOUNT = "AC" + "5707" * 8
 TOKEN = "story-network-auth-token"
 SECRETARY_PHONE = "13800000001"
 CHIEF_PHONE = "13800000004"
 DAUGHTER_PHONE = "+447700900123"
 LINK = re.compile(r"http://127\.0\.0\.1:\d+/r/[0-9A-Za-z._-]+")
-
-
-def _bidao(data_dir: Path, *argv: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "BIDAO_DATA_DIR": str(data_dir)}
-    return subprocess.run(
-        [str(BIDAO), *argv], capture_output=True, text=True, check=False, timeout=60, env=env
-    )
 
 
 @pytest.fixture
@@ -71,7 +60,7 @@ class Village:
 
     async def cli(self, *argv: str) -> str:
         """The `bidao` command, as an operator or official runs it beside the gateway."""
-        done = await asyncio.to_thread(_bidao, self.data_dir, *argv)
+        done = await asyncio.to_thread(bidao, self.data_dir, *argv)
         assert (done.returncode, done.stderr) == (0, ""), (argv, done.stderr)
         return done.stdout
 
@@ -126,7 +115,7 @@ async def village(
         ):
             path = files / f"{kind}.csv"
             path.write_text(text, encoding="utf-8")
-            done = await asyncio.to_thread(_bidao, settings.data_dir, "import", kind, str(path))
+            done = await asyncio.to_thread(bidao, settings.data_dir, "import", kind, str(path))
             assert done.returncode == 0, done.stderr
         gw = GatewayService(settings, clock, build_provider(settings))
         gw.add_component("http", http_component(for_service(gw)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import os
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
@@ -104,3 +105,15 @@ async def send_until_acked(fleet: MqttFleet, device: SimulatedDevice, frame: byt
         else:
             return
     pytest.fail(f"frame from {device.device_id} was never acknowledged")
+
+
+BIDAO = Path(sys.executable).with_name("bidao")
+"""The console script of this virtualenv."""
+
+
+def bidao(data_dir: Path, *argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """Run the installed `bidao` command against one data folder, as a person would."""
+    env = {**os.environ, "BIDAO_DATA_DIR": str(data_dir)}
+    return subprocess.run(
+        [str(BIDAO), *argv], capture_output=True, text=True, check=False, timeout=timeout, env=env
+    )
