@@ -17,6 +17,7 @@ ROLE = {
     "area_chief": "area chief",
     "township_duty": "township duty officer",
     "family": "family",
+    "installer": "installer",
 }
 CATEGORY = {"urgent": "urgent", "ordinary": "ordinary", "hard": "hard", "complex": "complex"}
 RATING = {"up": "satisfied (thumbs up)", "down": "not satisfied (thumbs down)"}

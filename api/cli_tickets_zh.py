@@ -17,6 +17,7 @@ ROLE = {
     "area_chief": "片长",
     "township_duty": "镇值班",
     "family": "家属",
+    "installer": "安装维护员",
 }
 CATEGORY = {"urgent": "紧急", "ordinary": "一般", "hard": "较难", "complex": "复杂"}
 RATING = {"up": "满意（点赞）", "down": "不满意（点踩）"}

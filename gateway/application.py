@@ -679,7 +679,10 @@ def _handover(
     found = [
         c
         for c in contacts
-        if c.unit_code in rank and c.role != "family" and c.id != owner and not c.bad_number
+        if c.unit_code in rank
+        and c.role not in ("family", "installer")
+        and c.id != owner
+        and not c.bad_number
     ]
     found.sort(key=lambda c: (rank[c.unit_code or ""], c.id))
     return tuple(Responder(c.id, c.name, c.role) for c in found)

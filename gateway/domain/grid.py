@@ -10,7 +10,9 @@ from typing import Literal
 from gateway.domain.devices import DeviceRecord
 from gateway.domain.tickets import ResponderRole
 
-Role = Literal[ResponderRole, "family"]
+Role = Literal[ResponderRole, "family", "installer"]
+"""Responders of the call chain, family (of a household), and installers (who keep a unit's
+boxes and meters working: device alarms go to them, never a call for help)."""
 
 
 def found_by_unit(role: Role) -> bool:

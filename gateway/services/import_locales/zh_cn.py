@@ -57,6 +57,7 @@ VALUES: dict[str, dict[str, tuple[str, ...]]] = {
         "area_chief": ("片长",),
         "township_duty": ("镇值班", "乡镇值班", "值班"),
         "family": ("家属", "亲属", "子女"),
+        "installer": ("安装维护员", "安装员", "维护员"),
     },
     "language": {"zh-CN": ("中文", "汉语", "zh", "zh-cn"), "en": ("英文", "英语", "English")},
     "flag": {"1": ("是", "有", "√"), "0": ("否", "无")},
@@ -94,6 +95,7 @@ WORDS: dict[str, str] = {
     "area_chief": "片长",
     "township_duty": "镇值班",
     "family": "家属",
+    "installer": "安装维护员",
 }
 
 MESSAGES: dict[str, str] = {
