@@ -317,6 +317,38 @@ async def test_indication_reaches_the_box_on_the_link_it_last_used(
             assert sample(gw, "bidao_downlinks_sent_total", link="bus1", type="Indication") == 1
 
 
+async def test_acks_take_no_slot_of_the_window_that_indications_wait_for(
+    tmp_path: Path, broker: MosquittoBroker, no_leaked_tasks: None
+) -> None:
+    # Acks go at QoS 0 and paho reports each one once written; only an indication's PUBACK
+    # may free a slot. A window of 3: were acks counted, it would drift and stall or overflow.
+    box = SimulatedDevice(BOX, "call_box", KEY)
+    indication = Indication(IndicationKind.HELPER_ON_THE_WAY, 42, LedPattern.GREEN_BLINK, 7)
+    async with (
+        GatewayService(gateway_settings(tmp_path, broker)) as gw,
+        MqttFleet("127.0.0.1", broker.port, [box]) as fleet,
+    ):
+        await gw.register_device(BOX, "call_box", KEY)
+        link = gw.mqtt
+        assert link is not None
+        await link.wait_connected(10)
+        link._send_quota = 3
+
+        def received(indications: int) -> Callable[[], bool]:
+            return lambda: not box.pending and len(box.indications) == indications
+
+        for round_ in range(4):
+            for _ in range(20):
+                await fleet.send(BOX, box.heartbeat())
+            if round_ == 0:  # an indication goes on the link the box was last heard on
+                await wait_for(lambda: not box.pending, what="first acks")
+            for _ in range(5):
+                await gw.send_downlink(BOX, indication)
+            await wait_for(received(5 * (round_ + 1)), what="acks and indications received")
+            await wait_for(lambda: link.in_flight == 0 and link.held == 0, what="window empty")
+        assert sample(gw, "bidao_acks_sent_total", code="ACCEPTED") == 80
+
+
 async def test_serial_link_reopens_after_the_line_drops(
     tmp_path: Path, no_leaked_tasks: None
 ) -> None:

@@ -250,7 +250,7 @@ class _Connection:
         receive_maximum: int,
         on_connected: Callable[[paho.Client, Properties | None], None],
         on_message: LeanPublish | None = None,
-        on_publish: Callable[[paho.Client], None] | None = None,
+        on_publish: Callable[[paho.Client, int], None] | None = None,
         on_lost: Callable[[], None] | None = None,
     ) -> None:
         self.role = role
@@ -559,13 +559,13 @@ class _Connection:
         self,
         client: paho.Client,
         _userdata: Any,
-        _mid: int,
+        mid: int,
         _reason: ReasonCode,
         _props: Properties | None,
     ) -> None:
         self._delivered += 1
         if client is self.client and self._on_publish_cb is not None:
-            self._on_publish_cb(client)
+            self._on_publish_cb(client, mid)
 
     def _on_message(self, client: paho.Client, _userdata: Any, msg: paho.MQTTMessage) -> None:
         """A PUBLISH paho decoded (not QoS 1: those take the lean path); packet id 0 at QoS 0."""
@@ -595,6 +595,8 @@ class MqttLink:
         # the downlink path at a few thousand frames per second.
         self._send_quota = MAX_INFLIGHT_DOWNLINKS
         self._inflight = 0
+        self._awaiting: set[int] = set()
+        """Packet ids of QoS 1 downlinks waiting for their PUBACK."""
         self._shards: dict[str, str] = {}
         """The shard each device last published in (its downlink topic)."""
         self._held: deque[tuple[str, bytes]] = deque()
@@ -650,6 +652,11 @@ class MqttLink:
     def held(self) -> int:
         """Downlinks waiting for room in the broker's receive window."""
         return len(self._held)
+
+    @property
+    def in_flight(self) -> int:
+        """QoS 1 downlinks published and waiting for their PUBACK (replies never count)."""
+        return self._inflight
 
     async def wait_connected(self, timeout: float) -> None:
         """Wait until both connections are up."""
@@ -718,6 +725,7 @@ class MqttLink:
         if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             raise LinkDownError(f"MQTT publish failed: {paho.error_string(info.rc)}")
         self._inflight += 1
+        self._awaiting.add(info.mid)
 
     # -- downlink connection ----------------------------------------------------------------
 
@@ -728,10 +736,15 @@ class MqttLink:
 
     def _downlink_lost(self) -> None:
         self._inflight = 0
+        self._awaiting.clear()
         self._held.clear()
 
-    def _on_puback(self, client: paho.Client) -> None:
-        # Every publish of ours is QoS 1, so this is its PUBACK: one more may go out.
+    def _on_puback(self, client: paho.Client, mid: int) -> None:
+        # paho reports a QoS 0 reply once written and a QoS 1 downlink once PUBACKed; only
+        # the latter frees a slot for one more.
+        if mid not in self._awaiting:
+            return
+        self._awaiting.discard(mid)
         self._inflight -= 1
         if self._held:
             topic, frame = self._held.popleft()
