@@ -84,8 +84,27 @@ _PUBLISH_QOS1 = 0x32
 _PUBLISH_FLAGS_IGNORED = 0x09
 """DUP and RETAIN: they change nothing in how an uplink is handled."""
 
+_PUBACK = b"\x40\x02"
+"""PUBACK's fixed header: a success needs no reason code or properties (MQTT 5, 3.4.2.1)."""
+
 LeanPublish = Callable[[paho.Client, str, int, bytes], None]
 """A QoS 1 PUBLISH as the intake needs it: (client, topic, packet id, payload)."""
+
+
+def _varint(n: int) -> bytes:
+    """MQTT's variable byte integer."""
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | 0x80 if n else byte)
+        if not n:
+            return bytes(out)
+
+
+def _qos0_publish(topic: bytes, payload: bytes) -> bytes:
+    """A QoS 0 PUBLISH packet (MQTT 5, no properties)."""
+    body = len(topic).to_bytes(2, "big") + topic + b"\x00" + payload
+    return b"\x30" + _varint(len(body)) + body
 
 
 class MqttConnectError(Exception):
@@ -206,6 +225,18 @@ class _LeanClient(paho.Client):
             return MQTTErrorCode.MQTT_ERR_PROTOCOL
         handle(self, topic, mid, body[at:])
         return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def send_raw(self, packets: bytes) -> MQTTErrorCode:
+        """Queue whole packets built by the caller, written in order with paho's own.
+
+        Queued as one entry of paho's outgoing queue under command 0 (no packet type), so
+        paho writes them (partial writes included) and keeps the keepalive clock, but does
+        none of the per-message bookkeeping of `publish` or `ack`: no message info, lock,
+        packet id, callback or syscall per packet.
+        """
+        if self._sock is None:
+            return MQTTErrorCode.MQTT_ERR_NO_CONN
+        return self._packet_queue(0, packets, 0, 0)
 
     def _paho_handles(self, command: int, body: bytes) -> MQTTErrorCode:
         """Any other packet, through paho's own handler, as paho's reader would pass it."""
@@ -596,6 +627,9 @@ class MqttLink:
         self._send_quota = MAX_INFLIGHT_DOWNLINKS
         self._inflight = 0
         self._awaiting: set[int] = set()
+        self._pubacks: list[int] = []
+        """Packet ids settled in this turn of the loop, PUBACKed together at its end."""
+        self._pubacks_client: paho.Client | None = None
         """Packet ids of QoS 1 downlinks waiting for their PUBACK."""
         self._shards: dict[str, str] = {}
         """The shard each device last published in (its downlink topic)."""
@@ -714,11 +748,13 @@ class MqttLink:
         if client is None or not self._downlink.connected.is_set():
             raise LinkDownError("MQTT downlink connection is down")
         shards = self._shards
-        for device_id, frame in frames:
-            topic = downlink_topic(device_id, shards.get(device_id, DEFAULT_SHARD))
-            info = client.publish(topic, frame, qos=0)
-            if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-                raise LinkDownError(f"MQTT publish failed: {paho.error_string(info.rc)}")
+        packets = b"".join(
+            _qos0_publish(downlink_topic(d, shards.get(d, DEFAULT_SHARD)).encode(), frame)
+            for d, frame in frames
+        )
+        rc = client.send_raw(packets)
+        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            raise LinkDownError(f"MQTT publish failed: {paho.error_string(rc)}")
 
     def _publish(self, client: paho.Client, topic: str, frame: bytes) -> None:
         info = client.publish(topic, frame, qos=1)
@@ -761,6 +797,25 @@ class MqttLink:
         self._intake.resume_reading()
         client.subscribe(UPLINK_SUBSCRIPTION, options=SubscribeOptions(qos=1))
 
+    def _queue_puback(self, client: paho.Client, mid: int) -> None:
+        """PUBACK `mid` with the others settled in this turn of the loop, in one write."""
+        if self._pubacks and client is not self._pubacks_client:
+            self._flush_pubacks()
+        if not self._pubacks:
+            self._pubacks_client = client
+            asyncio.get_running_loop().call_soon(self._flush_pubacks)
+        self._pubacks.append(mid)
+
+    def _flush_pubacks(self) -> None:
+        mids, self._pubacks = self._pubacks, []
+        intake = self._intake.client
+        # A packet id belongs to its connection: after a reconnect the broker resends.
+        if not mids or intake is None or self._pubacks_client is not intake:
+            return
+        if not self._intake.connected.is_set():
+            return
+        intake.send_raw(b"".join(_PUBACK + mid.to_bytes(2, "big") for mid in mids))
+
     def _frame_settled(self) -> None:
         """One frame of the current session left the pipeline; read again once half are out."""
         self._unsettled -= 1
@@ -788,7 +843,7 @@ class MqttLink:
             ):
                 self._frame_settled()
                 if mid:
-                    client.ack(mid, 1)
+                    self._queue_puback(client, mid)
 
         if self._unsettled >= self._credit and not self._intake.paused:
             self._metrics.link_read_pauses.labels(self.name).inc()
