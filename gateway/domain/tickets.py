@@ -1143,6 +1143,10 @@ class _Decider:
         if household is None:
             return
         template = ALARM_TEMPLATES[ticket.kind]["all_clear"]
+        # Said as it happened: water again, a key on the box, or the home marked away.
+        how = params.get("cleared_by", "water")
+        if ticket.kind == "no_water" and how in ("key", "away"):
+            template = f"{template}_{how}"
         for person in self.people(self.directory.notified):
             self.notify(household, person, "sms", template, **params)
 

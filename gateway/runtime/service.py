@@ -45,6 +45,8 @@ from gateway.services.outbox import OutboxSender
 from gateway.services.reports import Reports
 from gateway.services.tickets import DEADLINE_KINDS as TICKET_DEADLINES
 from gateway.services.tickets import TicketService
+from gateway.services.water import DEADLINE_KIND as WATER_DEADLINE
+from gateway.services.water import WaterService
 from gateway.store.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
@@ -164,6 +166,20 @@ class GatewayService:
         self.devices = DeviceAdmin(self.store, self.clock, settings.supervision, self.registry)
         for kind in TICKET_DEADLINES:
             self.scheduler.register(kind, self.tickets)
+        # The water watch runs after the tickets: a thumbs-up that answers it is not a rating.
+        self.water = WaterService(
+            self.store,
+            self.clock,
+            settings,
+            self.tickets,
+            self.metrics,
+            indications_committed=self.indications.wake,
+            notifications_committed=self.outbox.wake,
+            deadline_set=self.scheduler.notify,
+        )
+        self.tickets.set_thumbs_claims(self.water)
+        self.pipeline.add_handler(self.water)
+        self.scheduler.register(WATER_DEADLINE, self.water)
         self.reports = Reports(self.store, settings.warnings, settings.cards)
         self.importer = GridImporter(
             self.store, self.clock, settings.supervision, settings.grid_import, self.metrics
