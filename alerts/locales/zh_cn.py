@@ -220,5 +220,7 @@ TEMPLATES: dict[str, str] = {
         "【必到】${resident}（${place}）家的水表${now}恢复信号，用水看护已恢复。"
     ),
     "voice_menu_alarm": "我去查看请按1，无法前往、转给他人请按2，重听请按9。",
-    "voice_alarm_accepted": "您已接手，请马上打电话或上门查看。稍后您会收到一条短信，告诉您如何报告结果。",
+    "voice_alarm_accepted": (
+        "您已接手，请马上打电话或上门查看。稍后您会收到一条短信，告诉您如何报告结果。"
+    ),
 }

@@ -78,7 +78,7 @@ class Component(Protocol):
 class GatewayService:
     """Start with `async with GatewayService(settings) as gw:` or `await gw.run()`."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0915 - the composition root: one statement per part
         self, settings: Settings, clock: Clock | None = None, provider: Provider | None = None
     ) -> None:
         self.settings = settings
@@ -166,20 +166,7 @@ class GatewayService:
         self.devices = DeviceAdmin(self.store, self.clock, settings.supervision, self.registry)
         for kind in TICKET_DEADLINES:
             self.scheduler.register(kind, self.tickets)
-        # The water watch runs after the tickets: a thumbs-up that answers it is not a rating.
-        self.water = WaterService(
-            self.store,
-            self.clock,
-            settings,
-            self.tickets,
-            self.metrics,
-            indications_committed=self.indications.wake,
-            notifications_committed=self.outbox.wake,
-            deadline_set=self.scheduler.notify,
-        )
-        self.tickets.set_thumbs_claims(self.water)
-        self.pipeline.add_handler(self.water)
-        self.scheduler.register(WATER_DEADLINE, self.water)
+        self.water = self._water_watch()
         self.reports = Reports(self.store, settings.warnings, settings.cards)
         self.importer = GridImporter(
             self.store, self.clock, settings.supervision, settings.grid_import, self.metrics
@@ -206,6 +193,23 @@ class GatewayService:
         self.failing_at_stop: list[PartStatus] = []
         """The parts that were failing when the stop began (the exit status says so)."""
         """One line saying where the gateway listens and what it holds (set once running)."""
+
+    def _water_watch(self) -> WaterService:
+        """The water watch, run after the tickets: a thumbs-up that answers it is no rating."""
+        water = WaterService(
+            self.store,
+            self.clock,
+            self.settings,
+            self.tickets,
+            self.metrics,
+            indications_committed=self.indications.wake,
+            notifications_committed=self.outbox.wake,
+            deadline_set=self.scheduler.notify,
+        )
+        self.tickets.set_thumbs_claims(water)
+        self.pipeline.add_handler(water)
+        self.scheduler.register(WATER_DEADLINE, water)
+        return water
 
     def add_component(self, name: str, run: PartRun) -> None:
         """Run another long-lived part (the HTTP server) under its own supervisor.
