@@ -10,7 +10,7 @@ CREATE TABLE water_watches (
     updated_at     REAL NOT NULL
 );
 
--- What the watch did and why, one line per step (`bidao household water`).
+-- What the watch did and why, one line per step, for a person to read.
 CREATE TABLE water_log (
     id             INTEGER PRIMARY KEY,
     household_code TEXT    NOT NULL,
