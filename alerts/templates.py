@@ -24,6 +24,9 @@ LINK_VARIANTS: Mapping[str, str] = {
     "ticket_accepted": "ticket_accepted_link",
     "ticket_reassigned_sms": "ticket_reassigned_sms_link",
     "ticket_taken_over": "ticket_taken_over_link",
+    "alarm_accepted": "alarm_accepted_link",
+    "alarm_reassigned_sms": "alarm_reassigned_sms_link",
+    "alarm_taken_over": "alarm_taken_over_link",
 }
 """Messages to the one who has a ticket, and their variant with the signed link (`${link}`);
 without links configured the plain one is sent, never a broken link."""
@@ -40,10 +43,21 @@ VOICE_MENUS: Mapping[str, str] = {
     "ticket_pressed_again_accepted": "voice_menu_owner",
     "ticket_pressed_again_on_site": "voice_menu_owner",
     "ticket_reassigned_to_you": "voice_menu_owner",
+    "no_water_alarm": "voice_menu_alarm",
+    "leak_alarm": "voice_menu_alarm",
+    "no_water_alarm_escalated": "voice_menu_alarm",
+    "leak_alarm_escalated": "voice_menu_alarm",
+    "alarm_not_arrived": "voice_menu_take_over",
 }
 """What a call offers after its message, by the message's template: only what is true for
 the one called (accept a call nobody has; take over from one who has not arrived; the
 owner confirms). A template not listed offers accept/pass on."""
+
+
+DECLINABLE_MENUS = frozenset({"voice_menu", "voice_menu_alarm"})
+"""Menus whose 2 passes the call on."""
+ACCEPTED_WORDS: Mapping[str, str] = {"voice_menu_alarm": "voice_alarm_accepted"}
+"""What is said to one who pressed 1, by menu (not listed: `voice_accepted`, a call's)."""
 
 
 def voice_menu(template: str) -> str:

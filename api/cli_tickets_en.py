@@ -68,6 +68,26 @@ TEMPLATE = {
     "device_call_failed": "no ticket could be made, contact the resident",
     "device_offline": "box offline",
     "device_back_online": "box back online",
+    "no_water_alarm": "water alarm: no use for hours",
+    "leak_alarm": "water alarm: continuous flow",
+    "no_water_alarm_escalated": "no-water alarm not taken, passed on to them",
+    "leak_alarm_escalated": "continuous-flow alarm not taken, passed on to them",
+    "no_water_all_clear": "water used again, alarm over",
+    "no_water_all_clear_key": "a key pressed on the box, alarm over",
+    "no_water_all_clear_away": "marked away, alarm over",
+    "leak_all_clear": "flow stopped, alarm over",
+    "alarm_accepted": "alarm taken, how to report",
+    "alarm_accepted_link": "alarm taken, link to report",
+    "alarm_reassigned_sms": "alarm handed to them, how to report",
+    "alarm_reassigned_sms_link": "alarm handed to them, link to report",
+    "alarm_taken_over": "alarm taken over, how to report",
+    "alarm_taken_over_link": "alarm taken over, link to report",
+    "alarm_not_arrived": "the one who took it has not arrived; they may take over",
+    "alarm_family_accepted": "family told: someone took the alarm",
+    "alarm_family_resolved": "family told: alarm dealt with",
+    "water_away_reminder": "back from away but no water yet: please check",
+    "water_watch_blind": "meter without signal: the water watch is blind",
+    "water_watch_restored": "meter back: the water watch is back",
 }
 DELIVERY = {
     "pending": "waiting to be sent",
@@ -109,6 +129,9 @@ EVENT = {
     "rated_up": "rated: satisfied",
     "rated_down": "rated: not satisfied",
     "rating": "rated",
+    "alarm_raised": "water alarm",
+    "all_clear": "all clear",
+    "labelled": "outcome labelled",
 }
 PRESSES = "{count} in all"
 VIA = "via {channel}"

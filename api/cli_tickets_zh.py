@@ -68,6 +68,26 @@ TEMPLATE = {
     "device_call_failed": "未能生成工单，请联系老人",
     "device_offline": "呼叫器没有信号",
     "device_back_online": "呼叫器恢复信号",
+    "no_water_alarm": "用水预警：长时间没有用水",
+    "leak_alarm": "用水预警：连续走水",
+    "no_water_alarm_escalated": "没有用水的预警无人接手，转由其查看",
+    "leak_alarm_escalated": "连续走水的预警无人接手，转由其查看",
+    "no_water_all_clear": "又用上水了，预警解除",
+    "no_water_all_clear_key": "老人按了呼叫盒，预警解除",
+    "no_water_all_clear_away": "已登记外出，预警解除",
+    "leak_all_clear": "停止走水，预警解除",
+    "alarm_accepted": "已接手预警，如何报告结果",
+    "alarm_accepted_link": "已接手预警，报告结果的链接",
+    "alarm_reassigned_sms": "预警转交给其，如何报告结果",
+    "alarm_reassigned_sms_link": "预警转交给其，报告结果的链接",
+    "alarm_taken_over": "已接手预警，如何报告结果",
+    "alarm_taken_over_link": "已接手预警，报告结果的链接",
+    "alarm_not_arrived": "接手人未到达，可由其接手",
+    "alarm_family_accepted": "告知家属：已有人接手预警",
+    "alarm_family_resolved": "告知家属：预警已处理",
+    "water_away_reminder": "外出应归仍未用水，请确认",
+    "water_watch_blind": "水表没有信号，用水看护失效",
+    "water_watch_restored": "水表恢复信号，用水看护恢复",
 }
 DELIVERY = {
     "pending": "待发送",
@@ -109,6 +129,9 @@ EVENT = {
     "rated_up": "评价：满意",
     "rated_down": "评价：不满意",
     "rating": "评价",
+    "alarm_raised": "用水预警",
+    "all_clear": "预警解除",
+    "labelled": "标注结果",
 }
 PRESSES = "共{count}次"
 VIA = "经{channel}"

@@ -13,7 +13,7 @@ from twilio.twiml.voice_response import Dial, Gather, VoiceResponse
 
 from alerts import Notification, render
 from alerts.providers.twilio_provider import BAD_NUMBER_CODES
-from alerts.templates import voice_menu
+from alerts.templates import ACCEPTED_WORDS, DECLINABLE_MENUS, voice_menu
 from gateway.application import Application, TicketError
 
 log = logging.getLogger(__name__)
@@ -78,9 +78,10 @@ def twilio_router(app: Application) -> APIRouter:  # noqa: PLR0915 - one closure
         if settings.bridge_to_resident and call_sid and n.ticket_id is not None:
             assert n.contact_id is not None
             phone = await app.start_bridge(n.ticket_id, n.contact_id, call_sid)
+        words = ACCEPTED_WORDS.get(voice_menu(n.template), "voice_accepted")
         if phone is None:
-            return spoken(n, "voice_accepted")
-        response = spoken(n, "voice_accepted", "voice_connecting")
+            return spoken(n, words)
+        response = spoken(n, words, "voice_connecting")
         dial = Dial(
             caller_id=settings.twilio_from or None,
             action=f"/webhooks/twilio/bridge/{notification_id}",
@@ -143,7 +144,7 @@ def twilio_router(app: Application) -> APIRouter:  # noqa: PLR0915 - one closure
                 name = await app.contact_name(result.owner_contact_id)
                 owner = "-" if name is None else name
                 return twiml(spoken(n, "voice_taken", owner=owner))
-            if digit == "2" and menu == "voice_menu":
+            if digit == "2" and menu in DECLINABLE_MENUS:
                 await app.decline_ticket(n.ticket_id, n.contact_id, "voice_keypress")
                 return twiml(spoken(n, "voice_passed_on"))
         except TicketError:

@@ -436,6 +436,14 @@ class WaterWatchSettings(BaseModel):
     away_reminder_after_s: float = Field(default=2 * 3600.0, ge=0)
     away_settle_s: float = Field(default=3600.0, ge=0)
     """Water this soon after away mode is set is the leaving, not the return."""
+    away_default_s: float = Field(default=3 * 24 * 3600.0, gt=0)
+    """A long thumbs-up on the box marks the home away for this long (the box says so)."""
+    watch_households: list[str] = Field(default_factory=list)
+    """Households watched though nobody in them is flagged as living alone (opt-in)."""
+    outage_alarm_after_s: float = Field(default=600.0, gt=0)
+    """The broker link down this long raises one alarm for the operators."""
+    outage_chunk: int = Field(default=200, ge=1)
+    """When an outage ends, watched households restart their quiet clocks this many at a time."""
 
     @model_validator(mode="after")
     def _consistent(self) -> WaterWatchSettings:

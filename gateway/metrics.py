@@ -92,6 +92,12 @@ class GatewayMetrics:
             ["link"],
             registry=r,
         )
+        self.water = Counter(
+            "bidao_water_watch",
+            "Steps of the water watch (asked, answered, alarms, all-clears, counter resets, ...)",
+            ["event"],
+            registry=r,
+        )
         self.indications = Counter(
             "bidao_indications",
             "Box indications handed to a link, retried later or superseded, by outcome",

@@ -99,4 +99,55 @@ TEMPLATES: dict[str, str] = {
     "${hours} hours. Please help check its power and network.",
     "device_back_online": "[Bidao] The call box at ${resident}'s home has a signal again "
     "(after ${hours} hours without).",
+    # -- the water watch (issue 13) -----------------------------------------------------
+    "no_water_alarm": "[Bidao] Water alarm: ${resident} (${place}, ${phone}) has used no "
+    "water, pressed no key from ${since} to ${now}: ${hours} h, nights not counted. Call or "
+    "visit now. Ticket ${ticket}.",
+    "leak_alarm": "[Bidao] Water alarm: the meter of ${resident} (${place}, ${phone}) has "
+    "run non-stop since ${since} (${hours} h): a leak, or a fall in the shower. Call or visit "
+    "now. Ticket ${ticket}.",
+    "no_water_alarm_escalated": "[Bidao] The no-water alarm for ${resident} (${place}, phone "
+    "${phone}) went out ${minutes} min ago and nobody has taken it. It is now yours to check. "
+    "Ticket ${ticket}.",
+    "leak_alarm_escalated": "[Bidao] The continuous-flow alarm for ${resident} (${place}, phone "
+    "${phone}) went out ${minutes} min ago and nobody has taken it. It is now yours to check. "
+    "Ticket ${ticket}.",
+    "no_water_all_clear": "[Bidao] Water is being used again at ${resident}'s home (${place}) "
+    "at ${now}: the water alarm is over. Ticket ${ticket}.",
+    "no_water_all_clear_key": "[Bidao] ${resident} (${place}) pressed a key on the box at "
+    "${now}: the water alarm is over. Ticket ${ticket}.",
+    "no_water_all_clear_away": "[Bidao] ${resident}'s home (${place}) is marked away until "
+    "${until}: the water alarm is over. Ticket ${ticket}.",
+    "leak_all_clear": "[Bidao] The meter at ${resident}'s home (${place}) stopped running at "
+    "${now}: the continuous-flow alarm is over. Ticket ${ticket}.",
+    "alarm_accepted": "[Bidao] Ticket ${ticket} (water alarm, ${resident}) is yours to check: "
+    "${place}, ${phone}. Tell the administrator what you found.",
+    "alarm_accepted_link": "[Bidao] Ticket ${ticket} (water alarm, ${resident}) is yours to "
+    "check: ${place}, ${phone}. Report here: ${link}",
+    "alarm_reassigned_sms": "[Bidao] Ticket ${ticket} (water alarm, ${resident}) handed to you "
+    "by ${previous}: ${place}, ${phone}. Tell the administrator what you found.",
+    "alarm_reassigned_sms_link": "[Bidao] Ticket ${ticket} (water alarm, ${resident}) handed to "
+    "you by ${previous}: ${place}, ${phone}. Report here: ${link}",
+    "alarm_taken_over": "[Bidao] You took over ticket ${ticket} (water alarm, ${resident}) from "
+    "${previous}: ${place}, ${phone}. Tell the administrator what you found.",
+    "alarm_taken_over_link": "[Bidao] You took over ticket ${ticket} (water alarm, ${resident}) "
+    "from ${previous}: ${place}, ${phone}. Report here: ${link}",
+    "alarm_not_arrived": "[Bidao] Water alarm for ${resident} (${place}, ${phone}): ${owner} "
+    "(${owner_phone}) took it ${minutes} min ago and has not arrived. Press 1 in the call to "
+    "take it over. Ticket ${ticket}.",
+    "alarm_family_accepted": "[Bidao] ${owner} (phone ${owner_phone}) has taken the water alarm "
+    "for ${resident} and is going to ${place} to check. Ticket ${ticket}.",
+    "alarm_family_resolved": "[Bidao] The water alarm for ${resident} has been dealt with "
+    "(by ${owner}). Ticket ${ticket}.",
+    "water_away_reminder": "[Bidao] ${resident} (${place}) was away until ${until}; by "
+    "${now} no water is used at home. Please check they are back safely, or ask the "
+    "secretary to mark them away again.",
+    "water_watch_blind": "[Bidao] The water meter at ${resident}'s home (${place}) has had no "
+    "signal since ${since}: the water watch is blind for now. Please keep an eye on them.",
+    "water_watch_restored": "[Bidao] The water meter at ${resident}'s home (${place}) has a "
+    "signal again since ${now}: the water watch is back.",
+    "voice_menu_alarm": "Press 1 if you will go and check, 2 if you cannot and it should be "
+    "passed on, 9 to hear this again.",
+    "voice_alarm_accepted": "You have taken it. Please call or visit now. An SMS will tell you "
+    "how to report what you found.",
 }

@@ -144,4 +144,83 @@ TEMPLATES: dict[str, str] = {
     ),
     "device_offline": "【必到】${resident}家的呼叫盒已${hours}小时没有信号，请帮忙查看电源和网络。",
     "device_back_online": "【必到】${resident}家的呼叫盒已恢复信号（此前${hours}小时没有信号）。",
+    # -- the water watch (issue 13) -----------------------------------------------------
+    "no_water_alarm": (
+        "【必到】用水预警：${resident}（${place}，电话${phone}）家从${since}到${now}，"
+        "除夜间外已${hours}小时没有用水，也没有按呼叫盒。请马上打电话或上门查看。工单${ticket}。"
+    ),
+    "leak_alarm": (
+        "【必到】用水预警：${resident}（${place}，电话${phone}）家的水表从${since}起已连续"
+        "${hours}小时不停走水，可能漏水，也可能有人在浴室摔倒。请马上打电话或上门查看。工单${ticket}。"
+    ),
+    "no_water_alarm_escalated": (
+        "【必到】${resident}（${place}，电话${phone}）家长时间没有用水的预警已发出${minutes}分钟，"
+        "仍无人接手，现转由您查看。工单${ticket}。"
+    ),
+    "leak_alarm_escalated": (
+        "【必到】${resident}（${place}，电话${phone}）家水表连续走水的预警已发出${minutes}分钟，"
+        "仍无人接手，现转由您查看。工单${ticket}。"
+    ),
+    "no_water_all_clear": (
+        "【必到】${resident}（${place}）家${now}又用上水了，用水预警解除。工单${ticket}。"
+    ),
+    "no_water_all_clear_key": (
+        "【必到】${resident}（${place}）${now}按了呼叫盒的键，用水预警解除。工单${ticket}。"
+    ),
+    "no_water_all_clear_away": (
+        "【必到】${resident}（${place}）家已登记外出至${until}，用水预警解除。工单${ticket}。"
+    ),
+    "leak_all_clear": (
+        "【必到】${resident}（${place}）家的水表${now}停止走水，连续用水预警解除。工单${ticket}。"
+    ),
+    "alarm_accepted": (
+        "【必到】工单${ticket}（${resident}家的用水预警）由您查看：${place}，电话${phone}。"
+        "查看后请告知管理员结果。"
+    ),
+    "alarm_accepted_link": (
+        "【必到】工单${ticket}（${resident}家的用水预警）由您查看：${place}，电话${phone}。"
+        "到达、办结或转交可在此报告：${link}"
+    ),
+    "alarm_reassigned_sms": (
+        "【必到】工单${ticket}（${resident}家的用水预警）由${previous}转交给您：${place}，"
+        "电话${phone}。查看后请告知管理员结果。"
+    ),
+    "alarm_reassigned_sms_link": (
+        "【必到】工单${ticket}（${resident}家的用水预警）由${previous}转交给您：${place}，"
+        "电话${phone}。可在此报告：${link}"
+    ),
+    "alarm_taken_over": (
+        "【必到】您已接手工单${ticket}（${resident}家的用水预警，原由${previous}接手）：${place}，"
+        "电话${phone}。查看后请告知管理员结果。"
+    ),
+    "alarm_taken_over_link": (
+        "【必到】您已接手工单${ticket}（${resident}家的用水预警，原由${previous}接手）：${place}，"
+        "电话${phone}。可在此报告：${link}"
+    ),
+    "alarm_not_arrived": (
+        "【必到】${resident}（${place}，电话${phone}）家的用水预警：${owner}（电话${owner_phone}）"
+        "${minutes}分钟前接手，至今未到达。通话中按1由您接手前往。工单${ticket}。"
+    ),
+    "alarm_family_accepted": (
+        "【必到】${owner}（电话${owner_phone}）已接手${resident}家的用水预警，正去${place}查看。"
+        "工单${ticket}。"
+    ),
+    "alarm_family_resolved": (
+        "【必到】${resident}家的用水预警已处理完毕（${owner}）。工单${ticket}。"
+    ),
+    "water_away_reminder": (
+        "【必到】${resident}（${place}）登记外出至${until}，到${now}家中仍未用水。"
+        "请确认老人是否已平安回家；如行程有变，请告知书记重新登记外出。"
+    ),
+    "water_watch_blind": (
+        "【必到】${resident}（${place}）家的水表自${since}起没有信号，用水看护暂时失效，"
+        "请多留意老人情况。"
+    ),
+    "water_watch_restored": (
+        "【必到】${resident}（${place}）家的水表${now}恢复信号，用水看护已恢复。"
+    ),
+    "voice_menu_alarm": "我去查看请按1，无法前往、转给他人请按2，重听请按9。",
+    "voice_alarm_accepted": (
+        "您已接手，请马上打电话或上门查看。稍后您会收到一条短信，告诉您如何报告结果。"
+    ),
 }

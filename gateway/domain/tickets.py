@@ -78,8 +78,18 @@ Rating = Literal["up", "down"]
 NotifyChannel = Literal["sms", "voice"]
 FamilyEvent = Literal["called", "accepted", "arrived", "resolved"]
 FAMILY_EVENTS: tuple[FamilyEvent, ...] = ("called", "accepted", "arrived", "resolved")
+TicketKind = Literal["call", "no_water", "leak"]
+"""A call is the green key; `no_water` and `leak` are the water watch's alarms."""
+TICKET_KINDS: tuple[TicketKind, ...] = get_args(TicketKind)
+ALARM_KINDS: tuple[TicketKind, ...] = ("no_water", "leak")
+Outcome = Literal["real", "late_rising", "away", "hospital", "meter_fault", "other"]
+"""What an alarm turned out to be: real, or false and why (issue 13, item 10)."""
+OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
 EventKind = Literal[
     "opened",
+    "alarm_raised",
+    "all_clear",
+    "labelled",
     "no_household",
     "pressed_again",
     "owner_alerted",
@@ -169,6 +179,33 @@ URGENT_TEMPLATES = frozenset(
         "ticket_cancelled_by_resident",
         "ticket_cancelled_no_phone",
         "ticket_access",
+    }
+)
+
+ALARM_TEMPLATES: Mapping[TicketKind, Mapping[str, str]] = {
+    kind: {
+        "alarm": f"{kind}_alarm",
+        "escalated": f"{kind}_alarm_escalated",
+        "all_clear": f"{kind}_all_clear",
+        "ticket_accepted": "alarm_accepted",
+        "ticket_reassigned_sms": "alarm_reassigned_sms",
+        "ticket_taken_over": "alarm_taken_over",
+        "ticket_not_arrived": "alarm_not_arrived",
+        "family_accepted": "alarm_family_accepted",
+        "family_resolved": "alarm_family_resolved",
+    }
+    for kind in ALARM_KINDS
+}
+"""The words of an alarm ticket where a call's would not be true (nobody pressed a key, and
+the one who goes checks on the resident rather than answers a call). Templates not listed
+(ticket_taken, family_arrived, ticket_access, ...) say nothing of a call and serve both."""
+ALARM_URGENT_TEMPLATES = frozenset(
+    {
+        "no_water_alarm",
+        "leak_alarm",
+        "no_water_alarm_escalated",
+        "leak_alarm_escalated",
+        "alarm_not_arrived",
     }
 )
 
@@ -273,6 +310,10 @@ class Ticket:
     latest_press: BoxPress | None = None
     """The green press applied to the ticket that comes last in its box's own order (None:
     opened before presses were placed). A red key pressed before it cancels nothing."""
+    kind: TicketKind = "call"
+    """A call for help, or an alarm of the water watch (which nobody pressed for)."""
+    outcome: Outcome | None = None
+    """What it turned out to be, as labelled by the one who resolved it."""
 
     @property
     def responder_step(self) -> int:
@@ -288,6 +329,7 @@ def new_ticket(
     presses: int,
     rules: TicketRules,
     now: float,
+    kind: TicketKind = "call",
 ) -> Ticket:
     """A ticket about to be opened (id 0 until the store gives it one)."""
     return Ticket(
@@ -314,6 +356,7 @@ def new_ticket(
         rating=None,
         review_flag=False,
         rules=rules,
+        kind=kind,
     )
 
 
@@ -495,6 +538,30 @@ class Resolve:
     channel: ActionChannel
     category: Category | None = None
     note: str | None = None
+    outcome: Outcome | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OpenAlarm:
+    """The water watch raised this (new) alarm ticket; `params` are the facts for its words."""
+
+    params: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class AllClear:
+    """The water watch saw life again: the alarm is over, and everyone told hears it."""
+
+    params: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Label:
+    """What a resolved alarm turned out to be (real, or false and why)."""
+
+    outcome: Outcome
+    contact_id: int | None
+    channel: ActionChannel
 
 
 @dataclass(frozen=True, slots=True)
@@ -570,6 +637,9 @@ Command = (
     | StartBridge
     | EndBridge
     | Due
+    | OpenAlarm
+    | AllClear
+    | Label
 )
 
 
@@ -666,8 +736,8 @@ def decide(  # noqa: PLR0912 - one branch per command
             d.decline(contact_id, channel)
         case Arrive(contact_id, channel):
             d.arrive(contact_id, channel)
-        case Resolve(contact_id, channel, category, note):
-            d.resolve(contact_id, channel, category, note)
+        case Resolve(contact_id, channel, category, note, outcome):
+            d.resolve(contact_id, channel, category, note, outcome)
         case Classify(category, contact_id, channel):
             d.classify(category, contact_id, channel)
         case Note(text, contact_id, channel):
@@ -682,6 +752,12 @@ def decide(  # noqa: PLR0912 - one branch per command
             d.end_bridge(call_id)
         case Due(clock, _):
             d.due(clock)
+        case OpenAlarm(params):
+            d.open_alarm(params)
+        case AllClear(params):
+            d.all_clear(params)
+        case Label(outcome, contact_id, channel):
+            d.label(outcome, contact_id, channel)
     return d.decision()
 
 
@@ -992,9 +1068,12 @@ class _Decider:
         channel: ActionChannel,
         category: Category | None,
         note: str | None,
+        outcome: Outcome | None = None,
     ) -> None:
         self.move_to(TicketStatus.RESOLVED)
         cleaned = clean_note(note) if note is not None else None
+        if outcome is not None:
+            self.label(outcome, contact_id, channel, resolving=True)
         ticket = self.ticket
         day_due_at = ticket.day_due_at
         if category is not None and day_due_at is None:
@@ -1023,6 +1102,73 @@ class _Decider:
                 "family_resolved",
                 owner=helper.name if helper else None,
             )
+
+    # -- the water watch's alarms ----------------------------------------------------------
+
+    def open_alarm(self, params: Mapping[str, str]) -> None:
+        """An alarm nobody pressed for: the family and the chain's first step, by voice and SMS.
+
+        The family is called with the first step (they know the resident best and may be
+        nearest); either may take it ("I will check", keypress 1) or pass it on (2). When
+        nobody takes it in time it escalates along the chain like a call.
+        """
+        kind = self.ticket.kind
+        if kind == "call":
+            raise TicketError(f"ticket {self.ticket.id} is a call, not an alarm")
+        self.event("alarm_raised", "system", detail=kind)
+        self.counts.append(f"{kind}_alarm")
+        household = self.household
+        if household is None:
+            return
+        template = ALARM_TEMPLATES[kind]["alarm"]
+        for person in self.directory.by_role.get("family", ()):
+            if not person.bad_number:
+                for channel in ("voice", "sms"):
+                    self.notify(household, person, channel, template, **params)
+        first = self.rules.responder_chain[0]
+        if not self.call(household, first, template, ("voice", "sms"), **params):
+            self.escalate(household, "nobody to call")
+        self.set_clock(ClockKind.ACCEPT, self.at + self.rules.accept_within_s)
+
+    def all_clear(self, params: Mapping[str, str]) -> None:
+        """The resident shows life again: the alarm is resolved by the system, all told."""
+        ticket = self.ticket
+        if ticket.kind == "call" or ticket.status not in LIVE_STATUSES:
+            return
+        self.ticket = replace(ticket, status=TicketStatus.RESOLVED, resolved_at=self.at)
+        self.event("all_clear", "system", detail=params.get("cleared_by", ""))
+        self.cleared.extend((ClockKind.ACCEPT, ClockKind.ARRIVE, ClockKind.DAY))
+        self.counts.append("all_clear")
+        household = self.household
+        if household is None:
+            return
+        template = ALARM_TEMPLATES[ticket.kind]["all_clear"]
+        # Said as it happened: water again, a key on the box, or the home marked away.
+        how = params.get("cleared_by", "water")
+        if ticket.kind == "no_water" and how in ("key", "away"):
+            template = f"{template}_{how}"
+        for person in self.people(self.directory.notified):
+            self.notify(household, person, "sms", template, **params)
+
+    def label(
+        self,
+        outcome: Outcome,
+        contact_id: int | None,
+        channel: ActionChannel,
+        *,
+        resolving: bool = False,
+    ) -> None:
+        """Record what the ticket turned out to be (on a resolved one, or as it is resolved)."""
+        ticket = self.ticket
+        if outcome not in OUTCOMES:
+            raise TicketError(f"unknown outcome {outcome!r}; one of {', '.join(OUTCOMES)}")
+        done = (TicketStatus.RESOLVED, TicketStatus.RATED, TicketStatus.CANCELLED)
+        if not resolving and ticket.status not in done:
+            raise TicketError(
+                f"ticket {ticket.id} is {ticket.status}; label it when it is resolved"
+            )
+        self.ticket = replace(ticket, outcome=outcome)
+        self.event("labelled", channel, contact_id, detail=outcome)
 
     def classify(self, category: Category, contact_id: int | None, channel: ActionChannel) -> None:
         ticket = self.ticket
@@ -1151,7 +1297,8 @@ class _Decider:
         ticket = self.ticket
         chain = self.rules.responder_chain
         step = ticket.cursor.step + 1
-        template = ESCALATION_TEMPLATES[why]
+        alarm = ticket.kind != "call"
+        template = ALARM_TEMPLATES[ticket.kind]["escalated"] if alarm else ESCALATION_TEMPLATES[why]
         decliner = self.directory.people.get(by) if by is not None else None
         since = minutes(self.at - ticket.opened_at)
         previous = decliner.name if decliner is not None else None
@@ -1166,7 +1313,7 @@ class _Decider:
             self.exhausted = True
             self.indicate(IndicationKind.NOBODY_REACHED)
             return
-        if ticket.cursor.step == 0 and why != "nobody to call":
+        if ticket.cursor.step == 0 and why != "nobody to call" and not alarm:
             # The first one is called again, once, told only what is so: still nobody has it.
             self.call(
                 household,
@@ -1307,6 +1454,8 @@ class _Decider:
         template: str,
         **params: str | None,
     ) -> None:
+        if self.ticket.kind != "call":
+            template = ALARM_TEMPLATES[self.ticket.kind].get(template, template)
         values: dict[str, str | None] = {
             "resident": household.resident_name,
             "place": household.place,
@@ -1323,6 +1472,6 @@ class _Decider:
                 channel=channel,
                 template=template,
                 params=values,
-                urgent=template in URGENT_TEMPLATES,
+                urgent=template in URGENT_TEMPLATES or template in ALARM_URGENT_TEMPLATES,
             )
         )

@@ -53,10 +53,10 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime, timedelta, tzinfo
 from functools import lru_cache
-from typing import Literal
+from typing import Any, Literal
 
 from gateway.errors import GatewayError
 
@@ -903,3 +903,28 @@ class _Decider:
 
     def log(self, at: float, kind: LogKind, detail: str = "") -> None:
         self.logs.append(Log(at, kind, detail))
+
+
+# -- storage form -----------------------------------------------------------------------
+
+
+def watch_to_record(watch: WaterWatch) -> dict[str, object]:
+    """The watch as plain values (JSON-ready), for the store."""
+    return asdict(watch)
+
+
+def watch_from_record(record: dict[str, Any]) -> WaterWatch:
+    """The watch from `watch_to_record`'s values."""
+
+    def day(r: dict[str, Any] | None) -> DayRecord | None:
+        return None if r is None else DayRecord(**r)
+
+    values = dict(record)
+    values["phase"] = Phase(values["phase"])
+    for name in ("alerted", "blind_told", "leak_alerted"):
+        values[name] = tuple(values.get(name) or ())
+    values["today"] = day(values.get("today"))
+    values["history"] = tuple(DayRecord(**r) for r in values.get("history") or ())
+    routine = values.get("routine")
+    values["routine"] = None if routine is None else Routine(**routine)
+    return WaterWatch(**values)

@@ -45,6 +45,8 @@ from gateway.services.outbox import OutboxSender
 from gateway.services.reports import Reports
 from gateway.services.tickets import DEADLINE_KINDS as TICKET_DEADLINES
 from gateway.services.tickets import TicketService
+from gateway.services.water import DEADLINE_KIND as WATER_DEADLINE
+from gateway.services.water import WaterService
 from gateway.store.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
@@ -76,7 +78,7 @@ class Component(Protocol):
 class GatewayService:
     """Start with `async with GatewayService(settings) as gw:` or `await gw.run()`."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0915 - the composition root: one statement per part
         self, settings: Settings, clock: Clock | None = None, provider: Provider | None = None
     ) -> None:
         self.settings = settings
@@ -164,6 +166,7 @@ class GatewayService:
         self.devices = DeviceAdmin(self.store, self.clock, settings.supervision, self.registry)
         for kind in TICKET_DEADLINES:
             self.scheduler.register(kind, self.tickets)
+        self.water = self._water_watch()
         self.reports = Reports(self.store, settings.warnings, settings.cards)
         self.importer = GridImporter(
             self.store, self.clock, settings.supervision, settings.grid_import, self.metrics
@@ -190,6 +193,23 @@ class GatewayService:
         self.failing_at_stop: list[PartStatus] = []
         """The parts that were failing when the stop began (the exit status says so)."""
         """One line saying where the gateway listens and what it holds (set once running)."""
+
+    def _water_watch(self) -> WaterService:
+        """The water watch, run after the tickets: a thumbs-up that answers it is no rating."""
+        water = WaterService(
+            self.store,
+            self.clock,
+            self.settings,
+            self.tickets,
+            self.metrics,
+            indications_committed=self.indications.wake,
+            notifications_committed=self.outbox.wake,
+            deadline_set=self.scheduler.notify,
+        )
+        self.tickets.set_thumbs_claims(water)
+        self.pipeline.add_handler(water)
+        self.scheduler.register(WATER_DEADLINE, water)
+        return water
 
     def add_component(self, name: str, run: PartRun) -> None:
         """Run another long-lived part (the HTTP server) under its own supervisor.

@@ -30,6 +30,7 @@ from gateway.domain.tickets import (
     Accept,
     AcceptResult,
     ActionChannel,
+    AllClear,
     Arrive,
     BoxPress,
     CallUnanswered,
@@ -45,20 +46,25 @@ from gateway.domain.tickets import (
     EndBridge,
     HangUp,
     Indicate,
+    Label,
     Note,
     Notify,
     Open,
+    OpenAlarm,
+    Outcome,
     PressGreen,
     PressRed,
     Rating,
     Reassign,
     Resolve,
+    ResponderRole,
     StartBridge,
     Thumbs,
     Ticket,
     TicketConflictError,
     TicketError,
     TicketEvent,
+    TicketKind,
     TicketStatus,
     decide,
     new_ticket,
@@ -122,6 +128,16 @@ class CallAlarms(Protocol):
         green: bool = True,
     ) -> OnCommit:
         """Record the alarm and tell whom it may; returns what to do once committed."""
+        ...
+
+
+class ThumbsClaims(Protocol):
+    """The water watch, asked whether a thumbs-up press is its own before it is a rating."""
+
+    async def claims_thumbs_up(
+        self, uow: UnitOfWork, household: str, at: float
+    ) -> IndicationKind | None:
+        """What the box is told if the press answers the watch; else None."""
         ...
 
 
@@ -242,6 +258,11 @@ class TicketService:
         self._calls = calls
         self._hangups: asyncio.Queue[HangUp] = asyncio.Queue()
         self._alarms: CallAlarms | None = None
+        self._thumbs_claims: ThumbsClaims | None = None
+
+    def set_thumbs_claims(self, claims: ThumbsClaims) -> None:
+        """Let the water watch take a thumbs-up that answers it before it rates a ticket."""
+        self._thumbs_claims = claims
 
     def set_call_alarms(self, alarms: CallAlarms) -> None:
         """Raise an operator alarm for every call that reached nobody or could not be stored."""
@@ -338,6 +359,13 @@ class TicketService:
                 await self._decide(tx, live, PressRed(press), info)
         else:
             rating: Rating = "up" if message.key == Key.THUMBS_UP else "down"
+            if rating == "up" and household and self._thumbs_claims is not None:
+                said = await self._thumbs_claims.claims_thumbs_up(uow, household, tx.now)
+                if said is not None:
+                    # One press, one meaning: the watch's answer is not also a rating.
+                    tx.indications.append(Indicate(device_id, NO_TICKET_REF, said))
+                    tx.counts.append("water_watch_thumbs_up")
+                    return
             await self._thumbs(tx, device_id, household, info, rating)
 
     async def _in_device_order(
@@ -514,10 +542,72 @@ class TicketService:
         channel: ActionChannel,
         category: Category | None = None,
         note: str | None = None,
+        outcome: Outcome | None = None,
     ) -> None:
-        """The matter is settled (perhaps with its kind and a note); the box asks for a rating."""
-        command = Resolve(contact_id, channel, category, note)
+        """The matter is settled (perhaps with its kind, a note and what it turned out to be)."""
+        command = Resolve(contact_id, channel, category, note, outcome)
         await self._act(ticket_id, command, *_known(contact_id))
+
+    async def label(
+        self, ticket_id: int, outcome: Outcome, contact_id: int | None, channel: ActionChannel
+    ) -> None:
+        """Record what a resolved ticket turned out to be (real, or a false alarm and why)."""
+        await self._act(ticket_id, Label(outcome, contact_id, channel), *_known(contact_id))
+
+    # -- the water watch's alarms -------------------------------------------------------
+
+    async def open_alarm(
+        self,
+        uow: UnitOfWork,
+        household: str,
+        kind: TicketKind,
+        params: dict[str, str],
+        at: float,
+    ) -> OnCommit | None:
+        """Open an alarm ticket of `kind` for the household inside the caller's transaction.
+
+        Its chain starts with the community worker (grid_worker) and goes on along the
+        village's own chain; the family is called with the first step. None when the
+        household has such an alarm live already (it is not raised twice).
+        """
+        if await uow.tickets.live_of_kind(household, kind) is not None:
+            return None
+        info = await uow.grid.household_info(household)
+        if info is None:
+            return None
+        village = info.unit_at("village")
+        base = self._settings.policy_for(village).rules()
+        first: ResponderRole = "grid_worker"
+        chain = (first, *(r for r in base.responder_chain if r != first))
+        rules = replace(base, responder_chain=chain, informed_at_open=())
+        neighbourhood = info.unit_at("neighbourhood")
+        draft = new_ticket(household, None, village, neighbourhood, 0, rules, at, kind)
+        ticket = replace(draft, id=await uow.tickets.insert(draft))
+        tx = _Tx(uow, at, self._links)
+        await self._decide(tx, ticket, OpenAlarm(params), info)
+        await tx.flush()
+        return self._on_commit(tx)
+
+    async def all_clear(
+        self,
+        uow: UnitOfWork,
+        household: str,
+        kind: TicketKind,
+        params: dict[str, str],
+        at: float,
+    ) -> OnCommit | None:
+        """Resolve the household's live alarm of `kind` as the system; everyone told hears.
+
+        None when there is no live alarm of that kind (someone resolved it already).
+        """
+        live = await uow.tickets.live_of_kind(household, kind)
+        if live is None:
+            return None
+        tx = _Tx(uow, at, self._links)
+        info = await uow.grid.household_info(household)
+        await self._decide(tx, live, AllClear(params), info)
+        await tx.flush()
+        return self._on_commit(tx)
 
     async def classify(
         self, ticket_id: int, category: Category, contact_id: int | None, channel: ActionChannel

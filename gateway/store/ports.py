@@ -42,7 +42,8 @@ from gateway.domain.grid import (
     Role,
 )
 from gateway.domain.notify import FollowUpKind
-from gateway.domain.tickets import Ticket, TicketEvent, TicketStatus
+from gateway.domain.tickets import Ticket, TicketEvent, TicketKind, TicketStatus
+from gateway.domain.water import WaterWatch
 
 # Records of the storage's own tables (deadlines, outbox, indications).
 
@@ -430,6 +431,10 @@ class TicketWrites(Protocol):
         """The household's newest open, accepted or on-site ticket."""
         ...
 
+    async def live_of_kind(self, household_code: str, kind: TicketKind) -> Ticket | None:
+        """The household's open, accepted or on-site ticket of `kind` (`live`: a call)."""
+        ...
+
     async def latest_unrated(self, household_code: str) -> Ticket | None:
         """The household's most recently resolved ticket that has not been rated."""
         ...
@@ -578,6 +583,32 @@ class IndicationWrites(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class WaterLogLine:
+    """One line of a household's water-watch record (gateway.domain.water.Log)."""
+
+    household_code: str
+    at: float
+    kind: str
+    detail: str = ""
+
+
+class WaterWrites(Protocol):
+    """The water watch's state per household and its record."""
+
+    async def watch(self, household_code: str) -> WaterWatch | None:
+        """The household's stored watch, or None (never watched)."""
+        ...
+
+    async def save(self, watch: WaterWatch, at: float) -> None:
+        """Store the household's watch (insert or replace)."""
+        ...
+
+    async def add_log(self, lines: Sequence[WaterLogLine]) -> None:
+        """Append lines to the households' records."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """The write ports of one transaction; all their writes commit together or none does."""
 
@@ -609,6 +640,11 @@ class UnitOfWork(Protocol):
     @property
     def indications(self) -> IndicationWrites:
         """Box indications."""
+        ...
+
+    @property
+    def water(self) -> WaterWrites:
+        """The water watch."""
         ...
 
     def savepoint(self) -> AbstractAsyncContextManager[None]:
@@ -842,6 +878,22 @@ class IndicationReads(Protocol):
         ...
 
 
+class WaterReads(Protocol):
+    """Committed water watches and their records."""
+
+    async def watch(self, household_code: str) -> WaterWatch | None:
+        """The household's stored watch, or None."""
+        ...
+
+    async def log(self, household_code: str, limit: int = 200) -> list[WaterLogLine]:
+        """The household's newest record lines, oldest first."""
+        ...
+
+    async def households(self, after: str, limit: int) -> list[str]:
+        """Codes of watched households after `after`, in code order (for work in chunks)."""
+        ...
+
+
 class Store(Protocol):
     """Opening, one write transaction at a time, and the read ports."""
 
@@ -885,4 +937,9 @@ class Store(Protocol):
     @property
     def indications(self) -> IndicationReads:
         """Box indications."""
+        ...
+
+    @property
+    def water(self) -> WaterReads:
+        """The water watch."""
         ...

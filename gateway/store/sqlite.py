@@ -47,9 +47,11 @@ from gateway.domain.tickets import (
     EscalationCursor,
     Ticket,
     TicketEvent,
+    TicketKind,
     TicketRules,
     TicketStatus,
 )
+from gateway.domain.water import WaterWatch, watch_from_record, watch_to_record
 from gateway.errors import (
     ConflictError,
     MigrationError,
@@ -73,6 +75,7 @@ from gateway.store.ports import (
     TicketMessage,
     TicketQuery,
     WatchedDevice,
+    WaterLogLine,
 )
 
 _POSITION_BIAS = 1 << 63
@@ -349,6 +352,8 @@ def _ticket(row: sqlite3.Row) -> Ticket:
                 row["latest_press_device_time"],
             )
         ),
+        kind=row["kind"],
+        outcome=row["outcome"],
     )
 
 
@@ -393,6 +398,8 @@ _TICKET_COLUMNS = (
     "latest_press_device_id",
     "latest_press_position",
     "latest_press_device_time",
+    "kind",
+    "outcome",
 )
 _INSERT_TICKET = (
     f"INSERT INTO tickets ({', '.join(_TICKET_COLUMNS)})"  # noqa: S608 - fixed names
@@ -452,6 +459,8 @@ def _ticket_values(t: Ticket) -> tuple[object, ...]:
                 t.latest_press.device_time,
             )
         ),
+        t.kind,
+        t.outcome,
     )
 
 
@@ -1081,11 +1090,15 @@ class SqliteTicketWrites(_Writes):
     """Ticket writes inside one SQLite transaction."""
 
     async def live(self, household_code: str) -> Ticket | None:
-        """The household's open, accepted or on-site ticket."""
+        """The household's open, accepted or on-site call (not an alarm of the water watch)."""
+        return await self.live_of_kind(household_code, "call")
+
+    async def live_of_kind(self, household_code: str, kind: TicketKind) -> Ticket | None:
+        """The household's open, accepted or on-site ticket of `kind`."""
         rows = await self._rows(
-            "SELECT * FROM tickets WHERE household_code = ?"
+            "SELECT * FROM tickets WHERE household_code = ? AND kind = ?"
             " AND status IN ('open', 'accepted', 'on_site') ORDER BY id DESC LIMIT 1",
-            (household_code,),
+            (household_code, kind),
         )
         return _ticket(rows[0]) if rows else None
 
@@ -1093,7 +1106,7 @@ class SqliteTicketWrites(_Writes):
         """The household's most recently resolved ticket that has not been rated."""
         rows = await self._rows(
             "SELECT * FROM tickets WHERE household_code = ? AND status = 'resolved'"
-            " ORDER BY resolved_at DESC LIMIT 1",
+            " AND kind = 'call' ORDER BY resolved_at DESC LIMIT 1",
             (household_code,),
         )
         return _ticket(rows[0]) if rows else None
@@ -1863,6 +1876,71 @@ def _indication(row: sqlite3.Row) -> Indication:
     )
 
 
+def _watch(row: sqlite3.Row) -> WaterWatch:
+    return watch_from_record(json.loads(row["state"]))
+
+
+class SqliteWaterWrites(_Writes):
+    """The water watch inside one SQLite transaction."""
+
+    async def watch(self, household_code: str) -> WaterWatch | None:
+        """The household's stored watch, or None."""
+        rows = await self._rows(
+            "SELECT state FROM water_watches WHERE household_code = ?", (household_code,)
+        )
+        return _watch(rows[0]) if rows else None
+
+    async def save(self, watch: WaterWatch, at: float) -> None:
+        """Store the household's watch (insert or replace)."""
+        await self._conn.execute(
+            "INSERT INTO water_watches (household_code, phase, state, updated_at)"
+            " VALUES (?, ?, ?, ?) ON CONFLICT (household_code) DO UPDATE SET"
+            " phase = excluded.phase, state = excluded.state, updated_at = excluded.updated_at",
+            (
+                watch.household,
+                watch.phase.value,
+                json.dumps(watch_to_record(watch), separators=(",", ":")),
+                at,
+            ),
+        )
+
+    async def add_log(self, lines: Sequence[WaterLogLine]) -> None:
+        """Append lines to the households' records."""
+        await self._conn.executemany(
+            "INSERT INTO water_log (household_code, at, kind, detail) VALUES (?, ?, ?, ?)",
+            [(line.household_code, line.at, line.kind, line.detail) for line in lines],
+        )
+
+
+class SqliteWaterReads(_Reads):
+    """Committed water watches, read on the reader connection."""
+
+    async def watch(self, household_code: str) -> WaterWatch | None:
+        """The household's stored watch, or None."""
+        rows = await self._fetch(
+            "SELECT state FROM water_watches WHERE household_code = ?", (household_code,)
+        )
+        return _watch(rows[0]) if rows else None
+
+    async def log(self, household_code: str, limit: int = 200) -> list[WaterLogLine]:
+        """The household's newest record lines, oldest first."""
+        rows = await self._fetch(
+            "SELECT * FROM (SELECT * FROM water_log WHERE household_code = ?"
+            " ORDER BY id DESC LIMIT ?) ORDER BY id",
+            (household_code, limit),
+        )
+        return [WaterLogLine(r["household_code"], r["at"], r["kind"], r["detail"]) for r in rows]
+
+    async def households(self, after: str, limit: int) -> list[str]:
+        """Codes of watched households after `after`, in code order."""
+        rows = await self._fetch(
+            "SELECT household_code FROM water_watches WHERE household_code > ?"
+            " ORDER BY household_code LIMIT ?",
+            (after, limit),
+        )
+        return [r["household_code"] for r in rows]
+
+
 class SqliteUnitOfWork:
     """The write ports over one open SQLite transaction."""
 
@@ -1876,6 +1954,7 @@ class SqliteUnitOfWork:
         self.tickets = SqliteTicketWrites(conn)
         self.outbox = SqliteOutboxWrites(conn)
         self.indications = SqliteIndicationWrites(conn)
+        self.water = SqliteWaterWrites(conn)
 
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
@@ -1932,6 +2011,7 @@ class SqliteStore:
         self.tickets = SqliteTicketReads(self._fetch)
         self.outbox = SqliteOutboxReads(self._fetch)
         self.indications = SqliteIndicationReads(self._fetch)
+        self.water = SqliteWaterReads(self._fetch)
 
     async def open(self) -> None:
         """Connect, set the pragmas and apply pending migrations."""

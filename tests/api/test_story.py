@@ -10,32 +10,20 @@ its clock is the test's.
 
 from __future__ import annotations
 
-import asyncio
 import re
 import time
 import urllib.parse
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
-from api.app import http_component
-from api.runner import build_provider
-from device_sim.device import SimulatedDevice
-from device_sim.mqtt import MqttFleet
-from device_sim.phones import FakePhoneNetwork
 from firmware_protocol import IndicationKind, Key
-from gateway.application import for_service
 from gateway.clock import ManualClock
-from gateway.runtime.broker import MosquittoBroker, free_loopback_port
-from gateway.runtime.service import GatewayService
-from tests.gateway.grid import BOX_ID, BOX_KEY, CONTACTS_CSV, HOUSEHOLDS_CSV, UNITS_CSV
-from tests.gateway.support import bidao, gateway_settings, wait_for
+from gateway.runtime.broker import MosquittoBroker
+from tests.api.village import Village, open_village
+from tests.gateway.support import wait_for
 
-ACCOUNT = "AC" + "5707" * 8
-TOKEN = "story-network-auth-token"
 SECRETARY_PHONE = "13800000001"
 CHIEF_PHONE = "13800000004"
 DAUGHTER_PHONE = "+447700900123"
@@ -48,92 +36,12 @@ def clock() -> ManualClock:
     return ManualClock(start=time.time())
 
 
-@dataclass
-class Village:
-    gw: GatewayService
-    phones: FakePhoneNetwork
-    box: SimulatedDevice
-    fleet: MqttFleet
-    http: httpx.AsyncClient
-    data_dir: Path
-    clock: ManualClock
-
-    async def cli(self, *argv: str) -> str:
-        """The `bidao` command, as an operator or official runs it beside the gateway."""
-        done = await asyncio.to_thread(bidao, self.data_dir, *argv)
-        assert (done.returncode, done.stderr) == (0, ""), (argv, done.stderr)
-        return done.stdout
-
-    async def press(self, key: Key, *, long: bool = False) -> None:
-        """The resident presses a key; returns once the box has its acknowledgement."""
-        await self.fleet.send(BOX_ID, self.box.press(key, 1, long))
-        await wait_for(lambda: not self.box.pending, timeout=20, what=f"{key.name} acked")
-
-    async def box_hears(self, kind: IndicationKind) -> None:
-        await wait_for(
-            lambda: any(i.kind == kind for i in self.box.indications),
-            timeout=20,
-            what=f"the box told {kind.name}",
-        )
-
-    def sms(self, number: str) -> list[str]:
-        return [r.body for r in self.phones.received(number) if r.kind == "sms"]
-
-    async def sms_to(self, number: str, count: int) -> list[str]:
-        await wait_for(lambda: len(self.sms(number)) >= count, timeout=20, what=f"SMS {number}")
-        return self.sms(number)
-
-
 @pytest.fixture
 async def village(
     tmp_path: Path, broker: MosquittoBroker, clock: ManualClock
 ) -> AsyncIterator[Village]:
-    port = free_loopback_port()
-    public_url = f"http://127.0.0.1:{port}"
-    with FakePhoneNetwork(ACCOUNT, TOKEN) as phones:
-        settings = gateway_settings(
-            tmp_path,
-            broker,
-            http={"port": port},
-            notify={
-                "provider": "twilio",
-                "public_url": public_url,
-                "twilio_account_sid": ACCOUNT,
-                "twilio_auth_token": TOKEN,
-                "twilio_from": "+8657100000000",
-                "twilio_api_base_url": phones.url,
-                "bridge_to_resident": False,
-            },
-        )
-        # The installer imports the village with the command, before the gateway starts.
-        files = tmp_path / "files"
-        files.mkdir()
-        for kind, text in (
-            ("units", UNITS_CSV),
-            ("households", HOUSEHOLDS_CSV),
-            ("contacts", CONTACTS_CSV),
-        ):
-            path = files / f"{kind}.csv"
-            path.write_text(text, encoding="utf-8")
-            done = await asyncio.to_thread(bidao, settings.data_dir, "import", kind, str(path))
-            assert done.returncode == 0, done.stderr
-        gw = GatewayService(settings, clock, build_provider(settings))
-        gw.add_component("http", http_component(for_service(gw)))
-        box = SimulatedDevice(BOX_ID, "call_box", BOX_KEY, clock=clock.now)
-        async with gw, httpx.AsyncClient(base_url=public_url) as http:
-            assert gw.mqtt is not None
-            await gw.mqtt.wait_connected(10)
-
-            async def up() -> bool:
-                try:
-                    return (await http.get("/healthz")).status_code == 200
-                except httpx.TransportError:
-                    return False
-
-            await wait_for(up, what="HTTP server up")
-            async with MqttFleet("127.0.0.1", broker.port, [box]) as fleet:
-                yield Village(gw, phones, box, fleet, http, settings.data_dir, clock)
-                await asyncio.to_thread(phones.wait_idle)
+    async with open_village(tmp_path, broker, clock) as v:
+        yield v
 
 
 async def test_a_call_for_help_is_answered_visited_resolved_and_rated(village: Village) -> None:

@@ -88,4 +88,4 @@ async def test_positions_stored_before_0013_read_the_same_and_keep_their_order(
         await store.close()
     with sqlite3.connect(db) as conn:
         versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations")]
-        assert versions[-1] == 13
+        assert 13 in versions  # applied again (later migrations may follow it)

@@ -17,7 +17,9 @@ from alerts.templates import CATALOGS, LINK_VARIANTS
 from gateway.domain.devices import DeviceRecord
 from gateway.domain.grid import Contact
 from gateway.domain.tickets import (
+    ALARM_TEMPLATES,
     Accept,
+    AllClear,
     Arrive,
     CallUnanswered,
     ClockKind,
@@ -27,12 +29,14 @@ from gateway.domain.tickets import (
     Due,
     Notify,
     Open,
+    OpenAlarm,
     PressGreen,
     PressRed,
     Reassign,
     Resolve,
     Thumbs,
     Ticket,
+    TicketKind,
     TicketStatus,
     decide,
 )
@@ -268,6 +272,111 @@ SITUATIONS = [
         },
     ),
 ]
+
+
+def alarm(before: Ticket, kind: TicketKind = "no_water") -> Ticket:
+    """The same ticket as an alarm of the water watch (nobody pressed a key)."""
+    return replace(before, kind=kind, device_id=None)
+
+
+def as_alarm_words(facts: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+    """A call's expected words as an alarm's: the alarm's own where a call's would be untrue."""
+    words = ALARM_TEMPLATES["no_water"]
+    escalated = {t for t in facts if t.startswith("ticket_escalated")}
+    out = {words.get(t, t): f for t, f in facts.items() if t not in escalated}
+    out.pop("ticket_still_waiting", None)  # an alarm's first step is not called again
+    for t in escalated:
+        out[words["escalated"]] = facts[t]
+    return out
+
+
+ALARM_FACTS = {"since": "06:30", "now": "14:40", "hours": "8.2"}
+SITUATIONS += [
+    Situation(
+        f"(water alarm) {s.name}",
+        alarm(s.before),
+        s.command,
+        s.at,
+        s.context,
+        as_alarm_words(s.facts),
+    )
+    for s in SITUATIONS
+    if s.name
+    in {
+        "accepted by the secretary",
+        "nobody accepted in 5 minutes",
+        "the secretary cannot go",
+        "accepted 30 minutes ago and not arrived",
+        "resolved",
+        "an operator hands it to the deputy",
+        "the deputy takes it over in the not-arrived call",
+    }
+]
+SITUATIONS += [
+    Situation(
+        "the water watch: eight quiet active hours, no answer on the box",
+        alarm(ticket()),
+        OpenAlarm(ALARM_FACTS),
+        0,
+        context(notified=()),
+        {"no_water_alarm": ALARM_FACTS},
+    ),
+    Situation(
+        "the water watch: the meter ran for two hours",
+        alarm(ticket(), "leak"),
+        OpenAlarm({"since": "09:15", "now": "11:15", "hours": "2"}),
+        0,
+        context(notified=()),
+        {"leak_alarm": {"since": "09:15", "hours": "2"}},
+    ),
+    Situation(
+        "the water watch: nobody took the leak alarm in 5 minutes",
+        alarm(ticket(), "leak"),
+        Due(ClockKind.ACCEPT, T0 + 5 * MINUTE),
+        5 * MINUTE,
+        context(),
+        {"leak_alarm_escalated": {"minutes": "5"}},
+    ),
+    Situation(
+        "the water watch: water again",
+        alarm(ticket()),
+        AllClear({"now": "15:07", "cleared_by": "water"}),
+        HOUR,
+        context(notified=(SECRETARY, DAUGHTER)),
+        {"no_water_all_clear": {"now": "15:07"}},
+    ),
+    Situation(
+        "the water watch: a key on the box",
+        alarm(ticket()),
+        AllClear({"now": "15:07", "cleared_by": "key"}),
+        HOUR,
+        context(notified=(SECRETARY, DAUGHTER)),
+        {"no_water_all_clear_key": {"now": "15:07"}},
+    ),
+    Situation(
+        "the water watch: the home marked away",
+        alarm(ticket()),
+        AllClear({"now": "15:07", "until": "03-05 18:00", "cleared_by": "away"}),
+        HOUR,
+        context(notified=(SECRETARY, DAUGHTER)),
+        {"no_water_all_clear_away": {"until": "03-05 18:00"}},
+    ),
+    Situation(
+        "the water watch: the meter stopped running",
+        alarm(ticket(), "leak"),
+        AllClear({"now": "11:30", "cleared_by": "water"}),
+        HOUR,
+        context(notified=(SECRETARY, DAUGHTER)),
+        {"leak_all_clear": {"now": "11:30"}},
+    ),
+]
+WATER_NOTICES = {
+    "water_away_reminder": {"until": "03-05 18:00", "now": "03-05 20:00"},
+    "water_watch_blind": {"since": "09:10"},
+    "water_watch_restored": {"now": "16:20"},
+}
+"""Plain notices of the water watch (gateway/services/water.py), with their facts."""
+
 BOX = "b1da000000000002"
 UNKNOWN_HOUSEHOLD = "341504-101-001-9999"
 
@@ -389,8 +498,21 @@ def test_every_template_in_every_situation_tells_what_happened() -> None:
             assert fits_sms(text), (d.name, language, text)
             assert "未登记" not in text
             assert "not recorded" not in text
+    used |= water_notices_tell_what_happened()
     spoken = {t for t in CATALOGS["zh-CN"] if t.startswith("voice_")}
     assert used == set(CATALOGS["zh-CN"]) - spoken - NOT_BY_THE_RULES
+
+
+def water_notices_tell_what_happened() -> set[str]:
+    """Each plain notice of the water watch says its facts, and fits an SMS."""
+    for template, facts in WATER_NOTICES.items():
+        params = {"resident": "张桂兰", "place": PLACE, **facts}
+        for language in ("zh-CN", "en"):
+            text = render(template, language, params)
+            assert placeholders(CATALOGS[language][template]) == set(params), template
+            assert all(fact in text for fact in params.values()), (template, text)
+            assert fits_sms(text), (template, language, text)
+    return set(WATER_NOTICES)
 
 
 @pytest.mark.parametrize("language", ["zh-CN", "en"])

@@ -1,0 +1,481 @@
+"""The water watch, wired: readings and key presses in, asks, alarms and all-clears out.
+
+The rule is the pure state machine `gateway.domain.water.decide`. This service feeds it:
+
+- as an ingest handler (run after the ticket service, in the same transaction), a watched
+  household's meter readings become `Reading` (and the meter's LEAK flag `FlowObserved`),
+  and key presses on its call box `SignOfLife`; a thumbs-up while the box is being asked
+  "are you OK?" is `Answered` (`claims_thumbs_up`, asked by the ticket service first so
+  that one press is never also a rating);
+- as the deadline handler of kind `water_watch` (one deadline per household, set or
+  cleared as each decision says), the household's clock coming due is `Due`;
+- from commands: `away` / `clear_away` (`bidao household away`);
+- from the outage watch: `OutageEnded` for every watched household, in chunks.
+
+A household is watched when one of its residents lives alone (or it is listed in
+`water.watch_households`) and it has a water meter. Its effects, written in the same
+transaction: "are you OK?" as a durable box indication; a zero-use or leak alarm as a ticket
+of its own kind (`TicketService.open_alarm`: family and community worker by voice and SMS,
+escalating like a call); the all-clear resolves it and tells everyone it told
+(`TicketService.all_clear`); the away reminder and the blind / restored notices as plain
+SMS through the outbox; the record lines (`water_log`).
+
+Cost. Watches are cached in memory after their first use, and the cache is updated only
+once the transaction has committed (a batch that is retried is decided again from the
+committed state). A quiet reading changes only the watch's `last_reading_at`: nothing is
+written for it. The watch row is written when anything else changes. So per reading the
+cost does not depend on the number of meters, and a quiet meter costs no write.
+
+Restart. The watch rows and their deadlines are durable. A watch loaded from the store for a
+deadline takes its last reading time from the meter's newest stored frame (quiet readings
+are not written into the watch row), so the rule sees what was really received: readings
+that stopped are stale and raise nothing (blind is not zero), readings that kept coming
+keep the quiet clock running from the true last sign of life.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from alerts import Notification
+from alerts.notification import NORMAL
+from firmware_protocol import IndicationKind, Key, KeyEvent, MeterStatus, WaterReading
+from firmware_protocol.indications import indication
+from gateway.clock import Clock
+from gateway.config import Settings
+from gateway.domain.grid import HouseholdInfo
+from gateway.domain.tickets import TicketKind
+from gateway.domain.water import (
+    DEADLINE_KIND,
+    Answered,
+    AwayCleared,
+    AwaySet,
+    ClearDeadline,
+    Context,
+    Due,
+    Event,
+    Facts,
+    FlowObserved,
+    Notice,
+    OutageEnded,
+    Phase,
+    Reading,
+    SetDeadline,
+    SignOfLife,
+    Watchers,
+    WaterDecision,
+    WaterRules,
+    WaterWatch,
+    decide,
+    new_watch,
+)
+from gateway.errors import GatewayError
+from gateway.ingest.pipeline import AcceptedFrame, OnCommit
+from gateway.metrics import GatewayMetrics
+from gateway.services.tickets import TicketService
+from gateway.store.ports import Deadline, Store, UnitOfWork, WaterLogLine
+
+__all__ = ["DEADLINE_KIND", "WaterService", "WaterWatchError"]
+
+log = logging.getLogger(__name__)
+
+_ALARMS: dict[str, tuple[TicketKind, bool]] = {
+    "zero_use_alarm": ("no_water", True),
+    "zero_use_all_clear": ("no_water", False),
+    "leak_alarm": ("leak", True),
+    "leak_all_clear": ("leak", False),
+}
+"""Notices that are tickets: the ticket kind, and whether the notice opens (or clears) it."""
+
+_PLAIN = {
+    "away_reminder": "water_away_reminder",
+    "watch_blind": "water_watch_blind",
+    "watch_restored": "water_watch_restored",
+}
+"""Notices sent as plain SMS, and their templates (`meter_offline` goes to installers, whom
+device health tells; the watch is given none)."""
+
+
+class WaterWatchError(GatewayError):
+    """A water-watch command that cannot be done (the household is not watched, ...)."""
+
+
+@dataclass(slots=True)
+class _Entry:
+    """A watched household in memory: its watch and its meter."""
+
+    watch: WaterWatch
+    meter: str | None
+    stored: WaterWatch | None
+    """The watch as last written (None: never); a change beyond the reading time is written."""
+    from_store: bool = True
+    """Loaded from the store and not yet given a reading: its reading time may be old."""
+
+
+@dataclass(slots=True)
+class _Step:
+    """One transaction's work: new watches (cached once committed) and what to do then."""
+
+    uow: UnitOfWork
+    now: float
+    entries: dict[str, _Entry | None]
+    after: list[OnCommit]
+    counts: list[str]
+    indications: bool = False
+    notifications: bool = False
+    deadline: float | None = None
+
+
+class WaterService:
+    """Feeds the zero-use rule from frames, deadlines and commands, and acts on its decisions."""
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        settings: Settings,
+        tickets: TicketService,
+        metrics: GatewayMetrics,
+        *,
+        indications_committed: Callable[[], None] | None = None,
+        notifications_committed: Callable[[bool], None] | None = None,
+        deadline_set: Callable[[float], None] | None = None,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._settings = settings.water
+        self._rules: WaterRules = settings.water.rules()
+        self._zone = ZoneInfo(settings.tickets.timezone)
+        self._tickets = tickets
+        self._metrics = metrics
+        self._indications_committed = indications_committed
+        self._notifications_committed = notifications_committed
+        self._deadline_set = deadline_set
+        self._cache: dict[str, _Entry | None] = {}
+        """Household -> its watch; None: looked at and not watched."""
+
+    # -- ingest -------------------------------------------------------------------------
+
+    async def stage(self, uow: UnitOfWork, frames: Sequence[AcceptedFrame]) -> OnCommit | None:
+        """Readings and key presses of watched households, decided in the ingest transaction."""
+        if not self._settings.enabled:
+            return None
+        step: _Step | None = None
+        for frame in sorted(frames, key=lambda f: (f.state.device_id, f.envelope.position)):
+            record = frame.state.record
+            household = record.household_code
+            message = frame.envelope.message
+            if household is None:
+                continue
+            at = frame.inbound.received_at
+            events: list[Event] = []
+            if isinstance(message, WaterReading) and record.kind == "water_meter":
+                events.append(Reading(at, float(message.total_litres)))
+                if message.status & MeterStatus.LEAK:
+                    events.append(FlowObserved(at, at))
+            elif isinstance(message, KeyEvent) and record.kind == "call_box":
+                events.append(SignOfLife(at, "key"))
+            if not events:
+                continue
+            if household in self._cache and self._cache[household] is None:
+                continue  # the usual case for households nobody watches: no work at all
+            step = step or _Step(uow, at, {}, [], [])
+            step.now = at
+            for found in events:
+                event = found
+                if isinstance(found, SignOfLife) and isinstance(message, KeyEvent):
+                    event = await self._answer_or_life(step, household, message, at)
+                await self._apply(step, household, event)
+        return self._finish(step) if step is not None else None
+
+    async def _answer_or_life(
+        self, step: _Step, household: str, message: KeyEvent, at: float
+    ) -> Event:
+        """A thumbs-up that answers "are you OK?", else a sign of life."""
+        if message.key != Key.THUMBS_UP:
+            return SignOfLife(at, "key")
+        entry = await self._entry(step.uow, household, step.entries)
+        if entry is not None and self._answers(entry.watch, at):
+            return Answered(at)
+        return SignOfLife(at, "key")
+
+    def _answers(self, watch: WaterWatch, at: float) -> bool:
+        return (
+            watch.phase == Phase.ASKING
+            and watch.asked_at is not None
+            and watch.asked_at <= at <= watch.asked_at + self._rules.answer_window_s
+        )
+
+    async def claims_thumbs_up(
+        self, uow: UnitOfWork, household: str, at: float
+    ) -> IndicationKind | None:
+        """The box's words when a thumbs-up answers "are you OK?"; None: it is not the watch's.
+
+        Asked by the ticket service before a thumbs-up rates a ticket; `stage` then decides
+        the same press as `Answered`, so a press has one meaning.
+        """
+        if not self._settings.enabled:
+            return None
+        entry = await self._entry(uow, household, {})
+        if entry is not None and self._answers(entry.watch, at):
+            return IndicationKind.ANSWER_NOTED
+        return None
+
+    # -- deadlines ----------------------------------------------------------------------
+
+    async def on_due(
+        self, uow: UnitOfWork, deadlines: Sequence[Deadline], now: float
+    ) -> Callable[[], None] | None:
+        """Households whose clock came due: ask, alarm, end away, remind."""
+        step = _Step(uow, now, {}, [], [])
+        for deadline in deadlines:
+            step.now = deadline.due_at
+            entry = await self._entry(uow, deadline.subject, step.entries)
+            if entry is None:
+                continue
+            if entry.from_store and entry.meter is not None:
+                # Quiet readings are not written into the row: the meter's frames say when
+                # it was last heard.
+                heard = await uow.devices.last_heard(entry.meter)
+                last = entry.watch.last_reading_at
+                if heard is not None and (last is None or heard > last):
+                    entry.watch = replace(entry.watch, last_reading_at=heard)
+                entry.from_store = False
+            await self._apply(step, deadline.subject, Due(deadline.due_at))
+        return self._finish(step)
+
+    # -- commands -----------------------------------------------------------------------
+
+    async def away(self, household: str, until: float, by: int | None = None) -> None:
+        """Mark the home away until `until` (no zero-use alarm until then)."""
+        await self._command(household, lambda now: AwaySet(now, until, by))
+
+    async def clear_away(self, household: str) -> None:
+        """End away mode by hand."""
+        await self._command(household, AwayCleared)
+
+    async def outage_ended(self, began_at: float) -> int:
+        """Restart every watched household's quiet clock after an outage; returns how many.
+
+        Chunks of `water.outage_chunk` households, one transaction each, so ingest is never
+        held up for long and nothing fires in a burst: restarting only moves clocks later.
+        """
+        after, done = "", 0
+        while True:
+            households = await self._store.water.households(after, self._settings.outage_chunk)
+            if not households:
+                return done
+            async with self._store.transaction() as uow:
+                now = self._clock.now()
+                step = _Step(uow, now, {}, [], [])
+                for household in households:
+                    await self._apply(step, household, OutageEnded(now, began_at))
+            hook = self._finish(step)
+            hook()
+            done += len(households)
+            after = households[-1]
+
+    async def _command(self, household: str, event: Callable[[float], Event]) -> None:
+        async with self._store.transaction() as uow:
+            now = self._clock.now()
+            step = _Step(uow, now, {}, [], [])
+            entry = await self._entry(uow, household, step.entries)
+            if entry is None:
+                raise WaterWatchError(
+                    f"household {household} is not watched (nobody living alone, or no meter)"
+                )
+            await self._apply(step, household, event(now))
+        self._finish(step)()
+
+    # -- applying a decision ------------------------------------------------------------
+
+    async def _entry(
+        self, uow: UnitOfWork, household: str, pending: dict[str, _Entry | None]
+    ) -> _Entry | None:
+        if household in pending:
+            return pending[household]
+        if household in self._cache:
+            cached = self._cache[household]
+            return None if cached is None else replace(cached)
+        watched = household in self._settings.watch_households or any(
+            r.lives_alone for r in await self._store.grid.residents_of([household])
+        )
+        meters = [
+            d.device_id
+            for d in await self._store.grid.devices_of([household])
+            if d.kind == "water_meter"
+        ]
+        if not watched or not meters:
+            self._cache[household] = None
+            return None
+        stored = await uow.water.watch(household)
+        return _Entry(stored or new_watch(household), meters[0], stored, stored is not None)
+
+    async def _apply(self, step: _Step, household: str, event: Event) -> None:
+        entry = await self._entry(step.uow, household, step.entries)
+        if entry is None:
+            step.entries[household] = None
+            return
+        context = Context(self._zone)
+        decision = decide(entry.watch, event, self._rules, context)
+        if decision.notices:
+            # Who is told is looked up only when someone is to be told.
+            context = Context(self._zone, await self._watchers(step.uow, household))
+            decision = decide(entry.watch, event, self._rules, context)
+        if isinstance(event, Reading):
+            entry.from_store = False
+        entry.watch = decision.watch
+        step.entries[household] = entry
+        await self._write(step, entry, decision)
+
+    async def _watchers(self, uow: UnitOfWork, household: str) -> Watchers:
+        info = await uow.grid.household_info(household)
+        family = tuple(
+            c.id for c in await uow.grid.household_contacts(household) if c.role == "family"
+        )
+        workers: tuple[int, ...] = ()
+        if info is not None:
+            workers = tuple(
+                c.id for c in await uow.grid.unit_contacts(info.unit_chain, "grid_worker")
+            )
+        # Installers hear of meters offline from device health, for every device alike.
+        return Watchers(family=family, community_workers=workers, installers=())
+
+    async def _write(self, step: _Step, entry: _Entry, decision: WaterDecision) -> None:
+        uow, watch = step.uow, decision.watch
+        household = watch.household
+        if (
+            entry.stored is None
+            or replace(watch, last_reading_at=entry.stored.last_reading_at) != entry.stored
+        ):
+            await uow.water.save(watch, step.now)
+            entry.stored = watch
+        if decision.logs:
+            await uow.water.add_log(
+                [WaterLogLine(household, line.at, line.kind, line.detail) for line in decision.logs]
+            )
+        match decision.deadline:
+            case SetDeadline(due_at):
+                await uow.deadlines.set([Deadline(DEADLINE_KIND, household, due_at)])
+                step.deadline = due_at if step.deadline is None else min(step.deadline, due_at)
+            case ClearDeadline():
+                await uow.deadlines.clear([(DEADLINE_KIND, household)])
+        step.counts.extend(decision.counts)
+        if decision.asks:
+            boxes = [
+                d.device_id
+                for d in await self._store.grid.devices_of([household])
+                if d.kind == "call_box" and d.enabled
+            ]
+            await uow.indications.add(
+                [(box, indication(IndicationKind.ARE_YOU_OK, 0)) for box in boxes], step.now
+            )
+            step.indications = step.indications or bool(boxes)
+        for notice in decision.notices:
+            await self._notice(step, notice)
+
+    async def _notice(self, step: _Step, notice: Notice) -> None:
+        params = self._params(notice.facts)
+        if notice.kind in _ALARMS:
+            kind, opens = _ALARMS[notice.kind]
+            if opens:
+                hook = await self._tickets.open_alarm(
+                    step.uow, notice.household, kind, params, notice.facts.at
+                )
+            else:
+                hook = await self._tickets.all_clear(
+                    step.uow, notice.household, kind, params, notice.facts.at
+                )
+            if hook is not None:
+                step.after.append(hook)
+            return
+        template = _PLAIN.get(notice.kind)
+        if template is None or not notice.recipients:
+            return
+        info = await step.uow.grid.household_info(notice.household)
+        if info is None:
+            return
+        people = await step.uow.grid.contacts_by_id(sorted(set(notice.recipients)))
+        await step.uow.outbox.enqueue(
+            [
+                Notification(
+                    channel="sms",
+                    recipient=person.phone,
+                    template=template,
+                    params={**_household_params(info), **params},
+                    language=person.language,
+                    contact_id=person.id,
+                    priority=NORMAL,
+                )
+                for person in people
+                if not person.bad_number
+            ],
+            step.now,
+        )
+        step.notifications = True
+
+    def _params(self, facts: Facts) -> dict[str, str]:
+        """The facts as the words say them: local times, hours of quiet in active hours."""
+        params = {"now": self._time(facts.at, facts.at)}
+        if facts.quiet_since is not None:
+            params["since"] = self._time(facts.quiet_since, facts.at)
+        if facts.quiet_active_s is not None:
+            params["hours"] = _hours(facts.quiet_active_s)
+        if facts.flow_since is not None:
+            params["since"] = self._time(facts.flow_since, facts.at)
+            params["hours"] = _hours(facts.at - facts.flow_since)
+        if facts.away_until is not None:
+            params["until"] = self._time(facts.away_until, facts.at)
+        if facts.offline_since is not None:
+            params["since"] = self._time(facts.offline_since, facts.at)
+        if facts.cleared_by is not None:
+            params["cleared_by"] = "water" if facts.cleared_by == "water" else "key"
+        if facts.away_until is not None and facts.alarm_at is not None:
+            params["cleared_by"] = "away"
+        return params
+
+    def _time(self, t: float, now: float) -> str:
+        """HH:MM when `t` is on the day of `now`, else MM-DD HH:MM (local)."""
+        local = datetime.fromtimestamp(t, self._zone)
+        if local.date() == datetime.fromtimestamp(now, self._zone).date():
+            return local.strftime("%H:%M")
+        return local.strftime("%m-%d %H:%M")
+
+    def _finish(self, step: _Step) -> OnCommit:
+        """What to do once the transaction has committed: cache, wake, count."""
+
+        def after() -> None:
+            for household, entry in step.entries.items():
+                self._cache[household] = entry
+            if step.notifications and self._notifications_committed is not None:
+                self._notifications_committed(False)  # noqa: FBT003 - the callback's urgency
+            if step.indications and self._indications_committed is not None:
+                self._indications_committed()
+            if step.deadline is not None and self._deadline_set is not None:
+                self._deadline_set(step.deadline)
+            for hook in step.after:
+                hook()
+            for outcome in step.counts:
+                self._metrics.water.labels(outcome).inc()
+
+        return after
+
+    def forget(self, household: str | None = None) -> None:
+        """Drop cached watches (one household's, or all) so they are read again when used."""
+        if household is None:
+            self._cache.clear()
+        else:
+            self._cache.pop(household, None)
+
+
+def _hours(seconds: float) -> str:
+    """Hours as said in messages: one decimal, without a trailing .0."""
+    return f"{seconds / 3600:.1f}".removesuffix(".0")
+
+
+def _household_params(info: HouseholdInfo) -> dict[str, str]:
+    return {"resident": info.resident_name, "place": info.place}
