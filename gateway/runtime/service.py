@@ -76,7 +76,7 @@ class Component(Protocol):
 class GatewayService:
     """Start with `async with GatewayService(settings) as gw:` or `await gw.run()`."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0915 - one statement per part and its wiring
         self, settings: Settings, clock: Clock | None = None, provider: Provider | None = None
     ) -> None:
         self.settings = settings
@@ -107,6 +107,7 @@ class GatewayService:
             self.store, self.downlinks, self.clock, settings.indications, self.metrics
         )
         self.pipeline.on_heard(self.indications.heard)
+        self.pipeline.on_downlink_heard(self.indications.downlink_heard)
         self.supervisor = Supervisor(
             self.registry, self.store, self.clock, settings.supervision, self.metrics
         )
