@@ -111,6 +111,7 @@ class IndicationSender:
         ):
             # Numbered before a heartbeat told the gateway its counter was behind.
             self._refused.add(row_id)
+            self._wake.set()
             return
         self._handed.setdefault(device_id, deque(maxlen=HANDED_KEPT)).append((at, row_id))
 
