@@ -19,6 +19,7 @@ from device_sim import phones_view as view
 from device_sim.device import DeviceKind, SimulatedDevice, box_says, fleet_identity
 from device_sim.mqtt import BurstError, MqttFleet, publish_burst
 from device_sim.phones import FakePhoneNetwork
+from device_sim.resend import RealClock
 from firmware_protocol import KEY_LEN, Key, ProtocolError, parse_device_id
 
 KEYS = {
@@ -103,7 +104,8 @@ async def _send_one(args: argparse.Namespace, device: SimulatedDevice, frame: by
     # Like firmware: the session number is stored before the session's first frame leaves.
     _save_seq(args, device)
     try:
-        async with MqttFleet(args.host, args.port, [device]) as fleet:
+        # The box resends on its backoff until the ACK comes, as firmware does.
+        async with MqttFleet(args.host, args.port, [device], clock=RealClock()) as fleet:
             await fleet.send(device.device_id, frame)
             try:
                 await fleet.wait_all_acked(args.timeout)

@@ -44,7 +44,7 @@ from firmware_protocol import (
     unwrap_key,
     verify_frame,
 )
-from firmware_protocol.indications import LED_TIMINGS, heard
+from firmware_protocol.indications import CALL_NOT_SENT, LED_TIMINGS, BoxSaysAlone, heard
 
 DeviceKind = Literal["call_box", "water_meter"]
 DEVICE_KINDS: tuple[DeviceKind, ...] = get_args(DeviceKind)
@@ -58,6 +58,8 @@ SECONDS_PER_HOUR = 3600
 U16_MAX = 0xFFFF
 QUEUE_MAX = 32
 """Frames a box keeps waiting for their ACK (docs/protocol.md section 6)."""
+PRESS_COUNT_MAX = 255
+"""The most presses one KEY_EVENT carries."""
 BACKOFF_FIRST_S = 2.0
 BACKOFF_MAX_S = 300.0
 BACKOFF_JITTER = 0.2
@@ -126,9 +128,21 @@ class _Queued:
         )
 
     @property
-    def droppable(self) -> bool:
-        """A heartbeat or reading: a full queue drops the oldest of these first."""
-        return isinstance(self.message, (Heartbeat, WaterReading))
+    def rank(self) -> int:
+        """What a full queue keeps first (section 6): the higher, the longer it is kept."""
+        return _rank(self.message)
+
+
+RANK_ROUTINE, RANK_KEY, RANK_ALARM, RANK_CALL = range(4)
+"""A full queue's ranks: heartbeats and readings; red, thumbs and long green presses;
+alarms; green calls (never dropped)."""
+
+
+def _rank(message: Message) -> int:
+    if isinstance(message, KeyEvent):
+        call = message.key == Key.GREEN_CALL and not message.long_press
+        return RANK_CALL if call else RANK_KEY
+    return RANK_ALARM if isinstance(message, DeviceAlarm) else RANK_ROUTINE
 
 
 class SimulatedDevice:
@@ -141,7 +155,7 @@ class SimulatedDevice:
     stored, used for sending at once and made active by the first ACK MACed with it.
     """
 
-    def __init__(
+    def __init__(  # noqa: PLR0915 - one statement per piece of the box's state
         self,
         device_id: str,
         kind: DeviceKind,
@@ -199,7 +213,13 @@ class SimulatedDevice:
         self.backoff_s = BACKOFF_FIRST_S
         """The base delay before the next resend; doubled by each, reset by any ACK."""
         self.dropped_frames = 0
-        """Heartbeats and readings dropped because the queue was full."""
+        """Frames a full queue dropped or did not take (never a green call)."""
+        self.held_presses = 0
+        """Green presses a queue full of calls could not take: sent as one KEY_EVENT (with
+        this press count) as soon as a place frees."""
+        self._held_at = 0
+        self.said_alone: list[BoxSaysAlone] = []
+        """What the box said by itself (no downlink), in order."""
         self.queue_max: int | None = QUEUE_MAX
         """The queue's bound as firmware keeps it; None: a load generator that keeps all."""
 
@@ -300,29 +320,70 @@ class SimulatedDevice:
 
     def _build(self, message: Message) -> bytes:
         with self._lock:
-            session, seq = self.session, self.next_seq
-            if seq > SEQ_MAX or seq == 0:
-                session, seq = self.session + 1, 1
-            queued = _Queued(session, seq, self.now(), message, b"")
-            queued.frame = self._encode(queued)  # only a frame that encodes takes a number
-            if (session, seq) != (self.session, self.next_seq):
-                self._new_session(self.session)
-            self.next_seq = seq + 1
-            self._queue[position(session, seq)] = queued
-            self._bound_queue()
-            return queued.frame
+            if not self._make_room(message):
+                return self._not_queued(message)
+            return self._queue_new(message, self.now())
 
-    def _bound_queue(self) -> None:
-        """At most `queue_max` frames: drop the oldest heartbeat or reading, never a key or alarm.
+    def _queue_new(self, message: Message, timestamp: int) -> bytes:
+        session, seq = self.session, self.next_seq
+        if seq > SEQ_MAX or seq == 0:
+            session, seq = self.session + 1, 1
+        queued = _Queued(session, seq, timestamp, message, b"")
+        queued.frame = self._encode(queued)  # only a frame that encodes takes a number
+        if (session, seq) != (self.session, self.next_seq):
+            self._new_session(self.session)
+        self.next_seq = seq + 1
+        self._queue[position(session, seq)] = queued
+        return queued.frame
 
-        A queue full of key events and alarms keeps them all (the limit yields to a call).
+    def _full(self) -> bool:
+        return self.queue_max is not None and len(self._queue) >= self.queue_max
+
+    def _make_room(self, message: Message) -> bool:
+        """Room for `message` in a queue of at most `queue_max` (docs/protocol.md section 6).
+
+        A full queue drops its oldest frame of the lowest rank, if that rank is not above the
+        new frame's: heartbeats and readings, then red and thumbs keys, then alarms (one a
+        newer alarm of its kind replaces first). A green call is never dropped.
         """
-        while self.queue_max is not None and len(self._queue) > self.queue_max:
-            oldest = next((p for p, q in sorted(self._queue.items()) if q.droppable), None)
-            if oldest is None:
-                return
-            del self._queue[oldest]
+        if not self._full():
+            return True
+        ranked = sorted(self._queue.items(), key=lambda item: (item[1].rank, item[0]))
+        pos, lowest = ranked[0]
+        if lowest.rank > min(_rank(message), RANK_ALARM):
+            return False
+        if lowest.rank == RANK_ALARM:
+            # Oldest first; one a newer alarm of its kind replaces goes before any other.
+            alarms = [(p, q.message.alarm) for p, q in ranked if isinstance(q.message, DeviceAlarm)]
+            kinds = [kind for _, kind in alarms]
+            pos = next((p for i, (p, kind) in enumerate(alarms) if kind in kinds[i + 1 :]), pos)
+        del self._queue[pos]
+        self.dropped_frames += 1
+        return True
+
+    def _not_queued(self, message: Message) -> bytes:
+        """A frame a full queue cannot take: a green press is held, anything else dropped.
+
+        A key press tells the resident the box is cut off (its calls keep going). The box
+        sends its first waiting frame again at once instead: that is what is returned.
+        """
+        if isinstance(message, KeyEvent):
+            if _rank(message) == RANK_CALL:
+                self.held_presses = min(self.held_presses + message.press_count, PRESS_COUNT_MAX)
+                self._held_at = self.now()
+            else:
+                self.dropped_frames += 1
+            self.said_alone.append(CALL_NOT_SENT)
+        else:
             self.dropped_frames += 1
+        first = min(self._queue.items(), key=lambda item: (not item[1].urgent, item[0]))
+        return first[1].frame
+
+    def _release_held(self) -> None:
+        """Held green presses become one call as soon as the queue has a place; sent at once."""
+        if self.held_presses and not self._full():
+            count, self.held_presses = self.held_presses, 0
+            self._resend.append(self._queue_new(KeyEvent(Key.GREEN_CALL, count), self._held_at))
 
     def _renumber(self, pos: int, above: int) -> None:
         """The nacked frame again under the next number of a session above `above`.
@@ -505,6 +566,7 @@ class SimulatedDevice:
         action = ack.code.action
         if action is AckAction.DROP:
             del self._queue[pos]
+            self._release_held()
             if ack.is_ack:
                 self.acked.add(ack.acked_seq)
                 self.acked_positions.add(pos)

@@ -25,7 +25,8 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from device_sim.device import SimulatedDevice, fleet_identity
-from firmware_protocol import uplink_topic
+from device_sim.resend import Resender, SimClock
+from firmware_protocol import Ack, uplink_topic
 
 __all__ = ["DOWNLINK_SUBSCRIPTION", "BurstError", "MqttFleet", "fleet_identity", "publish_burst"]
 
@@ -41,6 +42,10 @@ class MqttFleet:
 
     Blocking use: `start()` / `stop()` (or `with`), `publish()`, `wait_all_acked_blocking()`.
     Async use: `async with`, `await send()`, `await wait_all_acked()`.
+
+    Given a `clock`, each box resends its unacknowledged frames by itself as firmware does
+    (backoff on that clock, reset by any ACK: `device_sim.resend`; async use only). Without
+    one the caller resends with `retransmit_pending()`, as a load generator does.
     """
 
     def __init__(
@@ -52,6 +57,7 @@ class MqttFleet:
         *,
         session_expiry_s: int = 0,
         connect_timeout_s: float = 10.0,
+        clock: SimClock | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -71,10 +77,17 @@ class MqttFleet:
         self.downlinks = 0
         self.connects = 0
         self.disconnects = 0
+        self.resender = None if clock is None else Resender(clock, self._resend)
+        """The boxes' resend timers, when the fleet was given a clock."""
 
     def add(self, device: SimulatedDevice) -> None:
         """Put another device behind this client."""
         self.devices[device.device_id] = device
+        if self.resender is not None:
+            self.resender.add(device)
+
+    async def _resend(self, device: SimulatedDevice, frame: bytes) -> None:
+        self.publish(device.device_id, frame)
 
     def pending_total(self) -> int:
         """Frames of all devices still waiting for their ack."""
@@ -186,6 +199,8 @@ class MqttFleet:
                 await asyncio.to_thread(self.stop)
             self._loop = None
             raise
+        if self.resender is not None:
+            self.resender.start(list(self.devices.values()))
         return self
 
     async def __aexit__(
@@ -198,13 +213,17 @@ class MqttFleet:
         await self.close()
 
     async def close(self) -> None:
-        """Disconnect and stop the network thread; safe to call twice."""
+        """Stop the resend timers, disconnect and stop the network thread; safe to call twice."""
+        if self.resender is not None:
+            await self.resender.stop()
         await asyncio.to_thread(self.stop)
         self._loop = None
 
     async def send(self, device_id: str, frame: bytes) -> None:
-        """Publish raw bytes on a device's uplink topic at QoS 1."""
+        """Publish raw bytes on a device's uplink topic at QoS 1 (its resend timer starts)."""
         self.publish(device_id, frame)
+        if self.resender is not None:
+            self.resender.queued(device_id)
         await asyncio.sleep(0)  # let a bulk sender yield to the event loop
 
     async def retransmit_pending(self) -> int:
@@ -319,7 +338,9 @@ class MqttFleet:
                 self.unrouted_downlinks += 1
                 return
             self.downlinks += 1
-            device.handle_downlink(bytes(msg.payload))
+            taken = device.handle_downlink(bytes(msg.payload))
+            if self.resender is not None and taken is not None and isinstance(taken.message, Ack):
+                self.resender.answered(device.device_id)  # the backoff starts again
             # Renumbered or re-MACed after a nack: sent again at once, as firmware does.
             for frame in device.take_resend():
                 self.publish(device.device_id, frame)

@@ -16,7 +16,8 @@ from collections.abc import Iterable
 from types import TracebackType
 
 from device_sim.device import SimulatedDevice
-from firmware_protocol import ProtocolError, SerialStreamDecoder, encode_serial, parse_frame
+from device_sim.resend import Resender, SimClock
+from firmware_protocol import Ack, ProtocolError, SerialStreamDecoder, encode_serial, parse_frame
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +26,12 @@ DEFAULT_MAX_BACKLOG = 100_000
 
 
 class SerialConcentrator:
-    """Devices on one serial bus; the gateway connects to `url` and talks serial framing."""
+    """Devices on one serial bus; the gateway connects to `url` and talks serial framing.
+
+    Given a `clock`, each box resends its unacknowledged frames by itself as firmware does
+    (backoff on that clock, reset by any ACK: `device_sim.resend`). Without one the caller
+    resends with `retransmit_pending()`.
+    """
 
     def __init__(
         self,
@@ -34,6 +40,7 @@ class SerialConcentrator:
         port: int = 0,
         *,
         max_backlog: int = DEFAULT_MAX_BACKLOG,
+        clock: SimClock | None = None,
     ) -> None:
         self.devices = {d.device_id: d for d in devices}
         self._host = host
@@ -53,6 +60,8 @@ class SerialConcentrator:
         self.unrouted_downlinks = 0
         # Oldest queued bytes dropped because the backlog was full.
         self.dropped_uplinks = 0
+        self.resender = None if clock is None else Resender(clock, self._resend)
+        """The boxes' resend timers, when the line was given a clock."""
 
     @property
     def port(self) -> int:
@@ -74,6 +83,11 @@ class SerialConcentrator:
     def add(self, device: SimulatedDevice) -> None:
         """Put another device on the line."""
         self.devices[device.device_id] = device
+        if self.resender is not None:
+            self.resender.add(device)
+
+    async def _resend(self, _device: SimulatedDevice, frame: bytes) -> None:
+        await self.send_raw(encode_serial(frame))
 
     def pending_total(self) -> int:
         """Frames of all devices still waiting for their ack."""
@@ -85,6 +99,8 @@ class SerialConcentrator:
             return
         self._server = await asyncio.start_server(self._on_connect, self._host, self._port)
         self._port = int(self._server.sockets[0].getsockname()[1])
+        if self.resender is not None:
+            self.resender.start(list(self.devices.values()))
 
     async def __aenter__(self) -> SerialConcentrator:
         """Start listening."""
@@ -102,6 +118,8 @@ class SerialConcentrator:
 
     async def close(self) -> None:
         """Close everything; safe to call twice."""
+        if self.resender is not None:
+            await self.resender.stop()
         await self.disconnect()
         server, self._server = self._server, None
         if server is not None:
@@ -131,6 +149,8 @@ class SerialConcentrator:
         if device_id not in self.devices:
             raise KeyError(f"device {device_id} is not on this line")
         await self.send_raw(encode_serial(frame))
+        if self.resender is not None:
+            self.resender.queued(device_id)
 
     async def send_raw(self, data: bytes) -> None:
         """Put raw bytes on the line: noise, broken frames, anything."""
@@ -228,7 +248,9 @@ class SerialConcentrator:
             self.unrouted_downlinks += 1
             return
         self.downlinks += 1
-        device.handle_downlink(item)
+        taken = device.handle_downlink(item)
+        if self.resender is not None and taken is not None and isinstance(taken.message, Ack):
+            self.resender.answered(device.device_id)  # the backoff starts again
         for frame in device.take_resend():
             self._resend_now(frame)
         # A refused stale downlink: the heartbeat moves the gateway's counter on.

@@ -164,6 +164,32 @@ for _row in INDICATIONS:
         _BY_ROLE[_row.role] = _row
 
 
+@dataclass(frozen=True, slots=True)
+class BoxSaysAlone:
+    """What the box says by itself, with no downlink: a prompt the gateway never sends."""
+
+    prompt: int
+    led: LedPattern
+    led_s: int
+    zh: str
+    en: str
+
+
+CALL_NOT_SENT = BoxSaysAlone(
+    41,
+    LedPattern.RED_BLINK,
+    60,
+    "呼叫盒暂时联系不上服务中心，会继续发送您的呼叫。如有急事，请拨打110或120，或联系您的家人。",
+    "The call box cannot reach the service right now and keeps sending your call. "
+    "If it is urgent, call 110 or 120, or your family.",
+)
+"""Played when a key press finds the box's queue full of calls and alarms (section 6): the
+box has had no ACK for 32 frames, so it is cut off; the calls already waiting keep going."""
+
+BOX_ALONE: tuple[BoxSaysAlone, ...] = (CALL_NOT_SENT,)
+"""Every prompt the box plays by itself; their ids are never in an INDICATION."""
+
+
 def says(kind: IndicationKind, role: str | None = None) -> BoxSays:
     """The row for `kind`; for "help is coming", the one naming `role` if it has one."""
     if kind == IndicationKind.HELPER_ON_THE_WAY and role is not None and role in _BY_ROLE:

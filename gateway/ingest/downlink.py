@@ -13,7 +13,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from firmware_protocol import ACKED_MAC_LEN, Ack, AckCode, Envelope, Frame, Message, encode
+from firmware_protocol import (
+    ACKED_MAC_LEN,
+    Ack,
+    AckCode,
+    Envelope,
+    Frame,
+    Message,
+    encode,
+    position,
+    split_position,
+)
 from gateway.clock import Clock
 from gateway.ingest.links import Link, LinkDownError
 from gateway.ingest.registry import DeviceRegistry, DeviceState
@@ -112,6 +122,10 @@ class Downlinker:
 
     async def send(self, device_id: str, message: Message | MessageFactory) -> int:
         """Send `message` over the link the device last used; its seq, or DownlinkError."""
+        return split_position(await self.send_numbered(device_id, message))[1]
+
+    async def send_numbered(self, device_id: str, message: Message | MessageFactory) -> int:
+        """Send as `send` does; the downlink's position (session << 32 | seq)."""
         state = await self._registry.lookup(device_id)
         if state is None:
             raise self._error("unknown_device", f"unknown device {device_id}")
@@ -136,7 +150,7 @@ class Downlinker:
         except LinkDownError as exc:
             raise self._error("link_down", str(exc)) from exc
         self._metrics.downlinks_sent.labels(link.name, type(message).__name__).inc()
-        return seq
+        return position(session, seq)
 
     def _error(self, reason: DownlinkFailure, message: str) -> DownlinkError:
         self._metrics.downlinks_failed.labels(reason).inc()

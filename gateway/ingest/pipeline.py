@@ -71,6 +71,9 @@ log = logging.getLogger(__name__)
 
 OnCommit = Callable[[], None]
 Heard = Callable[[Sequence[str]], None]
+DownlinkHeard = Callable[[str, int, bool], None]
+"""Called with (device_id, position of the box's last accepted downlink, refused): see
+`DeviceState.heard_downlink_seq`."""
 Lane = Literal["urgent", "telemetry"]
 
 _URGENT_TYPES = frozenset({MessageType.KEY_EVENT.value, MessageType.DEVICE_ALARM.value})
@@ -196,6 +199,7 @@ class Pipeline:
         # so the device, not the broker, sends it again when no ack comes).
         self._refused: deque[InboundFrame] = deque(maxlen=settings.queue_max)
         self._heard: list[Heard] = []
+        self._downlink_heard: list[DownlinkHeard] = []
 
     def add_handler(self, handler: IngestHandler) -> None:
         """Run `handler` in every ingest transaction from now on."""
@@ -204,6 +208,14 @@ class Pipeline:
     def on_heard(self, callback: Heard) -> None:
         """Call `callback` with the devices whose frames a batch just committed or deduplicated."""
         self._heard.append(callback)
+
+    def on_downlink_heard(self, callback: DownlinkHeard) -> None:
+        """Call `callback` for each committed heartbeat naming the box's last accepted downlink.
+
+        (device_id, its position, refused): refused when that number was not used by this run
+        of the gateway, so what this run sent the box in that session was refused as stale.
+        """
+        self._downlink_heard.append(callback)
 
     def submit_nowait(self, frame: InboundFrame) -> bool:
         """Queue a frame; every frame handed in is settled exactly once, queued or not.
@@ -696,6 +708,7 @@ class Pipeline:
     async def _after_commit(self, batch: _Batch) -> None:
         # Counted per batch: a labelled child costs a lock and a lookup each time.
         received: Counter[tuple[str, str]] = Counter()
+        downlinks_heard: list[tuple[str, int, bool]] = []
         for frame in batch.accepted:
             state = frame.state
             state.accepted(frame.envelope.position)
@@ -709,8 +722,12 @@ class Pipeline:
                     next_key_id=None,
                 )
             message = frame.envelope.message
-            if isinstance(message, Heartbeat) and message.last_downlink_seq:
-                state.heard_downlink_seq(message.last_downlink_seq)
+            if isinstance(message, Heartbeat):
+                counter = state.heard_downlink_seq(
+                    frame.envelope.session, message.last_downlink_seq
+                )
+                if counter is not None:
+                    downlinks_heard.append((state.device_id, *counter))
             received[frame.inbound.link.transport, type(frame.envelope.message).__name__] += 1
         for labels, count in received.items():
             self._metrics.frames_received.labels(*labels).inc(count)
@@ -731,6 +748,16 @@ class Pipeline:
                 except Exception:
                     self._metrics.callback_errors.labels("pipeline_heard").inc()
                     log.exception("a listener for heard devices failed")
+        self._tell_downlinks_heard(downlinks_heard)
+
+    def _tell_downlinks_heard(self, heard: Sequence[tuple[str, int, bool]]) -> None:
+        for device_id, heard_at, refused in heard:
+            for listener in self._downlink_heard:
+                try:
+                    listener(device_id, heard_at, refused)
+                except Exception:
+                    self._metrics.callback_errors.labels("pipeline_downlink_heard").inc()
+                    log.exception("a listener for the boxes' downlink counters failed")
 
 
 def is_uplink_type(msg_type: int) -> bool:

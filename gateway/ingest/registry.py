@@ -55,6 +55,9 @@ class DeviceState:
     """(firmware, battery %, signal dBm) as stored in the device row."""
     clock_sent_at: float | None = None
     """When a CONFIG with the time was last handed to the device's link."""
+    own_from: int | None = None
+    """Position of the first downlink seq this run of the gateway used since it last learnt
+    the box's counter: every number from it up to `downlink_seq` went out from this run."""
 
     @classmethod
     def from_record(cls, record: DeviceRecord) -> DeviceState:
@@ -99,9 +102,23 @@ class DeviceState:
         self.last_seq = pos if self.last_seq is None else max(self.last_seq, pos)
         self.high_seq = pos if self.high_seq is None else max(self.high_seq, pos)
 
-    def heard_downlink_seq(self, seq: int) -> None:
-        """A heartbeat said the box accepted downlink `seq` in its session: never go below."""
-        self.downlink_seq = max(self.downlink_seq, position(self.session, seq))
+    def heard_downlink_seq(self, session: int, seq: int) -> tuple[int, bool] | None:
+        """A heartbeat of `session` says the box last accepted downlink `seq` (0: none).
+
+        The counter never stays below it. Returns (its position, refused): `refused` when
+        the box had that number from an earlier run of the gateway (a database restored
+        from an older copy), not from this run; then every downlink this run sent it in the
+        session, all numbered at or below it, was refused as stale and must be sent again
+        (docs/protocol.md section 10). None for another session's counter or no number.
+        """
+        if seq == 0 or session != self.session:
+            return None
+        heard = position(session, seq)
+        ours = self.own_from is not None and self.own_from <= heard <= self.downlink_seq
+        if heard > self.downlink_seq:
+            self.downlink_seq = heard
+            self.own_from = None  # the numbers above it start a new run of our own
+        return heard, not ours
 
     def _next_downlink(self) -> int:
         return max(self.downlink_seq, position(self.session, 0)) + 1
@@ -120,7 +137,10 @@ class DeviceState:
     def allocate_downlink_seq(self) -> tuple[int, int]:
         """(session, seq) for the next downlink; call it right before the frame is written."""
         self.downlink_seq = self._next_downlink()
-        return split_position(self.downlink_seq)
+        session, seq = split_position(self.downlink_seq)
+        if self.own_from is None or split_position(self.own_from)[0] != session:
+            self.own_from = self.downlink_seq
+        return session, seq
 
 
 class DeviceRegistry:

@@ -109,6 +109,7 @@ class GatewayService:
             self.store, self.downlinks, self.clock, settings.indications, self.metrics
         )
         self.pipeline.on_heard(self.indications.heard)
+        self.pipeline.on_downlink_heard(self.indications.downlink_heard)
         self.supervisor = Supervisor(
             self.registry, self.store, self.clock, settings.supervision, self.metrics
         )

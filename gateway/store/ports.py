@@ -582,6 +582,14 @@ class IndicationWrites(Protocol):
         """Count a failed attempt on each and set when it is tried again."""
         ...
 
+    async def resend(self, ids: Sequence[int], at: float) -> int:
+        """Delivered indications the box refused (stale) become pending again, due at `at`.
+
+        One that a later indication for the same box and ticket replaced stays as it is;
+        returns how many were queued again.
+        """
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class WaterLogLine:

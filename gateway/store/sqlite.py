@@ -1445,6 +1445,25 @@ class SqliteIndicationWrites(_Writes):
             [(r.next_attempt_at, r.error, at, r.id) for r in retries],
         )
 
+    async def resend(self, ids: Sequence[int], at: float) -> int:
+        """Delivered indications the box refused (stale) become pending again, due at `at`.
+
+        One that a later indication for the same box and ticket replaced stays as it is;
+        returns how many were queued again.
+        """
+        queued = 0
+        for row_id in ids:
+            cursor = await self._conn.execute(
+                "UPDATE indications SET status = 'pending', next_attempt_at = ?,"
+                " last_error = 'refused by the box as stale', updated_at = ?"
+                " WHERE id = ? AND status = 'delivered' AND NOT EXISTS ("
+                " SELECT 1 FROM indications AS later WHERE later.device_id = indications.device_id"
+                " AND later.ticket_ref = indications.ticket_ref AND later.id > indications.id)",
+                (at, at, row_id),
+            )
+            queued += cursor.rowcount
+        return queued
+
 
 class SqliteDeviceReads(_Reads):
     """Committed devices rows, read on the reader connection."""

@@ -1,16 +1,20 @@
-"""A stand-in gateway for simulator tests: a plain paho client that acks what it can verify."""
+"""Stand-in gateways for simulator tests: a plain paho client that acks what it can verify,
+and the gateway's end of a simulated serial line."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from types import TracebackType
 from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
+import firmware_protocol as fp
+from device_sim.serial import SerialConcentrator
 from firmware_protocol import (
     UPLINK_SUBSCRIPTION,
     Ack,
@@ -21,6 +25,7 @@ from firmware_protocol import (
     decode,
     downlink_topic,
     encode,
+    encode_serial,
     parse_uplink_topic,
 )
 
@@ -127,3 +132,53 @@ class EchoGateway:
         reply = Ack(envelope.seq, code, envelope.session, mac)
         ack = encode(Envelope(device_id, 0, 0, reply, envelope.session), self.keys[device_id])
         client.publish(downlink_topic(device_id), ack, qos=1)
+
+
+def ack_of(uplink: bytes, key: bytes = BOX_KEY) -> bytes:
+    """The gateway's ACK for one uplink frame: its session, seq and MAC named."""
+    frame = fp.parse_frame(uplink)
+    ack = Ack(frame.seq, fp.AckCode.ACCEPTED, frame.session, frame.mac[:4])
+    return encode_serial(encode(Envelope(frame.device_id, 0, 0, ack, frame.session), key))
+
+
+class FakeGateway:
+    """The gateway's end of the line: reads serial frames, writes serial bytes."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.decoder = fp.SerialStreamDecoder()
+        self.items: list[bytes | fp.ProtocolError] = []
+
+    async def read_items(self, count: int, timeout: float = 5.0) -> list[bytes | fp.ProtocolError]:
+        async with asyncio.timeout(timeout):
+            while len(self.items) < count:
+                self.items += self.decoder.feed(await self.reader.read(1024))
+        taken, self.items = self.items[:count], self.items[count:]
+        return taken
+
+    async def read_frames(self, count: int, key: bytes = BOX_KEY) -> list[Envelope]:
+        frames = []
+        for item in await self.read_items(count):
+            assert isinstance(item, bytes), item
+            frames.append(decode(item, key))
+        return frames
+
+    async def write(self, data: bytes) -> None:
+        self.writer.write(data)
+        await self.writer.drain()
+
+    async def close(self) -> None:
+        self.writer.close()
+        await self.writer.wait_closed()
+
+
+@asynccontextmanager
+async def gateway(line: SerialConcentrator) -> AsyncIterator[FakeGateway]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", line.port)
+    await line.wait_connected(5)
+    peer = FakeGateway(reader, writer)
+    try:
+        yield peer
+    finally:
+        await peer.close()

@@ -10,6 +10,7 @@ import firmware_protocol as fp
 from device_sim.device import (
     BACKOFF_FIRST_S,
     BACKOFF_MAX_S,
+    PRESS_COUNT_MAX,
     QUEUE_MAX,
     MeterModel,
     MeterSample,
@@ -17,6 +18,7 @@ from device_sim.device import (
     fleet_identity,
 )
 from firmware_protocol import Ack, AckCode, Envelope, Key, decode, encode, parse_frame
+from firmware_protocol.indications import CALL_NOT_SENT
 
 ID = "b1da0000000000aa"
 KEY = bytes(range(16))
@@ -346,11 +348,60 @@ def test_a_full_queue_drops_the_oldest_heartbeat_or_reading_never_a_call() -> No
     red = device.press(Key.RED_HANGUP)
     assert (device.pending_count, device.dropped_frames) == (QUEUE_MAX, 1)
     assert device.retransmit_due() == [green, alarm, *beats[1:], red]
-    # A queue of calls and alarms only keeps every one: no call is ever dropped.
-    calls = box()
-    sent = [calls.press(Key.GREEN_CALL) for _ in range(QUEUE_MAX + 1)]
-    assert (calls.pending_count, calls.dropped_frames) == (QUEUE_MAX + 1, 0)
-    assert calls.retransmit_due() == sent
+
+
+def test_a_full_queue_drops_red_and_thumbs_then_the_oldest_alarm_a_newer_one_replaces() -> None:
+    device = box()
+    thumbs = device.press(Key.THUMBS_UP)
+    tamper = device.alarm(fp.AlarmKind.TAMPER)
+    battery = device.alarm(fp.AlarmKind.LOW_BATTERY)
+    cleared = device.alarm(fp.AlarmKind.TAMPER, active=False)
+    calls = [device.press(Key.GREEN_CALL) for _ in range(QUEUE_MAX - 4)]
+    assert device.pending_count == QUEUE_MAX
+    device.heartbeat()  # ranks below everything queued: not taken
+    assert (device.pending_count, device.dropped_frames) == (QUEUE_MAX, 1)
+    assert device.said_alone == []  # nobody pressed anything
+    first = device.press(Key.GREEN_CALL)  # the thumbs press makes room for a call
+    second = device.press(Key.GREEN_CALL)  # then the tamper alarm its clearing replaces
+    third = device.press(Key.GREEN_CALL)  # then the oldest alarm
+    assert device.retransmit_due() == [cleared, *calls, first, second, third]
+    assert not {thumbs, tamper, battery} & set(device.pending.values())
+    assert (device.dropped_frames, device.held_presses) == (4, 0)
+
+
+def test_a_queue_full_of_calls_holds_more_presses_as_one_call_and_says_the_box_is_cut_off() -> None:
+    now = [1000.0]
+    device = box(clock=lambda: now[0])
+    calls = [device.press(Key.GREEN_CALL) for _ in range(QUEUE_MAX)]
+    now[0] += 30
+    # No place: the press is held, the box says so, and sends its oldest call again at once.
+    assert device.press(Key.GREEN_CALL) == calls[0]
+    assert device.said_alone == [CALL_NOT_SENT]
+    now[0] += 5
+    assert device.press(Key.GREEN_CALL, 2) == calls[0]
+    assert device.press(Key.RED_HANGUP) == calls[0]  # a red key has no place: dropped
+    assert device.alarm(fp.AlarmKind.POWER_LOSS) == calls[0]  # an alarm yields to calls
+    assert (device.pending_count, device.held_presses, device.dropped_frames) == (QUEUE_MAX, 3, 2)
+    assert device.said_alone == [CALL_NOT_SENT] * 3  # each key press; not the alarm
+    assert device.retransmit_due() == calls  # never a call dropped, nothing else queued
+    # The first ACK frees a place: the held presses go at once as one call, stamped with
+    # the last of them and numbered after every call before it.
+    assert device.handle_downlink(ack_for(device, 1)) is not None
+    [merged] = device.take_resend()
+    envelope = decode(merged, KEY)
+    assert envelope.message == fp.KeyEvent(Key.GREEN_CALL, 3)
+    assert (envelope.seq, envelope.timestamp) == (QUEUE_MAX + 1, 1035)
+    assert (device.pending_count, device.held_presses) == (QUEUE_MAX, 0)
+    assert device.retransmit_due() == [*calls[1:], merged]
+
+
+def test_held_presses_saturate_at_the_largest_press_count() -> None:
+    device = box()
+    for _ in range(QUEUE_MAX):
+        device.press(Key.GREEN_CALL)
+    for _ in range(3):
+        device.press(Key.GREEN_CALL, 100)
+    assert device.held_presses == PRESS_COUNT_MAX
 
 
 def test_green_calls_and_alarms_are_resent_before_readings_and_other_keys() -> None:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import pytest
 
@@ -12,7 +10,7 @@ import firmware_protocol as fp
 from device_sim.device import SimulatedDevice
 from device_sim.serial import SerialConcentrator
 from firmware_protocol import Ack, Envelope, Key, decode, encode, encode_serial
-from tests.device_sim.support import BOX_ID, BOX_KEY, wait_until
+from tests.device_sim.support import BOX_ID, BOX_KEY, FakeGateway, ack_of, gateway, wait_until
 
 pytestmark = pytest.mark.usefixtures("no_leaked_tasks")
 
@@ -22,56 +20,6 @@ OTHER_KEY = bytes(range(100, 116))
 
 def downlink(seq: int, message: fp.Message, device_id: str = BOX_ID, key: bytes = BOX_KEY) -> bytes:
     return encode_serial(encode(Envelope(device_id, seq, 0, message, 1), key))
-
-
-def ack_of(uplink: bytes, key: bytes = BOX_KEY) -> bytes:
-    """The gateway's ACK for one uplink frame: its session, seq and MAC named."""
-    frame = fp.parse_frame(uplink)
-    ack = Ack(frame.seq, fp.AckCode.ACCEPTED, frame.session, frame.mac[:4])
-    return encode_serial(encode(Envelope(frame.device_id, 0, 0, ack, frame.session), key))
-
-
-class FakeGateway:
-    """The gateway's end of the line: reads serial frames, writes serial bytes."""
-
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
-        self.decoder = fp.SerialStreamDecoder()
-        self.items: list[bytes | fp.ProtocolError] = []
-
-    async def read_items(self, count: int, timeout: float = 5.0) -> list[bytes | fp.ProtocolError]:
-        async with asyncio.timeout(timeout):
-            while len(self.items) < count:
-                self.items += self.decoder.feed(await self.reader.read(1024))
-        taken, self.items = self.items[:count], self.items[count:]
-        return taken
-
-    async def read_frames(self, count: int, key: bytes = BOX_KEY) -> list[Envelope]:
-        frames = []
-        for item in await self.read_items(count):
-            assert isinstance(item, bytes), item
-            frames.append(decode(item, key))
-        return frames
-
-    async def write(self, data: bytes) -> None:
-        self.writer.write(data)
-        await self.writer.drain()
-
-    async def close(self) -> None:
-        self.writer.close()
-        await self.writer.wait_closed()
-
-
-@asynccontextmanager
-async def gateway(line: SerialConcentrator) -> AsyncIterator[FakeGateway]:
-    reader, writer = await asyncio.open_connection("127.0.0.1", line.port)
-    await line.wait_connected(5)
-    peer = FakeGateway(reader, writer)
-    try:
-        yield peer
-    finally:
-        await peer.close()
 
 
 async def test_frames_acks_and_garbage() -> None:

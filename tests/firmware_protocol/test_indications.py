@@ -13,7 +13,9 @@ from firmware_protocol import (
 )
 from firmware_protocol.indications import (
     ARE_YOU_OK_ANSWER_S,
+    BOX_ALONE,
     BY_PROMPT,
+    CALL_NOT_SENT,
     INDICATIONS,
     LED_TIMINGS,
     answers_are_you_ok,
@@ -101,3 +103,15 @@ def test_the_document_is_the_table_word_for_word() -> None:
         ]
         for r in INDICATIONS
     ]
+
+
+def test_what_the_box_says_by_itself_is_in_the_document_and_never_sent() -> None:
+    alone = doc_table("### 11.5 What the box says by itself")
+    assert alone == [
+        [str(r.prompt), f"`{r.led.name}`", str(r.led_s), r.zh, r.en] for r in BOX_ALONE
+    ]
+    assert not {r.prompt for r in BOX_ALONE} & set(BY_PROMPT)  # no INDICATION carries them
+    # True when it is played: the call is not lost, and it says where else help is.
+    assert "继续发送您的呼叫" in CALL_NOT_SENT.zh
+    assert "110" in CALL_NOT_SENT.zh
+    assert "keeps sending your call" in CALL_NOT_SENT.en

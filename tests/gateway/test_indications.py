@@ -6,8 +6,10 @@ from pathlib import Path
 
 from device_sim.device import SimulatedDevice
 from device_sim.mqtt import MqttFleet
-from firmware_protocol import Indication, IndicationKind, LedPattern
+from firmware_protocol import Indication, IndicationKind, LedPattern, position
 from gateway.config import Settings
+from gateway.domain.devices import DeviceRecord
+from gateway.ingest.registry import DeviceState
 from gateway.runtime.broker import MosquittoBroker
 from gateway.runtime.service import GatewayService
 from gateway.store.sqlite import SqliteStore
@@ -117,3 +119,25 @@ async def test_a_box_back_after_a_while_hears_only_each_tickets_newest_indicatio
             (ARRIVED, "delivered"),
         ]
         assert sample(gw, "bidao_indications_total", outcome="delivered") == 2
+
+
+def test_the_gateway_tells_a_number_the_box_had_from_an_older_run_from_its_own() -> None:
+    """After a start the gateway numbers from its stored mark; a heartbeat naming a number
+    this run did not use says the box refused this run's downlinks (restored database)."""
+    session = 5
+    record = DeviceRecord(
+        BOX, "call_box", KEY, 60, 0.0, last_seq=position(session, 9), downlink_seq=position(5, 4)
+    )
+    state = DeviceState.from_record(record)
+    assert state.heard_downlink_seq(session, 3) == (position(session, 3), True)  # before us
+    assert state.allocate_downlink_seq() == (session, 5)
+    assert state.allocate_downlink_seq() == (session, 6)
+    assert state.heard_downlink_seq(session, 6) == (position(session, 6), False)  # ours
+    assert state.heard_downlink_seq(session, 5) == (position(session, 5), False)
+    # The box had 20 from a run whose numbers the restored database forgot: ahead of us.
+    assert state.heard_downlink_seq(session, 20) == (position(session, 20), True)
+    assert state.allocate_downlink_seq() == (session, 21)  # never below the box's number
+    assert state.heard_downlink_seq(session, 21) == (position(session, 21), False)
+    assert state.heard_downlink_seq(session, 0) is None  # nothing accepted yet
+    assert state.heard_downlink_seq(session - 1, 40) is None  # an older session's counter
+    assert state.allocate_downlink_seq() == (session, 22)

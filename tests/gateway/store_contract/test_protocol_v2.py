@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from firmware_protocol import Key
+from firmware_protocol import Indication, IndicationKind, Key, LedPattern
 from gateway.domain.devices import DeviceSeen, EventRow
 from gateway.store.ports import Store, StoredKeyPress
 from tests.gateway.store_contract.contract import T0, device, event
@@ -128,3 +128,24 @@ async def test_key_events_after_a_position_in_the_devices_order_and_bounded(
         await uow.devices.reset_counters(BOX, T0 + 4.5)
         after_reset = await uow.devices.key_events_after(BOX, 0, 10)
         assert [p.position for p in after_reset] == [5 << 32 | 1, 6 << 32 | 1]
+
+
+async def test_a_refused_indication_is_pending_again_unless_a_later_one_replaced_it(
+    store: Store,
+) -> None:
+    registered = Indication(IndicationKind.CALL_REGISTERED, 7, LedPattern.GREEN_BLINK, 1)
+    other = Indication(IndicationKind.CALL_REGISTERED, 8, LedPattern.GREEN_BLINK, 1)
+    cancelled = Indication(IndicationKind.CANCELLED, 8, LedPattern.RED_SOLID, 6)
+    async with store.transaction() as uow:
+        await uow.devices.add(device(BOX))
+        await uow.indications.add([(BOX, registered), (BOX, other)], T0)
+        first, second = (r.id for r in await uow.indications.due(T0, 10, []))
+        await uow.indications.delivered([first, second], T0)
+        await uow.indications.add([(BOX, cancelled)], T0 + 1)  # replaces ticket 8's call
+    async with store.transaction() as uow:
+        # Ticket 7's is queued again; ticket 8's was replaced; a pending row is no delivered one.
+        assert await uow.indications.resend([first, second, first + 99], T0 + 2) == 1
+        due = await uow.indications.due(T0 + 2, 10, [])
+    assert [(r.id, r.indication) for r in due] == [(first, registered), (second + 1, cancelled)]
+    async with store.transaction() as uow:
+        assert await uow.indications.resend([second + 1], T0 + 3) == 0  # still pending
