@@ -55,6 +55,10 @@ class DeviceState:
     """(firmware, battery %, signal dBm) as stored in the device row."""
     clock_sent_at: float | None = None
     """When a CONFIG with the time was last handed to the device's link."""
+    tamper: bool = False
+    """The device reports its case opened (as stored; changed only by a transition)."""
+    power_loss: bool = False
+    """The device reports a mains power loss (as stored; changed only by a transition)."""
 
     @classmethod
     def from_record(cls, record: DeviceRecord) -> DeviceState:
@@ -72,6 +76,8 @@ class DeviceState:
             last_link=record.last_link,
             stored_seen=record.last_seen,
             stored_health=(record.firmware, record.battery_pct, record.rssi_dbm),
+            tamper=record.tamper,
+            power_loss=record.power_loss,
         )
 
     @property

@@ -28,6 +28,8 @@ LONGEST = {
     "device": "b1da000000000001（三元镇桥元村第十三村民小组东头）",
     "household": "341504-101-001-1-3-1-0001",
     "hours": "9999",
+    "since": "12-31 23:59",
+    "until": "12-31 23:59",
 }
 SPOKEN_ONLY = {k for k in CATALOGS["zh-CN"] if k.startswith("voice_")} | {"not_recorded"}
 SECRETS = {"key_safe", "health"}
