@@ -2082,10 +2082,15 @@ class SqliteStore:
                 if applied[version][1] != digest:
                     raise MigrationError(f"migration {name} changed after it was applied")
                 continue
+            keys_off = sql.startswith(_FOREIGN_KEYS_OFF)
+            if keys_off:  # outside the transaction: SQLite ignores it within one
+                await conn.execute("PRAGMA foreign_keys=OFF")
             await conn.execute("BEGIN IMMEDIATE")
             try:
                 for statement in _statements(sql):
                     await conn.execute(statement)
+                if keys_off:
+                    await _check_references(conn, name)
                 await conn.execute(
                     "INSERT INTO schema_migrations VALUES (?, ?, ?, datetime('now'))",
                     (version, name, digest),
@@ -2094,6 +2099,9 @@ class SqliteStore:
             except BaseException:
                 await conn.execute("ROLLBACK")
                 raise
+            finally:
+                if keys_off:
+                    await conn.execute("PRAGMA foreign_keys=ON")
 
     def _require(self, conn: aiosqlite.Connection | None) -> aiosqlite.Connection:
         if conn is None:
@@ -2159,6 +2167,21 @@ def _urgency(urgent: bool | None) -> str:
     if urgent is None:
         return ""
     return f" AND priority {'>=' if urgent else '<'} {URGENT}"
+
+
+_FOREIGN_KEYS_OFF = "-- bidao: foreign keys off"
+"""The first line of a migration that rebuilds a table other tables refer to: it runs with
+foreign keys off (SQLite's way to rebuild a referenced table), and every reference is
+checked before it commits."""
+
+
+async def _check_references(conn: aiosqlite.Connection, name: str) -> None:
+    """MigrationError if a migration run with foreign keys off left a reference broken."""
+    async with conn.execute("PRAGMA foreign_key_check") as cursor:
+        broken = await cursor.fetchall()
+    if broken:
+        tables = sorted({str(row[0]) for row in broken})
+        raise MigrationError(f"migration {name} broke references in {', '.join(tables)}")
 
 
 def _statements(sql: str) -> list[str]:
