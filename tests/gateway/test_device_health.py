@@ -8,11 +8,17 @@ installers are imported with `bidao import contacts`, as an administrator would.
 
 from __future__ import annotations
 
+import csv
+import io
+import time
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from firmware_protocol import AlarmKind, MeterStatus
+from gateway.clock import ManualClock
 from tests.gateway.grid import BOX_ID, HOUSEHOLD
 from tests.gateway.support import wait_for
 from tests.gateway.village import (
@@ -38,6 +44,12 @@ HOUR = 3600.0
 LONG_INTERVAL_S = 6 * 3600
 """A box told to report every six hours stays online through the hours these tests skip."""
 METER_HOUSEHOLD = "341504-101-001-0002"
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """Three days ago: `bidao report` reads the real time, so the stories' days are in it."""
+    return ManualClock(start=time.time() - 3 * 86_400)
 
 
 def local(unix: float) -> str:
@@ -356,3 +368,46 @@ async def test_no_installer_or_no_household_raises_an_operator_alarm(village: Vi
             f"offline since {local(heard_at)}: call_box {LOOSE_BOX} has no household"
         ),
     }
+
+
+async def test_a_box_offline_for_a_day_is_a_broken_promise_in_the_report(
+    village: Village, tmp_path: Path
+) -> None:
+    v, box = village, village.boxes[BOX_ID]
+    await import_installers(v, tmp_path)
+    # Two hours without a signal: a broken promise only once it lasts more than a day.
+    await v.send(BOX_ID, box.heartbeat())
+    await v.clock.advance(2 * HOUR)
+    await wait_for(lambda: status(v, BOX_ID) == "offline", what="offline")
+    await v.send(BOX_ID, box.heartbeat())
+    offline_at = v.clock.now() + 180
+    await v.clock.advance(181)
+    await wait_for(lambda: status(v, BOX_ID) == "offline", what="offline")
+    # Back 26 hours after it was declared offline: 26 hours in which a key press reached nobody.
+    await v.clock.advance(offline_at + 26 * HOUR - v.clock.now())
+    await v.send(BOX_ID, box.heartbeat())
+
+    shown = await v.cli("report", "--days", "7")
+    assert shown.returncode == 0, shown.stderr
+    assert (
+        "五、呼叫盒断线超过一天（近7天；断线期间老人按键无法呼叫）\n"
+        "  桥元村：1 台呼叫盒断线超过一天，统计期内共 26 小时无法呼叫\n"
+    ) in shown.stdout
+    english = await v.cli("report", "--days", "7", "--lang", "en")
+    assert (
+        "  桥元村: 1 call boxes offline for more than a day, 26 hours without a way to call "
+        "within the period"
+    ) in english.stdout
+    # The export says the same, per unit (the county counts its villages' boxes).
+    path = tmp_path / "报表.csv"
+    exported = await v.cli("report", "--days", "7", "--csv", str(path))
+    assert exported.returncode == 0, exported.stderr
+    rows = list(csv.reader(io.StringIO(path.read_text(encoding="utf-8-sig"))))
+    header = rows[0]
+    figures = {
+        r[2]: (r[header.index("断线超过一天的呼叫盒")], r[header.index("断线无法呼叫(小时)")])
+        for r in rows[1:]
+    }
+    assert figures["桥元村"] == ("1", "26.0")
+    assert figures["叶集区"] == ("1", "26.0")
+    assert len(await v.gw.store.devices.offline_spells(0, v.clock.now())) == 2  # both spells
