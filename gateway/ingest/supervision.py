@@ -30,6 +30,14 @@ a durable deadline (`device_offline_notice`) is set for the moment the device wi
 silent `offline_notify_after_s` since it was last heard (or since the start, whichever is
 later): the services tell its people then, once per offline spell (gateway/services/devices.py).
 
+Health flags. Low battery (a heartbeat below `low_battery_pct`, ok again only at the line
+plus `battery_ok_margin_pct`, or the device's own alarm), tamper (the device's alarm, or the
+tamper bit of every meter reading) and power loss (the device's alarm) are kept in memory
+(`DeviceState`) beside the status; only a change writes a transition. Every batch of
+transitions, from frames or from silence, is handed to the listeners registered with
+`on_transitions` inside its transaction (the services' device health alarms), so they learn
+of a change without looking at any frame that changes nothing.
+
 Device changes made by another process (`bidao device attach|move|replace|remove` beside a
 running gateway) reach the registry's cache through `DeviceChanges`: it polls the
 `device_history` table (one indexed read of its newest id) every `changes_poll_s` and
