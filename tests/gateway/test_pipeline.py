@@ -279,13 +279,22 @@ async def test_a_poison_frame_does_not_block_the_others(
                 await line.send(OTHER, good.heartbeat())
                 await line.send(BOX, bad.heartbeat())
             await wait_for(lambda: not good.pending, what="good frames acked")
+            # The last poison frame was sent after the last good one: wait until it failed.
+            await wait_for(
+                lambda: (
+                    sample(
+                        gw,
+                        "bidao_frames_rejected_total",
+                        transport="serial",
+                        reason="internal_error",
+                    )
+                    == 5
+                ),
+                what="every poison frame failed alone",
+            )
             assert await gw.store.devices.count_events(OTHER) == 5
             assert await gw.store.devices.count_events(BOX) == 0
             assert len(bad.pending) == 5
-            internal = sample(
-                gw, "bidao_frames_rejected_total", transport="serial", reason="internal_error"
-            )
-            assert internal == 5
 
 
 async def test_indication_reaches_the_box_on_the_link_it_last_used(
