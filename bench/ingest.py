@@ -176,8 +176,8 @@ class Probe:
     """Times the gateway from its first frame received to its last frame done.
 
     The gateway sends a frame's PUBACK only after the frame is committed and its protocol
-    ack is handed to the link; the measurement then waits until the link's send window has
-    emptied, so every protocol ack has left and been taken by the broker. Only the first
+    ack is handed to the link (acks go at QoS 0, written as they are handed over); the
+    measurement then waits until no QoS 1 downlink is held or in flight either. Only the first
     submit and every PUBACK pass through the probe: it adds one call per frame to what it times.
     """
 
@@ -235,9 +235,8 @@ async def measure_pipeline(
         try:
             async with asyncio.timeout(timeout):
                 await probe.done.wait()
-                # A frame is done when its protocol ack has left too and the broker took it:
-                # the last PUBACK alone would not count acks still held in the send window.
-                while link._held or link._inflight:  # noqa: ASYNC110 - polls the link's own state
+                # Nothing may be left in the link's send window (QoS 1 downlinks) either.
+                while link.held or link.in_flight:  # noqa: ASYNC110 - polls the link's own state
                     await asyncio.sleep(0.001)
                 probe.last = time.perf_counter()
         except TimeoutError:

@@ -71,41 +71,44 @@ class Downlinker:
         self._links[link.name] = link
 
     async def send_replies(self, replies: Sequence[Reply]) -> None:
-        """Send acks (they take no downlink seq: nothing to store); a down link is counted only."""
+        """Send acks (they take no downlink seq: nothing to store); a down link is counted only.
+
+        Each link gets its replies in one call, in order (over MQTT, at QoS 0).
+        """
         now = int(self._clock.now())
-        acks: Counter[str] = Counter()
-        links: Counter[str] = Counter()
-        try:
-            for reply in replies:
-                device, frame = reply.device, reply.frame
-                key = device.record.key_for(frame.key_id)
-                key_id = frame.key_id
-                if key is None or reply.code == AckCode.NACK_UNKNOWN_KEY:
-                    key, key_id = device.record.key, device.record.key_version
-                last_session, last_seq = device.resync_point()
-                ack = Ack(
-                    frame.seq,
-                    reply.code,
-                    frame.session,
-                    frame.mac[:ACKED_MAC_LEN],
-                    last_session,
-                    last_seq,
-                )
-                envelope = Envelope(device.device_id, 0, now, ack, frame.session, key_id)
-                try:
-                    await reply.link.send_downlink(device.device_id, encode(envelope, key))
-                except LinkDownError:
-                    # The device retransmits; the copy is deduplicated and acked again.
-                    self._metrics.downlinks_failed.labels("link_down").inc()
-                    continue
-                acks[reply.code.name] += 1
-                links[reply.link.name] += 1
-        finally:
+        by_link: dict[str, tuple[Link, list[tuple[str, bytes]], Counter[str]]] = {}
+        for reply in replies:
+            device, frame = reply.device, reply.frame
+            key = device.record.key_for(frame.key_id)
+            key_id = frame.key_id
+            if key is None or reply.code == AckCode.NACK_UNKNOWN_KEY:
+                key, key_id = device.record.key, device.record.key_version
+            last_session, last_seq = device.resync_point()
+            ack = Ack(
+                frame.seq,
+                reply.code,
+                frame.session,
+                frame.mac[:ACKED_MAC_LEN],
+                last_session,
+                last_seq,
+            )
+            envelope = Envelope(device.device_id, 0, now, ack, frame.session, key_id)
+            entry = by_link.get(reply.link.name)
+            if entry is None:
+                entry = by_link[reply.link.name] = (reply.link, [], Counter())
+            entry[1].append((device.device_id, encode(envelope, key)))
+            entry[2][reply.code.name] += 1
+        for name, (link, frames, codes) in by_link.items():
+            try:
+                await link.send_replies(frames)
+            except LinkDownError:
+                # The devices retransmit; the copies are deduplicated and acked again.
+                self._metrics.downlinks_failed.labels("link_down").inc(len(frames))
+                continue
             # Counted per batch: a labelled child costs a lock and a lookup each time.
-            for code, count in acks.items():
+            for code, count in codes.items():
                 self._metrics.acks_sent.labels(code).inc(count)
-            for link, count in links.items():
-                self._metrics.downlinks_sent.labels(link, "Ack").inc(count)
+            self._metrics.downlinks_sent.labels(name, "Ack").inc(len(frames))
 
     async def send(self, device_id: str, message: Message | MessageFactory) -> int:
         """Send `message` over the link the device last used; its seq, or DownlinkError."""

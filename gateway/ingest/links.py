@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -28,6 +28,16 @@ class Link(Protocol):
 
     async def send_downlink(self, device_id: str, frame: bytes) -> None:
         """Send one encoded frame to a device; LinkDownError if the link is down."""
+        ...
+
+    async def send_replies(self, frames: Sequence[tuple[str, bytes]]) -> None:
+        """Send protocol acks and nacks, (device id, encoded frame) in order.
+
+        A reply answers a frame its device sends again until it is answered, so it needs no
+        delivery guarantee of its own (over MQTT it goes at QoS 0: no PUBACK to wait for, and
+        nothing for the broker to keep for a box that is away, which will resend and be
+        answered again). LinkDownError if the link is down.
+        """
         ...
 
 

@@ -9,6 +9,10 @@ import pytest
 from tests.gateway.grid import BOX_ID, CONTACTS_CSV, HOUSEHOLD, HOUSEHOLDS_CSV, UNITS_CSV
 from tests.gateway.support import bidao
 
+# Hang guard only: each test starts the `bidao` command many times, and on a loaded machine
+# one start takes seconds.
+pytestmark = pytest.mark.timeout(300)
+
 KEY = "000102030405060708090a0b0c0d0e0f"
 OTHER_HOUSEHOLD = "341504-101-001-0002"
 NEW_BOX = "b1da0000000000aa"

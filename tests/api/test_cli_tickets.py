@@ -40,6 +40,10 @@ from gateway.runtime.service import GatewayService
 from tests.gateway.grid import BOX_ID, BOX_KEY, SECRETARY
 from tests.gateway.support import bidao, gateway_settings, load_grid, wait_for
 
+# Hang guard only: each test starts the `bidao` command many times, and on a loaded machine
+# one start takes seconds.
+pytestmark = pytest.mark.timeout(300)
+
 START = datetime(2026, 11, 30, 14, 5, tzinfo=ZoneInfo("Asia/Shanghai")).timestamp()
 MINUTE = 60.0
 OTHER_HOUSEHOLD = "341504-101-001-0002"

@@ -8,7 +8,6 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import paho.mqtt.client as paho
 import pytest
 
 from device_sim.device import SimulatedDevice, fleet_identity
@@ -63,17 +62,18 @@ class CommitTimes:
 
 
 class PublishTimes:
-    """Notes when each downlink is handed to paho, which writes it to the socket."""
+    """Notes when each ack is handed to paho, which writes it to the socket."""
 
     def __init__(self, link: MqttLink) -> None:
         self.published: list[tuple[str, bytes, float]] = []
-        publish = link._publish
+        send = link.send_replies
 
-        def timed(client: paho.Client, topic: str, frame: bytes) -> None:
-            publish(client, topic, frame)
-            self.published.append((topic, frame, time.perf_counter()))
+        async def timed(frames: Sequence[tuple[str, bytes]]) -> None:
+            await send(frames)
+            now = time.perf_counter()
+            self.published.extend((device_id, frame, now) for device_id, frame in frames)
 
-        link._publish = timed  # type: ignore[method-assign]
+        link.send_replies = timed  # type: ignore[method-assign]
 
     def acks(self, keys: dict[str, bytes]) -> dict[tuple[str, int], float]:
         """When the ack of each (device, seq) left, decoded once the burst is over."""

@@ -397,3 +397,56 @@ async def test_an_upper_case_device_id_in_the_topic_is_taken_as_lower_case(
     )
     assert bad.returncode == 0
     await wait_for(lambda: rejected(g.gw, "invalid_topic") == 1, what="bad topic counted")
+
+
+# -- the intake's own PUBLISH reader -------------------------------------------------------
+
+
+def mosquitto_pub_frame(port: int, device_id: str, frame: bytes, *extra: str) -> None:
+    result = subprocess.run(
+        ["mosquitto_pub", "-p", str(port), "-V", "5", "-t", uplink_topic(device_id), *extra, "-s"],
+        input=frame,
+        capture_output=True,
+        check=False,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+async def test_uplinks_with_properties_dup_retain_or_qos_0_are_read_and_acked(
+    gateway: Gateway, broker: MosquittoBroker
+) -> None:
+    # The intake reads QoS 1 PUBLISHes itself (skipping their properties) and leaves every
+    # other packet to paho: both paths must give the pipeline the same frame.
+    g = gateway
+    with_properties = (
+        "-q",
+        "1",
+        "-D",
+        "publish",
+        "user-property",
+        "firmware",
+        "长的属性值" * 10,
+        "-D",
+        "publish",
+        "message-expiry-interval",
+        "600",
+        "-D",
+        "publish",
+        "content-type",
+        "application/octet-stream",
+    )
+    for extra in (with_properties, ("-q", "1", "-r"), ("-q", "0")):
+        frame = g.box.press(Key.GREEN_CALL) if extra[1] == "0" else g.box.heartbeat()
+        await asyncio.to_thread(mosquitto_pub_frame, broker.port, BOX, frame, *extra)
+        await g.fleet.wait_all_acked(20)
+    assert await g.gw.store.devices.count_events(BOX) == 3
+    assert sample(g.gw, "bidao_acks_sent_total", code="ACCEPTED") == 3
+    assert sample(g.gw, "bidao_frames_rejected_total") == 0
+    # Clear the retained frame so that it does not outlive the test on a shared broker.
+    await asyncio.to_thread(
+        subprocess.run,
+        ["mosquitto_pub", "-p", str(broker.port), "-t", uplink_topic(BOX), "-r", "-n"],
+        check=True,
+        timeout=30,
+    )

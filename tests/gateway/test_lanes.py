@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 
@@ -42,6 +42,9 @@ class RecordingLink:
 
     async def send_downlink(self, device_id: str, frame: bytes) -> None:
         self.sent.append((device_id, frame))
+
+    async def send_replies(self, frames: Sequence[tuple[str, bytes]]) -> None:
+        self.sent.extend(frames)
 
 
 class RecordingProvider:

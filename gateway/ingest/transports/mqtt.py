@@ -10,8 +10,9 @@ The link holds two connections to the broker:
   for a client once that client publishes at QoS 1 itself). Its credit is that same
   Receive Maximum: reading pauses if that many frames wait in the pipeline, a safety net
   that a broker keeping its word never trips.
-- downlink: a clean session that only publishes acks and indications at QoS 1 and reads
-  their PUBACKs. Its socket is read whatever the intake is doing, so acks never wait
+- downlink: a clean session that only publishes: acks and nacks at QoS 0 (the device
+  resends until answered, docs/protocol.md §7), indications, CONFIG and PROVISION at QoS 1,
+  whose PUBACKs it reads. Its socket is read whatever the intake is doing, so acks never wait
   behind uplink flow control (with one shared connection, pausing intake also stopped the
   PUBACKs of our own acks, and acks waited in the send window for seconds to minutes).
   Measured on mosquitto 2.0.11 (tests/gateway/test_ack_latency.py, 30,000 frames from
@@ -37,11 +38,12 @@ import random
 import socket
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.exception import MalformedPacket
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -75,8 +77,194 @@ MAX_PACKET_SIZE = 1024
 TOPIC_LOG_INTERVAL_S = 60.0
 
 
+READ_CHUNK = 65536
+"""Bytes taken from the socket per read: many small packets at once."""
+_PUBLISH_QOS1 = 0x32
+"""PUBLISH (type 3) at QoS 1, as the first byte of its fixed header with DUP and RETAIN off."""
+_PUBLISH_FLAGS_IGNORED = 0x09
+"""DUP and RETAIN: they change nothing in how an uplink is handled."""
+
+_PUBACK = b"\x40\x02"
+"""PUBACK's fixed header: a success needs no reason code or properties (MQTT 5, 3.4.2.1)."""
+
+LeanPublish = Callable[[paho.Client, str, int, bytes], None]
+"""A QoS 1 PUBLISH as the intake needs it: (client, topic, packet id, payload)."""
+
+
+def _varint(n: int) -> bytes:
+    """MQTT's variable byte integer."""
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | 0x80 if n else byte)
+        if not n:
+            return bytes(out)
+
+
+def _qos0_publish(topic: bytes, payload: bytes) -> bytes:
+    """A QoS 0 PUBLISH packet (MQTT 5, no properties)."""
+    body = len(topic).to_bytes(2, "big") + topic + b"\x00" + payload
+    return b"\x30" + _varint(len(body)) + body
+
+
 class MqttConnectError(Exception):
     """The broker refused or did not answer the connection."""
+
+
+class _LeanClient(paho.Client):
+    """paho's client reading its socket in chunks, with a short path for QoS 1 PUBLISH.
+
+    paho reads a packet with at least three `recv` calls (the command byte, each length
+    byte, then the body) and builds a Properties object, an MQTTMessage and a topic match
+    for every PUBLISH. The intake receives thousands of small QoS 1 PUBLISHes a second and
+    needs none of that (profiled: it was a third of the event loop's time at 1,000 frames/s).
+    Here one `recv` takes what the kernel holds (up to READ_CHUNK); every complete QoS 1
+    PUBLISH in it goes straight to `lean_publish(client, topic, packet id, payload)` (its
+    properties are skipped: an uplink carries none the gateway uses), and every other packet
+    (CONNACK, SUBACK, PUBACK, PINGRESP, DISCONNECT, a QoS 0 PUBLISH) is handed to paho's own
+    handler as if paho had read it. A packet larger than MAX_PACKET_SIZE (which the broker was
+    told it must not send) closes the connection as a protocol error before it is buffered
+    whole. `hold()` true stops the processing between packets (reading is being paused); the
+    rest waits in `buffered` until the next read.
+
+    This leans on paho 2.x internals (`_sock`, `_in_packet`, `_packet_handle`,
+    `_loop_rc_handle`, `_msgtime_mutex`; pyproject.toml allows paho 2.x only).
+    tests/gateway/test_mqtt_reader.py drives it byte by byte; test_edges.py and every MQTT
+    story run both paths against mosquitto.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lean_publish: LeanPublish | None = None
+        self.hold: Callable[[], bool] = lambda: False
+        self.buffered = bytearray()
+
+    def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:  # noqa: ARG002 - paho's signature
+        """Read what the socket holds and handle every complete packet (unless held)."""
+        sock = self._sock
+        if sock is None:
+            return MQTTErrorCode.MQTT_ERR_NO_CONN
+        try:
+            data = sock.recv(READ_CHUNK)
+        except BlockingIOError:
+            data = None
+        except OSError:
+            return self._loop_rc_handle(MQTTErrorCode.MQTT_ERR_CONN_LOST)
+        if data is not None:
+            if not data:
+                return self._loop_rc_handle(MQTTErrorCode.MQTT_ERR_CONN_LOST)
+            self.buffered += data
+            with self._msgtime_mutex:
+                self._last_bytes_received = paho.time_func()
+        return self.handle_buffered()
+
+    def handle_buffered(self) -> MQTTErrorCode:
+        """Handle the complete packets already read, in order, until `hold()`."""
+        buf = self.buffered
+        size = len(buf)
+        pos = 0
+        try:
+            while pos < size and not self.hold():
+                command = buf[pos]
+                length, mult, at = 0, 1, pos + 1
+                while True:
+                    if at >= size:
+                        return MQTTErrorCode.MQTT_ERR_SUCCESS  # the length is still coming
+                    byte = buf[at]
+                    at += 1
+                    length += (byte & 0x7F) * mult
+                    mult *= 128
+                    if not byte & 0x80:
+                        break
+                    if at - pos > 4:
+                        return self._loop_rc_handle(MQTTErrorCode.MQTT_ERR_PROTOCOL)
+                if length > MAX_PACKET_SIZE:
+                    log.warning("MQTT packet over the announced maximum", extra={"bytes": length})
+                    return self._loop_rc_handle(MQTTErrorCode.MQTT_ERR_PROTOCOL)
+                end = at + length
+                if end > size:
+                    return MQTTErrorCode.MQTT_ERR_SUCCESS  # the body is still coming
+                pos = end
+                lean = self.lean_publish
+                if lean is not None and command & ~_PUBLISH_FLAGS_IGNORED == _PUBLISH_QOS1:
+                    rc = self._lean(lean, bytes(buf[at:end]))
+                else:
+                    rc = self._paho_handles(command, bytes(buf[at:end]))
+                if rc:
+                    return self._loop_rc_handle(rc)
+            return MQTTErrorCode.MQTT_ERR_SUCCESS
+        finally:
+            del buf[:pos]
+
+    def _lean(self, handle: LeanPublish, body: bytes) -> MQTTErrorCode:
+        """A QoS 1 PUBLISH (MQTT v5): topic, packet id, properties skipped, payload."""
+        size = len(body)
+        if size < 4:
+            return MQTTErrorCode.MQTT_ERR_PROTOCOL
+        topic_end = 2 + (body[0] << 8 | body[1])
+        at = topic_end + 2
+        if at >= size:
+            return MQTTErrorCode.MQTT_ERR_PROTOCOL
+        mid = body[topic_end] << 8 | body[topic_end + 1]
+        props, mult = 0, 1
+        while True:
+            if at >= size:
+                return MQTTErrorCode.MQTT_ERR_PROTOCOL
+            byte = body[at]
+            at += 1
+            props += (byte & 0x7F) * mult
+            mult *= 128
+            if not byte & 0x80:
+                break
+        at += props
+        if at > size or mid == 0:
+            return MQTTErrorCode.MQTT_ERR_PROTOCOL
+        try:
+            topic = body[2:topic_end].decode("utf-8")
+        except UnicodeDecodeError:
+            return MQTTErrorCode.MQTT_ERR_PROTOCOL
+        handle(self, topic, mid, body[at:])
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def send_raw(self, packets: bytes) -> MQTTErrorCode:
+        """Queue whole packets built by the caller, written in order with paho's own.
+
+        Queued as one entry of paho's outgoing queue under command 0 (no packet type), so
+        paho writes them (partial writes included) and keeps the keepalive clock, but does
+        none of the per-message bookkeeping of `publish` or `ack`: no message info, lock,
+        packet id, callback or syscall per packet.
+        """
+        if self._sock is None:
+            return MQTTErrorCode.MQTT_ERR_NO_CONN
+        return self._packet_queue(0, packets, 0, 0)
+
+    def _paho_handles(self, command: int, body: bytes) -> MQTTErrorCode:
+        """Any other packet, through paho's own handler, as paho's reader would pass it."""
+        self._in_packet = {
+            "command": command,
+            "have_remaining": 1,
+            "remaining_count": [],
+            "remaining_mult": 1,
+            "remaining_length": len(body),
+            "packet": bytearray(body),
+            "to_process": 0,
+            "pos": 0,
+        }
+        try:
+            rc = self._packet_handle()
+        except MalformedPacket:
+            rc = MQTTErrorCode.MQTT_ERR_PROTOCOL
+        self._in_packet = {
+            "command": 0,
+            "have_remaining": 0,
+            "remaining_count": [],
+            "remaining_mult": 1,
+            "remaining_length": 0,
+            "packet": bytearray(b""),
+            "to_process": 0,
+            "pos": 0,
+        }
+        return rc
 
 
 class _Connection:
@@ -92,8 +280,8 @@ class _Connection:
         persistent: bool,
         receive_maximum: int,
         on_connected: Callable[[paho.Client, Properties | None], None],
-        on_message: Callable[[paho.Client, paho.MQTTMessage], None] | None = None,
-        on_publish: Callable[[paho.Client], None] | None = None,
+        on_message: LeanPublish | None = None,
+        on_publish: Callable[[paho.Client, int], None] | None = None,
         on_lost: Callable[[], None] | None = None,
     ) -> None:
         self.role = role
@@ -106,7 +294,7 @@ class _Connection:
         self._on_message_cb = on_message
         self._on_publish_cb = on_publish
         self._on_lost_cb = on_lost
-        self.client: paho.Client | None = None
+        self.client: _LeanClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self.connected = asyncio.Event()
@@ -115,7 +303,7 @@ class _Connection:
         self._misc_task: asyncio.Task[None] | None = None
         self.generation = 0
         self._closing = False
-        self._reader: tuple[int, paho.Client] | None = None
+        self._reader: tuple[int, _LeanClient] | None = None
         self._paused = False
         self._delivered = 0
         """Messages and PUBACKs handed to the callbacks: what one read burst made progress on."""
@@ -184,14 +372,16 @@ class _Connection:
             assert self._loop is not None
             self._paused = False
             self._loop.add_reader(reader[0], self._read_ready, reader[1])
+            if reader[1].buffered:  # packets read before the pause: the socket may stay quiet
+                self._loop.call_soon(self._read_ready, reader[1])
 
     @property
     def paused(self) -> bool:
         """Whether reading is paused."""
         return self._paused
 
-    def _new_client(self) -> paho.Client:
-        client = paho.Client(
+    def _new_client(self) -> _LeanClient:
+        client = _LeanClient(
             CallbackAPIVersion.VERSION2,
             client_id=self._client_id,
             protocol=MQTTProtocolVersion.MQTTv5,
@@ -209,6 +399,9 @@ class _Connection:
         client.on_connect = self._guard("connect", self._on_connect)
         client.on_disconnect = self._guard("disconnect", self._on_disconnect)
         client.on_message = self._guard("message", self._on_message)
+        client.hold = lambda: self._paused
+        if self._on_message_cb is not None:
+            client.lean_publish = self._guard("message", self._on_lean_publish)
         client.on_publish = self._guard("publish", self._on_publish)
         return client
 
@@ -283,6 +476,7 @@ class _Connection:
             self._loop.call_soon_threadsafe(func)
 
     def _on_socket_open(self, client: paho.Client, _userdata: Any, sock: Any) -> None:
+        assert isinstance(client, _LeanClient)
         # Without TCP_NODELAY a PUBACK waits for Nagle: 40-90 ms per round trip instead of <1 ms.
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         fd = sock.fileno()
@@ -295,7 +489,7 @@ class _Connection:
 
         self._in_loop(register)
 
-    def _read_ready(self, client: paho.Client) -> None:
+    def _read_ready(self, client: _LeanClient) -> None:
         try:
             # paho reads one packet per loop_read on a connection with nothing of its own in
             # flight (the intake), so a burst costs a trip round the event loop per message.
@@ -396,18 +590,22 @@ class _Connection:
         self,
         client: paho.Client,
         _userdata: Any,
-        _mid: int,
+        mid: int,
         _reason: ReasonCode,
         _props: Properties | None,
     ) -> None:
         self._delivered += 1
         if client is self.client and self._on_publish_cb is not None:
-            self._on_publish_cb(client)
+            self._on_publish_cb(client, mid)
 
     def _on_message(self, client: paho.Client, _userdata: Any, msg: paho.MQTTMessage) -> None:
+        """A PUBLISH paho decoded (not QoS 1: those take the lean path); packet id 0 at QoS 0."""
+        self._on_lean_publish(client, msg.topic, msg.mid if msg.qos else 0, bytes(msg.payload))
+
+    def _on_lean_publish(self, client: paho.Client, topic: str, mid: int, payload: bytes) -> None:
         self._delivered += 1
         if self._on_message_cb is not None:
-            self._on_message_cb(client, msg)
+            self._on_message_cb(client, topic, mid, payload)
 
 
 class MqttLink:
@@ -428,6 +626,11 @@ class MqttLink:
         # the downlink path at a few thousand frames per second.
         self._send_quota = MAX_INFLIGHT_DOWNLINKS
         self._inflight = 0
+        self._awaiting: set[int] = set()
+        self._pubacks: list[int] = []
+        """Packet ids settled in this turn of the loop, PUBACKed together at its end."""
+        self._pubacks_client: paho.Client | None = None
+        """Packet ids of QoS 1 downlinks waiting for their PUBACK."""
         self._shards: dict[str, str] = {}
         """The shard each device last published in (its downlink topic)."""
         self._held: deque[tuple[str, bytes]] = deque()
@@ -484,6 +687,11 @@ class MqttLink:
         """Downlinks waiting for room in the broker's receive window."""
         return len(self._held)
 
+    @property
+    def in_flight(self) -> int:
+        """QoS 1 downlinks published and waiting for their PUBACK (replies never count)."""
+        return self._inflight
+
     async def wait_connected(self, timeout: float) -> None:
         """Wait until both connections are up."""
         async with asyncio.timeout(timeout):
@@ -530,11 +738,30 @@ class MqttLink:
             return
         self._publish(client, topic, frame)
 
+    async def send_replies(self, frames: Sequence[tuple[str, bytes]]) -> None:
+        """Publish acks and nacks at QoS 0, in order; LinkDownError while disconnected.
+
+        No PUBACK and no flow-control slot: the device resends its frame until it is
+        answered, so a reply lost with a connection is answered again (docs/protocol.md §7).
+        """
+        client = self._downlink.client
+        if client is None or not self._downlink.connected.is_set():
+            raise LinkDownError("MQTT downlink connection is down")
+        shards = self._shards
+        packets = b"".join(
+            _qos0_publish(downlink_topic(d, shards.get(d, DEFAULT_SHARD)).encode(), frame)
+            for d, frame in frames
+        )
+        rc = client.send_raw(packets)
+        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            raise LinkDownError(f"MQTT publish failed: {paho.error_string(rc)}")
+
     def _publish(self, client: paho.Client, topic: str, frame: bytes) -> None:
         info = client.publish(topic, frame, qos=1)
         if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             raise LinkDownError(f"MQTT publish failed: {paho.error_string(info.rc)}")
         self._inflight += 1
+        self._awaiting.add(info.mid)
 
     # -- downlink connection ----------------------------------------------------------------
 
@@ -545,10 +772,15 @@ class MqttLink:
 
     def _downlink_lost(self) -> None:
         self._inflight = 0
+        self._awaiting.clear()
         self._held.clear()
 
-    def _on_puback(self, client: paho.Client) -> None:
-        # Every publish of ours is QoS 1, so this is its PUBACK: one more may go out.
+    def _on_puback(self, client: paho.Client, mid: int) -> None:
+        # paho reports a QoS 0 reply once written and a QoS 1 downlink once PUBACKed; only
+        # the latter frees a slot for one more.
+        if mid not in self._awaiting:
+            return
+        self._awaiting.discard(mid)
         self._inflight -= 1
         if self._held:
             topic, frame = self._held.popleft()
@@ -565,17 +797,36 @@ class MqttLink:
         self._intake.resume_reading()
         client.subscribe(UPLINK_SUBSCRIPTION, options=SubscribeOptions(qos=1))
 
+    def _queue_puback(self, client: paho.Client, mid: int) -> None:
+        """PUBACK `mid` with the others settled in this turn of the loop, in one write."""
+        if self._pubacks and client is not self._pubacks_client:
+            self._flush_pubacks()
+        if not self._pubacks:
+            self._pubacks_client = client
+            asyncio.get_running_loop().call_soon(self._flush_pubacks)
+        self._pubacks.append(mid)
+
+    def _flush_pubacks(self) -> None:
+        mids, self._pubacks = self._pubacks, []
+        intake = self._intake.client
+        # A packet id belongs to its connection: after a reconnect the broker resends.
+        if not mids or intake is None or self._pubacks_client is not intake:
+            return
+        if not self._intake.connected.is_set():
+            return
+        intake.send_raw(b"".join(_PUBACK + mid.to_bytes(2, "big") for mid in mids))
+
     def _frame_settled(self) -> None:
         """One frame of the current session left the pipeline; read again once half are out."""
         self._unsettled -= 1
         if self._intake.paused and self._unsettled <= self._credit // 2:
             self._intake.resume_reading()
 
-    def _on_message(self, client: paho.Client, msg: paho.MQTTMessage) -> None:
+    def _on_message(self, client: paho.Client, topic: str, mid: int, payload: bytes) -> None:
+        """An uplink PUBLISH; `mid` 0 when it came at QoS 0 (nothing to acknowledge)."""
         if not self._intake_open:
             return
         generation = self._intake.generation
-        mid, qos = msg.mid, msg.qos
         self._unsettled += 1
         settled = False
 
@@ -591,18 +842,19 @@ class MqttLink:
                 and self._intake.connected.is_set()
             ):
                 self._frame_settled()
-                client.ack(mid, qos)
+                if mid:
+                    self._queue_puback(client, mid)
 
         if self._unsettled >= self._credit and not self._intake.paused:
             self._metrics.link_read_pauses.labels(self.name).inc()
             self._intake.pause_reading()
-        parsed = self._topic_device(msg.topic)
+        parsed = self._topic_device(topic)
         if parsed is None:
             settle()
             return
         self._submit(
             InboundFrame(
-                data=bytes(msg.payload),
+                data=payload,
                 link=self,
                 received_at=self._clock.now(),
                 topic_device_id=parsed[1],

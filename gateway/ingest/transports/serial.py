@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import serial
 import serial_asyncio_fast
@@ -137,12 +137,16 @@ class SerialLink:
 
         return settle
 
-    async def send_downlink(self, device_id: str, frame: bytes) -> None:  # noqa: ARG002 - bus
+    async def send_downlink(self, device_id: str, frame: bytes) -> None:
         """Write a serial-framed downlink; every device on the line sees it, the id selects."""
+        await self.send_replies(((device_id, frame),))
+
+    async def send_replies(self, frames: Sequence[tuple[str, bytes]]) -> None:
+        """Write serial-framed acks and nacks, in order, and wait for them to leave once."""
         writer = self._writer
         if writer is None or writer.is_closing():
             raise LinkDownError(f"serial link {self.name} is closed")
-        writer.write(encode_serial(frame))
+        writer.write(b"".join(encode_serial(frame) for _, frame in frames))
         try:
             await writer.drain()
         except (OSError, serial.SerialException) as exc:
