@@ -62,6 +62,8 @@ TEXT: dict[str, str] = {
     "alarm_unknown_household": "household does not exist",
     "alarm_call_failed": "call could not become a ticket",
     "alarm_press_failed": "key press failed",
+    "alarm_health_no_household": "device alarm: device has no household",
+    "alarm_health_no_installer": "device alarm: no installer on record",
     "h_device": "device",
     "h_kind": "kind",
     "h_household": "household",

@@ -58,6 +58,8 @@ TEXT: dict[str, str] = {
     "alarm_unknown_household": "登记的住户不存在",
     "alarm_call_failed": "呼叫未能生成工单",
     "alarm_press_failed": "按键处理失败",
+    "alarm_health_no_household": "设备告警：设备未绑定住户",
+    "alarm_health_no_installer": "设备告警：没有安装维护员",
     "h_device": "设备",
     "h_kind": "类型",
     "h_household": "住户",

@@ -86,6 +86,15 @@ ZH: Final[dict[str, str]] = {
     ),
     # boxes
     "boxes.unused": "{days}天内没人按过呼叫键的呼叫器：{count} 台",
+    # call boxes offline for more than a day: a promise broken
+    "promise.title": "五、呼叫盒断线超过一天（近{days}天；断线期间老人按键无法呼叫）",
+    "promise.line": "{unit}：{boxes} 台呼叫盒断线超过一天，统计期内共 {hours} 小时无法呼叫",
+    "promise.unplaced": "未绑定住户的呼叫盒",
+    "promise.none": "近{days}天没有呼叫盒断线超过一天。",
+    "promise.notes": (
+        "断线超过一天 = 呼叫盒连续一天以上没有信号（从判定离线到再次收到信号）；"
+        "小时数只计统计期内的部分。"
+    ),
     # words
     "level.county": "县区",
     "level.township": "乡镇",
@@ -151,6 +160,8 @@ ZH: Final[dict[str, str]] = {
     "export.arrived": "到场",
     "export.arrive_on_time": "准时到场率(%)",
     "export.day_on_time": "限时办结率(%)",
+    "export.offline_boxes": "断线超过一天的呼叫盒",
+    "export.offline_hours": "断线无法呼叫(小时)",
     "export.sheet.figures": "统计",
     "export.sheet.cards": "邻长考核牌",
     "export.sheet.legend": "说明",
@@ -238,6 +249,20 @@ EN: Final[dict[str, str]] = {
         "(accepted + arrived)."
     ),
     "boxes.unused": "Call boxes nobody pressed in {days} days: {count}",
+    "promise.title": (
+        "5. Call boxes offline for more than a day (last {days} days; while offline the "
+        "resident's key reached nobody)"
+    ),
+    "promise.line": (
+        "{unit}: {boxes} call boxes offline for more than a day, {hours} hours without a "
+        "way to call within the period"
+    ),
+    "promise.unplaced": "boxes with no household",
+    "promise.none": "No call box was offline for more than a day in the last {days} days.",
+    "promise.notes": (
+        "Offline for more than a day = a call box without a signal for over a day at a stretch "
+        "(from being declared offline to its next frame); only the hours within the period count."
+    ),
     "level.county": "county",
     "level.township": "township",
     "level.village": "village",
@@ -301,6 +326,8 @@ EN: Final[dict[str, str]] = {
     "export.arrived": "Arrived",
     "export.arrive_on_time": "Arrived on time (%)",
     "export.day_on_time": "Within limit (%)",
+    "export.offline_boxes": "Call boxes offline over a day",
+    "export.offline_hours": "Hours unable to call",
     "export.sheet.figures": "Figures",
     "export.sheet.cards": "Chiefs' cards",
     "export.sheet.legend": "Legend",

@@ -238,6 +238,9 @@ class ReportView:
             say(self.t("cards.none"))
         say("")
         say(self.t("boxes.unused", days=_number(r.unused_days), count=len(r.unused_boxes)))
+        say("")
+        for line in self.promise_lines():
+            say(line)
 
     def _table(self, title: str, *headers: str, text: int = 1) -> Table:
         """A table whose first `text` columns hold words (left) and the rest figures (right)."""
@@ -439,6 +442,45 @@ class ReportView:
             "cards.legend", blue=self.percent(c.blue_on_time), yellow=self.percent(c.yellow_on_time)
         )
 
+    def promise_lines(self) -> list[str]:
+        """Call boxes offline for more than a day, per village: the promise broken."""
+        days = _number(self.report.days)
+        promises = self.report.broken_promises
+        lines = [self.t("promise.title", days=days)]
+        if not promises:
+            return [*lines, "  " + self.t("promise.none", days=days)]
+        villages = [p for p in self.places() if p.code in promises]
+        for code, name in [(p.code, p.name) for p in villages] + (
+            [(UNPLACED, self.t("promise.unplaced"))] if UNPLACED in promises else []
+        ):
+            promise = promises[code]
+            lines.append(
+                "  "
+                + self.t(
+                    "promise.line",
+                    unit=name,
+                    boxes=len(promise.boxes),
+                    hours=_number(promise.hours),
+                )
+            )
+        return [*lines, self.t("promise.notes")]
+
+    def promise_of(self, unit_code: str) -> tuple[int, float]:
+        """Boxes offline over a day and their hours in the unit's villages (itself included)."""
+        units = self.report.units
+        boxes: set[str] = set()
+        hours = 0.0
+        for village, promise in self.report.broken_promises.items():
+            code: str | None = village
+            for _ in range(10):
+                if code is None or code == unit_code:
+                    break
+                code = units[code].parent_code if code in units else None
+            if code == unit_code:
+                boxes |= promise.boxes
+                hours += promise.hours
+        return len(boxes), round(hours, 1)
+
     # -- the export ----------------------------------------------------------------------
 
     def export_headers(self) -> list[str]:
@@ -468,6 +510,8 @@ class ReportView:
             "arrived",
             "arrive_on_time",
             "day_on_time",
+            "offline_boxes",
+            "offline_hours",
         )
         return [self.t(f"export.{k}") for k in keys]
 
@@ -488,6 +532,7 @@ class ReportView:
                     w.live if w else None,
                     w.overdue if w else None,
                     *_figures(s),
+                    *self.promise_of(place.code),
                 ]
             )
         for contact_id, name, role, place_name in self._people():
@@ -503,6 +548,8 @@ class ReportView:
                     None,
                     None,
                     *_figures(s),
+                    None,
+                    None,
                 ]
             )
         return rows
@@ -518,6 +565,7 @@ class ReportView:
             self.t("stats.notes"),
             self.t("stats.notes_clocks", **self._clock_words()),
             self.cards_legend(),
+            *self.promise_lines(),
         ]
 
     def write_csv(self, path: Path) -> int:

@@ -63,6 +63,7 @@ from gateway.services.links import LinkError as LinkError  # noqa: PLC0414 - re-
 from gateway.services.links import LinkGrant as LinkGrant  # noqa: PLC0414 - re-exported
 from gateway.services.links import ResponderLinks, responder_links
 from gateway.services.reports import UNPLACED as UNPLACED  # noqa: PLC0414 - re-exported
+from gateway.services.reports import BrokenPromise as BrokenPromise  # noqa: PLC0414 - re-exported
 from gateway.services.reports import Card, Reports, UnitWarning
 from gateway.services.reports import TicketStats as TicketStats  # noqa: PLC0414 - re-exported
 from gateway.services.reports import by_level as by_level  # noqa: PLC0414 - re-exported
@@ -202,6 +203,9 @@ class Report:
     """The clocks new tickets open under (each ticket is counted under its own)."""
     timezone: str
     """The villages' IANA time zone, for the times the report shows."""
+    broken_promises: dict[str, BrokenPromise]
+    """Per village code (UNPLACED: boxes outside the grid), the call boxes offline for more
+    than a day in the period, and the hours they could not call for help."""
 
 
 class Application:
@@ -650,6 +654,7 @@ class Application:
             card_thresholds=self.settings.cards,
             policy=self.settings.tickets.default,
             timezone=self.settings.tickets.timezone,
+            broken_promises=await self._reports.broken_promises(start, now),
         )
 
     def metrics_text(self) -> bytes:

@@ -25,6 +25,7 @@ from pydantic_settings import (
 )
 
 from gateway.domain.devices import DeviceKind as DeviceKind  # noqa: PLC0414 - re-exported
+from gateway.domain.devices import HealthKind
 from gateway.domain.grid import Role as Role  # noqa: PLC0414 - re-exported
 from gateway.domain.tickets import (
     FAMILY_EVENTS,
@@ -129,6 +130,13 @@ class ImportSettings(BaseModel):
     """Rows (a household with its resident and box is one) written per transaction."""
 
 
+def _default_health_holdoffs() -> dict[HealthKind, float]:
+    # Offline is declared after three missed intervals already; an hour more tells a power
+    # cut or a router restart apart from a box that needs a visit. A case opened is told
+    # within a minute; a power cut lasting ten minutes is told.
+    return {"offline": 3600.0, "low_battery": 3600.0, "tamper": 60.0, "power_loss": 600.0}
+
+
 def _default_intervals() -> dict[DeviceKind, int]:
     # A dead box is noticed within about 3 minutes (EN 50136 supervision class).
     return {"call_box": 60, "water_meter": 900}
@@ -159,6 +167,18 @@ class SupervisionSettings(BaseModel):
     alarm_renotify_s: float = Field(default=600.0, ge=0)
     """An open operator alarm that repeats (the same box pressed again) texts the township
     duty again only after this long; every repeat is counted on the alarm."""
+    health_raise_after_s: dict[HealthKind, float] = Field(default_factory=_default_health_holdoffs)
+    """A device health condition (offline, low battery, tamper, power loss) is told to the
+    installers of the household's area (and, for the box of a resident living alone, to the
+    family) once it has lasted this long without a break; a shorter spell is told to nobody.
+    Offline counts from the offline transition (itself `missed_intervals` after the last
+    frame) and never from before the gateway's start."""
+    health_clear_after_s: float = Field(default=900.0, ge=0)
+    """The all-clear goes to those told once the condition has stayed away this long; if it
+    comes back meanwhile the spell goes on and nobody is told again (a flapping device)."""
+    battery_ok_margin_pct: int = Field(default=5, ge=0, le=100)
+    """A heartbeat ends a low-battery spell only at `low_battery_pct` plus this margin, so a
+    battery hovering at the line does not flap between low and ok."""
 
 
 def _day_clocks() -> dict[Category, float]:

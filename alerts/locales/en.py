@@ -150,4 +150,60 @@ TEMPLATES: dict[str, str] = {
     "passed on, 9 to hear this again.",
     "voice_alarm_accepted": "You have taken it. Please call or visit now. An SMS will tell you "
     "how to report what you found.",
+    # Device health: to the installers of the household's area.
+    "health_box_offline": "[Bidao] The call box ${device} at ${resident}'s home (${place}) "
+    "has had no signal since ${since}; the resident cannot call for help. Please check "
+    "power and network.",
+    "health_box_offline_ok": "[Bidao] The call box ${device} at ${resident}'s home (${place}) "
+    "has a signal again (none from ${since} to ${until}).",
+    "health_meter_offline": "[Bidao] The water meter ${device} at ${resident}'s home "
+    "(${place}) has sent no data since ${since}; the water watch cannot judge. Please check "
+    "its battery and network.",
+    "health_meter_offline_ok": "[Bidao] The water meter ${device} at ${resident}'s home "
+    "(${place}) sends data again (none from ${since} to ${until}).",
+    "health_box_low_battery": "[Bidao] The call box ${device} at ${resident}'s home "
+    "(${place}) has had a low battery since ${since}. Please replace it soon.",
+    "health_box_low_battery_ok": "[Bidao] The call box ${device} at ${resident}'s home "
+    "(${place}) has a good battery again (low from ${since} to ${until}).",
+    "health_meter_low_battery": "[Bidao] The water meter ${device} at ${resident}'s home "
+    "(${place}) has had a low battery since ${since}. Please replace it soon.",
+    "health_meter_low_battery_ok": "[Bidao] The water meter ${device} at ${resident}'s home "
+    "(${place}) has a good battery again (low from ${since} to ${until}).",
+    "health_box_tamper": "[Bidao] The call box ${device} at ${resident}'s home (${place}) "
+    "reported at ${since} that its case was opened or moved. Please go and look.",
+    "health_box_tamper_ok": "[Bidao] The call box ${device} at ${resident}'s home (${place}): "
+    "the case alarm has ended (${since} to ${until}).",
+    "health_meter_tamper": "[Bidao] The water meter ${device} at ${resident}'s home "
+    "(${place}) reported at ${since} that it was tampered with. Please go and look.",
+    "health_meter_tamper_ok": "[Bidao] The water meter ${device} at ${resident}'s home "
+    "(${place}): the tamper alarm has ended (${since} to ${until}).",
+    "health_box_power_loss": "[Bidao] The call box ${device} at ${resident}'s home "
+    "(${place}) has had no mains power since ${since} and runs on its battery. Please check "
+    "the power.",
+    "health_box_power_loss_ok": "[Bidao] The call box ${device} at ${resident}'s home "
+    "(${place}) has mains power again (none from ${since} to ${until}).",
+    "health_meter_power_loss": "[Bidao] The water meter ${device} at ${resident}'s home "
+    "(${place}) has had no power since ${since}. Please check the power.",
+    "health_meter_power_loss_ok": "[Bidao] The water meter ${device} at ${resident}'s home "
+    "(${place}) has power again (none from ${since} to ${until}).",
+    # Device health: to the family of a resident living alone (call boxes only).
+    "health_family_offline": "[Bidao] The call box at ${resident}'s home (${place}) has had "
+    "no signal since ${since}, so a key press cannot call for help. Its maintainers are "
+    "told; please phone ${resident} meanwhile.",
+    "health_family_offline_ok": "[Bidao] The call box at ${resident}'s home (${place}) has a "
+    "signal again (none from ${since} to ${until}); its key can call for help again.",
+    "health_family_low_battery": "[Bidao] The call box at ${resident}'s home (${place}) has "
+    "had a low battery since ${since}. Its maintainers are told to replace it.",
+    "health_family_low_battery_ok": "[Bidao] The call box at ${resident}'s home (${place}) "
+    "has a good battery again (low from ${since} to ${until}).",
+    "health_family_tamper": "[Bidao] The call box at ${resident}'s home (${place}) reported "
+    "at ${since} that its case was opened or moved. Its maintainers are told; please phone "
+    "${resident}.",
+    "health_family_tamper_ok": "[Bidao] The call box at ${resident}'s home (${place}): the "
+    "case alarm has ended (${since} to ${until}).",
+    "health_family_power_loss": "[Bidao] The call box at ${resident}'s home (${place}) has "
+    "had no mains power since ${since} and runs on battery; maybe a power cut. Its "
+    "maintainers are told; please phone ${resident}.",
+    "health_family_power_loss_ok": "[Bidao] The call box at ${resident}'s home (${place}) "
+    "has mains power again (none from ${since} to ${until}).",
 }

@@ -223,4 +223,89 @@ TEMPLATES: dict[str, str] = {
     "voice_alarm_accepted": (
         "您已接手，请马上打电话或上门查看。稍后您会收到一条短信，告诉您如何报告结果。"
     ),
+    # Device health: to the installers of the household's area.
+    "health_box_offline": (
+        "【必到】${resident}家（${place}）的呼叫盒${device}自${since}起没有信号，"
+        "老人现在按键无法呼叫。请尽快检查电源和网络。"
+    ),
+    "health_box_offline_ok": (
+        "【必到】${resident}家（${place}）的呼叫盒${device}已恢复信号"
+        "（${since}至${until}没有信号）。"
+    ),
+    "health_meter_offline": (
+        "【必到】${resident}家（${place}）的水表${device}自${since}起没有数据，"
+        "用水看护暂时无法判断。请检查水表的电池和网络。"
+    ),
+    "health_meter_offline_ok": (
+        "【必到】${resident}家（${place}）的水表${device}已恢复数据（${since}至${until}没有数据）。"
+    ),
+    "health_box_low_battery": (
+        "【必到】${resident}家（${place}）的呼叫盒${device}自${since}起电量低，请尽快上门更换电池。"
+    ),
+    "health_box_low_battery_ok": (
+        "【必到】${resident}家（${place}）的呼叫盒${device}电量已恢复正常"
+        "（${since}至${until}电量低）。"
+    ),
+    "health_meter_low_battery": (
+        "【必到】${resident}家（${place}）的水表${device}自${since}起电量低，请尽快上门更换电池。"
+    ),
+    "health_meter_low_battery_ok": (
+        "【必到】${resident}家（${place}）的水表${device}电量已恢复正常（${since}至${until}电量低）。"
+    ),
+    "health_box_tamper": (
+        "【必到】${resident}家（${place}）的呼叫盒${device}在${since}报告外壳被打开或被移动，"
+        "请上门查看。"
+    ),
+    "health_box_tamper_ok": (
+        "【必到】${resident}家（${place}）的呼叫盒${device}外壳报警已解除（${since}至${until}）。"
+    ),
+    "health_meter_tamper": (
+        "【必到】${resident}家（${place}）的水表${device}在${since}报告被拆动，请上门查看。"
+    ),
+    "health_meter_tamper_ok": (
+        "【必到】${resident}家（${place}）的水表${device}拆动报警已解除（${since}至${until}）。"
+    ),
+    "health_box_power_loss": (
+        "【必到】${resident}家（${place}）的呼叫盒${device}自${since}起断电，正在用电池工作。"
+        "请查看电源。"
+    ),
+    "health_box_power_loss_ok": (
+        "【必到】${resident}家（${place}）的呼叫盒${device}已恢复供电（${since}至${until}断电）。"
+    ),
+    "health_meter_power_loss": (
+        "【必到】${resident}家（${place}）的水表${device}自${since}起断电。请查看电源。"
+    ),
+    "health_meter_power_loss_ok": (
+        "【必到】${resident}家（${place}）的水表${device}已恢复供电（${since}至${until}断电）。"
+    ),
+    # Device health: to the family of a resident living alone (call boxes only).
+    "health_family_offline": (
+        "【必到】您的家人${resident}家里（${place}）的呼叫盒自${since}起没有信号，"
+        "老人现在按键无法呼叫。已转告设备维护人员，请您先打电话问候老人。"
+    ),
+    "health_family_offline_ok": (
+        "【必到】您的家人${resident}家里（${place}）的呼叫盒已恢复信号（${since}至${until}没有信号），"
+        "按键又可以呼叫了。"
+    ),
+    "health_family_low_battery": (
+        "【必到】您的家人${resident}家里（${place}）的呼叫盒自${since}起电量低，"
+        "已转告设备维护人员更换电池。"
+    ),
+    "health_family_low_battery_ok": (
+        "【必到】您的家人${resident}家里（${place}）的呼叫盒电量已恢复正常（${since}至${until}电量低）。"
+    ),
+    "health_family_tamper": (
+        "【必到】您的家人${resident}家里（${place}）的呼叫盒在${since}报告外壳被打开或被移动。"
+        "已转告设备维护人员，请您打电话问问老人。"
+    ),
+    "health_family_tamper_ok": (
+        "【必到】您的家人${resident}家里（${place}）的呼叫盒外壳报警已解除（${since}至${until}）。"
+    ),
+    "health_family_power_loss": (
+        "【必到】您的家人${resident}家里（${place}）的呼叫盒自${since}起断电，正在用电池工作，"
+        "可能是家里停电。已转告设备维护人员，请您打电话问候老人。"
+    ),
+    "health_family_power_loss_ok": (
+        "【必到】您的家人${resident}家里（${place}）的呼叫盒已恢复供电（${since}至${until}断电）。"
+    ),
 }

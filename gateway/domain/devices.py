@@ -7,7 +7,17 @@ from typing import Literal
 
 DeviceKind = Literal["call_box", "water_meter"]
 DeviceStatus = Literal["unknown", "online", "offline"]
-TransitionKind = Literal["online", "offline", "low_battery", "battery_ok"]
+TransitionKind = Literal[
+    "online",
+    "offline",
+    "low_battery",
+    "battery_ok",
+    "tamper",
+    "tamper_ok",
+    "power_loss",
+    "power_ok",
+]
+"""A change of a device's state: its status, or one of its health flags raised or cleared."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +35,10 @@ class DeviceRecord:
     enabled: bool = True
     status: DeviceStatus = "unknown"
     low_battery: bool = False
+    tamper: bool = False
+    """The device reports its case opened or moved (an alarm, or a meter's status bit)."""
+    power_loss: bool = False
+    """The device reports it lost its mains power (running on its battery)."""
     firmware: str | None = None
     battery_pct: int | None = None
     battery_mv: int | None = None
@@ -127,10 +141,18 @@ HistoryAction = Literal[
 ]
 """What was done to a device: `replaced` is written on the old box, `replaces` on the new."""
 
-AlarmKind = Literal["unassigned_call", "unknown_household", "call_failed", "press_failed"]
+AlarmKind = Literal[
+    "unassigned_call",
+    "unknown_household",
+    "call_failed",
+    "press_failed",
+    "health_no_household",
+    "health_no_installer",
+]
 """Why an operator must look: a call from a box without a household, a box registered to a
 household that does not exist, a call that could not become a ticket, another key press
-that failed."""
+that failed; a device health alarm (offline, low battery, tamper, power loss) of a device
+with no household in the grid, or whose household's units have no installer on record."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +196,74 @@ class OfflineNotice:
     device_id: str
     last_heard: float
     notified_at: float
+
+
+HealthKind = Literal["offline", "low_battery", "tamper", "power_loss"]
+"""What can be wrong with a device that its installer must put right."""
+
+HEALTH_KINDS: tuple[HealthKind, ...] = ("offline", "low_battery", "tamper", "power_loss")
+
+_RAISED: dict[TransitionKind, HealthKind] = {
+    "offline": "offline",
+    "low_battery": "low_battery",
+    "tamper": "tamper",
+    "power_loss": "power_loss",
+}
+_CLEARED: dict[TransitionKind, HealthKind] = {
+    "online": "offline",
+    "battery_ok": "low_battery",
+    "tamper_ok": "tamper",
+    "power_ok": "power_loss",
+}
+
+
+def health_change(kind: TransitionKind) -> tuple[HealthKind, bool]:
+    """The health condition a transition is about, and whether it begins (True) or ends."""
+    if kind in _RAISED:
+        return _RAISED[kind], True
+    return _CLEARED[kind], False
+
+
+@dataclass(frozen=True, slots=True)
+class HealthAlarm:
+    """One spell of a device health condition, from when it began until its all-clear.
+
+    A spell is `pending` while the condition lasts less than its hold-off (nobody told
+    yet: a short blip is never told), `told` once its people were sent the alarm, and
+    `clearing` from when the condition ended until it has stayed away for the all-clear's
+    hold-off (if it comes back meanwhile, the spell goes on and nobody is told again).
+    """
+
+    device_id: str
+    kind: HealthKind
+    since: float
+    """When the condition began (for offline: when the device was last heard)."""
+    told_at: float | None = None
+    told: tuple[int, ...] = ()
+    """The contacts sent the alarm: the all-clear goes to them."""
+    ok_since: float | None = None
+    """When the condition ended, while the all-clear waits for its hold-off."""
+    cleared_at: float | None = None
+    id: int | None = None
+
+    @property
+    def state(self) -> Literal["pending", "told", "clearing", "cleared"]:
+        """Where the spell is (see the class docstring)."""
+        if self.cleared_at is not None:
+            return "cleared"
+        if self.ok_since is not None:
+            return "clearing"
+        return "pending" if self.told_at is None else "told"
+
+
+@dataclass(frozen=True, slots=True)
+class OfflineSpell:
+    """A call box offline from `began` until `ended` (None: still offline)."""
+
+    device_id: str
+    household_code: str | None
+    began: float
+    ended: float | None
 
 
 def retired(record: DeviceRecord) -> bool:

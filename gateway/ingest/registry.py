@@ -58,6 +58,10 @@ class DeviceState:
     own_from: int | None = None
     """Position of the first downlink seq this run of the gateway used since it last learnt
     the box's counter: every number from it up to `downlink_seq` went out from this run."""
+    tamper: bool = False
+    """The device reports its case opened (as stored; changed only by a transition)."""
+    power_loss: bool = False
+    """The device reports a mains power loss (as stored; changed only by a transition)."""
 
     @classmethod
     def from_record(cls, record: DeviceRecord) -> DeviceState:
@@ -75,6 +79,8 @@ class DeviceState:
             last_link=record.last_link,
             stored_seen=record.last_seen,
             stored_health=(record.firmware, record.battery_pct, record.rssi_dbm),
+            tamper=record.tamper,
+            power_loss=record.power_loss,
         )
 
     @property

@@ -30,6 +30,14 @@ a durable deadline (`device_offline_notice`) is set for the moment the device wi
 silent `offline_notify_after_s` since it was last heard (or since the start, whichever is
 later): the services tell its people then, once per offline spell (gateway/services/devices.py).
 
+Health flags. Low battery (a heartbeat below `low_battery_pct`, ok again only at the line
+plus `battery_ok_margin_pct`, or the device's own alarm), tamper (the device's alarm, or the
+tamper bit of every meter reading) and power loss (the device's alarm) are kept in memory
+(`DeviceState`) beside the status; only a change writes a transition. Every batch of
+transitions, from frames or from silence, is handed to the listeners registered with
+`on_transitions` inside its transaction (the services' device health alarms), so they learn
+of a change without looking at any frame that changes nothing.
+
 Device changes made by another process (`bidao device attach|move|replace|remove` beside a
 running gateway) reach the registry's cache through `DeviceChanges`: it polls the
 `device_history` table (one indexed read of its newest id) every `changes_poll_s` and
@@ -43,13 +51,20 @@ import asyncio
 import heapq
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
-from firmware_protocol import AlarmKind, DeviceAlarm, Heartbeat
+from firmware_protocol import AlarmKind, DeviceAlarm, Heartbeat, MeterStatus, WaterReading
 from gateway.clock import Clock, sleep_until_or_woken
 from gateway.config import SupervisionSettings
-from gateway.domain.devices import DeviceStatus, HistoryEntry, Telemetry, Transition
+from gateway.domain.devices import (
+    DeviceStatus,
+    HistoryEntry,
+    Telemetry,
+    Transition,
+    TransitionKind,
+)
 from gateway.ingest.pipeline import AcceptedFrame
 from gateway.ingest.registry import SILENT_DEADLINE, DeviceRegistry, DeviceState
 from gateway.metrics import GatewayMetrics
@@ -61,6 +76,12 @@ MAINS_POWERED = 255
 OFFLINE_NOTICE_DEADLINE = "device_offline_notice"
 """A call box offline long enough that its people are told (handled by the services)."""
 _HISTORY_PAGE = 500
+
+TransitionListener = Callable[
+    [UnitOfWork, Sequence[Transition]], Awaitable[Callable[[], None] | None]
+]
+"""Called inside the transaction that writes transitions (never for a frame that changes
+nothing); what it returns runs once that transaction has committed."""
 
 
 @dataclass(slots=True)
@@ -147,6 +168,20 @@ class SilenceWatch:
         self._watched.pop(device_id, None)
 
 
+_Flag = Literal["low_battery", "tamper", "power_loss"]
+"""A health flag of a device (a field of DeviceState and of the device row)."""
+_ALARM_FLAGS: dict[AlarmKind, _Flag] = {
+    AlarmKind.LOW_BATTERY: "low_battery",
+    AlarmKind.TAMPER: "tamper",
+    AlarmKind.POWER_LOSS: "power_loss",
+}
+_FLAG_CLEARED: dict[_Flag, TransitionKind] = {
+    "low_battery": "battery_ok",
+    "tamper": "tamper_ok",
+    "power_loss": "power_ok",
+}
+
+
 def _band(value: int | None, width: int) -> int | None:
     return None if value is None else value // width
 
@@ -171,7 +206,26 @@ class Supervisor:
         self._started_at: float | None = None
         self._bulk_armed = False
         self._deadline_set: Callable[[float], None] | None = None
+        self._listeners: list[TransitionListener] = []
         registry.watch_registrations(self._registered)
+
+    def on_transitions(self, listener: TransitionListener) -> None:
+        """Have `listener` see every batch of transitions written, in their transaction.
+
+        This is how the services learn that a device went offline, came back, or raised or
+        cleared a health flag, without looking at every frame.
+        """
+        self._listeners.append(listener)
+
+    async def _tell_listeners(
+        self, uow: UnitOfWork, transitions: Sequence[Transition]
+    ) -> list[Callable[[], None]]:
+        hooks: list[Callable[[], None]] = []
+        for listener in self._listeners:
+            hook = await listener(uow, transitions)
+            if hook is not None:
+                hooks.append(hook)
+        return hooks
 
     def on_deadline_set(self, callback: Callable[[float], None]) -> None:
         """Call `callback(due_at)` after committing offline-notice deadlines (the scheduler)."""
@@ -201,7 +255,7 @@ class Supervisor:
         """Write transitions and changed health; silence is moved in memory once committed."""
         last_contact: dict[str, float] = {}
         intervals: dict[str, int] = {}
-        low_battery: dict[str, bool] = {}
+        flags: dict[tuple[str, _Flag], bool] = {}
         telemetry: dict[str, Telemetry] = {}
         states: dict[str, DeviceState] = {}
         for frame in frames:
@@ -223,28 +277,33 @@ class Supervisor:
                 )
                 intervals[device_id] = message.heartbeat_interval_s
                 if battery is not None:
-                    low_battery[device_id] = battery < self._settings.low_battery_pct
-            elif isinstance(message, DeviceAlarm) and message.alarm == AlarmKind.LOW_BATTERY:
-                low_battery[device_id] = message.active
+                    flags[device_id, "low_battery"] = self._battery_low(frame.state, battery)
+            elif isinstance(message, DeviceAlarm) and message.alarm in _ALARM_FLAGS:
+                flags[device_id, _ALARM_FLAGS[message.alarm]] = message.active
+            elif isinstance(message, WaterReading):
+                # A meter states its tamper switch in every reading.
+                flags[device_id, "tamper"] = bool(message.status & MeterStatus.TAMPER)
 
         transitions: list[Transition] = []
         for device_id, state in states.items():
-            at = last_contact[device_id]
             if state.status != "online":
                 detail = "first contact" if state.status == "unknown" else "back after silence"
-                transitions.append(Transition(device_id, at, "online", detail))
-            low = low_battery.get(device_id)
-            if low is not None and low != state.low_battery:
-                transitions.append(
-                    Transition(device_id, at, "low_battery" if low else "battery_ok")
-                )
+                transitions.append(Transition(device_id, last_contact[device_id], "online", detail))
+        for (device_id, flag), raised in flags.items():
+            if raised != getattr(states[device_id], flag):
+                kind = flag if raised else _FLAG_CLEARED[flag]
+                transitions.append(Transition(device_id, last_contact[device_id], kind))
         changed = [t for t in telemetry.values() if self._health_changed(states[t.device_id], t)]
         if changed:
             await uow.devices.update_telemetry(changed)
+        hooks: list[Callable[[], None]] = []
         if transitions:
             await uow.devices.apply_transitions(transitions)
+            hooks = await self._tell_listeners(uow, transitions)
 
         def on_commit() -> None:
+            for hook in hooks:
+                hook()
             for row in changed:
                 states[row.device_id].stored_health = (row.firmware, row.battery_pct, row.rssi_dbm)
             for device_id, interval in intervals.items():
@@ -352,6 +411,7 @@ class Supervisor:
             if not transitions:
                 continue
             notices: list[Deadline] = []
+            hooks: list[Callable[[], None]] = []
             async with self._store.transaction() as uow:
                 # A frame committed while this waited for the store brought it back.
                 transitions = [t for t in transitions if t.device_id not in self.watch]
@@ -362,6 +422,9 @@ class Supervisor:
                     if (due := self._notice_due(t.device_id, chunk)) is not None
                 ]
                 await uow.deadlines.set(notices)
+                hooks = await self._tell_listeners(uow, transitions)
+            for hook in hooks:
+                hook()
             if notices and self._deadline_set is not None:
                 self._deadline_set(min(d.due_at for d in notices))
             for transition in transitions:
@@ -381,14 +444,25 @@ class Supervisor:
         last_heard = watched.silent_at - self._settings.missed_intervals * watched.interval_s
         return last_heard + self._settings.offline_notify_after_s
 
+    def _battery_low(self, state: DeviceState, battery_pct: int) -> bool:
+        """Low below the line; once low, ok again only at the line plus the margin."""
+        line = self._settings.low_battery_pct
+        if state.low_battery:
+            return battery_pct < line + self._settings.battery_ok_margin_pct
+        return battery_pct < line
+
     def _apply(self, states: dict[str, DeviceState], transitions: Sequence[Transition]) -> None:
         for transition in transitions:
             state = states[transition.device_id]
             if transition.kind in ("online", "offline"):
                 self._registry.count_transition(state.status, transition.kind)
                 state.status = transition.kind
-            else:
+            elif transition.kind in ("low_battery", "battery_ok"):
                 state.low_battery = transition.kind == "low_battery"
+            elif transition.kind in ("tamper", "tamper_ok"):
+                state.tamper = transition.kind == "tamper"
+            else:
+                state.power_loss = transition.kind == "power_loss"
             self._metrics.device_transitions.labels(transition.kind).inc()
 
 

@@ -38,6 +38,7 @@ from gateway.runtime.lock import DataDirLock
 from gateway.runtime.looplag import LoopLagMonitor
 from gateway.runtime.supervisor import PartState, PartStatus, PartSupervisor
 from gateway.scheduler import DeadlineScheduler
+from gateway.services.device_health import HEALTH_DEADLINE, DeviceHealth
 from gateway.services.devices import DeviceAdmin, DeviceAlarms
 from gateway.services.grid_import import GridImporter, ImportKind, ImportResult
 from gateway.services.links import responder_links
@@ -161,6 +162,7 @@ class GatewayService:
         self.pipeline.add_handler(self.device_alarms)
         self.scheduler.register(OFFLINE_NOTICE_DEADLINE, self.device_alarms)
         self.supervisor.on_deadline_set(self.scheduler.notify)
+        self.device_health = self._device_health(settings)
         self.device_changes = DeviceChanges(
             self.store, self.registry, self.supervisor, self.clock, settings.supervision
         )
@@ -211,6 +213,20 @@ class GatewayService:
         self.pipeline.add_handler(water)
         self.scheduler.register(WATER_DEADLINE, water)
         return water
+
+    def _device_health(self, settings: Settings) -> DeviceHealth:
+        """Offline, low battery, tamper, power loss: told to the area's installers."""
+        health = DeviceHealth(
+            self.clock,
+            settings.supervision,
+            settings.tickets.timezone,
+            self.metrics,
+            notifications_committed=self.outbox.wake,
+            deadline_set=self.scheduler.notify,
+        )
+        self.supervisor.on_transitions(health.on_transitions)
+        self.scheduler.register(HEALTH_DEADLINE, health)
+        return health
 
     def add_component(self, name: str, run: PartRun) -> None:
         """Run another long-lived part (the HTTP server) under its own supervisor.
@@ -304,6 +320,7 @@ class GatewayService:
             await self.registry.load()
             self.supervisor.start()
             self.device_alarms.start()
+            self.device_health.start()
             await self.device_changes.start()
             claimed.push_async_callback(self._store_probe.close)
             await self._run_parts()

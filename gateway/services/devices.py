@@ -18,7 +18,10 @@ change made by `bidao device ...` in another process is seen within
 - A call box silent for `supervision.offline_notify_after_s`: its household's family and
   the grid worker of its unit get an SMS, once per offline spell (a deadline row set with
   the offline transition, a notice row once sent), and a "back online" SMS when it reports
-  again after that.
+  again after that. The family of a resident living alone is left out: they were told
+  within the hour by the device health alarms (gateway/services/device_health.py), which
+  also tell the area's installers of every device offline, low battery, tamper or power
+  loss.
 """
 
 from __future__ import annotations
@@ -566,11 +569,17 @@ class DeviceAlarms:
         info = await uow.grid.household_info(device.household_code)
         if info is None:
             return []
-        family_ids = [
-            c.id
-            for c in await self._store.grid.contacts_of([], [info.code])
-            if c.role == "family" and c.id is not None
-        ]
+        # The family of a resident living alone hears of the box from its health alarms
+        # (gateway/services/device_health.py) within the hour; not a second time here.
+        family_ids = (
+            []
+            if await uow.grid.lives_alone(info.code)
+            else [
+                c.id
+                for c in await self._store.grid.contacts_of([], [info.code])
+                if c.role == "family" and c.id is not None
+            ]
+        )
         people: list[Contact] = [
             *await uow.grid.contacts_by_id(family_ids),
             *await uow.grid.unit_contacts(info.unit_chain, "grid_worker"),

@@ -302,9 +302,52 @@ class Reports:
         contacts = {c.id: c for c in await self._source.grid.contacts()}
         return units, contacts
 
+    async def broken_promises(self, start: float, end: float) -> dict[str, BrokenPromise]:
+        """Per village: call boxes offline for more than a day in [start, end), and hours."""
+        return await broken_promises(self._source, start, end)
+
     async def unused_boxes(self, now: float, days: float = 90) -> list[str]:
         """Call boxes nobody has pressed for `days` (a box nobody uses is a problem too)."""
         return await self._source.devices.silent_boxes(now - days * 86400)
+
+
+@dataclass(slots=True)
+class BrokenPromise:
+    """A village's call boxes that could not call for help for more than a day.
+
+    A box offline is a promise broken: its resident's key press reaches nobody. Counted are
+    the offline spells (from the offline transition to the box's next frame) that lasted more
+    than `promise_s` and overlap the period; `hours` is their time within the period.
+    """
+
+    boxes: set[str] = field(default_factory=set)
+    hours: float = 0.0
+
+
+async def broken_promises(
+    source: ReportSource, start: float, end: float, promise_s: float = 86_400.0
+) -> dict[str, BrokenPromise]:
+    """Per village code (UNPLACED for boxes outside the grid): boxes offline over a day."""
+    spells = [
+        s
+        for s in await source.devices.offline_spells(start, end)
+        if (s.ended if s.ended is not None else end) - s.began > promise_s
+    ]
+    if not spells:
+        return {}
+    grid = await source.grid.units()
+    codes = sorted({s.household_code for s in spells if s.household_code is not None})
+    neighbourhood = {
+        h.code: h.neighbourhood_code for h in await source.grid.households_by_code(codes)
+    }
+    out: dict[str, BrokenPromise] = defaultdict(BrokenPromise)
+    for spell in spells:
+        place = neighbourhood.get(spell.household_code or "")
+        village = next((u.code for u in _ancestors(place, grid) if u.level == "village"), UNPLACED)
+        within = min(spell.ended if spell.ended is not None else end, end) - max(spell.began, start)
+        out[village].boxes.add(spell.device_id)
+        out[village].hours += max(0.0, within) / 3600
+    return dict(out)
 
 
 def _day_clock_kept(ticket: Ticket, now: float) -> bool | None:

@@ -25,8 +25,11 @@ from gateway.domain.devices import (
     DeviceSeen,
     DeviceStatus,
     EventRow,
+    HealthAlarm,
+    HealthKind,
     HistoryEntry,
     OfflineNotice,
+    OfflineSpell,
     OperatorAlarm,
     Telemetry,
     Transition,
@@ -356,6 +359,14 @@ class DeviceWrites(Protocol):
         """The notice of the device's offline spell, removed; None if none was sent."""
         ...
 
+    async def health_alarm(self, device_id: str, kind: HealthKind) -> HealthAlarm | None:
+        """The device's open spell of the condition (not cleared), or None."""
+        ...
+
+    async def save_health_alarm(self, alarm: HealthAlarm) -> HealthAlarm:
+        """Insert a new spell (`id` None) or update one; the spell as stored, with its id."""
+        ...
+
 
 class DeadlineWrites(Protocol):
     """Due times, and the failures of their handlers."""
@@ -421,6 +432,10 @@ class GridWrites(Protocol):
 
     async def set_bad_number(self, contact_id: int) -> None:
         """Flag a contact's number for an administrator."""
+        ...
+
+    async def lives_alone(self, household_code: str) -> bool:
+        """Whether a resident of the household is flagged as living alone."""
         ...
 
 
@@ -731,6 +746,18 @@ class DeviceReads(Protocol):
 
     async def offline_notices(self) -> list[OfflineNotice]:
         """Offline spells whose notice was sent, by device."""
+        ...
+
+    async def health_alarms(self, *, cleared: bool = False) -> list[HealthAlarm]:
+        """Open health spells (with `cleared`, every spell), oldest first."""
+        ...
+
+    async def offline_spells(self, start: float, end: float) -> list[OfflineSpell]:
+        """Offline spells of call boxes that overlap [start, end), by device and start.
+
+        Each runs from an offline transition to the next online one (None: still offline);
+        the household is the box's current one.
+        """
         ...
 
 

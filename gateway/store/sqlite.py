@@ -25,8 +25,11 @@ from gateway.domain.devices import (
     DeviceSeen,
     DeviceStatus,
     EventRow,
+    HealthAlarm,
+    HealthKind,
     HistoryEntry,
     OfflineNotice,
+    OfflineSpell,
     OperatorAlarm,
     Telemetry,
     Transition,
@@ -533,6 +536,8 @@ def _device_from_row(row: sqlite3.Row) -> DeviceRecord:
         enabled=bool(row["enabled"]),
         status=row["status"],
         low_battery=bool(row["low_battery"]),
+        tamper=bool(row["tamper"]),
+        power_loss=bool(row["power_loss"]),
         firmware=row["firmware"],
         battery_pct=row["battery_pct"],
         battery_mv=row["battery_mv"],
@@ -780,10 +785,9 @@ class SqliteDeviceWrites(_Writes):
             if row.kind in ("online", "offline"):
                 sql, arg = "UPDATE devices SET status = ? WHERE device_id = ?", row.kind
             else:
-                sql, arg = (
-                    "UPDATE devices SET low_battery = ? WHERE device_id = ?",
-                    int(row.kind == "low_battery"),
-                )
+                column = _FLAG_COLUMNS[row.kind]
+                sql = f"UPDATE devices SET {column} = ? WHERE device_id = ?"  # noqa: S608
+                arg = int(row.kind == column)
             await self._conn.execute(sql, (arg, row.device_id))
 
     async def get(self, device_id: str) -> DeviceRecord | None:
@@ -903,6 +907,64 @@ class SqliteDeviceWrites(_Writes):
             (device_id,),
         )
         return OfflineNotice(rows[0][0], rows[0][1], rows[0][2]) if rows else None
+
+    async def health_alarm(self, device_id: str, kind: HealthKind) -> HealthAlarm | None:
+        """The device's open spell of the condition (not cleared), or None."""
+        rows = await self._rows(
+            "SELECT * FROM device_health_alarms WHERE device_id = ? AND kind = ?"
+            " AND cleared_at IS NULL",
+            (device_id, kind),
+        )
+        return _health(rows[0]) if rows else None
+
+    async def save_health_alarm(self, alarm: HealthAlarm) -> HealthAlarm:
+        """Insert a new spell (`id` None) or update one; the spell as stored, with its id."""
+        values = (
+            alarm.since,
+            alarm.told_at,
+            ",".join(str(t) for t in alarm.told),
+            alarm.ok_since,
+            alarm.cleared_at,
+        )
+        if alarm.id is not None:
+            await self._conn.execute(
+                "UPDATE device_health_alarms SET since = ?, told_at = ?, told = ?, ok_since = ?,"
+                " cleared_at = ? WHERE id = ?",
+                (*values, alarm.id),
+            )
+            return alarm
+        cursor = await self._conn.execute(
+            "INSERT INTO device_health_alarms (device_id, kind, since, told_at, told, ok_since,"
+            " cleared_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (alarm.device_id, alarm.kind, *values),
+        )
+        assert cursor.lastrowid is not None
+        return replace(alarm, id=cursor.lastrowid)
+
+
+_FLAG_COLUMNS: dict[str, str] = {
+    "low_battery": "low_battery",
+    "battery_ok": "low_battery",
+    "tamper": "tamper",
+    "tamper_ok": "tamper",
+    "power_loss": "power_loss",
+    "power_ok": "power_loss",
+}
+"""The device column each health transition sets (to 1 when it is the column's name)."""
+
+
+def _health(row: sqlite3.Row) -> HealthAlarm:
+    told = row["told"]
+    return HealthAlarm(
+        device_id=row["device_id"],
+        kind=row["kind"],
+        since=row["since"],
+        told_at=row["told_at"],
+        told=tuple(int(t) for t in told.split(",")) if told else (),
+        ok_since=row["ok_since"],
+        cleared_at=row["cleared_at"],
+        id=row["id"],
+    )
 
 
 def _alarm(row: sqlite3.Row) -> OperatorAlarm:
@@ -1084,6 +1146,14 @@ class SqliteGridWrites(_Writes):
     async def set_bad_number(self, contact_id: int) -> None:
         """Flag a contact's number for an administrator."""
         await self._conn.execute("UPDATE contacts SET bad_number = 1 WHERE id = ?", (contact_id,))
+
+    async def lives_alone(self, household_code: str) -> bool:
+        """Whether a resident of the household is flagged as living alone."""
+        rows = await self._rows(
+            "SELECT 1 FROM residents WHERE household_code = ? AND lives_alone = 1 LIMIT 1",
+            (household_code,),
+        )
+        return bool(rows)
 
 
 class SqliteTicketWrites(_Writes):
@@ -1577,6 +1647,28 @@ class SqliteDeviceReads(_Reads):
             " ORDER BY device_id"
         )
         return [OfflineNotice(r[0], r[1], r[2]) for r in rows]
+
+    async def health_alarms(self, *, cleared: bool = False) -> list[HealthAlarm]:
+        """Open health spells (with `cleared`, every spell), oldest first."""
+        where = "" if cleared else " WHERE cleared_at IS NULL"
+        rows = await self._fetch(
+            f"SELECT * FROM device_health_alarms{where} ORDER BY since, id"  # noqa: S608
+        )
+        return [_health(r) for r in rows]
+
+    async def offline_spells(self, start: float, end: float) -> list[OfflineSpell]:
+        """Offline spells of call boxes that overlap [start, end), by device and start."""
+        rows = await self._fetch(
+            "SELECT device_id, household_code, at, ended FROM ("
+            " SELECT t.device_id, d.household_code, t.kind, t.at,"
+            " LEAD(t.at) OVER (PARTITION BY t.device_id ORDER BY t.at, t.id) AS ended"
+            " FROM device_transitions t JOIN devices d ON d.device_id = t.device_id"
+            " WHERE d.kind = 'call_box' AND t.kind IN ('online', 'offline'))"
+            " WHERE kind = 'offline' AND at < ? AND (ended IS NULL OR ended > ?)"
+            " ORDER BY device_id, at",
+            (end, start),
+        )
+        return [OfflineSpell(r[0], r[1], r[2], r[3]) for r in rows]
 
 
 class SqliteDeadlineReads(_Reads):
@@ -2089,10 +2181,15 @@ class SqliteStore:
                 if applied[version][1] != digest:
                     raise MigrationError(f"migration {name} changed after it was applied")
                 continue
+            keys_off = sql.startswith(_FOREIGN_KEYS_OFF)
+            if keys_off:  # outside the transaction: SQLite ignores it within one
+                await conn.execute("PRAGMA foreign_keys=OFF")
             await conn.execute("BEGIN IMMEDIATE")
             try:
                 for statement in _statements(sql):
                     await conn.execute(statement)
+                if keys_off:
+                    await _check_references(conn, name)
                 await conn.execute(
                     "INSERT INTO schema_migrations VALUES (?, ?, ?, datetime('now'))",
                     (version, name, digest),
@@ -2101,6 +2198,9 @@ class SqliteStore:
             except BaseException:
                 await conn.execute("ROLLBACK")
                 raise
+            finally:
+                if keys_off:
+                    await conn.execute("PRAGMA foreign_keys=ON")
 
     def _require(self, conn: aiosqlite.Connection | None) -> aiosqlite.Connection:
         if conn is None:
@@ -2166,6 +2266,21 @@ def _urgency(urgent: bool | None) -> str:
     if urgent is None:
         return ""
     return f" AND priority {'>=' if urgent else '<'} {URGENT}"
+
+
+_FOREIGN_KEYS_OFF = "-- bidao: foreign keys off"
+"""The first line of a migration that rebuilds a table other tables refer to: it runs with
+foreign keys off (SQLite's way to rebuild a referenced table), and every reference is
+checked before it commits."""
+
+
+async def _check_references(conn: aiosqlite.Connection, name: str) -> None:
+    """MigrationError if a migration run with foreign keys off left a reference broken."""
+    async with conn.execute("PRAGMA foreign_key_check") as cursor:
+        broken = await cursor.fetchall()
+    if broken:
+        tables = sorted({str(row[0]) for row in broken})
+        raise MigrationError(f"migration {name} broke references in {', '.join(tables)}")
 
 
 def _statements(sql: str) -> list[str]:

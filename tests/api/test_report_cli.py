@@ -457,7 +457,7 @@ HEADERS = [
     "类别", "层级或职务", "名称", "所属", "编码", "预警颜色", "未办结", "超时未办", "呼叫数",
     "已办结", "办结率(%)", "已评价", "满意", "满意率(%)", "差评", "取消", "上报",
     "有人接单", "准时接单率(%)", "一半呼叫接单用时(分钟)", "九成呼叫接单用时(分钟)", "到场",
-    "准时到场率(%)", "限时办结率(%)",
+    "准时到场率(%)", "限时办结率(%)", "断线超过一天的呼叫盒", "断线无法呼叫(小时)",
 ]  # fmt: skip
 
 
@@ -486,6 +486,20 @@ def test_csv_for_the_county_office(data_dir: Path, tmp_path: Path) -> None:
     )
     assert (village["一半呼叫接单用时(分钟)"], village["九成呼叫接单用时(分钟)"]) == ("3.0", "8.0")
     assert by_name["白沙村"]["九成呼叫接单用时(分钟)"] == ""  # fewer than nine in ten accepted
+    # The boxes silent between their presses for more than a day (still offline as last heard):
+    # each village's, and the county's sum of them, as the terminal says.
+    offline = {n: (r["断线超过一天的呼叫盒"], r["断线无法呼叫(小时)"]) for n, r in by_name.items()}
+    assert (offline["桥元村"][0], offline["白沙村"][0], offline["叶集区"][0]) == ("2", "2", "4")
+    assert offline["一片"] == ("0", "0.0")
+    hours = {n: float(offline[n][1]) for n in ("桥元村", "白沙村", "叶集区")}
+    assert 2 * 24 < hours["桥元村"] <= 2 * START_AGO / 3600
+    assert abs(hours["桥元村"] + hours["白沙村"] - hours["叶集区"]) <= 0.1
+    assert by_name["钱邻长"]["断线超过一天的呼叫盒"] == ""
+    shown = bidao(data_dir, "report", "--days", "7").stdout
+    assert (
+        "五、呼叫盒断线超过一天（近7天；断线期间老人按键无法呼叫）\n"
+        "  桥元村：2 台呼叫盒断线超过一天" in shown
+    )
     chief = by_name["钱邻长"]
     assert (chief["类别"], chief["层级或职务"], chief["所属"]) == (
         "人员",

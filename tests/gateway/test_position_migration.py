@@ -9,7 +9,7 @@ from pathlib import Path
 from firmware_protocol import Key
 from gateway.domain.devices import DeviceSeen
 from gateway.domain.tickets import BoxPress
-from gateway.store.sqlite import SqliteStore
+from gateway.store.sqlite import SqliteStore, migrations
 from tests.gateway.grid import BOX_ID, HOUSEHOLD
 from tests.gateway.store_contract.contract import T0, event, seed_grid, ticket
 
@@ -88,4 +88,5 @@ async def test_positions_stored_before_0013_read_the_same_and_keep_their_order(
         await store.close()
     with sqlite3.connect(db) as conn:
         versions = [r[0] for r in conn.execute("SELECT version FROM schema_migrations")]
-        assert 13 in versions  # applied again (later migrations may follow it)
+        assert versions[-1] == migrations()[-1][0]  # 0013 and every later one applied
+        assert 13 in versions

@@ -14,7 +14,7 @@ import pytest
 
 from alerts import fits_sms, render
 from alerts.templates import CATALOGS, LINK_VARIANTS
-from gateway.domain.devices import DeviceRecord
+from gateway.domain.devices import HEALTH_KINDS, DeviceKind, DeviceRecord, HealthAlarm
 from gateway.domain.grid import Contact
 from gateway.domain.tickets import (
     ALARM_TEMPLATES,
@@ -40,6 +40,7 @@ from gateway.domain.tickets import (
     TicketStatus,
     decide,
 )
+from gateway.services.device_health import alarm_template, family_template, health_words
 from gateway.services.devices import alarm_words, notice_words
 from tests.gateway.domain.test_ticket_rules import (
     BAD_SECRETARY,
@@ -440,6 +441,56 @@ DEVICE_SITUATIONS = [
     ),
 ]
 """Every SMS gateway/services/devices.py sends, each in the situation it is sent in."""
+
+
+def _health_situations() -> list[DeviceSituation]:
+    """Every device health alarm and all-clear, to installers and to family.
+
+    The spell began at 07:30 on 2 March (T0 is 10:00 local time) and ended at 09:45.
+    """
+    out: list[DeviceSituation] = []
+    spell = {"since": "03-02 07:30", "until": "03-02 09:45"}
+    for device_kind, noun in (("call_box", "box"), ("water_meter", "meter")):
+        kind: DeviceKind = device_kind  # type: ignore[assignment]
+        device = replace(box(HOUSEHOLD.code, "门口"), kind=kind)
+        for health in HEALTH_KINDS:
+            alarm = HealthAlarm(BOX, health, T0 - 150 * MINUTE)
+            for ok in (False, True):
+                until = T0 - 15 * MINUTE if ok else None
+                params = health_words(device, HOUSEHOLD, alarm, str(ZONE), until)
+                facts = {
+                    "device": f"{BOX}（门口）",
+                    "resident": "张桂兰",
+                    "place": PLACE,
+                    "since": spell["since"],
+                }
+                if ok:
+                    facts["until"] = spell["until"]
+                suffix = "_ok" if ok else ""
+                out.append(
+                    DeviceSituation(
+                        f"{health} of a {device_kind}{' ended' if ok else ''}, to its installer",
+                        alarm_template(device, health, ok=ok),
+                        params,
+                        f"health_{noun}_{health}{suffix}",
+                        facts,
+                    )
+                )
+                if device_kind == "call_box":
+                    family_facts = {k: v for k, v in facts.items() if k != "device"}
+                    out.append(
+                        DeviceSituation(
+                            f"{health} of a call box{' ended' if ok else ''}, to the family",
+                            family_template(health, ok=ok),
+                            health_words(device, HOUSEHOLD, alarm, str(ZONE), until, family=True),
+                            f"health_family_{health}{suffix}",
+                            family_facts,
+                        )
+                    )
+    return out
+
+
+DEVICE_SITUATIONS += _health_situations()
 
 NOT_BY_THE_RULES = {"digest", "digest_same", "not_recorded"}
 """Rendered by the outbox (merging) and for missing values, not chosen by the rules."""
