@@ -164,9 +164,11 @@ def import_grid(config: Path, root: Path, units: str, households: str, contacts:
     return time.perf_counter() - started
 
 
-def register_meters(config: Path, first: int, count: int) -> float:
+def register_meters(config: Path, first: int, count: int, households: int = 0) -> float:
     """Register bench water meters through the application facade (as `bidao device add`
-    does, without a process per device); seconds it took."""
+    does, without a process per device); seconds it took. Meter i goes into household i's
+    home (imported by `households_csv`, every resident living alone: a watched household)
+    when i < `households`, else into none."""
     import asyncio
 
     from gateway.application import offline
@@ -176,7 +178,8 @@ def register_meters(config: Path, first: int, count: int) -> float:
         async with offline(load_settings(config)) as application:
             for i in range(first, first + count):
                 device_id, key = meter_identity(i)
-                await application.register_device(device_id, "water_meter", key)
+                household = f"H{i:07d}" if i < households else None
+                await application.register_device(device_id, "water_meter", key, household)
 
     started = time.perf_counter()
     asyncio.run(register())

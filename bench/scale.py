@@ -5,7 +5,9 @@ root. One database grows in two steps, the gateway (`bidao run`, a subprocess, a
 own mosquitto with `set_tcp_nodelay true`) is measured at each:
 
 1. `--small` devices (half call boxes in households imported with `bidao import`, half
-   water meters registered through the application facade);
+   water meters registered through the application facade, each in the home of the
+   household with its index: every resident lives alone, so every meter is watched by the
+   water watch);
 2. the same database grown to `--boxes` boxes and `--meters` meters.
 
 At each size: start (and restart) to first ack, i.e. from spawning `bidao run` until a probe
@@ -16,7 +18,9 @@ once it has used under 5% of a core for `--idle` s, which also says how long sta
 such as overdue silence deadlines keeps it busy). At the
 full size also: `--rate` frames/s offered from random devices for `--seconds` s, the rate
 the gateway acked meanwhile and ack p50/p99 of probe boxes heartbeating at `--probe-rate`/s
-among them. Frames are heartbeats (boxes) and readings (meters) built by device_sim.
+among them. Frames are heartbeats (boxes) and readings (meters) built by device_sim. Also
+at each size: gateway CPU per water reading, from `--frames` readings alone at `--cpu-rate`/s
+(issue 13: per-reading cost independent of the number of meters).
 """
 
 from __future__ import annotations
@@ -72,6 +76,9 @@ class Size:
     cpu_ms: float = math.nan
     cpu_net_ms: float = math.nan
     cpu_rate: float = math.nan
+    reading_ms: float = math.nan
+    """Gateway CPU per water reading (meters only, each in a watched household)."""
+    reading_rate: float = math.nan
     settle_s: float = math.nan
     sustained: dict[str, float] = field(default_factory=dict)
 
@@ -188,7 +195,7 @@ class Bench:
         rows = [(i, i // HOUSEHOLDS_PER_VILLAGE) for i in range(had_boxes, boxes)]
         seconds = import_grid(self.config, self.root, units_csv(villages), households_csv(rows), "")
         print(f"imported {len(rows):,} households in {seconds:.1f} s", flush=True)
-        seconds = register_meters(self.config, had_meters, meters - had_meters)
+        seconds = register_meters(self.config, had_meters, meters - had_meters, boxes)
         print(f"registered {meters - had_meters:,} meters in {seconds:.1f} s", flush=True)
 
     def start(self) -> tuple[Gateway, float]:
@@ -248,10 +255,18 @@ class Bench:
         size.cpu_ms = cpu / sent * 1000
         size.cpu_net_ms = (cpu - idle_rate * elapsed) / sent * 1000
         size.rss_after_mb = gw.rss_mb()
+        # Readings alone: each meter is in a watched household, so every one runs the water
+        # watch's rule (each bench reading rises by a litre: water use, the costlier case).
+        acks0, cpu0, t0 = gw.acks(), gw.cpu_seconds(), time.monotonic()
+        _offered, sent = self.publish(args.probes, meters, args.cpu_rate, args.frames)
+        wait_acks(gw, acks0 + sent)
+        cpu, elapsed = gw.cpu_seconds() - cpu0, time.monotonic() - t0
+        size.reading_rate = sent / elapsed
+        size.reading_ms = (cpu - idle_rate * elapsed) / sent * 1000
         print(
             f"{size.devices:,} devices: start {size.start_s:.2f} s, RSS {size.rss_start_mb:.0f}"
             f" / {size.rss_after_mb:.0f} MB, CPU {size.cpu_ms:.2f} ms/frame "
-            f"(net of idle {size.cpu_net_ms:.2f})",
+            f"(net of idle {size.cpu_net_ms:.2f}); per reading {size.reading_ms:.2f} ms net",
             flush=True,
         )
 
@@ -318,6 +333,10 @@ def print_table(small: Size, large: Size, args: argparse.Namespace) -> None:
         (
             "gateway CPU per frame (net of idle)",
             lambda z: f"{z.cpu_ms:.2f} ms ({z.cpu_net_ms:.2f} ms) at {z.cpu_rate:,.0f}/s",
+        ),
+        (
+            "gateway CPU per water reading, net of idle (meters in watched households)",
+            lambda z: f"{z.reading_ms:.2f} ms at {z.reading_rate:,.0f}/s",
         ),
     ]
     for name, fmt in rows:
