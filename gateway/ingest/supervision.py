@@ -277,6 +277,13 @@ class Supervisor:
         """The links told down and not yet back, with the time each went down."""
         return dict(self._down)
 
+    def unheard(self, device_id: str) -> bool:
+        """Whether the device cannot be heard now: the link it was last heard on is down."""
+        if not self._down:
+            return False
+        link = self.last_link(device_id)
+        return link is not None and link in self._down
+
     def link_down(self, link: str, at: float) -> None:
         """`link` is down since `at`: devices last heard on it are not declared offline."""
         self._down.setdefault(link, at)

@@ -216,6 +216,7 @@ class GatewayService:
         self.pipeline.add_handler(water)
         # A watched household's meter offline: the watch is blind (not quiet).
         self.supervisor.on_transitions(water.on_transitions)
+        water.set_unheard(self.supervisor.unheard)
         self.scheduler.register(WATER_DEADLINE, water)
         return water
 

@@ -119,7 +119,9 @@ class LinkOutages:
             now = self._clock.now()
             for link in self._links.values():
                 if not link.up() and link.down_since is None:
-                    self.link_state(link.name, False, now)  # noqa: FBT003 - down
+                    # Not open yet (a serial line that cannot open counts from the start).
+                    link.down_since = now
+                    self._supervisor.link_down(link.name, now)
             await self._adopt_open_alarms()
             self._started = True
         while True:

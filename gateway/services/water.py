@@ -109,6 +109,11 @@ _PLAIN = {
 device health tells; the watch is given none)."""
 
 
+LINK_DOWN_RETRY_S = 600.0
+"""A household's clock that comes due while its meter's link is down is looked at again
+this much later (the deadline is moved, the watch is not changed)."""
+
+
 class WaterWatchError(GatewayError):
     """A water-watch command that cannot be done (the household is not watched, ...)."""
 
@@ -166,6 +171,11 @@ class WaterService:
         self._deadline_set = deadline_set
         self._cache: dict[str, _Entry | None] = {}
         """Household -> its watch; None: looked at and not watched."""
+        self._unheard: Callable[[str], bool] = lambda _meter: False
+
+    def set_unheard(self, unheard: Callable[[str], bool]) -> None:
+        """`unheard(meter_id)`: the meter's link is down now (device supervision knows)."""
+        self._unheard = unheard
 
     # -- ingest -------------------------------------------------------------------------
 
@@ -276,6 +286,15 @@ class WaterService:
             step.now = deadline.due_at
             entry = await self._entry(uow, deadline.subject, step.entries)
             if entry is None:
+                continue
+            if entry.meter is not None and self._unheard(entry.meter):
+                # Its link is down: neither the meter nor the box can be heard, so nothing
+                # is decided now (no ask, no alarm on data the outage cut short); looked at
+                # again later, and the outage's end restarts the quiet clock.
+                later = max(deadline.due_at, now) + LINK_DOWN_RETRY_S
+                await uow.deadlines.set([Deadline(DEADLINE_KIND, deadline.subject, later)])
+                step.deadline = later if step.deadline is None else min(step.deadline, later)
+                step.counts.append("link_down_postponed")
                 continue
             if entry.from_store and entry.meter is not None:
                 # Quiet readings are not written into the row: the meter's frames say when
