@@ -64,6 +64,7 @@ TEXT: dict[str, str] = {
     "alarm_press_failed": "key press failed",
     "alarm_health_no_household": "device alarm: device has no household",
     "alarm_health_no_installer": "device alarm: no installer on record",
+    "alarm_link_down": "gateway link down",
     "h_device": "device",
     "h_kind": "kind",
     "h_household": "household",

@@ -413,6 +413,11 @@ class RuntimeSettings(BaseModel):
     """How often the event loop's lateness is measured."""
     loop_lag_window_s: float = Field(default=60.0, gt=0)
     """/healthz reports the worst lag seen within this window."""
+    link_alarm_after_s: float = Field(default=600.0, gt=0)
+    """The MQTT broker link or a serial line down this long raises one operator alarm
+    (`bidao alarms`) for that link, cleared when it is back. An outage this long also
+    restarts the water watch's quiet clocks when it ends; device silence clocks restart from
+    the link's return after any outage."""
 
     @model_validator(mode="after")
     def _ordered(self) -> RuntimeSettings:
@@ -460,10 +465,13 @@ class WaterWatchSettings(BaseModel):
     """A long thumbs-up on the box marks the home away for this long (the box says so)."""
     watch_households: list[str] = Field(default_factory=list)
     """Households watched though nobody in them is flagged as living alone (opt-in)."""
-    outage_alarm_after_s: float = Field(default=600.0, gt=0)
-    """The broker link down this long raises one alarm for the operators."""
     outage_chunk: int = Field(default=200, ge=1)
     """When an outage ends, watched households restart their quiet clocks this many at a time."""
+    blind_notice_after_s: float = Field(default=3600.0, ge=0)
+    """A watched household's meter offline this long (counted from its offline transition,
+    itself `supervision.missed_intervals` after its last frame) tells the community worker
+    that the watch is blind; the installer's own alarm has the same hold-off by default
+    (`supervision.health_raise_after_s`), so a short blip tells nobody."""
 
     @model_validator(mode="after")
     def _consistent(self) -> WaterWatchSettings:
@@ -499,6 +507,7 @@ class WaterWatchSettings(BaseModel):
                 continuous_flow_s=self.continuous_flow_s,
                 away_reminder_after_s=self.away_reminder_after_s,
                 away_settle_s=self.away_settle_s,
+                blind_notice_after_s=self.blind_notice_after_s,
             )
         except WaterRuleError as exc:
             raise ValueError(str(exc)) from None

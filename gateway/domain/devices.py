@@ -148,11 +148,14 @@ AlarmKind = Literal[
     "press_failed",
     "health_no_household",
     "health_no_installer",
+    "link_down",
 ]
 """Why an operator must look: a call from a box without a household, a box registered to a
 household that does not exist, a call that could not become a ticket, another key press
 that failed; a device health alarm (offline, low battery, tamper, power loss) of a device
-with no household in the grid, or whose household's units have no installer on record."""
+with no household in the grid, or whose household's units have no installer on record; the
+gateway's link to the MQTT broker or a serial line down (its subject, in place of a device
+id, is `link:<name>`: `link:mqtt`, `link:bus1`; one alarm per link, not per device)."""
 
 
 @dataclass(frozen=True, slots=True)

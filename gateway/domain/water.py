@@ -30,11 +30,14 @@ The rules (issue 13, items 1-7):
 - Away mode: no zero-use alarm until the return time; water ends it early (unless it comes
   within `away_settle_s` of setting it: the resident flushing before leaving).
 - Blind is not zero: a meter offline (device supervision's `MeterOffline`, then
-  `MeterOnline` or a reading) or an outage of the gateway, broker or a serial line
-  (`OutageEnded`) restarts the quiet clock from the data actually received. A deadline that
-  comes due when the last reading is older than `max_reading_gap_s` raises nothing; the
-  quiet clock restarts at the next reading. (Between readings the counter is cumulative:
-  an unchanged volume after a gap that no deadline fell into is zero use, truly seen.)
+  `MeterOnline` or a reading) stops the quiet clock at once, and tells the community worker
+  that the watch is blind only once it has lasted `blind_notice_after_s` (a short blip tells
+  nobody; the restored notice goes only to those told). An outage of the gateway, broker or
+  a serial line (`OutageEnded`) restarts the quiet clock from the data actually received.
+  A deadline that comes due when the last reading is older than `max_reading_gap_s` raises
+  nothing; the quiet clock restarts at the next reading. (Between readings the counter is
+  cumulative: an unchanged volume after a gap that no deadline fell into is zero use, truly
+  seen.)
 - Continuous flow (every reading rising, or the meter's own flag) for `continuous_flow_s`
   is a leak alarm; the first reading without a rise clears it.
 
@@ -95,6 +98,7 @@ LogKind = Literal[
     "stale_data",
     "meter_offline",
     "meter_online",
+    "watch_blind",
     "outage_restart",
     "leak_alarm",
     "leak_cleared",
@@ -136,6 +140,9 @@ class WaterRules:
     away_reminder_after_s: float = 2 * HOUR
     away_settle_s: float = 1 * HOUR
     """Water this soon after away mode is set is the leaving, not the return."""
+    blind_notice_after_s: float = 1 * HOUR
+    """A meter offline this long (from its offline transition) tells the community worker
+    that the watch is blind; a shorter spell tells nobody."""
 
     def __post_init__(self) -> None:
         problems = []
@@ -218,6 +225,9 @@ class WaterWatch:
     away_since: float | None = None
     reminder_due: float | None = None
     offline_since: float | None = None
+    """The meter's readings stopped then (it was last heard): the watch is blind."""
+    blind_at: float | None = None
+    """When the blind notice is due, if the meter is still offline; None once told."""
     blind_told: tuple[int, ...] = ()
     stale: bool = False
     """A deadline found the data stale: the quiet clock waits for the next reading."""
@@ -279,9 +289,10 @@ class AwayCleared:
 
 @dataclass(frozen=True, slots=True)
 class MeterOffline:
-    """Device supervision: the meter stopped reporting (since `at`)."""
+    """Device supervision declared the meter offline at `at`; it was last heard at `since`."""
 
     at: float
+    since: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -527,6 +538,8 @@ def next_due(watch: WaterWatch, rules: WaterRules, zone: tzinfo) -> float | None
     due: list[float] = []
     if watch.reminder_due is not None:
         due.append(watch.reminder_due)
+    if watch.offline_since is not None and watch.blind_at is not None:
+        due.append(watch.blind_at)
     phase = watch.phase
     if phase == Phase.AWAY and watch.away_until is not None:
         due.append(watch.away_until)
@@ -559,8 +572,8 @@ def decide(watch: WaterWatch, event: Event, rules: WaterRules, context: Context)
             d.away(at, until, by)
         case AwayCleared(at):
             d.away_cleared(at)
-        case MeterOffline(at):
-            d.offline(at)
+        case MeterOffline(at, since):
+            d.offline(at, since)
         case MeterOnline(at):
             d.online(at)
         case OutageEnded(at, began_at):
@@ -782,26 +795,41 @@ class _Decider:
 
     # -- blindness ------------------------------------------------------------------------
 
-    def offline(self, at: float) -> None:
+    def offline(self, at: float, since: float | None) -> None:
+        """The quiet clock stops now; the community worker is told after the hold-off."""
         w = self.w
         if w.offline_since is not None:
             return
-        self.log(at, "meter_offline")
+        heard = min(at, since) if since is not None else at
+        self.log(at, "meter_offline", f"last heard {heard:.0f}")
         self.counts.append("meter_offline")
-        facts = Facts(at=at, offline_since=at)
+        facts = Facts(at=at, offline_since=heard)
         self.notice("meter_offline", self.watchers.installers, urgent=False, facts=facts)
-        blind_to = self.watchers.community_workers
-        self.notice("watch_blind", blind_to, urgent=False, facts=facts)
-        self.w = replace(w, offline_since=at, blind_told=blind_to)
+        blind_at = at + self.rules.blind_notice_after_s
+        self.w = replace(w, offline_since=heard, blind_at=blind_at, blind_told=())
+        if self.rules.blind_notice_after_s <= 0:
+            self.blind(at)
+
+    def blind(self, at: float) -> None:
+        """The meter has stayed offline through the hold-off: the watch is blind, say so."""
+        w = self.w
+        to = self.watchers.community_workers
+        facts = Facts(at=at, offline_since=w.offline_since)
+        self.notice("watch_blind", to, urgent=False, facts=facts)
+        self.log(at, "watch_blind", f"to {len(to)}")
+        self.counts.append("watch_blind")
+        self.w = replace(w, blind_at=None, blind_told=to)
 
     def online(self, at: float) -> None:
         w = self.w
         if w.offline_since is None:
             return
         self.log(at, "meter_online", f"offline since {w.offline_since:.0f}")
-        facts = Facts(at=at, offline_since=w.offline_since)
-        self.notice("watch_restored", w.blind_told, urgent=False, facts=facts)
-        self.w = replace(w, offline_since=None, blind_told=())
+        if w.blind_told:
+            facts = Facts(at=at, offline_since=w.offline_since)
+            self.notice("watch_restored", w.blind_told, urgent=False, facts=facts)
+            self.counts.append("watch_restored")
+        self.w = replace(w, offline_since=None, blind_at=None, blind_told=())
         self.restart(at, None, "")
 
     def restart(self, at: float, kind: LogKind | None, detail: str) -> None:
@@ -823,6 +851,9 @@ class _Decider:
         w, rules = self.w, self.rules
         if w.due_at is None or at < w.due_at:
             return  # a deadline the watch has moved on from
+        if w.offline_since is not None and w.blind_at is not None and at >= w.blind_at:
+            self.blind(at)
+            w = self.w
         if w.phase == Phase.AWAY and w.away_until is not None and at >= w.away_until:
             self.log(at, "away_ended")
             self.w = replace(

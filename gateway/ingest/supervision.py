@@ -24,6 +24,12 @@ still online) writes: its event row and nothing else. Why that is enough:
   be: after a (re)start the clocks count from the start, so a device is declared offline only
   after it has been silent for its intervals since the gateway came up, never because of the
   downtime. The devices watched at start are read in one bulk read after the first ack.
+- Link outages. The same holds while a link is down (the MQTT broker link, a serial line:
+  `link_down` / `link_up`, told by the services' outage watch): a device last heard on a
+  link that is down is not declared offline while it is down (nothing could be heard), and
+  when the link is back the silence of every device last heard on it counts from the
+  link's return, so a broker outage never declares the whole fleet offline at once. A
+  device that really died meanwhile is declared offline `missed_intervals` after the return.
 
 Offline transitions are written in batches of `scheduler_batch` per transaction. With each
 a durable deadline (`device_offline_notice`) is set for the moment the device will have been
@@ -76,6 +82,8 @@ MAINS_POWERED = 255
 OFFLINE_NOTICE_DEADLINE = "device_offline_notice"
 """A call box offline long enough that its people are told (handled by the services)."""
 _HISTORY_PAGE = 500
+_REARM_CHUNK = 5000
+"""Devices walked between yields when a link comes back."""
 
 TransitionListener = Callable[
     [UnitOfWork, Sequence[Transition]], Awaitable[Callable[[], None] | None]
@@ -92,6 +100,8 @@ class _Watched:
     interval_s: int
     armed_at: float
     status: DeviceStatus
+    link: str | None = None
+    """The link it was last heard on when armed from the store (None: not known)."""
 
 
 class SilenceWatch:
@@ -122,18 +132,49 @@ class SilenceWatch:
             self._push(device_id, watched, silent_at)
         watched.silent_at = silent_at
 
-    def arm(self, device_id: str, silent_at: float, interval_s: int, status: DeviceStatus) -> None:
+    def arm(
+        self,
+        device_id: str,
+        silent_at: float,
+        interval_s: int,
+        status: DeviceStatus,
+        link: str | None = None,
+    ) -> None:
         """Watch a device from now on (replacing what was known of it)."""
-        watched = _Watched(silent_at, interval_s, silent_at, status)
+        watched = _Watched(silent_at, interval_s, silent_at, status, link)
         self._watched[device_id] = watched
         self._push(device_id, watched, silent_at)
 
     def arm_if_new(
-        self, device_id: str, silent_at: float, interval_s: int, status: DeviceStatus
+        self,
+        device_id: str,
+        silent_at: float,
+        interval_s: int,
+        status: DeviceStatus,
+        link: str | None = None,
     ) -> None:
         """Watch a device unless it is watched already."""
         if device_id not in self._watched:
-            self.arm(device_id, silent_at, interval_s, status)
+            self.arm(device_id, silent_at, interval_s, status, link)
+
+    def get(self, device_id: str) -> _Watched | None:
+        """What is known of a watched device's silence, or None if it is not watched."""
+        return self._watched.get(device_id)
+
+    def entries(self) -> list[tuple[str, _Watched]]:
+        """Every watched device (a copy: the watch may change while it is walked)."""
+        return list(self._watched.items())
+
+    def postpone(self, device_id: str, silent_at: float) -> bool:
+        """The device falls silent no earlier than `silent_at`; whether that moved it.
+
+        Memory only: its heap entry, due earlier, re-arms it when it comes due.
+        """
+        watched = self._watched.get(device_id)
+        if watched is None or silent_at <= watched.silent_at:
+            return False
+        watched.silent_at = silent_at
+        return True
 
     def _push(self, device_id: str, watched: _Watched, at: float) -> None:
         head = self._heap[0][0] if self._heap else math.inf
@@ -207,6 +248,10 @@ class Supervisor:
         self._bulk_armed = False
         self._deadline_set: Callable[[float], None] | None = None
         self._listeners: list[TransitionListener] = []
+        self._down: dict[str, float] = {}
+        """Links that are down, and since when: their devices cannot be heard."""
+        self._held: dict[str, dict[str, _Watched]] = {}
+        """Devices that came due while their link was down, by link: re-armed on its return."""
         registry.watch_registrations(self._registered)
 
     def on_transitions(self, listener: TransitionListener) -> None:
@@ -226,6 +271,75 @@ class Supervisor:
             if hook is not None:
                 hooks.append(hook)
         return hooks
+
+    @property
+    def links_down(self) -> dict[str, float]:
+        """The links told down and not yet back, with the time each went down."""
+        return dict(self._down)
+
+    def unheard(self, device_id: str) -> bool:
+        """Whether the device cannot be heard now: the link it was last heard on is down."""
+        if not self._down:
+            return False
+        link = self.last_link(device_id)
+        return link is not None and link in self._down
+
+    def link_down(self, link: str, at: float) -> None:
+        """`link` is down since `at`: devices last heard on it are not declared offline."""
+        self._down.setdefault(link, at)
+
+    async def link_up(self, link: str, at: float) -> int:
+        """`link` is back at `at`: its devices' silence counts from here, as from a start.
+
+        Walks the watched devices once (yielding to the loop every few thousand), then
+        re-arms those that came due while the link was down. Returns how many moved.
+        """
+        missed = self._settings.missed_intervals
+        moved = 0
+        for index, (device_id, watched) in enumerate(self.watch.entries()):
+            if index % _REARM_CHUNK == _REARM_CHUNK - 1:
+                await asyncio.sleep(0)
+            if self._link_of(device_id, watched) == link:
+                moved += self.watch.postpone(device_id, at + missed * watched.interval_s)
+        # Held until now, so none of them was declared offline meanwhile.
+        self._down.pop(link, None)
+        held = self._held.pop(link, {})
+        for device_id, watched in held.items():
+            interval = watched.interval_s
+            self.watch.arm_if_new(device_id, at + missed * interval, interval, watched.status, link)
+        if moved or held:
+            log.info(
+                "link back: device silence counts from its return",
+                extra={"link": link, "devices": moved + len(held)},
+            )
+        return moved + len(held)
+
+    def last_link(self, device_id: str) -> str | None:
+        """The link the device was last heard on, as far as this gateway knows (None: unknown)."""
+        state = self._registry.cached(device_id)
+        if state is not None and state.last_link is not None:
+            return state.last_link
+        watched = self.watch.get(device_id)
+        return watched.link if watched is not None else None
+
+    def _link_of(self, device_id: str, watched: _Watched) -> str | None:
+        state = self._registry.cached(device_id)
+        if state is not None and state.last_link is not None:
+            return state.last_link
+        return watched.link
+
+    def _hold_unheard(self, silent: list[tuple[str, _Watched]]) -> list[tuple[str, _Watched]]:
+        """The devices to declare offline; those whose link is down are held for its return."""
+        if not self._down:
+            return silent
+        kept: list[tuple[str, _Watched]] = []
+        for device_id, watched in silent:
+            link = self._link_of(device_id, watched)
+            if link is not None and link in self._down:
+                self._held.setdefault(link, {})[device_id] = watched
+            else:
+                kept.append((device_id, watched))
+        return kept
 
     def on_deadline_set(self, callback: Callable[[float], None]) -> None:
         """Call `callback(due_at)` after committing offline-notice deadlines (the scheduler)."""
@@ -352,7 +466,7 @@ class Supervisor:
         while True:
             self.watch.wake.clear()
             now = self._clock.now()
-            silent = self.watch.pop_silent(now)
+            silent = self._hold_unheard(self.watch.pop_silent(now))
             if silent:
                 try:
                     await self._declare_offline(silent)
@@ -373,7 +487,11 @@ class Supervisor:
         for device in await self._store.devices.watched():
             silent_at = max(started, device.created_at) + missed * device.heartbeat_interval_s
             self.watch.arm_if_new(
-                device.device_id, silent_at, device.heartbeat_interval_s, device.status
+                device.device_id,
+                silent_at,
+                device.heartbeat_interval_s,
+                device.status,
+                device.last_link,
             )
         log.info("silence supervision armed", extra={"devices": len(self.watch)})
         # Stored silence rows (from before, or an import) are covered now; remove them in

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import socket
@@ -42,6 +43,7 @@ from gateway.services.device_health import HEALTH_DEADLINE, DeviceHealth
 from gateway.services.devices import DeviceAdmin, DeviceAlarms
 from gateway.services.grid_import import GridImporter, ImportKind, ImportResult
 from gateway.services.links import responder_links
+from gateway.services.outages import LinkOutages
 from gateway.services.outbox import OutboxSender
 from gateway.services.reports import Reports
 from gateway.services.tickets import DEADLINE_KINDS as TICKET_DEADLINES
@@ -180,6 +182,7 @@ class GatewayService:
         ]
         for link in self.serial_links:
             self.downlinks.add_link(link)
+        self.outages = self._link_outages(settings)
         self.loop_lag = LoopLagMonitor(
             settings.runtime.loop_lag_interval_s, settings.runtime.loop_lag_window_s, self.metrics
         )
@@ -211,8 +214,32 @@ class GatewayService:
         )
         self.tickets.set_thumbs_claims(water)
         self.pipeline.add_handler(water)
+        # A watched household's meter offline: the watch is blind (not quiet).
+        self.supervisor.on_transitions(water.on_transitions)
+        water.set_unheard(self.supervisor.unheard)
         self.scheduler.register(WATER_DEADLINE, water)
         return water
+
+    def _link_outages(self, settings: Settings) -> LinkOutages:
+        """One operator alarm per link outage; no device or water alarm storm after it."""
+        outages = LinkOutages(
+            self.store,
+            self.clock,
+            settings.runtime,
+            settings.tickets.timezone,
+            self.supervisor,
+            self.water if settings.water.enabled else None,
+            self.metrics,
+        )
+        if self.mqtt is not None:
+            mqtt = self.mqtt
+            where = f"MQTT broker {settings.mqtt.host}:{settings.mqtt.port}"
+            outages.add_link(mqtt.name, where, lambda: mqtt.connected)
+            mqtt.on_state(functools.partial(outages.link_state, mqtt.name))
+        for link, line in zip(self.serial_links, settings.serial, strict=True):
+            outages.add_link(link.name, f"serial line {link.name} ({line.url})", _is_open(link))
+            link.on_state(functools.partial(outages.link_state, link.name))
+        return outages
 
     def _device_health(self, settings: Settings) -> DeviceHealth:
         """Offline, low battery, tamper, power loss: told to the area's installers."""
@@ -341,6 +368,7 @@ class GatewayService:
         self._supervise("scheduler", self.scheduler.run)
         self._supervise("device-silence", self.supervisor.run)
         self._supervise("device-changes", self.device_changes.run)
+        self._supervise("link-outages", self.outages.run)
         self._supervise("outbox-sender", self.outbox.run)
         self._supervise("box-indications", self.indications.run)
         self._supervise("ticket-hangups", self.tickets.run)
@@ -470,6 +498,11 @@ class GatewayService:
         self.request_stop()
         if self._task is not None:
             await self._task
+
+
+def _is_open(link: SerialLink) -> Callable[[], bool]:
+    """Whether the serial line is open right now."""
+    return lambda: link.is_open
 
 
 def _tcp_reachable(host: str, port: int) -> str | None:

@@ -9,8 +9,14 @@ The rule is the pure state machine `gateway.domain.water.decide`. This service f
   that one press is never also a rating);
 - as the deadline handler of kind `water_watch` (one deadline per household, set or
   cleared as each decision says), the household's clock coming due is `Due`;
+- as a listener of device supervision's transitions (`Supervisor.on_transitions`), a
+  watched household's meter declared offline is `MeterOffline`: the quiet clock stops at
+  once (blind is not zero) and the community worker is told the watch is blind only after
+  `water.blind_notice_after_s`; any frame from the meter afterwards is `MeterOnline` (a
+  reading brings it back by itself), with the restored notice to those told;
 - from commands: `away` / `clear_away` (`bidao household away`);
-- from the outage watch: `OutageEnded` for every watched household, in chunks.
+- from the outage watch (`gateway.services.outages`): `OutageEnded` for every watched
+  household whose meter was last heard on the link that was down, in chunks.
 
 A household is watched when one of its residents lives alone (or it is listed in
 `water.watch_households`) and it has a water meter. Its effects, written in the same
@@ -43,10 +49,11 @@ from zoneinfo import ZoneInfo
 
 from alerts import Notification
 from alerts.notification import NORMAL
-from firmware_protocol import IndicationKind, Key, KeyEvent, MeterStatus, WaterReading
+from firmware_protocol import IndicationKind, Key, KeyEvent, Message, MeterStatus, WaterReading
 from firmware_protocol.indications import indication
 from gateway.clock import Clock
 from gateway.config import Settings
+from gateway.domain.devices import DeviceKind, Transition
 from gateway.domain.grid import HouseholdInfo
 from gateway.domain.tickets import TicketKind
 from gateway.domain.water import (
@@ -60,6 +67,8 @@ from gateway.domain.water import (
     Event,
     Facts,
     FlowObserved,
+    MeterOffline,
+    MeterOnline,
     Notice,
     OutageEnded,
     Phase,
@@ -98,6 +107,11 @@ _PLAIN = {
 }
 """Notices sent as plain SMS, and their templates (`meter_offline` goes to installers, whom
 device health tells; the watch is given none)."""
+
+
+LINK_DOWN_RETRY_S = 600.0
+"""A household's clock that comes due while its meter's link is down is looked at again
+this much later (the deadline is moved, the watch is not changed)."""
 
 
 class WaterWatchError(GatewayError):
@@ -157,6 +171,11 @@ class WaterService:
         self._deadline_set = deadline_set
         self._cache: dict[str, _Entry | None] = {}
         """Household -> its watch; None: looked at and not watched."""
+        self._unheard: Callable[[str], bool] = lambda _meter: False
+
+    def set_unheard(self, unheard: Callable[[str], bool]) -> None:
+        """`unheard(meter_id)`: the meter's link is down now (device supervision knows)."""
+        self._unheard = unheard
 
     # -- ingest -------------------------------------------------------------------------
 
@@ -172,18 +191,17 @@ class WaterService:
             if household is None:
                 continue
             at = frame.inbound.received_at
-            events: list[Event] = []
-            if isinstance(message, WaterReading) and record.kind == "water_meter":
-                events.append(Reading(at, float(message.total_litres)))
-                if message.status & MeterStatus.LEAK:
-                    events.append(FlowObserved(at, at))
-            elif isinstance(message, KeyEvent) and record.kind == "call_box":
-                events.append(SignOfLife(at, "key"))
+            events = _events_of(record.kind, message, at)
             if not events:
                 continue
             if household in self._cache and self._cache[household] is None:
                 continue  # the usual case for households nobody watches: no work at all
             step = step or _Step(uow, at, {}, [], [])
+            if isinstance(events[0], MeterOnline):
+                entry = await self._entry(uow, household, step.entries)
+                if entry is None or entry.watch.offline_since is None:
+                    step.entries.setdefault(household, entry)
+                    continue  # the usual heartbeat: nothing to decide
             step.now = at
             for found in events:
                 event = found
@@ -225,6 +243,38 @@ class WaterService:
             return IndicationKind.ANSWER_NOTED
         return None
 
+    # -- device supervision -------------------------------------------------------------
+
+    async def on_transitions(
+        self, uow: UnitOfWork, transitions: Sequence[Transition]
+    ) -> OnCommit | None:
+        """A watched household's meter declared offline: the watch is blind, not quiet.
+
+        Runs in the transaction that writes the transitions (`Supervisor.on_transitions`).
+        Coming back online is seen in `stage`, from the meter's own frames.
+        """
+        if not self._settings.enabled:
+            return None
+        step: _Step | None = None
+        for transition in transitions:
+            if transition.kind != "offline":
+                continue
+            device = await uow.devices.get(transition.device_id)
+            if device is None or device.kind != "water_meter":
+                continue
+            household = device.household_code
+            if household is None or (household in self._cache and self._cache[household] is None):
+                continue
+            step = step or _Step(uow, transition.at, {}, [], [])
+            step.now = transition.at
+            entry = await self._entry(uow, household, step.entries)
+            if entry is None or entry.meter != device.device_id:
+                step.entries.setdefault(household, entry)
+                continue
+            heard = await uow.devices.last_heard(device.device_id)
+            await self._apply(step, household, MeterOffline(transition.at, heard))
+        return self._finish(step) if step is not None else None
+
     # -- deadlines ----------------------------------------------------------------------
 
     async def on_due(
@@ -236,6 +286,15 @@ class WaterService:
             step.now = deadline.due_at
             entry = await self._entry(uow, deadline.subject, step.entries)
             if entry is None:
+                continue
+            if entry.meter is not None and self._unheard(entry.meter):
+                # Its link is down: neither the meter nor the box can be heard, so nothing
+                # is decided now (no ask, no alarm on data the outage cut short); looked at
+                # again later, and the outage's end restarts the quiet clock.
+                later = max(deadline.due_at, now) + LINK_DOWN_RETRY_S
+                await uow.deadlines.set([Deadline(DEADLINE_KIND, deadline.subject, later)])
+                step.deadline = later if step.deadline is None else min(step.deadline, later)
+                step.counts.append("link_down_postponed")
                 continue
             if entry.from_store and entry.meter is not None:
                 # Quiet readings are not written into the row: the meter's frames say when
@@ -258,11 +317,16 @@ class WaterService:
         """End away mode by hand."""
         await self._command(household, AwayCleared)
 
-    async def outage_ended(self, began_at: float) -> int:
-        """Restart every watched household's quiet clock after an outage; returns how many.
+    async def outage_ended(
+        self, began_at: float, meter_affected: Callable[[str], bool] | None = None
+    ) -> int:
+        """Restart the watched households' quiet clocks after an outage; returns how many.
 
-        Chunks of `water.outage_chunk` households, one transaction each, so ingest is never
-        held up for long and nothing fires in a burst: restarting only moves clocks later.
+        `meter_affected(meter_id)` picks the households whose meter could not be heard (the
+        meters last heard on the link that was down); None: every watched household (the
+        gateway itself was down). Chunks of `water.outage_chunk` households, one
+        transaction each, so ingest is never held up for long and nothing fires in a burst:
+        restarting only moves clocks later.
         """
         after, done = "", 0
         while True:
@@ -273,10 +337,15 @@ class WaterService:
                 now = self._clock.now()
                 step = _Step(uow, now, {}, [], [])
                 for household in households:
+                    if meter_affected is not None:
+                        entry = await self._entry(uow, household, step.entries)
+                        meter = entry.meter if entry is not None else None
+                        if meter is None or not meter_affected(meter):
+                            continue
                     await self._apply(step, household, OutageEnded(now, began_at))
+                    done += 1
             hook = self._finish(step)
             hook()
-            done += len(households)
             after = households[-1]
 
     async def _command(self, household: str, event: Callable[[float], Event]) -> None:
@@ -470,6 +539,20 @@ class WaterService:
             self._cache.clear()
         else:
             self._cache.pop(household, None)
+
+
+def _events_of(kind: DeviceKind, message: Message, at: float) -> list[Event]:
+    """What a frame of a household's device is to its watch."""
+    if isinstance(message, WaterReading) and kind == "water_meter":
+        reading: list[Event] = [Reading(at, float(message.total_litres))]
+        if message.status & MeterStatus.LEAK:
+            reading.append(FlowObserved(at, at))
+        return reading
+    if isinstance(message, KeyEvent) and kind == "call_box":
+        return [SignOfLife(at, "key")]
+    if kind == "water_meter":
+        return [MeterOnline(at)]  # a heartbeat: it ends a blind spell, if any
+    return []
 
 
 def _hours(seconds: float) -> str:

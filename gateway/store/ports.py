@@ -68,6 +68,8 @@ class WatchedDevice:
     status: DeviceStatus
     heartbeat_interval_s: int
     created_at: float
+    last_link: str | None = None
+    """The link it was last heard on, as last written (None: never heard)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1610,10 +1610,10 @@ class SqliteDeviceReads(_Reads):
     async def watched(self) -> list[WatchedDevice]:
         """Every device that is not offline: what silence supervision needs of it."""
         rows = await self._fetch(
-            "SELECT device_id, status, heartbeat_interval_s, created_at FROM devices"
+            "SELECT device_id, status, heartbeat_interval_s, created_at, last_link FROM devices"
             " WHERE status != 'offline'"
         )
-        return [WatchedDevice(r[0], r[1], r[2], r[3]) for r in rows]
+        return [WatchedDevice(r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
     async def history(self, device_id: str) -> list[HistoryEntry]:
         """The changes to one device's registration, oldest first."""

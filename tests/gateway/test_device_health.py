@@ -307,10 +307,19 @@ async def test_a_meter_offline_is_told_to_the_installer_and_back_with_its_readin
             "用水看护暂时无法判断。请检查水表的电池和网络。"
         )
     ]
-    # A meter is the installer's alone: no family message, no grid worker.
+    # The meter is the installer's to mend: no family message. 李德福 lives alone, so the
+    # community worker hears from the water watch (not from device health) that it is blind.
     await settle(v)
-    assert sms(v, GRID_WORKER_PHONE) == []
-    assert {n.template for n in await v.gw.store.outbox.notifications()} == {"health_meter_offline"}
+    assert sms(v, GRID_WORKER_PHONE) == [
+        (
+            f"【必到】李德福（桥元村三组14号）家的水表自{local(heard_at)[-5:]}起没有信号，"
+            "用水看护暂时失效，请多留意老人情况。"
+        )
+    ]
+    assert {n.template for n in await v.gw.store.outbox.notifications()} == {
+        "health_meter_offline",
+        "water_watch_blind",
+    }
 
     back_at = v.clock.now()
     await v.send(METER_ID, meter.water_reading(1010, 0))

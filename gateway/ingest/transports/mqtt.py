@@ -283,6 +283,7 @@ class _Connection:
         on_message: LeanPublish | None = None,
         on_publish: Callable[[paho.Client, int], None] | None = None,
         on_lost: Callable[[], None] | None = None,
+        on_state: Callable[[], None] | None = None,
     ) -> None:
         self.role = role
         self._settings = settings
@@ -294,6 +295,7 @@ class _Connection:
         self._on_message_cb = on_message
         self._on_publish_cb = on_publish
         self._on_lost_cb = on_lost
+        self._on_state_cb = on_state
         self.client: _LeanClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
@@ -441,6 +443,7 @@ class _Connection:
 
     def _teardown(self) -> None:
         self.connected.clear()
+        self._state_changed()
         if self._misc_task is not None:
             self._misc_task.cancel()
             self._misc_task = None
@@ -453,6 +456,10 @@ class _Connection:
                 future.cancel()
         if self._on_lost_cb is not None:
             self._on_lost_cb()
+
+    def _state_changed(self) -> None:
+        if self._on_state_cb is not None:
+            self._on_state_cb()
 
     # -- paho callbacks (loop thread, except socket_open/register_write during connect) ----
 
@@ -554,6 +561,7 @@ class _Connection:
             return
         self._on_connected(client, props)
         self.connected.set()
+        self._state_changed()
         self._metrics.link_connects.labels(self.role).inc()
         log.info(
             "MQTT connected",
@@ -579,6 +587,7 @@ class _Connection:
 
     def _mark_lost(self) -> None:
         self.connected.clear()
+        self._state_changed()
         lost = self._lost
         if lost is not None and not lost.done():
             lost.set_result(None)
@@ -644,6 +653,7 @@ class MqttLink:
             receive_maximum=settings.receive_maximum,
             on_connected=self._intake_connected,
             on_message=self._on_message,
+            on_state=self._state_changed,
         )
         self._downlink = _Connection(
             "mqtt_downlink",
@@ -655,7 +665,10 @@ class MqttLink:
             on_connected=self._downlink_connected,
             on_publish=self._on_puback,
             on_lost=self._downlink_lost,
+            on_state=self._state_changed,
         )
+        self._state_listeners: list[Callable[[bool, float], None]] = []
+        self._reported_up = False
 
     @property
     def name(self) -> str:
@@ -691,6 +704,19 @@ class MqttLink:
     def in_flight(self) -> int:
         """QoS 1 downlinks published and waiting for their PUBACK (replies never count)."""
         return self._inflight
+
+    def on_state(self, listener: Callable[[bool, float], None]) -> None:
+        """Have `listener(up, at)` called whenever `connected` changes (on the event loop)."""
+        self._state_listeners.append(listener)
+
+    def _state_changed(self) -> None:
+        up = self.connected
+        if up == self._reported_up:
+            return
+        self._reported_up = up
+        at = self._clock.now()
+        for listener in self._state_listeners:
+            listener(up, at)
 
     async def wait_connected(self, timeout: float) -> None:
         """Wait until both connections are up."""

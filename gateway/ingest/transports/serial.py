@@ -43,6 +43,7 @@ class SerialLink:
         self._writer: asyncio.StreamWriter | None = None
         self._open = asyncio.Event()
         self._reading = True
+        self._state_listeners: list[Callable[[bool, float], None]] = []
 
     @property
     def name(self) -> str:
@@ -58,6 +59,15 @@ class SerialLink:
     def is_open(self) -> bool:
         """Whether the port is open."""
         return self._open.is_set()
+
+    def on_state(self, listener: Callable[[bool, float], None]) -> None:
+        """Have `listener(up, at)` called when the port opens or closes (on the event loop)."""
+        self._state_listeners.append(listener)
+
+    def _tell(self, up: bool) -> None:
+        at = self._clock.now()
+        for listener in self._state_listeners:
+            listener(up, at)
 
     async def wait_open(self, timeout: float) -> None:
         """Wait until the port is open."""
@@ -86,6 +96,7 @@ class SerialLink:
                 delay = self._settings.reopen_initial_s
                 self._writer = writer
                 self._open.set()
+                self._tell(True)  # noqa: FBT003 - up
                 self._metrics.link_connects.labels(self.name).inc()
                 log.info("serial link open", extra={"link": self.name})
                 try:
@@ -96,6 +107,7 @@ class SerialLink:
                     self._open.clear()
                     self._writer = None
                     writer.close()
+                    self._tell(False)  # noqa: FBT003 - down
                 self._metrics.link_failures.labels(self.name).inc()
             await asyncio.sleep(delay * random.uniform(0.5, 1.0))  # noqa: S311 - jitter only
             delay = min(delay * 2, self._settings.reopen_max_s)

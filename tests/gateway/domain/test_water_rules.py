@@ -359,3 +359,31 @@ def test_settings_give_the_rules_and_refuse_what_cannot_work() -> None:
         load_settings(water={"max_window_s": 7 * 3600})
     with pytest.raises(ConfigError, match="active hours"):
         load_settings(water={"active_from": "22:00", "active_until": "06:00"})
+
+
+def test_a_meter_blip_tells_nobody_and_a_long_spell_is_told_after_the_hold_off() -> None:
+    home = started()
+    home.until(at(2, 10))
+    home.meter_alive = False
+    # Declared offline 45 minutes after its last reading; back 40 minutes later: a blip.
+    home.apply(MeterOffline(at(2, 10, 45), since=at(2, 10)))
+    home.until(at(2, 11, 25))
+    home.meter_alive = True
+    home.apply(Reading(at(2, 11, 25), home.volume))
+    assert "watch_blind" not in home.kinds()
+    assert "watch_restored" not in home.kinds()
+
+    # Offline again, this time for good: the worker is told an hour after the transition,
+    # with the time the meter was last heard; nobody is asked while the watch is blind.
+    home.until(at(2, 12))
+    home.meter_alive = False
+    home.apply(MeterOffline(at(2, 12, 45), since=at(2, 12)))
+    home.until(at(2, 13, 44))
+    assert "watch_blind" not in home.kinds()
+    home.until(at(2, 13, 45))
+    blind = home.notices[-1]
+    assert (blind.kind, blind.recipients) == ("watch_blind", (WORKER,))
+    assert (blind.facts.at, blind.facts.offline_since) == (at(2, 13, 45), at(2, 12))
+    home.until(at(3, 20))
+    assert home.asks == []
+    assert home.kinds().count("watch_blind") == 1
