@@ -15,6 +15,7 @@ from alerts import Notification, render
 from alerts.providers.twilio_provider import BAD_NUMBER_CODES
 from alerts.templates import ACCEPTED_WORDS, DECLINABLE_MENUS, voice_menu
 from gateway.application import Application, TicketError
+from gateway.errors import GatewayError
 
 log = logging.getLogger(__name__)
 SAY_LANGUAGE = {"zh-CN": "cmn-CN", "en": "en-GB"}
@@ -123,6 +124,17 @@ def twilio_router(app: Application) -> APIRouter:  # noqa: PLR0915 - one closure
         digit = form.get("Digits", "")
         if digit:
             await app.record_keypress(notification_id, digit)
+        if n.template == "water_ask_resident" and digit == "1":
+            # The resident's own answer to "are you OK?": no ticket, no contact.
+            try:
+                await app.water_answered_by_phone(n.params.get("household", ""))
+            except GatewayError:
+                log.warning("a safety call's answer found no watch", extra={"id": notification_id})
+            return twiml(spoken(n, "voice_water_ok"))
+        if n.template == "water_ask_resident":
+            response = VoiceResponse()
+            response.redirect(f"/webhooks/twilio/voice/{notification_id}")
+            return twiml(response)
         if n.ticket_id is None or n.contact_id is None:
             return twiml(spoken(n, "voice_closed"))
         menu = voice_menu(n.template)

@@ -464,6 +464,10 @@ class WaterWatchSettings(BaseModel):
     """The broker link down this long raises one alarm for the operators."""
     outage_chunk: int = Field(default=200, ge=1)
     """When an outage ends, watched households restart their quiet clocks this many at a time."""
+    ask_by_phone: bool = True
+    """"Are you OK?" also rings the resident's own phone (when one is on record): pressing 1
+    there answers like thumbs-up on the box, so a resident who is out or away is not taken
+    for one who cannot get up."""
 
     @model_validator(mode="after")
     def _consistent(self) -> WaterWatchSettings:

@@ -23,12 +23,17 @@ from tests.api.village import Village, open_village
 from tests.gateway.grid import HOUSEHOLD
 from tests.gateway.support import wait_for
 
+# Hang guard only: a story passes hours in quarter-hour steps, each a reading and a
+# heartbeat acknowledged over the broker; on a loaded machine that takes minutes.
+pytestmark = pytest.mark.timeout(300)
+
 ZONE = ZoneInfo("Asia/Shanghai")
 NO_STATUS = MeterStatus(0)
 METER_ID = "b1da0000000000a1"
 METER_KEY = bytes(range(100, 116))
 GRID_WORKER_PHONE = "13800000003"
 SECRETARY_PHONE = "13800000001"
+RESIDENT_PHONE = "13912345678"
 DAUGHTER_PHONE = "+447700900123"
 STEP_S = 15 * 60
 """The meter reports every quarter of an hour (its heartbeat setting is 900 s)."""
@@ -87,6 +92,9 @@ def clock() -> ManualClock:
 async def home(tmp_path: Path, broker: MosquittoBroker, clock: ManualClock) -> AsyncIterator[Home]:
     meter = SimulatedDevice(METER_ID, "water_meter", METER_KEY, clock=clock.now)
     async with open_village(tmp_path, broker, clock, devices=[(meter, HOUSEHOLD)]) as v:
+        # Her own phone rings with "are you OK?" too; she picks it up only where a story
+        # says so (unanswered, it is the box's question alone).
+        v.phones.script(RESIDENT_PHONE).digits = ""
         h = Home(v)
         await h.reading()  # 05:00, the first reading: the watch starts
         await h.heartbeat()
@@ -176,6 +184,38 @@ async def test_a_thumbs_up_after_are_you_ok_cancels_the_alarm(home: Home) -> Non
     await v.clock.advance(3 * 60)
     await v.press(Key.THUMBS_UP)
     await v.box_hears(IndicationKind.ANSWER_NOTED)
+    await h.passes(3 * 3600)
+    assert v.sms(GRID_WORKER_PHONE) == []
+    assert v.sms(DAUGHTER_PHONE) == []
+    assert "张桂兰" not in await v.cli("tickets")
+
+
+async def test_she_answers_are_you_ok_on_her_own_phone(home: Home) -> None:
+    h, v = home, home.v
+    v.phones.script(RESIDENT_PHONE).digits = "1"
+    await eight_quiet_hours_after_breakfast(h)
+    thanked = "谢谢您，已经记下您平安。"
+
+    def heard() -> list[str]:
+        return [
+            h.text
+            for r in v.phones.received(RESIDENT_PHONE)
+            if r.kind == "call"
+            for h in r.transcript
+            if h.kind == "say"
+        ]
+
+    await wait_for(lambda: thanked in heard(), timeout=30, what="her answer taken")
+    # The question in words that are true, what to press, and the thanks after she pressed 1.
+    assert heard() == [
+        (
+            "您好，这里是必到平安服务，给张桂兰打电话。您家从06:30到现在已经8小时没有用水"
+            "（夜里不算）。您平安吗？"
+        ),
+        "平安请按1，重听请按9。如果10分钟内没有回应，我们会请人上门看您。",
+        thanked,
+    ]
+    # Her answer counts as thumbs-up on the box would: nobody is alarmed.
     await h.passes(3 * 3600)
     assert v.sms(GRID_WORKER_PHONE) == []
     assert v.sms(DAUGHTER_PHONE) == []
