@@ -39,8 +39,10 @@ first). Whether residents and families use away mode is an assumption (`--mark-a
 to the box, and (`water.ask_by_phone`, on by default) to the resident's own phone as a call
 where pressing 1 answers: at home either may be answered (`answer_p`); out or away only the
 phone, by the `phone_share` of residents with a phone on record, each answering it away from
-home with their own likelihood (uniform 0.4-0.9, an assumption); in hospital never. The row
-asking on the box alone shows what the phone adds.
+home with their own likelihood (uniform 0.4-0.9, an assumption); in hospital never. An
+answer away from home presses 2 ("not at home": the home is marked away for
+`water.away_default_s`, which water used at home ends) `press_away` of the time, else 1 (an
+assumption). The row asking on the box alone shows what the phone adds.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from gateway.config import WaterWatchSettings
 from gateway.domain.water import (
     Answered,
     AwaySet,
@@ -78,6 +81,8 @@ ZONE = ZoneInfo("Asia/Shanghai")
 MIN = 60.0
 HOUR = 3600.0
 DAY = 86400.0
+AWAY_BY_PHONE_S = WaterWatchSettings().away_default_s
+"""How long pressing 2 on the safety call marks the home away."""
 SLOT = 900.0
 """The meter reports every 15 minutes."""
 MONTH_DAYS = 30.44
@@ -107,6 +112,8 @@ class World:
     """Share of hospital stays the family marks away, some hours after admission."""
     phone_share: float = 0.8
     """Share of residents with a phone of their own on record (rung with "are you OK?")."""
+    press_away: float = 0.6
+    """Share of phone answers given away from home that press 2 (away) rather than 1."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +134,8 @@ class Person:
     answer_p: float
     phone_p: float = 0.0
     """How likely they answer their own phone when away from home (0: no phone on record)."""
+    press_away: float = 0.0
+    """How likely an answer on the phone away from home is 2 (away) rather than 1."""
 
 
 @dataclass(slots=True)
@@ -341,6 +350,8 @@ class Run:
     by_phone: bool = False
     """"Are you OK?" also rings the resident's own phone."""
     answer_at: float | None = None
+    answer_away: bool = False
+    """The pending answer is 2 on the phone (away), not 1."""
     alarm_at: float | None = None
 
     def apply(self, event: Event) -> None:
@@ -352,6 +363,8 @@ class Run:
             p = self.answer_p(at) if self.answers else 0.0
             if p > 0 and self.rng.random() < p:
                 self.answer_at = at + self.rng.uniform(0.5, 9) * MIN
+                away = not self.at_home(at)
+                self.answer_away = away and self.rng.random() < self.person.press_away
         for notice in decision.notices:
             if notice.kind == "zero_use_alarm":
                 self.alarm_at = notice.facts.at
@@ -411,7 +424,10 @@ class Run:
                 return self.alarm_at
             if answer == t:
                 self.answer_at = None
-                self.apply(Answered(t))
+                if self.answer_away:
+                    self.apply(AwaySet(t, t + AWAY_BY_PHONE_S))
+                else:
+                    self.apply(Answered(t))
             elif due == t:
                 slot = T0 + math.floor((t - T0) / SLOT) * SLOT
                 last = self.watch.last_reading_at
@@ -548,7 +564,11 @@ def population(people: int, days: int, seed: int, world: World) -> list[tuple[Pe
     for _ in range(people):
         person = draw_person(rng, world)
         has_phone = phones.random() < world.phone_share
-        person = replace(person, phone_p=phones.uniform(0.4, 0.9) if has_phone else 0.0)
+        person = replace(
+            person,
+            phone_p=phones.uniform(0.4, 0.9) if has_phone else 0.0,
+            press_away=world.press_away,
+        )
         life = live(person, days, rng, world)
         out.append((person, life, Meter.of(life)))
     return out

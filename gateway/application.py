@@ -455,6 +455,12 @@ class Application:
             raise NotRunningError("a safety call's answer needs the running gateway")
         await self._live.water.answered_by_phone(household)
 
+    async def water_away_by_phone(self, household: str) -> None:
+        """The resident pressed 2 on the "are you OK?" call: away from home."""
+        if self._live is None or self._live.water is None:
+            raise NotRunningError("a safety call's answer needs the running gateway")
+        await self._live.water.away_by_phone(household)
+
     async def decline_ticket(self, ticket_id: int, contact_id: int, channel: ActionChannel) -> None:
         """A responder passes the ticket on to the next in the chain."""
         await (await self._ticket_actions()).decline(ticket_id, contact_id, channel)

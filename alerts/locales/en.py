@@ -151,8 +151,12 @@ TEMPLATES: dict[str, str] = {
     "water_ask_resident": "Hello, this is Bidao's safety service calling ${resident}. No water "
     "has been used at your home from ${since} until now: ${hours} hours, nights not counted. "
     "Are you all right?",
-    "voice_menu_water_ask": "If you are all right, press 1; to hear this again, press 9. With "
-    "no answer within ${minutes} minutes, someone will be asked to come and check on you.",
+    "voice_menu_water_ask": "If you are all right, press 1. If you are away from home, press "
+    "2: we will note you away for ${away_days} days and not ask meanwhile; using water at home "
+    "ends it. To hear this again, press 9. With no answer within ${minutes} minutes, someone "
+    "will be asked to come and check on you.",
+    "voice_water_away": "Noted: you are away for ${away_days} days. Using water at home again "
+    "ends it. Have a safe trip.",
     "voice_water_ok": "Thank you, we have noted that you are all right.",
     "voice_menu_alarm": "Press 1 if you will go and check, 2 if you cannot and it should be "
     "passed on, 9 to hear this again.",

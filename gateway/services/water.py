@@ -393,6 +393,7 @@ class WaterService:
             **self._params(facts),
             "household": household,
             "minutes": str(round(self._rules.answer_window_s / 60)),
+            "away_days": _days(self._settings.away_default_s),
         }
         await step.uow.outbox.enqueue(
             [
@@ -416,6 +417,15 @@ class WaterService:
         it, the resident is alive and well, so an alarm already raised is cleared.
         """
         await self._command(household, Answered)
+
+    async def away_by_phone(self, household: str) -> None:
+        """The resident pressed 2 on the "are you OK?" call: not at home.
+
+        The home is marked away for `water.away_default_s` (the call said how long); water
+        used at home after that ends it by itself (gateway.domain.water, `away_settle_s`).
+        """
+        until = self._clock.now() + self._settings.away_default_s
+        await self._command(household, lambda now: AwaySet(now, until, None))
 
     async def _notice(self, step: _Step, notice: Notice) -> None:
         params = self._params(notice.facts)
@@ -513,6 +523,12 @@ class WaterService:
             self._cache.clear()
         else:
             self._cache.pop(household, None)
+
+
+def _days(seconds: float) -> str:
+    """Whole days as the words say them ("3"), or days and a fraction ("1.5")."""
+    days = seconds / 86400
+    return f"{days:.0f}" if days == round(days) else f"{days:.1f}"
 
 
 def _hours(seconds: float) -> str:
