@@ -74,6 +74,8 @@ TEMPLATE = {
     "leak_alarm_escalated": "continuous-flow alarm not taken, passed on to them",
     "no_water_all_clear": "water used again, alarm over",
     "no_water_all_clear_key": "a key pressed on the box, alarm over",
+    "no_water_all_clear_answer": "the resident answered the safety call, alarm over",
+    "water_ask_resident": "the resident asked by phone if all is well",
     "no_water_all_clear_away": "marked away, alarm over",
     "leak_all_clear": "flow stopped, alarm over",
     "alarm_accepted": "alarm taken, how to report",

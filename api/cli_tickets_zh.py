@@ -74,6 +74,8 @@ TEMPLATE = {
     "leak_alarm_escalated": "连续走水的预警无人接手，转由其查看",
     "no_water_all_clear": "又用上水了，预警解除",
     "no_water_all_clear_key": "老人按了呼叫盒，预警解除",
+    "no_water_all_clear_answer": "老人接电话报了平安，预警解除",
+    "water_ask_resident": "打电话问老人是否平安",
     "no_water_all_clear_away": "已登记外出，预警解除",
     "leak_all_clear": "停止走水，预警解除",
     "alarm_accepted": "已接手预警，如何报告结果",

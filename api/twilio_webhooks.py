@@ -15,6 +15,7 @@ from alerts import Notification, render
 from alerts.providers.twilio_provider import BAD_NUMBER_CODES
 from alerts.templates import ACCEPTED_WORDS, DECLINABLE_MENUS, voice_menu
 from gateway.application import Application, TicketError
+from gateway.errors import GatewayError
 
 log = logging.getLogger(__name__)
 SAY_LANGUAGE = {"zh-CN": "cmn-CN", "en": "en-GB"}
@@ -117,12 +118,30 @@ def twilio_router(app: Application) -> APIRouter:  # noqa: PLR0915 - one closure
         response.say(render("voice_no_input", n.language, n.params), language=language)
         return twiml(response)
 
+    async def resident_answer(n: Notification, notification_id: int, digit: str) -> Response:
+        """The resident's own answer to "are you OK?" (no ticket, no contact): well, or away."""
+        if digit not in ("1", "2"):
+            response = VoiceResponse()
+            response.redirect(f"/webhooks/twilio/voice/{notification_id}")
+            return twiml(response)
+        household = n.params.get("household", "")
+        try:
+            if digit == "1":
+                await app.water_answered_by_phone(household)
+            else:
+                await app.water_away_by_phone(household)
+        except GatewayError:
+            log.warning("a safety call's answer found no watch", extra={"id": notification_id})
+        return twiml(spoken(n, "voice_water_ok" if digit == "1" else "voice_water_away"))
+
     @router.post("/gather/{notification_id}")
     async def gather(notification_id: int, form: Form) -> Response:  # noqa: PLR0911 - one answer per menu and key
         n = await notification(notification_id)
         digit = form.get("Digits", "")
         if digit:
             await app.record_keypress(notification_id, digit)
+        if n.template == "water_ask_resident":
+            return await resident_answer(n, notification_id, digit)
         if n.ticket_id is None or n.contact_id is None:
             return twiml(spoken(n, "voice_closed"))
         menu = voice_menu(n.template)

@@ -35,7 +35,14 @@ table prints what it gives on the run's own population.
 
 Bidao's rule is the default `WaterRules` (learned routine, active hours, "are you OK?"
 first). Whether residents and families use away mode is an assumption (`--mark-away`,
-`--mark-hospital`), so the same rule is also shown without any away mode.
+`--mark-hospital`), so the same rule is also shown without any away mode. The question goes
+to the box, and (`water.ask_by_phone`, on by default) to the resident's own phone as a call
+where pressing 1 answers: at home either may be answered (`answer_p`); out or away only the
+phone, by the `phone_share` of residents with a phone on record, each answering it away from
+home with their own likelihood (uniform 0.4-0.9, an assumption); in hospital never. An
+answer away from home presses 2 ("not at home": the home is marked away for
+`water.away_default_s`, which water used at home ends) `press_away` of the time, else 1 (an
+assumption). The row asking on the box alone shows what the phone adds.
 """
 
 from __future__ import annotations
@@ -53,6 +60,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from gateway.config import WaterWatchSettings
 from gateway.domain.water import (
     Answered,
     AwaySet,
@@ -73,6 +81,8 @@ ZONE = ZoneInfo("Asia/Shanghai")
 MIN = 60.0
 HOUR = 3600.0
 DAY = 86400.0
+AWAY_BY_PHONE_S = WaterWatchSettings().away_default_s
+"""How long pressing 2 on the safety call marks the home away."""
 SLOT = 900.0
 """The meter reports every 15 minutes."""
 MONTH_DAYS = 30.44
@@ -100,6 +110,10 @@ class World:
     """Share of trips the resident or family marks away (Bidao's away mode)."""
     mark_hospital: float = 0.7
     """Share of hospital stays the family marks away, some hours after admission."""
+    phone_share: float = 0.8
+    """Share of residents with a phone of their own on record (rung with "are you OK?")."""
+    press_away: float = 0.6
+    """Share of phone answers given away from home that press 2 (away) rather than 1."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +132,10 @@ class Person:
     visitor_p: float
     trip_rate: float
     answer_p: float
+    phone_p: float = 0.0
+    """How likely they answer their own phone when away from home (0: no phone on record)."""
+    press_away: float = 0.0
+    """How likely an answer on the phone away from home is 2 (away) rather than 1."""
 
 
 @dataclass(slots=True)
@@ -329,7 +347,11 @@ class Run:
     watch: WaterWatch
     outcome: Outcome
     answers: bool = True
+    by_phone: bool = False
+    """"Are you OK?" also rings the resident's own phone."""
     answer_at: float | None = None
+    answer_away: bool = False
+    """The pending answer is 2 on the phone (away), not 1."""
     alarm_at: float | None = None
 
     def apply(self, event: Event) -> None:
@@ -338,10 +360,11 @@ class Run:
         for ask in decision.asks:
             self.outcome.asks += 1
             at = ask.answer_by - self.rules.answer_window_s
-            if self.answers and self.at_home(at):
-                p = self.person.answer_p * (0.5 if _inside(at, self.life.naps) else 1.0)
-                if self.rng.random() < p:
-                    self.answer_at = at + self.rng.uniform(0.5, 9) * MIN
+            p = self.answer_p(at) if self.answers else 0.0
+            if p > 0 and self.rng.random() < p:
+                self.answer_at = at + self.rng.uniform(0.5, 9) * MIN
+                away = not self.at_home(at)
+                self.answer_away = away and self.rng.random() < self.person.press_away
         for notice in decision.notices:
             if notice.kind == "zero_use_alarm":
                 self.alarm_at = notice.facts.at
@@ -356,6 +379,20 @@ class Run:
 
     def at_home(self, t: float) -> bool:
         return not _inside(t, self.life.absences) and not _inside(t, self.life.outings)
+
+    def answer_p(self, at: float) -> float:
+        """How likely the resident answers "are you OK?" asked at `at`.
+
+        At home: on the box or the phone alike (half as likely during a nap). Out or away:
+        only on their own phone, if the rule rings it and they have one; in hospital, never.
+        """
+        if self.at_home(at):
+            return self.person.answer_p * (0.5 if _inside(at, self.life.naps) else 1.0)
+        if not self.by_phone or any(
+            s <= at < e and kind == "hospital" for s, e, kind in self.life.absences
+        ):
+            return 0.0
+        return self.person.phone_p
 
     def cause(self, at: float, quiet_since: float | None) -> str:
         for start, end, kind in self.life.absences:
@@ -387,7 +424,10 @@ class Run:
                 return self.alarm_at
             if answer == t:
                 self.answer_at = None
-                self.apply(Answered(t))
+                if self.answer_away:
+                    self.apply(AwaySet(t, t + AWAY_BY_PHONE_S))
+                else:
+                    self.apply(Answered(t))
             elif due == t:
                 slot = T0 + math.floor((t - T0) / SLOT) * SLOT
                 last = self.watch.last_reading_at
@@ -406,7 +446,14 @@ def _is_active(t: float) -> bool:
 
 
 def run_rule(
-    rules: WaterRules, person: Person, life: Life, meter: Meter, seed: int, *, away_mode: bool
+    rules: WaterRules,
+    person: Person,
+    life: Life,
+    meter: Meter,
+    seed: int,
+    *,
+    away_mode: bool,
+    by_phone: bool = False,
 ) -> Outcome:
     """One rule over one person's months, and over the copy in which they fall."""
     rng = random.Random(seed)
@@ -417,7 +464,7 @@ def run_rule(
         events.extend((at, AwaySet(at, until)) for at, until in life.marks)
         events.sort(key=lambda e: e[0])
     outcome = Outcome()
-    main = Run(rules, life, person, rng, new_watch("h"), outcome)
+    main = Run(rules, life, person, rng, new_watch("h"), outcome, by_phone=by_phone)
     split = bisect.bisect_right([e[0] for e in events], life.fall_at)
     main.run(events[:split], meter, life.fall_at)
     # The fall: from here on, nothing but unchanged readings and the rule's own clocks.
@@ -451,6 +498,7 @@ class Rule:
     name: str
     rules: WaterRules
     away_mode: bool = False
+    by_phone: bool = False
 
 
 def _fixed(hours: float, *, all_day: bool) -> WaterRules:
@@ -472,8 +520,9 @@ def rows(bidao: WaterRules) -> tuple[Rule, ...]:
         Rule("fixed 8 h, all day", _fixed(8, all_day=True)),
         Rule("fixed 12 h, all day", _fixed(12, all_day=True)),
         Rule("fixed 8 h, active hours", _fixed(8, all_day=False)),
-        Rule("Bidao: learned + ask + away", bidao, away_mode=True),
-        Rule("Bidao without away mode", bidao),
+        Rule("Bidao: ask on the box + away", bidao, away_mode=True),
+        Rule("Bidao: box and phone + away", bidao, away_mode=True, by_phone=True),
+        Rule("Bidao: box and phone, no away", bidao, by_phone=True),
     )
 
 
@@ -508,9 +557,18 @@ class Totals:
 def population(people: int, days: int, seed: int, world: World) -> list[tuple[Person, Life, Meter]]:
     """The same people and lives for every rule."""
     rng = random.Random(seed)
+    # Phones are drawn from a stream of their own, so the habits and lives of the same seed
+    # are those of the rows without the phone (their figures stay comparable across runs).
+    phones = random.Random(seed * 31 + 7)
     out = []
     for _ in range(people):
         person = draw_person(rng, world)
+        has_phone = phones.random() < world.phone_share
+        person = replace(
+            person,
+            phone_p=phones.uniform(0.4, 0.9) if has_phone else 0.0,
+            press_away=world.press_away,
+        )
         life = live(person, days, rng, world)
         out.append((person, life, Meter.of(life)))
     return out
@@ -524,7 +582,13 @@ def evaluate(
     for index, (person, life, meter) in enumerate(pop):
         for row, total in zip(rows, totals, strict=True):
             outcome = run_rule(
-                row.rules, person, life, meter, seed * 100_003 + index, away_mode=row.away_mode
+                row.rules,
+                person,
+                life,
+                meter,
+                seed * 100_003 + index,
+                away_mode=row.away_mode,
+                by_phone=row.by_phone,
             )
             total.add(outcome, days / MONTH_DAYS)
     return totals

@@ -95,6 +95,7 @@ from gateway.services.ticket_views import (
     TimelineItem as TimelineItem,  # noqa: PLC0414 - re-exported
 )
 from gateway.services.tickets import TicketService
+from gateway.services.water import WaterService
 from gateway.store.ports import Store
 from gateway.store.sqlite import SqliteStore
 
@@ -130,6 +131,7 @@ class LiveParts:
     metrics: GatewayMetrics
     health: Callable[[], Awaitable[Health]]
     links: ResponderLinks | None = None
+    water: WaterService | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -447,6 +449,18 @@ class Application:
         """A responder takes the ticket; the first to accept owns it."""
         return await (await self._ticket_actions()).accept(ticket_id, contact_id, channel)
 
+    async def water_answered_by_phone(self, household: str) -> None:
+        """The resident pressed 1 on the "are you OK?" call (the running gateway only)."""
+        if self._live is None or self._live.water is None:
+            raise NotRunningError("a safety call's answer needs the running gateway")
+        await self._live.water.answered_by_phone(household)
+
+    async def water_away_by_phone(self, household: str) -> None:
+        """The resident pressed 2 on the "are you OK?" call: away from home."""
+        if self._live is None or self._live.water is None:
+            raise NotRunningError("a safety call's answer needs the running gateway")
+        await self._live.water.away_by_phone(household)
+
     async def decline_ticket(self, ticket_id: int, contact_id: int, channel: ActionChannel) -> None:
         """A responder passes the ticket on to the next in the chain."""
         await (await self._ticket_actions()).decline(ticket_id, contact_id, channel)
@@ -748,7 +762,12 @@ def for_service(service: GatewayService) -> Application:
         service.importer,
         service.reports,
         live=LiveParts(
-            service.tickets, service.outbox, service.metrics, service.health, service.links
+            service.tickets,
+            service.outbox,
+            service.metrics,
+            service.health,
+            service.links,
+            service.water,
         ),
         after_import=lambda: service.scheduler.notify(0.0),
         devices=service.devices,

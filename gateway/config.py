@@ -472,6 +472,10 @@ class WaterWatchSettings(BaseModel):
     itself `supervision.missed_intervals` after its last frame) tells the community worker
     that the watch is blind; the installer's own alarm has the same hold-off by default
     (`supervision.health_raise_after_s`), so a short blip tells nobody."""
+    ask_by_phone: bool = True
+    """"Are you OK?" also rings the resident's own phone (when one is on record): pressing 1
+    there answers like thumbs-up on the box, so a resident who is out or away is not taken
+    for one who cannot get up."""
 
     @model_validator(mode="after")
     def _consistent(self) -> WaterWatchSettings:

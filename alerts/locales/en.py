@@ -116,6 +116,8 @@ TEMPLATES: dict[str, str] = {
     "at ${now}: the water alarm is over. Ticket ${ticket}.",
     "no_water_all_clear_key": "[Bidao] ${resident} (${place}) pressed a key on the box at "
     "${now}: the water alarm is over. Ticket ${ticket}.",
+    "no_water_all_clear_answer": "[Bidao] ${resident} (${place}) answered the safety call at "
+    "${now} and pressed 1: all right. The water alarm is over. Ticket ${ticket}.",
     "no_water_all_clear_away": "[Bidao] ${resident}'s home (${place}) is marked away until "
     "${until}: the water alarm is over. Ticket ${ticket}.",
     "leak_all_clear": "[Bidao] The meter at ${resident}'s home (${place}) stopped running at "
@@ -146,6 +148,16 @@ TEMPLATES: dict[str, str] = {
     "signal since ${since}: the water watch is blind for now. Please keep an eye on them.",
     "water_watch_restored": "[Bidao] The water meter at ${resident}'s home (${place}) has a "
     "signal again since ${now}: the water watch is back.",
+    "water_ask_resident": "Hello, this is Bidao's safety service calling ${resident}. No water "
+    "has been used at your home from ${since} until now: ${hours} hours, nights not counted. "
+    "Are you all right?",
+    "voice_menu_water_ask": "If you are all right, press 1. If you are away from home, press "
+    "2: we will note you away for ${away_days} days and not ask meanwhile; using water at home "
+    "ends it. To hear this again, press 9. With no answer within ${minutes} minutes, someone "
+    "will be asked to come and check on you.",
+    "voice_water_away": "Noted: you are away for ${away_days} days. Using water at home again "
+    "ends it. Have a safe trip.",
+    "voice_water_ok": "Thank you, we have noted that you are all right.",
     "voice_menu_alarm": "Press 1 if you will go and check, 2 if you cannot and it should be "
     "passed on, 9 to hear this again.",
     "voice_alarm_accepted": "You have taken it. Please call or visit now. An SMS will tell you "

@@ -167,6 +167,10 @@ TEMPLATES: dict[str, str] = {
     "no_water_all_clear_key": (
         "【必到】${resident}（${place}）${now}按了呼叫盒的键，用水预警解除。工单${ticket}。"
     ),
+    "no_water_all_clear_answer": (
+        "【必到】${resident}（${place}）${now}接了平安确认电话并按1报了平安，用水预警解除。"
+        "工单${ticket}。"
+    ),
     "no_water_all_clear_away": (
         "【必到】${resident}（${place}）家已登记外出至${until}，用水预警解除。工单${ticket}。"
     ),
@@ -220,6 +224,17 @@ TEMPLATES: dict[str, str] = {
         "【必到】${resident}（${place}）家的水表${now}恢复信号，用水看护已恢复。"
     ),
     "voice_menu_alarm": "我去查看请按1，无法前往、转给他人请按2，重听请按9。",
+    # "Are you OK?" on the resident's own phone (the water watch).
+    "water_ask_resident": (
+        "您好，这里是必到平安服务，给${resident}打电话。您家从${since}到现在已经${hours}小时"
+        "没有用水（夜里不算）。您平安吗？"
+    ),
+    "voice_menu_water_ask": (
+        "平安请按1；不在家请按2，我们会登记您外出${away_days}天，这期间不再询问，"
+        "您回家用水后自动恢复；重听请按9。如果${minutes}分钟内没有回应，我们会请人上门看您。"
+    ),
+    "voice_water_away": "好的，已登记您外出${away_days}天。回家用水后会自动恢复看护，一路平安。",
+    "voice_water_ok": "谢谢您，已经记下您平安。",
     "voice_alarm_accepted": (
         "您已接手，请马上打电话或上门查看。稍后您会收到一条短信，告诉您如何报告结果。"
     ),

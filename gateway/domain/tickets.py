@@ -1145,7 +1145,7 @@ class _Decider:
         template = ALARM_TEMPLATES[ticket.kind]["all_clear"]
         # Said as it happened: water again, a key on the box, or the home marked away.
         how = params.get("cleared_by", "water")
-        if ticket.kind == "no_water" and how in ("key", "away"):
+        if ticket.kind == "no_water" and how in ("key", "away", "answer"):
             template = f"{template}_{how}"
         for person in self.people(self.directory.notified):
             self.notify(household, person, "sms", template, **params)

@@ -48,7 +48,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from alerts import Notification
-from alerts.notification import NORMAL
+from alerts.notification import NORMAL, URGENT
 from firmware_protocol import IndicationKind, Key, KeyEvent, Message, MeterStatus, WaterReading
 from firmware_protocol.indications import indication
 from gateway.clock import Clock
@@ -141,6 +141,8 @@ class _Step:
     counts: list[str]
     indications: bool = False
     notifications: bool = False
+    urgent: bool = False
+    """Among the notifications, an urgent one (the outbox's urgent lane must be woken)."""
     deadline: float | None = None
 
 
@@ -444,8 +446,55 @@ class WaterService:
                 [(box, indication(IndicationKind.ARE_YOU_OK, 0)) for box in boxes], step.now
             )
             step.indications = step.indications or bool(boxes)
+            await self._ask_by_phone(step, household, decision.asks[0].facts)
         for notice in decision.notices:
             await self._notice(step, notice)
+
+    async def _ask_by_phone(self, step: _Step, household: str, facts: Facts) -> None:
+        """Ring the resident's own phone with the question; pressing 1 answers it."""
+        if not self._settings.ask_by_phone:
+            return
+        info = await step.uow.grid.household_info(household)
+        if info is None or not info.resident_phone:
+            return
+        params = {
+            **_household_params(info),
+            **self._params(facts),
+            "household": household,
+            "minutes": str(round(self._rules.answer_window_s / 60)),
+            "away_days": _days(self._settings.away_default_s),
+        }
+        await step.uow.outbox.enqueue(
+            [
+                Notification(
+                    channel="voice",
+                    recipient=info.resident_phone,
+                    template="water_ask_resident",
+                    params=params,
+                    priority=URGENT,  # the answer window is minutes long
+                )
+            ],
+            step.now,
+        )
+        step.notifications = True
+        step.urgent = True
+
+    async def answered_by_phone(self, household: str) -> None:
+        """The resident pressed 1 on the "are you OK?" call: an answer, or a sign of life.
+
+        Within the answer window it cancels the alarm as thumbs-up on the box would; after
+        it, the resident is alive and well, so an alarm already raised is cleared.
+        """
+        await self._command(household, Answered)
+
+    async def away_by_phone(self, household: str) -> None:
+        """The resident pressed 2 on the "are you OK?" call: not at home.
+
+        The home is marked away for `water.away_default_s` (the call said how long); water
+        used at home after that ends it by itself (gateway.domain.water, `away_settle_s`).
+        """
+        until = self._clock.now() + self._settings.away_default_s
+        await self._command(household, lambda now: AwaySet(now, until, None))
 
     async def _notice(self, step: _Step, notice: Notice) -> None:
         params = self._params(notice.facts)
@@ -502,7 +551,11 @@ class WaterService:
         if facts.offline_since is not None:
             params["since"] = self._time(facts.offline_since, facts.at)
         if facts.cleared_by is not None:
-            params["cleared_by"] = "water" if facts.cleared_by == "water" else "key"
+            # A thumbs-up on the box and pressing 1 on the phone both arrive as an answer;
+            # only the phone's comes by `answered_by_phone` (the box's is a key press first).
+            params["cleared_by"] = {"water": "water", "answer": "answer"}.get(
+                facts.cleared_by, "key"
+            )
         if facts.away_until is not None and facts.alarm_at is not None:
             params["cleared_by"] = "away"
         return params
@@ -521,7 +574,7 @@ class WaterService:
             for household, entry in step.entries.items():
                 self._cache[household] = entry
             if step.notifications and self._notifications_committed is not None:
-                self._notifications_committed(False)  # noqa: FBT003 - the callback's urgency
+                self._notifications_committed(step.urgent)
             if step.indications and self._indications_committed is not None:
                 self._indications_committed()
             if step.deadline is not None and self._deadline_set is not None:
@@ -553,6 +606,12 @@ def _events_of(kind: DeviceKind, message: Message, at: float) -> list[Event]:
     if kind == "water_meter":
         return [MeterOnline(at)]  # a heartbeat: it ends a blind spell, if any
     return []
+
+
+def _days(seconds: float) -> str:
+    """Whole days as the words say them ("3"), or days and a fraction ("1.5")."""
+    days = seconds / 86400
+    return f"{days:.0f}" if days == round(days) else f"{days:.1f}"
 
 
 def _hours(seconds: float) -> str:

@@ -355,6 +355,14 @@ SITUATIONS += [
         {"no_water_all_clear_key": {"now": "15:07"}},
     ),
     Situation(
+        "the water watch: she pressed 1 on the safety call after the alarm went out",
+        alarm(ticket()),
+        AllClear({"now": "14:41", "cleared_by": "answer"}),
+        HOUR,
+        context(notified=(SECRETARY, DAUGHTER)),
+        {"no_water_all_clear_answer": {"now": "14:41"}},
+    ),
+    Situation(
         "the water watch: the home marked away",
         alarm(ticket()),
         AllClear({"now": "15:07", "until": "03-05 18:00", "cleared_by": "away"}),
@@ -377,6 +385,8 @@ WATER_NOTICES = {
     "water_watch_restored": {"now": "16:20"},
 }
 """Plain notices of the water watch (gateway/services/water.py), with their facts."""
+WATER_CALLS = {"water_ask_resident": {"since": "06:30", "hours": "8.0"}}
+"""Calls of the water watch to the resident, with their facts (spoken: no SMS limit)."""
 
 BOX = "b1da000000000002"
 UNKNOWN_HOUSEHOLD = "341504-101-001-9999"
@@ -563,7 +573,13 @@ def water_notices_tell_what_happened() -> set[str]:
             assert placeholders(CATALOGS[language][template]) == set(params), template
             assert all(fact in text for fact in params.values()), (template, text)
             assert fits_sms(text), (template, language, text)
-    return set(WATER_NOTICES)
+    for template, facts in WATER_CALLS.items():
+        params = {"resident": "张桂兰", "place": PLACE, **facts}
+        for language in ("zh-CN", "en"):
+            text = render(template, language, params)
+            assert placeholders(CATALOGS[language][template]) <= set(params), template
+            assert all(fact in text for fact in facts.values()), (template, text)
+    return set(WATER_NOTICES) | set(WATER_CALLS)
 
 
 @pytest.mark.parametrize("language", ["zh-CN", "en"])
