@@ -232,6 +232,8 @@ def heard(message: Indication) -> BoxSays | None:
     return row if row is not None and row.kind == message.kind else None
 
 
-def answers_are_you_ok(asked_at: float, pressed_at: float) -> bool:
+def answers_are_you_ok(
+    asked_at: float, pressed_at: float, window_s: float = ARE_YOU_OK_ANSWER_S
+) -> bool:
     """Whether a thumbs-up at `pressed_at` answers an "are you OK?" sent at `asked_at`."""
-    return asked_at <= pressed_at <= asked_at + ARE_YOU_OK_ANSWER_S
+    return asked_at <= pressed_at <= asked_at + window_s
