@@ -337,3 +337,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 from api import cli_devices  # noqa: E402
 
 cli_devices.register(device_app, app)
+
+# `bidao household away|show` lives in api/cli_households.py.
+from api import cli_households  # noqa: E402
+
+cli_households.register(app)

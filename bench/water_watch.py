@@ -41,7 +41,7 @@ where pressing 1 answers: at home either may be answered (`answer_p`); out or aw
 phone, by the `phone_share` of residents with a phone on record, each answering it away from
 home with their own likelihood (uniform 0.4-0.9, an assumption); in hospital never. An
 answer away from home presses 2 ("not at home": the home is marked away for
-`water.away_default_s`, which water used at home ends) `press_away` of the time, else 1 (an
+`water.away_by_phone_s`, which water used at home ends) `press_away` of the time, else 1 (an
 assumption). The row asking on the box alone shows what the phone adds.
 """
 
@@ -81,7 +81,7 @@ ZONE = ZoneInfo("Asia/Shanghai")
 MIN = 60.0
 HOUR = 3600.0
 DAY = 86400.0
-AWAY_BY_PHONE_S = WaterWatchSettings().away_default_s
+AWAY_BY_PHONE_S = WaterWatchSettings().away_by_phone_s
 """How long pressing 2 on the safety call marks the home away."""
 SLOT = 900.0
 """The meter reports every 15 minutes."""

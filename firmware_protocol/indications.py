@@ -17,8 +17,14 @@ from dataclasses import dataclass
 
 from firmware_protocol.messages import Indication, IndicationKind, LedPattern
 
-ARE_YOU_OK_ANSWER_S = 300
-"""After "are you OK?", a thumbs-up received within this many seconds is the answer."""
+ARE_YOU_OK_ANSWER_S = 600
+"""After "are you OK?", a thumbs-up received within this many seconds is the answer (the
+issue's ten minutes); the box blinks amber as long, and the water watch's
+`water.answer_window_s` defaults to it."""
+
+AWAY_NOTED_S = 24 * 3600
+"""A long thumbs-up marks the home away for this long. The box's recorded words say
+"24 hours", so the figure lives here with them, not in a setting the words could not follow."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +137,23 @@ INDICATIONS: tuple[BoxSays, ...] = (
         "收到您的回答，谢谢。",
         "Thank you, your answer is noted.",
     ),
+    BoxSays(
+        10,
+        IndicationKind.AWAY_NOTED,
+        LedPattern.GREEN_SOLID,
+        10,
+        "已记下您外出。24小时内家里不用水，也不会报警。提前回来，请再长按大拇指向上键。",
+        "Noted: you are away. For 24 hours, no alarm is raised if no water is used at home. "
+        "If you come back sooner, press and hold thumbs-up again.",
+    ),
+    BoxSays(
+        11,
+        IndicationKind.AWAY_ENDED,
+        LedPattern.GREEN_SOLID,
+        5,
+        "欢迎回家，用水看护已恢复。",
+        "Welcome back: the water watch is on again.",
+    ),
     *(
         BoxSays(
             prompt,
@@ -209,6 +232,8 @@ def heard(message: Indication) -> BoxSays | None:
     return row if row is not None and row.kind == message.kind else None
 
 
-def answers_are_you_ok(asked_at: float, pressed_at: float) -> bool:
+def answers_are_you_ok(
+    asked_at: float, pressed_at: float, window_s: float = ARE_YOU_OK_ANSWER_S
+) -> bool:
     """Whether a thumbs-up at `pressed_at` answers an "are you OK?" sent at `asked_at`."""
-    return asked_at <= pressed_at <= asked_at + ARE_YOU_OK_ANSWER_S
+    return asked_at <= pressed_at <= asked_at + window_s

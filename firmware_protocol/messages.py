@@ -149,6 +149,10 @@ class IndicationKind(enum.IntEnum):
     """Nobody could be reached: call 110/120 or the family."""
     ANSWER_NOTED = 9
     """The thumbs-up that answered "are you OK?" was taken."""
+    AWAY_NOTED = 10
+    """A long thumbs-up marked the home away for AWAY_NOTED_S (the water watch rests)."""
+    AWAY_ENDED = 11
+    """A long thumbs-up while the home was marked away: the water watch is on again."""
 
 
 class LedPattern(enum.IntEnum):

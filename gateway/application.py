@@ -96,7 +96,13 @@ from gateway.services.ticket_views import (
 )
 from gateway.services.tickets import TicketService
 from gateway.services.water import WaterService
+from gateway.services.water_views import WatchView as WatchView  # noqa: PLC0414 - re-exported
+from gateway.services.water_views import (
+    WaterRequestError as WaterRequestError,  # noqa: PLC0414 - re-exported
+)
+from gateway.services.water_views import WaterViews
 from gateway.store.ports import Store
+from gateway.store.ports import WaterRequest as WaterRequest  # noqa: PLC0414 - re-exported
 from gateway.store.sqlite import SqliteStore
 
 if TYPE_CHECKING:
@@ -227,6 +233,7 @@ class Application:
         after_import: Callable[[], None] | None = None,
         tickets: TicketService | None = None,
         devices: DeviceAdmin | None = None,
+        wake_water: Callable[[], None] | None = None,
     ) -> None:
         self.settings = settings
         self._devices = devices or DeviceAdmin(store, clock, settings.supervision, registry)
@@ -240,6 +247,8 @@ class Application:
         self._after_import = after_import
         self._offline_tickets = tickets
         self._views = TicketViews(store)
+        self._water_views = WaterViews(store, settings)
+        self._wake_water: Callable[[], None] = wake_water or (lambda: None)
 
     async def _ready(self) -> None:
         if not self._opened:
@@ -379,6 +388,11 @@ class Application:
         """
         await self._ready()
         result = await self._importer.import_csv(kind, data, check=check)
+        if not check and kind == "households" and result.written:
+            # Who lives alone, and which meters, may have changed: a running gateway looks
+            # again at which homes its water watch watches.
+            await self._water_views.request_recheck(self._clock.now(), "import")
+            self._wake_water()
         if not check and self._after_import is not None:
             self._after_import()
         return result
@@ -671,6 +685,39 @@ class Application:
             broken_promises=await self._reports.broken_promises(start, now),
         )
 
+    # The water watch
+
+    async def household_watch(self, household_code: str) -> WatchView:
+        """Whether the household is watched and why, its phase, routine and record.
+
+        WaterRequestError("unknown_household") if there is no such household.
+        """
+        await self._ready()
+        return await self._water_views.view(household_code)
+
+    async def mark_away(
+        self, household_code: str, until: float, by_contact: int | None, channel: str
+    ) -> WaterRequest:
+        """Mark the home away until `until` (queued for the running gateway).
+
+        No zero-use alarm until then, then a reminder to the family if no water comes. The
+        running gateway applies it within `water.requests_poll_s`. WaterRequestError for an
+        unknown household, one that is not watched, or a return time already past.
+        """
+        await self._ready()
+        request = await self._water_views.request_away(
+            household_code, until, self._clock.now(), by_contact, channel
+        )
+        self._wake_water()
+        return request
+
+    async def clear_away(self, household_code: str, channel: str) -> WaterRequest:
+        """End away mode now (queued like `mark_away`); WaterRequestError if not away."""
+        await self._ready()
+        request = await self._water_views.request_clear(household_code, self._clock.now(), channel)
+        self._wake_water()
+        return request
+
     def metrics_text(self) -> bytes:
         """Prometheus text: live from a running gateway, else its last snapshot on disk."""
         if self._live is not None:
@@ -771,4 +818,5 @@ def for_service(service: GatewayService) -> Application:
         ),
         after_import=lambda: service.scheduler.notify(0.0),
         devices=service.devices,
+        wake_water=service.water.wake_requests,
     )

@@ -24,6 +24,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from firmware_protocol.indications import ARE_YOU_OK_ANSWER_S
 from gateway.domain.devices import DeviceKind as DeviceKind  # noqa: PLC0414 - re-exported
 from gateway.domain.devices import HealthKind
 from gateway.domain.grid import Role as Role  # noqa: PLC0414 - re-exported
@@ -450,8 +451,9 @@ class WaterWatchSettings(BaseModel):
     learn_margin_s: float = Field(default=2 * 3600.0, ge=0)
     """...plus this margin."""
     ask_first: bool = True
-    answer_window_s: float = Field(default=600.0, gt=0)
-    """Thumbs-up within this long after "are you OK?" cancels the alarm."""
+    answer_window_s: float = Field(default=float(ARE_YOU_OK_ANSWER_S), gt=0)
+    """Thumbs-up within this long after "are you OK?" cancels the alarm (default: the box's
+    table, ten minutes; the ticket service takes a thumbs-up as the answer for as long)."""
     use_threshold_l: float = Field(default=1.0, gt=0)
     backflow_tolerance_l: float = Field(default=5.0, ge=0)
     max_flow_l_per_s: float = Field(default=1.0, gt=0)
@@ -461,8 +463,14 @@ class WaterWatchSettings(BaseModel):
     away_reminder_after_s: float = Field(default=2 * 3600.0, ge=0)
     away_settle_s: float = Field(default=3600.0, ge=0)
     """Water this soon after away mode is set is the leaving, not the return."""
-    away_default_s: float = Field(default=3 * 24 * 3600.0, gt=0)
-    """A long thumbs-up on the box marks the home away for this long (the box says so)."""
+    away_by_phone_s: float = Field(default=3 * 24 * 3600.0, gt=0)
+    """Pressing 2 ("not at home") on the "are you OK?" call marks the home away this long;
+    the call says how long, from this setting (the box's long thumbs-up has its own fixed
+    24 h, which its recorded words say)."""
+    requests_poll_s: float = Field(default=2.0, gt=0)
+    """How often the running gateway applies requests made beside it (`bidao household
+    away`, a grid import). A long thumbs-up marks the home away for the box table's
+    AWAY_NOTED_S (24 h): the box's recorded words say that figure, so it is no setting."""
     watch_households: list[str] = Field(default_factory=list)
     """Households watched though nobody in them is flagged as living alone (opt-in)."""
     outage_chunk: int = Field(default=200, ge=1)

@@ -612,6 +612,14 @@ class DeviceChanges:
         self._seen: int | None = None
         self.applied = 0
         """Changes applied so far (a test probe and a log field)."""
+        self._households_changed: list[Callable[[set[str]], None]] = []
+
+    def on_households_changed(self, callback: Callable[[set[str]], None]) -> None:
+        """Tell `callback` the households a batch of changes moved devices into or out of.
+
+        The water watch looks at them again: a meter added makes a household watched.
+        """
+        self._households_changed.append(callback)
 
     async def start(self) -> None:
         """Remember the newest change: everything before it is in the store already."""
@@ -643,8 +651,10 @@ class DeviceChanges:
     async def _apply(self, changes: Sequence[HistoryEntry]) -> None:
         added = {c.device_id for c in changes if c.action == "added"}
         wanted = sorted({c.device_id for c in changes})
-        cached = [d for d in wanted if self._registry.cached(d) is not None or d in added]
-        for record in await self._store.devices.current_many(cached):
+        current = await self._store.devices.current_many(wanted)
+        for record in current:
+            if self._registry.cached(record.device_id) is None and record.device_id not in added:
+                continue
             self._registry.replace_record(record)
             if not record.enabled:
                 self._supervisor.watch.forget(record.device_id)
@@ -652,4 +662,10 @@ class DeviceChanges:
                 interval = record.heartbeat_interval_s
                 silent_at = self._clock.now() + self._settings.missed_intervals * interval
                 self._supervisor.watch.arm_if_new(record.device_id, silent_at, interval, "unknown")
+        households = {
+            code for c in changes for code in (c.from_household, c.to_household) if code
+        } | {r.household_code for r in current if r.household_code}
+        if households:
+            for callback in self._households_changed:
+                callback(households)
         log.info("device changes applied", extra={"changes": len(changes)})

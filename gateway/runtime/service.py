@@ -172,6 +172,7 @@ class GatewayService:
         for kind in TICKET_DEADLINES:
             self.scheduler.register(kind, self.tickets)
         self.water = self._water_watch()
+        self.device_changes.on_households_changed(self._forget_watches)
         self.reports = Reports(self.store, settings.warnings, settings.cards)
         self.importer = GridImporter(
             self.store, self.clock, settings.supervision, settings.grid_import, self.metrics
@@ -241,6 +242,11 @@ class GatewayService:
             link.on_state(functools.partial(outages.link_state, link.name))
         return outages
 
+    def _forget_watches(self, households: set[str]) -> None:
+        """Devices moved in or out of these households: the water watch looks again."""
+        for household in households:
+            self.water.forget(household)
+
     def _device_health(self, settings: Settings) -> DeviceHealth:
         """Offline, low battery, tamper, power loss: told to the area's installers."""
         health = DeviceHealth(
@@ -284,6 +290,8 @@ class GatewayService:
         """Import grid units, households (with their boxes) or contacts; bad rows are skipped."""
         result = await self.importer.import_csv(kind, data, check=check)
         self.scheduler.notify(0.0)  # new boxes bring silence deadlines
+        if not check and kind == "households":
+            self.water.forget()  # who lives alone, and which meters, may have changed
         return result
 
     async def send_downlink(self, device_id: str, message: Message) -> int:
@@ -369,6 +377,7 @@ class GatewayService:
         self._supervise("device-silence", self.supervisor.run)
         self._supervise("device-changes", self.device_changes.run)
         self._supervise("link-outages", self.outages.run)
+        self._supervise("water-requests", self.water.run)
         self._supervise("outbox-sender", self.outbox.run)
         self._supervise("box-indications", self.indications.run)
         self._supervise("ticket-hangups", self.tickets.run)

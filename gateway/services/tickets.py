@@ -21,7 +21,7 @@ from alerts.notification import NORMAL, URGENT
 from alerts.providers.base import ProviderError
 from alerts.templates import LINK_VARIANTS
 from firmware_protocol import Indication, IndicationKind, Key, KeyEvent
-from firmware_protocol.indications import answers_are_you_ok, indication
+from firmware_protocol.indications import ARE_YOU_OK_ANSWER_S, answers_are_you_ok, indication
 from gateway.clock import Clock
 from gateway.config import TicketSettings
 from gateway.domain.devices import DeviceRecord
@@ -135,9 +135,17 @@ class ThumbsClaims(Protocol):
     """The water watch, asked whether a thumbs-up press is its own before it is a rating."""
 
     async def claims_thumbs_up(
-        self, uow: UnitOfWork, household: str, at: float
+        self, uow: UnitOfWork, household: str, at: float, *, long_press: bool = False
     ) -> IndicationKind | None:
-        """What the box is told if the press answers the watch; else None."""
+        """What the box is told if the press is the watch's; else None.
+
+        A thumbs-up answers "are you OK?"; a long one marks the home away, or back.
+        """
+        ...
+
+    @property
+    def answer_window_s(self) -> float:
+        """How long after "are you OK?" a thumbs-up is its answer (one figure everywhere)."""
         ...
 
 
@@ -360,7 +368,9 @@ class TicketService:
         else:
             rating: Rating = "up" if message.key == Key.THUMBS_UP else "down"
             if rating == "up" and household and self._thumbs_claims is not None:
-                said = await self._thumbs_claims.claims_thumbs_up(uow, household, tx.now)
+                said = await self._thumbs_claims.claims_thumbs_up(
+                    uow, household, tx.now, long_press=message.long_press
+                )
                 if said is not None:
                     # One press, one meaning: the watch's answer is not also a rating.
                     tx.indications.append(Indicate(device_id, NO_TICKET_REF, said))
@@ -461,7 +471,8 @@ class TicketService:
 
         A thumbs-up answers "are you OK?" when that is the last question the box was asked
         (its last delivered indication among "are you OK?", "resolved, please rate" and
-        "answer noted") and it comes within ARE_YOU_OK_ANSWER_S of the question. The answer
+        "answer noted") and it comes within the answer window of the question (the water
+        watch's `answer_window_s`, else ARE_YOU_OK_ANSWER_S). The answer
         is stored as the ANSWER_NOTED indication row (the press itself is the device event)
         and counted as tickets outcome "are_you_ok_answered".
         """
@@ -490,8 +501,13 @@ class TicketService:
         )
         for record in reversed(await self._store.indications.all(device_id)):
             if record.status == "delivered" and record.indication.kind in questions:
+                window = (
+                    self._thumbs_claims.answer_window_s
+                    if self._thumbs_claims is not None
+                    else ARE_YOU_OK_ANSWER_S
+                )
                 return record.indication.kind == IndicationKind.ARE_YOU_OK and answers_are_you_ok(
-                    record.created_at, at
+                    record.created_at, at, window
                 )
         return False
 

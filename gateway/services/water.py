@@ -14,7 +14,12 @@ The rule is the pure state machine `gateway.domain.water.decide`. This service f
   once (blind is not zero) and the community worker is told the watch is blind only after
   `water.blind_notice_after_s`; any frame from the meter afterwards is `MeterOnline` (a
   reading brings it back by itself), with the restored notice to those told;
-- from commands: `away` / `clear_away` (`bidao household away`);
+- from commands: `away` / `clear_away`; requests made beside the running gateway
+  (`bidao household away`, a grid import) are queued in the store (`water_requests`) and
+  applied here, in order, every `water.requests_poll_s` (`run`): this service is the only
+  writer of watches, so its cache is never overwritten behind its back;
+- a long thumbs-up on a watched household's box marks the home away for AWAY_NOTED_S (the
+  box hears AWAY_NOTED), or, when it is away, ends away mode (AWAY_ENDED);
 - from the outage watch (`gateway.services.outages`): `OutageEnded` for every watched
   household whose meter was last heard on the link that was down, in chunks.
 
@@ -41,6 +46,7 @@ keep the quiet clock running from the true last sign of life.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -50,7 +56,7 @@ from zoneinfo import ZoneInfo
 from alerts import Notification
 from alerts.notification import NORMAL, URGENT
 from firmware_protocol import IndicationKind, Key, KeyEvent, Message, MeterStatus, WaterReading
-from firmware_protocol.indications import indication
+from firmware_protocol.indications import AWAY_NOTED_S, indication
 from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.domain.devices import DeviceKind, Transition
@@ -86,9 +92,11 @@ from gateway.errors import GatewayError
 from gateway.ingest.pipeline import AcceptedFrame, OnCommit
 from gateway.metrics import GatewayMetrics
 from gateway.services.tickets import TicketService
-from gateway.store.ports import Deadline, Store, UnitOfWork, WaterLogLine
+from gateway.store.ports import Deadline, Store, UnitOfWork, WaterLogLine, WaterRequest
 
-__all__ = ["DEADLINE_KIND", "WaterService", "WaterWatchError"]
+__all__ = ["DEADLINE_KIND", "WaterService", "WaterWatchError", "is_away"]
+
+_REQUEST_PAGE = 100
 
 log = logging.getLogger(__name__)
 
@@ -179,6 +187,15 @@ class WaterService:
         """`unheard(meter_id)`: the meter's link is down now (device supervision knows)."""
         self._unheard = unheard
 
+        self._requests_wake = asyncio.Event()
+        self.requests_applied = 0
+        """Requests applied (or refused) so far: a test probe and a log field."""
+
+    @property
+    def answer_window_s(self) -> float:
+        """How long after "are you OK?" a thumbs-up is its answer (the ticket service too)."""
+        return self._rules.answer_window_s
+
     # -- ingest -------------------------------------------------------------------------
 
     async def stage(self, uow: UnitOfWork, frames: Sequence[AcceptedFrame]) -> OnCommit | None:
@@ -208,16 +225,20 @@ class WaterService:
             for found in events:
                 event = found
                 if isinstance(found, SignOfLife) and isinstance(message, KeyEvent):
-                    event = await self._answer_or_life(step, household, message, at)
+                    event = await self._press(step, household, message, at)
                 await self._apply(step, household, event)
         return self._finish(step) if step is not None else None
 
-    async def _answer_or_life(
-        self, step: _Step, household: str, message: KeyEvent, at: float
-    ) -> Event:
-        """A thumbs-up that answers "are you OK?", else a sign of life."""
+    async def _press(self, step: _Step, household: str, message: KeyEvent, at: float) -> Event:
+        """A long thumbs-up: away or back; a thumbs-up answering "are you OK?"; else life."""
         if message.key != Key.THUMBS_UP:
             return SignOfLife(at, "key")
+        if message.long_press:
+            # Decided on the committed watch, as `claims_thumbs_up` told the box.
+            committed = await self._entry(step.uow, household, {})
+            if committed is not None and is_away(committed.watch, at):
+                return AwayCleared(at)
+            return AwaySet(at, at + AWAY_NOTED_S, None)
         entry = await self._entry(step.uow, household, step.entries)
         if entry is not None and self._answers(entry.watch, at):
             return Answered(at)
@@ -231,17 +252,25 @@ class WaterService:
         )
 
     async def claims_thumbs_up(
-        self, uow: UnitOfWork, household: str, at: float
+        self, uow: UnitOfWork, household: str, at: float, *, long_press: bool = False
     ) -> IndicationKind | None:
-        """The box's words when a thumbs-up answers "are you OK?"; None: it is not the watch's.
+        """The box's words when a thumbs-up is the watch's; None: it is not.
 
-        Asked by the ticket service before a thumbs-up rates a ticket; `stage` then decides
-        the same press as `Answered`, so a press has one meaning.
+        A thumbs-up within the answer window answers "are you OK?" (ANSWER_NOTED); a long
+        one on a watched household's box marks the home away (AWAY_NOTED) or, when it is
+        away, back (AWAY_ENDED). Asked by the ticket service before a thumbs-up rates a
+        ticket; `stage` then decides the same press the same way, so a press has one meaning.
         """
         if not self._settings.enabled:
             return None
         entry = await self._entry(uow, household, {})
-        if entry is not None and self._answers(entry.watch, at):
+        if entry is None:
+            return None
+        if long_press:
+            return (
+                IndicationKind.AWAY_ENDED if is_away(entry.watch, at) else IndicationKind.AWAY_NOTED
+            )
+        if self._answers(entry.watch, at):
             return IndicationKind.ANSWER_NOTED
         return None
 
@@ -318,6 +347,81 @@ class WaterService:
     async def clear_away(self, household: str) -> None:
         """End away mode by hand."""
         await self._command(household, AwayCleared)
+
+    # -- requests made beside the running gateway ----------------------------------------
+
+    def wake_requests(self) -> None:
+        """A request was queued in this process: apply it now rather than at the next poll."""
+        self._requests_wake.set()
+
+    async def run(self) -> None:
+        """Apply queued requests every `water.requests_poll_s` (or when woken), until cancelled."""
+        while True:
+            await self.apply_requests()
+            self._requests_wake.clear()
+            sleeper = asyncio.ensure_future(self._clock.sleep(self._settings.requests_poll_s))
+            waker = asyncio.ensure_future(self._requests_wake.wait())
+            try:
+                await asyncio.wait((sleeper, waker), return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                sleeper.cancel()
+                waker.cancel()
+
+    async def apply_requests(self) -> int:
+        """Apply the queued requests, oldest first, a page per transaction; returns how many."""
+        done = 0
+        while True:
+            forget: list[str | None] = []
+            async with self._store.transaction() as uow:
+                requests = await uow.water.pending_requests(_REQUEST_PAGE)
+                if not requests:
+                    break
+                now = self._clock.now()
+                step = _Step(uow, now, {}, [], [])
+                for request in requests:
+                    outcome = await self._request(step, request, forget)
+                    assert request.id is not None
+                    await uow.water.request_done(request.id, now, outcome)
+                    log.info(
+                        "water-watch request",
+                        extra={
+                            "household": request.household_code,
+                            "action": request.action,
+                            "outcome": outcome,
+                        },
+                    )
+            self._finish(step)()
+            for household in forget:
+                self.forget(household)
+            done += len(requests)
+        self.requests_applied += done
+        return done
+
+    async def _request(  # noqa: PLR0911 - one refusal per reason, said as it is found
+        self, step: _Step, request: WaterRequest, forget: list[str | None]
+    ) -> str:
+        household = request.household_code
+        if request.action == "recheck" or household is None:
+            forget.append(household)
+            return "applied"
+        if not self._settings.enabled:
+            return "refused: the water watch is off"
+        if household in self._cache and self._cache[household] is None:
+            # Looked at afresh: its meter or its resident may be new since it was looked at.
+            del self._cache[household]
+        entry = await self._entry(step.uow, household, step.entries)
+        if entry is None:
+            return "refused: not watched"
+        if request.action == "away":
+            until = request.until or 0.0
+            if until <= step.now:
+                return "refused: the return time has passed"
+            await self._apply(step, household, AwaySet(step.now, until, request.by_contact))
+            return "applied"
+        if not is_away(entry.watch, step.now):
+            return "refused: not marked away"
+        await self._apply(step, household, AwayCleared(step.now))
+        return "applied"
 
     async def outage_ended(
         self, began_at: float, meter_affected: Callable[[str], bool] | None = None
@@ -462,7 +566,7 @@ class WaterService:
             **self._params(facts),
             "household": household,
             "minutes": str(round(self._rules.answer_window_s / 60)),
-            "away_days": _days(self._settings.away_default_s),
+            "away_days": _days(self._settings.away_by_phone_s),
         }
         await step.uow.outbox.enqueue(
             [
@@ -490,10 +594,10 @@ class WaterService:
     async def away_by_phone(self, household: str) -> None:
         """The resident pressed 2 on the "are you OK?" call: not at home.
 
-        The home is marked away for `water.away_default_s` (the call said how long); water
+        The home is marked away for `water.away_by_phone_s` (the call said how long); water
         used at home after that ends it by itself (gateway.domain.water, `away_settle_s`).
         """
-        until = self._clock.now() + self._settings.away_default_s
+        until = self._clock.now() + self._settings.away_by_phone_s
         await self._command(household, lambda now: AwaySet(now, until, None))
 
     async def _notice(self, step: _Step, notice: Notice) -> None:
@@ -612,6 +716,13 @@ def _days(seconds: float) -> str:
     """Whole days as the words say them ("3"), or days and a fraction ("1.5")."""
     days = seconds / 86400
     return f"{days:.0f}" if days == round(days) else f"{days:.1f}"
+
+
+def is_away(watch: WaterWatch, at: float) -> bool:
+    """Whether the home is marked away at `at` (before the first reading too)."""
+    return watch.phase == Phase.AWAY or (
+        watch.phase == Phase.NEW and watch.away_until is not None and watch.away_until > at
+    )
 
 
 def _hours(seconds: float) -> str:

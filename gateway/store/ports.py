@@ -618,6 +618,28 @@ class WaterLogLine:
     detail: str = ""
 
 
+WaterRequestAction = Literal["away", "clear", "recheck"]
+
+
+@dataclass(frozen=True, slots=True)
+class WaterRequest:
+    """A change to the water watch asked for outside the running gateway, applied by it.
+
+    `away` until `until`, `clear` (end away mode), or `recheck` (look again whether the
+    household is watched: its meter or its residents changed; household None: every one).
+    """
+
+    household_code: str | None
+    action: WaterRequestAction
+    requested_at: float
+    until: float | None = None
+    by_contact: int | None = None
+    channel: str = "cli"
+    id: int | None = None
+    done_at: float | None = None
+    outcome: str | None = None
+
+
 class WaterWrites(Protocol):
     """The water watch's state per household and its record."""
 
@@ -631,6 +653,18 @@ class WaterWrites(Protocol):
 
     async def add_log(self, lines: Sequence[WaterLogLine]) -> None:
         """Append lines to the households' records."""
+        ...
+
+    async def add_request(self, request: WaterRequest) -> int:
+        """Queue a request for the running gateway; returns its id."""
+        ...
+
+    async def pending_requests(self, limit: int) -> list[WaterRequest]:
+        """Requests not yet applied, oldest first."""
+        ...
+
+    async def request_done(self, request_id: int, at: float, outcome: str) -> None:
+        """Record that a request was applied (or refused: `outcome` says which)."""
         ...
 
 
@@ -928,6 +962,10 @@ class WaterReads(Protocol):
 
     async def households(self, after: str, limit: int) -> list[str]:
         """Codes of watched households after `after`, in code order (for work in chunks)."""
+        ...
+
+    async def requests(self, household_code: str, limit: int = 20) -> list[WaterRequest]:
+        """The household's newest requests, oldest first (pending ones included)."""
         ...
 
 

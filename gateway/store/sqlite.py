@@ -79,6 +79,7 @@ from gateway.store.ports import (
     TicketQuery,
     WatchedDevice,
     WaterLogLine,
+    WaterRequest,
 )
 
 _POSITION_BIAS = 1 << 63
@@ -2022,6 +2023,37 @@ class SqliteWaterWrites(_Writes):
             [(line.household_code, line.at, line.kind, line.detail) for line in lines],
         )
 
+    async def add_request(self, request: WaterRequest) -> int:
+        """Queue a request for the running gateway; returns its id."""
+        cursor = await self._conn.execute(
+            "INSERT INTO water_requests (household_code, action, until, by_contact, channel,"
+            " requested_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                request.household_code,
+                request.action,
+                request.until,
+                request.by_contact,
+                request.channel,
+                request.requested_at,
+            ),
+        )
+        assert cursor.lastrowid is not None
+        return cursor.lastrowid
+
+    async def pending_requests(self, limit: int) -> list[WaterRequest]:
+        """Requests not yet applied, oldest first."""
+        rows = await self._rows(
+            "SELECT * FROM water_requests WHERE done_at IS NULL ORDER BY id LIMIT ?", (limit,)
+        )
+        return [_water_request(r) for r in rows]
+
+    async def request_done(self, request_id: int, at: float, outcome: str) -> None:
+        """Record that a request was applied (or refused: `outcome` says which)."""
+        await self._conn.execute(
+            "UPDATE water_requests SET done_at = ?, outcome = ? WHERE id = ?",
+            (at, outcome, request_id),
+        )
+
 
 class SqliteWaterReads(_Reads):
     """Committed water watches, read on the reader connection."""
@@ -2050,6 +2082,29 @@ class SqliteWaterReads(_Reads):
             (after, limit),
         )
         return [r["household_code"] for r in rows]
+
+    async def requests(self, household_code: str, limit: int = 20) -> list[WaterRequest]:
+        """The household's newest requests, oldest first (pending ones included)."""
+        rows = await self._fetch(
+            "SELECT * FROM (SELECT * FROM water_requests WHERE household_code = ?"
+            " ORDER BY id DESC LIMIT ?) ORDER BY id",
+            (household_code, limit),
+        )
+        return [_water_request(r) for r in rows]
+
+
+def _water_request(row: sqlite3.Row) -> WaterRequest:
+    return WaterRequest(
+        household_code=row["household_code"],
+        action=row["action"],
+        requested_at=row["requested_at"],
+        until=row["until"],
+        by_contact=row["by_contact"],
+        channel=row["channel"],
+        id=row["id"],
+        done_at=row["done_at"],
+        outcome=row["outcome"],
+    )
 
 
 class SqliteUnitOfWork:

@@ -13,6 +13,7 @@ from firmware_protocol import (
 )
 from firmware_protocol.indications import (
     ARE_YOU_OK_ANSWER_S,
+    AWAY_NOTED_S,
     BOX_ALONE,
     BY_PROMPT,
     CALL_NOT_SENT,
@@ -76,12 +77,25 @@ def test_an_indication_is_built_from_the_table_and_survives_the_wire() -> None:
 
 
 def test_the_answer_window() -> None:
-    assert ARE_YOU_OK_ANSWER_S == 300
+    assert ARE_YOU_OK_ANSWER_S == 600  # the issue: thumbs-up within ten minutes
     assert says(IndicationKind.ARE_YOU_OK).led_s == ARE_YOU_OK_ANSWER_S
     assert answers_are_you_ok(1000.0, 1000.0)
-    assert answers_are_you_ok(1000.0, 1300.0)
-    assert not answers_are_you_ok(1000.0, 1300.5)
+    assert answers_are_you_ok(1000.0, 1540.0)  # nine minutes: an answer
+    assert answers_are_you_ok(1000.0, 1600.0)
+    assert not answers_are_you_ok(1000.0, 1660.0)  # eleven minutes: none
     assert not answers_are_you_ok(1000.0, 999.0)
+
+
+def test_the_away_words_say_for_how_long_and_how_to_end_it() -> None:
+    noted = says(IndicationKind.AWAY_NOTED)
+    assert AWAY_NOTED_S == 24 * 3600
+    assert "24小时" in noted.zh
+    assert "For 24 hours" in noted.en
+    assert "再长按大拇指向上键" in noted.zh  # how to end it early
+    assert "press and hold thumbs-up again" in noted.en
+    ended = says(IndicationKind.AWAY_ENDED)
+    assert "用水看护已恢复" in ended.zh
+    assert "the water watch is on again" in ended.en
 
 
 def test_the_document_is_the_table_word_for_word() -> None:

@@ -94,7 +94,7 @@ def test_unknown_message_type() -> None:
         (0x04, b"\x01\x02\x00\x00", "alarm state 2"),
         (0x81, bytes(12) + b"\x05" + bytes(8), "undefined ack code"),
         (0x81, b"\x00\x00\x00\x01\x00", "v1 ack length"),
-        (0x82, b"\x0a\x00\x00\x00\x01\x00\x00\x00", "undefined indication"),
+        (0x82, b"\x0c\x00\x00\x00\x01\x00\x00\x00", "undefined indication"),
         (0x83, bytes(7), "short config"),
         (0x84, bytes(20), "short provision"),
     ],

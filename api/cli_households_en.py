@@ -1,0 +1,67 @@
+"""English: what `bidao household ...` says to people."""
+
+TEXT: dict[str, str] = {
+    "away_queued": (
+        "Marked away: {resident}'s home ({household}) until {until}. No alarm for no water "
+        "until then; if no water is used by then, the family is reminded."
+    ),
+    "clear_queued": "Away mode ended: {resident}'s home ({household}) is watched again.",
+    "running_note": "A running gateway applies it within {seconds} s.",
+    "title": "Household {household} ({resident}) water watch: {state}",
+    "watched_lives_alone": "watched (lives alone)",
+    "watched_opted_in": "watched (opted in)",
+    "not_watched_not_alone": "not watched (nobody flagged as living alone, not opted in)",
+    "not_watched_no_meter": "not watched (no water meter)",
+    "not_watched_off": "not watched (the water watch is off)",
+    "phase_new": "waiting for the meter's first reading",
+    "phase_watching": "watching",
+    "phase_asking": "asking the resident whether all is well (since {at})",
+    "phase_alarmed": "alarmed (since {at})",
+    "phase_away": "away until {until}",
+    "phase_line": "Phase: {phase}",
+    "meter_line": "Meter {meter}, last reading {at}",
+    "meter_never": "Meter {meter}, no reading yet",
+    "routine": (
+        "Routine: usually first uses water by {first}; longest quiet stretch on {but} of the "
+        "last {days} days: {quiet}; window {window}"
+    ),
+    "routine_no_first": (
+        "Routine: longest quiet stretch on {but} of the last {days} days: {quiet}; window {window}"
+    ),
+    "all_days": "all",
+    "all_but": "all but {n}",
+    "no_routine": "No routine learned yet ({need} days of history needed); fixed window {window}",
+    "pending": "Not applied yet: {what} (asked {at})",
+    "pending_away": "away until {until}",
+    "pending_clear": "end away mode",
+    "log_title": "Recent record:",
+    "log_none": "no record yet",
+    "hours_minutes": "{h} h {m} min",
+    "hours": "{h} h",
+    "err_unknown_household": "There is no household {household}; check the household code.",
+    "err_not_watched": "Household {household} is not watched: {why}. Nothing was changed.",
+    "err_past": "The return time {until} has passed. Nothing was changed.",
+    "err_not_away": "Household {household} is not marked away; there is nothing to end.",
+    "err_bad_time": "Cannot read the time '{text}': write 2025-05-01 or 2025-05-01 18:30.",
+    "err_until_or_clear": "Give --until with the return time, or --clear to end away mode (one).",
+    "log_asked": "asked the resident whether all is well",
+    "log_answered": "the resident answered with thumbs-up",
+    "log_ask_cancelled": "question withdrawn (water or a key)",
+    "log_alarm": "water alarm raised",
+    "log_all_clear": "water alarm cleared",
+    "log_away_set": "marked away",
+    "log_away_cleared": "away mode ended by hand",
+    "log_away_ended": "away time over",
+    "log_away_ended_by_use": "water used again: away mode over",
+    "log_away_reminder": "family reminded: away time over and no water",
+    "log_backflow": "backflow at the meter",
+    "log_counter_reset": "meter counter went back (meter replaced?)",
+    "log_counter_jump": "meter counter jumped",
+    "log_reading_out_of_order": "reading out of order",
+    "log_stale_data": "readings stopped: no alarm",
+    "log_meter_offline": "meter offline",
+    "log_meter_online": "meter back",
+    "log_outage_restart": "quiet clock restarted after an outage",
+    "log_leak_alarm": "continuous-flow alarm",
+    "log_leak_cleared": "continuous flow over",
+}

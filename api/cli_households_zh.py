@@ -1,0 +1,67 @@
+"""Simplified Chinese: what `bidao household ...` says to people."""
+
+TEXT: dict[str, str] = {
+    "away_queued": (
+        "已登记：{resident}家（{household}）外出至 {until}。在此之前家里不用水也不会报警；"
+        "到时仍没有用水，会提醒家属。"
+    ),
+    "clear_queued": "已取消：{resident}家（{household}）的外出登记，用水看护恢复。",
+    "running_note": "正在运行的网关最迟 {seconds} 秒内生效。",
+    "title": "住户 {household}（{resident}）的用水看护：{state}",
+    "watched_lives_alone": "看护中（独居）",
+    "watched_opted_in": "看护中（已申请看护）",
+    "not_watched_not_alone": "不看护（没有登记独居的居民，也未申请看护）",
+    "not_watched_no_meter": "不看护（没有水表）",
+    "not_watched_off": "不看护（用水看护未开启）",
+    "phase_new": "等待水表第一次读数",
+    "phase_watching": "正常看护",
+    "phase_asking": "正在询问老人是否平安（{at}起）",
+    "phase_alarmed": "已报警（{at}起）",
+    "phase_away": "外出至 {until}",
+    "phase_line": "状态：{phase}",
+    "meter_line": "水表 {meter}，最近读数 {at}",
+    "meter_never": "水表 {meter}，还没有读数",
+    "routine": (
+        "规律：通常 {first} 前第一次用水；近{days}天中{but}，白天最长不用水时段不超过 {quiet}；"
+        "报警时限 {window}"
+    ),
+    "routine_no_first": (
+        "规律：近{days}天中{but}，白天最长不用水时段不超过 {quiet}；报警时限 {window}"
+    ),
+    "all_days": "每一天",
+    "all_but": "除{n}天外",
+    "no_routine": "还没有学到规律（需要{need}天的记录）；报警时限固定 {window}",
+    "pending": "待生效：{what}（{at} 提交）",
+    "pending_away": "外出至 {until}",
+    "pending_clear": "取消外出",
+    "log_title": "最近记录：",
+    "log_none": "还没有记录",
+    "hours_minutes": "{h}小时{m}分",
+    "hours": "{h}小时",
+    "err_unknown_household": "住户 {household} 不存在，请检查住户编码。",
+    "err_not_watched": "住户 {household} 不在用水看护之列：{why}。未做任何更改。",
+    "err_past": "返回时间 {until} 已经过去，未做任何更改。",
+    "err_not_away": "住户 {household} 没有登记外出，无需取消。",
+    "err_bad_time": "看不懂时间“{text}”：请写成 2025-05-01 或 2025-05-01 18:30。",
+    "err_until_or_clear": "请给出 --until 返回时间，或用 --clear 取消外出（二者选一）。",
+    "log_asked": "询问老人是否平安",
+    "log_answered": "老人按键回答平安",
+    "log_ask_cancelled": "询问取消（有用水或按键）",
+    "log_alarm": "发出用水预警",
+    "log_all_clear": "用水预警解除",
+    "log_away_set": "登记外出",
+    "log_away_cleared": "取消外出",
+    "log_away_ended": "外出期满",
+    "log_away_ended_by_use": "家里又用水，外出结束",
+    "log_away_reminder": "提醒家属：外出期满仍未用水",
+    "log_backflow": "水表倒流",
+    "log_counter_reset": "水表读数归零（换表？）",
+    "log_counter_jump": "水表读数跳变",
+    "log_reading_out_of_order": "读数乱序",
+    "log_stale_data": "读数中断，不报警",
+    "log_meter_offline": "水表离线",
+    "log_meter_online": "水表恢复",
+    "log_outage_restart": "中断后重新计时",
+    "log_leak_alarm": "连续走水预警",
+    "log_leak_cleared": "连续走水解除",
+}
