@@ -45,6 +45,26 @@ from gateway.domain.tickets import Category as Category  # noqa: PLC0414 - re-ex
 from gateway.domain.tickets import Ticket
 from gateway.domain.tickets import TicketError as TicketError  # noqa: PLC0414 - re-exported
 from gateway.domain.tickets import TicketStatus as TicketStatus  # noqa: PLC0414 - re-exported
+from gateway.domain.tickets import (  # noqa: PLC0414 - re-exported
+    ALARM_KINDS as ALARM_KINDS,
+)
+from gateway.domain.tickets import (  # noqa: PLC0414 - re-exported
+    OUTCOMES as OUTCOMES,
+)
+from gateway.domain.tickets import (  # noqa: PLC0414 - re-exported
+    OUTCOMES_OF as OUTCOMES_OF,
+)
+from gateway.domain.tickets import (  # noqa: PLC0414 - re-exported
+    TICKET_KINDS as TICKET_KINDS,
+)
+from gateway.domain.tickets import (  # noqa: PLC0414 - re-exported
+    NotAnAlarmError as NotAnAlarmError,
+)
+from gateway.domain.tickets import Outcome as Outcome  # noqa: PLC0414 - re-exported
+from gateway.domain.tickets import (  # noqa: PLC0414 - re-exported
+    OutcomeError as OutcomeError,
+)
+from gateway.domain.tickets import TicketKind as TicketKind  # noqa: PLC0414 - re-exported
 from gateway.errors import GatewayError
 from gateway.ingest.registry import DeviceRegistry
 from gateway.metrics import GatewayMetrics
@@ -169,6 +189,24 @@ class ResponderView:
     handover: tuple[Responder, ...]
     """Other reachable responders of the ticket's village and the units below it on the way
     to the household, nearest unit first."""
+    kind: TicketKind = "call"
+    """A call, or an alarm of the water watch (whose resolve form asks what it was)."""
+    outcome: Outcome | None = None
+    """What an alarm turned out to be, once labelled."""
+
+    @property
+    def is_alarm(self) -> bool:
+        """Whether the ticket is an alarm of the water watch rather than a call."""
+        return self.kind != "call"
+
+    @property
+    def can_label(self) -> bool:
+        """Whether the viewer may say what a closed alarm was (one the all-clear resolved)."""
+        return (
+            self.is_alarm
+            and self.is_owner
+            and self.status in (TicketStatus.RESOLVED, TicketStatus.RATED)
+        )
 
     @property
     def is_owner(self) -> bool:
@@ -478,9 +516,26 @@ class Application:
         channel: ActionChannel,
         category: Category | None = None,
         note: str | None = None,
+        outcome: Outcome | None = None,
     ) -> None:
-        """The matter is dealt with; the box asks the resident to rate it."""
-        await (await self._ticket_actions()).resolve(ticket_id, contact_id, channel, category, note)
+        """The matter is dealt with; the box asks the resident to rate it.
+
+        For an alarm, `outcome` is what it turned out to be (NotAnAlarmError for a call,
+        OutcomeError for one this kind of alarm cannot have).
+        """
+        await (await self._ticket_actions()).resolve(
+            ticket_id, contact_id, channel, category, note, outcome
+        )
+
+    async def label_ticket(
+        self, ticket_id: int, outcome: Outcome, contact_id: int | None, channel: ActionChannel
+    ) -> None:
+        """Label a resolved alarm real or false (and why), e.g. one the all-clear resolved.
+
+        NotAnAlarmError for a call; OutcomeError for an outcome its kind cannot have;
+        TicketError while the alarm is not resolved yet.
+        """
+        await (await self._ticket_actions()).label(ticket_id, outcome, contact_id, channel)
 
     # The responder's page
 
@@ -548,6 +603,8 @@ class Application:
             day_due_at=local(ticket.day_due_at),
             had_it=had_it or ticket.owner_contact_id == contact_id,
             handover=_handover(contacts, chain, ticket.owner_contact_id),
+            kind=ticket.kind,
+            outcome=ticket.outcome,
         )
 
     async def _unit_chain(self, unit_code: str) -> list[str]:
