@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
@@ -39,32 +39,32 @@ from gateway.domain.devices import DeviceRecord as DeviceRecord  # noqa: PLC0414
 from gateway.domain.devices import HistoryEntry, OperatorAlarm
 from gateway.domain.grid import Contact as Contact  # noqa: PLC0414 - re-exported
 from gateway.domain.grid import GridUnit as GridUnit  # noqa: PLC0414 - re-exported
+from gateway.domain.tickets import (
+    ALARM_KINDS as ALARM_KINDS,  # noqa: PLC0414 - re-exported
+)
 from gateway.domain.tickets import NOTE_MAX_CHARS as NOTE_MAX_CHARS  # noqa: PLC0414 - re-exported
+from gateway.domain.tickets import (
+    OUTCOMES as OUTCOMES,  # noqa: PLC0414 - re-exported
+)
+from gateway.domain.tickets import (
+    OUTCOMES_OF as OUTCOMES_OF,  # noqa: PLC0414 - re-exported
+)
+from gateway.domain.tickets import (
+    TICKET_KINDS as TICKET_KINDS,  # noqa: PLC0414 - re-exported
+)
 from gateway.domain.tickets import ActionChannel as ActionChannel  # noqa: PLC0414 - re-exported
 from gateway.domain.tickets import Category as Category  # noqa: PLC0414 - re-exported
-from gateway.domain.tickets import Ticket
-from gateway.domain.tickets import TicketError as TicketError  # noqa: PLC0414 - re-exported
-from gateway.domain.tickets import TicketStatus as TicketStatus  # noqa: PLC0414 - re-exported
-from gateway.domain.tickets import (  # noqa: PLC0414 - re-exported
-    ALARM_KINDS as ALARM_KINDS,
-)
-from gateway.domain.tickets import (  # noqa: PLC0414 - re-exported
-    OUTCOMES as OUTCOMES,
-)
-from gateway.domain.tickets import (  # noqa: PLC0414 - re-exported
-    OUTCOMES_OF as OUTCOMES_OF,
-)
-from gateway.domain.tickets import (  # noqa: PLC0414 - re-exported
-    TICKET_KINDS as TICKET_KINDS,
-)
-from gateway.domain.tickets import (  # noqa: PLC0414 - re-exported
-    NotAnAlarmError as NotAnAlarmError,
+from gateway.domain.tickets import (
+    NotAnAlarmError as NotAnAlarmError,  # noqa: PLC0414 - re-exported
 )
 from gateway.domain.tickets import Outcome as Outcome  # noqa: PLC0414 - re-exported
-from gateway.domain.tickets import (  # noqa: PLC0414 - re-exported
-    OutcomeError as OutcomeError,
+from gateway.domain.tickets import (
+    OutcomeError as OutcomeError,  # noqa: PLC0414 - re-exported
 )
+from gateway.domain.tickets import Ticket
+from gateway.domain.tickets import TicketError as TicketError  # noqa: PLC0414 - re-exported
 from gateway.domain.tickets import TicketKind as TicketKind  # noqa: PLC0414 - re-exported
+from gateway.domain.tickets import TicketStatus as TicketStatus  # noqa: PLC0414 - re-exported
 from gateway.errors import GatewayError
 from gateway.ingest.registry import DeviceRegistry
 from gateway.metrics import GatewayMetrics
@@ -83,6 +83,7 @@ from gateway.services.links import LinkError as LinkError  # noqa: PLC0414 - re-
 from gateway.services.links import LinkGrant as LinkGrant  # noqa: PLC0414 - re-exported
 from gateway.services.links import ResponderLinks, responder_links
 from gateway.services.reports import UNPLACED as UNPLACED  # noqa: PLC0414 - re-exported
+from gateway.services.reports import AlarmStats as AlarmStats  # noqa: PLC0414 - re-exported
 from gateway.services.reports import BrokenPromise as BrokenPromise  # noqa: PLC0414 - re-exported
 from gateway.services.reports import Card, Reports, UnitWarning
 from gateway.services.reports import TicketStats as TicketStats  # noqa: PLC0414 - re-exported
@@ -244,6 +245,10 @@ class Report:
     broken_promises: dict[str, BrokenPromise]
     """Per village code (UNPLACED: boxes outside the grid), the call boxes offline for more
     than a day in the period, and the hours they could not call for help."""
+    alarms: dict[str, dict[TicketKind, AlarmStats]] = field(default_factory=dict)
+    """Per unit code and alarm kind (no_water, leak), the water watch's alarms raised in the
+    period: labelled real, labelled false (and why), unlabelled. Alarms are not calls: they
+    are not in `statistics`."""
 
 
 class Application:
@@ -712,6 +717,7 @@ class Application:
             policy=self.settings.tickets.default,
             timezone=self.settings.tickets.timezone,
             broken_promises=await self._reports.broken_promises(start, now),
+            alarms=await self._reports.alarm_statistics(start, now),
         )
 
     def metrics_text(self) -> bytes:

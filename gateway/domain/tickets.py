@@ -100,6 +100,7 @@ def is_false_alarm(outcome: Outcome | None) -> bool:
     """Whether a label says the alarm was false."""
     return outcome is not None and outcome in FALSE_OUTCOMES
 
+
 EventKind = Literal[
     "opened",
     "alarm_raised",
