@@ -1094,6 +1094,8 @@ class _Decider:
         note: str | None,
         outcome: Outcome | None = None,
     ) -> None:
+        if outcome is not None:
+            self.check_label(outcome)  # a label that cannot be is refused before all else
         self.move_to(TicketStatus.RESOLVED)
         cleaned = clean_note(note) if note is not None else None
         if outcome is not None:
@@ -1174,15 +1176,8 @@ class _Decider:
         for person in self.people(self.directory.notified):
             self.notify(household, person, "sms", template, **params)
 
-    def label(
-        self,
-        outcome: Outcome,
-        contact_id: int | None,
-        channel: ActionChannel,
-        *,
-        resolving: bool = False,
-    ) -> None:
-        """Record what the ticket turned out to be (on a resolved one, or as it is resolved)."""
+    def check_label(self, outcome: Outcome) -> None:
+        """NotAnAlarmError for a call; OutcomeError for an outcome its kind cannot have."""
         ticket = self.ticket
         if ticket.kind == "call":
             raise NotAnAlarmError(
@@ -1195,6 +1190,18 @@ class _Decider:
             raise OutcomeError(
                 f"a {ticket.kind} alarm cannot be {outcome}; one of {', '.join(allowed)}"
             )
+
+    def label(
+        self,
+        outcome: Outcome,
+        contact_id: int | None,
+        channel: ActionChannel,
+        *,
+        resolving: bool = False,
+    ) -> None:
+        """Record what the ticket turned out to be (on a resolved one, or as it is resolved)."""
+        ticket = self.ticket
+        self.check_label(outcome)
         done = (TicketStatus.RESOLVED, TicketStatus.RATED, TicketStatus.CANCELLED)
         if not resolving and ticket.status not in done:
             raise TicketError(
