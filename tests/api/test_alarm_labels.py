@@ -10,11 +10,24 @@ from __future__ import annotations
 import asyncio
 import csv
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
+from api import cli_tickets_en, cli_tickets_zh
+from api.cli_tickets import Clock, parse_outcome, timeline_line
+from api.pages import en as pages_en
+from api.pages import zh_cn as pages_zh
+from api.report_strings import LANGUAGES
 from firmware_protocol import Key
-from gateway.domain.tickets import TicketStatus
+from gateway.application import TimelineItem
+from gateway.domain.tickets import (
+    ALARM_KINDS,
+    FALSE_OUTCOMES,
+    OUTCOMES,
+    TICKET_KINDS,
+    TicketStatus,
+)
 from tests.api.test_water_watch import (
     DAUGHTER_PHONE,
     GRID_WORKER_PHONE,
@@ -29,6 +42,18 @@ from tests.gateway.support import bidao, wait_for
 # Hang guard only: each test starts the `bidao` command many times, and on a loaded machine
 # one start takes seconds.
 pytestmark = pytest.mark.timeout(300)
+
+
+CLEARED_BY = ("water", "key", "away")
+"""How the water watch says a no-water alarm was cleared (gateway/services/water.py)."""
+
+
+def _clock() -> Clock:
+    """The command line's clock, without a store to ask (the timeline's times are not read)."""
+    clock = object.__new__(Clock)
+    clock.zone = ZoneInfo("Asia/Shanghai")
+    clock.now = 0.0
+    return clock
 
 
 async def alarm_raised(h: Home) -> None:
@@ -185,3 +210,44 @@ async def test_an_alarm_cleared_by_water_is_labelled_afterwards_and_a_call_never
     listing = (await v.cli("tickets")).splitlines()
     assert any(line.split()[:3] == ["2", "呼叫", "call"] for line in listing)
     assert any(line.split()[:4] == ["1", "无用水报警", "no-water", "alarm"] for line in listing)
+
+
+def test_every_ticket_kind_outcome_and_alarm_row_has_words_on_every_surface() -> None:
+    """A ticket kind, label or alarm audit row added without words here fails this test."""
+    for table, keys in (
+        ("KIND", set(TICKET_KINDS)),
+        ("OUTCOME", set(OUTCOMES)),
+        ("ALL_CLEAR", {*CLEARED_BY, "flow_stopped"}),
+    ):
+        zh_words: dict[str, str] = getattr(cli_tickets_zh, table)
+        en_words: dict[str, str] = getattr(cli_tickets_en, table)
+        assert sorted(k for k in keys if zh_words.get(k, "a").isascii()) == [], table
+        assert sorted(k for k in keys if not en_words.get(k, "").strip()) == [], table
+    assert set(cli_tickets_zh.OUTCOME_SHORT) == set(OUTCOMES)
+    for language in (pages_zh.TEXTS, pages_en.TEXTS):
+        assert all(f"kind_{k}" in language for k in ALARM_KINDS)
+        assert all(f"outcome_{o}" in language for o in OUTCOMES)
+    for words in LANGUAGES.values():
+        assert all(f"alarm.{k}" in words for k in ALARM_KINDS)
+        assert all(f"cause.{o}" in words for o in FALSE_OUTCOMES)
+    # Whatever way a label is written in either language, it is read back as itself.
+    for outcome in OUTCOMES:
+        for written in (
+            outcome,
+            cli_tickets_zh.OUTCOME[outcome],
+            cli_tickets_zh.OUTCOME[outcome].replace("：", ":"),
+            cli_tickets_zh.OUTCOME_SHORT[outcome],
+            cli_tickets_en.OUTCOME[outcome],
+        ):
+            assert parse_outcome(written) == outcome, written
+    assert parse_outcome("睡懒觉") is None
+    # The timeline's alarm rows are words, never the rules' codes.
+    rows = [TimelineItem(0.0, "alarm_raised", "system", detail=k) for k in ALARM_KINDS]
+    rows += [TimelineItem(0.0, "labelled", "cli", detail=o) for o in OUTCOMES]
+    rows += [TimelineItem(0.0, "all_clear", "system", detail=c) for c in CLEARED_BY]
+    for row in rows:
+        line = timeline_line(row, _clock(), "no_water")
+        said = line.split("：", 1)[1]
+        assert not said.split()[0].isascii(), line  # Chinese first, then English
+    leak_clear = TimelineItem(0.0, "all_clear", "system")
+    assert timeline_line(leak_clear, _clock(), "leak").endswith("停止走水 the water stopped")
