@@ -542,6 +542,8 @@ def _act(
             raise _no_ticket(ticket_id) from None
         raise _refused(config, ticket_id, action, exc) from None
     key = done or action
+    if name == "-" and f"{key}_nobody" in zh.DONE:
+        key = f"{key}_nobody"  # nobody named, nobody had it: the operator's own action
     if outcome is not None:
         words = {**words, "outcome": zh.OUTCOME[outcome]}
         words_en = {**words, "outcome": en.OUTCOME[outcome]}

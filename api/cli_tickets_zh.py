@@ -212,6 +212,7 @@ ACTION = {
 }
 DONE = {
     "label": "第{ticket}号工单：{who}标注为“{outcome}”",
+    "label_nobody": "第{ticket}号工单：已标注为“{outcome}”",
     "resolve_outcome": "第{ticket}号工单：已由{who}解决，标注为“{outcome}”",
     "accept": "第{ticket}号工单：{who}已接单",
     "arrive": "第{ticket}号工单：{who}已到达",
