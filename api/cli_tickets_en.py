@@ -212,7 +212,7 @@ ACTION = {
 }
 DONE = {
     "label": 'ticket {ticket}: labelled "{outcome}" by {who}',
-    "label_nobody": "ticket {ticket}: labelled \"{outcome}\"",
+    "label_nobody": 'ticket {ticket}: labelled "{outcome}"',
     "resolve_outcome": 'ticket {ticket}: resolved by {who}, labelled "{outcome}"',
     "accept": "ticket {ticket}: accepted by {who}",
     "arrive": "ticket {ticket}: {who} has arrived",
