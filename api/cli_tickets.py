@@ -1,4 +1,4 @@
-"""`bidao tickets` and `bidao ticket N [arrive|resolve|classify|note|reassign]`, for operators.
+"""`bidao tickets` and `bidao ticket N [arrive|resolve|label|classify|...]`, for operators.
 
 Everything goes through the facade over the store alone (`offline`), so these commands run
 beside a gateway on the same data folder: reads see what it has committed, and an action is
@@ -6,8 +6,13 @@ one write transaction of its own, as a person's action from any other surface. W
 Chinese first, English second (api/cli_tickets_zh.py, api/cli_tickets_en.py); times are
 local to the tickets' time zone (`tickets.timezone`).
 
-Exit status: 0 done; 1 no such ticket, or an action the ticket's state refuses; 2 bad input
-(a negative number of days, an unknown or ambiguous village or contact).
+An alarm of the water watch is labelled with what it turned out to be (`resolve --outcome`,
+or `label` once the all-clear resolved it): 真实情况 real, or 误报 false and why; the words
+are taken in Chinese (full or short: 误报：晚起, 晚起) or English (late_rising).
+
+Exit status: 0 done; 1 no such ticket, or an action the ticket's state refuses (a label on a
+call, or on an alarm not yet resolved); 2 bad input (a negative number of days, an unknown
+or ambiguous village or contact, an unknown outcome or one the alarm's kind cannot have).
 """
 
 from __future__ import annotations
@@ -29,14 +34,20 @@ from api import cli_tickets_en as en
 from api import cli_tickets_zh as zh
 from gateway.application import (
     CLOSED_STATUSES,
+    OUTCOMES,
+    OUTCOMES_OF,
     ActionChannel,
     Application,
     Category,
     NoSuchContactError,
     NoSuchTicketError,
     NoSuchVillageError,
+    NotAnAlarmError,
+    Outcome,
+    OutcomeError,
     PersonRef,
     TicketError,
+    TicketKind,
     TicketStatus,
     TicketView,
     Timeline,
@@ -112,6 +123,56 @@ def label(key: str) -> str:
     return _pick(zh.LABEL, en.LABEL, key)
 
 
+def kind_words(kind: str) -> str:
+    """呼叫 call, 无用水报警 no-water alarm, 持续用水报警 continuous-flow alarm."""
+    return _pick(zh.KIND, en.KIND, kind)
+
+
+def outcome_words(outcome: str | None) -> str:
+    """误报：晚起 false: late rising, ...; 未标注 not labelled when there is none."""
+    if outcome is None:
+        return _pick(zh.ALARM_LABEL, en.ALARM_LABEL, "unlabelled")
+    return _pick(zh.OUTCOME, en.OUTCOME, outcome)
+
+
+def _typed(text: str) -> str:
+    """An outcome as typed, alike however written: no spaces, `_` or `-`, one kind of colon."""
+    cleaned = text.replace("：", ":").lower()
+    return "".join(c for c in cleaned if not c.isspace() and c not in "_-")
+
+
+def parse_outcome(text: str) -> Outcome | None:
+    """The outcome a person typed (误报：晚起, 晚起, late_rising, "false: late rising"), or None."""
+    wanted = _typed(text)
+    for outcome in OUTCOMES:
+        names = (outcome, zh.OUTCOME[outcome], zh.OUTCOME_SHORT[outcome], en.OUTCOME[outcome])
+        if wanted in {_typed(n) for n in names}:
+            return outcome
+    return None
+
+
+def _outcome_choices(outcomes: tuple[Outcome, ...]) -> tuple[str, str]:
+    return (
+        "、".join(zh.OUTCOME[o] for o in outcomes),
+        ", ".join(f"{o} ({en.OUTCOME[o]})" for o in outcomes),
+    )
+
+
+def _outcome_of(text: str | None) -> Outcome | None:
+    """The outcome given, or exit 2 naming the choices when it is none."""
+    if text is None:
+        return None
+    outcome = parse_outcome(text)
+    if outcome is None:
+        choices_zh, choices_en = _outcome_choices(OUTCOMES)
+        raise _fail(
+            EXIT_USAGE,
+            zh.ALARM_ERROR["unknown_outcome"].format(text=text, choices=choices_zh),
+            en.ALARM_ERROR["unknown_outcome"].format(text=text, choices=choices_en),
+        )
+    return outcome
+
+
 def _fail(code: int, zh_text: str, en_text: str, lines: tuple[str, ...] = ()) -> typer.Exit:
     """Say what is wrong on stderr, Chinese first; the Exit to raise."""
     sys.stderr.write(f"bidao: {zh_text}（{en_text}）\n")
@@ -163,6 +224,7 @@ def render_list(console: Console, views: list[TicketView], clock: Clock) -> None
     """One line per ticket: id, status, resident, address, opened at, age, owner."""
     table = Table(
         label("ticket"),
+        _pick(zh.ALARM_LABEL, en.ALARM_LABEL, "kind"),
         label("status"),
         label("resident"),
         label("address"),
@@ -176,6 +238,7 @@ def render_list(console: Console, views: list[TicketView], clock: Clock) -> None
         end = v.closed_at if v.status in CLOSED_STATUSES and v.closed_at else clock.now
         table.add_row(
             str(v.id),
+            kind_words(v.kind),
             status_words(v.status),
             v.resident or "-",
             v.address or v.village or "-",
@@ -201,8 +264,16 @@ def _why(text: str) -> str:
     return _pick(zh.WHY, en.WHY, text)
 
 
-def _event_detail(item: TimelineItem) -> str:  # noqa: PLR0911 - one wording per kind
+def _event_detail(item: TimelineItem, ticket_kind: TicketKind = "call") -> str:  # noqa: PLR0911 - one wording per kind
     kind, detail = item.kind, item.detail
+    if kind == "alarm_raised":
+        return kind_words(detail)
+    if kind == "all_clear":
+        return _pick(
+            zh.ALL_CLEAR, en.ALL_CLEAR, "flow_stopped" if ticket_kind == "leak" else detail
+        )
+    if kind == "labelled":
+        return outcome_words(detail)
     if kind in ("opened", "pressed_again", "owner_alerted") and detail.startswith("presses="):
         count = detail.removeprefix("presses=")
         return both(zh.PRESSES.format(count=count), en.PRESSES.format(count=count))
@@ -257,8 +328,8 @@ def _outcome(item: TimelineItem) -> str:
     return words
 
 
-def timeline_line(item: TimelineItem, clock: Clock) -> str:
-    """One line of a ticket's timeline."""
+def timeline_line(item: TimelineItem, clock: Clock, ticket_kind: TicketKind = "call") -> str:
+    """One line of a ticket's timeline (of a ticket of `ticket_kind`)."""
     at = clock.short(item.at)
     if item.message is not None:
         m = item.message
@@ -276,7 +347,7 @@ def timeline_line(item: TimelineItem, clock: Clock) -> str:
     line = f"{at}  {_pick(zh.EVENT, en.EVENT, item.kind)}"
     if item.person is not None:
         line += f"：{person_words(item.person)}"
-    detail = _event_detail(item)
+    detail = _event_detail(item, ticket_kind)
     if detail:
         line += f"，{detail}" if item.person is not None else f"：{detail}"
     # The resident's own presses need no "via the box"; a helper's do (arrival at the door).
@@ -297,23 +368,31 @@ def timeline_lines(timeline: Timeline, clock: Clock) -> list[str]:
         resident += f"，{t.resident_phone}"
     category = _pick(zh.CATEGORY, en.CATEGORY, t.category) if t.category else "-"
     rating = _pick(zh.RATING, en.RATING, t.rating) if t.rating else "-"
-    lines = [
-        (
+    if t.kind == "call":
+        first = (
             f"{label('ticket')} {t.id} · {status_words(t.status)} · "
             f"{label('opened')} {clock.full(t.opened_at)}"
-        ),
+        )
+        last = f"{label('category')}：{category} · {label('rating')}：{rating}"
+    else:
+        # Nobody called: the alarm was raised, and what it turned out to be is its outcome.
+        raised = _pick(zh.ALARM_LABEL, en.ALARM_LABEL, "opened")
+        first = (
+            f"{label('ticket')} {t.id} · {kind_words(t.kind)} · {status_words(t.status)} · "
+            f"{raised} {clock.full(t.opened_at)}"
+        )
+        last = f"{_pick(zh.ALARM_LABEL, en.ALARM_LABEL, 'outcome')}：{outcome_words(t.outcome)}"
+    lines = [
+        first,
         f"{label('resident')}：{resident} · {label('address')}：{t.address or unknown}",
         (
             f"{label('place')}：{' '.join(timeline.places) or unknown} · "
             f"{label('household')} {t.household_code or '-'} · {label('box')} {t.device_id or '-'}"
         ),
-        (
-            f"{label('owner')}：{person_words(t.owner, phone=True)} · "
-            f"{label('category')}：{category} · {label('rating')}：{rating}"
-        ),
+        f"{label('owner')}：{person_words(t.owner, phone=True)} · {last}",
         "",
     ]
-    lines += [timeline_line(item, clock) for item in timeline.items]
+    lines += [timeline_line(item, clock, t.kind) for item in timeline.items]
     return lines
 
 
@@ -412,8 +491,21 @@ def ticket(
 Action = Callable[[Application, int, int | None], Awaitable[None]]
 
 
-def _act(ctx: typer.Context, action: str, by: str | None, run: Action, **words: str) -> None:
-    """Run one action as `by` (a contact's id, phone or name), and say it was done."""
+def _act(
+    ctx: typer.Context,
+    action: str,
+    by: str | None,
+    run: Action,
+    *,
+    done: str | None = None,
+    outcome: Outcome | None = None,
+    **words: str,
+) -> None:
+    """Run one action as `by` (a contact's id, phone or name), and say it was done.
+
+    `done` names the words that say so (the action's own by default); `outcome` is the
+    label given with it, named in those words and in a refusal of it.
+    """
     ticket_id, config = ctx.obj
 
     async def work(a: Application) -> str:
@@ -436,14 +528,31 @@ def _act(ctx: typer.Context, action: str, by: str | None, run: Action, **words: 
         raise _contact_error(exc) from None
     except NoSuchTicketError:
         raise _no_ticket(ticket_id) from None
+    except NotAnAlarmError:
+        raise _fail(
+            EXIT_FAILED,
+            zh.ALARM_ERROR["not_alarm"].format(ticket=ticket_id),
+            en.ALARM_ERROR["not_alarm"].format(ticket=ticket_id),
+        ) from None
+    except OutcomeError as exc:
+        assert outcome is not None
+        raise _outcome_refused(config, ticket_id, outcome, exc) from None
     except TicketError as exc:
         if str(exc) == f"no ticket {ticket_id}":
             raise _no_ticket(ticket_id) from None
         raise _refused(config, ticket_id, action, exc) from None
+    key = done or action
+    if name == "-" and f"{key}_nobody" in zh.DONE:
+        key = f"{key}_nobody"  # nobody named, nobody had it: the operator's own action
+    if outcome is not None:
+        words = {**words, "outcome": zh.OUTCOME[outcome]}
+        words_en = {**words, "outcome": en.OUTCOME[outcome]}
+    else:
+        words_en = words
     _say(
         both(
-            zh.DONE[action].format(ticket=ticket_id, who=name, **words),
-            en.DONE[action].format(ticket=ticket_id, who=name, **words),
+            zh.DONE[key].format(ticket=ticket_id, who=name, **words),
+            en.DONE[key].format(ticket=ticket_id, who=name, **words_en),
         )
     )
 
@@ -484,20 +593,50 @@ def arrive(ctx: typer.Context, by: ByOption = None) -> None:
     _act(ctx, "arrive", by, lambda a, t, who: a.arrive_ticket(t, who, CHANNEL))
 
 
+OUTCOME_HELP = (
+    "for an alarm, what it was: 真实情况 (real), 误报：晚起 (late_rising), 误报：外出 (away), "
+    "误报：住院 (hospital), 误报：水表故障 (meter_fault), 误报：其他 (other)"
+)
+
+
 @ticket_app.command("resolve")
 def resolve(
     ctx: typer.Context,
     category: Annotated[CategoryChoice | None, typer.Option(help="the kind of matter")] = None,
     note: Annotated[str | None, typer.Option(help="what was done")] = None,
+    outcome: Annotated[str | None, typer.Option(help=OUTCOME_HELP)] = None,
     by: ByOption = None,
 ) -> None:
-    """The matter is dealt with (已解决)."""
+    """The matter is dealt with (已解决); an alarm with what it turned out to be."""
     kind = _CATEGORIES[category] if category is not None else None
+    label_ = _outcome_of(outcome)
     _act(
         ctx,
         "resolve",
         by,
-        lambda a, t, who: a.resolve_ticket(t, who, CHANNEL, category=kind, note=note),
+        lambda a, t, who: a.resolve_ticket(
+            t, who, CHANNEL, category=kind, note=note, outcome=label_
+        ),
+        done="resolve" if label_ is None else "resolve_outcome",
+        outcome=label_,
+    )
+
+
+@ticket_app.command("label")
+def label_alarm(
+    ctx: typer.Context,
+    outcome: Annotated[str, typer.Argument(help=OUTCOME_HELP.removeprefix("for an alarm, "))],
+    by: ByOption = None,
+) -> None:
+    """Say what a resolved alarm turned out to be (标注结果), e.g. one cleared by water again."""
+    chosen = _outcome_of(outcome)
+    assert chosen is not None
+    _act(
+        ctx,
+        "label",
+        by,
+        lambda a, t, who: a.label_ticket(t, chosen, who, CHANNEL),
+        outcome=chosen,
     )
 
 
@@ -562,6 +701,30 @@ def _refused(config: Path | None, ticket_id: int, action: str, exc: TicketError)
         zh.ERROR["state"].format(ticket=ticket_id, status=zh.STATUS[now], action=zh.ACTION[action]),
         en.ERROR["state"].format(ticket=ticket_id, status=en.STATUS[now], action=en.ACTION[action]),
         (str(exc),),
+    )
+
+
+def _outcome_refused(
+    config: Path | None, ticket_id: int, outcome: Outcome, exc: OutcomeError
+) -> typer.Exit:
+    """An outcome this alarm's kind cannot have: exit 2 naming the ones it can."""
+
+    async def kind(a: Application) -> TicketKind:
+        return (await a.ticket_timeline(ticket_id)).ticket.kind
+
+    try:
+        alarm = _Env.with_store(config, kind)
+    except (NoSuchTicketError, TicketError):
+        return _fail(EXIT_USAGE, zh.ERROR["refused"], str(exc))
+    choices_zh, choices_en = _outcome_choices(OUTCOMES_OF[alarm])
+    return _fail(
+        EXIT_USAGE,
+        zh.ALARM_ERROR["outcome_for_kind"].format(
+            ticket=ticket_id, kind=zh.KIND[alarm], outcome=zh.OUTCOME[outcome], choices=choices_zh
+        ),
+        en.ALARM_ERROR["outcome_for_kind"].format(
+            ticket=ticket_id, kind=en.KIND[alarm], outcome=en.OUTCOME[outcome], choices=choices_en
+        ),
     )
 
 

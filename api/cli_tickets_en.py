@@ -204,6 +204,7 @@ ERROR = {
     "taken": "ticket {ticket} was already accepted by {owner}; nothing changed",
 }
 ACTION = {
+    "label": "be labelled",
     "accept": "be accepted",
     "arrive": "record an arrival",
     "resolve": "be resolved",
@@ -212,10 +213,45 @@ ACTION = {
     "reassign": "be handed over",
 }
 DONE = {
+    "label": 'ticket {ticket}: labelled "{outcome}" by {who}',
+    "label_nobody": 'ticket {ticket}: labelled "{outcome}"',
+    "resolve_outcome": 'ticket {ticket}: resolved by {who}, labelled "{outcome}"',
     "accept": "ticket {ticket}: accepted by {who}",
     "arrive": "ticket {ticket}: {who} has arrived",
     "resolve": "ticket {ticket}: resolved by {who}",
     "classify": "ticket {ticket}: category {category}",
     "note": "ticket {ticket}: note added",
     "reassign": "ticket {ticket}: handed over to {who}",
+}
+
+# -- alarms of the water watch: what they are and what they turned out to be --------------
+
+KIND = {"call": "call", "no_water": "no-water alarm", "leak": "continuous-flow alarm"}
+"""What a ticket is: the resident's call, or an alarm of the water watch."""
+OUTCOME = {
+    "real": "real",
+    "late_rising": "false: late rising",
+    "away": "false: away",
+    "hospital": "false: in hospital",
+    "meter_fault": "false: meter fault",
+    "other": "false: other",
+}
+"""What an alarm turned out to be, as the one who resolved it says it."""
+ALL_CLEAR = {
+    "water": "water used again",
+    "key": "a key pressed on the box",
+    "away": "marked away",
+    "flow_stopped": "the water stopped",
+}
+"""How an alarm was cleared (the all-clear's detail; a leak's is the water stopping)."""
+ALARM_LABEL = {
+    "opened": "raised",
+    "outcome": "outcome",
+    "unlabelled": "not labelled",
+    "kind": "kind",
+}
+ALARM_ERROR = {
+    "unknown_outcome": 'unknown outcome "{text}"; one of: {choices}',
+    "not_alarm": "ticket {ticket} is a call, not an alarm: only alarms are labelled real or false",
+    "outcome_for_kind": 'ticket {ticket} is a {kind} and cannot be "{outcome}"; one of: {choices}',
 }

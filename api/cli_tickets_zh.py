@@ -204,6 +204,7 @@ ERROR = {
     "taken": "第{ticket}号工单已由{owner}接单，没有改动",
 }
 ACTION = {
+    "label": "标注结果",
     "accept": "接单",
     "arrive": "记录到达",
     "resolve": "记录解决",
@@ -212,10 +213,49 @@ ACTION = {
     "reassign": "转交",
 }
 DONE = {
+    "label": "第{ticket}号工单：{who}标注为“{outcome}”",
+    "label_nobody": "第{ticket}号工单：已标注为“{outcome}”",
+    "resolve_outcome": "第{ticket}号工单：已由{who}解决，标注为“{outcome}”",
     "accept": "第{ticket}号工单：{who}已接单",
     "arrive": "第{ticket}号工单：{who}已到达",
     "resolve": "第{ticket}号工单：已由{who}解决",
     "classify": "第{ticket}号工单：类别为{category}",
     "note": "第{ticket}号工单：已添加备注",
     "reassign": "第{ticket}号工单：已转交{who}",
+}
+
+# -- alarms of the water watch: what they are and what they turned out to be --------------
+
+KIND = {"call": "呼叫", "no_water": "无用水报警", "leak": "持续用水报警"}
+"""What a ticket is: the resident's call, or an alarm of the water watch."""
+OUTCOME = {
+    "real": "真实情况",
+    "late_rising": "误报：晚起",
+    "away": "误报：外出",
+    "hospital": "误报：住院",
+    "meter_fault": "误报：水表故障",
+    "other": "误报：其他",
+}
+"""What an alarm turned out to be, as the one who resolved it says it."""
+OUTCOME_SHORT = {
+    "real": "真实",
+    "late_rising": "晚起",
+    "away": "外出",
+    "hospital": "住院",
+    "meter_fault": "水表故障",
+    "other": "其他",
+}
+"""The same, as typed in short after `label` or `--outcome`."""
+ALL_CLEAR = {
+    "water": "又用上水了",
+    "key": "按了呼叫盒",
+    "away": "已登记外出",
+    "flow_stopped": "停止走水",
+}
+"""How an alarm was cleared (the all-clear's detail; a leak's is the water stopping)."""
+ALARM_LABEL = {"opened": "报警时间", "outcome": "结果", "unlabelled": "未标注", "kind": "类型"}
+ALARM_ERROR = {
+    "unknown_outcome": "不认识的结果“{text}”，可选：{choices}",
+    "not_alarm": "第{ticket}号工单是呼叫，不是报警，不用标注真实或误报",
+    "outcome_for_kind": "第{ticket}号工单是{kind}，不能标为“{outcome}”，可选：{choices}",
 }

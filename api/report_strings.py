@@ -165,6 +165,34 @@ ZH: Final[dict[str, str]] = {
     "export.sheet.figures": "统计",
     "export.sheet.cards": "邻长考核牌",
     "export.sheet.legend": "说明",
+    # alarms of the water watch, by rule, with what they turned out to be
+    "alarms.title": "六、近{days}天的用水报警（按单位，含下级；报警不是呼叫，不计入第二部分）",
+    "alarms.unit": "单位",
+    "alarms.kind": "类型",
+    "alarms.count": "报警",
+    "alarms.real": "标注真实",
+    "alarms.false": "标注误报",
+    "alarms.unlabelled": "未标注",
+    "alarms.rate": "误报率",
+    "alarms.causes": "误报原因",
+    "alarms.none": "近{days}天没有用水报警。",
+    "alarms.notes": (
+        "误报率 = 标注误报 ÷ 已标注的报警（真实 + 误报）：只算已标注的，未标注的既不算真实"
+        "也不算误报。例如 4 个报警中 1 个真实、2 个误报、1 个未标注，误报率为 2 ÷ 3 = 67%。"
+        "报警由处理人在短信链接页面上标注，或用 bidao ticket N resolve --outcome、"
+        "bidao ticket N label 标注。"
+    ),
+    "alarm.no_water": "无用水报警",
+    "alarm.leak": "持续用水报警",
+    "cause.late_rising": "晚起",
+    "cause.away": "外出",
+    "cause.hospital": "住院",
+    "cause.meter_fault": "水表故障",
+    "cause.other": "其他",
+    "cause": "{cause}{n}",
+    "cause.sep": "、",
+    "export.alarm": "{kind}：{what}",
+    "export.alarm.rate": "误报率(%)",
     # errors
     "error.days": "--days 必须是大于 0、不超过 {max} 的天数，收到 {value}",
     "error.write": "无法写入 {path}：{reason}",
@@ -331,6 +359,37 @@ EN: Final[dict[str, str]] = {
     "export.sheet.figures": "Figures",
     "export.sheet.cards": "Chiefs' cards",
     "export.sheet.legend": "Legend",
+    "alarms.title": (
+        "6. Water alarms in the last {days} days (by unit, with the units below it; alarms "
+        "are not calls and are not in part 2)"
+    ),
+    "alarms.unit": "Unit",
+    "alarms.kind": "Rule",
+    "alarms.count": "Alarms",
+    "alarms.real": "Real",
+    "alarms.false": "False",
+    "alarms.unlabelled": "Not labelled",
+    "alarms.rate": "False %",
+    "alarms.causes": "Why false",
+    "alarms.none": "No water alarms in the last {days} days.",
+    "alarms.notes": (
+        "False % = labelled false / labelled (real + false): only the labelled alarms count; "
+        "one nobody labelled is neither real nor false. For example, of 4 alarms 1 real, "
+        "2 false and 1 not labelled, the false-alarm rate is 2 / 3 = 67%. The one who "
+        "resolves an alarm labels it on the page behind the SMS link, or with "
+        "bidao ticket N resolve --outcome or bidao ticket N label."
+    ),
+    "alarm.no_water": "no water used",
+    "alarm.leak": "continuous flow",
+    "cause.late_rising": "late rising",
+    "cause.away": "away",
+    "cause.hospital": "in hospital",
+    "cause.meter_fault": "meter fault",
+    "cause.other": "other",
+    "cause": "{cause} {n}",
+    "cause.sep": ", ",
+    "export.alarm": "{kind}: {what}",
+    "export.alarm.rate": "false (%)",
     "error.days": "--days must be a positive number of days, got {value} (at most {max})",
     "error.write": "cannot write {path}: {reason}",
 }

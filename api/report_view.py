@@ -27,7 +27,7 @@ from rich.table import Table
 from rich.text import Text
 
 from api.report_strings import LANGUAGES
-from gateway.application import UNPLACED, GridUnit, Report, TicketStats
+from gateway.application import ALARM_KINDS, UNPLACED, AlarmStats, GridUnit, Report, TicketStats
 
 MAX_DAYS: Final = 3660.0
 """The longest period a report covers (ten years)."""
@@ -241,6 +241,14 @@ class ReportView:
         say("")
         for line in self.promise_lines():
             say(line)
+        say("")
+        alarms = self.alarms_table()
+        if alarms.row_count:
+            console.print(alarms)
+            say(self.t("alarms.notes"))
+        else:
+            say(self.t("alarms.title", days=days))
+            say(self.t("alarms.none", days=days))
 
     def _table(self, title: str, *headers: str, text: int = 1) -> Table:
         """A table whose first `text` columns hold words (left) and the rest figures (right)."""
@@ -481,6 +489,75 @@ class ReportView:
                 hours += promise.hours
         return len(boxes), round(hours, 1)
 
+    def _alarm_places(self) -> list[_Place]:
+        """County, townships and villages (and smaller units) that had alarms in the period."""
+        return [p for p in self.places() if p.code in self.report.alarms]
+
+    def causes(self, a: AlarmStats) -> str:
+        """Why the false alarms were false: 晚起2、外出1."""
+        return self.t("cause.sep").join(
+            self.t("cause", cause=self.t(f"cause.{o}"), n=n) for o, n in a.cause_counts()
+        )
+
+    def alarms_table(self) -> Table:
+        """Per unit and rule: alarms, labelled real, labelled false, unlabelled, false rate."""
+        table = self._table(
+            self.t("alarms.title", days=_number(self.report.days)),
+            self.t("alarms.unit"),
+            self.t("alarms.kind"),
+            self.t("alarms.count"),
+            self.t("alarms.real"),
+            self.t("alarms.false"),
+            self.t("alarms.unlabelled"),
+            self.t("alarms.rate"),
+            self.t("alarms.causes"),
+            text=2,
+        )
+        for place in self._alarm_places():
+            if place.level not in _ALWAYS_SHOWN:
+                continue
+            for kind in ALARM_KINDS:
+                a = self.report.alarms[place.code][kind]
+                if not a.alarms:
+                    continue
+                table.add_row(
+                    Text("  " * place.depth + place.name),
+                    self.t(f"alarm.{kind}"),
+                    str(a.alarms),
+                    str(a.real),
+                    str(a.false),
+                    str(a.unlabelled),
+                    self.percent(a.false_rate),
+                    Text(self.causes(a) or self.t("none"), justify="left"),
+                )
+        return table
+
+    def alarm_figures(self, unit_code: str | None) -> list[Cell]:
+        """The export's alarm columns of one unit (None: a person's row, which has none)."""
+        per_kind = self.report.alarms.get(unit_code) if unit_code is not None else None
+        cells: list[Cell] = []
+        for kind in ALARM_KINDS:
+            a = per_kind[kind] if per_kind is not None else None
+            if a is None:
+                cells += [None] * 6 if unit_code is None else [0, 0, 0, 0, None, None]
+                continue
+            causes = self.causes(a)
+            cells += [a.alarms, a.real, a.false, a.unlabelled, _pct(a.false_rate), causes or None]
+        return cells
+
+    def alarm_headers(self) -> list[str]:
+        """The export's alarm column headers: per rule, the table's columns."""
+        out: list[str] = []
+        for kind in ALARM_KINDS:
+            name = self.t(f"alarm.{kind}")
+            out.extend(
+                self.t("export.alarm", kind=name, what=self.t(f"alarms.{what}"))
+                for what in ("count", "real", "false", "unlabelled")
+            )
+            out.append(self.t("export.alarm", kind=name, what=self.t("export.alarm.rate")))
+            out.append(self.t("export.alarm", kind=name, what=self.t("alarms.causes")))
+        return out
+
     # -- the export ----------------------------------------------------------------------
 
     def export_headers(self) -> list[str]:
@@ -513,7 +590,7 @@ class ReportView:
             "offline_boxes",
             "offline_hours",
         )
-        return [self.t(f"export.{k}") for k in keys]
+        return [self.t(f"export.{k}") for k in keys] + self.alarm_headers()
 
     def export_rows(self) -> list[list[Cell]]:
         """One row per unit (county down) and per person who accepted; numbers as numbers."""
@@ -533,6 +610,7 @@ class ReportView:
                     w.overdue if w else None,
                     *_figures(s),
                     *self.promise_of(place.code),
+                    *self.alarm_figures(place.code),
                 ]
             )
         for contact_id, name, role, place_name in self._people():
@@ -550,6 +628,7 @@ class ReportView:
                     *_figures(s),
                     None,
                     None,
+                    *self.alarm_figures(None),
                 ]
             )
         return rows
@@ -566,6 +645,7 @@ class ReportView:
             self.t("stats.notes_clocks", **self._clock_words()),
             self.cards_legend(),
             *self.promise_lines(),
+            self.t("alarms.notes"),
         ]
 
     def write_csv(self, path: Path) -> int:

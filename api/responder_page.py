@@ -1,8 +1,9 @@
 """The responder's page: the signed link in the SMS opens one ticket for one person.
 
     GET  /r/<token>   the ticket (resident, address, phone, status, times) and the actions
-                      that fit it: arrived, resolved (with the kind of matter and a note),
-                      hand over
+                      that fit it: arrived, resolved (with the kind of matter and a note;
+                      for an alarm of the water watch, with what it turned out to be),
+                      hand over; and for an alarm closed by its all-clear, what it was
     POST /r/<token>   one action, then 303 back to the GET (redirect after post)
 
 The token is the credential (gateway.services.links): it names the ticket and the person
@@ -29,11 +30,13 @@ from api.pages import texts, zh_cn
 from gateway.application import (
     LINK_PATH,
     NOTE_MAX_CHARS,
+    OUTCOMES_OF,
     ActionChannel,
     Application,
     Category,
     LinkError,
     LinkGrant,
+    Outcome,
     ResponderView,
     TicketError,
 )
@@ -46,7 +49,7 @@ BODY_MAX = 8192
 """The largest form accepted, in bytes (a note of NOTE_MAX Chinese characters is ~4.5 KB)."""
 CHANNEL: ActionChannel = "link"
 CATEGORIES: tuple[Category, ...] = get_args(Category)
-ACTIONS = ("arrive", "resolve", "handover")
+ACTIONS = ("arrive", "resolve", "handover", "label")
 _TIME = "%Y-%m-%d %H:%M"
 _HEADERS = {
     "Cache-Control": "no-store",
@@ -102,6 +105,7 @@ class _Action:
     category: Category | None = None
     note: str | None = None
     to_contact: int | None = None
+    outcome: Outcome | None = None
 
 
 def _both(key: str, **params: object) -> str:
@@ -174,11 +178,20 @@ def _facts(view: ResponderView) -> str:
         rows.append(("phone", f'<a class="tel" href="tel:{phone}">{phone}</a>'))
     else:
         rows.append(("phone", missing))
-    rows.append(("status", _both(f"status_{view.status.value}")))
+    if view.is_alarm:
+        rows.append(("kind", _both(f"kind_{view.kind}")))
+    status = f"status_{view.status.value}"
+    if view.is_alarm and view.status.value == "resolved":
+        status = "status_resolved_alarm"  # nobody is asked to rate an alarm
+    rows.append(("status", _both(status)))
     owner = html.escape(view.owner_name) if view.owner_name else _both("nobody")
     rows.append(("owner", owner))
+    if view.is_alarm:
+        # Nobody called: the alarm was raised at that time.
+        rows.append(("raised_at", view.opened_at.strftime(_TIME)))
+    else:
+        rows.append(("opened_at", view.opened_at.strftime(_TIME)))
     for key in (
-        "opened_at",
         "accepted_at",
         "on_site_at",
         "resolved_at",
@@ -188,6 +201,8 @@ def _facts(view: ResponderView) -> str:
         when = _when(getattr(view, key))
         if when is not None:
             rows.append((key, when))
+    if view.is_alarm and view.outcome is not None:
+        rows.append(("outcome", _both(f"outcome_{view.outcome}")))
     if view.category is not None:
         zh, en = _category(view, view.category)
         rows.append(
@@ -209,17 +224,24 @@ def _forms(view: ResponderView) -> str:
             f"<p>{_both('arrive_hint')}</p>"
             f'<button type="submit">{_both("arrive_button")}</button></form>'
         )
-    radios = "".join(
-        f'<label><input type="radio" name="category" value="{c}" required'
-        f"{' checked' if c == view.category else ''}> "
-        f'{html.escape(zh)}<span class="en" lang="en">{html.escape(en)}</span></label>'
-        for c in CATEGORIES
-        for zh, en in (_category(view, c),)
-    )
+    if view.is_alarm:
+        # An alarm is no matter with a time limit: the one who checked says what it was.
+        hint, choice = "resolve_hint_alarm", _outcome_choice(view)
+    else:
+        radios = "".join(
+            f'<label><input type="radio" name="category" value="{c}" required'
+            f"{' checked' if c == view.category else ''}> "
+            f'{html.escape(zh)}<span class="en" lang="en">{html.escape(en)}</span></label>'
+            for c in CATEGORIES
+            for zh, en in (_category(view, c),)
+        )
+        hint, choice = (
+            "resolve_hint",
+            f"<fieldset><legend>{_both('category')}</legend>{radios}</fieldset>",
+        )
     parts.append(
         '<form method="post"><input type="hidden" name="action" value="resolve">'
-        f"<p>{_both('resolve_hint')}</p><fieldset><legend>{_both('category')}</legend>"
-        f"{radios}</fieldset>"
+        f"<p>{_both(hint)}</p>{choice}"
         f'<label>{_both("note", max=NOTE_MAX)}<textarea name="note" rows="3" '
         f'maxlength="{NOTE_MAX}"></textarea></label>'
         f'<button type="submit">{_both("resolve_button")}</button></form>'
@@ -241,6 +263,25 @@ def _forms(view: ResponderView) -> str:
     return "".join(parts)
 
 
+def _outcome_choice(view: ResponderView) -> str:
+    """The outcomes an alarm of this kind can have, as required radio buttons."""
+    radios = "".join(
+        f'<label><input type="radio" name="outcome" value="{o}" required'
+        f"{' checked' if o == view.outcome else ''}> {_both(f'outcome_{o}')}</label>"
+        for o in OUTCOMES_OF[view.kind]
+    )
+    return f"<fieldset><legend>{_both('outcome_question')}</legend>{radios}</fieldset>"
+
+
+def _label_form(view: ResponderView) -> str:
+    """For an alarm closed by its all-clear (or labelled already): say, or correct, what it was."""
+    return (
+        '<form method="post"><input type="hidden" name="action" value="label">'
+        f"<p>{_both('label_hint')}</p>{_outcome_choice(view)}"
+        f'<button type="submit">{_both("label_button")}</button></form>'
+    )
+
+
 def _done_message(view: ResponderView, done: str | None) -> str:
     """What the last action did, if the ticket shows it did (never claimed otherwise)."""
     key: str | None = None
@@ -251,6 +292,15 @@ def _done_message(view: ResponderView, done: str | None) -> str:
     elif done == "resolved" and view.resolved_at is not None:
         key = "done_resolved_box" if view.has_box else "done_resolved"
         params = {"time": _when(view.resolved_at)}
+    elif done == "labelled" and view.outcome is not None:
+        zh, en = texts(f"outcome_{view.outcome}")
+        key, params = "done_labelled", {"outcome": zh}
+        line_zh, _ = texts(key, **params)
+        _, line_en = texts(key, outcome=en)
+        return (
+            f'<p class="msg">{html.escape(line_zh)}'
+            f'<span class="en" lang="en">{html.escape(line_en)}</span></p>'
+        )
     elif done == "handed_over" and not view.is_owner and view.owner_name:
         # The rules call and text the new owner about the household's resident; with no
         # household on record nobody is told, and the words do not claim it.
@@ -267,6 +317,8 @@ def _ticket_page(view: ResponderView, done: str | None = None) -> str:
     body.append(_facts(view))
     if view.can_act:
         body.append(_forms(view))
+    elif view.can_label:
+        body.append(_label_form(view))
     elif view.owner_id is not None and not view.is_owner:
         key = "handed_over" if view.had_it else "taken_by"
         body.append(f'<p class="err">{_both(key, owner=view.owner_name or "?")}</p>')
@@ -311,9 +363,12 @@ def _parse_form(body: bytes, view: ResponderView) -> _Action:
         raise bad("bad_action")
     if kind == "arrive":
         return _Action(kind)
+    if kind == "label":
+        return _Action(kind, outcome=_parsed_outcome(first, view))
     if kind == "resolve":
+        outcome = _parsed_outcome(first, view) if view.is_alarm else None
         category = next((c for c in CATEGORIES if c == first.get("category")), None)
-        if category is None:
+        if category is None and not view.is_alarm:
             raise bad("bad_category")
         # A note is one line: the textarea's line breaks become spaces.
         note = " ".join(first.get("note", "").replace("\r\n", "\n").split("\n")).strip() or None
@@ -322,7 +377,7 @@ def _parse_form(body: bytes, view: ResponderView) -> _Action:
                 raise bad("note_too_long", max=NOTE_MAX, count=len(note))
             if any(unicodedata.category(ch) == "Cc" for ch in note):
                 raise bad("note_control")
-        return _Action(kind, category=category, note=note)
+        return _Action(kind, category=category, note=note, outcome=outcome)
     chosen = first.get("to", "")
     allowed = {p.contact_id for p in view.handover}
     if not chosen.isdigit() or int(chosen) not in allowed:
@@ -330,17 +385,29 @@ def _parse_form(body: bytes, view: ResponderView) -> _Action:
     return _Action(kind, to_contact=int(chosen))
 
 
+def _parsed_outcome(first: dict[str, str], view: ResponderView) -> Outcome:
+    """The outcome chosen on the form; _RefusedError (400) if none this ticket can have."""
+    if not view.is_alarm:
+        raise _RefusedError(400, "bad_input_title", _line("not_alarm"))
+    chosen = next((o for o in OUTCOMES_OF[view.kind] if o == first.get("outcome")), None)
+    if chosen is None:
+        raise _RefusedError(400, "bad_input_title", _line("bad_outcome"))
+    return chosen
+
+
 _CONFLICTS = {
     "arrive": "conflict_arrive",
     "resolve": "conflict_resolve",
     "handover": "conflict_handover",
+    "label": "conflict_label",
 }
 _FITS = {
     "arrive": ("accepted",),
     "resolve": ("accepted", "on_site"),
     "handover": ("accepted", "on_site"),
+    "label": ("resolved", "rated"),
 }
-_DONE = {"arrive": "arrived", "resolve": "resolved", "handover": "handed_over"}
+_DONE = {"arrive": "arrived", "resolve": "resolved", "handover": "handed_over", "label": "labelled"}
 
 
 def responder_router(app: Application) -> APIRouter:
@@ -406,7 +473,12 @@ async def _carry_out(app: Application, view: ResponderView, action: _Action) -> 
         if action.kind == "arrive":
             await app.arrive_ticket(ticket, me, CHANNEL)
         elif action.kind == "resolve":
-            await app.resolve_ticket(ticket, me, CHANNEL, action.category, action.note)
+            await app.resolve_ticket(
+                ticket, me, CHANNEL, action.category, action.note, action.outcome
+            )
+        elif action.kind == "label":
+            assert action.outcome is not None
+            await app.label_ticket(ticket, action.outcome, me, CHANNEL)
         else:
             assert action.to_contact is not None
             await app.reassign_ticket(ticket, action.to_contact, me, CHANNEL)
@@ -416,7 +488,7 @@ async def _carry_out(app: Application, view: ResponderView, action: _Action) -> 
         now = await app.responder_view(ticket, me)
         if not now.is_owner and now.owner_id is not None:
             _refuse(409, "conflict_title", _line("handed_over", owner=now.owner_name or "?"))
-        if now.can_act and now.status.value in _FITS[action.kind]:
+        if (now.can_act or now.can_label) and now.status.value in _FITS[action.kind]:
             _refuse(409, "conflict_title", _line("conflict_retry"))
         status_zh, status_en = texts(f"status_{now.status.value}")
         key = _CONFLICTS[action.kind]

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
@@ -39,11 +39,31 @@ from gateway.domain.devices import DeviceRecord as DeviceRecord  # noqa: PLC0414
 from gateway.domain.devices import HistoryEntry, OperatorAlarm
 from gateway.domain.grid import Contact as Contact  # noqa: PLC0414 - re-exported
 from gateway.domain.grid import GridUnit as GridUnit  # noqa: PLC0414 - re-exported
+from gateway.domain.tickets import (
+    ALARM_KINDS as ALARM_KINDS,  # noqa: PLC0414 - re-exported
+)
 from gateway.domain.tickets import NOTE_MAX_CHARS as NOTE_MAX_CHARS  # noqa: PLC0414 - re-exported
+from gateway.domain.tickets import (
+    OUTCOMES as OUTCOMES,  # noqa: PLC0414 - re-exported
+)
+from gateway.domain.tickets import (
+    OUTCOMES_OF as OUTCOMES_OF,  # noqa: PLC0414 - re-exported
+)
+from gateway.domain.tickets import (
+    TICKET_KINDS as TICKET_KINDS,  # noqa: PLC0414 - re-exported
+)
 from gateway.domain.tickets import ActionChannel as ActionChannel  # noqa: PLC0414 - re-exported
 from gateway.domain.tickets import Category as Category  # noqa: PLC0414 - re-exported
+from gateway.domain.tickets import (
+    NotAnAlarmError as NotAnAlarmError,  # noqa: PLC0414 - re-exported
+)
+from gateway.domain.tickets import Outcome as Outcome  # noqa: PLC0414 - re-exported
+from gateway.domain.tickets import (
+    OutcomeError as OutcomeError,  # noqa: PLC0414 - re-exported
+)
 from gateway.domain.tickets import Ticket
 from gateway.domain.tickets import TicketError as TicketError  # noqa: PLC0414 - re-exported
+from gateway.domain.tickets import TicketKind as TicketKind  # noqa: PLC0414 - re-exported
 from gateway.domain.tickets import TicketStatus as TicketStatus  # noqa: PLC0414 - re-exported
 from gateway.errors import GatewayError
 from gateway.ingest.registry import DeviceRegistry
@@ -63,6 +83,7 @@ from gateway.services.links import LinkError as LinkError  # noqa: PLC0414 - re-
 from gateway.services.links import LinkGrant as LinkGrant  # noqa: PLC0414 - re-exported
 from gateway.services.links import ResponderLinks, responder_links
 from gateway.services.reports import UNPLACED as UNPLACED  # noqa: PLC0414 - re-exported
+from gateway.services.reports import AlarmStats as AlarmStats  # noqa: PLC0414 - re-exported
 from gateway.services.reports import BrokenPromise as BrokenPromise  # noqa: PLC0414 - re-exported
 from gateway.services.reports import Card, Reports, UnitWarning
 from gateway.services.reports import TicketStats as TicketStats  # noqa: PLC0414 - re-exported
@@ -177,6 +198,24 @@ class ResponderView:
     handover: tuple[Responder, ...]
     """Other reachable responders of the ticket's village and the units below it on the way
     to the household, nearest unit first."""
+    kind: TicketKind = "call"
+    """A call, or an alarm of the water watch (whose resolve form asks what it was)."""
+    outcome: Outcome | None = None
+    """What an alarm turned out to be, once labelled."""
+
+    @property
+    def is_alarm(self) -> bool:
+        """Whether the ticket is an alarm of the water watch rather than a call."""
+        return self.kind != "call"
+
+    @property
+    def can_label(self) -> bool:
+        """Whether the viewer may say what a closed alarm was (one the all-clear resolved)."""
+        return (
+            self.is_alarm
+            and self.is_owner
+            and self.status in (TicketStatus.RESOLVED, TicketStatus.RATED)
+        )
 
     @property
     def is_owner(self) -> bool:
@@ -214,6 +253,10 @@ class Report:
     broken_promises: dict[str, BrokenPromise]
     """Per village code (UNPLACED: boxes outside the grid), the call boxes offline for more
     than a day in the period, and the hours they could not call for help."""
+    alarms: dict[str, dict[TicketKind, AlarmStats]] = field(default_factory=dict)
+    """Per unit code and alarm kind (no_water, leak), the water watch's alarms raised in the
+    period: labelled real, labelled false (and why), unlabelled. Alarms are not calls: they
+    are not in `statistics`."""
 
 
 class Application:
@@ -506,9 +549,26 @@ class Application:
         channel: ActionChannel,
         category: Category | None = None,
         note: str | None = None,
+        outcome: Outcome | None = None,
     ) -> None:
-        """The matter is dealt with; the box asks the resident to rate it."""
-        await (await self._ticket_actions()).resolve(ticket_id, contact_id, channel, category, note)
+        """The matter is dealt with; the box asks the resident to rate it.
+
+        For an alarm, `outcome` is what it turned out to be (NotAnAlarmError for a call,
+        OutcomeError for one this kind of alarm cannot have).
+        """
+        await (await self._ticket_actions()).resolve(
+            ticket_id, contact_id, channel, category, note, outcome
+        )
+
+    async def label_ticket(
+        self, ticket_id: int, outcome: Outcome, contact_id: int | None, channel: ActionChannel
+    ) -> None:
+        """Label a resolved alarm real or false (and why), e.g. one the all-clear resolved.
+
+        NotAnAlarmError for a call; OutcomeError for an outcome its kind cannot have;
+        TicketError while the alarm is not resolved yet.
+        """
+        await (await self._ticket_actions()).label(ticket_id, outcome, contact_id, channel)
 
     # The responder's page
 
@@ -576,6 +636,8 @@ class Application:
             day_due_at=local(ticket.day_due_at),
             had_it=had_it or ticket.owner_contact_id == contact_id,
             handover=_handover(contacts, chain, ticket.owner_contact_id),
+            kind=ticket.kind,
+            outcome=ticket.outcome,
         )
 
     async def _unit_chain(self, unit_code: str) -> list[str]:
@@ -683,6 +745,7 @@ class Application:
             policy=self.settings.tickets.default,
             timezone=self.settings.tickets.timezone,
             broken_promises=await self._reports.broken_promises(start, now),
+            alarms=await self._reports.alarm_statistics(start, now),
         )
 
     # The water watch

@@ -85,6 +85,22 @@ ALARM_KINDS: tuple[TicketKind, ...] = ("no_water", "leak")
 Outcome = Literal["real", "late_rising", "away", "hospital", "meter_fault", "other"]
 """What an alarm turned out to be: real, or false and why (issue 13, item 10)."""
 OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
+FALSE_OUTCOMES: tuple[Outcome, ...] = tuple(o for o in OUTCOMES if o != "real")
+"""The outcomes that say the alarm was false (and why)."""
+OUTCOMES_OF: Mapping[TicketKind, tuple[Outcome, ...]] = {
+    "call": (),
+    "no_water": OUTCOMES,
+    # Running water is never late rising, and a leak while away or in hospital is a real one.
+    "leak": ("real", "meter_fault", "other"),
+}
+"""The outcomes an alarm of each kind may be labelled with (a call is never labelled)."""
+
+
+def is_false_alarm(outcome: Outcome | None) -> bool:
+    """Whether a label says the alarm was false."""
+    return outcome is not None and outcome in FALSE_OUTCOMES
+
+
 EventKind = Literal[
     "opened",
     "alarm_raised",
@@ -123,6 +139,14 @@ class TicketError(GatewayError):
 
 class TicketConflictError(TicketError):
     """The ticket changed between reading and writing it; the action may be tried again."""
+
+
+class NotAnAlarmError(TicketError):
+    """An outcome label given for a call: only alarms are labelled real or false."""
+
+
+class OutcomeError(TicketError):
+    """An outcome that is no label, or none an alarm of this kind can have."""
 
 
 class TicketStatus(enum.StrEnum):
@@ -1070,6 +1094,8 @@ class _Decider:
         note: str | None,
         outcome: Outcome | None = None,
     ) -> None:
+        if outcome is not None:
+            self.check_label(outcome)  # a label that cannot be is refused before all else
         self.move_to(TicketStatus.RESOLVED)
         cleaned = clean_note(note) if note is not None else None
         if outcome is not None:
@@ -1150,6 +1176,21 @@ class _Decider:
         for person in self.people(self.directory.notified):
             self.notify(household, person, "sms", template, **params)
 
+    def check_label(self, outcome: Outcome) -> None:
+        """NotAnAlarmError for a call; OutcomeError for an outcome its kind cannot have."""
+        ticket = self.ticket
+        if ticket.kind == "call":
+            raise NotAnAlarmError(
+                f"ticket {ticket.id} is a call, not an alarm; only alarms are labelled"
+            )
+        if outcome not in OUTCOMES:
+            raise OutcomeError(f"unknown outcome {outcome!r}; one of {', '.join(OUTCOMES)}")
+        allowed = OUTCOMES_OF[ticket.kind]
+        if outcome not in allowed:
+            raise OutcomeError(
+                f"a {ticket.kind} alarm cannot be {outcome}; one of {', '.join(allowed)}"
+            )
+
     def label(
         self,
         outcome: Outcome,
@@ -1160,15 +1201,16 @@ class _Decider:
     ) -> None:
         """Record what the ticket turned out to be (on a resolved one, or as it is resolved)."""
         ticket = self.ticket
-        if outcome not in OUTCOMES:
-            raise TicketError(f"unknown outcome {outcome!r}; one of {', '.join(OUTCOMES)}")
+        self.check_label(outcome)
         done = (TicketStatus.RESOLVED, TicketStatus.RATED, TicketStatus.CANCELLED)
         if not resolving and ticket.status not in done:
             raise TicketError(
                 f"ticket {ticket.id} is {ticket.status}; label it when it is resolved"
             )
+        # A second label corrects the first; both stay on the record.
         self.ticket = replace(ticket, outcome=outcome)
         self.event("labelled", channel, contact_id, detail=outcome)
+        self.counts.append(f"labelled_{'false' if is_false_alarm(outcome) else 'real'}")
 
     def classify(self, category: Category, contact_id: int | None, channel: ActionChannel) -> None:
         ticket = self.ticket

@@ -11,7 +11,14 @@ from typing import Literal, Protocol
 
 from gateway.config import CardThresholds, WarningThresholds
 from gateway.domain.grid import Contact, GridUnit
-from gateway.domain.tickets import Ticket
+from gateway.domain.tickets import (
+    ALARM_KINDS,
+    FALSE_OUTCOMES,
+    Outcome,
+    Ticket,
+    TicketKind,
+    is_false_alarm,
+)
 from gateway.store.ports import DeviceReads, GridReads, TicketReads
 
 WarningLevel = Literal["green", "yellow", "orange", "red"]
@@ -130,6 +137,51 @@ class TicketStats:
         return _percentiles(self.arrive_s)
 
 
+@dataclass(slots=True)
+class AlarmStats:
+    """One rule's alarms (no_water or leak) in one unit over a period, and their labels.
+
+    Each alarm is labelled by the one who resolved it (or afterwards): real, or false and
+    why. The false-alarm rate is of the labelled ones only: an alarm nobody labelled is
+    counted as unlabelled, never as real or false.
+    """
+
+    alarms: int = 0
+    real: int = 0
+    false: int = 0
+    causes: dict[Outcome, int] = field(default_factory=dict)
+    """The false ones by why they were false (late rising, away, ...)."""
+
+    @property
+    def unlabelled(self) -> int:
+        """Alarms nobody has said real or false of (yet)."""
+        return self.alarms - self.real - self.false
+
+    @property
+    def labelled(self) -> int:
+        """Alarms labelled real or false."""
+        return self.real + self.false
+
+    @property
+    def false_rate(self) -> float | None:
+        """False share of the labelled alarms; None when none is labelled."""
+        return _ratio(self.false, self.labelled)
+
+    def count(self, outcome: Outcome | None) -> None:
+        """Count one alarm with its label (None: not labelled)."""
+        self.alarms += 1
+        if is_false_alarm(outcome):
+            assert outcome is not None
+            self.false += 1
+            self.causes[outcome] = self.causes.get(outcome, 0) + 1
+        elif outcome is not None:
+            self.real += 1
+
+    def cause_counts(self) -> list[tuple[Outcome, int]]:
+        """The false alarms' causes with their counts, in the labels' own order."""
+        return [(o, self.causes[o]) for o in FALSE_OUTCOMES if self.causes.get(o)]
+
+
 @dataclass(frozen=True, slots=True)
 class Card:
     """A neighbour chief's performance card."""
@@ -235,7 +287,7 @@ class Reports:
         return "green"
 
     async def statistics(self, start: float, end: float) -> dict[str, TicketStats]:
-        """Figures for the tickets opened in [start, end), as of `end`.
+        """Figures for the calls opened in [start, end), as of `end` (alarms are not calls).
 
         Keyed per unit (every level, county to neighbourhood), per person who accepted
         (`contact:<id>`), and UNPLACED for calls from boxes that belong to no household.
@@ -243,6 +295,8 @@ class Reports:
         grid = await self._source.grid.units()
         out: dict[str, TicketStats] = defaultdict(TicketStats)
         for ticket in await self._source.tickets.opened(start, end):
+            if ticket.kind != "call":
+                continue  # an alarm is nobody's call: counted by `alarm_statistics`
             place = ticket.neighbourhood_code or ticket.village_code
             keys = [u.code for u in _ancestors(place, grid)] or [UNPLACED]
             if ticket.owner_contact_id is not None:
@@ -275,6 +329,25 @@ class Reports:
         if on_time is not None:
             stats.day_clocked += 1
             stats.day_on_time += on_time
+
+    async def alarm_statistics(
+        self, start: float, end: float
+    ) -> dict[str, dict[TicketKind, AlarmStats]]:
+        """The water watch's alarms raised in [start, end) and their labels, per rule.
+
+        Keyed per unit (every level, county to neighbourhood, so a village's figures hold
+        its neighbourhoods' and the county's the whole area's), then per alarm kind.
+        """
+        grid = await self._source.grid.units()
+        out: dict[str, dict[TicketKind, AlarmStats]] = {}
+        for ticket in await self._source.tickets.opened(start, end):
+            if ticket.kind not in ALARM_KINDS:
+                continue
+            place = ticket.neighbourhood_code or ticket.village_code
+            for unit in _ancestors(place, grid):
+                per_kind = out.setdefault(unit.code, {k: AlarmStats() for k in ALARM_KINDS})
+                per_kind[ticket.kind].count(ticket.outcome)
+        return out
 
     async def chief_cards(self, start: float, end: float) -> list[Card]:
         """Blue, yellow or red cards for neighbour chiefs from their on-time share."""

@@ -18,7 +18,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from gateway.domain.grid import Contact, GridUnit
-from gateway.domain.tickets import Category, Rating, Ticket, TicketEvent, TicketStatus
+from gateway.domain.tickets import (
+    Category,
+    Outcome,
+    Rating,
+    Ticket,
+    TicketEvent,
+    TicketKind,
+    TicketStatus,
+)
 from gateway.errors import GatewayError
 from gateway.store.ports import Feedback, Store, TicketMessage, TicketQuery
 
@@ -103,6 +111,10 @@ class TicketView:
     rating: Rating | None
     presses: int
     escalated: bool
+    kind: TicketKind = "call"
+    """A call for help, or an alarm of the water watch."""
+    outcome: Outcome | None = None
+    """What an alarm turned out to be, once labelled."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,6 +319,8 @@ class TicketViews:
                 rating=t.rating,
                 presses=t.press_count,
                 escalated=t.escalated,
+                kind=t.kind,
+                outcome=t.outcome,
             )
             out.append((view, tuple(reversed(places))))
         return out

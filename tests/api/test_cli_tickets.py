@@ -202,15 +202,17 @@ async def test_the_list_its_filters_and_its_columns(story: Story) -> None:
     assert listed.returncode == 0, listed.stderr
     lines = listed.stdout.splitlines()
     header = lines[0]
-    titles = ["工单 ticket", "状态 status", "居民 resident", "地址 address", "呼叫时间 opened"]
+    titles = ["工单 ticket", "类型 kind", "状态 status", "居民 resident", "地址 address"]
+    titles += ["呼叫时间 opened"]
     titles += ["时长 age", "负责人 owner"]
     # Where each column starts on the screen, counting a Chinese character as two columns.
     starts = [display_width(header[: header.index(t)]) for t in titles]
     assert columns(header, starts) == titles
     assert set(lines[1].strip()) == {"─"}
-    live_age = columns(lines[2], starts)[5]
+    live_age = columns(lines[2], starts)[6]
     assert columns(lines[2], starts) == [
         str(second),
+        "呼叫 call",
         "已接单 accepted",
         "张桂兰",
         "桥元村三组12号",
@@ -219,7 +221,7 @@ async def test_the_list_its_filters_and_its_columns(story: Story) -> None:
         "李书记",
     ]
     assert columns(lines[3], starts) == [
-        str(first), "已评价 rated", "张桂兰", "桥元村三组12号", "11-30 14:05", "34分钟 34 min",
+        str(first), "呼叫 call", "已评价 rated", "张桂兰", "桥元村三组12号", "11-30 14:05", "34分钟 34 min",
         "李书记",
     ]  # fmt: skip
     assert lines[4] == "共2个工单 2 ticket(s)"

@@ -458,6 +458,10 @@ HEADERS = [
     "已办结", "办结率(%)", "已评价", "满意", "满意率(%)", "差评", "取消", "上报",
     "有人接单", "准时接单率(%)", "一半呼叫接单用时(分钟)", "九成呼叫接单用时(分钟)", "到场",
     "准时到场率(%)", "限时办结率(%)", "断线超过一天的呼叫盒", "断线无法呼叫(小时)",
+    "无用水报警：报警", "无用水报警：标注真实", "无用水报警：标注误报", "无用水报警：未标注",
+    "无用水报警：误报率(%)", "无用水报警：误报原因",
+    "持续用水报警：报警", "持续用水报警：标注真实", "持续用水报警：标注误报",
+    "持续用水报警：未标注", "持续用水报警：误报率(%)", "持续用水报警：误报原因",
 ]  # fmt: skip
 
 
@@ -495,6 +499,9 @@ def test_csv_for_the_county_office(data_dir: Path, tmp_path: Path) -> None:
     assert 2 * 24 < hours["桥元村"] <= 2 * START_AGO / 3600
     assert abs(hours["桥元村"] + hours["白沙村"] - hours["叶集区"]) <= 0.1
     assert by_name["钱邻长"]["断线超过一天的呼叫盒"] == ""
+    # No water alarms in this story: none counted, no rate (nothing to divide).
+    assert (village["无用水报警：报警"], village["无用水报警：误报率(%)"]) == ("0", "")
+    assert by_name["钱邻长"]["持续用水报警：报警"] == ""  # a person's row has no alarms
     shown = bidao(data_dir, "report", "--days", "7").stdout
     assert (
         "五、呼叫盒断线超过一天（近7天；断线期间老人按键无法呼叫）\n"

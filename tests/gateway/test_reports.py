@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.domain.tickets import Ticket, TicketStatus
-from gateway.services.reports import UNPLACED, Reports, TicketStats, within
+from gateway.domain.tickets import Outcome, Ticket, TicketKind, TicketStatus
+from gateway.services.reports import UNPLACED, AlarmStats, Reports, TicketStats, within
 from gateway.store.ports import Store
 from tests.gateway.grid import BOX_ID, HOUSEHOLD, NEIGHBOURHOOD
 from tests.gateway.store_contract.contract import T0, seed_grid, sqlite_backend, ticket
@@ -112,3 +112,39 @@ async def test_day_clocks_the_county_and_calls_from_boxes_with_no_household(
     units, contacts = await reports.grid()
     assert units["341504"].name == "叶集区"
     assert contacts[1].name == "李书记"
+
+
+async def _alarm(store: Store, kind: TicketKind, outcome: Outcome | None, household: str) -> None:
+    """An alarm of the water watch, resolved and labelled `outcome` (None: left unlabelled)."""
+    draft = replace(_placed(T0, household), kind=kind, device_id=None, press_count=0)
+    async with store.transaction() as uow:
+        opened = await uow.tickets.get(await uow.tickets.insert(draft))
+        assert opened is not None
+        done = replace(opened, status=TicketStatus.RESOLVED, resolved_at=T0 + HOUR, outcome=outcome)
+        assert await uow.tickets.save(done, TicketStatus.OPEN)
+
+
+async def test_alarms_are_counted_apart_from_calls_with_their_labels_per_rule(
+    store: Store,
+) -> None:
+    await _add(store, _placed(T0), TicketStatus.RESOLVED, resolved=T0 + HOUR)  # one call
+    for outcome in ("real", "late_rising", None, "late_rising", "away"):
+        await _alarm(store, "no_water", outcome, OTHER_HOUSEHOLD)
+    await _alarm(store, "leak", "meter_fault", HOUSEHOLD)
+
+    reports = Reports(store)
+    calls = await reports.statistics(T0, T0 + 2 * HOUR)
+    assert calls[VILLAGE].requests == 1  # an alarm is nobody's call
+    alarms = await reports.alarm_statistics(T0, T0 + 2 * HOUR)
+    for code in ("341504", "341504-101", VILLAGE):
+        no_water, leak = alarms[code]["no_water"], alarms[code]["leak"]
+        assert (no_water.alarms, no_water.real, no_water.false, no_water.unlabelled) == (
+            5,
+            1,
+            3,
+            1,
+        )
+        assert no_water.false_rate == 3 / 4  # of the labelled ones: the unlabelled is neither
+        assert no_water.cause_counts() == [("late_rising", 2), ("away", 1)]
+        assert (leak.alarms, leak.false, leak.false_rate) == (1, 1, 1.0)
+    assert AlarmStats().false_rate is None  # nothing labelled: no rate, not 0 %
