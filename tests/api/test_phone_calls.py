@@ -25,7 +25,7 @@ from gateway.runtime.broker import MosquittoBroker, free_loopback_port
 from gateway.runtime.service import GatewayService
 from gateway.store.ports import OutboxEntry
 from tests.gateway.grid import BOX_ID, BOX_KEY, SECRETARY
-from tests.gateway.support import gateway_settings, load_grid, sample, wait_for
+from tests.gateway.support import gateway_settings, load_grid, sample, twilio_notify, wait_for
 
 ACCOUNT = "AC" + "b1da" * 8
 TOKEN = "fake-network-auth-token"
@@ -113,19 +113,17 @@ async def line(
             tmp_path,
             broker,
             http={"port": port},
-            notify={
-                "provider": "twilio",
-                "public_url": public_url,
-                "twilio_account_sid": ACCOUNT,
-                "twilio_auth_token": TOKEN,
-                "twilio_from": "+8657100000000",
-                "twilio_api_base_url": phones.url,
-                "retry_initial_s": 10,
-                # Only a guard: on a loaded machine a 2 s limit made ordinary sends in doubt.
-                "send_timeout_s": 20.0,
-                "call_retry_after_s": 60,
-                **notify_overrides,
-            },
+            notify=twilio_notify(
+                public_url,
+                phones,
+                **{
+                    "retry_initial_s": 10,
+                    # Only a guard: on a loaded machine a 2 s limit made ordinary sends in doubt.
+                    "send_timeout_s": 20.0,
+                    "call_retry_after_s": 60,
+                    **notify_overrides,  # a test's own settings win
+                },
+            ),
         )
         gw = GatewayService(settings, clock, build_provider(settings))
         gw.add_component("http", http_component(for_service(gw)))

@@ -26,7 +26,7 @@ from gateway.clock import ManualClock
 from gateway.runtime.broker import MosquittoBroker, free_loopback_port
 from gateway.runtime.service import GatewayService
 from tests.gateway.grid import BOX_ID, BOX_KEY, CONTACTS_CSV, HOUSEHOLDS_CSV, UNITS_CSV
-from tests.gateway.support import bidao, gateway_settings, wait_for
+from tests.gateway.support import bidao, gateway_settings, twilio_notify, wait_for
 
 ACCOUNT = "AC" + "5707" * 8
 TOKEN = "story-network-auth-token"
@@ -88,15 +88,7 @@ async def open_village(
             tmp_path,
             broker,
             http={"port": port},
-            notify={
-                "provider": "twilio",
-                "public_url": public_url,
-                "twilio_account_sid": ACCOUNT,
-                "twilio_auth_token": TOKEN,
-                "twilio_from": "+8657100000000",
-                "twilio_api_base_url": phones.url,
-                "bridge_to_resident": False,
-            },
+            notify=twilio_notify(public_url, phones, bridge_to_resident=False),
             **overrides,
         )
         # The installer imports the village with the command, before the gateway starts.

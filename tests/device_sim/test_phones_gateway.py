@@ -30,7 +30,7 @@ from gateway.clock import ManualClock
 from gateway.runtime.broker import MosquittoBroker, free_loopback_port
 from gateway.runtime.service import GatewayService
 from tests.gateway.grid import BOX_ID, BOX_KEY, CONTACTS_CSV, HOUSEHOLDS_CSV
-from tests.gateway.support import gateway_settings, load_grid, wait_for
+from tests.gateway.support import gateway_settings, load_grid, twilio_notify, wait_for
 
 ACCOUNT = "AC" + "b1da" * 8
 TOKEN = "fake-network-auth-token"
@@ -65,14 +65,7 @@ async def village(
             tmp_path,
             broker,
             http={"port": port},
-            notify={
-                "provider": "twilio",
-                "public_url": public_url,
-                "twilio_account_sid": ACCOUNT,
-                "twilio_auth_token": TOKEN,
-                "twilio_from": "+8657100000000",
-                "twilio_api_base_url": phones.url,
-            },
+            notify=twilio_notify(public_url, phones),
         )
         gw = GatewayService(settings, clock, build_provider(settings))
         gw.add_component("http", http_component(for_service(gw)))

@@ -15,6 +15,7 @@ import pytest
 
 from device_sim.device import SimulatedDevice
 from device_sim.mqtt import MqttFleet
+from device_sim.phones import FakePhoneNetwork
 from gateway.config import Settings, load_settings
 from gateway.runtime.broker import MosquittoBroker
 from gateway.runtime.service import GatewayService
@@ -117,3 +118,17 @@ def bidao(data_dir: Path, *argv: str, timeout: float = 60) -> subprocess.Complet
     return subprocess.run(
         [str(BIDAO), *argv], capture_output=True, text=True, check=False, timeout=timeout, env=env
     )
+
+
+def twilio_notify(public_url: str, phones: FakePhoneNetwork, **more: object) -> dict[str, object]:
+    """The `notify` settings of a gateway whose twilio provider talks to the fake network
+    `phones`, its webhooks at `public_url`; `more` adds or overrides settings."""
+    return {
+        "provider": "twilio",
+        "public_url": public_url,
+        "twilio_account_sid": phones.account_sid,
+        "twilio_auth_token": phones.auth_token,
+        "twilio_from": "+8657100000000",
+        "twilio_api_base_url": phones.url,
+        **more,
+    }
