@@ -658,29 +658,34 @@ class Pipeline:
         nacks: list[Reply] = []
         async with self._store.transaction() as uow:
             old: dict[str, list[AcceptedFrame]] = defaultdict(list)
+            unstored: list[AcceptedFrame] = []
             for cand in batch.candidates:
-                last = cand.state.last_seq
-                if last is not None and cand.envelope.position > last:
+                state, position = cand.state, cand.envelope.position
+                if state.last_seq is not None and position > state.last_seq:
                     accepted.append(cand)
+                elif state.high_exact and (state.high_seq is None or position > state.high_seq):
+                    # No order since a reset (or a device never heard), and nothing stored
+                    # at or above this position: there is no stored copy to look for.
+                    unstored.append(cand)
                 else:
                     # Not after the newest: a copy, a reuse of the numbers, late, or stale.
-                    old[cand.state.device_id].append(cand)
+                    old[state.device_id].append(cand)
+            placed: list[tuple[AcceptedFrame, bytes | None]] = [(c, None) for c in unstored]
             for device_id, cands in old.items():
                 stored = await uow.devices.stored_macs(
                     device_id, [c.envelope.position for c in cands]
                 )
-                for cand in cands:
-                    verdict = self._placed(cand, stored.get(cand.envelope.position))
-                    if verdict is None:
-                        accepted.append(cand)
-                    elif verdict == AckCode.DUPLICATE:
-                        duplicates.append(cand)
-                    else:
-                        reason = "seq_reused" if verdict == AckCode.NACK_SEQ_REUSED else "stale"
-                        self._metrics.frames_nacked.labels(
-                            cand.inbound.link.transport, reason
-                        ).inc()
-                        nacks.append(Reply(cand.inbound.link, cand.state, cand.frame, verdict))
+                placed.extend((cand, stored.get(cand.envelope.position)) for cand in cands)
+            for cand, stored_mac in placed:
+                verdict = self._placed(cand, stored_mac)
+                if verdict is None:
+                    accepted.append(cand)
+                elif verdict == AckCode.DUPLICATE:
+                    duplicates.append(cand)
+                else:
+                    reason = "seq_reused" if verdict == AckCode.NACK_SEQ_REUSED else "stale"
+                    self._metrics.frames_nacked.labels(cand.inbound.link.transport, reason).inc()
+                    nacks.append(Reply(cand.inbound.link, cand.state, cand.frame, verdict))
             # Each device's frames take effect in its own order, whatever order they came in.
             accepted.sort(key=lambda a: (a.state.device_id, a.envelope.position))
             replies = [

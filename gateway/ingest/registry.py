@@ -62,10 +62,13 @@ class DeviceState:
     """The device reports its case opened (as stored; changed only by a transition)."""
     power_loss: bool = False
     """The device reports a mains power loss (as stored; changed only by a transition)."""
+    high_exact: bool = False
+    """`high_seq` was read with the device's events (or the device is new), so no event of
+    it is stored above `high_seq`: a frame above it needs no look for a stored copy."""
 
     @classmethod
-    def from_record(cls, record: DeviceRecord) -> DeviceState:
-        """The state as stored."""
+    def from_record(cls, record: DeviceRecord, *, high_exact: bool = False) -> DeviceState:
+        """The state as stored (`high_exact` when the record was read with its events)."""
         return cls(
             record=record,
             last_seq=record.last_seq,
@@ -81,6 +84,7 @@ class DeviceState:
             stored_health=(record.firmware, record.battery_pct, record.rssi_dbm),
             tamper=record.tamper,
             power_loss=record.power_loss,
+            high_exact=high_exact,
         )
 
     @property
@@ -212,7 +216,7 @@ class DeviceRegistry:
                 self._unknown.clear()
             self._unknown[device_id] = now
             return None
-        state = DeviceState.from_record(record)
+        state = DeviceState.from_record(record, high_exact=True)
         self._devices[device_id] = state
         return state
 
@@ -229,7 +233,7 @@ class DeviceRegistry:
             return
         for record in await self._store.devices.current_many(wanted):
             if record.device_id not in self._devices:
-                self._devices[record.device_id] = DeviceState.from_record(record)
+                self._devices[record.device_id] = DeviceState.from_record(record, high_exact=True)
         # What the read did not find is unknown: `lookup` answers those from memory.
         if len(self._unknown) > 100_000:
             self._unknown.clear()
@@ -267,7 +271,7 @@ class DeviceRegistry:
         )
         async with self._store.transaction() as uow:
             await uow.devices.add(record)
-        self._devices[device_id] = DeviceState.from_record(record)
+        self._devices[device_id] = DeviceState.from_record(record, high_exact=True)
         self._unknown.pop(device_id, None)
         if self._armed is not None:
             # A box installed but never heard from must be noticed too.

@@ -4,7 +4,11 @@ from the start; devices are read on their first frame."""
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from device_sim.device import SimulatedDevice
 from device_sim.serial import SerialConcentrator
@@ -12,6 +16,7 @@ from gateway.clock import ManualClock
 from gateway.ingest.registry import SILENT_DEADLINE
 from gateway.runtime.service import GatewayService
 from gateway.store.ports import Deadline
+from gateway.store.sqlite import SqliteDeviceWrites
 from tests.gateway.support import gateway_settings, sample, wait_for
 
 BOX = "00000000000000b1"
@@ -121,3 +126,45 @@ async def test_a_restart_after_downtime_counts_silence_from_the_start(
             offline = [t for t in await gw.store.devices.transitions() if t.kind == "offline"]
             assert {t.at for t in offline} == {started + 180}
             assert sample(gw, "bidao_devices_offline") == 41
+
+
+async def test_a_first_frame_looks_for_a_stored_copy_only_where_one_can_be(
+    tmp_path: Path,
+    clock: ManualClock,
+    no_leaked_tasks: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A fleet being installed: a box never heard has nothing stored, so its first frame
+    costs no read of stored MACs; after a restart, a copy of a stored frame is still found."""
+    looked: list[str] = []
+    stored_macs = SqliteDeviceWrites.stored_macs
+
+    async def counted(self: SqliteDeviceWrites, device_id: str, seqs: Sequence[int]) -> Any:
+        looked.append(device_id)
+        return await stored_macs(self, device_id, seqs)
+
+    monkeypatch.setattr(SqliteDeviceWrites, "stored_macs", counted)
+    box = SimulatedDevice(BOX, "call_box", KEY, clock=clock.now)
+    async with SerialConcentrator([box]) as line:
+        settings = gateway_settings(tmp_path, None, serial=[{"name": "bus1", "url": line.url}])
+        async with GatewayService(settings, clock) as gw:
+            await gw.register_device(BOX, "call_box", KEY)
+        async with GatewayService(settings, clock) as gw:  # read from the store, never heard
+            first = box.heartbeat(interval_s=60)
+            await line.send(BOX, first)
+            await wait_for(lambda: not box.pending, what="first heartbeat acked")
+            assert looked == []
+            await line.send(BOX, first)  # a copy: not after the newest, so it is looked for
+            await wait_for(
+                lambda: sample(gw, "bidao_frames_duplicate_total", transport="serial") == 1,
+                what="duplicate acked",
+            )
+            assert looked == [BOX]
+        async with GatewayService(settings, clock) as gw:  # the copy after a restart
+            await line.send(BOX, first)
+            await wait_for(
+                lambda: sample(gw, "bidao_frames_duplicate_total", transport="serial") == 1,
+                what="duplicate after restart acked",
+            )
+            assert looked == [BOX, BOX]
+            assert await gw.store.devices.count_events(BOX) == 1
