@@ -146,23 +146,29 @@ class DeviceHealth:
         """Open, continue or end the spells the transitions are about; set their deadlines."""
         moved: list[Deadline] = []
         dropped: list[tuple[str, str]] = []
+        # One read for the batch (most transitions are devices coming online with no spell).
+        spells = await uow.devices.open_health_alarms({t.device_id for t in transitions})
         for t in transitions:
             kind, begins = health_change(t.kind)
-            alarm = await uow.devices.health_alarm(t.device_id, kind)
+            key = (t.device_id, kind)
+            alarm = spells.get(key)
             subject = _subject(t.device_id, kind)
             if begins:
                 if alarm is None:
                     since = await self._began(uow, t, kind)
-                    await uow.devices.save_health_alarm(HealthAlarm(t.device_id, kind, since))
+                    spells[key] = await uow.devices.save_health_alarm(
+                        HealthAlarm(t.device_id, kind, since)
+                    )
                     moved.append(Deadline(HEALTH_DEADLINE, subject, t.at + self.raise_after(kind)))
                 elif alarm.state == "clearing":  # back within the all-clear's hold-off
-                    await uow.devices.save_health_alarm(replace(alarm, ok_since=None))
+                    spells[key] = await uow.devices.save_health_alarm(replace(alarm, ok_since=None))
                     dropped.append((HEALTH_DEADLINE, subject))
             elif alarm is not None and alarm.state == "pending":  # a blip: nobody was told
                 await uow.devices.save_health_alarm(replace(alarm, cleared_at=t.at))
+                del spells[key]
                 dropped.append((HEALTH_DEADLINE, subject))
             elif alarm is not None and alarm.state == "told":
-                await uow.devices.save_health_alarm(replace(alarm, ok_since=t.at))
+                spells[key] = await uow.devices.save_health_alarm(replace(alarm, ok_since=t.at))
                 moved.append(
                     Deadline(HEALTH_DEADLINE, subject, t.at + self._settings.health_clear_after_s)
                 )

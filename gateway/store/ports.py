@@ -12,7 +12,7 @@ errors are translated at its boundary.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -363,6 +363,12 @@ class DeviceWrites(Protocol):
 
     async def health_alarm(self, device_id: str, kind: HealthKind) -> HealthAlarm | None:
         """The device's open spell of the condition (not cleared), or None."""
+        ...
+
+    async def open_health_alarms(
+        self, device_ids: Collection[str]
+    ) -> dict[tuple[str, HealthKind], HealthAlarm]:
+        """The open spells of these devices, by (device, condition), in one read."""
         ...
 
     async def save_health_alarm(self, alarm: HealthAlarm) -> HealthAlarm:

@@ -7,7 +7,7 @@ import hashlib
 import itertools
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import fields, replace
 from importlib import resources
@@ -917,6 +917,24 @@ class SqliteDeviceWrites(_Writes):
             (device_id, kind),
         )
         return _health(rows[0]) if rows else None
+
+    async def open_health_alarms(
+        self, device_ids: Collection[str]
+    ) -> dict[tuple[str, HealthKind], HealthAlarm]:
+        """The open spells of these devices, by (device, condition), in one read."""
+        ids = list(device_ids)
+        found: dict[tuple[str, HealthKind], HealthAlarm] = {}
+        for start in range(0, len(ids), _IN_CHUNK):
+            chunk = ids[start : start + _IN_CHUNK]
+            marks = ", ".join("?" for _ in chunk)
+            rows = await self._rows(
+                "SELECT * FROM device_health_alarms"  # noqa: S608 (placeholders only)
+                f" WHERE cleared_at IS NULL AND device_id IN ({marks})",
+                chunk,
+            )
+            for alarm in map(_health, rows):
+                found[alarm.device_id, alarm.kind] = alarm
+        return found
 
     async def save_health_alarm(self, alarm: HealthAlarm) -> HealthAlarm:
         """Insert a new spell (`id` None) or update one; the spell as stored, with its id."""
