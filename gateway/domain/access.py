@@ -213,6 +213,11 @@ class Principal:
         return capability in CAPABILITIES[self.role]
 
     @property
+    def capabilities(self) -> tuple[Capability, ...]:
+        """What the role allows, sorted."""
+        return tuple(sorted(CAPABILITIES[self.role]))
+
+    @property
     def sees_everything(self) -> bool:
         """Whether no scope limits this principal (an administrator)."""
         return self.units is None and self.households is None
