@@ -49,6 +49,7 @@ STATUS: dict[str, int] = {
     "rate_limited": 429,
     "disabled": 403,
     "forbidden": 403,
+    "cross_site": 403,
     "no_contact": 403,
     "not_found": 404,
     "bad_input": 422,
@@ -181,7 +182,7 @@ def install_error_handlers(app: FastAPI, application: Application) -> None:
 def responses(*codes: str) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` for the refusals a route can give."""
     out: dict[int | str, dict[str, Any]] = {}
-    for code in ("not_signed_in", "bad_input", *codes):
+    for code in ("not_signed_in", "bad_input", "cross_site", *codes):
         status = STATUS[code]
         out.setdefault(status, {"model": ErrorBody, "description": code})
         if code not in out[status]["description"]:

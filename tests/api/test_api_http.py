@@ -89,7 +89,14 @@ async def test_sign_in_me_and_sign_out(people: People) -> None:
     assert me["contact_id"] == 1
     assert me["via"] == "session"
     assert "read_private" in me["capabilities"]
-    assert (await li.delete("/api/v1/session")).status_code == 204
+    # A page of another site cannot make the browser write with the cookie.
+    evil = await li.delete("/api/v1/session", headers={"Origin": "http://evil.example"})
+    refused(evil, 403, "cross_site")
+    fetched = await li.delete("/api/v1/session", headers={"Sec-Fetch-Site": "cross-site"})
+    refused(fetched, 403, "cross_site")
+    assert (await li.get("/api/v1/me", headers={"Origin": "http://evil.example"})).is_success
+    own = f"http://{li.base_url.netloc.decode()}"
+    assert (await li.delete("/api/v1/session", headers={"Origin": own})).status_code == 204
     refused(await li.get("/api/v1/me"), 401, "not_signed_in")
     log = await people.app.audit_log(20)
     assert ("sign_out", "li") in {(e.action, e.login) for e in log}
