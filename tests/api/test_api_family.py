@@ -140,6 +140,17 @@ async def test_family_sees_the_watch_the_first_use_and_who_handles_the_alarm(
     again = await li.post(f"/api/v1/tickets/{alarm['id']}/label", json={"outcome": "meter_fault"})
     assert again.status_code == 200  # a no-water alarm may be a meter fault
 
+    # She goes to her son's for two days: the secretary marks the home away.
+    until = people.v.clock.now() + 2 * 86_400
+    away = await li.post(f"{path}/away", json={"until": until})
+    assert away.status_code == 202, away.text
+    assert away.json()["action"] == "away"
+    assert away.json()["until"] == until
+    refused = await family.post(f"{path}/away", json={"until": until})
+    assert refused.status_code == 403
+    audit = [(e.login, e.action, e.target) for e in await people.app.audit_log(20)]
+    assert ("li", "water.away", HOUSEHOLD_A) in audit
+
     # The other family sees nothing of her.
     dawang = await people.as_user("dawang")
     other = await dawang.get(path)
