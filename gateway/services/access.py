@@ -47,6 +47,8 @@ from gateway.errors import ConflictError, GatewayError
 from gateway.services.ticket_views import match_contacts
 from gateway.store.ports import Store
 
+_FAILURE_KEYS_MAX = 10_000
+"""Past this many logins or addresses with recent failures, expired ones are dropped."""
 TOKEN_PREFIX = "bdo_"  # noqa: S105 - a prefix that marks a token, not a secret
 _RESPONDER_ROLES = ("administrator", "township_officer", "secretary", "grid_worker")
 
@@ -99,9 +101,12 @@ class _Failures:
         return times[-self._limit] + self._window - now
 
     def add(self, key: str, now: float) -> None:
-        """Count one failure."""
+        """Count one failure; with too many keys, drop those whose failures have all expired."""
         self._trim(key, now)
         self._seen.setdefault(key, deque()).append(now)
+        if len(self._seen) > _FAILURE_KEYS_MAX:
+            for old in [k for k, times in self._seen.items() if times[-1] <= now - self._window]:
+                del self._seen[old]
 
     def forget(self, key: str) -> None:
         """Forget the failures of `key` (after a good sign-in)."""
