@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 
 from api.responder_page import responder_router
 from api.twilio_webhooks import twilio_router
+from api.v1.router import install_api
 from gateway.application import Application
 from gateway.errors import StartupError
 
@@ -31,6 +32,7 @@ def create_app(application: Application) -> FastAPI:
         return Response(application.metrics_text(), media_type="text/plain; version=0.0.4")
 
     app.include_router(responder_router(application))
+    install_api(app, application)
     if application.settings.notify.provider == "twilio":
         app.include_router(twilio_router(application))
     return app

@@ -342,3 +342,8 @@ cli_devices.register(device_app, app)
 from api import cli_households  # noqa: E402
 
 cli_households.register(app)
+
+# `bidao user add|passwd|token|list|disable` lives in api/cli_users.py.
+from api import cli_users  # noqa: E402
+
+cli_users.register(app)

@@ -19,11 +19,11 @@ ApplicationError (a GatewayError)
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 from zoneinfo import ZoneInfo
 
 from alerts import Notification
@@ -35,8 +35,15 @@ from gateway.config import (
     TicketPolicy,
     WarningThresholds,
 )
+from gateway.domain.access import USER_ROLES as USER_ROLES  # noqa: PLC0414 - re-exported
+from gateway.domain.access import ApiToken as ApiToken  # noqa: PLC0414 - re-exported
+from gateway.domain.access import AuditEntry as AuditEntry  # noqa: PLC0414 - re-exported
+from gateway.domain.access import Principal as Principal  # noqa: PLC0414 - re-exported
+from gateway.domain.access import User as User  # noqa: PLC0414 - re-exported
+from gateway.domain.access import UserRole as UserRole  # noqa: PLC0414 - re-exported
 from gateway.domain.devices import DeviceRecord as DeviceRecord  # noqa: PLC0414 - re-exported
-from gateway.domain.devices import HistoryEntry, OperatorAlarm
+from gateway.domain.devices import HistoryEntry
+from gateway.domain.devices import OperatorAlarm as OperatorAlarm  # noqa: PLC0414 - re-exported
 from gateway.domain.grid import Contact as Contact  # noqa: PLC0414 - re-exported
 from gateway.domain.grid import GridUnit as GridUnit  # noqa: PLC0414 - re-exported
 from gateway.domain.tickets import (
@@ -69,10 +76,16 @@ from gateway.errors import GatewayError
 from gateway.ingest.registry import DeviceRegistry
 from gateway.metrics import GatewayMetrics
 from gateway.scheduler import DeadlineScheduler
+from gateway.services.access import AccessError as AccessError  # noqa: PLC0414 - re-exported
+from gateway.services.access import AccessService
+from gateway.services.access import SignedIn as SignedIn  # noqa: PLC0414 - re-exported
 from gateway.services.devices import Added, DeviceAdmin, canonical_id
 from gateway.services.devices import (
     DeviceAdminError as DeviceAdminError,  # noqa: PLC0414 - re-exported
 )
+from gateway.services.directory import Directory, require
+from gateway.services.directory import HouseholdPage as HouseholdPage  # noqa: PLC0414 - re-exported
+from gateway.services.directory import ScopedDevice as ScopedDevice  # noqa: PLC0414 - re-exported
 from gateway.services.grid_import import GridImporter, ImportResult
 from gateway.services.grid_import import ImportKind as ImportKind  # noqa: PLC0414 - re-exported
 from gateway.services.grid_import import (
@@ -122,7 +135,9 @@ from gateway.services.water_views import (
     WaterRequestError as WaterRequestError,  # noqa: PLC0414 - re-exported
 )
 from gateway.services.water_views import WaterViews
+from gateway.store.ports import HouseholdEntry as HouseholdEntry  # noqa: PLC0414 - re-exported
 from gateway.store.ports import Store
+from gateway.store.ports import TicketMessage as TicketMessage  # noqa: PLC0414 - re-exported
 from gateway.store.ports import WaterRequest as WaterRequest  # noqa: PLC0414 - re-exported
 from gateway.store.sqlite import SqliteStore
 
@@ -132,7 +147,10 @@ if TYPE_CHECKING:
     from gateway.services.outbox import OutboxSender
     from gateway.services.tickets import AcceptResult
 
+T = TypeVar("T")
 DAY_S = 86_400.0
+_OWNER_ACTIONS = ("arrive", "resolve", "reassign", "label")
+"""Ticket actions only the ticket's owner may take through the API (as on the page)."""
 UNUSED_BOX_DAYS = 90.0
 _UNIT_DEPTH = 12  # more grid levels than any chain has; a loop in parent codes stops here
 
@@ -292,6 +310,8 @@ class Application:
         self._views = TicketViews(store)
         self._water_views = WaterViews(store, settings)
         self._wake_water: Callable[[], None] = wake_water or (lambda: None)
+        self._access = AccessService(store, clock, settings.http, self._count_signin)
+        self._directory = Directory(store, settings.http.page_max)
 
     async def _ready(self) -> None:
         if not self._opened:
@@ -792,6 +812,416 @@ class Application:
             raise NoMetricsError(f"no metrics yet at {path}: is the gateway running?") from None
         except OSError as exc:
             raise ApplicationError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+    # Users, sign-in and scope (the API and `bidao user`)
+
+    def _count_signin(self, outcome: str) -> None:
+        if self._live is not None:
+            self._live.metrics.signin_attempts.labels(outcome).inc()
+
+    def count_api_refusal(self, reason: str) -> None:
+        """Count an API request refused for `reason` (not_signed_in, forbidden, ...)."""
+        if self._live is not None:
+            self._live.metrics.api_refused.labels(reason).inc()
+
+    async def add_user(
+        self,
+        login: str,
+        name: str,
+        role: UserRole,
+        password: str | None,
+        units: Sequence[str],
+        contact: str | None,
+        actor: str,
+    ) -> User:
+        """Add a user; AccessError (nothing written) for a bad login, unit, contact or password.
+
+        `contact` (id, phone or name) links the user to the contact they act as on tickets
+        (a family user: their family contact, whose households they may read).
+        """
+        await self._ready()
+        return await self._access.add_user(login, name, role, password, units, contact, actor)
+
+    async def set_user_password(self, login: str, password: str, actor: str) -> User:
+        """Set a user's password; their sessions end."""
+        await self._ready()
+        return await self._access.set_password(login, password, actor)
+
+    async def issue_api_token(
+        self, login: str, name: str, expires_s: float | None, actor: str
+    ) -> tuple[ApiToken, str]:
+        """A new API token for a user and its secret, to be shown once."""
+        await self._ready()
+        return await self._access.issue_token(login, name, expires_s, actor)
+
+    async def list_users(self) -> list[User]:
+        """Every user, by id."""
+        await self._ready()
+        return await self._access.users()
+
+    async def user_tokens(self, login: str) -> list[ApiToken]:
+        """A user's API tokens (never their secrets)."""
+        await self._ready()
+        return await self._access.tokens(login)
+
+    async def set_user_disabled(self, login: str, disabled: bool, actor: str) -> User:
+        """Disable a user (sessions end, tokens refused), or enable them again."""
+        await self._ready()
+        return await self._access.set_disabled(login, disabled, actor)
+
+    async def sign_in(self, login: str, password: str, client: str) -> SignedIn:
+        """A new session for a right password; AccessError (rate-limited, counted) if not."""
+        await self._ready()
+        return await self._access.sign_in(login, password, client)
+
+    async def sign_out(self, secret: str, principal: Principal, client: str) -> None:
+        """End the session with this secret."""
+        await self._ready()
+        await self._access.sign_out(secret, principal, client)
+
+    async def principal_for_session(self, secret: str) -> Principal:
+        """Who a session cookie belongs to; AccessError if nobody (or expired)."""
+        await self._ready()
+        return await self._access.from_session(secret)
+
+    async def principal_for_token(self, secret: str) -> Principal:
+        """Who an API token belongs to; AccessError if nobody."""
+        await self._ready()
+        return await self._access.from_token(secret)
+
+    async def audit(
+        self,
+        principal: Principal,
+        action: str,
+        target: str = "",
+        detail: str = "",
+        client: str = "",
+        outcome: str = "ok",
+    ) -> None:
+        """Record a write made by `principal` (or refused: `outcome` says why)."""
+        await self._ready()
+        await self._access.audit(principal, action, target, detail, client, outcome)
+
+    async def audit_log(self, limit: int = 100, user_id: int | None = None) -> list[AuditEntry]:
+        """The newest audit lines, newest first."""
+        await self._ready()
+        return await self._access.audit_log(limit, user_id)
+
+    async def scoped_units(self, principal: Principal) -> list[GridUnit]:
+        """The grid units `principal` may see, by code."""
+        await self._ready()
+        return await self._directory.units(principal)
+
+    async def scoped_households(
+        self,
+        principal: Principal,
+        *,
+        unit: str | None = None,
+        text: str | None = None,
+        lives_alone: bool | None = None,
+        after: str | None = None,
+        limit: int = 50,
+    ) -> HouseholdPage:
+        """A page of the households `principal` may see, with residents, by code."""
+        await self._ready()
+        return await self._directory.households(
+            principal, unit=unit, text=text, lives_alone=lives_alone, after=after, limit=limit
+        )
+
+    async def scoped_household(self, principal: Principal, code: str) -> HouseholdEntry:
+        """One household `principal` may see; AccessError not_found otherwise."""
+        await self._ready()
+        return await self._directory.household(principal, code)
+
+    async def scoped_contacts(self, principal: Principal, unit: str | None = None) -> list[Contact]:
+        """The contacts `principal` may see, by id."""
+        await self._ready()
+        return await self._directory.contacts(principal, unit)
+
+    async def scoped_devices(
+        self, principal: Principal, *, kind: str | None = None, status: str | None = None
+    ) -> list[ScopedDevice]:
+        """The devices `principal` may see, by id."""
+        await self._ready()
+        return await self._directory.devices(principal, kind=kind, status=status)
+
+    async def scoped_device(self, principal: Principal, device_id: str) -> ScopedDevice:
+        """One device `principal` may see; AccessError not_found otherwise."""
+        await self._ready()
+        return await self._directory.device(principal, canonical_id(device_id))
+
+    async def scoped_attach_device(
+        self, principal: Principal, device_id: str, household_code: str, client: str
+    ) -> DeviceRecord:
+        """Attach a box of `principal`'s units to a household of their units (audited)."""
+        await self._ready()
+        require(principal, "bind_devices")
+        scoped = await self._directory.device(principal, canonical_id(device_id))
+        await self._directory.check_household(principal, household_code)
+        record = await self.attach_device(
+            scoped.device.device_id, household_code, f"user:{principal.login}"
+        )
+        await self.audit(principal, "device.attach", record.device_id, household_code, client)
+        return record
+
+    async def scoped_tickets(
+        self,
+        principal: Principal,
+        *,
+        statuses: tuple[TicketStatus, ...] = (),
+        kinds: tuple[TicketKind, ...] = (),
+        village: str | None = None,
+        household: str | None = None,
+        days: float | None = 7.0,
+    ) -> list[TicketView]:
+        """Tickets `principal` may see: live ones and those of the last `days` days."""
+        if days is not None and days <= 0:
+            raise AccessError("bad_input", "days must be positive", field="days")
+        await self._ready()
+        since = None if days is None else self._clock.now() - days * DAY_S
+        tickets = await self._directory.tickets(
+            principal,
+            statuses=statuses,
+            kinds=kinds,
+            village=village,
+            household=household,
+            opened_since=since,
+        )
+        return await self._views.views(tickets)
+
+    async def scoped_timeline(self, principal: Principal, ticket_id: int) -> Timeline:
+        """One ticket's story if `principal` may see it; AccessError not_found otherwise."""
+        await self._ready()
+        await self._directory.ticket(principal, ticket_id)
+        return await self._views.timeline(ticket_id)
+
+    async def scoped_notifications(
+        self, principal: Principal, ticket_id: int
+    ) -> list[TicketMessage]:
+        """The notifications sent about a ticket `principal` may see, oldest first."""
+        await self._ready()
+        await self._directory.ticket(principal, ticket_id)
+        if principal.role == "family":
+            raise AccessError("forbidden", "family members do not read the call log")
+        return await self._store.outbox.of_ticket(ticket_id)
+
+    async def scoped_alarms(
+        self, principal: Principal, *, cleared: bool = False
+    ) -> list[OperatorAlarm]:
+        """Operator alarms about devices `principal` may see, oldest first."""
+        await self._ready()
+        return await self._directory.alarms(principal, cleared=cleared)
+
+    async def scoped_report(self, principal: Principal, days: float) -> Report:
+        """The report, its per-unit figures kept to the units `principal` may see."""
+        await self._ready()
+        require(principal, "read_statistics")
+        report = await self.report(days)
+        if principal.units is None:
+            return report
+        seen = principal.units
+        return replace(
+            report,
+            colours={k: v for k, v in report.colours.items() if k in seen},
+            statistics={k: v for k, v in report.statistics.items() if k in seen},
+            cards=[
+                c
+                for c in report.cards
+                if c.contact_id in report.contacts
+                and report.contacts[c.contact_id].unit_code in seen
+            ],
+            unused_boxes=[],
+            units={k: v for k, v in report.units.items() if k in seen},
+            contacts={k: v for k, v in report.contacts.items() if v.unit_code in seen},
+            broken_promises={k: v for k, v in report.broken_promises.items() if k in seen},
+            alarms={k: v for k, v in report.alarms.items() if k in seen},
+        )
+
+    async def scoped_watch(self, principal: Principal, household_code: str) -> WatchView:
+        """A household's water watch if `principal` may see it; AccessError not_found if not."""
+        await self._ready()
+        require(principal, "read_water")
+        await self._directory.check_household(principal, household_code)
+        return await self._water_views.view(household_code)
+
+    async def scoped_mark_away(
+        self, principal: Principal, household_code: str, until: float, client: str
+    ) -> WaterRequest:
+        """Mark a home away (as `mark_away`), if `principal` may manage its watch; audited."""
+        await self._ready()
+        require(principal, "manage_water")
+        await self._directory.check_household(principal, household_code)
+        request = await self.mark_away(household_code, until, principal.contact_id, "api")
+        await self.audit(principal, "water.away", household_code, f"until={until:.0f}", client)
+        return request
+
+    async def scoped_clear_away(
+        self, principal: Principal, household_code: str, client: str
+    ) -> WaterRequest:
+        """End away mode (as `clear_away`), if `principal` may manage its watch; audited."""
+        await self._ready()
+        require(principal, "manage_water")
+        await self._directory.check_household(principal, household_code)
+        request = await self.clear_away(household_code, "api")
+        await self.audit(principal, "water.clear_away", household_code, client=client)
+        return request
+
+    async def _acting(self, principal: Principal, ticket_id: int, *, owner_only: bool) -> int:
+        """The contact `principal` acts as on a ticket they may see and act on.
+
+        With `owner_only` (arrival, resolution, handing over, labelling) the contact must
+        own the ticket, as on the responder's page: TicketError otherwise.
+        """
+        await self._ready()
+        require(principal, "act_tickets")
+        ticket = await self._directory.ticket(principal, ticket_id)
+        if principal.contact_id is None:
+            raise AccessError(
+                "no_contact",
+                f"user {principal.login} is not linked to a responder contact",
+                login=principal.login,
+            )
+        if owner_only and ticket.owner_contact_id != principal.contact_id:
+            raise TicketError(f"ticket {ticket_id} is not yours: its owner reports this")
+        return principal.contact_id
+
+    @staticmethod
+    def _channel(principal: Principal) -> ActionChannel:
+        return "api" if principal.via == "token" else "dashboard"
+
+    async def _audited(
+        self,
+        principal: Principal,
+        action: str,
+        ticket_id: int,
+        detail: str,
+        client: str,
+        work: Callable[[int, ActionChannel], Awaitable[T]],
+    ) -> T:
+        try:
+            contact = await self._acting(principal, ticket_id, owner_only=action in _OWNER_ACTIONS)
+            result = await work(contact, self._channel(principal))
+        except AccessError as exc:
+            if exc.code != "not_found":  # a probe of another village's numbers is not audited
+                await self.audit(
+                    principal, f"ticket.{action}", str(ticket_id), exc.code, client, "refused"
+                )
+            raise
+        except GatewayError as exc:
+            await self.audit(
+                principal,
+                f"ticket.{action}",
+                str(ticket_id),
+                f"{detail} {exc}".strip(),
+                client,
+                "refused",
+            )
+            raise
+        await self.audit(principal, f"ticket.{action}", str(ticket_id), detail, client)
+        return result
+
+    async def user_accept(self, principal: Principal, ticket_id: int, client: str) -> AcceptResult:
+        """`principal` takes the ticket; the first to accept (keypress or API) owns it."""
+        return await self._audited(
+            principal,
+            "accept",
+            ticket_id,
+            "",
+            client,
+            lambda c, ch: self.accept_ticket(ticket_id, c, ch),
+        )
+
+    async def user_arrive(self, principal: Principal, ticket_id: int, client: str) -> None:
+        """`principal` is at the resident's home."""
+        await self._audited(
+            principal,
+            "arrive",
+            ticket_id,
+            "",
+            client,
+            lambda c, ch: self.arrive_ticket(ticket_id, c, ch),
+        )
+
+    async def user_classify(
+        self, principal: Principal, ticket_id: int, category: Category, client: str
+    ) -> None:
+        """`principal` sets the kind of matter."""
+        await self._audited(
+            principal,
+            "classify",
+            ticket_id,
+            category,
+            client,
+            lambda c, ch: self.classify_ticket(ticket_id, category, c, ch),
+        )
+
+    async def user_note(self, principal: Principal, ticket_id: int, text: str, client: str) -> None:
+        """`principal` adds a note to the ticket."""
+        await self._audited(
+            principal,
+            "note",
+            ticket_id,
+            "",
+            client,
+            lambda c, ch: self.note_ticket(ticket_id, c, ch, text),
+        )
+
+    async def user_resolve(
+        self,
+        principal: Principal,
+        ticket_id: int,
+        client: str,
+        category: Category | None = None,
+        note: str | None = None,
+        outcome: Outcome | None = None,
+    ) -> None:
+        """`principal` resolves the ticket (an alarm with what it turned out to be)."""
+        await self._audited(
+            principal,
+            "resolve",
+            ticket_id,
+            outcome or "",
+            client,
+            lambda c, ch: self.resolve_ticket(ticket_id, c, ch, category, note, outcome),
+        )
+
+    async def user_reassign(
+        self, principal: Principal, ticket_id: int, to_contact_id: int, client: str
+    ) -> None:
+        """`principal` hands the ticket to another responder of their scope."""
+        contacts = await self._store.grid.contacts_by_id([to_contact_id])
+        if (
+            not contacts
+            or contacts[0].role in ("family", "installer")
+            or not (principal.sees_unit(contacts[0].unit_code))
+        ):
+            raise AccessError(
+                "not_found",
+                f"no responder {to_contact_id}",
+                what="contact",
+                key=str(to_contact_id),
+            )
+        await self._audited(
+            principal,
+            "reassign",
+            ticket_id,
+            f"to={to_contact_id}",
+            client,
+            lambda c, ch: self.reassign_ticket(ticket_id, to_contact_id, c, ch),
+        )
+
+    async def user_label(
+        self, principal: Principal, ticket_id: int, outcome: Outcome, client: str
+    ) -> None:
+        """`principal` labels a resolved alarm real or false (and why)."""
+        await self._audited(
+            principal,
+            "label",
+            ticket_id,
+            outcome,
+            client,
+            lambda c, ch: self.label_ticket(ticket_id, outcome, c, ch),
+        )
 
 
 def _actor(contact_id: int | None) -> int:

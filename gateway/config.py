@@ -388,6 +388,21 @@ class HttpSettings(BaseModel):
     enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
+    session_ttl_s: float = Field(default=12 * 3600.0, gt=0)
+    """How long a browser sign-in lasts; then the person signs in again."""
+    session_cookie: str = "bidao_session"
+    cookie_secure: bool = False
+    """Send the session cookie over HTTPS only (set it behind a TLS proxy)."""
+    signin_window_s: float = Field(default=900.0, gt=0)
+    """Failed sign-ins are counted over this window (per login and per client address)."""
+    signin_max_failures_per_login: int = Field(default=5, ge=1)
+    signin_max_failures_per_address: int = Field(default=20, ge=1)
+    password_time_cost: int = Field(default=3, ge=1)
+    """argon2id passes (the OWASP minimum settings by default)."""
+    password_memory_kib: int = Field(default=65536, ge=8)
+    """argon2id memory per hash, in KiB."""
+    page_max: int = Field(default=500, ge=1)
+    """The largest page any API list returns."""
 
 
 class RuntimeSettings(BaseModel):

@@ -151,6 +151,18 @@ class GatewayMetrics:
             ["reason"],
             registry=r,
         )
+        self.signin_attempts = Counter(
+            "bidao_signin_attempts",
+            "Password sign-ins, by outcome (ok, bad_credentials, disabled, rate_limited)",
+            ["outcome"],
+            registry=r,
+        )
+        self.api_refused = Counter(
+            "bidao_api_refused",
+            "API requests refused, by reason (not_signed_in, forbidden, not_found, bad_input...)",
+            ["reason"],
+            registry=r,
+        )
         self.status_callbacks = Counter(
             "bidao_status_callbacks",
             "Provider status callbacks, by state and whether they changed anything",

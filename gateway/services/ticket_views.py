@@ -268,6 +268,10 @@ class TicketViews:
         items.sort(key=lambda item: item[:3])
         return Timeline(view, places, tuple(item[3] for item in items))
 
+    async def views(self, tickets: Sequence[Ticket]) -> list[TicketView]:
+        """Views of tickets already found (in their order), with names and places."""
+        return await self._views(tickets)
+
     async def _people(self, ids: Iterable[int]) -> dict[int, PersonRef]:
         contacts = await self._store.grid.contacts_by_id(sorted(set(ids)))
         return {c.id: _person(c) for c in contacts}

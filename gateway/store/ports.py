@@ -19,6 +19,7 @@ from typing import Literal, Protocol
 
 from alerts import Notification
 from firmware_protocol import Indication, Key
+from gateway.domain.access import ApiToken, AuditEntry, SessionRecord, User
 from gateway.domain.devices import (
     AlarmKind,
     DeviceRecord,
@@ -674,6 +675,54 @@ class WaterWrites(Protocol):
         ...
 
 
+# People who sign in, their sessions and tokens, and the audit log.
+
+
+class AccessWrites(Protocol):
+    """Users, sessions, API tokens and the audit log inside one transaction."""
+
+    async def add_user(self, user: User, password_hash: str | None) -> int:
+        """Store a new user (its id is ignored) with its units; returns its id.
+
+        ConflictError if the login is taken, or a unit or contact does not exist.
+        """
+        ...
+
+    async def set_password(self, user_id: int, password_hash: str, at: float) -> None:
+        """Replace the user's password digest."""
+        ...
+
+    async def set_disabled(self, user_id: int, at: float | None) -> None:
+        """Disable the user at `at` (None: enable again)."""
+        ...
+
+    async def add_session(self, token_sha256: str, session: SessionRecord) -> None:
+        """Store a new session under the digest of its secret."""
+        ...
+
+    async def end_session(self, token_sha256: str, at: float) -> None:
+        """End one session (sign-out)."""
+        ...
+
+    async def end_sessions_of(self, user_id: int, at: float) -> int:
+        """End every live session of the user; returns how many."""
+        ...
+
+    async def add_token(
+        self, user_id: int, name: str, token_sha256: str, at: float, expires_at: float | None
+    ) -> int:
+        """Store a new API token under the digest of its secret; returns its id."""
+        ...
+
+    async def revoke_tokens_of(self, user_id: int, at: float) -> int:
+        """Revoke every token of the user; returns how many."""
+        ...
+
+    async def audit(self, entry: AuditEntry) -> int:
+        """Append one line to the audit log; returns its id."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """The write ports of one transaction; all their writes commit together or none does."""
 
@@ -710,6 +759,11 @@ class UnitOfWork(Protocol):
     @property
     def water(self) -> WaterWrites:
         """The water watch."""
+        ...
+
+    @property
+    def access(self) -> AccessWrites:
+        """Users, sessions, tokens and the audit log."""
         ...
 
     def savepoint(self) -> AbstractAsyncContextManager[None]:
@@ -975,6 +1029,80 @@ class WaterReads(Protocol):
         ...
 
 
+class AccessReads(Protocol):
+    """Committed users, sessions, tokens and audit lines."""
+
+    async def user_by_login(self, login: str) -> tuple[User, str | None] | None:
+        """The user with this login (any case) and their password digest, or None."""
+        ...
+
+    async def user(self, user_id: int) -> User | None:
+        """The user with this id, or None."""
+        ...
+
+    async def users(self) -> list[User]:
+        """Every user, by id."""
+        ...
+
+    async def session(self, token_sha256: str) -> SessionRecord | None:
+        """The session stored under this digest, or None."""
+        ...
+
+    async def token(self, token_sha256: str) -> ApiToken | None:
+        """The API token stored under this digest, or None."""
+        ...
+
+    async def tokens_of(self, user_id: int) -> list[ApiToken]:
+        """The user's tokens, by id."""
+        ...
+
+    async def audit_log(self, limit: int, user_id: int | None = None) -> list[AuditEntry]:
+        """The newest audit lines (of one user if given), newest first."""
+        ...
+
+    async def family_households(self, contact_id: int) -> list[str]:
+        """Households whose family contacts share this contact's phone number, by code."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class HouseholdQuery:
+    """Which households to page through; every condition given must hold; by code."""
+
+    roots: tuple[str, ...] | None = None
+    """Only households under these units (None: any)."""
+    households: tuple[str, ...] | None = None
+    """Only these households (None: any)."""
+    unit: str | None = None
+    """Only households under this unit."""
+    text: str | None = None
+    """Only households whose code, address or a resident's name contains this."""
+    lives_alone: bool | None = None
+    after: str | None = None
+    """Only households whose code sorts after this (the previous page's last)."""
+    limit: int = 50
+
+
+@dataclass(frozen=True, slots=True)
+class HouseholdEntry:
+    """A household with its residents."""
+
+    household: HouseholdRow
+    residents: tuple[ResidentRow, ...]
+
+
+class DirectoryReads(Protocol):
+    """Pages of the grid for people who look through it (the API)."""
+
+    async def households(self, query: HouseholdQuery) -> list[HouseholdEntry]:
+        """One page of households with their residents, by code."""
+        ...
+
+    async def count_households(self, query: HouseholdQuery) -> int:
+        """How many households match, ignoring `after` and `limit`."""
+        ...
+
+
 class Store(Protocol):
     """Opening, one write transaction at a time, and the read ports."""
 
@@ -1023,4 +1151,14 @@ class Store(Protocol):
     @property
     def water(self) -> WaterReads:
         """The water watch."""
+        ...
+
+    @property
+    def access(self) -> AccessReads:
+        """Users, sessions, tokens and the audit log."""
+        ...
+
+    @property
+    def directory(self) -> DirectoryReads:
+        """Pages of the grid."""
         ...

@@ -81,6 +81,11 @@ from gateway.store.ports import (
     WaterLogLine,
     WaterRequest,
 )
+from gateway.store.sqlite_access import (
+    SqliteAccessReads,
+    SqliteAccessWrites,
+    SqliteDirectoryReads,
+)
 
 _POSITION_BIAS = 1 << 63
 """A frame's position (session << 32 | seq, docs/protocol.md) runs over 0 .. 2**64 - 1, but an
@@ -2139,6 +2144,7 @@ class SqliteUnitOfWork:
         self.outbox = SqliteOutboxWrites(conn)
         self.indications = SqliteIndicationWrites(conn)
         self.water = SqliteWaterWrites(conn)
+        self.access = SqliteAccessWrites(conn)
 
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
@@ -2196,6 +2202,8 @@ class SqliteStore:
         self.outbox = SqliteOutboxReads(self._fetch)
         self.indications = SqliteIndicationReads(self._fetch)
         self.water = SqliteWaterReads(self._fetch)
+        self.access = SqliteAccessReads(self._fetch)
+        self.directory = SqliteDirectoryReads(self._fetch)
 
     async def open(self) -> None:
         """Connect, set the pragmas and apply pending migrations."""

@@ -1,0 +1,1 @@
+"""The JSON API under /api/v1: sign-in, the grid, people, devices, tickets and figures."""
