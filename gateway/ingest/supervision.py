@@ -23,7 +23,8 @@ still online) writes: its event row and nothing else. Why that is enough:
   heartbeating steadily costs no write at all. Nothing of it is stored, and nothing needs to
   be: after a (re)start the clocks count from the start, so a device is declared offline only
   after it has been silent for its intervals since the gateway came up, never because of the
-  downtime. The devices watched at start are read in one bulk read after the first ack.
+  downtime. The devices watched at start are read in pages of ten scheduler batches when
+  the part starts, so the first frames' reads and acks slip in between the pages.
 - Link outages. The same holds while a link is down (the MQTT broker link, a serial line:
   `link_down` / `link_up`, told by the services' outage watch): a device last heard on a
   link that is down is not declared offline while it is down (nothing could be heard), and
@@ -484,15 +485,22 @@ class Supervisor:
         assert self._started_at is not None
         missed = self._settings.missed_intervals
         started = self._started_at
-        for device in await self._store.devices.watched():
-            silent_at = max(started, device.created_at) + missed * device.heartbeat_interval_s
-            self.watch.arm_if_new(
-                device.device_id,
-                silent_at,
-                device.heartbeat_interval_s,
-                device.status,
-                device.last_link,
-            )
+        after, page = "", self._settings.scheduler_batch * 10
+        while True:
+            # In pages, so the first frames' reads and acks are not held behind 200,000 rows.
+            devices = await self._store.devices.watched(after, page)
+            for device in devices:
+                silent_at = max(started, device.created_at) + missed * device.heartbeat_interval_s
+                self.watch.arm_if_new(
+                    device.device_id,
+                    silent_at,
+                    device.heartbeat_interval_s,
+                    device.status,
+                    device.last_link,
+                )
+            if len(devices) < page:
+                break
+            after = devices[-1].device_id
         log.info("silence supervision armed", extra={"devices": len(self.watch)})
         # Stored silence rows (from before, or an import) are covered now; remove them in
         # chunks so they never all come due at once.

@@ -820,8 +820,11 @@ class DeviceReads(Protocol):
         """How many devices are in each status (statuses with none are left out)."""
         ...
 
-    async def watched(self) -> list[WatchedDevice]:
-        """Every device that is not offline: what silence supervision needs of it."""
+    async def watched(self, after: str = "", limit: int = -1) -> list[WatchedDevice]:
+        """Devices not offline with an id above `after`, up to `limit` (-1: all), by id.
+
+        What silence supervision needs of them, read in pages at start.
+        """
         ...
 
     async def history(self, device_id: str) -> list[HistoryEntry]:

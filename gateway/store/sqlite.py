@@ -1631,11 +1631,15 @@ class SqliteDeviceReads(_Reads):
         rows = await self._fetch("SELECT status, count(*) FROM devices GROUP BY status")
         return {r[0]: int(r[1]) for r in rows}
 
-    async def watched(self) -> list[WatchedDevice]:
-        """Every device that is not offline: what silence supervision needs of it."""
+    async def watched(self, after: str = "", limit: int = -1) -> list[WatchedDevice]:
+        """Devices not offline with an id above `after`, up to `limit` (-1: all), by id.
+
+        What silence supervision needs of them, read in pages at start.
+        """
         rows = await self._fetch(
             "SELECT device_id, status, heartbeat_interval_s, created_at, last_link FROM devices"
-            " WHERE status != 'offline'"
+            " WHERE status != 'offline' AND device_id > ? ORDER BY device_id LIMIT ?",
+            (after, limit),
         )
         return [WatchedDevice(r[0], r[1], r[2], r[3], r[4]) for r in rows]
 
