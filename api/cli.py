@@ -342,3 +342,8 @@ cli_devices.register(device_app, app)
 from api import cli_households  # noqa: E402
 
 cli_households.register(app)
+
+# `bidao broker-credentials` lives in api/cli_broker.py.
+from api import cli_broker  # noqa: E402
+
+cli_broker.register(app)
