@@ -185,12 +185,12 @@ def stack(tmp_path: Path) -> Iterator[tuple[Path, Path, int, subprocess.Popen[by
         log.close()
     # No error and no warning about the files (one others may read, or not ours); the test
     # machine may run it as root, which it warns about, unlike the compose broker.
-    said = [
+    logged = [
         line
         for line in (tmp_path / "mosquitto.log").read_text().splitlines()
         if "should not be run as root" not in line
     ]
-    assert not [line for line in said if "Error" in line or "Warning" in line], said
+    assert not [line for line in logged if "Error" in line or "Warning" in line], logged
 
 
 def gateway(port: int) -> Client:
