@@ -12,8 +12,12 @@
 # which saves its persistence file before it exits.
 set -eu
 
-SHARED=/broker-auth
-AUTH=/mosquitto/auth
+# The defaults are the container's paths; tests/deploy/test_entrypoint.py moves them.
+SHARED="${BROKER_AUTH_SHARED:-/broker-auth}"
+AUTH="${BROKER_AUTH_DIR:-/mosquitto/auth}"
+DATA="${MOSQUITTO_DATA:-/mosquitto/data}"
+CONF="${MOSQUITTO_CONF:-/mosquitto/config/mosquitto.conf}"
+OWNER="${BROKER_AUTH_OWNER:-mosquitto:mosquitto}"
 POLL_S="${BROKER_AUTH_POLL_S:-5}"
 
 stamp() {
@@ -23,29 +27,34 @@ stamp() {
 install_files() {
 	for name in passwd acl; do
 		cp "$SHARED/$name" "$AUTH/.$name.new"
-		chown mosquitto:mosquitto "$AUTH/.$name.new"
+		chown "$OWNER" "$AUTH/.$name.new"
 		chmod 0600 "$AUTH/.$name.new"
 		mv "$AUTH/.$name.new" "$AUTH/$name"
 	done
 }
 
+# As process 1 of the container, a signal without a handler would be ignored.
+trap 'exit 143' TERM INT
 until [ -s "$SHARED/passwd" ] && [ -s "$SHARED/acl" ]; do
 	echo "waiting for $SHARED/passwd and $SHARED/acl (bidao broker-credentials)"
 	sleep 1
 done
 mkdir -p "$AUTH"
-chown mosquitto:mosquitto "$AUTH" /mosquitto/data
+chown "$OWNER" "$AUTH" "$DATA"
 chmod 0700 "$AUTH"
 installed="$(stamp)"
 install_files
 
-/usr/sbin/mosquitto -c /mosquitto/config/mosquitto.conf &
+"${MOSQUITTO:-/usr/sbin/mosquitto}" -c "$CONF" &
 pid=$!
-trap 'kill -TERM "$pid" 2>/dev/null; wait "$pid"; exit $?' TERM INT
+sleeper=""
+trap 'kill -TERM "$pid" 2>/dev/null; [ -z "$sleeper" ] || kill "$sleeper" 2>/dev/null; wait "$pid"; exit $?' TERM INT
 
 while kill -0 "$pid" 2>/dev/null; do
 	sleep "$POLL_S" &
-	wait $! || true
+	sleeper=$!
+	wait "$sleeper" || true
+	sleeper=""
 	current="$(stamp)"
 	if [ "$current" != "$installed" ]; then
 		install_files

@@ -132,8 +132,8 @@ def _auth_path_problems(root: Path, services: dict[str, Any]) -> list[str]:
     if not (root / entry[0]).is_file() or not (root / conf[0]).is_file():
         return problems  # reported with the mounts
     script = (root / entry[0]).read_text(encoding="utf-8")
-    shared_dir = re.search(r"^SHARED=(\S+)$", script, re.MULTILINE)
-    auth_dir = re.search(r"^AUTH=(\S+)$", script, re.MULTILINE)
+    shared_dir = re.search(r'^SHARED="\$\{[A-Z_]+:-(\S+)\}"$', script, re.MULTILINE)
+    auth_dir = re.search(r'^AUTH="\$\{[A-Z_]+:-(\S+)\}"$', script, re.MULTILINE)
     if shared_dir is None or auth_dir is None:
         return [*problems, "the mosquitto entrypoint names no SHARED or AUTH folder"]
     for path in written:

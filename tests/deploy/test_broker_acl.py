@@ -207,6 +207,21 @@ def box(port: int, device_id: str, key: bytes, client_id: str = "") -> Client:
     return client
 
 
+def first_accepted_login(port: int, user: str, password: str) -> Client:
+    """A client logged in as soon as the broker lets this user in (after a reload, a start)."""
+    deadline = time.monotonic() + HANG_GUARD_S
+    while True:
+        client = Client(port, user, password)
+        try:
+            if not client.connect().is_failure:
+                return client
+        except OSError:
+            pass  # not listening yet
+        client.close()
+        assert time.monotonic() < deadline, f"{user} was never let in"
+        time.sleep(0.02)
+
+
 def test_a_box_publishes_as_itself_and_is_refused_as_another(
     stack: tuple[Path, Path, int, subprocess.Popen[bytes]],
 ) -> None:
@@ -311,13 +326,7 @@ def test_a_box_added_later_logs_in_after_the_reload(
         assert "wrote broker credentials for 3 devices" in said
         assert f"the broker (pid {proc.pid}) re-reads them now" in said
         # mosquitto applies SIGHUP in its next loop turn: log in as soon as it has.
-        deadline = time.monotonic() + HANG_GUARD_S
-        while True:
-            c = Client(port, BOX_C, broker_password(KEY_C))
-            if not c.connect().is_failure:
-                break
-            c.close()
-            assert time.monotonic() < deadline, "box C was never let in"
+        c = first_accepted_login(port, BOX_C, broker_password(KEY_C))
         try:
             assert c.publish(uplink_topic(BOX_C), b"c-new").value == 0
             assert intake.received.get(timeout=HANG_GUARD_S) == (uplink_topic(BOX_C), b"c-new")
