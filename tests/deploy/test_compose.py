@@ -7,12 +7,14 @@ of the repository with one thing removed or broken.
 
 from __future__ import annotations
 
+import shlex
 import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from device_sim.cli import build_parser
 from gateway.config import load_settings
 from gateway.errors import ConfigError
 from tests.deploy.compose_check import cross_check, environment, load, schema_problems
@@ -176,3 +178,25 @@ def test_the_broker_password_is_required() -> None:
     bidao = load(REPO / "compose.yaml")["services"]["bidao"]
     with pytest.raises(KeyError, match="set BIDAO_MQTT_PASSWORD"):
         environment(bidao, {})
+
+
+def test_the_sim_profile_runs_a_simulator_command_that_parses() -> None:
+    sim = load(REPO / "compose.yaml")["services"]["sim"]
+    assert sim["profiles"] == ["sim"]
+    script = sim["command"][0]
+    words = shlex.split(script.split("exec bidao sim ", 1)[1].replace("$$", "$"))
+    values = {"$SIM_DEVICE_ID": "0011223344556677", "$SIM_DEVICE_KEY": "00" * 16}
+    args = build_parser().parse_args([values.get(word, word) for word in words])
+    assert args.sim_command == "box"
+    assert args.broker_login is True
+    assert (args.host, args.port) == ("mosquitto", 1883)
+    assert str(args.state_dir) in [t for s, t in (v.split(":") for v in sim["volumes"])]
+
+
+def test_a_broker_user_needs_its_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BIDAO_MQTT__USERNAME", "bidao-gateway")
+    with pytest.raises(ConfigError) as refused:
+        load_settings()
+    assert str(refused.value) == (
+        "setting 'mqtt': mqtt.username and mqtt.password go together: set both or neither"
+    )
