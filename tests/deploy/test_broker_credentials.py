@@ -51,6 +51,8 @@ def test_an_unchanged_user_keeps_its_line_and_a_new_key_gets_a_new_one() -> None
     ]
     assert first[:4] == second[:4]
     assert first[4] != second[4]
+    # A person's password gets mosquitto_passwd's 101 iterations; a box's 128-bit one, 1.
+    assert [line.split("$")[2] for line in first] == ["101", "101", "101", "1", "1"]
 
 
 def test_the_acl_does_not_grow_with_the_devices() -> None:
