@@ -10,7 +10,8 @@ and paths moved into a temporary folder):
 - mosquitto starting with that password file: seconds until a device's login is accepted,
   and the broker's RSS;
 - one more device registered and the command run again with `--reload-pid-file`: seconds from
-  the command's start until the new device's login is accepted (rewrite + SIGHUP + reload).
+  the command's start until the new device's login is accepted (rewrite + SIGHUP + reload);
+- what `--watch` pays per change in one process (unchanged users keep their lines).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 from bench.harness import meter_identity, register_meters
 from firmware_protocol.broker_auth import broker_password
 from gateway.runtime.broker import find_mosquitto, free_loopback_port
+from gateway.runtime.broker_auth import PasswordFile, write_atomically
 
 REPO = Path(__file__).resolve().parents[1]
 GATEWAY_USER, GATEWAY_PASSWORD = "bidao-gateway", "bench-gateway-password"
@@ -86,6 +88,27 @@ def rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def watch_cost(count: int, tmp: Path) -> None:
+    """What `--watch` pays per change: it keeps every unchanged user's line."""
+    renderer = PasswordFile()
+    devices = [meter_identity(i) for i in range(count)]
+    started = time.perf_counter()
+    renderer.render(GATEWAY_USER, GATEWAY_PASSWORD, devices)
+    first = time.perf_counter() - started
+    devices.append(meter_identity(count + 1))
+    started = time.perf_counter()
+    text = renderer.render(GATEWAY_USER, GATEWAY_PASSWORD, devices)
+    again = time.perf_counter() - started
+    started = time.perf_counter()
+    write_atomically(tmp / "passwd.watch", text)
+    written = time.perf_counter() - started
+    print(
+        f"--watch in one process: first rendering {first:.2f} s; after one more device"
+        f" {again:.2f} s, writing {written:.2f} s",
+        flush=True,
+    )
 
 
 def main() -> None:
@@ -153,6 +176,7 @@ def main() -> None:
         finally:
             broker.terminate()
             broker.wait(30)
+        watch_cost(args.devices, tmp)
 
 
 if __name__ == "__main__":
