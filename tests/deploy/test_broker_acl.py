@@ -32,6 +32,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from firmware_protocol import downlink_topic, uplink_topic
 from firmware_protocol.broker_auth import broker_password
 from gateway.runtime.broker import find_mosquitto, free_loopback_port
+from tests.deploy.compose_check import load
 
 REPO = Path(__file__).resolve().parents[2]
 GATEWAY_USER, GATEWAY_PASSWORD = "bidao-gateway", "gateway-secret-for-tests"
@@ -372,6 +373,11 @@ def test_the_gateway_and_a_box_log_in_with_what_provisioning_gave_them(
                 pass
             assert time.monotonic() < deadline, log.read_text()[-3000:]
             time.sleep(0.05)
+        # The compose healthcheck itself, on the test's port, passes.
+        test = load(REPO / "compose.yaml")["services"]["bidao"]["healthcheck"]["test"]
+        assert test[:2] == ["CMD", "python"]
+        probe = [sys.executable, *(w.replace(":8080/", f":{http}/") for w in test[2:])]
+        assert subprocess.run(probe, check=False, timeout=60).returncode == 0
         press = subprocess.run(
             [
                 *cli,
@@ -403,3 +409,27 @@ def test_the_gateway_and_a_box_log_in_with_what_provisioning_gave_them(
         gateway.send_signal(signal.SIGTERM)
         gateway.wait(timeout=60)
     assert gateway.returncode == 0, log.read_text()[-3000:]
+
+
+def test_the_compose_healthcheck_command_passes_against_the_broker(
+    stack: tuple[Path, Path, int, subprocess.Popen[bytes]],
+) -> None:
+    _, _, port, _ = stack
+    mosquitto = load(REPO / "compose.yaml")["services"]["mosquitto"]
+    kind, command = mosquitto["healthcheck"]["test"]
+    assert kind == "CMD-SHELL"
+    command = command.replace("$$", "$")  # compose's escape of a literal $
+    assert "-p 1883 " in command
+    env = {"PATH": "/usr/bin:/bin"}
+
+    def check(password: str) -> int:
+        return subprocess.run(
+            ["sh", "-c", command.replace("-p 1883 ", f"-p {port} ")],
+            env=env | {"BIDAO_MQTT_PASSWORD": password},
+            capture_output=True,
+            check=False,
+            timeout=60,
+        ).returncode
+
+    assert check(GATEWAY_PASSWORD) == 0
+    assert check("wrong") != 0
