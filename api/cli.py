@@ -347,3 +347,8 @@ cli_households.register(app)
 from api import cli_users  # noqa: E402
 
 cli_users.register(app)
+
+# `bidao broker-credentials` lives in api/cli_broker.py.
+from api import cli_broker  # noqa: E402
+
+cli_broker.register(app)

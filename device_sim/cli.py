@@ -21,6 +21,7 @@ from device_sim.mqtt import BurstError, MqttFleet, publish_burst
 from device_sim.phones import FakePhoneNetwork
 from device_sim.resend import RealClock
 from firmware_protocol import KEY_LEN, Key, ProtocolError, parse_device_id
+from firmware_protocol.broker_auth import broker_password
 
 KEYS = {
     "green": Key.GREEN_CALL,
@@ -84,6 +85,12 @@ def _identity(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_STATE_DIR,
         help="where each simulated device keeps its boot session counter, as firmware does",
     )
+    parser.add_argument(
+        "--broker-login",
+        action="store_true",
+        help="log in to the broker as the device: user = its id, password from its key"
+        " (a broker with per-device accounts, compose.yaml)",
+    )
 
 
 def _device(args: argparse.Namespace, kind: DeviceKind) -> SimulatedDevice:
@@ -100,12 +107,30 @@ def _save_seq(args: argparse.Namespace, device: SimulatedDevice) -> None:
     (args.state_dir / f"{device.device_id}.session").write_text(str(device.session))
 
 
+def _broker_login(
+    args: argparse.Namespace, device: SimulatedDevice
+) -> tuple[str | None, str | None]:
+    """User (also the client id) and password of a box that logs in as itself, else none."""
+    if not getattr(args, "broker_login", False):
+        return None, None
+    return device.device_id, broker_password(args.key)
+
+
 async def _send_one(args: argparse.Namespace, device: SimulatedDevice, frame: bytes) -> int:
     # Like firmware: the session number is stored before the session's first frame leaves.
     _save_seq(args, device)
     try:
         # The box resends on its backoff until the ACK comes, as firmware does.
-        async with MqttFleet(args.host, args.port, [device], clock=RealClock()) as fleet:
+        user, password = _broker_login(args, device)
+        async with MqttFleet(
+            args.host,
+            args.port,
+            [device],
+            user,
+            clock=RealClock(),
+            username=user,
+            password=password,
+        ) as fleet:
             await fleet.send(device.device_id, frame)
             try:
                 await fleet.wait_all_acked(args.timeout)

@@ -58,9 +58,14 @@ class MqttFleet:
         session_expiry_s: int = 0,
         connect_timeout_s: float = 10.0,
         clock: SimClock | None = None,
+        username: str | None = None,
+        password: str | None = None,
     ) -> None:
         self.host = host
         self.port = port
+        self.username = username
+        """Broker login (a box logs in as its device id, docs/protocol.md section 7.1)."""
+        self.password = password
         self.devices = {d.device_id: d for d in devices}
         self.client_id = client_id or f"bidao-sim-{id(self):x}"
         self.session_expiry_s = session_expiry_s
@@ -106,6 +111,8 @@ class MqttFleet:
             client_id=self.client_id,
             protocol=MQTTProtocolVersion.MQTTv5,
         )
+        if self.username is not None:
+            client.username_pw_set(self.username, self.password)
         client.max_inflight_messages_set(MAX_INFLIGHT)
         client.max_queued_messages_set(0)  # unlimited: bulk sends must not be refused
         client.reconnect_delay_set(1, 2)

@@ -75,6 +75,10 @@ from gateway.domain.tickets import TicketStatus as TicketStatus  # noqa: PLC0414
 from gateway.errors import GatewayError
 from gateway.ingest.registry import DeviceRegistry
 from gateway.metrics import GatewayMetrics
+from gateway.runtime.broker_auth import (
+    BrokerCredentialWriter as BrokerCredentialWriter,  # noqa: PLC0414 - re-exported
+)
+from gateway.runtime.broker_auth import BrokerSync as BrokerSync  # noqa: PLC0414 - re-exported
 from gateway.scheduler import DeadlineScheduler
 from gateway.services.access import AccessError as AccessError  # noqa: PLC0414 - re-exported
 from gateway.services.access import AccessService
@@ -423,6 +427,15 @@ class Application:
         """Every registered device, by id."""
         await self._ready()
         return sorted(await self._store.devices.all(), key=lambda d: d.device_id)
+
+    async def broker_accounts(self) -> list[tuple[str, bytes]]:
+        """(device id, current key) of every enabled device: the broker users it derives."""
+        await self._ready()
+        return sorted((d.device_id, d.key) for d in await self._store.devices.all() if d.enabled)
+
+    async def sync_broker_credentials(self, writer: BrokerCredentialWriter) -> BrokerSync:
+        """Rewrite the broker's password and ACL files if a device or key changed."""
+        return writer.sync(await self.broker_accounts())
 
     # Operator alarms
 

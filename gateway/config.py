@@ -50,6 +50,13 @@ class MqttSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=18830, ge=1, le=65535)
     client_id: str = "bidao-gateway"
+    username: str = ""
+    """Broker user of the intake connection (empty: connect without credentials). The
+    downlink connection connects as `<username>-down`: a broker that takes the username as
+    the client id (compose's mosquitto does) must see two different users. Both users are
+    written by `bidao broker-credentials`."""
+    password: SecretStr = SecretStr("")
+    """Password of both broker users (BIDAO_MQTT__PASSWORD)."""
     keepalive_s: int = Field(default=30, ge=5)
     session_expiry_s: int = Field(default=7 * 24 * 3600, ge=60)
     """How long the broker keeps the gateway's session and queued frames while it is away."""
@@ -59,6 +66,17 @@ class MqttSettings(BaseModel):
     connect_timeout_s: float = Field(default=10.0, gt=0)
     reconnect_initial_s: float = Field(default=0.5, gt=0)
     reconnect_max_s: float = Field(default=30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _credentials_in_pairs(self) -> MqttSettings:
+        """A password without a user would be sent to nobody; a user without one is refused."""
+        if bool(self.username) != bool(self.password.get_secret_value()):
+            raise ValueError("mqtt.username and mqtt.password go together: set both or neither")
+        return self
+
+    def user_of(self, role: str) -> str:
+        """The broker user of the intake ("mqtt") or downlink ("mqtt_downlink") connection."""
+        return self.username if role == "mqtt" else f"{self.username}-down"
 
 
 class BrokerSettings(BaseModel):

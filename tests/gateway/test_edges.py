@@ -7,12 +7,9 @@ process or as `bidao run` in its own, `mosquitto_pub` for what no Bidao device w
 from __future__ import annotations
 
 import asyncio
-import getpass
 import logging
 import signal
-import socket
 import subprocess
-import time
 import urllib.request
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -28,7 +25,6 @@ from gateway.clock import ManualClock
 from gateway.config import BrokerSettings, load_settings
 from gateway.runtime.broker import (
     MosquittoBroker,
-    find_mosquitto,
     free_loopback_port,
     render_config,
 )
@@ -86,45 +82,8 @@ def test_every_broker_config_sets_size_latency_queue_and_persistence(tmp_path: P
     )
 
 
-def test_the_shipped_config_is_one_mosquitto_accepts(tmp_path: Path) -> None:
-    # The compose file's config, with its listener and data folder moved to this test's.
-    port = free_loopback_port()
-    text = (REPO / "deploy" / "mosquitto.conf").read_text()
-    text = text.replace("listener 18830 127.0.0.1", f"listener {port} 127.0.0.1")
-    text = text.replace("/mosquitto/data/", f"{tmp_path}/")
-    text += f"user {getpass.getuser()}\n"
-    conf = tmp_path / "mosquitto.conf"
-    conf.write_text(text)
-    proc = subprocess.Popen(
-        [find_mosquitto(), "-c", str(conf)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT
-    )
-    try:
-        listening(port, proc)
-        out = subprocess.run(
-            ["mosquitto_sub", "-p", str(port), "-t", "$SYS/broker/version", "-C", "1", "-W", "10"],
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=30,
-        )
-        assert out.returncode == 0, out.stderr
-        assert out.stdout.startswith("mosquitto version")
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        log = proc.communicate(timeout=10)[0].decode(errors="replace")
-    assert "Error" not in log, log
-
-
-def listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
-    """Wait until the broker accepts connections; fail if it exits first."""
-    deadline = time.monotonic() + timeout
-    while True:
-        assert proc.poll() is None, "mosquitto exited"
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        assert time.monotonic() < deadline, "mosquitto did not listen"
-        time.sleep(0.02)
+# The shipped config is run by mosquitto, with its logins and ACLs, in
+# tests/deploy/test_broker_acl.py.
 
 
 # -- 64 MiB against the running gateway ----------------------------------------------------

@@ -390,6 +390,10 @@ class _Connection:
             reconnect_on_failure=False,
             manual_ack=True,
         )
+        if self._settings.username:
+            client.username_pw_set(
+                self._settings.user_of(self.role), self._settings.password.get_secret_value()
+            )
         client.max_inflight_messages_set(0)  # unlimited in paho: the link keeps its own window
         client.max_queued_messages_set(0)
         client.on_socket_open = self._guard("socket_open", self._on_socket_open)
