@@ -244,7 +244,7 @@ def indication(kind: IndicationKind, ticket_ref: int, role: str | None = None) -
 
 
 def are_you_ok(window_s: float) -> Indication:
-    """ "Are you OK?" with the amber light lasting `window_s` (one of ARE_YOU_OK_PROMPTS)."""
+    """The "are you OK?" indication whose amber light lasts `window_s` (ARE_YOU_OK_PROMPTS)."""
     prompt = ARE_YOU_OK_PROMPTS.get(round(window_s)) if window_s == round(window_s) else None
     if prompt is None:
         windows = ", ".join(str(w) for w in sorted(ARE_YOU_OK_PROMPTS))
