@@ -109,6 +109,9 @@ async def test_the_family_who_chose_it_hear_of_the_first_use_once_a_day(home: Ho
     assert (await v.sms_to(SON_PHONE, 1)) == [
         "【必到】今日用水：张桂兰（桥元村三组12号）家今天07:12第一次用水。"
     ]
+    # The household's record says it too.
+    shown = await v.cli("household", "show", HOUSEHOLD)
+    assert "07:12  今天第一次用水 / today's first water use  07:12" in shown
 
     # Water again through the day, and at 02:10 in the night: no more good news today.
     for hour in (9, 11, 13, 15, 17, 19, 21):
