@@ -17,6 +17,7 @@ import pytest
 
 from alerts import Notification
 from device_sim.device import SimulatedDevice
+from firmware_protocol import Key
 from gateway.clock import ManualClock
 from gateway.runtime.broker import MosquittoBroker
 from tests.api.test_water_watch import (
@@ -25,6 +26,7 @@ from tests.api.test_water_watch import (
     METER_ID,
     METER_KEY,
     RESIDENT_PHONE,
+    SECRETARY_PHONE,
     Home,
     yesterday_at,
 )
@@ -158,3 +160,51 @@ async def test_no_good_news_on_a_day_a_no_water_alarm_was_open(home: Home) -> No
 
 async def _written(h: Home) -> list[Notification]:
     return await h.v.gw.store.outbox.notifications()
+
+
+@pytest.fixture
+async def throttled(tmp_path: Path, broker: MosquittoBroker) -> AsyncIterator[Home]:
+    """Her home, where a number gets at most one message in twelve hours (the rest merged)."""
+    clock = ManualClock(start=yesterday_at(5))
+    meter = SimulatedDevice(METER_ID, "water_meter", METER_KEY, clock=clock.now)
+    throttle = {"throttle_per_window": 1, "throttle_window_s": 12 * 3600.0}
+    async with open_village(
+        tmp_path, broker, clock, devices=[(meter, HOUSEHOLD)], notify_more=throttle
+    ) as v:
+        path = tmp_path / "family.csv"
+        path.write_text(FAMILY_CSV, encoding="utf-8")
+        done = await asyncio.to_thread(bidao, v.data_dir, "import", "contacts", str(path))
+        assert done.returncode == 0, done.stderr
+        for phone in (GRID_WORKER_PHONE, DAUGHTER_PHONE, SON_PHONE, NEPHEW_PHONE, RESIDENT_PHONE):
+            v.phones.script(phone).digits = ""
+        v.phones.script(SECRETARY_PHONE).digits = ""
+        h = Home(v)
+        await h.reading()
+        await h.heartbeat()
+        yield h
+
+
+async def test_held_back_by_the_throttle_it_goes_merged_with_the_others(throttled: Home) -> None:
+    h, v = throttled, throttled.v
+    # 13:40, the day's first use: told at once (the daughter's one SMS in twelve hours).
+    await use_at(h, 13, 40)
+    # Then nothing: asked at 21:40, the alarm at 21:50 (urgent: never held back).
+    await until(h, 22, 9)
+    told = await v.sms_to(DAUGHTER_PHONE, 2)
+    assert told[0] == (
+        "[Bidao] Today's water: 张桂兰 (桥元村三组12号) first used water today at 13:40."
+    )
+    assert told[1].startswith("[Bidao] Water alarm: 张桂兰")
+    # A key at 22:10 clears it: the all-clear waits, over the limit. So does the next
+    # morning's first use at 07:12; once the window allows, both go as one message.
+    # (Twelve hours of one message each: the limit is set so for the story.)
+    await v.clock.advance(60)
+    await v.press(Key.THUMBS_DOWN)
+    await use_at(h, 7, 12, day=1)
+    assert len(v.sms(DAUGHTER_PHONE)) == 2
+    await until(h, 11, 0, day=1)  # twelve hours after the alarm SMS went (by about 22:10)
+    merged = (await v.sms_to(DAUGHTER_PHONE, 3))[2]
+    assert merged.startswith("[Bidao] 2 reminders: ")
+    assert "Today's water: 张桂兰 (桥元村三组12号) first used water today at 07:12" in merged
+    assert "pressed a key on the box at 22:10" in merged
+    assert len(v.sms(DAUGHTER_PHONE)) == 3
