@@ -64,4 +64,5 @@ TEXT: dict[str, str] = {
     "log_outage_restart": "quiet clock restarted after an outage",
     "log_leak_alarm": "continuous-flow alarm",
     "log_leak_cleared": "continuous flow over",
+    "log_first_use_today": "today's first water use",
 }

@@ -64,4 +64,5 @@ TEXT: dict[str, str] = {
     "log_outage_restart": "中断后重新计时",
     "log_leak_alarm": "连续走水预警",
     "log_leak_cleared": "连续走水解除",
+    "log_first_use_today": "今天第一次用水",
 }

@@ -30,6 +30,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from alerts.templates import voice_menu
 from api import cli_tickets_en as en
 from api import cli_tickets_zh as zh
 from gateway.application import (
@@ -320,9 +321,15 @@ def _outcome(item: TimelineItem) -> str:
         state = m.status
     words = _pick(zh.DELIVERY, en.DELIVERY, state)
     if m.keypress is not None:
+        # The words of the menu that call offered: on an alarm, 1 is "I will check".
+        menu = voice_menu(m.template)
         pressed = both(
-            zh.KEYPRESS.get(m.keypress, zh.KEYPRESS_OTHER.format(digit=m.keypress)),
-            en.KEYPRESS.get(m.keypress, en.KEYPRESS_OTHER.format(digit=m.keypress)),
+            zh.KEYPRESS_BY_MENU.get(menu, zh.KEYPRESS).get(
+                m.keypress, zh.KEYPRESS_OTHER.format(digit=m.keypress)
+            ),
+            en.KEYPRESS_BY_MENU.get(menu, en.KEYPRESS).get(
+                m.keypress, en.KEYPRESS_OTHER.format(digit=m.keypress)
+            ),
         )
         words += f"，{pressed}"
     return words

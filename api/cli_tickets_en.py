@@ -90,6 +90,7 @@ TEMPLATE = {
     "water_away_reminder": "back from away but no water yet: please check",
     "water_watch_blind": "meter without signal: the water watch is blind",
     "water_watch_restored": "meter back: the water watch is back",
+    "water_first_use_today": "today's first water use (the family's chosen morning SMS)",
     "health_box_offline": "installer told: call box no signal",
     "health_box_offline_ok": "installer told: call box signal back",
     "health_meter_offline": "installer told: water meter no data",
@@ -130,6 +131,16 @@ DELIVERY = {
 }
 KEYPRESS = {"1": "pressed 1: accept", "2": "pressed 2: pass on", "9": "pressed 9: repeat"}
 KEYPRESS_OTHER = "pressed {digit}"
+KEYPRESS_BY_MENU = {
+    "voice_menu_alarm": {
+        "1": "pressed 1: I will check",
+        "2": "pressed 2: pass on",
+        "9": "pressed 9: repeat",
+    },
+    "voice_menu_take_over": {"1": "pressed 1: take over", "9": "pressed 9: repeat"},
+    "voice_menu_owner": {"1": "pressed 1: noted", "9": "pressed 9: repeat"},
+}
+"""What a key meant on calls whose menu is not a call's (alerts/templates.py VOICE_MENUS)."""
 FOLLOW_UP = {"fallback": "SMS failed, called instead", "retry": "unanswered, called again"}
 EVENT = {
     "opened": "call key pressed",

@@ -90,6 +90,7 @@ TEMPLATE = {
     "water_away_reminder": "外出应归仍未用水，请确认",
     "water_watch_blind": "水表没有信号，用水看护失效",
     "water_watch_restored": "水表恢复信号，用水看护恢复",
+    "water_first_use_today": "今日第一次用水（家属自选的早安短信）",
     "health_box_offline": "告知安装维护员：呼叫盒没有信号",
     "health_box_offline_ok": "告知安装维护员：呼叫盒恢复信号",
     "health_meter_offline": "告知安装维护员：水表没有数据",
@@ -130,6 +131,12 @@ DELIVERY = {
 }
 KEYPRESS = {"1": "按1接单", "2": "按2转给下一位", "9": "按9重听"}
 KEYPRESS_OTHER = "按了{digit}"
+KEYPRESS_BY_MENU = {
+    "voice_menu_alarm": {"1": "按1我去查看", "2": "按2转给他人", "9": "按9重听"},
+    "voice_menu_take_over": {"1": "按1接手", "9": "按9重听"},
+    "voice_menu_owner": {"1": "按1收到", "9": "按9重听"},
+}
+"""What a key meant on calls whose menu is not a call's (alerts/templates.py VOICE_MENUS)."""
 FOLLOW_UP = {"fallback": "短信未送达，改打电话", "retry": "未接听，重拨"}
 EVENT = {
     "opened": "按下呼叫键",

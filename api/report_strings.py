@@ -21,12 +21,18 @@ ZH: Final[dict[str, str]] = {
     "colours.overdue": "其中超时",
     "colours.oldest": "最久已等",
     "legend.title": "颜色说明：",
-    "legend.red": "红：超时未办 {red_overdue} 件及以上，或有呼叫超过 {red_oldest} 仍未办结",
+    "legend.red": (
+        "红：超时未办 {red_overdue} 件及以上，或有呼叫、用水报警超过 {red_oldest} 仍未办结"
+    ),
     "legend.orange": "橙：超时未办 {orange_overdue} 件及以上",
     "legend.yellow": "黄：超时未办 {yellow_overdue} 件及以上，或未办结 {yellow_open} 件及以上",
     "legend.green": "绿：以上都没有",
     "legend.overdue": (
         "“超时”指：{accept} 内无人接单，接单后 {arrive} 内未到场，超过办理时限，或已逐级上报。"
+    ),
+    "legend.counted": (
+        "“未办结”和“超时”都含呼叫和用水报警：报警和呼叫一样要有人接单、上门查看，"
+        "无人接手也逐级上报。"
     ),
     # statistics per unit
     "stats.title": "二、近{days}天的呼叫（按单位，含下级）",
@@ -210,7 +216,8 @@ EN: Final[dict[str, str]] = {
     "colours.oldest": "Longest wait",
     "legend.title": "What the colours mean:",
     "legend.red": (
-        "red: {red_overdue} or more overdue, or a call still open after more than {red_oldest}"
+        "red: {red_overdue} or more overdue, or a call or water alarm still open after more "
+        "than {red_oldest}"
     ),
     "legend.orange": "orange: {orange_overdue} or more overdue",
     "legend.yellow": "yellow: {yellow_overdue} or more overdue, or {yellow_open} or more open",
@@ -218,6 +225,11 @@ EN: Final[dict[str, str]] = {
     "legend.overdue": (
         '"Overdue": nobody accepted within {accept}, nobody arrived within {arrive} of '
         "accepting, past the time limit, or passed up the chain."
+    ),
+    "legend.counted": (
+        '"Open" and "overdue" count calls and water alarms alike: an alarm, like a call, '
+        "needs someone to accept it and go to check, and is passed up the chain when nobody "
+        "does."
     ),
     "stats.title": "2. Calls in the last {days} days (by unit, with the units below it)",
     "stats.unit": "Unit",

@@ -314,6 +314,7 @@ class ReportView:
             "  " + self.t(f"legend.{c}", **fields) for c in ("red", "orange", "yellow", "green")
         ]
         lines.append("  " + self.t("legend.overdue", **self._clock_words()))
+        lines.append("  " + self.t("legend.counted"))
         return lines
 
     def statistics_table(self) -> Table:

@@ -22,6 +22,11 @@ ARE_YOU_OK_ANSWER_S = 600
 issue's ten minutes); the box blinks amber as long, and the water watch's
 `water.answer_window_s` defaults to it."""
 
+ARE_YOU_OK_PROMPTS: dict[int, int] = {300: 12, 600: 5, 900: 13, 1200: 14, 1800: 15}
+"""The answer windows a box can show, in seconds, and the prompt whose amber light lasts as
+long (the same words; the frame carries no duration, so each window is a row of the table).
+`water.answer_window_s` must be one of them, so the light ends when the answer window does."""
+
 AWAY_NOTED_S = 24 * 3600
 """A long thumbs-up marks the home away for this long. The box's recorded words say
 "24 hours", so the figure lives here with them, not in a setting the words could not follow."""
@@ -157,6 +162,18 @@ INDICATIONS: tuple[BoxSays, ...] = (
     *(
         BoxSays(
             prompt,
+            IndicationKind.ARE_YOU_OK,
+            LedPattern.AMBER_BLINK,
+            window_s,
+            "您还好吗？平安请按大拇指向上键；需要帮助请按绿键。",
+            "Are you OK? If you are, press thumbs-up. If you need help, press the green key.",
+        )
+        for window_s, prompt in sorted(ARE_YOU_OK_PROMPTS.items())
+        if window_s != ARE_YOU_OK_ANSWER_S
+    ),
+    *(
+        BoxSays(
+            prompt,
             IndicationKind.HELPER_ON_THE_WAY,
             LedPattern.GREEN_SOLID,
             3600,
@@ -224,6 +241,16 @@ def indication(kind: IndicationKind, ticket_ref: int, role: str | None = None) -
     """The INDICATION message for `kind` (ticket 0: none), with its LED and prompt."""
     row = says(kind, role)
     return Indication(kind, ticket_ref, row.led, row.prompt)
+
+
+def are_you_ok(window_s: float) -> Indication:
+    """The "are you OK?" indication whose amber light lasts `window_s` (ARE_YOU_OK_PROMPTS)."""
+    prompt = ARE_YOU_OK_PROMPTS.get(round(window_s)) if window_s == round(window_s) else None
+    if prompt is None:
+        windows = ", ".join(str(w) for w in sorted(ARE_YOU_OK_PROMPTS))
+        raise ValueError(f"no 'are you OK?' prompt for {window_s} s; one of {windows}")
+    row = BY_PROMPT[prompt]
+    return Indication(IndicationKind.ARE_YOU_OK, 0, row.led, row.prompt)
 
 
 def heard(message: Indication) -> BoxSays | None:

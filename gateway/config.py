@@ -24,7 +24,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-from firmware_protocol.indications import ARE_YOU_OK_ANSWER_S
+from firmware_protocol.indications import ARE_YOU_OK_ANSWER_S, ARE_YOU_OK_PROMPTS
 from gateway.domain.devices import DeviceKind as DeviceKind  # noqa: PLC0414 - re-exported
 from gateway.domain.devices import HealthKind
 from gateway.domain.grid import Role as Role  # noqa: PLC0414 - re-exported
@@ -486,7 +486,9 @@ class WaterWatchSettings(BaseModel):
     ask_first: bool = True
     answer_window_s: float = Field(default=float(ARE_YOU_OK_ANSWER_S), gt=0)
     """Thumbs-up within this long after "are you OK?" cancels the alarm (default: the box's
-    table, ten minutes; the ticket service takes a thumbs-up as the answer for as long)."""
+    table, ten minutes; the ticket service takes a thumbs-up as the answer for as long).
+    One of the windows the box's table has a prompt for (ARE_YOU_OK_PROMPTS: 300, 600, 900,
+    1200 or 1800 s), so that its amber light lasts exactly as long."""
     use_threshold_l: float = Field(default=1.0, gt=0)
     backflow_tolerance_l: float = Field(default=5.0, ge=0)
     max_flow_l_per_s: float = Field(default=1.0, gt=0)
@@ -517,6 +519,17 @@ class WaterWatchSettings(BaseModel):
     """"Are you OK?" also rings the resident's own phone (when one is on record): pressing 1
     there answers like thumbs-up on the box, so a resident who is out or away is not taken
     for one who cannot get up."""
+
+    @field_validator("answer_window_s")
+    @classmethod
+    def _box_can_show(cls, window_s: float) -> float:
+        if window_s not in ARE_YOU_OK_PROMPTS:
+            windows = ", ".join(str(w) for w in sorted(ARE_YOU_OK_PROMPTS))
+            raise ValueError(
+                f"the call box's amber light can last {windows} s; "
+                f"answer_window_s {window_s:g} is none of them"
+            )
+        return window_s
 
     @model_validator(mode="after")
     def _consistent(self) -> WaterWatchSettings:

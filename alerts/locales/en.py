@@ -148,6 +148,8 @@ TEMPLATES: dict[str, str] = {
     "signal since ${since}: the water watch is blind for now. Please keep an eye on them.",
     "water_watch_restored": "[Bidao] The water meter at ${resident}'s home (${place}) has a "
     "signal again since ${now}: the water watch is back.",
+    "water_first_use_today": "[Bidao] Today's water: ${resident} (${place}) first used water "
+    "today at ${first_use}.",
     "water_ask_resident": "Hello, this is Bidao's safety service calling ${resident}. No water "
     "has been used at your home from ${since} until now: ${hours} hours, nights not counted. "
     "Are you all right?",

@@ -223,6 +223,9 @@ TEMPLATES: dict[str, str] = {
     "water_watch_restored": (
         "【必到】${resident}（${place}）家的水表${now}恢复信号，用水看护已恢复。"
     ),
+    "water_first_use_today": (
+        "【必到】今日用水：${resident}（${place}）家今天${first_use}第一次用水。"
+    ),
     "voice_menu_alarm": "我去查看请按1，无法前往、转给他人请按2，重听请按9。",
     # "Are you OK?" on the resident's own phone (the water watch).
     "water_ask_resident": (

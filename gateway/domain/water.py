@@ -40,6 +40,12 @@ The rules (issue 13, items 1-7):
   seen.)
 - Continuous flow (every reading rising, or the meter's own flag) for `continuous_flow_s`
   is a leak alarm; the first reading without a rise clears it.
+- Good news: the day's first water use within active hours (a night's use is not the
+  morning's) is told to the family who chose it (`Watchers.good_news`), once per local
+  day, as it is seen, and never on a day a zero-use alarm was open at any moment (the
+  all-clear says it then). Told as it is seen rather than at a fixed hour: it costs no
+  deadline, and a fixed-hour summary of a day without water yet would be an alarm in
+  disguise, which the rule above already handles.
 
 The learned routine (item 2): each local day keeps the longest quiet stretch in active
 hours that ended that day and the time of the day's first water use. With at least
@@ -79,6 +85,7 @@ NoticeKind = Literal[
     "meter_offline",
     "watch_blind",
     "watch_restored",
+    "first_use_today",
 ]
 LogKind = Literal[
     "asked",
@@ -102,6 +109,7 @@ LogKind = Literal[
     "outage_restart",
     "leak_alarm",
     "leak_cleared",
+    "first_use_today",
 ]
 
 
@@ -186,6 +194,8 @@ class DayRecord:
     """The longest quiet stretch (active seconds) that a sign of life ended this day."""
     lived: bool = False
     """A sign of life was seen this day (days without one, away or blind, teach nothing)."""
+    alarmed: bool = False
+    """A zero-use alarm was open at some moment of this day: no good news for it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,6 +359,9 @@ class Watchers:
     family: tuple[int, ...] = ()
     community_workers: tuple[int, ...] = ()
     installers: tuple[int, ...] = ()
+    good_news: tuple[int, ...] = ()
+    """Family who chose to hear of the day's first water use (`notify` includes
+    `first_use`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -719,6 +732,14 @@ class _Decider:
         ):
             self.log(at, "away_ended_by_use")
             phase = Phase.WATCHING
+        if (
+            phase == Phase.WATCHING
+            and not today.alarmed
+            and today.first_use_min is not None
+            and (w.today is None or w.today.first_use_min is None)
+            and today.first_use_min < self.rules.active_until_min
+        ):
+            self.good_news(at)
         self.w = replace(
             w,
             today=today,
@@ -746,7 +767,7 @@ class _Decider:
             minute = local_minute(at, self.zone)
             if minute >= self.rules.active_from_min:
                 first = minute
-        return DayRecord(today.day, first, longest, lived=True)
+        return DayRecord(today.day, first, longest, lived=True, alarmed=today.alarmed)
 
     def roll_over(self, at: float) -> None:
         """A new local day: yesterday joins the history and the routine is learned again."""
@@ -759,7 +780,11 @@ class _Decider:
             history = (*history, w.today)
         history = tuple(r for r in history if r.day >= day - self.rules.learn_days)
         routine = learn(history, day, self.rules)
-        self.w = replace(w, today=DayRecord(day, None), history=history, routine=routine)
+        # An alarm still open at midnight was open on the new day too.
+        alarmed = w.phase == Phase.ALARMED
+        self.w = replace(
+            w, today=DayRecord(day, None, alarmed=alarmed), history=history, routine=routine
+        )
 
     # -- away -----------------------------------------------------------------------------
 
@@ -898,7 +923,24 @@ class _Decider:
         self.notice("zero_use_alarm", to, urgent=True, facts=self.facts(at))
         self.log(at, "alarm", f"to {len(to)}")
         self.counts.append("zero_use_alarm")
-        self.w = replace(self.w, phase=Phase.ALARMED, alarm_at=at, alerted=to, asked_at=None)
+        today = self.w.today or DayRecord(local_day(at, self.zone), None)
+        self.w = replace(
+            self.w,
+            phase=Phase.ALARMED,
+            alarm_at=at,
+            alerted=to,
+            asked_at=None,
+            today=replace(today, alarmed=True),
+        )
+
+    def good_news(self, at: float) -> None:
+        """The day's first water use in active hours, for the family who chose to hear it."""
+        minute = local_minute(at, self.zone)
+        facts = replace(self.facts(at), first_use_today_min=minute)
+        if self.watchers.good_news:
+            self.notice("first_use_today", self.watchers.good_news, urgent=False, facts=facts)
+        self.log(at, "first_use_today", f"{minute // 60:02d}:{minute % 60:02d}")
+        self.counts.append("first_use_today")
 
     # -- helpers --------------------------------------------------------------------------
 

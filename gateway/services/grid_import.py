@@ -137,9 +137,10 @@ COLUMNS: dict[ImportKind, tuple[str, ...]] = {
         "notify",
     ),
 }
-NOTIFY_EVENTS = ("called", "accepted", "arrived", "resolved")
+NOTIFY_EVENTS = ("called", "accepted", "arrived", "resolved", "first_use")
 """What the optional `notify` column may list (separated by `;` or `|`); `none` for nothing,
-empty for the defaults of the contact's role."""
+empty for the defaults of the contact's role. `first_use` (family only, opt-in): the day's
+first water use at a watched household (gateway.services.water)."""
 REQUIRED: dict[ImportKind, tuple[str, ...]] = {
     "units": ("code", "level", "name"),
     "households": ("household_code", "neighbourhood_code", "resident_name"),
@@ -602,6 +603,8 @@ def _contact(row: _Row) -> None:
             row.error("household_code", "family_household")
     elif not unit or household:
         row.error("unit_code", "role_unit", role=role)
+    if role in ROLES and role != "family" and "first_use" in row["notify"].split(";"):
+        row.error("notify", "first_use_family")
     available_from, available_to = _hours(row)
     if available_from == available_to and not row.errors:
         row.error("available_to", "never_available", time=available_from)

@@ -28,8 +28,10 @@ A household is watched when one of its residents lives alone (or it is listed in
 transaction: "are you OK?" as a durable box indication; a zero-use or leak alarm as a ticket
 of its own kind (`TicketService.open_alarm`: family and community worker by voice and SMS,
 escalating like a call); the all-clear resolves it and tells everyone it told
-(`TicketService.all_clear`); the away reminder and the blind / restored notices as plain
-SMS through the outbox; the record lines (`water_log`).
+(`TicketService.all_clear`); the away reminder, the blind / restored notices and the
+day's first water use (to family whose contacts-file `notify` lists `first_use`) as plain
+SMS through the outbox, where the throttle merges them with a number's other messages; the
+record lines (`water_log`).
 
 Cost. Watches are cached in memory after their first use, and the cache is updated only
 once the transaction has committed (a batch that is retried is decided again from the
@@ -56,7 +58,7 @@ from zoneinfo import ZoneInfo
 from alerts import Notification
 from alerts.notification import NORMAL, URGENT
 from firmware_protocol import IndicationKind, Key, KeyEvent, Message, MeterStatus, WaterReading
-from firmware_protocol.indications import AWAY_NOTED_S, indication
+from firmware_protocol.indications import AWAY_NOTED_S, are_you_ok
 from gateway.clock import Clock
 from gateway.config import Settings
 from gateway.domain.devices import DeviceKind, Transition
@@ -112,10 +114,15 @@ _PLAIN = {
     "away_reminder": "water_away_reminder",
     "watch_blind": "water_watch_blind",
     "watch_restored": "water_watch_restored",
+    "first_use_today": "water_first_use_today",
 }
 """Notices sent as plain SMS, and their templates (`meter_offline` goes to installers, whom
 device health tells; the watch is given none)."""
 
+
+GOOD_NEWS_EVENT = "first_use"
+"""The contacts file's `notify` event of a family member who chose to hear, each day, when
+water was first used (`gateway.services.grid_import.NOTIFY_EVENTS`)."""
 
 LINK_DOWN_RETRY_S = 600.0
 """A household's clock that comes due while its meter's link is down is looked at again
@@ -497,8 +504,9 @@ class WaterService:
             return
         context = Context(self._zone)
         decision = decide(entry.watch, event, self._rules, context)
-        if decision.notices:
-            # Who is told is looked up only when someone is to be told.
+        if decision.notices or "first_use_today" in decision.counts:
+            # Who is told is looked up only when someone may be told (the day's first use:
+            # once a day, for the family who chose to hear it).
             context = Context(self._zone, await self._watchers(step.uow, household))
             decision = decide(entry.watch, event, self._rules, context)
         if isinstance(event, Reading):
@@ -509,8 +517,10 @@ class WaterService:
 
     async def _watchers(self, uow: UnitOfWork, household: str) -> Watchers:
         info = await uow.grid.household_info(household)
-        family = tuple(
-            c.id for c in await uow.grid.household_contacts(household) if c.role == "family"
+        relatives = [c for c in await uow.grid.household_contacts(household) if c.role == "family"]
+        family = tuple(c.id for c in relatives)
+        good_news = tuple(
+            c.id for c in relatives if c.notify is not None and GOOD_NEWS_EVENT in c.notify
         )
         workers: tuple[int, ...] = ()
         if info is not None:
@@ -518,7 +528,9 @@ class WaterService:
                 c.id for c in await uow.grid.unit_contacts(info.unit_chain, "grid_worker")
             )
         # Installers hear of meters offline from device health, for every device alike.
-        return Watchers(family=family, community_workers=workers, installers=())
+        return Watchers(
+            family=family, community_workers=workers, installers=(), good_news=good_news
+        )
 
     async def _write(self, step: _Step, entry: _Entry, decision: WaterDecision) -> None:
         uow, watch = step.uow, decision.watch
@@ -547,7 +559,7 @@ class WaterService:
                 if d.kind == "call_box" and d.enabled
             ]
             await uow.indications.add(
-                [(box, indication(IndicationKind.ARE_YOU_OK, 0)) for box in boxes], step.now
+                [(box, are_you_ok(self._rules.answer_window_s)) for box in boxes], step.now
             )
             step.indications = step.indications or bool(boxes)
             await self._ask_by_phone(step, household, decision.asks[0].facts)
@@ -654,6 +666,9 @@ class WaterService:
             params["until"] = self._time(facts.away_until, facts.at)
         if facts.offline_since is not None:
             params["since"] = self._time(facts.offline_since, facts.at)
+        if facts.first_use_today_min is not None:
+            hour, minute = divmod(facts.first_use_today_min, 60)
+            params["first_use"] = f"{hour:02d}:{minute:02d}"
         if facts.cleared_by is not None:
             # A thumbs-up on the box and pressing 1 on the phone both arrive as an answer;
             # only the phone's comes by `answered_by_phone` (the box's is a key press first).

@@ -31,6 +31,7 @@ LONGEST = {
     "since": "12-31 23:59",
     "now": "12-31 23:59",
     "until": "12-31 23:59",
+    "first_use": "21:59",
 }
 SPOKEN_ONLY = {k for k in CATALOGS["zh-CN"] if k.startswith("voice_")} | {"not_recorded"}
 SECRETS = {"key_safe", "health"}

@@ -320,7 +320,7 @@ def test_the_chain_from_the_county_down_with_colours_and_their_legend(chinese: s
     # The legend, with the thresholds in force (orange set for this county, the rest default).
     for line in (
         "颜色说明：",
-        "  红：超时未办 5 件及以上，或有呼叫超过 7天 仍未办结",
+        "  红：超时未办 5 件及以上，或有呼叫、用水报警超过 7天 仍未办结",
         "  橙：超时未办 2 件及以上",
         "  黄：超时未办 1 件及以上，或未办结 3 件及以上",
         "  绿：以上都没有",

@@ -77,10 +77,12 @@ async def open_village(
     clock: ManualClock,
     *,
     devices: Sequence[tuple[SimulatedDevice, str]] = (),
+    notify_more: dict[str, Any] | None = None,
     **overrides: Any,
 ) -> AsyncIterator[Village]:
     """The example village running, with its call box and `devices` (each with the household
-    it is added to with `bidao device add`) online; `overrides` are more settings."""
+    it is added to with `bidao device add`) online; `overrides` are more settings, and
+    `notify_more` more `notify` settings (a throttle, ...)."""
     port = free_loopback_port()
     public_url = f"http://127.0.0.1:{port}"
     with FakePhoneNetwork(ACCOUNT, TOKEN) as phones:
@@ -88,7 +90,9 @@ async def open_village(
             tmp_path,
             broker,
             http={"port": port},
-            notify=twilio_notify(public_url, phones, bridge_to_resident=False),
+            notify=twilio_notify(
+                public_url, phones, bridge_to_resident=False, **(notify_more or {})
+            ),
             **overrides,
         )
         # The installer imports the village with the command, before the gateway starts.

@@ -5,6 +5,7 @@ from __future__ import annotations
 HEADERS: dict[str, dict[str, tuple[str, ...]]] = {}
 VALUES: dict[str, dict[str, tuple[str, ...]]] = {
     "flag": {"1": ("true", "yes", "y"), "0": ("false", "no", "n")},
+    "notify": {"first_use": ("good_morning", "good morning")},
 }
 WORDS: dict[str, str] = {
     "unit": "this unit",
@@ -52,6 +53,7 @@ MESSAGES: dict[str, str] = {
     "flag": "expected 1/0 or 是/否, got '${value}'",
     "notify": "events must be among ${choices}, got '${value}'",
     "notify_none": "'none' cannot be listed with other events",
+    "first_use_family": "first_use (the day's first water use) is for family only",
     "level": "must be one of ${choices}, got '${value}'",
     "role": "must be one of ${choices}, got '${value}'",
     "language": "must be one of ${choices}, got '${value}'",

@@ -66,6 +66,7 @@ VALUES: dict[str, dict[str, tuple[str, ...]]] = {
         "accepted": ("接单",),
         "arrived": ("到达",),
         "resolved": ("办结", "解决"),
+        "first_use": ("早安", "今日用水", "首次用水"),
         "none": ("不通知",),
     },
 }
@@ -128,8 +129,11 @@ MESSAGES: dict[str, str] = {
     "time_24_start": "24:00是一天的结束，不能作为开始时间",
     "never_available": "值守开始和结束都是${time}，这个人永远不会被联系",
     "flag": "请填 是/否 或 1/0，不是“${value}”",
-    "notify": "通知事项只能是呼叫、接单、到达、办结，或“不通知”（英文${choices}），不是“${value}”",
+    "notify": (
+        "通知事项只能是呼叫、接单、到达、办结、早安，或“不通知”（英文${choices}），不是“${value}”"
+    ),
     "notify_none": "“不通知”不能和其他通知事项一起写",
+    "first_use_family": "“早安”（每天第一次用水的短信）只能发给家属",
     "level": "层级只能是县（区）、乡镇、村、片、组、邻（或英文${choices}），不是“${value}”",
     "role": (
         "角色只能是书记、副书记、网格员、邻长、组长、片长、镇值班、家属（或英文${choices}），"

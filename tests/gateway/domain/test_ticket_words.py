@@ -383,6 +383,7 @@ WATER_NOTICES = {
     "water_away_reminder": {"until": "03-05 18:00", "now": "03-05 20:00"},
     "water_watch_blind": {"since": "09:10"},
     "water_watch_restored": {"now": "16:20"},
+    "water_first_use_today": {"first_use": "07:12"},
 }
 """Plain notices of the water watch (gateway/services/water.py), with their facts."""
 WATER_CALLS = {"water_ask_resident": {"since": "06:30", "hours": "8.0"}}

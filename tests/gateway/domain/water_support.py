@@ -46,9 +46,10 @@ class Home:
     notices: list[Notice] = field(default_factory=list)
     logs: list[Log] = field(default_factory=list)
     meter_alive: bool = True
+    watchers: Watchers = WATCHERS
 
     def apply(self, event: Event) -> WaterDecision:
-        decision = decide(self.watch, event, self.rules, Context(ZONE, WATCHERS))
+        decision = decide(self.watch, event, self.rules, Context(ZONE, self.watchers))
         self.watch = decision.watch
         self.asks.extend(decision.asks)
         self.notices.extend(decision.notices)
@@ -90,5 +91,9 @@ class Home:
         return self.watch.due_at
 
     def kinds(self) -> list[str]:
-        """The kinds of notices so far, in order."""
-        return [n.kind for n in self.notices]
+        """The kinds of notices so far, in order, but for the day's good news."""
+        return [n.kind for n in self.notices if n.kind != "first_use_today"]
+
+    def good_news(self) -> list[int | None]:
+        """The local minute of each day's first use told so far, in order."""
+        return [n.facts.first_use_today_min for n in self.notices if n.kind == "first_use_today"]
