@@ -187,6 +187,8 @@ class WaterService:
         self._notifications_committed = notifications_committed
         self._deadline_set = deadline_set
         self._cache: dict[str, _Entry | None] = {}
+        self._loaded: dict[str, tuple[str, WaterWatch | None]] = {}
+        """Met for the first time in the batch being staged: its meter and stored watch."""
         """Household -> its watch; None: looked at and not watched."""
         self._unheard: Callable[[str], bool] = lambda _meter: False
 
@@ -209,6 +211,40 @@ class WaterService:
         """Readings and key presses of watched households, decided in the ingest transaction."""
         if not self._settings.enabled:
             return None
+        try:
+            await self._load(uow, frames)
+            return await self._stage(uow, frames)
+        finally:
+            self._loaded.clear()
+
+    async def _load(self, uow: UnitOfWork, frames: Sequence[AcceptedFrame]) -> None:
+        """Households this batch meets for the first time, in three reads for the batch."""
+        new = {
+            h
+            for f in frames
+            if (h := f.state.record.household_code) is not None
+            and h not in self._cache
+            and _events_of(f.state.record.kind, f.envelope.message, f.inbound.received_at)
+        }
+        if len(new) < 2:
+            return  # one household: `_entry` reads it as it always did
+        codes = sorted(new)
+        watched = set(self._settings.watch_households) | {
+            r.household_code for r in await self._store.grid.residents_of(codes) if r.lives_alone
+        }
+        meters: dict[str, str] = {}
+        for d in await self._store.grid.devices_of(codes):
+            if d.kind == "water_meter" and d.household_code is not None:
+                meters.setdefault(d.household_code, d.device_id)
+        kept = [h for h in codes if h in watched and h in meters]
+        stored = await uow.water.watches(kept)
+        for household in codes:
+            if household in kept:
+                self._loaded[household] = (meters[household], stored.get(household))
+            else:
+                self._cache[household] = None
+
+    async def _stage(self, uow: UnitOfWork, frames: Sequence[AcceptedFrame]) -> OnCommit | None:
         step: _Step | None = None
         for frame in sorted(frames, key=lambda f: (f.state.device_id, f.envelope.position)):
             record = frame.state.record
@@ -483,6 +519,9 @@ class WaterService:
         if household in self._cache:
             cached = self._cache[household]
             return None if cached is None else replace(cached)
+        if household in self._loaded:
+            meter, stored = self._loaded[household]
+            return _Entry(stored or new_watch(household), meter, stored, stored is not None)
         watched = household in self._settings.watch_households or any(
             r.lives_alone for r in await self._store.grid.residents_of([household])
         )

@@ -654,6 +654,10 @@ class WaterWrites(Protocol):
         """The household's stored watch, or None (never watched)."""
         ...
 
+    async def watches(self, household_codes: Collection[str]) -> dict[str, WaterWatch]:
+        """The stored watches of these households (left out: never watched), in one read."""
+        ...
+
     async def save(self, watch: WaterWatch, at: float) -> None:
         """Store the household's watch (insert or replace)."""
         ...

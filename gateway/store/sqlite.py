@@ -2029,6 +2029,21 @@ class SqliteWaterWrites(_Writes):
         )
         return _watch(rows[0]) if rows else None
 
+    async def watches(self, household_codes: Collection[str]) -> dict[str, WaterWatch]:
+        """The stored watches of these households (left out: never watched), in one read."""
+        codes = list(household_codes)
+        found: dict[str, WaterWatch] = {}
+        for start in range(0, len(codes), _IN_CHUNK):
+            chunk = codes[start : start + _IN_CHUNK]
+            marks = ", ".join("?" for _ in chunk)
+            rows = await self._rows(
+                "SELECT household_code, state FROM water_watches"  # noqa: S608 (placeholders)
+                f" WHERE household_code IN ({marks})",
+                chunk,
+            )
+            found.update((r["household_code"], _watch(r)) for r in rows)
+        return found
+
     async def save(self, watch: WaterWatch, at: float) -> None:
         """Store the household's watch (insert or replace)."""
         await self._conn.execute(
