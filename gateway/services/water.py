@@ -51,7 +51,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -146,6 +146,57 @@ class _Entry:
 
 
 @dataclass(slots=True)
+class _Deferred:
+    """A batch's plain writes, gathered: the last watch and deadline per household win."""
+
+    watches: dict[str, WaterWatch] = field(default_factory=dict)
+    logs: list[WaterLogLine] = field(default_factory=list)
+    deadlines: dict[str, float | None] = field(default_factory=dict)
+    """Due time to set, or None to clear."""
+
+    async def watch(self, watch: WaterWatch) -> None:
+        self.watches[watch.household] = watch
+
+    async def log(self, lines: Sequence[WaterLogLine]) -> None:
+        self.logs.extend(lines)
+
+    async def deadline(self, household: str, due_at: float | None) -> None:
+        self.deadlines[household] = due_at
+
+    async def flush(self, uow: UnitOfWork, now: float) -> None:
+        if self.watches:
+            await uow.water.save_many(list(self.watches.values()), now)
+        if self.logs:
+            await uow.water.add_log(self.logs)
+        due = [Deadline(DEADLINE_KIND, h, at) for h, at in self.deadlines.items() if at is not None]
+        if due:
+            await uow.deadlines.set(due)
+        cleared = [(DEADLINE_KIND, h) for h, at in self.deadlines.items() if at is None]
+        if cleared:
+            await uow.deadlines.clear(cleared)
+
+
+@dataclass(slots=True)
+class _Immediate:
+    """The same writes as `_Deferred`, made at once (every step but an ingest batch's)."""
+
+    uow: UnitOfWork
+    now: float
+
+    async def watch(self, watch: WaterWatch) -> None:
+        await self.uow.water.save(watch, self.now)
+
+    async def log(self, lines: Sequence[WaterLogLine]) -> None:
+        await self.uow.water.add_log(lines)
+
+    async def deadline(self, household: str, due_at: float | None) -> None:
+        if due_at is None:
+            await self.uow.deadlines.clear([(DEADLINE_KIND, household)])
+        else:
+            await self.uow.deadlines.set([Deadline(DEADLINE_KIND, household, due_at)])
+
+
+@dataclass(slots=True)
 class _Step:
     """One transaction's work: new watches (cached once committed) and what to do then."""
 
@@ -157,6 +208,8 @@ class _Step:
     indications: bool = False
     notifications: bool = False
     urgent: bool = False
+    deferred: _Deferred | None = None
+    """Ingest batches: the watches, record lines and deadlines written once, at the end."""
     """Among the notifications, an urgent one (the outbox's urgent lane must be woken)."""
     deadline: float | None = None
 
@@ -258,7 +311,7 @@ class WaterService:
                 continue
             if household in self._cache and self._cache[household] is None:
                 continue  # the usual case for households nobody watches: no work at all
-            step = step or _Step(uow, at, {}, [], [])
+            step = step or _Step(uow, at, {}, [], [], deferred=_Deferred())
             if isinstance(events[0], MeterOnline):
                 entry = await self._entry(uow, household, step.entries)
                 if entry is None or entry.watch.offline_since is None:
@@ -270,7 +323,11 @@ class WaterService:
                 if isinstance(found, SignOfLife) and isinstance(message, KeyEvent):
                     event = await self._press(step, household, message, at)
                 await self._apply(step, household, event)
-        return self._finish(step) if step is not None else None
+        if step is None:
+            return None
+        if step.deferred is not None:
+            await step.deferred.flush(uow, step.now)
+        return self._finish(step)
 
     async def _press(self, step: _Step, household: str, message: KeyEvent, at: float) -> Event:
         """A long thumbs-up: away or back; a thumbs-up answering "are you OK?"; else life."""
@@ -574,22 +631,23 @@ class WaterService:
     async def _write(self, step: _Step, entry: _Entry, decision: WaterDecision) -> None:
         uow, watch = step.uow, decision.watch
         household = watch.household
+        writes: _Deferred | _Immediate = step.deferred or _Immediate(uow, step.now)
         if (
             entry.stored is None
             or replace(watch, last_reading_at=entry.stored.last_reading_at) != entry.stored
         ):
-            await uow.water.save(watch, step.now)
+            await writes.watch(watch)
             entry.stored = watch
         if decision.logs:
-            await uow.water.add_log(
+            await writes.log(
                 [WaterLogLine(household, line.at, line.kind, line.detail) for line in decision.logs]
             )
         match decision.deadline:
             case SetDeadline(due_at):
-                await uow.deadlines.set([Deadline(DEADLINE_KIND, household, due_at)])
+                await writes.deadline(household, due_at)
                 step.deadline = due_at if step.deadline is None else min(step.deadline, due_at)
             case ClearDeadline():
-                await uow.deadlines.clear([(DEADLINE_KIND, household)])
+                await writes.deadline(household, None)
         step.counts.extend(decision.counts)
         if decision.asks:
             boxes = [

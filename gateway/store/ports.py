@@ -662,6 +662,10 @@ class WaterWrites(Protocol):
         """Store the household's watch (insert or replace)."""
         ...
 
+    async def save_many(self, watches: Sequence[WaterWatch], at: float) -> None:
+        """Store these households' watches (insert or replace), in one statement."""
+        ...
+
     async def add_log(self, lines: Sequence[WaterLogLine]) -> None:
         """Append lines to the households' records."""
         ...

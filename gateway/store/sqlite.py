@@ -2046,16 +2046,23 @@ class SqliteWaterWrites(_Writes):
 
     async def save(self, watch: WaterWatch, at: float) -> None:
         """Store the household's watch (insert or replace)."""
-        await self._conn.execute(
+        await self.save_many([watch], at)
+
+    async def save_many(self, watches: Sequence[WaterWatch], at: float) -> None:
+        """Store these households' watches (insert or replace), in one statement."""
+        await self._conn.executemany(
             "INSERT INTO water_watches (household_code, phase, state, updated_at)"
             " VALUES (?, ?, ?, ?) ON CONFLICT (household_code) DO UPDATE SET"
             " phase = excluded.phase, state = excluded.state, updated_at = excluded.updated_at",
-            (
-                watch.household,
-                watch.phase.value,
-                json.dumps(watch_to_record(watch), separators=(",", ":")),
-                at,
-            ),
+            [
+                (
+                    watch.household,
+                    watch.phase.value,
+                    json.dumps(watch_to_record(watch), separators=(",", ":")),
+                    at,
+                )
+                for watch in watches
+            ],
         )
 
     async def add_log(self, lines: Sequence[WaterLogLine]) -> None:
