@@ -77,6 +77,8 @@ class Size:
     cpu_net_ms: float = math.nan
     cpu_rate: float = math.nan
     reading_ms: float = math.nan
+    warm_ms: float = math.nan
+    """Gateway CPU per heartbeat (net of idle) from boxes already heard since the start."""
     """Gateway CPU per water reading (meters only, each in a watched household)."""
     reading_rate: float = math.nan
     settle_s: float = math.nan
@@ -224,16 +226,21 @@ class Bench:
 
     def publish(self, boxes: int, meters: int, rate: float, frames: int) -> tuple[float, float]:
         """`frames` at `rate` from random devices (probes excluded); (offered rate, sent)."""
-        self.phase += 1
         probes = self.args.probes
+        return self.publish_from((probes, boxes - probes), (0, meters), rate, frames, "random")
+
+    def publish_from(
+        self,
+        boxes: tuple[int, int],
+        meters: tuple[int, int],
+        rate: float,
+        frames: int,
+        pick: str,
+    ) -> tuple[float, float]:
+        """`frames` at `rate` from these (first, count) ranges; (offered rate, sent)."""
+        self.phase += 1
         plan = PublishPlan(
-            self.port,
-            (probes, boxes - probes),
-            (0, meters),
-            rate,
-            frames / rate,
-            1 + self.phase * SEQ_STRIDE,
-            "random",
+            self.port, boxes, meters, rate, frames / rate, 1 + self.phase * SEQ_STRIDE, pick
         )
         proc = start_publisher(self.kids, plan)
         done = publisher_result(self.kids, proc, frames / rate + 60)
@@ -263,10 +270,22 @@ class Bench:
         cpu, elapsed = gw.cpu_seconds() - cpu0, time.monotonic() - t0
         size.reading_rate = sent / elapsed
         size.reading_ms = (cpu - idle_rate * elapsed) / sent * 1000
+        # Warm: devices heard since the start again (a county's steady state, each box every
+        # minute): first `--warm` boxes once each, then `--frames` from random ones of them.
+        warm = (args.probes, min(args.warm, boxes - args.probes))
+        acks0 = gw.acks()
+        _offered, sent = self.publish_from(warm, (0, 0), args.cpu_rate, warm[1], "round")
+        wait_acks(gw, acks0 + sent)
+        acks0, cpu0, t0 = gw.acks(), gw.cpu_seconds(), time.monotonic()
+        _offered, sent = self.publish_from(warm, (0, 0), args.cpu_rate, args.frames, "random")
+        wait_acks(gw, acks0 + sent)
+        cpu, elapsed = gw.cpu_seconds() - cpu0, time.monotonic() - t0
+        size.warm_ms = (cpu - idle_rate * elapsed) / sent * 1000
         print(
             f"{size.devices:,} devices: start {size.start_s:.2f} s, RSS {size.rss_start_mb:.0f}"
             f" / {size.rss_after_mb:.0f} MB, CPU {size.cpu_ms:.2f} ms/frame "
-            f"(net of idle {size.cpu_net_ms:.2f}); per reading {size.reading_ms:.2f} ms net",
+            f"(net of idle {size.cpu_net_ms:.2f}; warm {size.warm_ms:.2f}); per reading"
+            f" {size.reading_ms:.2f} ms net",
             flush=True,
         )
 
@@ -335,6 +354,10 @@ def print_table(small: Size, large: Size, args: argparse.Namespace) -> None:
             lambda z: f"{z.cpu_ms:.2f} ms ({z.cpu_net_ms:.2f} ms) at {z.cpu_rate:,.0f}/s",
         ),
         (
+            f"gateway CPU per heartbeat, net of idle, from {args.warm:,} boxes already heard",
+            lambda z: f"{z.warm_ms:.2f} ms",
+        ),
+        (
             "gateway CPU per water reading, net of idle (meters in watched households)",
             lambda z: f"{z.reading_ms:.2f} ms at {z.reading_rate:,.0f}/s",
         ),
@@ -387,6 +410,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--rate", type=float, default=3500.0, help="frames/s to sustain")
     parser.add_argument("--seconds", type=float, default=30.0, help="how long to sustain")
     parser.add_argument("--probes", type=int, default=50, help="probe boxes")
+    parser.add_argument("--warm", type=int, default=5000, help="boxes for the warm CPU figure")
     parser.add_argument("--probe-rate", type=float, default=20.0, help="probe heartbeats/s")
     parser.add_argument("--idle", type=float, default=2.0, help="seconds per idle CPU window")
     parser.add_argument("--settle", type=float, default=60.0, help="max seconds to go idle")
@@ -396,6 +420,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.quick:
         args.boxes, args.meters, args.small = 2000, 2000, 200
         args.frames, args.rate, args.seconds, args.idle = 2000, 1000.0, 5.0, 1.0
+        args.warm = 500
     if args.boxes + args.meters <= args.small:
         parser.error("the full size must be larger than --small")
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
