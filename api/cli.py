@@ -342,3 +342,8 @@ cli_devices.register(device_app, app)
 from api import cli_households  # noqa: E402
 
 cli_households.register(app)
+
+# `bidao templates export` lives in api/cli_templates.py.
+from api import cli_templates  # noqa: E402
+
+cli_templates.register(app)

@@ -244,7 +244,7 @@ class FakeAliyun:
             worker.join(max(0.0, deadline - time.monotonic()))
 
     def release_receipts(self, *, reverse: bool = False, duplicate: bool = False) -> None:
-        """Push the held receipts now, in one batch per URL: reversed, each twice, or as held."""
+        """Push the held receipts, one batch per URL (reversed, twice each, or as held)."""
         with self._lock:
             held, self.held = self.held, []
             self.hold_receipts = False
@@ -253,8 +253,20 @@ class FakeAliyun:
         batches: dict[str, list[dict[str, Any]]] = {}
         for url, item in held:
             batches.setdefault(url, []).extend([item, item] if duplicate else [item])
-        for url, items in batches.items():
-            self._push(url, items)
+
+        # Pushed from a thread of its own, as the service does: never from the caller's.
+        def push_all() -> None:
+            for url, items in batches.items():
+                self._push(url, items)
+
+        worker = threading.Thread(
+            target=push_all,
+            name="aliyun-release",
+            daemon=True,
+        )
+        with self._lock:
+            worker.start()
+            self._workers.append(worker)
 
     def _started_workers(self) -> list[threading.Thread]:
         with self._lock:

@@ -41,14 +41,19 @@ class SentItem:
     status: str
     body: str | None = None
     """The SMS text; None for calls."""
+    reference: str | None = None
+    """The notification id the message was sent under, where the provider keeps one."""
 
 
 class ProviderError(Exception):
     """The provider did not take the message.
 
     `permanent` errors are not retried; `bad_number` ones also flag the contact for an
-    administrator (invalid, unreachable or opted-out numbers).
+    administrator (invalid, unreachable or opted-out numbers). `operator_alarm` ones need an
+    administrator (a template not approved, no balance, a wrong key): an operator alarm.
     """
+
+    operator_alarm = False
 
     def __init__(
         self, message: str, *, permanent: bool = False, bad_number: bool = False, code: str = ""

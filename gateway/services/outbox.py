@@ -331,6 +331,8 @@ class OutboxSender:
                 receipt = await self._provider.send(message)
         except ProviderError as exc:
             error = f"{exc.code} {exc}".strip()
+            if exc.operator_alarm:
+                await self._alarm_operator(exc.code, error)
             if exc.permanent:
                 await self._failed(row, error, bad_number=exc.bad_number, follow_up=follow_up)
             else:
@@ -395,14 +397,29 @@ class OutboxSender:
                 expected = message_text(row.notification, members)
             except TemplateError:
                 return None
+        mine = str(row.id)
         return next(
             (
                 item
                 for item in items
-                if item.provider_id not in known and (expected is None or item.body == expected)
+                if item.provider_id not in known
+                and (
+                    item.reference == mine
+                    if item.reference is not None
+                    else expected is None or item.body == expected
+                )
             ),
             None,
         )
+
+    async def _alarm_operator(self, code: str, error: str) -> None:
+        """An operator alarm: the provider refused for a reason only an administrator mends."""
+        async with self._store.transaction() as uow:
+            await uow.devices.raise_alarm(
+                "provider_refused", f"provider:{code or '-'}", error, self._clock.now()
+            )
+        self._metrics.operator_alarms.labels("provider_refused").inc()
+        log.error("operator alarm: the provider refused", extra={"code": code, "error": error})
 
     def _backoff(self, attempts: int) -> float:
         growth = 2.0 ** max(0, attempts - 1)

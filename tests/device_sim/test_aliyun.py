@@ -280,5 +280,6 @@ def test_held_receipts_come_reversed_and_twice_and_a_refused_push_comes_again() 
         fake.wait_idle()
         assert got.items() == []
         fake.release_receipts(reverse=True, duplicate=True)
+        fake.wait_idle()
         assert [i["biz_id"] for i in got.items()] == [second, second, first, first]
         assert fake.push_errors == 2
