@@ -11,6 +11,7 @@ import uvicorn
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 
+from api.aliyun_webhooks import aliyun_router
 from api.responder_page import responder_router
 from api.twilio_webhooks import twilio_router
 from gateway.application import Application
@@ -33,6 +34,10 @@ def create_app(application: Application) -> FastAPI:
     app.include_router(responder_router(application))
     if application.settings.notify.provider == "twilio":
         app.include_router(twilio_router(application))
+    if application.settings.notify.provider == "aliyun":
+        app.include_router(aliyun_router(application))
+        if application.settings.notify.twilio_account_sid:  # numbers abroad go to Twilio
+            app.include_router(twilio_router(application))
     return app
 
 

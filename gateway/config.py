@@ -306,7 +306,7 @@ class NotifySettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    provider: Literal["console", "twilio"] = "console"
+    provider: Literal["console", "twilio", "aliyun"] = "console"
     public_url: str = "http://127.0.0.1:8080"
     """Where providers reach Bidao's webhooks (behind a reverse proxy: its public URL)."""
     twilio_account_sid: str = ""
@@ -314,6 +314,22 @@ class NotifySettings(BaseModel):
     twilio_from: str = ""
     twilio_api_base_url: str | None = None
     """Only for tests and demos: the fake phone network's loopback URL."""
+    aliyun_access_key_id: str = ""
+    aliyun_access_key_secret: SecretStr = SecretStr("")
+    aliyun_sign_name: str = ""
+    """The registered SMS signature (签名), without 【】."""
+    aliyun_show_number: str = ""
+    """The number calls show (CalledShowNumber): one bought with the voice service."""
+    aliyun_templates: dict[str, str] = Field(default_factory=dict)
+    """Each carrier template's approved code, by name (`bidao templates export` lists them):
+    `"sms.ticket_call" = "SMS_123456789"`, `"tts.ticket_call" = "TTS_123456789"`, ..."""
+    aliyun_receipt_token: SecretStr = SecretStr("")
+    """The secret part of the receipt URLs configured at the provider (its HTTP push is not
+    signed): `<public_url>/webhooks/aliyun/<token>/sms-report` and `.../voice-report`."""
+    aliyun_sms_endpoint: str = "dysmsapi.aliyuncs.com"
+    aliyun_voice_endpoint: str = "dyvmsapi.aliyuncs.com"
+    aliyun_protocol: Literal["https", "http"] = "https"
+    """"http" only for the fake endpoint on loopback in tests and demos."""
     batch: int = Field(default=50, ge=1)
     send_timeout_s: float = Field(default=15.0, gt=0)
     retry_initial_s: float = Field(default=5.0, gt=0)
@@ -365,7 +381,46 @@ class NotifySettings(BaseModel):
             ]
             if missing:
                 raise ValueError(f"provider 'twilio' needs {', '.join(missing)}")
+        if self.provider == "aliyun":
+            self._aliyun_complete()
+            if self.twilio_account_sid and not (
+                self.twilio_auth_token.get_secret_value() and self.twilio_from
+            ):
+                raise ValueError(
+                    "numbers abroad go through Twilio when notify.twilio_account_sid is set: "
+                    "it needs notify.twilio_auth_token and notify.twilio_from too"
+                )
         return self
+
+    def _aliyun_complete(self) -> None:
+        """Credentials, signature, show number, receipt token and every template's code."""
+        from alerts.carrier_templates import carrier_templates
+
+        missing = [
+            f"notify.{name}"
+            for name, value in (
+                ("aliyun_access_key_id", self.aliyun_access_key_id),
+                ("aliyun_access_key_secret", self.aliyun_access_key_secret.get_secret_value()),
+                ("aliyun_sign_name", self.aliyun_sign_name),
+                ("aliyun_show_number", self.aliyun_show_number),
+                ("aliyun_receipt_token", self.aliyun_receipt_token.get_secret_value()),
+                ("public_url", self.public_url),
+            )
+            if not value.strip()
+        ]
+        if missing:
+            raise ValueError(f"provider 'aliyun' needs {', '.join(missing)}")
+        names = [t.name for t in carrier_templates()]
+        unset = [name for name in names if not self.aliyun_templates.get(name, "").strip()]
+        if unset:
+            shown = ", ".join(unset[:5]) + (f" and {len(unset) - 5} more" if len(unset) > 5 else "")
+            raise ValueError(
+                f"provider 'aliyun' has no approved template code for {shown} "
+                "(notify.aliyun_templates; `bidao templates export` lists them all)"
+            )
+        unknown = sorted(set(self.aliyun_templates) - set(names))
+        if unknown:
+            raise ValueError(f"notify.aliyun_templates names no template: {', '.join(unknown)}")
 
 
 class IndicationSettings(BaseModel):
