@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Callable
@@ -15,7 +16,7 @@ import pytest
 
 from api.app import http_component
 from api.runner import build_provider
-from device_sim.aliyun import FakeAliyun
+from device_sim.aliyun import AliyunRecord, FakeAliyun
 from device_sim.device import SimulatedDevice
 from device_sim.mqtt import MqttFleet
 from firmware_protocol import IndicationKind, Key
@@ -27,7 +28,7 @@ from gateway.runtime.service import GatewayService
 from gateway.store.ports import OutboxEntry
 from tests.api.aliyun_support import RECEIPT_TOKEN, aliyun_notify, approved, fake_aliyun
 from tests.gateway.grid import BOX_ID, BOX_KEY, SECRETARY
-from tests.gateway.support import gateway_settings, load_grid, wait_for
+from tests.gateway.support import gateway_settings, load_grid, sample, wait_for
 
 SECRETARY_PHONE, DEPUTY_PHONE, CHIEF_PHONE = "13800000001", "13800000002", "13800000004"
 FAMILY_PHONE = "+447700900123"
@@ -98,15 +99,14 @@ async def line(
     public_url = f"http://127.0.0.1:{port}"
     with fake_aliyun(public_url) as fake:
         fake.push_retry_s = 0.05
-        notify = aliyun_notify(
-            public_url,
-            fake,
-            retry_initial_s=10,
-            send_timeout_s=20.0,
-            call_retry_after_s=60,
-            bridge_to_resident=False,
-            **notify_overrides,
-        )
+        more: dict[str, object] = {
+            "retry_initial_s": 10,
+            "send_timeout_s": 20.0,
+            "call_retry_after_s": 60,
+            "bridge_to_resident": False,
+            **notify_overrides,  # a test's own settings win
+        }
+        notify = aliyun_notify(public_url, fake, **more)
         settings = gateway_settings(tmp_path, broker, http={"port": port}, notify=notify)
         gw = GatewayService(settings, clock, build_provider(settings))
         gw.add_component("http", http_component(for_service(gw)))
@@ -342,3 +342,40 @@ async def test_the_carrier_s_flow_control_holds_and_retries(line: Line) -> None:
         "sent once the carrier lets it through",
     )
     await line.each_sent_once()
+
+
+@pytest.mark.parametrize("notify_overrides", [{"send_timeout_s": 2.0}])
+async def test_an_sms_taken_but_answered_late_is_found_by_query_send_details(
+    line: Line,
+) -> None:
+    line.fake.hold_receipts = True  # no receipt settles it: only the lookup can
+    line.fake.phone(SECRETARY_PHONE).digits = ""
+    answered = threading.Event()
+
+    def late(record: AliyunRecord) -> None:
+        if record.kind == "sms" and record.to == CHIEF_PHONE:
+            answered.wait(6.0)  # the gateway gives up waiting after 2 s: in doubt
+
+    line.fake.before_reply = late
+    await line.call_for_help()
+    await line.until(
+        lambda es: any(
+            e.recipient == CHIEF_PHONE and e.attempts == 1 and e.status == "pending" for e in es
+        ),
+        "the SMS to the chief in doubt",
+    )
+    answered.set()
+    await line.clock.advance(30)  # past the backoff: look it up before sending again
+    line.gw.outbox.wake()
+    await line.until(
+        lambda es: next(e for e in es if e.recipient == CHIEF_PHONE).provider_id is not None,
+        "found at the provider",
+    )
+    chief = next(e for e in await line.entries() if e.recipient == CHIEF_PHONE)
+    [taken] = line.fake.received(CHIEF_PHONE)
+    assert (chief.provider_id, chief.status) == (f"out-{taken.out_id}", "delivered")
+    assert str(chief.id) == taken.out_id
+    assert (
+        sample(line.gw, "bidao_notifications_total", channel="sms", outcome="found_at_provider")
+        == 1
+    )
