@@ -53,8 +53,8 @@ def build_provider(settings: Settings) -> Provider:
         domestic = build_aliyun_provider(settings)
         if not notify.twilio_account_sid:
             return domestic
-        from alerts.providers.routing import RoutingProvider  # noqa: PLC0415
-        from alerts.providers.twilio_provider import TwilioProvider  # noqa: PLC0415
+        from alerts.providers.routing import RoutingProvider
+        from alerts.providers.twilio_provider import TwilioProvider
 
         abroad = TwilioProvider(
             notify.twilio_account_sid,

@@ -301,6 +301,19 @@ class CardThresholds(BaseModel):
     yellow_on_time: float = Field(default=0.7, ge=0, le=1)
 
 
+class CarrierLimit(BaseModel):
+    """At most `count` messages on `channel` to one number within `window_s`.
+
+    A provider's or carrier's limit (mainland SMS: typically 1 a minute, 5 an hour, 10 a day).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    channel: Literal["sms", "voice"] = "sms"
+    window_s: float = Field(gt=0)
+    count: int = Field(ge=1)
+
+
 class NotifySettings(BaseModel):
     """The outbox sender and its provider."""
 
@@ -353,6 +366,9 @@ class NotifySettings(BaseModel):
     """Messages per number and channel within `throttle_window_s`; more are held back and
     merged. Urgent ones (a call for help) always go at once but count towards it."""
     throttle_window_s: float = Field(default=3600.0, gt=0)
+    carrier_limits: list[CarrierLimit] = Field(default_factory=list)
+    """Limits per number the provider or carriers enforce (a number sent more is blocked):
+    normal messages over any of them wait until it allows one more; urgent ones go at once."""
     call_retry_after_s: float = Field(default=60.0, ge=0)
     """An unanswered call (no keypress) is placed once more after this long."""
     bridge_to_resident: bool = True

@@ -160,6 +160,10 @@ class AliyunProvider:
         """The provider's name."""
         return "aliyun"
 
+    def can_merge(self, _to: str) -> bool:
+        """Never: a digest has no approved template, so held messages go one by one."""
+        return False
+
     async def send(self, message: OutgoingMessage) -> Receipt:
         """Send the SMS or place the call (the SDK is blocking: it runs in a thread)."""
         return await asyncio.to_thread(self._guarded, self._send, message)

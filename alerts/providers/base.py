@@ -76,7 +76,9 @@ class Provider(Protocol):
     """Sends SMS and places voice calls; a domestic SMS/voice provider implements the same.
 
     A mainland provider sends `template` with `params` under its pre-approved template id
-    and signature, and speaks `text` as a TTS voice notification that asks for a key.
+    and signature, and speaks `text` as a TTS voice notification that asks for a key. A
+    provider may also have `can_merge(to) -> bool`: False where a digest of several
+    messages cannot be sent (approved templates only), so they go one by one.
     """
 
     @property

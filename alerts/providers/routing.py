@@ -38,6 +38,11 @@ class RoutingProvider:
     def _for(self, number: str) -> Provider:
         return self._domestic if is_mainland(number) else self._abroad
 
+    def can_merge(self, to: str) -> bool:
+        """Whether the provider for `to` can send a digest (see the outbox's merging)."""
+        can_merge = getattr(self._for(to), "can_merge", None)
+        return True if can_merge is None else bool(can_merge(to))
+
     async def send(self, message: OutgoingMessage) -> Receipt:
         """Send through the provider for the recipient's number."""
         return await self._for(message.to).send(message)

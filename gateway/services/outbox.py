@@ -297,10 +297,16 @@ class OutboxSender:
                 self._metrics.notifications.labels(channel, "held_back").inc(len(group))
                 touched += len(group)
                 continue
+            allowed_at = await self._carrier_allows(uow, recipient, channel, now)
+            if allowed_at is not None:
+                await uow.outbox.defer([r.id for r in group], allowed_at)
+                self._metrics.notifications.labels(channel, "carrier_limit").inc(len(group))
+                touched += len(group)
+                continue
             if len(jobs) + len(leaders) >= free:
                 continue
             leader, rest = group[0], group[1:]
-            if rest:
+            if rest and self._merges(recipient):
                 await uow.outbox.merge(leader.id, [r.id for r in rest], now)
                 self._metrics.notifications.labels(channel, "merged").inc(len(rest))
                 touched += len(rest)
@@ -309,6 +315,29 @@ class OutboxSender:
         members = await uow.outbox.merged_members([r.id for r in leaders])
         jobs.extend(_Job(r, tuple(members[r.id])) for r in leaders)
         return jobs, touched + len(jobs)
+
+    async def _carrier_allows(
+        self, uow: UnitOfWork, recipient: str, channel: str, now: float
+    ) -> float | None:
+        """When the carrier limits allow one more message to `recipient`; None if now."""
+        at: float | None = None
+        for limit in self._settings.carrier_limits:
+            if limit.channel != channel:
+                continue
+            sent = await uow.outbox.recent_sends(recipient, channel, now - limit.window_s)
+            if len(sent) >= limit.count:
+                free_at = sent[len(sent) - limit.count] + limit.window_s
+                at = free_at if at is None else max(at, free_at)
+        return at
+
+    def _merges(self, recipient: str) -> bool:
+        """Whether messages to `recipient` may go as one digest.
+
+        Not through a provider that sends approved templates only: a digest has none, so
+        the messages go one by one instead.
+        """
+        can_merge = getattr(self._provider, "can_merge", None)
+        return True if can_merge is None else bool(can_merge(recipient))
 
     # -- sending --------------------------------------------------------------------------
 

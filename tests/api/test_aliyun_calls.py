@@ -379,3 +379,43 @@ async def test_an_sms_taken_but_answered_late_is_found_by_query_send_details(
         sample(line.gw, "bidao_notifications_total", channel="sms", outcome="found_at_provider")
         == 1
     )
+
+
+@pytest.mark.parametrize(
+    "notify_overrides", [{"carrier_limits": [{"channel": "sms", "window_s": 60, "count": 1}]}]
+)
+async def test_carrier_limits_hold_a_message_until_allowed_and_urgent_ones_go_at_once(
+    line: Line,
+) -> None:
+    codes, _ = approved()
+    await line.call_for_help()
+    await line.until(
+        lambda es: any(e.template == "ticket_accepted_link" for e in es),
+        "the secretary accepted: what to report is due",
+    )
+    await asyncio.to_thread(line.fake.wait_idle)
+
+    def sms() -> list[str]:
+        return [r.template_code for r in line.fake.received(SECRETARY_PHONE) if r.kind == "sms"]
+
+    now = line.clock.now()
+    await line.until(
+        lambda es: any(
+            e.template == "ticket_accepted_link" and e.next_attempt_at > now for e in es
+        ),
+        "the next SMS held by the carrier's limit",
+    )
+    told = next(e for e in await line.entries() if e.template == "ticket_accepted_link")
+    assert told.status == "pending"
+    # Urgent messages (the call for help, the key-safe code for the one going) go at once.
+    await wait_for(lambda: len(sms()) == 2, timeout=20, what="the urgent SMS sent")
+    assert sms() == [codes["sms.ticket_call"], codes["sms.ticket_access"]]
+    assert sample(line.gw, "bidao_notifications_total", channel="sms", outcome="carrier_limit") >= 1
+    # Held until the minute since the first SMS is over (the clock has not moved yet).
+    assert told.next_attempt_at == now + 60
+    await line.clock.advance(61)
+    line.gw.outbox.wake()
+    await wait_for(lambda: len(sms()) == 3, timeout=20, what="sent once the minute is over")
+    assert sms()[2] == codes["sms.ticket_accepted"]
+    assert not any(e.merged_into for e in await line.entries())
+    await line.each_sent_once()
