@@ -8,6 +8,9 @@ start with the domestic provider while any code is missing.
 
 from __future__ import annotations
 
+import json
+from typing import Annotated, Any
+
 import typer
 
 from alerts.carrier_templates import carrier_templates, export_text
@@ -20,6 +23,14 @@ def settings_block() -> str:
     return "\n".join(lines)
 
 
+def demo_templates() -> list[dict[str, Any]]:
+    """Every template as the fake endpoint loads it, approved under its name as the code."""
+    return [
+        {"code": t.name, "name": t.name, "kind": t.kind, "text": t.text, "rule": t.rule()}
+        for t in carrier_templates()
+    ]
+
+
 def register(app: typer.Typer) -> None:
     """Add `bidao templates export` to the command line."""
     templates_app = typer.Typer(
@@ -27,8 +38,19 @@ def register(app: typer.Typer) -> None:
     )
 
     @templates_app.command("export")
-    def export() -> None:
+    def export(
+        as_json: Annotated[
+            bool,
+            typer.Option(
+                "--json",
+                help="as JSON, each under its name as a demo code (`bidao sim aliyun serve`)",
+            ),
+        ] = False,
+    ) -> None:
         """Print every template to submit for approval, then the settings to fill in."""
+        if as_json:
+            typer.echo(json.dumps(demo_templates(), ensure_ascii=False, indent=1))
+            return
         typer.echo(export_text())
         typer.echo(settings_block())
 
