@@ -314,6 +314,21 @@ class CarrierLimit(BaseModel):
     count: int = Field(ge=1)
 
 
+class WorkGroupSettings(BaseModel):
+    """WeCom (企业微信) group robots that follow each ticket's progress, by grid unit."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    groups: dict[str, str] = Field(default_factory=dict)
+    """A unit's code (a village, or a township for all its villages) → its group robot's
+    webhook URL (https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=...); the nearest
+    unit of a ticket's household with a group gets the posts."""
+    poll_s: float = Field(default=5.0, gt=0)
+    """Look for new ticket progress this often."""
+    timeout_s: float = Field(default=10.0, gt=0)
+    batch: int = Field(default=50, ge=1)
+
+
 class NotifySettings(BaseModel):
     """The outbox sender and its provider."""
 
@@ -621,6 +636,7 @@ class Settings(BaseSettings):
     cards: CardThresholds = CardThresholds()
     runtime: RuntimeSettings = RuntimeSettings()
     water: WaterWatchSettings = WaterWatchSettings()
+    work_group: WorkGroupSettings = WorkGroupSettings()
     metrics_interval_s: float = Field(default=15.0, gt=0)
     log_format: Literal["json", "text"] = "json"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
