@@ -24,7 +24,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import JSONResponse
 
 from alerts import Notification
-from alerts.providers.aliyun_provider import call_receipt_state, sms_receipt_state
+from alerts.providers.aliyun_provider import call_receipt_state, lookup_id, sms_receipt_state
 from alerts.templates import DECLINABLE_MENUS, voice_menu
 from gateway.application import Application, TicketError
 from gateway.errors import GatewayError
@@ -75,7 +75,9 @@ def aliyun_router(app: Application) -> APIRouter:
             if nid is None or not biz_id:
                 continue
             state, bad = sms_receipt_state(item.get("success") is True, str(item.get("err_code")))
-            await app.record_delivery_status(nid, biz_id, state, bad_number=bad)
+            if not await app.record_delivery_status(nid, biz_id, state, bad_number=bad):
+                # Found by the in-doubt lookup, it is recorded under its OutId instead.
+                await app.record_delivery_status(nid, lookup_id(str(nid)), state, bad_number=bad)
         return JSONResponse(ACK)
 
     @router.post("/{given}/voice-report")

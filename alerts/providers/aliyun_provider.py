@@ -11,7 +11,9 @@ a carrier's flow control is retried later; a template or signature not approved,
 AccessKey or an empty balance alarms the operator (and is retried, bounded by the outbox's
 attempts, except a template the provider refuses, which no retry will mend).
 
-An in-doubt SMS is looked up with `QuerySendDetails` (by number and day, matched on OutId).
+An in-doubt SMS is looked up with `QuerySendDetails` (by number and day, matched on OutId);
+the listing has no BizId, so one found there is recorded under `out-<OutId>`, which its
+receipt then matches.
 The voice API's call detail query needs the CallId the lost answer carried, so an in-doubt
 call is settled by its receipt (which carries OutId) instead.
 """
@@ -106,6 +108,11 @@ class AccountAlarmError(ProviderError):
     """The provider refused for a reason only an administrator can mend."""
 
     operator_alarm = True
+
+
+def lookup_id(out_id: str) -> str:
+    """The id an SMS found by `QuerySendDetails` is recorded under (the listing has no BizId)."""
+    return f"out-{out_id}"
 
 
 def sms_receipt_state(success: bool, err_code: str) -> tuple[str, bool]:
@@ -271,12 +278,11 @@ class AliyunProvider:
                 sent = datetime.strptime(f"{dto.send_date} +0800", "%Y-%m-%d %H:%M:%S %z")
                 if sent.timestamp() < earliest:
                     continue
-                status = {1: "sending", 2: "undelivered", 3: "delivered"}.get(
-                    int(dto.send_status or 1), "sending"
-                )
+                # A failure is left to its receipt, which makes the SMS fall back to a call.
+                status = "delivered" if int(dto.send_status or 1) == 3 else "sent"
                 reference = str(dto.out_id or "")
                 items.append(
-                    SentItem(f"out-{reference}", status, str(dto.content or ""), reference)
+                    SentItem(lookup_id(reference), status, str(dto.content or ""), reference)
                 )
         return items
 

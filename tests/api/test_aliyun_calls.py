@@ -419,3 +419,43 @@ async def test_carrier_limits_hold_a_message_until_allowed_and_urgent_ones_go_at
     assert sms()[2] == codes["sms.ticket_accepted"]
     assert not any(e.merged_into for e in await line.entries())
     await line.each_sent_once()
+
+
+@pytest.mark.parametrize("notify_overrides", [{"send_timeout_s": 2.0}])
+async def test_an_sms_found_by_the_lookup_takes_its_late_receipt_and_falls_back_to_a_call(
+    line: Line,
+) -> None:
+    line.fake.hold_receipts = True
+    line.fake.phone(SECRETARY_PHONE).digits = ""
+    chief = line.fake.phone(CHIEF_PHONE)
+    chief.sms_fails, chief.digits = True, ""
+    answered = threading.Event()
+
+    def late(record: AliyunRecord) -> None:
+        if record.kind == "sms" and record.to == CHIEF_PHONE:
+            answered.wait(6.0)
+
+    line.fake.before_reply = late
+    await line.call_for_help()
+    await line.until(
+        lambda es: any(
+            e.recipient == CHIEF_PHONE and e.attempts == 1 and e.status == "pending" for e in es
+        ),
+        "the SMS to the chief in doubt",
+    )
+    answered.set()
+    await line.clock.advance(30)
+    line.gw.outbox.wake()
+    await line.until(
+        lambda es: next(e for e in es if e.recipient == CHIEF_PHONE).status == "sent",
+        "found at the provider; its failure is left to the receipt",
+    )
+    line.fake.release_receipts()
+    await line.until(
+        lambda es: any(e.origin_kind == "fallback" and e.recipient == CHIEF_PHONE for e in es),
+        "the late receipt says it failed: a call instead",
+    )
+    sms = next(e for e in await line.entries() if e.recipient == CHIEF_PHONE)
+    assert (sms.status, sms.delivery) == ("failed", "undelivered")
+    await wait_for(lambda: bool(line.calls(CHIEF_PHONE)), timeout=20, what="the chief called")
+    assert len([r for r in line.fake.received(CHIEF_PHONE) if r.kind == "sms"]) == 1
