@@ -381,6 +381,10 @@ class NotifySettings(BaseModel):
     """Messages per number and channel within `throttle_window_s`; more are held back and
     merged. Urgent ones (a call for help) always go at once but count towards it."""
     throttle_window_s: float = Field(default=3600.0, gt=0)
+    identical_text_window_s: float = Field(default=0.0, ge=0)
+    """Carriers block the same text sent to one number again within a while: a normal
+    message identical to one sent to its number within this window waits until it is over
+    (0: no such rule)."""
     carrier_limits: list[CarrierLimit] = Field(default_factory=list)
     """Limits per number the provider or carriers enforce (a number sent more is blocked):
     normal messages over any of them wait until it allows one more; urgent ones go at once."""

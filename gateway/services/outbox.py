@@ -298,6 +298,9 @@ class OutboxSender:
                 touched += len(group)
                 continue
             allowed_at = await self._carrier_allows(uow, recipient, channel, now)
+            repeat_at = await self._identical_allowed_at(uow, group[0], now)
+            if repeat_at is not None:
+                allowed_at = repeat_at if allowed_at is None else max(allowed_at, repeat_at)
             if allowed_at is not None:
                 await uow.outbox.defer([r.id for r in group], allowed_at)
                 self._metrics.notifications.labels(channel, "carrier_limit").inc(len(group))
@@ -329,6 +332,22 @@ class OutboxSender:
                 free_at = sent[len(sent) - limit.count] + limit.window_s
                 at = free_at if at is None else max(at, free_at)
         return at
+
+    async def _identical_allowed_at(
+        self, uow: UnitOfWork, row: OutboxRow, now: float
+    ) -> float | None:
+        """When the same text may go to the same number again; None if now."""
+        window = self._settings.identical_text_window_s
+        n = row.notification
+        if window <= 0:
+            return None
+        try:
+            text = message_text(n)
+        except TemplateError:
+            return None
+        sent = await uow.outbox.recent_texts(n.recipient, n.channel, now - window)
+        same = [at for at, body in sent if body == text]
+        return same[-1] + window if same else None
 
     def _merges(self, recipient: str) -> bool:
         """Whether messages to `recipient` may go as one digest.

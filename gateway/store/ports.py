@@ -517,6 +517,12 @@ class OutboxWrites(Protocol):
         """When messages to `recipient` on `channel` were handed over since `since`."""
         ...
 
+    async def recent_texts(
+        self, recipient: str, channel: str, since: float
+    ) -> list[tuple[float, str]]:
+        """(when, text) of messages to `recipient` on `channel` handed over since `since`."""
+        ...
+
     async def notified_contacts(self, ticket_id: int) -> list[int]:
         """Every contact that has been sent something about the ticket."""
         ...

@@ -1300,6 +1300,18 @@ class SqliteOutboxWrites(_Writes):
         )
         return [float(r[0]) for r in rows]
 
+    async def recent_texts(
+        self, recipient: str, channel: str, since: float
+    ) -> list[tuple[float, str]]:
+        """(when, text) of messages to `recipient` on `channel` handed over since `since`."""
+        rows = await self._rows(
+            "SELECT claimed_at, sent_text FROM notifications WHERE recipient = ? AND channel = ?"
+            " AND status IN ('sending', 'sent', 'delivered') AND claimed_at >= ?"
+            " AND sent_text IS NOT NULL ORDER BY claimed_at",
+            (recipient, channel, since),
+        )
+        return [(float(r[0]), str(r[1])) for r in rows]
+
     async def notified_contacts(self, ticket_id: int) -> list[int]:
         """Every contact that has been sent something about the ticket."""
         rows = await self._rows(
