@@ -124,13 +124,8 @@ def _variables(text: str) -> tuple[tuple[str, VarProperty], ...]:
 
 
 def message_kinds() -> list[str]:
-    """Every message kind sent to a phone, each with an SMS and a TTS template.
-
-    Posts to a work group (`group_*`) have none.
-    """
-    return [
-        k for k in zh_cn.TEMPLATES if not k.startswith(("voice_", "group_")) and k not in _NOT_SENT
-    ]
+    """Every message kind sent to a phone, each with an SMS and a TTS template."""
+    return [k for k in zh_cn.TEMPLATES if not k.startswith("voice_") and k not in _NOT_SENT]
 
 
 def reply_words() -> list[str]:

@@ -6,16 +6,6 @@ SENTENCE_END = "."
 LIST_SEPARATOR = "; "
 
 TEMPLATES: dict[str, str] = {
-    "group_opened": "[Bidao] Ticket ${ticket}: ${resident} (${place}) pressed the call key at "
-    "${now}; the responders are being told.",
-    "group_accepted": "[Bidao] Ticket ${ticket}: accepted by ${owner} at ${now}, on the way.",
-    "group_arrived": "[Bidao] Ticket ${ticket}: ${owner} arrived at ${now}.",
-    "group_resolved": "[Bidao] Ticket ${ticket}: resolved at ${now} (${owner}).",
-    "group_rated_up": "[Bidao] Ticket ${ticket}: the resident pressed thumbs up at ${now}.",
-    "group_rated_down": "[Bidao] Ticket ${ticket}: the resident pressed thumbs down at ${now}; "
-    "please follow up.",
-    "group_overdue": "[Bidao] Ticket ${ticket}: the call of ${resident} (${place}) is still not "
-    "resolved at ${now}; please look into it.",
     "ticket_call": "[Bidao] ${resident} (${place}, phone ${phone}) pressed the call key. "
     "Please call or visit. Ticket ${ticket}.",
     "ticket_call_repeat": "[Bidao] ${resident} (${place}, phone ${phone}) pressed the call key "

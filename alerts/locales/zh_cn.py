@@ -8,17 +8,6 @@ LIST_SEPARATOR = "；"
 _ARRIVE_BY_BOX = "到达后请在老人的呼叫盒上长按绿键，记录您已到达"
 
 TEMPLATES: dict[str, str] = {
-    "group_opened": (
-        "【必到】工单${ticket}：${resident}（${place}）${now}按了呼叫键，已通知负责人。"
-    ),
-    "group_accepted": "【必到】工单${ticket}：${owner}${now}接单，正在赶往。",
-    "group_arrived": "【必到】工单${ticket}：${owner}${now}已到达。",
-    "group_resolved": "【必到】工单${ticket}：${now}已办结（${owner}负责）。",
-    "group_rated_up": "【必到】工单${ticket}：老人${now}按键表示满意。",
-    "group_rated_down": "【必到】工单${ticket}：老人${now}按键表示不满意，请回访。",
-    "group_overdue": (
-        "【必到】工单${ticket}：${resident}（${place}）的呼叫至${now}仍未办结，请关注。"
-    ),
     "ticket_call": (
         "【必到】${resident}（${place}，电话${phone}）按下了呼叫键，请尽快联系或上门。工单${ticket}。"
     ),

@@ -16,30 +16,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import string
 from collections.abc import Mapping
 from typing import Protocol
 
-from alerts import render
 from alerts.providers.base import ProviderError
 from gateway.clock import Clock, sleep_until_or_woken
 from gateway.config import WorkGroupSettings
 from gateway.domain.tickets import Ticket, TicketEvent
 from gateway.metrics import GatewayMetrics
 from gateway.services.device_health import local_time
+from gateway.services.work_group_locales import en, zh_cn
 from gateway.store.ports import Store
 
 log = logging.getLogger(__name__)
 
-POSTED: Mapping[str, str] = {
-    "opened": "group_opened",
-    "accepted": "group_accepted",
-    "on_site": "group_arrived",
-    "resolved": "group_resolved",
-    "rated_up": "group_rated_up",
-    "rated_down": "group_rated_down",
-    "overdue": "group_overdue",
-}
-"""The audit rows a group hears about, and the words for each."""
+WORDS: Mapping[str, Mapping[str, str]] = {"zh-CN": zh_cn.TEXT, "en": en.TEXT}
+"""The posts by language, by the audit row's kind (the kinds a group hears about)."""
+LANGUAGE = "zh-CN"
 _UNIT_DEPTH = 12
 
 
@@ -119,7 +113,7 @@ class WorkGroups:
 
     async def _post_for(self, event: TicketEvent) -> tuple[str, str] | None:
         """(robot URL, text) of the post an audit row makes; None if it makes none."""
-        template = POSTED.get(event.kind)
+        template = WORDS[LANGUAGE].get(event.kind)
         if template is None:
             return None
         ticket = await self._store.tickets.get(event.ticket_id)
@@ -128,7 +122,7 @@ class WorkGroups:
         url = await self._group_of(ticket.household_code)
         if url is None:
             return None
-        return url, render(template, "zh-CN", await self._params(ticket, event))
+        return url, string.Template(template).substitute(await self._params(ticket, event))
 
     async def _group_of(self, household_code: str) -> str | None:
         households = await self._store.grid.households_by_code([household_code])

@@ -4,6 +4,7 @@ with names and times and nothing personal; a refused post is posted again later.
 from __future__ import annotations
 
 import re
+import string
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from device_sim.wecom import FakeWeCom
 from firmware_protocol import IndicationKind, Key
 from gateway.clock import ManualClock
 from gateway.runtime.broker import MosquittoBroker
+from gateway.services.work_group_locales import en, zh_cn
 from tests.api.village import Village, open_village
 from tests.gateway.support import sample, wait_for
 
@@ -106,3 +108,13 @@ async def test_a_refused_post_is_posted_again_and_nothing_is_posted_twice(group:
     assert len(posts) == 2
     assert posts[0].startswith("【必到】工单1：张桂兰")
     assert posts[1].startswith("【必到】工单1：李书记")
+
+
+def test_the_posts_have_the_same_words_and_parameters_in_both_languages() -> None:
+    assert zh_cn.TEXT.keys() == en.TEXT.keys()
+    for kind, text in zh_cn.TEXT.items():
+        names = {m[1] or m[2] for m in string.Template.pattern.findall(text) if m[1] or m[2]}
+        assert names == {
+            m[1] or m[2] for m in string.Template.pattern.findall(en.TEXT[kind]) if m[1] or m[2]
+        }
+        assert names <= {"ticket", "resident", "place", "owner", "now"}, kind
