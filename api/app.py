@@ -11,6 +11,7 @@ import uvicorn
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 
+from api.aliyun_webhooks import aliyun_router
 from api.responder_page import responder_router
 from api.twilio_webhooks import twilio_router
 from api.v1.router import install_api
@@ -35,6 +36,10 @@ def create_app(application: Application) -> FastAPI:
     install_api(app, application)
     if application.settings.notify.provider == "twilio":
         app.include_router(twilio_router(application))
+    if application.settings.notify.provider == "aliyun":
+        app.include_router(aliyun_router(application))
+        if application.settings.notify.twilio_account_sid:  # numbers abroad go to Twilio
+            app.include_router(twilio_router(application))
     return app
 
 

@@ -352,3 +352,8 @@ cli_users.register(app)
 from api import cli_broker  # noqa: E402
 
 cli_broker.register(app)
+
+# `bidao templates export` lives in api/cli_templates.py.
+from api import cli_templates  # noqa: E402
+
+cli_templates.register(app)

@@ -65,6 +65,9 @@ TEXT: dict[str, str] = {
     "alarm_health_no_household": "device alarm: device has no household",
     "alarm_health_no_installer": "device alarm: no installer on record",
     "alarm_link_down": "gateway link down",
+    "alarm_provider_refused": (
+        "the SMS/voice provider refused (template, balance or key): an administrator must act"
+    ),
     "h_device": "device",
     "h_kind": "kind",
     "h_household": "household",

@@ -61,6 +61,7 @@ TEXT: dict[str, str] = {
     "alarm_health_no_household": "设备告警：设备未绑定住户",
     "alarm_health_no_installer": "设备告警：没有安装维护员",
     "alarm_link_down": "网关链路中断",
+    "alarm_provider_refused": "短信/语音服务商拒绝发送（模板、余额或密钥），需管理员处理",
     "h_device": "设备",
     "h_kind": "类型",
     "h_household": "住户",

@@ -49,7 +49,39 @@ def build_provider(settings: Settings) -> Provider:
             notify.public_url,
             notify.twilio_api_base_url,
         )
+    if notify.provider == "aliyun":
+        domestic = build_aliyun_provider(settings)
+        if not notify.twilio_account_sid:
+            return domestic
+        from alerts.providers.routing import RoutingProvider
+        from alerts.providers.twilio_provider import TwilioProvider
+
+        abroad = TwilioProvider(
+            notify.twilio_account_sid,
+            notify.twilio_auth_token.get_secret_value(),
+            notify.twilio_from,
+            notify.public_url,
+            notify.twilio_api_base_url,
+        )
+        return RoutingProvider(domestic, abroad)
     return ConsoleProvider()
+
+
+def build_aliyun_provider(settings: Settings) -> Provider:
+    """The Alibaba Cloud provider of the settings (mainland SMS and voice)."""
+    from alerts.providers.aliyun_provider import AliyunProvider
+
+    notify = settings.notify
+    return AliyunProvider(
+        notify.aliyun_access_key_id,
+        notify.aliyun_access_key_secret.get_secret_value(),
+        notify.aliyun_sign_name,
+        notify.aliyun_show_number,
+        notify.aliyun_templates,
+        sms_endpoint=notify.aliyun_sms_endpoint,
+        voice_endpoint=notify.aliyun_voice_endpoint,
+        protocol=notify.aliyun_protocol,
+    )
 
 
 def run_gateway(config_path: Path | None) -> int:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from device_sim import phones_view as view
+from device_sim.cli_aliyun import add_aliyun
 from device_sim.device import DeviceKind, SimulatedDevice, box_says, fleet_identity
 from device_sim.mqtt import BurstError, MqttFleet, publish_burst
 from device_sim.phones import FakePhoneNetwork
@@ -464,6 +465,7 @@ def add_subcommands(sub: Any) -> None:
     fleet.set_defaults(func=_cmd_fleet)
 
     _add_phones(sub)
+    add_aliyun(sub)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -319,12 +319,40 @@ class CardThresholds(BaseModel):
     yellow_on_time: float = Field(default=0.7, ge=0, le=1)
 
 
+class CarrierLimit(BaseModel):
+    """At most `count` messages on `channel` to one number within `window_s`.
+
+    A provider's or carrier's limit (mainland SMS: typically 1 a minute, 5 an hour, 10 a day).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    channel: Literal["sms", "voice"] = "sms"
+    window_s: float = Field(gt=0)
+    count: int = Field(ge=1)
+
+
+class WorkGroupSettings(BaseModel):
+    """WeCom (企业微信) group robots that follow each ticket's progress, by grid unit."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    groups: dict[str, str] = Field(default_factory=dict)
+    """A unit's code (a village, or a township for all its villages) → its group robot's
+    webhook URL (https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=...); the nearest
+    unit of a ticket's household with a group gets the posts."""
+    poll_s: float = Field(default=5.0, gt=0)
+    """Look for new ticket progress this often."""
+    timeout_s: float = Field(default=10.0, gt=0)
+    batch: int = Field(default=50, ge=1)
+
+
 class NotifySettings(BaseModel):
     """The outbox sender and its provider."""
 
     model_config = ConfigDict(extra="forbid")
 
-    provider: Literal["console", "twilio"] = "console"
+    provider: Literal["console", "twilio", "aliyun"] = "console"
     public_url: str = "http://127.0.0.1:8080"
     """Where providers reach Bidao's webhooks (behind a reverse proxy: its public URL)."""
     twilio_account_sid: str = ""
@@ -332,6 +360,22 @@ class NotifySettings(BaseModel):
     twilio_from: str = ""
     twilio_api_base_url: str | None = None
     """Only for tests and demos: the fake phone network's loopback URL."""
+    aliyun_access_key_id: str = ""
+    aliyun_access_key_secret: SecretStr = SecretStr("")
+    aliyun_sign_name: str = ""
+    """The registered SMS signature (签名), without 【】."""
+    aliyun_show_number: str = ""
+    """The number calls show (CalledShowNumber): one bought with the voice service."""
+    aliyun_templates: dict[str, str] = Field(default_factory=dict)
+    """Each carrier template's approved code, by name (`bidao templates export` lists them):
+    `"sms.ticket_call" = "SMS_123456789"`, `"tts.ticket_call" = "TTS_123456789"`, ..."""
+    aliyun_receipt_token: SecretStr = SecretStr("")
+    """The secret part of the receipt URLs configured at the provider (its HTTP push is not
+    signed): `<public_url>/webhooks/aliyun/<token>/sms-report` and `.../voice-report`."""
+    aliyun_sms_endpoint: str = "dysmsapi.aliyuncs.com"
+    aliyun_voice_endpoint: str = "dyvmsapi.aliyuncs.com"
+    aliyun_protocol: Literal["https", "http"] = "https"
+    """"http" only for the fake endpoint on loopback in tests and demos."""
     batch: int = Field(default=50, ge=1)
     send_timeout_s: float = Field(default=15.0, gt=0)
     retry_initial_s: float = Field(default=5.0, gt=0)
@@ -355,6 +399,13 @@ class NotifySettings(BaseModel):
     """Messages per number and channel within `throttle_window_s`; more are held back and
     merged. Urgent ones (a call for help) always go at once but count towards it."""
     throttle_window_s: float = Field(default=3600.0, gt=0)
+    identical_text_window_s: float = Field(default=0.0, ge=0)
+    """Carriers block the same text sent to one number again within a while: a normal
+    message identical to one sent to its number within this window waits until it is over
+    (0: no such rule)."""
+    carrier_limits: list[CarrierLimit] = Field(default_factory=list)
+    """Limits per number the provider or carriers enforce (a number sent more is blocked):
+    normal messages over any of them wait until it allows one more; urgent ones go at once."""
     call_retry_after_s: float = Field(default=60.0, ge=0)
     """An unanswered call (no keypress) is placed once more after this long."""
     bridge_to_resident: bool = True
@@ -383,7 +434,46 @@ class NotifySettings(BaseModel):
             ]
             if missing:
                 raise ValueError(f"provider 'twilio' needs {', '.join(missing)}")
+        if self.provider == "aliyun":
+            self._aliyun_complete()
+            if self.twilio_account_sid and not (
+                self.twilio_auth_token.get_secret_value() and self.twilio_from
+            ):
+                raise ValueError(
+                    "numbers abroad go through Twilio when notify.twilio_account_sid is set: "
+                    "it needs notify.twilio_auth_token and notify.twilio_from too"
+                )
         return self
+
+    def _aliyun_complete(self) -> None:
+        """Credentials, signature, show number, receipt token and every template's code."""
+        from alerts.carrier_templates import carrier_templates
+
+        missing = [
+            f"notify.{name}"
+            for name, value in (
+                ("aliyun_access_key_id", self.aliyun_access_key_id),
+                ("aliyun_access_key_secret", self.aliyun_access_key_secret.get_secret_value()),
+                ("aliyun_sign_name", self.aliyun_sign_name),
+                ("aliyun_show_number", self.aliyun_show_number),
+                ("aliyun_receipt_token", self.aliyun_receipt_token.get_secret_value()),
+                ("public_url", self.public_url),
+            )
+            if not value.strip()
+        ]
+        if missing:
+            raise ValueError(f"provider 'aliyun' needs {', '.join(missing)}")
+        names = [t.name for t in carrier_templates()]
+        unset = [name for name in names if not self.aliyun_templates.get(name, "").strip()]
+        if unset:
+            shown = ", ".join(unset[:5]) + (f" and {len(unset) - 5} more" if len(unset) > 5 else "")
+            raise ValueError(
+                f"provider 'aliyun' has no approved template code for {shown} "
+                "(notify.aliyun_templates; `bidao templates export` lists them all)"
+            )
+        unknown = sorted(set(self.aliyun_templates) - set(names))
+        if unknown:
+            raise ValueError(f"notify.aliyun_templates names no template: {', '.join(unknown)}")
 
 
 class IndicationSettings(BaseModel):
@@ -596,6 +686,7 @@ class Settings(BaseSettings):
     cards: CardThresholds = CardThresholds()
     runtime: RuntimeSettings = RuntimeSettings()
     water: WaterWatchSettings = WaterWatchSettings()
+    work_group: WorkGroupSettings = WorkGroupSettings()
     metrics_interval_s: float = Field(default=15.0, gt=0)
     log_format: Literal["json", "text"] = "json"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

@@ -121,6 +121,12 @@ class GatewayMetrics:
         self.tickets = Counter(
             "bidao_tickets", "Ticket lifecycle events, by kind", ["event"], registry=r
         )
+        self.work_group_posts = Counter(
+            "bidao_work_group_posts",
+            "Ticket progress posted to village work groups (WeCom robots), by outcome",
+            ["outcome"],
+            registry=r,
+        )
         self.operator_alarms = Counter(
             "bidao_operator_alarms",
             "Operator alarms raised (a call that reached nobody, a box set up wrongly), by kind",

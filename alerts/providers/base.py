@@ -41,14 +41,19 @@ class SentItem:
     status: str
     body: str | None = None
     """The SMS text; None for calls."""
+    reference: str | None = None
+    """The notification id the message was sent under, where the provider keeps one."""
 
 
 class ProviderError(Exception):
     """The provider did not take the message.
 
     `permanent` errors are not retried; `bad_number` ones also flag the contact for an
-    administrator (invalid, unreachable or opted-out numbers).
+    administrator (invalid, unreachable or opted-out numbers). `operator_alarm` ones need an
+    administrator (a template not approved, no balance, a wrong key): an operator alarm.
     """
+
+    operator_alarm = False
 
     def __init__(
         self, message: str, *, permanent: bool = False, bad_number: bool = False, code: str = ""
@@ -71,7 +76,9 @@ class Provider(Protocol):
     """Sends SMS and places voice calls; a domestic SMS/voice provider implements the same.
 
     A mainland provider sends `template` with `params` under its pre-approved template id
-    and signature, and speaks `text` as a TTS voice notification that asks for a key.
+    and signature, and speaks `text` as a TTS voice notification that asks for a key. A
+    provider may also have `can_merge(to) -> bool`: False where a digest of several
+    messages cannot be sent (approved templates only), so they go one by one.
     """
 
     @property

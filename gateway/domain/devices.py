@@ -149,6 +149,7 @@ AlarmKind = Literal[
     "health_no_household",
     "health_no_installer",
     "link_down",
+    "provider_refused",
 ]
 """Why an operator must look: a call from a box without a household, a box registered to a
 household that does not exist, a call that could not become a ticket, another key press

@@ -20,6 +20,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from alerts.providers.base import Provider
 from alerts.providers.console import ConsoleProvider
+from alerts.providers.wecom_robot import WeComRobot
 from firmware_protocol import Message
 from gateway.clock import Clock, SystemClock
 from gateway.config import DeviceKind, Settings
@@ -50,6 +51,7 @@ from gateway.services.tickets import DEADLINE_KINDS as TICKET_DEADLINES
 from gateway.services.tickets import TicketService
 from gateway.services.water import DEADLINE_KIND as WATER_DEADLINE
 from gateway.services.water import WaterService
+from gateway.services.work_group import WorkGroups
 from gateway.store.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
@@ -184,6 +186,14 @@ class GatewayService:
         for link in self.serial_links:
             self.downlinks.add_link(link)
         self.outages = self._link_outages(settings)
+        self.work_groups = WorkGroups(
+            self.store,
+            self.clock,
+            settings.work_group,
+            WeComRobot(settings.work_group.timeout_s),
+            self.metrics,
+            settings.tickets.timezone,
+        )
         self.loop_lag = LoopLagMonitor(
             settings.runtime.loop_lag_interval_s, settings.runtime.loop_lag_window_s, self.metrics
         )
@@ -383,6 +393,8 @@ class GatewayService:
         self._supervise("ticket-hangups", self.tickets.run)
         self._supervise("metrics-snapshot", self._write_metrics)
         self._supervise("loop-lag", self.loop_lag.run)
+        if self.settings.work_group.groups:
+            self._supervise("work-groups", self.work_groups.run)
         for name, run in self._components:
             self._supervise(name, run)
         tasks = [asyncio.create_task(part.run(), name=name) for name, part in self._parts.items()]

@@ -297,10 +297,19 @@ class OutboxSender:
                 self._metrics.notifications.labels(channel, "held_back").inc(len(group))
                 touched += len(group)
                 continue
+            allowed_at = await self._carrier_allows(uow, recipient, channel, now)
+            repeat_at = await self._identical_allowed_at(uow, group[0], now)
+            if repeat_at is not None:
+                allowed_at = repeat_at if allowed_at is None else max(allowed_at, repeat_at)
+            if allowed_at is not None:
+                await uow.outbox.defer([r.id for r in group], allowed_at)
+                self._metrics.notifications.labels(channel, "carrier_limit").inc(len(group))
+                touched += len(group)
+                continue
             if len(jobs) + len(leaders) >= free:
                 continue
             leader, rest = group[0], group[1:]
-            if rest:
+            if rest and self._merges(recipient):
                 await uow.outbox.merge(leader.id, [r.id for r in rest], now)
                 self._metrics.notifications.labels(channel, "merged").inc(len(rest))
                 touched += len(rest)
@@ -309,6 +318,45 @@ class OutboxSender:
         members = await uow.outbox.merged_members([r.id for r in leaders])
         jobs.extend(_Job(r, tuple(members[r.id])) for r in leaders)
         return jobs, touched + len(jobs)
+
+    async def _carrier_allows(
+        self, uow: UnitOfWork, recipient: str, channel: str, now: float
+    ) -> float | None:
+        """When the carrier limits allow one more message to `recipient`; None if now."""
+        at: float | None = None
+        for limit in self._settings.carrier_limits:
+            if limit.channel != channel:
+                continue
+            sent = await uow.outbox.recent_sends(recipient, channel, now - limit.window_s)
+            if len(sent) >= limit.count:
+                free_at = sent[len(sent) - limit.count] + limit.window_s
+                at = free_at if at is None else max(at, free_at)
+        return at
+
+    async def _identical_allowed_at(
+        self, uow: UnitOfWork, row: OutboxRow, now: float
+    ) -> float | None:
+        """When the same text may go to the same number again; None if now."""
+        window = self._settings.identical_text_window_s
+        n = row.notification
+        if window <= 0:
+            return None
+        try:
+            text = message_text(n)
+        except TemplateError:
+            return None
+        sent = await uow.outbox.recent_texts(n.recipient, n.channel, now - window)
+        same = [at for at, body in sent if body == text]
+        return same[-1] + window if same else None
+
+    def _merges(self, recipient: str) -> bool:
+        """Whether messages to `recipient` may go as one digest.
+
+        Not through a provider that sends approved templates only: a digest has none, so
+        the messages go one by one instead.
+        """
+        can_merge = getattr(self._provider, "can_merge", None)
+        return True if can_merge is None else bool(can_merge(recipient))
 
     # -- sending --------------------------------------------------------------------------
 
@@ -331,6 +379,8 @@ class OutboxSender:
                 receipt = await self._provider.send(message)
         except ProviderError as exc:
             error = f"{exc.code} {exc}".strip()
+            if exc.operator_alarm:
+                await self._alarm_operator(exc.code, error)
             if exc.permanent:
                 await self._failed(row, error, bad_number=exc.bad_number, follow_up=follow_up)
             else:
@@ -395,14 +445,29 @@ class OutboxSender:
                 expected = message_text(row.notification, members)
             except TemplateError:
                 return None
+        mine = str(row.id)
         return next(
             (
                 item
                 for item in items
-                if item.provider_id not in known and (expected is None or item.body == expected)
+                if item.provider_id not in known
+                and (
+                    item.reference == mine
+                    if item.reference is not None
+                    else expected is None or item.body == expected
+                )
             ),
             None,
         )
+
+    async def _alarm_operator(self, code: str, error: str) -> None:
+        """An operator alarm: the provider refused for a reason only an administrator mends."""
+        async with self._store.transaction() as uow:
+            await uow.devices.raise_alarm(
+                "provider_refused", f"provider:{code or '-'}", error, self._clock.now()
+            )
+        self._metrics.operator_alarms.labels("provider_refused").inc()
+        log.error("operator alarm: the provider refused", extra={"code": code, "error": error})
 
     def _backoff(self, attempts: int) -> float:
         growth = 2.0 ** max(0, attempts - 1)

@@ -451,6 +451,10 @@ class GridWrites(Protocol):
 class TicketWrites(Protocol):
     """Tickets with their rules and cursor, their audit trail, and residents' ratings."""
 
+    async def set_work_group_cursor(self, event_id: int) -> None:
+        """The work groups' poster has handled every audit row up to `event_id`."""
+        ...
+
     async def live(self, household_code: str) -> Ticket | None:
         """The household's newest open, accepted or on-site ticket."""
         ...
@@ -518,6 +522,12 @@ class OutboxWrites(Protocol):
 
     async def recent_sends(self, recipient: str, channel: str, since: float) -> list[float]:
         """When messages to `recipient` on `channel` were handed over since `since`."""
+        ...
+
+    async def recent_texts(
+        self, recipient: str, channel: str, since: float
+    ) -> list[tuple[float, str]]:
+        """(when, text) of messages to `recipient` on `channel` handed over since `since`."""
         ...
 
     async def notified_contacts(self, ticket_id: int) -> list[int]:
@@ -966,6 +976,14 @@ class TicketReads(Protocol):
 
     async def feedback_of(self, ticket_id: int) -> list[Feedback]:
         """The thumbs presses that rated this ticket, oldest first."""
+        ...
+
+    async def events_after(self, after_id: int, limit: int) -> list[tuple[int, TicketEvent]]:
+        """Up to `limit` audit rows of any ticket with an id above `after_id`, with their ids."""
+        ...
+
+    async def work_group_cursor(self) -> int | None:
+        """The last audit row the work groups' poster has handled; None before its first run."""
         ...
 
 

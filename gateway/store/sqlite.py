@@ -1183,6 +1183,14 @@ class SqliteGridWrites(_Writes):
 class SqliteTicketWrites(_Writes):
     """Ticket writes inside one SQLite transaction."""
 
+    async def set_work_group_cursor(self, event_id: int) -> None:
+        """The work groups' poster has handled every audit row up to `event_id`."""
+        await self._conn.execute(
+            "INSERT INTO work_group_cursor (id, event_id) VALUES (1, ?)"
+            " ON CONFLICT (id) DO UPDATE SET event_id = excluded.event_id",
+            (event_id,),
+        )
+
     async def live(self, household_code: str) -> Ticket | None:
         """The household's open, accepted or on-site call (not an alarm of the water watch)."""
         return await self.live_of_kind(household_code, "call")
@@ -1314,6 +1322,18 @@ class SqliteOutboxWrites(_Writes):
             (recipient, channel, since),
         )
         return [float(r[0]) for r in rows]
+
+    async def recent_texts(
+        self, recipient: str, channel: str, since: float
+    ) -> list[tuple[float, str]]:
+        """(when, text) of messages to `recipient` on `channel` handed over since `since`."""
+        rows = await self._rows(
+            "SELECT claimed_at, sent_text FROM notifications WHERE recipient = ? AND channel = ?"
+            " AND status IN ('sending', 'sent', 'delivered') AND claimed_at >= ?"
+            " AND sent_text IS NOT NULL ORDER BY claimed_at",
+            (recipient, channel, since),
+        )
+        return [(float(r[0]), str(r[1])) for r in rows]
 
     async def notified_contacts(self, ticket_id: int) -> list[int]:
         """Every contact that has been sent something about the ticket."""
@@ -1904,6 +1924,20 @@ class SqliteTicketReads(_Reads):
             (ticket_id,),
         )
         return [Feedback(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+
+    async def events_after(self, after_id: int, limit: int) -> list[tuple[int, TicketEvent]]:
+        """Up to `limit` audit rows of any ticket with an id above `after_id`, with their ids."""
+        rows = await self._fetch(
+            "SELECT id, ticket_id, at, kind, channel, contact_id, detail FROM ticket_events"
+            " WHERE id > ? ORDER BY id LIMIT ?",
+            (after_id, limit),
+        )
+        return [(r[0], TicketEvent(r[1], r[2], r[3], r[4], r[5], r[6])) for r in rows]
+
+    async def work_group_cursor(self) -> int | None:
+        """The last audit row the work groups' poster has handled; None before its first run."""
+        rows = await self._fetch("SELECT event_id FROM work_group_cursor WHERE id = 1")
+        return int(rows[0][0]) if rows else None
 
 
 class SqliteOutboxReads(_Reads):
