@@ -57,6 +57,7 @@ VARIABLES: Mapping[str, VarProperty] = {
     "since": "date",
     "now": "date",
     "until": "date",
+    "first_use": "date",
     "device": "other",
     "household": "other",
     "key_safe": "other",
