@@ -46,7 +46,7 @@ from alerts.providers.base import (
 )
 from gateway.clock import Clock, polled, sleep_until_or_woken
 from gateway.config import NotifySettings
-from gateway.domain.notify import FollowUpKind
+from gateway.domain.notify import FINAL_DELIVERY, FollowUpKind
 from gateway.metrics import GatewayMetrics
 from gateway.store.ports import OutboxRow, SentNotification, Store, UnitOfWork
 
@@ -426,12 +426,18 @@ class OutboxSender:
             if found is None:
                 await uow.outbox.resolved_doubt(row.id, self._clock.now())
             else:
-                sent = SentNotification(self._provider.name, found.provider_id, found.status, None)
+                # A final state found is applied as its callback would be (a failed SMS falls
+                # back to a call, an unanswered call is retried), not just written down.
+                final = found.status in FINAL_DELIVERY
+                taken = "queued" if final else found.status
+                sent = SentNotification(self._provider.name, found.provider_id, taken, None)
                 await uow.outbox.sent(row.id, sent, self._clock.now())
         self._failed_in_row = 0
         outcome = "resent" if found is None else "found_at_provider"
         self._metrics.notifications.labels(n.channel, outcome).inc()
         log.info("in-doubt notification settled", extra={"id": row.id, "outcome": outcome})
+        if found is not None and found.status in FINAL_DELIVERY:
+            await self.apply_status(row.id, found.provider_id, found.status)
 
     async def _unclaimed(
         self, uow: UnitOfWork, row: OutboxRow, items: Sequence[SentItem]

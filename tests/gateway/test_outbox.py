@@ -178,6 +178,31 @@ async def test_in_doubt_after_a_crash_is_found_at_the_provider_and_not_resent(
     assert provider.calls == []
 
 
+async def test_in_doubt_found_undelivered_at_the_provider_falls_back_to_a_call(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    """The lookup finds the SMS taken but undelivered: as its callback would, that makes
+    the call that stands in for it (it is not just written down as failed)."""
+    provider = FlakyProvider(failures=0, lookup=True)
+    settings = gateway_settings(tmp_path, None)
+    async with GatewayService(settings, clock, provider) as gw:
+        await load_grid(gw)
+        await claimed_then_crashed(gw)
+    text = "【必到】工单7已由李书记接单，您无需前往。"
+    provider.taken.append(
+        (
+            OutgoingMessage(1, "sms", SMS.recipient, text, SMS.template),
+            SentItem("SM-undelivered", "undelivered", text),
+        )
+    )
+    async with GatewayService(settings, clock, provider) as gw:
+        await wait_for(lambda: len(provider.calls) == 1, what="the call standing in for it")
+        entries = await gw.store.outbox.entries()
+    first = entries[0]
+    assert (first.id, first.status, first.provider_id) == (1, "failed", "SM-undelivered")
+    assert [(c.channel, c.to) for c in provider.calls] == [("voice", SMS.recipient)]
+
+
 async def test_in_doubt_and_not_taken_is_sent_at_once(tmp_path: Path, clock: ManualClock) -> None:
     provider = FlakyProvider(failures=0, lookup=True)
     settings = gateway_settings(tmp_path, None)
