@@ -12,6 +12,7 @@ import csv
 import io
 import time
 from datetime import datetime
+from datetime import time as dt_time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -48,8 +49,12 @@ METER_HOUSEHOLD = "341504-101-001-0002"
 
 @pytest.fixture
 def clock() -> ManualClock:
-    """Three days ago: `bidao report` reads the real time, so the stories' days are in it."""
-    return ManualClock(start=time.time() - 3 * 86_400)
+    """06:00 in the villages' zone three days ago: `bidao report` reads the real time, so the
+    stories' days are in it, and no story crosses a midnight (a spell over midnight is told
+    with its date), whatever the time of day the tests run."""
+    zone = ZoneInfo("Asia/Shanghai")
+    day = datetime.fromtimestamp(time.time() - 3 * 86_400, zone).date()
+    return ManualClock(start=datetime.combine(day, dt_time(6, 0), zone).timestamp())
 
 
 def local(unix: float) -> str:
