@@ -376,12 +376,13 @@ class InstallChecks:
             check = self._active[device_id]
             await uow.installs.add_steps(check.id, found)
             check = replace(check, steps=check.steps + tuple(found))
-            changed.append(CheckEvent("step", check))
             if check.verdict() is None:
                 at = found[-1].at
                 await uow.installs.finish(check.id, "passed", at, None)
                 await uow.deadlines.clear([(CHECK_DEADLINE, str(check.id))])
                 changed.append(CheckEvent("passed", replace(check, state="passed", ended_at=at)))
+            else:
+                changed.append(CheckEvent("step", check))
 
         def after() -> None:
             for event in changed:
