@@ -325,6 +325,7 @@ class Application:
         self._access = AccessService(store, clock, settings.http, self._count_signin)
         self._directory = Directory(store, settings.http.page_max)
         self._provisioning = Provisioning(store, clock, settings.supervision)
+        self._offline_installs = InstallChecks(store, clock, settings.provisioning)
 
     async def _ready(self) -> None:
         if not self._opened:
@@ -1301,9 +1302,33 @@ class Application:
         return records
 
     def _installs(self) -> InstallChecks:
-        if self._live is None or self._live.installs is None:
-            raise NotRunningError("an install check needs the running gateway (bidao run)")
-        return self._live.installs
+        """The running gateway's install checks, or (offline) ones over the store alone.
+
+        Offline, a check is still seen by a running gateway at the box's next press (the
+        gateway reads running checks from the store) and its deadline within
+        `runtime.deadline_poll_s`; only the live events stay in the process that made them.
+        """
+        if self._live is not None and self._live.installs is not None:
+            return self._live.installs
+        return self._offline_installs
+
+    async def start_install_check(self, device_id: str, actor: str) -> InstallCheck:
+        """Start the install check of a device (the command line; no scope)."""
+        await self._ready()
+        return await self._installs().start(canonical_id(device_id), actor)
+
+    async def install_check(self, check_id: int) -> InstallCheck:
+        """One install check as stored; DeviceAdminError if there is none."""
+        await self._ready()
+        check = await self._store.installs.get(check_id)
+        if check is None:
+            raise DeviceAdminError("no_check", f"no install check {check_id}", check=str(check_id))
+        return check
+
+    async def cancel_install_check(self, check_id: int) -> InstallCheck:
+        """End a running install check (the command line)."""
+        await self._ready()
+        return await self._installs().cancel(check_id)
 
     async def scoped_start_check(
         self, principal: Principal, device_id: str, client: str
@@ -1355,7 +1380,9 @@ class Application:
         The listener runs on the event loop right after the change is committed; it must not
         block. Filter by what the page's principal may see (`scoped_install_check`).
         """
-        return self._installs().subscribe(listener)
+        if self._live is None or self._live.installs is None:
+            raise NotRunningError("live install check events need the running gateway")
+        return self._live.installs.subscribe(listener)
 
     async def scoped_replace_device(
         self, principal: Principal, old_id: str, new_id: str, client: str

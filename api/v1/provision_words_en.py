@@ -52,3 +52,14 @@ STATE: Final[dict[str, str]] = {
 LABEL_TITLE: Final = "Bidao call device"
 KIND: Final[dict[str, str]] = {"call_box": "call box", "water_meter": "water meter"}
 SEPARATOR: Final = ", "
+
+CLI: Final[dict[str, str]] = {
+    "started": "Check {check} started: press each of the four keys of {device} within"
+    " {minutes} minutes.",
+    "started_meter": "Check {check} started: run the tap within {minutes} minutes"
+    " (meter {device}).",
+    "received": "received: {key}",
+    "reading": "meter reading: {litres} litres",
+    "no_gateway": "The check's time is up but no gateway ended it: is bidao run running?"
+    " Still missing: {missing}.",
+}

@@ -47,3 +47,11 @@ STATE: Final[dict[str, str]] = {
 LABEL_TITLE: Final = "必到 呼叫设备"
 KIND: Final[dict[str, str]] = {"call_box": "呼叫盒", "water_meter": "水表"}
 SEPARATOR: Final = "、"
+
+CLI: Final[dict[str, str]] = {
+    "started": "第{check}号检测已开始：请在{minutes}分钟内依次按下设备 {device} 的四个键。",
+    "started_meter": "第{check}号检测已开始：请在{minutes}分钟内打开水龙头放水（水表 {device}）。",
+    "received": "收到：{key}",
+    "reading": "收到水表读数：{litres} 升",
+    "no_gateway": "检测时间已到，但网关没有结束检测：请确认 bidao run 正在运行。还差：{missing}。",
+}

@@ -230,11 +230,21 @@ class _Screened:
         self._handler = handler
 
     async def stage(self, uow: UnitOfWork, frames: Sequence[AcceptedFrame]) -> OnCommit | None:
-        await self._checks.load()
-        kept = [f for f in frames if not self._checks.withholds(f)]
+        running = await self._checks.running(uow, frames)
+        kept = [f for f in frames if not withholds(f, running)]
         if not kept:
             return None
         return await self._handler.stage(uow, kept)
+
+
+def withholds(frame: AcceptedFrame, running: dict[str, InstallCheck]) -> bool:
+    """Whether the frame is a key press of a box under a running check (the installer's)."""
+    check = running.get(frame.state.device_id)
+    return (
+        check is not None
+        and isinstance(frame.envelope.message, KeyEvent)
+        and check.running_at(frame.inbound.received_at)
+    )
 
 
 class InstallChecks:
@@ -251,34 +261,30 @@ class InstallChecks:
         self._clock = clock
         self._settings = settings
         self._deadline_set = deadline_set or (lambda _at: None)
-        self._active: dict[str, InstallCheck] = {}
-        self._loaded = False
         self._listeners: list[CheckListener] = []
+        self._batch: tuple[UnitOfWork, dict[str, InstallCheck]] | None = None
 
-    async def load(self) -> None:
-        """Read the running checks from the store once (after a restart, they go on)."""
-        if self._loaded:
-            return
-        for check in await self._store.installs.running():
-            self._active.setdefault(check.device_id, check)
-        self._loaded = True
+    async def running(
+        self, uow: UnitOfWork, frames: Sequence[AcceptedFrame]
+    ) -> dict[str, InstallCheck]:
+        """The running checks by device, read once per ingest transaction that needs them.
+
+        Read from the store, not memory: a check started by `bidao device check` in another
+        process holds from the very next press. Only a batch with a key press or a meter
+        reading asks (heartbeats never do); the partial index keeps it to the few running.
+        """
+        if self._batch is not None and self._batch[0] is uow:
+            return self._batch[1]
+        running: dict[str, InstallCheck] = {}
+        if any(isinstance(f.envelope.message, KeyEvent | WaterReading) for f in frames):
+            running = {c.device_id: c for c in await uow.installs.all_running()}
+        # Held until the next batch's transaction, so no other one can be taken for it.
+        self._batch = (uow, running)
+        return running
 
     def screened(self, handler: IngestHandler) -> IngestHandler:
         """`handler`, kept from the key presses of boxes whose check is running."""
         return _Screened(self, handler)
-
-    def withholds(self, frame: AcceptedFrame) -> bool:
-        """Whether the frame is a key press of a box under a running check (the installer's)."""
-        check = self._active.get(frame.state.device_id)
-        return (
-            check is not None
-            and isinstance(frame.envelope.message, KeyEvent)
-            and check.running_at(frame.inbound.received_at)
-        )
-
-    def active(self, device_id: str) -> InstallCheck | None:
-        """The device's running check as this process knows it, or None."""
-        return self._active.get(device_id)
 
     def subscribe(self, listener: CheckListener) -> Callable[[], None]:
         """Call `listener` with every change of every check; returns the unsubscribe."""
@@ -300,7 +306,6 @@ class InstallChecks:
 
     async def start(self, device_id: str, actor: str) -> InstallCheck:
         """Start a check of the device (ending a running one); DeviceAdminError if it cannot."""
-        await self.load()
         now = self._clock.now()
         async with self._store.transaction() as uow:
             device = await uow.devices.get(device_id)
@@ -321,8 +326,6 @@ class InstallChecks:
             )
             check = replace(check, id=await uow.installs.start(check))
             await uow.deadlines.set([Deadline(CHECK_DEADLINE, str(check.id), check.ends_at)])
-        # No await from the commit to here: no ingest batch sees the store and memory differ.
-        self._active[device_id] = check
         events = [CheckEvent("started", check)]
         if old is not None:
             ended = replace(old, state="cancelled", ended_at=now, reason="restarted")
@@ -334,7 +337,6 @@ class InstallChecks:
 
     async def cancel(self, check_id: int) -> InstallCheck:
         """End a running check as cancelled; DeviceAdminError if it is not running."""
-        await self.load()
         now = self._clock.now()
         async with self._store.transaction() as uow:
             check = await uow.installs.get(check_id)
@@ -345,24 +347,18 @@ class InstallChecks:
             await uow.installs.finish(check_id, "cancelled", now, "cancelled")
             await uow.deadlines.clear([(CHECK_DEADLINE, str(check_id))])
         ended = replace(check, state="cancelled", ended_at=now, reason="cancelled")
-        self._forget(ended)
         self._tell([CheckEvent("cancelled", ended)])
         return ended
 
-    def _forget(self, check: InstallCheck) -> None:
-        current = self._active.get(check.device_id)
-        if current is not None and current.id == check.id:
-            del self._active[check.device_id]
-
     async def stage(self, uow: UnitOfWork, frames: Sequence[AcceptedFrame]) -> OnCommit | None:
         """Record the keys and readings of devices under a running check; pass a check."""
-        await self.load()
-        if not self._active:
+        running = await self.running(uow, frames)
+        if not running:
             return None
         steps: dict[str, list[CheckStep]] = {}
         for frame in sorted(frames, key=lambda f: (f.state.device_id, f.envelope.position)):
             device_id = frame.state.device_id
-            check = self._active.get(device_id)
+            check = running.get(device_id)
             at = frame.inbound.received_at
             if check is None or not check.running_at(at):
                 continue
@@ -373,7 +369,7 @@ class InstallChecks:
             return None
         changed: list[CheckEvent] = []
         for device_id, found in steps.items():
-            check = self._active[device_id]
+            check = running[device_id]
             await uow.installs.add_steps(check.id, found)
             check = replace(check, steps=check.steps + tuple(found))
             if check.verdict() is None:
@@ -384,15 +380,7 @@ class InstallChecks:
             else:
                 changed.append(CheckEvent("step", check))
 
-        def after() -> None:
-            for event in changed:
-                if event.change == "passed":
-                    self._forget(event.check)
-                else:
-                    self._active[event.check.device_id] = event.check
-            self._tell(changed)
-
-        return after
+        return lambda: self._tell(changed)
 
     async def on_due(
         self, uow: UnitOfWork, deadlines: Sequence[Deadline], now: float
@@ -420,12 +408,7 @@ class InstallChecks:
         if not ended:
             return None
 
-        def after() -> None:
-            for event in ended:
-                self._forget(event.check)
-            self._tell(ended)
-
-        return after
+        return lambda: self._tell(ended)
 
 
 def _step(check: InstallCheck, message: object, at: float) -> CheckStep | None:

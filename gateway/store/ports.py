@@ -736,6 +736,10 @@ class InstallWrites(Protocol):
         """The device's running check, or None."""
         ...
 
+    async def all_running(self) -> list[InstallCheck]:
+        """Every running check, with its steps."""
+        ...
+
     async def add_steps(self, check_id: int, steps: Sequence[CheckStep]) -> None:
         """Record keys or readings that arrived for a check."""
         ...

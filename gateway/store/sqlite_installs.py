@@ -88,6 +88,10 @@ class SqliteInstallWrites:
         found = await _checks(self._fetch, "device_id = ? AND state = 'running'", (device_id,))
         return found[0] if found else None
 
+    async def all_running(self) -> list[InstallCheck]:
+        """Every running check, with its steps."""
+        return await _checks(self._fetch, "state = 'running'", ())
+
     async def add_steps(self, check_id: int, steps: Sequence[CheckStep]) -> None:
         """Record keys or readings that arrived for a check."""
         await self._conn.executemany(

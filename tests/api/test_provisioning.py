@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ from tests.api.api_people import (
     open_people,
 )
 from tests.gateway.grid import BOX_ID, BOX_KEY
-from tests.gateway.support import wait_for
+from tests.gateway.support import BIDAO, wait_for
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -454,3 +455,51 @@ async def test_label_replace_rotate_and_decommission(field: Field) -> None:
     f.no_keys_anywhere()
     for body_text in f.bodies:
         assert new_key.hex() not in body_text
+
+
+async def test_the_command_line_check_prints_each_key_as_it_arrives(field: Field) -> None:
+    f, v = field, field.v
+    process = await asyncio.create_subprocess_exec(
+        str(BIDAO),
+        "device",
+        "check",
+        BOX_ID,
+        "--by",
+        "孙安装",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "BIDAO_DATA_DIR": str(v.data_dir)},
+    )
+    stdout = process.stdout
+    assert stdout is not None
+    out: list[str] = []
+
+    async def line() -> str:
+        raw: bytes = await asyncio.wait_for(stdout.readline(), 60)
+        text = raw.decode().rstrip("\n")
+        out.append(text)
+        return text
+
+    try:
+        assert (await line()).startswith("第1号检测已开始：请在10分钟内依次按下设备")
+        assert (await line()).startswith("Check 1 started: press each of the four keys")
+        # The gateway reads the check from the store at the box's next press.
+        for key, words in zip(
+            ALL_KEYS,
+            ("绿键（呼叫） / received: green (call)", "红键（挂断）", "点赞键", "点踩键"),
+            strict=True,
+        ):
+            await f.press(BOX_ID, key)
+            assert words in await line()
+            assert await f.tickets() == []
+        assert "检测通过" in await line()
+        assert await asyncio.wait_for(process.wait(), 60) == 0, out
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert v.phones.records == []
+    admin = await f.client("admin")
+    view = (await admin.get(f"/api/v1/devices/{BOX_ID}/installation")).json()
+    assert view["state"] == "active"
+    assert view["checks"][0]["started_by"] == "孙安装"
