@@ -345,10 +345,11 @@ def provisioning_router() -> APIRouter:  # noqa: PLR0915 - one closure per route
         device_id: DeviceId, principal: PrincipalDep, application: FacadeDep
     ) -> InstallationOut:
         """Active (its latest install check passed) or pending, with the reason."""
+        scoped = await application.scoped_device(principal, device_id)
         state, reason, checks = await application.scoped_install_state(principal, device_id)
         word = reason if state == "pending" and reason == "never_checked" else state
         return InstallationOut(
-            device_id=checks[0].device_id if checks else device_id.lower(),
+            device_id=scoped.device.device_id,
             state=state,
             reason=reason,
             message=_both(zh.STATE[word], en.STATE[word]),
