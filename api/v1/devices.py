@@ -8,23 +8,30 @@ from fastapi import APIRouter, Query
 
 from api.v1.auth import ClientDep, FacadeDep, PrincipalDep
 from api.v1.errors import responses
-from api.v1.models import AttachBody, Device, device_out
+from api.v1.models import AttachBody, Device, DevicePage, device_out
 
 
 def devices_router() -> APIRouter:
     """GET /devices, /devices/{id}; POST /devices/{id}/attach."""
     router = APIRouter(tags=["devices"])
 
-    @router.get("/devices", response_model=list[Device], responses=responses("forbidden"))
+    @router.get("/devices", response_model=DevicePage, responses=responses("forbidden"))
     async def devices(
         principal: PrincipalDep,
         application: FacadeDep,
         kind: Annotated[Literal["call_box", "water_meter"] | None, Query()] = None,
         status: Annotated[Literal["online", "offline", "unknown"] | None, Query()] = None,
-    ) -> list[Device]:
-        """The devices in the reader's units, by id (never their keys)."""
+        offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    ) -> DevicePage:
+        """A page of the devices in the reader's units, by id (never their keys)."""
         found = await application.scoped_devices(principal, kind=kind, status=status)
-        return [device_out(d) for d in found]
+        return DevicePage(
+            items=[device_out(d) for d in found[offset : offset + limit]],
+            total=len(found),
+            offset=offset,
+            limit=limit,
+        )
 
     @router.get(
         "/devices/{device_id}",

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from api.v1.auth import FacadeDep, PrincipalDep
 from api.v1.errors import responses
 from api.v1.models import (
-    ContactOut,
+    ContactPage,
     Household,
     HouseholdPage,
     Resident,
@@ -39,9 +39,7 @@ def grid_router() -> APIRouter:
     async def households(
         principal: PrincipalDep,
         application: FacadeDep,
-        unit: Annotated[
-            str | None, Query(max_length=40, description="only under this unit")
-        ] = None,
+        unit: UnitQuery = None,
         q: Annotated[
             str | None,
             Query(max_length=40, description="code, address or a resident's name contains"),
@@ -84,17 +82,23 @@ def grid_router() -> APIRouter:
 
     @router.get(
         "/contacts",
-        response_model=list[ContactOut],
+        response_model=ContactPage,
         responses=responses("forbidden", "not_found"),
     )
     async def contacts(
         principal: PrincipalDep,
         application: FacadeDep,
-        unit: Annotated[
-            str | None, Query(max_length=40, description="only under this unit")
-        ] = None,
-    ) -> list[ContactOut]:
-        """Responders, installers and family of the units and households in scope, by id."""
-        return [contact_out(c) for c in await application.scoped_contacts(principal, unit)]
+        unit: UnitQuery = None,
+        offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    ) -> ContactPage:
+        """A page of the contacts of the units and households in scope, by id."""
+        found = await application.scoped_contacts(principal, unit)
+        return ContactPage(
+            items=[contact_out(c) for c in found[offset : offset + limit]],
+            total=len(found),
+            offset=offset,
+            limit=limit,
+        )
 
     return router

@@ -101,6 +101,24 @@ class Device(BaseModel):
     last_link: str | None
 
 
+class DevicePage(BaseModel):
+    """A page of devices by id."""
+
+    items: list[Device]
+    total: int
+    offset: int
+    limit: int
+
+
+class ContactPage(BaseModel):
+    """A page of contacts by id."""
+
+    items: list[ContactOut]
+    total: int
+    offset: int
+    limit: int
+
+
 class AttachBody(BaseModel):
     """The household to attach a box to."""
 

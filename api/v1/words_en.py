@@ -30,5 +30,6 @@ TEXT: Final[dict[str, str]] = {
     "device_refused": "The device request was refused: {detail}",
     "batch_refused": "No device of the batch was imported: {detail}",
     "no_metrics": "No metrics yet.",
+    "cross_site": "Refused: the request came from another site. Use this system's own pages.",
     "internal": "Internal error: it was logged; try again later or ask an administrator.",
 }

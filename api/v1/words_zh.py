@@ -23,5 +23,6 @@ TEXT: Final[dict[str, str]] = {
     "device_refused": "设备操作未受理：{detail}",
     "batch_refused": "整批设备未导入：{detail}",
     "no_metrics": "还没有运行指标。",
+    "cross_site": "请求来自其他网站，已拒绝：请在本系统的页面上操作。",
     "internal": "服务器内部错误：已记录，请稍后重试或联系管理员。",
 }

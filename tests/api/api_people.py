@@ -10,7 +10,7 @@ test_cli_users.py); everything the tests then read or do goes over real HTTP.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from device_sim.device import SimulatedDevice
 from gateway.application import Application, UserRole, for_service
 from gateway.clock import ManualClock
 from gateway.runtime.broker import MosquittoBroker
@@ -107,13 +108,19 @@ async def _import(v: Village, tmp: Path, kind: str, text: str) -> None:
 
 @asynccontextmanager
 async def open_people(
-    tmp_path: Path, broker: MosquittoBroker, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    broker: MosquittoBroker,
+    clock: ManualClock,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    devices: Sequence[tuple[SimulatedDevice, str]] = (),
 ) -> AsyncIterator[People]:
-    """The two villages with their users; closes every client it made."""
+    """The two villages with their users (and `devices`, each added to its household);
+    closes every client it made."""
     # Cheap argon2 for tests (the gateway and every `bidao` subprocess read the environment).
     monkeypatch.setenv("BIDAO_HTTP__PASSWORD_TIME_COST", "1")
     monkeypatch.setenv("BIDAO_HTTP__PASSWORD_MEMORY_KIB", "8")
-    async with open_village(tmp_path, broker, clock) as v:
+    async with open_village(tmp_path, broker, clock, devices=devices) as v:
         for kind, text in (
             ("units", UNITS_B),
             ("households", HOUSEHOLDS_B),

@@ -89,7 +89,14 @@ async def test_sign_in_me_and_sign_out(people: People) -> None:
     assert me["contact_id"] == 1
     assert me["via"] == "session"
     assert "read_private" in me["capabilities"]
-    assert (await li.delete("/api/v1/session")).status_code == 204
+    # A page of another site cannot make the browser write with the cookie.
+    evil = await li.delete("/api/v1/session", headers={"Origin": "http://evil.example"})
+    refused(evil, 403, "cross_site")
+    fetched = await li.delete("/api/v1/session", headers={"Sec-Fetch-Site": "cross-site"})
+    refused(fetched, 403, "cross_site")
+    assert (await li.get("/api/v1/me", headers={"Origin": "http://evil.example"})).is_success
+    own = f"http://{li.base_url.netloc.decode()}"
+    assert (await li.delete("/api/v1/session", headers={"Origin": own})).status_code == 204
     refused(await li.get("/api/v1/me"), 401, "not_signed_in")
     log = await people.app.audit_log(20)
     assert ("sign_out", "li") in {(e.action, e.login) for e in log}
@@ -170,7 +177,7 @@ async def test_units_and_households_pages_and_filters(people: People) -> None:
     assert mine["total"] == 2
     assert {h["code"] for h in mine["items"]} == {HOUSEHOLD_A, HOUSEHOLD_A2}
     assert "王老汉" not in str(mine)
-    contacts = (await li.get("/api/v1/contacts")).json()
+    contacts = (await li.get("/api/v1/contacts")).json()["items"]
     assert {c["name"] for c in contacts} >= {"李书记", "张小红"}
     assert "陈书记" not in str(contacts)
     assert next(u["code"] for u in (await li.get("/api/v1/units")).json()) == VILLAGE_A
@@ -255,7 +262,9 @@ async def test_scope_leaks_are_refused_with_nothing_in_the_body(people: People) 
         404,
         "not_found",
     )
-    assert [d["device_id"] for d in (await liu.get("/api/v1/devices")).json()] == [LOOSE_BOX_B]
+    assert [d["device_id"] for d in (await liu.get("/api/v1/devices")).json()["items"]] == [
+        LOOSE_BOX_B
+    ]
     refused(await liu.get("/api/v1/tickets"), 403, "forbidden")
     # A secretary may read devices but not bind them.
     refused(
@@ -289,16 +298,19 @@ async def test_scope_leaks_are_refused_with_nothing_in_the_body(people: People) 
 
 async def test_devices_read_and_an_installer_attaches_a_box_in_their_area(people: People) -> None:
     admin = people.with_token(people.token)
-    everything = (await admin.get("/api/v1/devices")).json()
+    everything = (await admin.get("/api/v1/devices")).json()["items"]
     assert {d["device_id"] for d in everything} == {BOX_ID, LOOSE_BOX_A, LOOSE_BOX_B}
     assert "key" not in everything[0]
-    boxes = (await admin.get("/api/v1/devices", params={"kind": "water_meter"})).json()
-    assert boxes == []
+    meters = (await admin.get("/api/v1/devices", params={"kind": "water_meter"})).json()
+    assert meters == {"items": [], "total": 0, "offset": 0, "limit": 100}
+    page = (await admin.get("/api/v1/devices", params={"offset": 1, "limit": 1})).json()
+    assert page["total"] == 3
+    assert [d["device_id"] for d in page["items"]] == [LOOSE_BOX_A]
     box = (await admin.get(f"/api/v1/devices/{BOX_ID.upper()}")).json()
     assert box["household_code"] == HOUSEHOLD_A
     assert box["unit_code"] == "341504-101-001-1-3-1"
     li = await people.as_user("li")
-    assert {d["device_id"] for d in (await li.get("/api/v1/devices")).json()} == {
+    assert {d["device_id"] for d in (await li.get("/api/v1/devices")).json()["items"]} == {
         BOX_ID,
         LOOSE_BOX_A,
     }
