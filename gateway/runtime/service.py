@@ -153,7 +153,11 @@ class GatewayService:
         self.outbox.set_unanswered_handler(self.tickets)
         # Presses of a box under an install check are the installer's: no ticket, no call.
         self.install_checks = InstallChecks(
-            self.store, self.clock, settings.provisioning, deadline_set=self.scheduler.notify
+            self.store,
+            self.clock,
+            settings.provisioning,
+            deadline_set=self.scheduler.notify,
+            metrics=self.metrics,
         )
         self.scheduler.register(CHECK_DEADLINE, self.install_checks)
         self.pipeline.add_handler(self.install_checks.screened(self.tickets))

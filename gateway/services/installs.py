@@ -30,6 +30,7 @@ from gateway.domain.devices import DeviceRecord, HistoryEntry
 from gateway.domain.installs import KEY_NAMES, CheckStep, InstallCheck
 from gateway.errors import ConflictError
 from gateway.ingest.pipeline import AcceptedFrame, IngestHandler, OnCommit
+from gateway.metrics import GatewayMetrics
 from gateway.services.devices import DeviceAdminError, canonical_id
 from gateway.store.ports import Deadline, Store, UnitOfWork
 
@@ -256,10 +257,12 @@ class InstallChecks:
         clock: Clock,
         settings: ProvisioningSettings,
         deadline_set: Callable[[float], None] | None = None,
+        metrics: GatewayMetrics | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
         self._settings = settings
+        self._metrics = metrics
         self._deadline_set = deadline_set or (lambda _at: None)
         self._listeners: list[CheckListener] = []
         self._batch: tuple[UnitOfWork, dict[str, InstallCheck]] | None = None
@@ -298,6 +301,8 @@ class InstallChecks:
 
     def _tell(self, events: Sequence[CheckEvent]) -> None:
         for event in events:
+            if self._metrics is not None and event.change != "step":
+                self._metrics.install_checks.labels(event.change).inc()
             for listener in list(self._listeners):
                 try:
                     listener(event)
@@ -380,7 +385,14 @@ class InstallChecks:
             else:
                 changed.append(CheckEvent("step", check))
 
-        return lambda: self._tell(changed)
+        presses = sum(1 for found in steps.values() for step in found if step.what != "reading")
+
+        def after() -> None:
+            if self._metrics is not None and presses:
+                self._metrics.install_checks.labels("press_withheld").inc(presses)
+            self._tell(changed)
+
+        return after
 
     async def on_due(
         self, uow: UnitOfWork, deadlines: Sequence[Deadline], now: float

@@ -37,7 +37,7 @@ from tests.api.api_people import (
     open_people,
 )
 from tests.gateway.grid import BOX_ID, BOX_KEY
-from tests.gateway.support import BIDAO, wait_for
+from tests.gateway.support import BIDAO, sample, wait_for
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -193,6 +193,8 @@ async def test_four_keys_make_a_box_active_and_nobody_is_called_meanwhile(field:
     await asyncio.to_thread(v.phones.wait_answered)
     assert v.phones.records == []
     assert await f.people.app.alarms() == []
+    assert sample(v.gw, "bidao_install_checks_total", event="press_withheld") == 4
+    assert sample(v.gw, "bidao_install_checks_total", event="passed") == 1
 
     passed = (await sun.get(url)).json()
     assert passed["state"] == "passed"
@@ -238,6 +240,7 @@ async def test_a_key_that_never_arrives_leaves_the_box_pending_and_its_green_sti
     await wait_for(failed, timeout=20, what="the check failed")
     check = (await sun.get(url)).json()
     assert check["reason"] == "missing_keys"
+    assert sample(v.gw, "bidao_install_checks_total", event="failed") == 1
     assert check["missing"] == ["thumbs_down"]
     assert "没有收到点踩键" in check["message"]
     assert "thumbs-down never arrived" in check["message"]
