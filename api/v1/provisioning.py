@@ -49,6 +49,8 @@ DeviceId = Annotated[str, Path(min_length=1, max_length=40)]
 KEEPALIVE_S = 15.0
 """A comment line this often keeps a quiet event stream open through proxies."""
 SSE_QUEUE_MAX = 64
+LABEL_MIN_WIDTH = 260
+"""Pixels: room for the id in print and the words under the code."""
 
 
 class RegisterBody(BaseModel):
@@ -247,16 +249,17 @@ def label_svg(device_id: str, kind: str) -> str:
     Nothing secret is on it: the id is printed on the box already.
     """
     qr = segno.make(device_id, error="m")
-    scale, margin = 5, 16
-    size, _ = qr.symbol_size(scale=scale, border=0)
-    code = qr.svg_inline(scale=scale, border=0, svgclass=None, lineclass=None)
-    code = code.replace("<svg ", f'<svg x="{margin}" y="{margin}" ', 1)
+    scale = 5
+    # segno's border is the quiet zone a scanner needs (4 modules).
+    size, _ = qr.symbol_size(scale=scale, border=4)
+    width = max(size, LABEL_MIN_WIDTH)
+    code = qr.svg_inline(scale=scale, border=4, svgclass=None, lineclass=None)
+    code = code.replace("<svg ", f'<svg x="{(width - size) // 2}" y="0" ', 1)
     grouped = " ".join(device_id[i : i + 4] for i in range(0, len(device_id), 4))
-    width = size + 2 * margin
-    height = size + 2 * margin + 70
+    height = size + 64
     kind_words = escape(_both(zh.KIND.get(kind, kind), en.KIND.get(kind, kind)))
     title = escape(_both(zh.LABEL_TITLE, en.LABEL_TITLE))
-    base = size + margin
+    base = size
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}"'
