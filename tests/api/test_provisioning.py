@@ -353,6 +353,20 @@ async def test_an_installer_outside_the_area_changes_nothing(field: Field) -> No
     assert VILLAGE_B in own.json()["unit_code"]
     refusals = [e for e in await f.people.app.audit_log(50) if e.login == "liu"]
     assert any(e.action == "device.attach" and e.outcome == "ok" for e in refusals)
+
+    # 孙 starts the check again (the old one ends), then cancels it: the box stays pending.
+    again = (await sun.post(f"/api/v1/devices/{BOX_ID}/install-checks")).json()
+    old = (await sun.get(f"/api/v1/install-checks/{check['id']}")).json()
+    assert (old["state"], old["reason"]) == ("cancelled", "restarted")
+    cancelled = await sun.post(f"/api/v1/install-checks/{again['id']}/cancel")
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["state"] == "cancelled"
+    assert "检测已取消" in cancelled.json()["message"]
+    twice = await sun.post(f"/api/v1/install-checks/{again['id']}/cancel")
+    assert (twice.status_code, twice.json()["error"]) == (409, "device_refused")
+    state = (await sun.get(f"/api/v1/devices/{BOX_ID}/installation")).json()
+    assert (state["state"], state["reason"]) == ("pending", "cancelled")
+    assert [c["id"] for c in state["checks"]] == [again["id"], check["id"]]
     assert v.phones.records == []
 
 
