@@ -64,6 +64,9 @@ def test_a_batch_names_every_bad_row_and_takes_blank_lines_and_a_bom() -> None:
         (3, "bad_serial", None),
         (4, "duplicate_serial", 2),
     ]
+    example = Path(__file__).parents[2] / "examples" / "devices.csv"
+    kinds = [r.kind for r in parse_batch(example.read_text(encoding="utf-8"), "call_box", 10)]
+    assert kinds == ["call_box", "call_box", "water_meter"]
     with pytest.raises(BatchRefusedError) as many:
         parse_batch("serial,key\n" + "".join(f"{i:016x},{KEY}\n" for i in range(3)), "call_box", 2)
     assert [(p.line, p.code) for p in many.value.rows] == [(4, "too_many_rows")]
