@@ -338,6 +338,11 @@ from api import cli_devices  # noqa: E402
 
 cli_devices.register(device_app, app)
 
+# `bidao device check` (the install check) lives in api/cli_install.py.
+from api import cli_install  # noqa: E402
+
+cli_install.register(device_app)
+
 # `bidao household away|show` lives in api/cli_households.py.
 from api import cli_households  # noqa: E402
 

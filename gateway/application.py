@@ -46,6 +46,11 @@ from gateway.domain.devices import HistoryEntry
 from gateway.domain.devices import OperatorAlarm as OperatorAlarm  # noqa: PLC0414 - re-exported
 from gateway.domain.grid import Contact as Contact  # noqa: PLC0414 - re-exported
 from gateway.domain.grid import GridUnit as GridUnit  # noqa: PLC0414 - re-exported
+from gateway.domain.installs import CHECK_KEYS as CHECK_KEYS  # noqa: PLC0414 - re-exported
+from gateway.domain.installs import CheckStep as CheckStep  # noqa: PLC0414 - re-exported
+from gateway.domain.installs import InstallCheck as InstallCheck  # noqa: PLC0414 - re-exported
+from gateway.domain.installs import InstallState as InstallState  # noqa: PLC0414 - re-exported
+from gateway.domain.installs import install_state
 from gateway.domain.tickets import (
     ALARM_KINDS as ALARM_KINDS,  # noqa: PLC0414 - re-exported
 )
@@ -87,7 +92,7 @@ from gateway.services.devices import Added, DeviceAdmin, canonical_id
 from gateway.services.devices import (
     DeviceAdminError as DeviceAdminError,  # noqa: PLC0414 - re-exported
 )
-from gateway.services.directory import Directory, require
+from gateway.services.directory import Directory, not_found, require
 from gateway.services.directory import HouseholdPage as HouseholdPage  # noqa: PLC0414 - re-exported
 from gateway.services.directory import ScopedDevice as ScopedDevice  # noqa: PLC0414 - re-exported
 from gateway.services.grid_import import GridImporter, ImportResult
@@ -95,6 +100,12 @@ from gateway.services.grid_import import ImportKind as ImportKind  # noqa: PLC04
 from gateway.services.grid_import import (
     ImportRejectedError as ImportRejectedError,  # noqa: PLC0414 - re-exported
 )
+from gateway.services.installs import (
+    BatchRefusedError as BatchRefusedError,  # noqa: PLC0414 - re-exported
+)
+from gateway.services.installs import CheckEvent as CheckEvent  # noqa: PLC0414 - re-exported
+from gateway.services.installs import CheckListener, InstallChecks, Provisioning, parse_batch
+from gateway.services.installs import RowProblem as RowProblem  # noqa: PLC0414 - re-exported
 from gateway.services.links import LINK_PATH as LINK_PATH  # noqa: PLC0414 - re-exported
 from gateway.services.links import LinkError as LinkError  # noqa: PLC0414 - re-exported
 from gateway.services.links import LinkGrant as LinkGrant  # noqa: PLC0414 - re-exported
@@ -181,6 +192,7 @@ class LiveParts:
     health: Callable[[], Awaitable[Health]]
     links: ResponderLinks | None = None
     water: WaterService | None = None
+    installs: InstallChecks | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,6 +328,8 @@ class Application:
         self._wake_water: Callable[[], None] = wake_water or (lambda: None)
         self._access = AccessService(store, clock, settings.http, self._count_signin)
         self._directory = Directory(store, settings.http.page_max)
+        self._provisioning = Provisioning(store, clock, settings.supervision)
+        self._offline_installs = InstallChecks(store, clock, settings.provisioning)
 
     async def _ready(self) -> None:
         if not self._opened:
@@ -1236,6 +1250,194 @@ class Application:
             lambda c, ch: self.label_ticket(ticket_id, outcome, c, ch),
         )
 
+    # Provisioning for installers: registration, install checks, replacement, labels
+
+    def _installing_in(self, principal: Principal, unit_code: str | None) -> None:
+        """AccessError unless `principal` may put devices in `unit_code` (None: admins)."""
+        require(principal, "bind_devices")
+        if unit_code is None:
+            if not principal.sees_everything:
+                raise AccessError(
+                    "bad_input", "give the unit the devices are installed in", field="unit_code"
+                )
+            return
+        if not principal.sees_unit(unit_code):
+            raise not_found("unit", unit_code)
+
+    async def scoped_register_device(
+        self,
+        principal: Principal,
+        device_id: str,
+        kind: DeviceKind,
+        key: bytes,
+        unit_code: str | None,
+        label: str | None,
+        client: str,
+    ) -> ScopedDevice:
+        """Register one device by its serial and key in a unit of `principal`'s (audited)."""
+        await self._ready()
+        self._installing_in(principal, unit_code)
+        added = await self._devices.add(
+            device_id, kind, key, None, label, unit_code, f"user:{principal.login}"
+        )
+        await self.audit(
+            principal, "device.register", added.record.device_id, unit_code or "", client
+        )
+        return await self._directory.device(principal, added.record.device_id)
+
+    async def scoped_register_batch(
+        self,
+        principal: Principal,
+        csv_text: str,
+        unit_code: str | None,
+        kind: DeviceKind,
+        client: str,
+    ) -> list[DeviceRecord]:
+        """Register a manufacturer's CSV of serials and keys, all or nothing (audited).
+
+        BatchRefusedError naming every bad row; nothing is written then.
+        """
+        await self._ready()
+        self._installing_in(principal, unit_code)
+        try:
+            rows = parse_batch(csv_text, kind, self.settings.provisioning.batch_max_rows)
+            records = await self._provisioning.register_batch(
+                rows, unit_code, f"user:{principal.login}"
+            )
+        except BatchRefusedError as exc:
+            await self.audit(
+                principal, "device.batch", unit_code or "", str(exc), client, "refused"
+            )
+            raise
+        await self.audit(
+            principal, "device.batch", unit_code or "", f"{len(records)} devices", client
+        )
+        return records
+
+    def _installs(self) -> InstallChecks:
+        """The running gateway's install checks, or (offline) ones over the store alone.
+
+        Offline, a check is still seen by a running gateway at the box's next press (the
+        gateway reads running checks from the store) and its deadline within
+        `runtime.deadline_poll_s`; only the live events stay in the process that made them.
+        """
+        if self._live is not None and self._live.installs is not None:
+            return self._live.installs
+        return self._offline_installs
+
+    async def start_install_check(self, device_id: str, actor: str) -> InstallCheck:
+        """Start the install check of a device (the command line; no scope)."""
+        await self._ready()
+        return await self._installs().start(canonical_id(device_id), actor)
+
+    async def install_check(self, check_id: int) -> InstallCheck:
+        """One install check as stored; DeviceAdminError if there is none."""
+        await self._ready()
+        check = await self._store.installs.get(check_id)
+        if check is None:
+            raise DeviceAdminError("no_check", f"no install check {check_id}", check=str(check_id))
+        return check
+
+    async def cancel_install_check(self, check_id: int) -> InstallCheck:
+        """End a running install check (the command line)."""
+        await self._ready()
+        return await self._installs().cancel(check_id)
+
+    async def scoped_start_check(
+        self, principal: Principal, device_id: str, client: str
+    ) -> InstallCheck:
+        """Start the install check of a device of `principal`'s units (audited)."""
+        await self._ready()
+        require(principal, "bind_devices")
+        scoped = await self._directory.device(principal, canonical_id(device_id))
+        check = await self._installs().start(scoped.device.device_id, f"user:{principal.login}")
+        await self.audit(principal, "device.check", check.device_id, f"check={check.id}", client)
+        return check
+
+    async def scoped_install_check(self, principal: Principal, check_id: int) -> InstallCheck:
+        """One install check of a device `principal` may see; AccessError not_found if not."""
+        await self._ready()
+        require(principal, "read_devices")
+        check = await self._store.installs.get(check_id)
+        if check is None:
+            raise not_found("install_check", str(check_id))
+        try:
+            await self._directory.device(principal, check.device_id)
+        except AccessError:
+            raise not_found("install_check", str(check_id)) from None
+        return check
+
+    async def scoped_cancel_check(
+        self, principal: Principal, check_id: int, client: str
+    ) -> InstallCheck:
+        """End a running install check of `principal`'s units (audited)."""
+        require(principal, "bind_devices")
+        await self.scoped_install_check(principal, check_id)
+        check = await self._installs().cancel(check_id)
+        await self.audit(principal, "device.check_cancel", check.device_id, str(check_id), client)
+        return check
+
+    async def scoped_install_state(
+        self, principal: Principal, device_id: str
+    ) -> tuple[InstallState, str | None, list[InstallCheck]]:
+        """A device's installation state, the reason if pending, and its newest checks."""
+        await self._ready()
+        scoped = await self._directory.device(principal, canonical_id(device_id))
+        checks = await self._store.installs.of_device(scoped.device.device_id)
+        state, reason = install_state(checks[0] if checks else None)
+        return state, reason, checks
+
+    def subscribe_install_checks(self, listener: CheckListener) -> Callable[[], None]:
+        """Hear every change of every install check (the live page); returns the unsubscribe.
+
+        The listener runs on the event loop right after the change is committed; it must not
+        block. Filter by what the page's principal may see (`scoped_install_check`).
+        """
+        if self._live is None or self._live.installs is None:
+            raise NotRunningError("live install check events need the running gateway")
+        return self._live.installs.subscribe(listener)
+
+    async def scoped_replace_device(
+        self, principal: Principal, old_id: str, new_id: str, client: str
+    ) -> tuple[DeviceRecord, DeviceRecord]:
+        """A registered box of `principal`'s units takes over another's household (audited).
+
+        The old box is retired and keeps its history; the household keeps its tickets.
+        """
+        await self._ready()
+        require(principal, "bind_devices")
+        old = await self._directory.device(principal, canonical_id(old_id))
+        new = await self._directory.device(principal, canonical_id(new_id))
+        retired, added = await self._devices.replace(
+            old.device.device_id, new.device.device_id, None, f"user:{principal.login}"
+        )
+        await self.audit(
+            principal, "device.replace", retired.device_id, f"by={added.record.device_id}", client
+        )
+        return retired, added.record
+
+    async def scoped_rotate_key(
+        self, principal: Principal, device_id: str, client: str
+    ) -> DeviceRecord:
+        """Start a key rotation of a device of `principal`'s units (audited; no key shown)."""
+        await self._ready()
+        require(principal, "bind_devices")
+        scoped = await self._directory.device(principal, canonical_id(device_id))
+        record = await self._registry.rotate_key(scoped.device.device_id, f"user:{principal.login}")
+        await self.audit(principal, "device.rotate_key", record.device_id, client=client)
+        return record
+
+    async def scoped_remove_device(
+        self, principal: Principal, device_id: str, client: str
+    ) -> DeviceRecord:
+        """Decommission a device of `principal`'s units: it keeps its history (audited)."""
+        await self._ready()
+        require(principal, "bind_devices")
+        scoped = await self._directory.device(principal, canonical_id(device_id))
+        record = await self._devices.remove(scoped.device.device_id, f"user:{principal.login}")
+        await self.audit(principal, "device.remove", record.device_id, client=client)
+        return record
+
 
 def _actor(contact_id: int | None) -> int:
     if contact_id is None:
@@ -1321,6 +1523,7 @@ def for_service(service: GatewayService) -> Application:
             service.health,
             service.links,
             service.water,
+            installs=service.install_checks,
         ),
         after_import=lambda: service.scheduler.notify(0.0),
         devices=service.devices,

@@ -661,6 +661,17 @@ class WaterWatchSettings(BaseModel):
             raise ValueError(str(exc)) from None
 
 
+class ProvisioningSettings(BaseModel):
+    """Installers registering and checking devices in the field."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    install_check_s: float = Field(default=600.0, gt=0)
+    """How long an install check waits for the four keys (or the meter's rising reading)."""
+    batch_max_rows: int = Field(default=5000, ge=1)
+    """The most devices one manufacturer's CSV may register."""
+
+
 class Settings(BaseSettings):
     """Everything the gateway needs; every duration lives here."""
 
@@ -687,6 +698,7 @@ class Settings(BaseSettings):
     runtime: RuntimeSettings = RuntimeSettings()
     water: WaterWatchSettings = WaterWatchSettings()
     work_group: WorkGroupSettings = WorkGroupSettings()
+    provisioning: ProvisioningSettings = ProvisioningSettings()
     metrics_interval_s: float = Field(default=15.0, gt=0)
     log_format: Literal["json", "text"] = "json"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

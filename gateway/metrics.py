@@ -139,6 +139,13 @@ class GatewayMetrics:
             ["kind"],
             registry=r,
         )
+        self.install_checks = Counter(
+            "bidao_install_checks",
+            "Install checks started and ended (passed, failed, cancelled), and presses"
+            " kept from the tickets because a check was running",
+            ["event"],
+            registry=r,
+        )
         self.notifications = Counter(
             "bidao_notifications",
             "Notifications handed to the provider, retried or failed, by channel",

@@ -59,6 +59,7 @@ STATUS: dict[str, int] = {
     "not_running": 503,
     "water_refused": 409,
     "device_refused": 409,
+    "batch_refused": 422,
     "no_metrics": 503,
     "internal": 500,
 }

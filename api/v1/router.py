@@ -9,6 +9,7 @@ from api.v1.devices import devices_router
 from api.v1.errors import install_error_handlers
 from api.v1.figures import figures_router
 from api.v1.grid import grid_router
+from api.v1.provisioning import provisioning_router
 from api.v1.session import session_router
 from api.v1.tickets import tickets_router
 from gateway.application import Application
@@ -22,6 +23,7 @@ def install_api(app: FastAPI, application: Application) -> None:
     router = APIRouter(prefix=PREFIX)
     router.include_router(session_router())
     router.include_router(grid_router())
+    router.include_router(provisioning_router())
     router.include_router(devices_router())
     router.include_router(tickets_router())
     router.include_router(figures_router())

@@ -43,6 +43,7 @@ from gateway.scheduler import DeadlineScheduler
 from gateway.services.device_health import HEALTH_DEADLINE, DeviceHealth
 from gateway.services.devices import DeviceAdmin, DeviceAlarms
 from gateway.services.grid_import import GridImporter, ImportKind, ImportResult
+from gateway.services.installs import CHECK_DEADLINE, InstallChecks
 from gateway.services.links import responder_links
 from gateway.services.outages import LinkOutages
 from gateway.services.outbox import OutboxSender
@@ -152,7 +153,16 @@ class GatewayService:
             links=self.links,
         )
         self.outbox.set_unanswered_handler(self.tickets)
-        self.pipeline.add_handler(self.tickets)
+        # Presses of a box under an install check are the installer's: no ticket, no call.
+        self.install_checks = InstallChecks(
+            self.store,
+            self.clock,
+            settings.provisioning,
+            deadline_set=self.scheduler.notify,
+            metrics=self.metrics,
+        )
+        self.scheduler.register(CHECK_DEADLINE, self.install_checks)
+        self.pipeline.add_handler(self.install_checks.screened(self.tickets))
         # Calls that reach nobody, boxes offline for a day, changes made by `bidao device`.
         self.device_alarms = DeviceAlarms(
             self.store,
@@ -224,7 +234,8 @@ class GatewayService:
             deadline_set=self.scheduler.notify,
         )
         self.tickets.set_thumbs_claims(water)
-        self.pipeline.add_handler(water)
+        self.pipeline.add_handler(self.install_checks.screened(water))
+        self.pipeline.add_handler(self.install_checks)
         # A watched household's meter offline: the watch is blind (not quiet).
         self.supervisor.on_transitions(water.on_transitions)
         water.set_unheard(self.supervisor.unheard)

@@ -45,6 +45,7 @@ from gateway.domain.grid import (
     ResidentRow,
     Role,
 )
+from gateway.domain.installs import CheckReason, CheckState, CheckStep, InstallCheck
 from gateway.domain.notify import FollowUpKind
 from gateway.domain.tickets import Ticket, TicketEvent, TicketKind, TicketStatus
 from gateway.domain.water import WaterWatch
@@ -741,6 +742,39 @@ class AccessWrites(Protocol):
         ...
 
 
+class InstallWrites(Protocol):
+    """Install checks inside one transaction."""
+
+    async def start(self, check: InstallCheck) -> int:
+        """Store a new running check (its id is ignored); returns its id.
+
+        ConflictError if the device has a running check already.
+        """
+        ...
+
+    async def get(self, check_id: int) -> InstallCheck | None:
+        """One check with its steps, or None."""
+        ...
+
+    async def running(self, device_id: str) -> InstallCheck | None:
+        """The device's running check, or None."""
+        ...
+
+    async def all_running(self) -> list[InstallCheck]:
+        """Every running check, with its steps."""
+        ...
+
+    async def add_steps(self, check_id: int, steps: Sequence[CheckStep]) -> None:
+        """Record keys or readings that arrived for a check."""
+        ...
+
+    async def finish(
+        self, check_id: int, state: CheckState, at: float, reason: CheckReason | None
+    ) -> None:
+        """End a running check as passed, failed or cancelled."""
+        ...
+
+
 class UnitOfWork(Protocol):
     """The write ports of one transaction; all their writes commit together or none does."""
 
@@ -782,6 +816,11 @@ class UnitOfWork(Protocol):
     @property
     def access(self) -> AccessWrites:
         """Users, sessions, tokens and the audit log."""
+        ...
+
+    @property
+    def installs(self) -> InstallWrites:
+        """Install checks."""
         ...
 
     def savepoint(self) -> AbstractAsyncContextManager[None]:
@@ -1132,6 +1171,26 @@ class DirectoryReads(Protocol):
         ...
 
 
+class InstallReads(Protocol):
+    """Committed install checks."""
+
+    async def get(self, check_id: int) -> InstallCheck | None:
+        """One check with its steps, or None."""
+        ...
+
+    async def running(self) -> list[InstallCheck]:
+        """Every running check, newest first."""
+        ...
+
+    async def of_device(self, device_id: str, limit: int = 20) -> list[InstallCheck]:
+        """The device's newest checks, newest first."""
+        ...
+
+    async def latest(self, device_ids: Sequence[str]) -> dict[str, InstallCheck]:
+        """The latest check of each device that had one."""
+        ...
+
+
 class Store(Protocol):
     """Opening, one write transaction at a time, and the read ports."""
 
@@ -1190,4 +1249,9 @@ class Store(Protocol):
     @property
     def directory(self) -> DirectoryReads:
         """Pages of the grid."""
+        ...
+
+    @property
+    def installs(self) -> InstallReads:
+        """Install checks."""
         ...

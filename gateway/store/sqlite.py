@@ -86,6 +86,7 @@ from gateway.store.sqlite_access import (
     SqliteAccessWrites,
     SqliteDirectoryReads,
 )
+from gateway.store.sqlite_installs import SqliteInstallReads, SqliteInstallWrites
 
 _POSITION_BIAS = 1 << 63
 """A frame's position (session << 32 | seq, docs/protocol.md) runs over 0 .. 2**64 - 1, but an
@@ -2205,6 +2206,7 @@ class SqliteUnitOfWork:
         self.indications = SqliteIndicationWrites(conn)
         self.water = SqliteWaterWrites(conn)
         self.access = SqliteAccessWrites(conn)
+        self.installs = SqliteInstallWrites(conn)
 
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:
@@ -2264,6 +2266,7 @@ class SqliteStore:
         self.water = SqliteWaterReads(self._fetch)
         self.access = SqliteAccessReads(self._fetch)
         self.directory = SqliteDirectoryReads(self._fetch)
+        self.installs = SqliteInstallReads(self._fetch)
 
     async def open(self) -> None:
         """Connect, set the pragmas and apply pending migrations."""
