@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from api.responder_page import responder_router
 from api.twilio_webhooks import twilio_router
 from api.v1.router import install_api
+from api.web.pages import close_streams, install_web
 from gateway.application import Application
 from gateway.errors import StartupError
 
@@ -33,6 +34,7 @@ def create_app(application: Application) -> FastAPI:
 
     app.include_router(responder_router(application))
     install_api(app, application)
+    install_web(app, application)
     if application.settings.notify.provider == "twilio":
         app.include_router(twilio_router(application))
     return app
@@ -104,6 +106,7 @@ class HttpServer:
         try:
             await asyncio.shield(serving)
         except asyncio.CancelledError:
+            close_streams(self._config.app)  # open event streams would hold the exit up
             server.should_exit = True
             await serving
             raise

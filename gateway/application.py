@@ -1063,6 +1063,14 @@ class Application:
         await self.audit(principal, "water.clear_away", household_code, client=client)
         return request
 
+    async def change_mark(self) -> tuple[int, int]:
+        """A marker that moves whenever a ticket or an operator alarm changes (reveals no data).
+
+        Live pages compare it, from one server task, instead of re-reading what they show.
+        """
+        await self._ready()
+        return await self._store.tickets.change_mark()
+
     async def _acting(self, principal: Principal, ticket_id: int) -> int:
         """The contact `principal` acts as on a ticket they may see and act on."""
         await self._ready()
