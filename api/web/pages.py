@@ -380,7 +380,7 @@ def web_router(application: Application, feed: LiveFeed) -> APIRouter:  # noqa: 
         if not principal.may("read_statistics"):
             return {"areas": None}
         report = await application.scoped_report(principal, 1)
-        return {"areas": _area_tree(report.units, report.colours)}
+        return {"areas": _area_tree(report.units, report.colours), "warnings": report.warnings}
 
     async def alarms_part(principal: Principal) -> dict[str, Any]:
         if not principal.may("read_alarms"):

@@ -47,8 +47,12 @@ WORDS: Final[dict[str, str]] = {
     "recent_title": "Resolved today",
     "recent_empty": "Nothing resolved today yet.",
     "areas_title": "Warning colours of the areas",
-    "areas_lead": "Green: all well; yellow: calls waiting; orange, red: overdue calls that "
-    "need chasing.",
+    "legend_green": "green: under {open} waiting, none overdue",
+    "legend_yellow": "yellow: {open} or more waiting, or one overdue",
+    "legend_orange": "orange: {overdue} or more overdue",
+    "legend_red": "red: {red} or more overdue, or one waiting {days} days",
+    "areas_lead": "Each box is an area, group or neighbourhood; its colour says how its "
+    "tickets stand:",
     "areas_empty": "No grid imported yet (areas, groups, neighbourhoods); once it is, each "
     "area's colour shows here.",
     "areas_none": "Your role does not see the areas' warnings.",

@@ -61,13 +61,13 @@ async def test_a_secretary_sees_a_call_live_accepts_arrives_resolves_and_the_box
     v = village
     base = str(v.http.base_url).rstrip("/")
     async with chromium() as browser:
-        desk = await browser.new_page(viewport=DESKTOP, locale="zh-CN")
+        desk = await (await browser.new_context(viewport=DESKTOP, locale="zh-CN")).new_page()
         await sign_in(desk, base, "li.shuji")
         await expect(desk).to_have_url(f"{base}/dash")
         await expect(desk.locator("#open-empty")).to_be_visible()
         await expect(desk.locator("#live-state")).to_have_text("实时更新中")
         await shot(desk, "desk-empty-1366")
-        phone = await browser.new_page(viewport=PHONE, locale="zh-CN")
+        phone = await (await browser.new_context(viewport=PHONE, locale="zh-CN")).new_page()
         await sign_in(phone, base, "li.shuji")
         await expect(phone.locator("#open-empty")).to_be_visible()
         await shot(phone, "desk-empty-390")
@@ -126,6 +126,30 @@ async def test_a_secretary_sees_a_call_live_accepts_arrives_resolves_and_the_box
         await expect(phone.locator("#ticket-1")).to_have_count(0)
         await shot(phone, "desk-resolved-390")
 
+        # A minute later the statistics count it, drawn as charts; water and devices say
+        # what will show.
+        await v.clock.advance(60)
+        await desk.get_by_role("link", name="统计").click()
+        await desk.get_by_label("时段").select_option("1")
+        await desk.get_by_role("button", name="查看").click()
+        await expect(desk).to_have_url(f"{base}/dash/stats?days=1")
+        await expect(desk.locator("#stats-table tbody tr")).to_have_text(
+            ["桥元村 1 1 100.0% 100.0% -"], use_inner_text=True
+        )
+        await expect(desk.locator('.chart[data-chart="requests"] canvas')).to_have_count(1)
+        await shot(desk, "stats-1366")
+        await phone.goto(f"{base}/dash/stats?days=1")
+        await expect(phone.locator('.chart[data-chart="rates"] canvas')).to_have_count(1)
+        await shot(phone, "stats-390")
+        await phone.get_by_role("link", name="用水看护").click()
+        await expect(phone.locator("h1")).to_have_text("独居老人用水看护")
+        await expect(phone.locator("#water tbody tr")).to_have_count(2)
+        await shot(phone, "water-390")
+        await phone.get_by_role("link", name="设备").click()
+        await expect(phone.locator(".empty").first).to_have_text("所有设备都正常：有信号，电量足。")
+        await shot(phone, "devices-390")
+        await desk.goto(f"{base}/dash/tickets/1")
+
         # English on request, same page.
         await desk.get_by_role("link", name="English").click()
         await expect(desk.locator("h1")).to_contain_text("Ticket 1")
@@ -166,7 +190,7 @@ async def test_family_sees_their_elder_only_the_watch_first_use_and_who_handles_
         await h.use_water()  # 06:31
         base = str(v.http.base_url).rstrip("/")
         async with chromium() as browser:
-            page = await browser.new_page(viewport=PHONE, locale="zh-CN")
+            page = await (await browser.new_context(viewport=PHONE, locale="zh-CN")).new_page()
             await sign_in(page, base, "xiaohong")
             await expect(page).to_have_url(f"{base}/family")
             elder = page.locator(f"#elder-{HOUSEHOLD}")
