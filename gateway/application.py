@@ -1034,6 +1034,26 @@ class Application:
             alarms={k: v for k, v in report.alarms.items() if k in seen},
         )
 
+    async def scoped_colours(
+        self, principal: Principal
+    ) -> tuple[dict[str, UnitWarning], dict[str, GridUnit]]:
+        """The warning colours now of the units `principal` may see, and those units by code.
+
+        The map part of `scoped_report` alone (no statistics over a period): cheap enough for
+        a live page to ask on every change.
+        """
+        await self._ready()
+        require(principal, "read_statistics")
+        colours = await self._reports.warning_colours(self._clock.now())
+        units, _ = await self._reports.grid()
+        if principal.units is None:
+            return colours, units
+        seen = principal.units
+        return (
+            {k: v for k, v in colours.items() if k in seen},
+            {k: v for k, v in units.items() if k in seen},
+        )
+
     async def scoped_watch(self, principal: Principal, household_code: str) -> WatchView:
         """A household's water watch if `principal` may see it; AccessError not_found if not."""
         await self._ready()

@@ -21,6 +21,7 @@ POSTs from another origin (Origin or Sec-Fetch-Site say so) are refused.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -257,6 +258,7 @@ async def _principal(request: Request) -> Principal | None:
 def web_router(application: Application, feed: LiveFeed) -> APIRouter:  # noqa: PLR0915 - one router, one closure per page
     """The dashboard's routes."""
     pages = Pages(application)
+    cache = PartCache()
     router = APIRouter(include_in_schema=False)
     http = application.settings.http
 
@@ -379,8 +381,8 @@ def web_router(application: Application, feed: LiveFeed) -> APIRouter:  # noqa: 
     async def areas_part(principal: Principal) -> dict[str, Any]:
         if not principal.may("read_statistics"):
             return {"areas": None}
-        report = await application.scoped_report(principal, 1)
-        return {"areas": _area_tree(report.units, report.colours), "warnings": report.warnings}
+        colours, units = await application.scoped_colours(principal)
+        return {"areas": _area_tree(units, colours), "warnings": application.settings.warnings}
 
     async def alarms_part(principal: Principal) -> dict[str, Any]:
         if not principal.may("read_alarms"):
@@ -418,7 +420,14 @@ def web_router(application: Application, feed: LiveFeed) -> APIRouter:  # noqa: 
         if name not in parts or not desk(principal):
             return Response(status_code=404)
         template, fetch = parts[name]
-        return pages.render(request, template, principal, **await fetch(principal))
+        # Browsers of the same scope asking after the same change share one rendering.
+        key = (name, _scope(principal), pages.lang(request), int(application.now() // 60))
+
+        async def render() -> bytes:
+            context = await fetch(principal)
+            return bytes(pages.render(request, template, principal, **context).body)
+
+        return HTMLResponse(await cache.get(key, feed, render), headers=_HEADERS)
 
     # -- one ticket ------------------------------------------------------------------------
 
@@ -649,6 +658,49 @@ def web_router(application: Application, feed: LiveFeed) -> APIRouter:  # noqa: 
         )
 
     return router
+
+
+class PartCache:
+    """Rendered live parts, shared while the feed's change mark stays the same.
+
+    When a change is pushed, every open dashboard asks for its parts at once: those of the
+    same scope wait for one rendering instead of each making their own. Only while the feed
+    is watching (its mark is then current); keyed by everything a part depends on (which
+    part, the reader's scope, language and the minute for ages), so a rendering is never
+    shown to someone of another scope.
+    """
+
+    MAX = 256
+
+    def __init__(self) -> None:
+        self._mark: object = None
+        self._parts: dict[tuple[object, ...], asyncio.Future[bytes]] = {}
+
+    async def get(
+        self, key: tuple[object, ...], feed: LiveFeed, render: Callable[[], Awaitable[bytes]]
+    ) -> bytes:
+        """The part for `key`: rendered since the last change, being rendered, or now."""
+        if not feed.subscribers:
+            return await render()
+        mark = feed.mark  # read before the data: a later change gets a new rendering
+        if mark != self._mark:
+            self._mark, self._parts = mark, {}
+        found = self._parts.get(key)
+        if found is None:
+            found = asyncio.ensure_future(render())
+            if len(self._parts) < self.MAX:
+                self._parts[key] = found
+            found.add_done_callback(lambda f: self._forget_failed(key, f))
+        return await asyncio.shield(found)
+
+    def _forget_failed(self, key: tuple[object, ...], done: asyncio.Future[bytes]) -> None:
+        if done.cancelled() or done.exception() is not None:
+            self._parts.pop(key, None)
+
+
+def _scope(principal: Principal) -> tuple[object, ...]:
+    """What a live part's content depends on of the reader: their role and units."""
+    return (principal.role, principal.units, principal.households, principal.contact_id)
 
 
 def _minute(minute: int | None) -> str:

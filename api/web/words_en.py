@@ -184,6 +184,7 @@ WORDS: Final[dict[str, str]] = {
     "card_yellow": "yellow card (improve)",
     "card_red": "red card (poor)",
     "card_line": "{name}: {colour}, on time {rate}, {n} tickets",
+    "card_none": "{name}: no tickets in this period, no card",
     "install_title": "Install check",
     "install_lead": "Installers register devices and check each key of a call box here. "
     "This page is being built.",

@@ -177,6 +177,7 @@ WORDS: Final[dict[str, str]] = {
     "card_yellow": "黄卡（要改进）",
     "card_red": "红卡（差）",
     "card_line": "{name}：{colour}，按时率{rate}，共{n}件",
+    "card_none": "{name}：这段时间没有工单，不评卡",
     "install_title": "安装检查",
     "install_lead": "安装员在这里登记设备、逐个按键检查呼叫盒。这一页正在建设中。",
     "family_title": "{name}的看护情况",
