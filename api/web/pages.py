@@ -54,6 +54,7 @@ from gateway.application import (
     TicketView,
     TimelineItem,
     WatchView,
+    WaterRequestError,
 )
 from gateway.errors import GatewayError
 
@@ -68,6 +69,8 @@ CLOSED: tuple[TicketStatus, ...] = (TicketStatus.RESOLVED, TicketStatus.RATED)
 CATEGORIES: tuple[Category, ...] = get_args(Category)
 ACTIONS = ("accept", "arrive", "classify", "note", "resolve", "reassign", "label")
 PERIODS = (1, 7, 30, 90)
+AWAY_DAYS = (1, 3, 7, 14)
+"""How long a home may be marked away from the water page, in days."""
 WATER_PAGE = 200
 """The most residents the water page lists at once."""
 KEEPALIVE_S = 15.0
@@ -547,10 +550,15 @@ def web_router(application: Application, feed: LiveFeed) -> APIRouter:  # noqa: 
     # -- water, devices, statistics, installers -------------------------------------------
 
     @router.get("/dash/water")
-    async def water(request: Request) -> Response:
+    async def water(request: Request, done: str | None = None) -> Response:
         principal = await signed_in(request)
         if isinstance(principal, Response):
             return principal
+        return await water_page(request, principal, done=done if done in ("away", "back") else None)
+
+    async def water_page(
+        request: Request, principal: Principal, status: int = 200, **extra: Any
+    ) -> Response:
         rows: list[tuple[Any, WatchView | None]] = []
         if principal.may("read_water") and principal.may("read_grid"):
             page = await application.scoped_households(
@@ -561,8 +569,37 @@ def web_router(application: Application, feed: LiveFeed) -> APIRouter:  # noqa: 
                 rows.append((entry, watch))
         today = datetime.fromtimestamp(application.now(), pages.tz).date().toordinal()
         return pages.render(
-            request, "water.html", principal, nav="water", rows=rows, today=today, minute=_minute
+            request,
+            "water.html",
+            principal,
+            status,
+            nav="water",
+            rows=rows,
+            today=today,
+            minute=_minute,
+            away_days=AWAY_DAYS,
+            **({"done": None, "error": None} | extra),
         )
+
+    @router.post("/dash/water/{household}")
+    async def water_act(request: Request, household: str) -> Response:
+        principal = await signed_in(request)
+        if isinstance(principal, Response):
+            return principal
+        t = pages.words(request)
+        try:
+            _check_origin(request)
+            form = await _form(request)
+            action = form.get("action", "")
+            await _water_request(application, principal, household, form, client_address(request))
+        except _Refused as exc:
+            return await water_page(request, principal, exc.status, error=t(exc.key, **exc.params))
+        except AccessError as exc:
+            key = "err_forbidden" if exc.code == "forbidden" else "err_not_found_household"
+            return await water_page(request, principal, 403, error=t(key))
+        except WaterRequestError as exc:
+            return await water_page(request, principal, 409, error=t(f"water_{exc.reason}"))
+        return RedirectResponse(f"/dash/water?done={action}", status_code=303)
 
     @router.get("/dash/devices")
     async def devices(request: Request) -> Response:
@@ -723,6 +760,27 @@ async def _form(request: Request) -> dict[str, str]:
     except (UnicodeDecodeError, ValueError):
         raise _Refused(400, "err_bad_form", what="encoding") from None
     return {k: v[0] for k, v in fields.items()}
+
+
+async def _water_request(
+    application: Application,
+    principal: Principal,
+    household: str,
+    form: dict[str, str],
+    client: str,
+) -> None:
+    """Mark a home away for some days, or back, through the facade's scoped methods."""
+    action = form.get("action", "")
+    if action == "away":
+        days = form.get("days", "")
+        if not days.isdigit() or int(days) not in AWAY_DAYS:
+            raise _Refused(400, "err_bad_form", what="days")
+        until = application.now() + int(days) * 86400
+        await application.scoped_mark_away(principal, household, until, client)
+    elif action == "back":
+        await application.scoped_clear_away(principal, household, client)
+    else:
+        raise _Refused(400, "err_bad_form", what="action")
 
 
 async def _carry_out(  # noqa: PLR0912 - one branch per action

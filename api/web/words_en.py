@@ -147,6 +147,18 @@ WORDS: Final[dict[str, str]] = {
     "routine": "water usually by {first}, at most {hours} h without",
     "never": "not yet",
     "blind": "the meter has no signal",
+    "away_button": "Mark away",
+    "back_button": "Back home",
+    "away_days": "{n} days",
+    "away_hint": "Mark the home away when the elder is out (visiting, in hospital): "
+    "no alarm for no water meanwhile.",
+    "done_away": "Marked away; it takes effect within seconds.",
+    "done_back": "Away ended; it takes effect within seconds.",
+    "water_past": "The return time has passed.",
+    "water_not_away": "This home is not marked away.",
+    "water_not_watched": "This home is not watched; no need to mark it away.",
+    "water_unknown_household": "No such household.",
+    "err_not_found_household": "No such household, or it is outside your area.",
     "devices_title": "Devices",
     "devices_lead": "Call boxes and meters without signal or low on battery. A box without "
     "signal cannot call for help: deal with it soon.",

@@ -22,6 +22,7 @@ from tests.api.browser import DESKTOP, PHONE, add_user, chromium, shot, sign_in
 from tests.api.test_water_watch import METER_ID, METER_KEY, Home, yesterday_at
 from tests.api.village import Village, open_village
 from tests.gateway.grid import HOUSEHOLD
+from tests.gateway.support import wait_for
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -226,3 +227,26 @@ async def test_family_sees_their_elder_only_the_watch_first_use_and_who_handles_
             assert answer.status == 404
             answer = await page.request.get(f"{base}/api/v1/me")
             assert (await answer.json())["households"] == [HOUSEHOLD]
+
+            # The secretary reads her water watch and marks her away for three days.
+            await add_user(
+                v.data_dir, "li.shuji", "secretary", "--unit", VILLAGE, "--contact", "1",
+                "--name", "李书记",
+            )  # fmt: skip
+            desk = await (await browser.new_context(viewport=DESKTOP, locale="zh-CN")).new_page()
+            await sign_in(desk, base, "li.shuji")
+            await desk.get_by_role("link", name="用水看护").click()
+            row = desk.locator(f"#water-{HOUSEHOLD}")
+            await expect(row).to_contain_text("06:31")
+            await expect(row).to_contain_text("独居，看护中")
+            await shot(desk, "water-1366")
+            await row.get_by_label("登记外出").select_option("3")
+            await row.get_by_role("button", name="登记外出").click()
+            await expect(desk.locator("#done")).to_have_text("已登记外出，几秒内生效。")
+
+            async def away() -> bool:
+                await desk.reload()
+                return "外出中" in await row.inner_text()
+
+            await wait_for(away, timeout=20, what="the watch shows her away")
+            await expect(row.get_by_role("button", name="已回家")).to_be_visible()

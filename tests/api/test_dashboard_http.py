@@ -143,6 +143,22 @@ async def test_family_sees_only_their_elder_and_never_the_duty_desk(village: Vil
         assert 'data-status="open"' in (await desk.get("/dash/tickets/1")).text
 
 
+async def test_marking_away_a_home_without_a_meter_says_it_is_not_watched(
+    village: Village,
+) -> None:
+    async with signed_in(village, "li.shuji") as desk:
+        refused = await desk.post(
+            "/dash/water/341504-101-001-0001", data={"action": "away", "days": "3"}
+        )
+        assert refused.status_code == 409
+        assert "这户没有在看护中" in refused.text
+        bad = await desk.post("/dash/water/341504-101-001-0001", data={"action": "away"})
+        assert bad.status_code == 400
+        elsewhere = await desk.post("/dash/water/OTHER-VILLAGE", data={"action": "back"})
+        assert elsewhere.status_code == 403
+        assert "不在您的范围内" in elsewhere.text
+
+
 async def test_the_language_switch_stays_on_this_site(village: Village) -> None:
     v = village
     switched = await v.http.get("/lang/en", params={"next": "//evil.example/x"})
