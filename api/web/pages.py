@@ -684,6 +684,10 @@ def web_router(application: Application, feed: LiveFeed) -> APIRouter:  # noqa: 
             yield b"retry: 2000\n\n"
             async for mark in feed.subscribe(KEEPALIVE_S):
                 if mark is None:
+                    # A quiet moment to see that the sign-in still holds (signed out,
+                    # expired, disabled): if not, end the stream; its reconnect gets 401.
+                    if await _principal(request) is None:
+                        return
                     yield b": keepalive\n\n"
                 else:
                     yield f"event: changed\ndata: {mark[0]}.{mark[1]}\n\n".encode()

@@ -4,6 +4,8 @@ from typing import Final
 
 WORDS: Final[dict[str, str]] = {
     "app": "Bidao · duty desk",
+    "app_family": "Bidao · family",
+    "more_actions": "More: kind of matter, note, hand over",
     "lang_switch": "中文",
     "signin_title": "Sign in",
     "signin_lead": "Sign in with the login and password your administrator gave you.",

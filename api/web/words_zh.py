@@ -4,6 +4,8 @@ from typing import Final
 
 WORDS: Final[dict[str, str]] = {
     "app": "必到 · 值班台",
+    "app_family": "必到 · 家人看护",
+    "more_actions": "更多：定类别、备注、转交",
     "lang_switch": "English",
     "signin_title": "登录",
     "signin_lead": "用管理员给您的用户名和密码登录。",

@@ -63,6 +63,9 @@ async def test_a_secretary_sees_a_call_live_accepts_arrives_resolves_and_the_box
     base = str(v.http.base_url).rstrip("/")
     async with chromium() as browser:
         desk = await (await browser.new_context(viewport=DESKTOP, locale="zh-CN")).new_page()
+        await desk.goto(f"{base}/dash")
+        await expect(desk).to_have_url(f"{base}/signin?next=/dash")
+        await shot(desk, "signin-1366")
         await sign_in(desk, base, "li.shuji")
         await expect(desk).to_have_url(f"{base}/dash")
         await expect(desk.locator("#open-empty")).to_be_visible()
@@ -84,6 +87,11 @@ async def test_a_secretary_sees_a_call_live_accepts_arrives_resolves_and_the_box
         await expect(village_box).to_have_text("桥元村 · 待处理1件", timeout=LIVE_S)
         await shot(desk, "desk-call-1366")
         await shot(phone, "desk-call-390")
+
+        await phone.goto(f"{base}/dash/tickets/1")
+        await expect(phone.locator("#do-accept")).to_be_visible()
+        await shot(phone, "ticket-open-390")
+        await phone.goto(f"{base}/dash")
 
         # He opens it and takes it: the box tells her help is on the way.
         await row.get_by_role("link", name="处理").click()
