@@ -6,6 +6,7 @@ add`. Each refusal must be a page that says what to do, never a 500 or a changed
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import AsyncIterator
@@ -20,6 +21,7 @@ from gateway.clock import ManualClock
 from gateway.runtime.broker import MosquittoBroker
 from tests.api.browser import PASSWORD, add_user
 from tests.api.village import Village, open_village
+from tests.gateway.support import wait_for
 
 VILLAGE = "341504-101-001"
 RESPONDER_PHONES = [f"1380000000{i}" for i in range(1, 8)]
@@ -166,3 +168,31 @@ async def test_the_language_switch_stays_on_this_site(village: Village) -> None:
     assert "bidao_lang=en" in switched.headers["set-cookie"]
     english = await v.http.get("/signin", headers={"Cookie": "bidao_lang=en"})
     assert "Sign in with the login and password" in english.text
+
+
+async def test_every_open_stream_hears_of_a_press_and_ends_when_the_server_stops(
+    tmp_path: Path, broker: MosquittoBroker, clock: ManualClock
+) -> None:
+    heard: list[list[str]] = [[], [], []]
+
+    async def listen(client: httpx.AsyncClient, lines: list[str]) -> None:
+        async with client.stream("GET", "/live") as stream:
+            assert stream.headers["content-type"].startswith("text/event-stream")
+            async for line in stream.aiter_lines():
+                lines.append(line)  # noqa: PERF401 - kept as they come: the test watches it grow
+
+    async with open_village(tmp_path, broker, clock) as v:
+        for phone in RESPONDER_PHONES:
+            v.phones.script(phone).digits = ""
+        await add_user(v.data_dir, "li.shuji", "secretary", "--unit", VILLAGE, "--contact", "1")
+        async with signed_in(v, "li.shuji") as desk:
+            streams = [asyncio.create_task(listen(desk, lines)) for lines in heard]
+            await wait_for(lambda: all("retry: 2000" in h for h in heard), what="connected")
+            await v.press(Key.GREEN_CALL)
+            await wait_for(
+                lambda: all("event: changed" in h for h in heard), timeout=20, what="told"
+            )
+            # The gateway stops with the streams still open: they end, nothing hangs.
+            v.gw.request_stop()
+            await v.gw.stopped()
+            await asyncio.wait_for(asyncio.gather(*streams), 20)
