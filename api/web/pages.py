@@ -265,12 +265,21 @@ def web_router(application: Application, feed: LiveFeed) -> APIRouter:  # noqa: 
     router = APIRouter(include_in_schema=False)
     http = application.settings.http
 
-    def to_signin(request: Request) -> RedirectResponse:
-        target = request.url.path
-        return RedirectResponse(f"/signin?next={quote(target)}", status_code=303)
+    def to_signin(request: Request, why: str | None = None) -> RedirectResponse:
+        target = f"/signin?next={quote(request.url.path)}"
+        if why is not None:
+            target += f"&why={why}"
+        response = RedirectResponse(target, status_code=303)
+        if why is not None:  # the cookie is no good: drop it
+            response.delete_cookie(http.session_cookie, path="/")
+        return response
 
     async def signed_in(request: Request) -> Principal | RedirectResponse:
-        principal = await _principal(request)
+        try:
+            principal = await maybe_principal(request)
+        except ApiError as exc:
+            why = exc.code if exc.code in ("session_expired", "disabled") else "session_expired"
+            return to_signin(request, why)
         if principal is None:
             return to_signin(request)
         return principal
@@ -294,9 +303,14 @@ def web_router(application: Application, feed: LiveFeed) -> APIRouter:  # noqa: 
         return RedirectResponse("/family" if principal.role == "family" else "/dash", 303)
 
     @router.get("/signin")
-    async def signin_form(request: Request, next: str | None = None) -> Response:  # noqa: A002 - the query's name
+    async def signin_form(
+        request: Request,
+        next: str | None = None,  # noqa: A002 - the query's name
+        why: str | None = None,
+    ) -> Response:
+        error = pages.words(request)(why) if why in ("session_expired", "disabled") else None
         return pages.render(
-            request, "signin.html", None, next=_next_path(next), error=None, login=""
+            request, "signin.html", None, next=_next_path(next), error=error, login=""
         )
 
     @router.post("/signin")
@@ -849,11 +863,21 @@ class AreaBox:
     children: tuple[AreaBox, ...]
 
 
+AREA_BOXES = 150
+"""The most boxes the schematic draws: a township's hundreds of neighbourhoods would be a
+wall of boxes, so the finest levels are left out until it fits (their colour shows in the
+level above)."""
+SCHEMATIC_LEVELS = ("village", "area", "group", "neighbourhood")
+
+
 def _area_tree(units: dict[str, Any], colours: dict[str, Any]) -> list[AreaBox]:
     """The villages the principal sees, each with its areas, groups and neighbourhoods."""
     below: dict[str | None, list[Any]] = {}
     for unit in units.values():
         below.setdefault(unit.parent_code, []).append(unit)
+    levels = list(SCHEMATIC_LEVELS)
+    while len(levels) > 1 and sum(u.level in levels for u in units.values()) > AREA_BOXES:
+        levels.pop()
 
     def box(unit: Any) -> AreaBox:
         warning = colours.get(unit.code)
@@ -864,7 +888,11 @@ def _area_tree(units: dict[str, Any], colours: dict[str, Any]) -> list[AreaBox]:
             warning.colour if warning else "green",
             warning.live if warning else 0,
             warning.overdue if warning else 0,
-            tuple(box(u) for u in sorted(below.get(unit.code, []), key=lambda u: u.code)),
+            tuple(
+                box(u)
+                for u in sorted(below.get(unit.code, []), key=lambda u: u.code)
+                if u.level in levels
+            ),
         )
 
     villages = sorted((u for u in units.values() if u.level == "village"), key=lambda u: u.code)

@@ -166,6 +166,11 @@ async def test_a_secretary_sees_a_call_live_accepts_arrives_resolves_and_the_box
         await expect(desk.locator("#timeline")).to_contain_text(
             "accepted: 李书记 (village secretary)"
         )
+        await shot(desk, "ticket-resolved-en-1366")
+        await desk.get_by_role("link", name="Tickets", exact=True).click()
+        await expect(desk.locator("h1")).to_have_text("Calls and alarms to handle")
+        await desk.set_viewport_size(PHONE)
+        await shot(desk, "desk-en-390")
 
     kinds = indications(v)
     order = [

@@ -161,6 +161,25 @@ async def test_marking_away_a_home_without_a_meter_says_it_is_not_watched(
         assert "不在您的范围内" in elsewhere.text
 
 
+async def test_a_disabled_account_is_sent_to_sign_in_with_a_reason_and_sign_out_works(
+    village: Village,
+) -> None:
+    v = village
+    async with signed_in(v, "li.shuji") as desk:
+        assert (await desk.get("/dash")).status_code == 200
+        await v.cli("user", "disable", "li.shuji")
+        page = await desk.get("/dash", follow_redirects=True)
+        # Disabling ends the account's sessions: the page says to sign in again.
+        assert str(page.url).endswith("/signin?next=/dash&why=session_expired")
+        assert "登录已过期，请重新登录。" in page.text
+        assert (await desk.get("/part/open")).status_code == 401
+        await v.cli("user", "disable", "li.shuji", "--enable")
+    async with signed_in(v, "li.shuji") as desk:
+        out = await desk.post("/signout", headers={"Origin": str(v.http.base_url)})
+        assert (out.status_code, out.headers["location"]) == (303, "/signin")
+        assert (await desk.get("/dash")).headers["location"] == "/signin?next=/dash"
+
+
 async def test_the_language_switch_stays_on_this_site(village: Village) -> None:
     v = village
     switched = await v.http.get("/lang/en", params={"next": "//evil.example/x"})
