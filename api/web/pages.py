@@ -105,8 +105,8 @@ class TicketRow:
 
     view: TicketView
     opened: str
-    waiting: str
     mine: bool
+    """The reader has it."""
 
 
 class Pages:
@@ -170,18 +170,15 @@ class Pages:
         return HTMLResponse(html, status_code=status, headers=_HEADERS)
 
     def rows(self, principal: Principal, views: list[TicketView]) -> list[TicketRow]:
-        """The live list's rows, the oldest waiting first."""
-        now = self.application.now()
+        """The live list's rows: nobody's first, then the oldest first."""
         ordered = sorted(views, key=lambda v: (v.status != TicketStatus.OPEN, v.opened_at))
         return [
             TicketRow(
                 v,
                 self.local(v.opened_at),
-                "",
                 v.owner is not None and v.owner.id == principal.contact_id,
             )
             for v in ordered
-            if v.opened_at <= now
         ]
 
     def timeline_line(self, t: Words, item: TimelineItem) -> str:
