@@ -58,14 +58,29 @@ def _actor() -> str:
         return "cli"
 
 
+def _words(words: dict[str, str], params: dict[str, str]) -> dict[str, str]:
+    """Role and level names in one language for a refusal's message."""
+    named = dict(params)
+    if "role" in params:
+        named["role_name"] = words[f"role_{params['role']}"]
+    if "level" in params:
+        named["level_name"] = words[f"level_{params['level']}"]
+    if "needs" in params:
+        named["needs_name"] = words["or"].join(
+            words[f"level_{level}"] for level in params["needs"].split(",")
+        )
+    return named
+
+
 def _refuse(exc: AccessError) -> typer.Exit:
     key = f"err_{exc.code}"
-    params = {"min": PASSWORD_MIN, "max": PASSWORD_MAX, "detail": str(exc), **exc.params}
+    params = {"min": str(PASSWORD_MIN), "max": str(PASSWORD_MAX), "detail": str(exc)}
+    params.update(exc.params)
     params.setdefault("login", "")
     if key not in ZH:
         key, params["detail"] = "err_bad_input", str(exc)
-    cli._complain("错误：" + ZH[key].format(**params))
-    cli._complain("error: " + EN[key].format(**params))
+    cli._complain("错误：" + ZH[key].format(**_words(ZH, params)))
+    cli._complain("error: " + EN[key].format(**_words(EN, params)))
     return typer.Exit(cli.EXIT_USAGE)
 
 

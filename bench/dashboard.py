@@ -171,10 +171,11 @@ async def stream_client(
         httpx.AsyncClient(base_url=stage.base, cookies=stage.cookie, timeout=None) as http,
         http.stream("GET", "/live") as stream,
     ):
-        count[0] += 1
-        if count[0] == clients:
-            everyone.set()
         async for line in stream.aiter_lines():
+            if line.startswith("event: ready"):  # subscribed
+                count[0] += 1
+                if count[0] == clients:
+                    everyone.set()
             if not line.startswith("event: changed") or not current:
                 continue
             probe = current[-1]
@@ -220,6 +221,7 @@ async def watch(stage: Stage, args: argparse.Namespace) -> list[Probe]:
             f"first contentful paint {timing['fcp']:.0f} ms, DOMContentLoaded "
             f"{timing['dom']:.0f} ms, {timing['bytes'] / 1000:.0f} KB; goto→table {wall:.0f} ms"
         )
+        await page.get_by_text("实时更新中").wait_for()
         await asyncio.wait_for(everyone.wait(), 60)
         print(f"{args.clients} event streams and the browser connected")
         for k in range(args.probes):

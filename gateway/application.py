@@ -42,7 +42,8 @@ from gateway.domain.access import Principal as Principal  # noqa: PLC0414 - re-e
 from gateway.domain.access import User as User  # noqa: PLC0414 - re-exported
 from gateway.domain.access import UserRole as UserRole  # noqa: PLC0414 - re-exported
 from gateway.domain.devices import DeviceRecord as DeviceRecord  # noqa: PLC0414 - re-exported
-from gateway.domain.devices import HistoryEntry, OperatorAlarm
+from gateway.domain.devices import HistoryEntry
+from gateway.domain.devices import OperatorAlarm as OperatorAlarm  # noqa: PLC0414 - re-exported
 from gateway.domain.grid import Contact as Contact  # noqa: PLC0414 - re-exported
 from gateway.domain.grid import GridUnit as GridUnit  # noqa: PLC0414 - re-exported
 from gateway.domain.tickets import (
@@ -148,6 +149,8 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 DAY_S = 86_400.0
+_OWNER_ACTIONS = ("arrive", "resolve", "reassign", "label")
+"""Ticket actions only the ticket's owner may take through the API (as on the page)."""
 UNUSED_BOX_DAYS = 90.0
 _UNIT_DEPTH = 12  # more grid levels than any chain has; a loop in parent codes stops here
 
@@ -1091,17 +1094,23 @@ class Application:
         await self._ready()
         return await self._store.tickets.change_mark()
 
-    async def _acting(self, principal: Principal, ticket_id: int) -> int:
-        """The contact `principal` acts as on a ticket they may see and act on."""
+    async def _acting(self, principal: Principal, ticket_id: int, *, owner_only: bool) -> int:
+        """The contact `principal` acts as on a ticket they may see and act on.
+
+        With `owner_only` (arrival, resolution, handing over, labelling) the contact must
+        own the ticket, as on the responder's page: TicketError otherwise.
+        """
         await self._ready()
         require(principal, "act_tickets")
-        await self._directory.ticket(principal, ticket_id)
+        ticket = await self._directory.ticket(principal, ticket_id)
         if principal.contact_id is None:
             raise AccessError(
                 "no_contact",
                 f"user {principal.login} is not linked to a responder contact",
                 login=principal.login,
             )
+        if owner_only and ticket.owner_contact_id != principal.contact_id:
+            raise TicketError(f"ticket {ticket_id} is not yours: its owner reports this")
         return principal.contact_id
 
     @staticmethod
@@ -1117,9 +1126,15 @@ class Application:
         client: str,
         work: Callable[[int, ActionChannel], Awaitable[T]],
     ) -> T:
-        contact = await self._acting(principal, ticket_id)
         try:
+            contact = await self._acting(principal, ticket_id, owner_only=action in _OWNER_ACTIONS)
             result = await work(contact, self._channel(principal))
+        except AccessError as exc:
+            if exc.code != "not_found":  # a probe of another village's numbers is not audited
+                await self.audit(
+                    principal, f"ticket.{action}", str(ticket_id), exc.code, client, "refused"
+                )
+            raise
         except GatewayError as exc:
             await self.audit(
                 principal,

@@ -9,13 +9,15 @@
 
 A request is signed in by `Authorization: Bearer bdo_...` (an API token, for systems) or by
 the session cookie (`http.session_cookie`, HttpOnly, SameSite=Lax) that POST /api/v1/session
-sets. A bearer header wins over a cookie. Writes with a cookie must be JSON (or come from
-the same origin): a page on another site cannot send them.
+sets. A bearer header wins over a cookie. Writes with a cookie must come from
+the same origin): a write with a cookie that the browser says comes from another origin
+(Sec-Fetch-Site, Origin) is refused (403 cross_site), so a page elsewhere cannot act.
 """
 
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from fastapi import Depends, Request
 
@@ -23,6 +25,19 @@ from api.v1.errors import ApiError
 from gateway.application import AccessError, Application, Principal
 
 BEARER = "bearer "
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+def cross_site(request: Request) -> bool:
+    """Whether the browser says the request was sent by a page of another origin."""
+    site = request.headers.get("sec-fetch-site")
+    if site is not None and site not in ("same-origin", "none"):
+        return True
+    origin = request.headers.get("origin")
+    if origin is None:
+        return False
+    host = request.headers.get("host", "")
+    return urlsplit(origin).netloc != host
 
 
 def facade(request: Request) -> Application:
@@ -64,6 +79,8 @@ async def maybe_principal(request: Request) -> Principal | None:
         secret = session_secret(request)
         if secret is None:
             return None
+        if request.method not in SAFE_METHODS and cross_site(request):
+            raise ApiError("cross_site")
         return await application.principal_for_session(secret)
     except AccessError as exc:
         raise ApiError(exc.code, **exc.params) from None

@@ -17,7 +17,7 @@ from fastapi.exception_handlers import (
     request_validation_exception_handler,
 )
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -49,6 +49,7 @@ STATUS: dict[str, int] = {
     "rate_limited": 429,
     "disabled": 403,
     "forbidden": 403,
+    "cross_site": 403,
     "no_contact": 403,
     "not_found": 404,
     "bad_input": 422,
@@ -172,6 +173,13 @@ def install_error_handlers(app: FastAPI, application: Application) -> None:
         response.status_code = exc.status_code
         return response
 
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        if not request.url.path.startswith(API_PREFIX):
+            return PlainTextResponse("Internal Server Error", status_code=500)
+        log.error("API request failed unexpectedly: %s: %s", type(exc).__name__, exc)
+        return refuse("internal", {})
+
+    app.add_exception_handler(Exception, on_unexpected)
     app.add_exception_handler(ApiError, on_api_error)
     app.add_exception_handler(GatewayError, on_gateway_error)
     app.add_exception_handler(RequestValidationError, on_validation)
@@ -181,7 +189,7 @@ def install_error_handlers(app: FastAPI, application: Application) -> None:
 def responses(*codes: str) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` for the refusals a route can give."""
     out: dict[int | str, dict[str, Any]] = {}
-    for code in ("not_signed_in", "bad_input", *codes):
+    for code in ("not_signed_in", "bad_input", "cross_site", *codes):
         status = STATUS[code]
         out.setdefault(status, {"model": ErrorBody, "description": code})
         if code not in out[status]["description"]:

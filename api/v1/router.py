@@ -5,8 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
 
+from api.v1.devices import devices_router
 from api.v1.errors import install_error_handlers
+from api.v1.figures import figures_router
+from api.v1.grid import grid_router
 from api.v1.session import session_router
+from api.v1.tickets import tickets_router
 from gateway.application import Application
 
 PREFIX = "/api/v1"
@@ -17,6 +21,10 @@ def install_api(app: FastAPI, application: Application) -> None:
     app.state.application = application
     router = APIRouter(prefix=PREFIX)
     router.include_router(session_router())
+    router.include_router(grid_router())
+    router.include_router(devices_router())
+    router.include_router(tickets_router())
+    router.include_router(figures_router())
     app.include_router(router)
     install_error_handlers(app, application)
 

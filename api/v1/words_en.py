@@ -29,5 +29,6 @@ TEXT: Final[dict[str, str]] = {
     "water_refused": "The water watch request was refused: {detail}",
     "device_refused": "The device request was refused: {detail}",
     "no_metrics": "No metrics yet.",
+    "cross_site": "Refused: the request came from another site. Use this system's own pages.",
     "internal": "Internal error: it was logged; try again later or ask an administrator.",
 }

@@ -22,5 +22,6 @@ TEXT: Final[dict[str, str]] = {
     "water_refused": "用水看护请求未受理：{detail}",
     "device_refused": "设备操作未受理：{detail}",
     "no_metrics": "还没有运行指标。",
+    "cross_site": "请求来自其他网站，已拒绝：请在本系统的页面上操作。",
     "internal": "服务器内部错误：已记录，请稍后重试或联系管理员。",
 }

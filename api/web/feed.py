@@ -33,6 +33,7 @@ class LiveFeed:
         self._interval = application.settings.http.dashboard_poll_s
         self._subscribers: set[asyncio.Queue[Mark | None]] = set()
         self._task: asyncio.Task[None] | None = None
+        self._starting = asyncio.Lock()
         self.mark: Mark = (0, 0)
 
     @property
@@ -41,13 +42,15 @@ class LiveFeed:
         return len(self._subscribers)
 
     async def subscribe(self, keepalive_s: float) -> AsyncIterator[Mark | None]:
-        """The marks after each change (None after a quiet `keepalive_s`) until closed."""
+        """None once subscribed, then each change's mark (None after a quiet keepalive_s)."""
         queue: asyncio.Queue[Mark | None] = asyncio.Queue(maxsize=1)
         self._subscribers.add(queue)
-        if self._task is None:
-            self.mark = await self._read()
-            self._task = asyncio.create_task(self._watch(), name="dashboard-feed")
         try:
+            async with self._starting:  # one task however many arrive at once
+                if self._task is None:
+                    self.mark = await self._read()
+                    self._task = asyncio.create_task(self._watch(), name="dashboard-feed")
+            yield None  # subscribed: every change from now on will be told
             while True:
                 try:
                     mark = await asyncio.wait_for(queue.get(), keepalive_s)

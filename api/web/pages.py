@@ -36,7 +36,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from api.v1.auth import client_address, maybe_principal, session_secret
+from api.v1.auth import client_address, cross_site, maybe_principal, session_secret
 from api.v1.errors import ApiError
 from api.web.feed import LiveFeed
 from api.web.words import LANGS, WORDS, Lang, Words
@@ -224,14 +224,7 @@ class Pages:
 
 def _same_origin(request: Request) -> bool:
     """Whether a POST came from a page of this server (browsers say so in these headers)."""
-    site = request.headers.get("sec-fetch-site")
-    if site is not None and site not in ("same-origin", "none"):
-        return False
-    origin = request.headers.get("origin")
-    if origin is None or origin == "null":
-        return site is not None or origin is None
-    host = request.headers.get("host", "")
-    return origin.rstrip("/").split("://", 1)[-1] == host
+    return not cross_site(request)
 
 
 def _check_origin(request: Request) -> None:
@@ -271,10 +264,12 @@ def web_router(application: Application, feed: LiveFeed) -> APIRouter:  # noqa: 
             response.delete_cookie(http.session_cookie, path="/")
         return response
 
-    async def signed_in(request: Request) -> Principal | RedirectResponse:
+    async def signed_in(request: Request) -> Principal | Response:
         try:
             principal = await maybe_principal(request)
         except ApiError as exc:
+            if exc.code == "cross_site":  # a page elsewhere posted with the cookie
+                return refused(request, None, _Refused(403, "err_cross_origin"))
             why = exc.code if exc.code in ("session_expired", "disabled") else "session_expired"
             return to_signin(request, why)
         if principal is None:
@@ -367,9 +362,11 @@ def web_router(application: Application, feed: LiveFeed) -> APIRouter:  # noqa: 
 
     @router.post("/signout")
     async def signout(request: Request) -> Response:
+        if not _same_origin(request):  # a page elsewhere may not sign people out either
+            return RedirectResponse("/", status_code=303)
         principal = await _principal(request)
         secret = session_secret(request)
-        if principal is not None and secret is not None and _same_origin(request):
+        if principal is not None and secret is not None:
             await application.sign_out(secret, principal, client_address(request))
         response = RedirectResponse("/signin", status_code=303)
         response.delete_cookie(http.session_cookie, path="/")
@@ -691,10 +688,15 @@ def web_router(application: Application, feed: LiveFeed) -> APIRouter:  # noqa: 
         if principal is None:
             return Response(status_code=401)
 
+        ready = pages.words(request)("live_on")
+
         async def stream() -> AsyncIterator[bytes]:
-            yield b"retry: 2000\n\n"
+            first = True
             async for mark in feed.subscribe(KEEPALIVE_S):
-                if mark is None:
+                if first:  # subscribed: the page may now say it is live
+                    first = False
+                    yield f"retry: 2000\n\nevent: ready\ndata: {ready}\n\n".encode()
+                elif mark is None:
                     # A quiet moment to see that the sign-in still holds (signed out,
                     # expired, disabled): if not, end the stream; its reconnect gets 401.
                     if await _principal(request) is None:

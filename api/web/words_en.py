@@ -30,6 +30,7 @@ WORDS: Final[dict[str, str]] = {
     "nav_stats": "Statistics",
     "nav_install": "Install check",
     "live_on": "Live",
+    "live_connecting": "Connecting…",
     "live_off": "Connection lost, reconnecting…",
     "home_title": "Calls and alarms to handle",
     "home_lead": "When an elder presses green or their water use looks wrong, a row appears "

@@ -30,6 +30,7 @@ WORDS: Final[dict[str, str]] = {
     "nav_stats": "统计",
     "nav_install": "安装检查",
     "live_on": "实时更新中",
+    "live_connecting": "正在连接…",
     "live_off": "连接中断，正在重连…",
     "home_title": "待处理的呼叫和预警",
     "home_lead": "老人按下绿键或用水异常时，这里会立刻出现一行。点开一行可以接单、报到达、办结。",

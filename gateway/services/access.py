@@ -8,9 +8,10 @@ the password until the window has passed.
 
 AccessError (a GatewayError) carries a `code` a caller can act on:
 
-    bad_login, bad_password, bad_name, login_taken, no_such_user, bad_unit, bad_contact,
-    bad_role, bad_credentials, rate_limited, disabled, not_signed_in, session_expired,
-    bad_token, forbidden, not_found, no_contact, bad_input
+    bad_login, too_short, too_long, bad_name, login_taken, no_such_user, unit_not_allowed,
+    unit_needed, one_unit, no_such_unit, wrong_level, bad_contact, bad_credentials,
+    rate_limited, disabled, not_signed_in, session_expired, bad_token, forbidden, not_found,
+    no_contact, bad_input
 """
 
 from __future__ import annotations
@@ -46,6 +47,8 @@ from gateway.errors import ConflictError, GatewayError
 from gateway.services.ticket_views import match_contacts
 from gateway.store.ports import Store
 
+_FAILURE_KEYS_MAX = 10_000
+"""Past this many logins or addresses with recent failures, expired ones are dropped."""
 TOKEN_PREFIX = "bdo_"  # noqa: S105 - a prefix that marks a token, not a secret
 _RESPONDER_ROLES = ("administrator", "township_officer", "secretary", "grid_worker")
 
@@ -98,9 +101,12 @@ class _Failures:
         return times[-self._limit] + self._window - now
 
     def add(self, key: str, now: float) -> None:
-        """Count one failure."""
+        """Count one failure; with too many keys, drop those whose failures have all expired."""
         self._trim(key, now)
         self._seen.setdefault(key, deque()).append(now)
+        if len(self._seen) > _FAILURE_KEYS_MAX:
+            for old in [k for k, times in self._seen.items() if times[-1] <= now - self._window]:
+                del self._seen[old]
 
     def forget(self, key: str) -> None:
         """Forget the failures of `key` (after a good sign-in)."""
@@ -145,23 +151,25 @@ class AccessService:
         codes = tuple(dict.fromkeys(u.strip() for u in units if u.strip()))
         if not levels:
             if codes:
-                raise AccessError("bad_unit", f"a user with role {role} has no units", role=role)
+                raise AccessError("unit_not_allowed", f"a {role} has no units", role=role)
             return ()
         if not codes:
-            raise AccessError("bad_unit", f"a user with role {role} needs a unit", role=role)
+            raise AccessError("unit_needed", f"a {role} needs a unit (--unit)", role=role)
         if role in ("township_officer", "secretary") and len(codes) != 1:
-            raise AccessError("bad_unit", f"a user with role {role} has one unit", role=role)
+            raise AccessError("one_unit", f"a {role} has exactly one unit", role=role)
         found = {u.code: u for u in await self._store.grid.units_by_code(codes)}
         for code in codes:
             unit = found.get(code)
             if unit is None:
-                raise AccessError("bad_unit", f"no grid unit {code}", unit=code)
+                raise AccessError("no_such_unit", f"no grid unit {code}", unit=code)
             if unit.level not in levels:
                 raise AccessError(
-                    "bad_unit",
+                    "wrong_level",
                     f"unit {code} is a {unit.level}; a {role} needs a {' or '.join(levels)}",
                     unit=code,
                     role=role,
+                    level=unit.level,
+                    needs=",".join(levels),
                 )
         return codes
 

@@ -148,15 +148,17 @@ def test_refusals_say_what_to_do_in_chinese_then_english(village: Path) -> None:
     )
     assert county.returncode == 2
     assert county.stderr.splitlines() == [
-        (
-            "错误：单位不合适：unit 341504 is a county; a secretary needs a village。"
-            "用 bidao report 或单位表查看代码。"
-        ),
-        (
-            "error: Unsuitable unit: unit 341504 is a county; a secretary needs a village."
-            " See the units file for codes."
-        ),
+        "错误：单位 341504 是县，村书记需要村。",
+        "error: Unit 341504 is a county; a village secretary needs a village.",
     ]
+    worker = run(
+        village, "user", "add", "gw", "--role", "grid_worker", "--unit", "341504", "--no-password"
+    )
+    assert worker.stderr.splitlines()[0] == "错误：单位 341504 是县，网格员需要村或片或组或邻。"
+    none = run(village, "user", "add", "gw", "--role", "grid_worker", "--no-password")
+    assert "error: A grid worker needs the unit they answer for: give its code with --unit." in (
+        none.stderr
+    )
     family = run(
         village, "user", "add", "fam", "--role", "family", "--contact", "1", "--no-password"
     )

@@ -74,6 +74,7 @@ async def test_a_secretary_sees_a_call_live_accepts_arrives_resolves_and_the_box
         phone = await (await browser.new_context(viewport=PHONE, locale="zh-CN")).new_page()
         await sign_in(phone, base, "li.shuji")
         await expect(phone.locator("#open-empty")).to_be_visible()
+        await expect(phone.locator("#live-state")).to_have_text("实时更新中")
         await shot(phone, "desk-empty-390")
 
         # 张桂兰 presses green: the row appears on both screens without a reload.
@@ -212,6 +213,7 @@ async def test_family_sees_their_elder_only_the_watch_first_use_and_who_handles_
             await expect(page.locator("#watch-state")).to_have_text("用水看护正在运行。")
             await expect(page.locator("#first-use")).to_have_text("今天第一次用水：06:31")
             await expect(page.locator(".empty")).to_contain_text("现在没有呼叫或预警")
+            await expect(page.locator("#live-state")).to_have_text("实时更新中")
             await shot(page, "family-quiet-390")
 
             # She presses green; the secretary takes it by phone (presses 1): the family

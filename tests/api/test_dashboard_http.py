@@ -175,6 +175,9 @@ async def test_a_disabled_account_is_sent_to_sign_in_with_a_reason_and_sign_out_
         assert (await desk.get("/part/open")).status_code == 401
         await v.cli("user", "disable", "li.shuji", "--enable")
     async with signed_in(v, "li.shuji") as desk:
+        elsewhere = await desk.post("/signout", headers={"Origin": "http://evil.example"})
+        assert (elsewhere.status_code, elsewhere.headers["location"]) == (303, "/")
+        assert (await desk.get("/dash")).status_code == 200  # still signed in
         out = await desk.post("/signout", headers={"Origin": str(v.http.base_url)})
         assert (out.status_code, out.headers["location"]) == (303, "/signin")
         assert (await desk.get("/dash")).headers["location"] == "/signin?next=/dash"

@@ -2,15 +2,17 @@
 // (the pages' Content-Security-Policy allows script from this server only).
 (function () {
   "use strict";
-  function setLive(on) {
+  // The stream's "ready" event puts "live" into #live-state (sse-swap) once the server has
+  // subscribed this page; a lost connection says so until the next "ready".
+  function offline() {
     var el = document.getElementById("live-state");
     if (!el) { return; }
-    document.body.classList.toggle("offline", !on);
-    el.textContent = on ? el.dataset.on : el.dataset.off;
+    document.body.classList.add("offline");
+    el.textContent = el.dataset.off;
   }
-  document.addEventListener("htmx:sseOpen", function () { setLive(true); });
-  document.addEventListener("htmx:sseError", function () { setLive(false); });
-  document.addEventListener("htmx:sseClose", function () { setLive(false); });
+  document.addEventListener("htmx:sseOpen", function () { document.body.classList.remove("offline"); });
+  document.addEventListener("htmx:sseError", offline);
+  document.addEventListener("htmx:sseClose", offline);
   // A part that answers 401 means the session ended: go to the sign-in page.
   document.addEventListener("htmx:responseError", function (e) {
     if (e.detail.xhr && e.detail.xhr.status === 401) { window.location.assign("/signin"); }
