@@ -274,6 +274,9 @@ def web_router(application: Application, feed: LiveFeed) -> APIRouter:  # noqa: 
             return to_signin(request, why)
         if principal is None:
             return to_signin(request)
+        if principal.role == "family" and request.url.path.startswith("/dash"):
+            # Family read their own elder only: not the duty desk, nor a ticket's call log.
+            return RedirectResponse("/family", status_code=303)
         return principal
 
     def refused(request: Request, principal: Principal | None, exc: _Refused) -> HTMLResponse:
@@ -506,6 +509,8 @@ def web_router(application: Application, feed: LiveFeed) -> APIRouter:  # noqa: 
         principal = await _principal(request)
         if principal is None:
             return Response(status_code=401, headers={"HX-Redirect": "/signin"})
+        if not desk(principal):
+            return Response(status_code=404)
         return await show_ticket(
             request, principal, ticket_id, "_ticket_live.html", done=None, error=None
         )
