@@ -15,6 +15,7 @@ from api.aliyun_webhooks import aliyun_router
 from api.responder_page import responder_router
 from api.twilio_webhooks import twilio_router
 from api.v1.router import install_api
+from api.web.pages import close_streams, install_web
 from gateway.application import Application
 from gateway.errors import StartupError
 
@@ -34,6 +35,7 @@ def create_app(application: Application) -> FastAPI:
 
     app.include_router(responder_router(application))
     install_api(app, application)
+    install_web(app, application)
     if application.settings.notify.provider == "twilio":
         app.include_router(twilio_router(application))
     if application.settings.notify.provider == "aliyun":
@@ -109,6 +111,7 @@ class HttpServer:
         try:
             await asyncio.shield(serving)
         except asyncio.CancelledError:
+            close_streams(self._config.app)  # open event streams would hold the exit up
             server.should_exit = True
             await serving
             raise

@@ -1064,6 +1064,26 @@ class Application:
             alarms={k: v for k, v in report.alarms.items() if k in seen},
         )
 
+    async def scoped_colours(
+        self, principal: Principal
+    ) -> tuple[dict[str, UnitWarning], dict[str, GridUnit]]:
+        """The warning colours now of the units `principal` may see, and those units by code.
+
+        The map part of `scoped_report` alone (no statistics over a period): cheap enough for
+        a live page to ask on every change.
+        """
+        await self._ready()
+        require(principal, "read_statistics")
+        colours = await self._reports.warning_colours(self._clock.now())
+        units, _ = await self._reports.grid()
+        if principal.units is None:
+            return colours, units
+        seen = principal.units
+        return (
+            {k: v for k, v in colours.items() if k in seen},
+            {k: v for k, v in units.items() if k in seen},
+        )
+
     async def scoped_watch(self, principal: Principal, household_code: str) -> WatchView:
         """A household's water watch if `principal` may see it; AccessError not_found if not."""
         await self._ready()
@@ -1092,6 +1112,14 @@ class Application:
         request = await self.clear_away(household_code, "api")
         await self.audit(principal, "water.clear_away", household_code, client=client)
         return request
+
+    async def change_mark(self) -> tuple[int, int]:
+        """A marker that moves whenever a ticket or an operator alarm changes (reveals no data).
+
+        Live pages compare it, from one server task, instead of re-reading what they show.
+        """
+        await self._ready()
+        return await self._store.tickets.change_mark()
 
     async def _acting(self, principal: Principal, ticket_id: int, *, owner_only: bool) -> int:
         """The contact `principal` acts as on a ticket they may see and act on.

@@ -511,6 +511,9 @@ class HttpSettings(BaseModel):
     """argon2id memory per hash, in KiB."""
     page_max: int = Field(default=500, ge=1)
     """The largest page any API list returns."""
+    dashboard_poll_s: float = Field(default=0.25, gt=0, le=60)
+    """How often one server task looks whether tickets or alarms changed, to tell every open
+    dashboard at once (the delay before a new call appears on the screens)."""
 
 
 class RuntimeSettings(BaseModel):

@@ -1013,6 +1013,14 @@ class TicketReads(Protocol):
         """The tickets that match `query`, newest first."""
         ...
 
+    async def change_mark(self) -> tuple[int, int]:
+        """The newest ticket event's id and the newest operator alarm's (id, count) sum.
+
+        Any ticket opened or changed, or any alarm raised or repeated, moves it: a cheap
+        marker a live page compares instead of reading the tickets themselves.
+        """
+        ...
+
     async def feedback_of(self, ticket_id: int) -> list[Feedback]:
         """The thumbs presses that rated this ticket, oldest first."""
         ...

@@ -1917,6 +1917,15 @@ class SqliteTicketReads(_Reads):
             args.append(query.limit)
         return [_ticket(r) for r in await self._fetch(sql, args)]
 
+    async def change_mark(self) -> tuple[int, int]:
+        """The newest ticket event's id and the newest operator alarm's (id, count) sum."""
+        rows = await self._fetch(
+            "SELECT (SELECT coalesce(max(id), 0) FROM ticket_events),"
+            " (SELECT coalesce(max(id), 0) + coalesce(sum(count), 0)"
+            " + coalesce(sum(cleared_at IS NOT NULL), 0) FROM operator_alarms)"
+        )
+        return int(rows[0][0]), int(rows[0][1])
+
     async def feedback_of(self, ticket_id: int) -> list[Feedback]:
         """The thumbs presses that rated this ticket, oldest first."""
         rows = await self._fetch(
