@@ -191,6 +191,7 @@ class OutboxSender:
             rows = await uow.outbox.due(
                 now, free, in_doubt=False, skip_recipients=sorted(self._busy), urgent=True
             )
+            rows = await self._still_needed(uow, rows, now)
             numbers: set[str] = set()
             jobs = []
             for row in rows:
@@ -229,7 +230,10 @@ class OutboxSender:
                 skip_recipients=sorted(self._busy),
                 urgent=False,
             )
-            jobs, touched = await self._plan(uow, rows, now, free)
+            needed = await self._still_needed(uow, rows, now)
+            touched = len(rows) - len(needed)
+            jobs, planned = await self._plan(uow, needed, now, free)
+            touched += planned
             await uow.outbox.mark_sending([job.row.id for job in jobs], now)
         for job in jobs:
             job = dataclasses.replace(job, row=_attempted(job.row, now))  # noqa: PLW2901
@@ -268,6 +272,29 @@ class OutboxSender:
                 self._urgent_in_flight -= 1
             self._wake.set()
             self._urgent_wake.set()
+
+    async def _still_needed(
+        self, uow: UnitOfWork, rows: Sequence[OutboxRow], now: float
+    ) -> list[OutboxRow]:
+        """The rows to send; a call placed again after no answer is withdrawn instead.
+
+        That is, when its ticket is no longer waiting: someone accepted it, or it was
+        resolved meanwhile.
+        """
+        needed: list[OutboxRow] = []
+        withdrawn: list[int] = []
+        for row in rows:
+            ticket_id = row.notification.ticket_id
+            if row.origin_kind == "retry" and ticket_id is not None:
+                ticket = await uow.tickets.get(ticket_id)
+                if ticket is not None and ticket.status != "open":
+                    withdrawn.append(row.id)
+                    continue
+            needed.append(row)
+        if withdrawn:
+            await uow.outbox.withdraw(withdrawn, "no longer needed: the ticket was taken", now)
+            self._metrics.notifications.labels("voice", "withdrawn").inc(len(withdrawn))
+        return needed
 
     # -- throttling and merging -----------------------------------------------------------
 

@@ -587,6 +587,13 @@ class OutboxWrites(Protocol):
         """Sending failed for good; a bad number flags the contact for an administrator."""
         ...
 
+    async def withdraw(self, notification_ids: Sequence[int], reason: str, at: float) -> None:
+        """Messages due but no longer needed (a call again for a ticket someone took).
+
+        Never sent: failed, with delivery "canceled" and the reason.
+        """
+        ...
+
     async def delivery(
         self, notification_id: int, provider_id: str, delivery: str, at: float
     ) -> OutboxRecord | None:

@@ -1468,6 +1468,17 @@ class SqliteOutboxWrites(_Writes):
                 (notification_id,),
             )
 
+    async def withdraw(self, notification_ids: Sequence[int], reason: str, at: float) -> None:
+        """Messages due but no longer needed (a call again for a ticket someone took).
+
+        Never sent: failed, with delivery "canceled" and the reason.
+        """
+        await self._conn.executemany(
+            "UPDATE notifications SET status = 'failed', delivery = 'canceled', last_error = ?,"
+            " updated_at = ? WHERE id = ? AND status IN ('pending', 'sending')",
+            [(reason, at, i) for i in notification_ids],
+        )
+
     async def delivery(
         self, notification_id: int, provider_id: str, delivery: str, at: float
     ) -> OutboxRecord | None:

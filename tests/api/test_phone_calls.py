@@ -24,7 +24,7 @@ from gateway.domain.tickets import Ticket
 from gateway.runtime.broker import MosquittoBroker, free_loopback_port
 from gateway.runtime.service import GatewayService
 from gateway.store.ports import OutboxEntry
-from tests.gateway.grid import BOX_ID, BOX_KEY, SECRETARY
+from tests.gateway.grid import BOX_ID, BOX_KEY, DEPUTY, SECRETARY
 from tests.gateway.support import gateway_settings, load_grid, sample, twilio_notify, wait_for
 
 ACCOUNT = "AC" + "b1da" * 8
@@ -309,6 +309,31 @@ async def test_unanswered_call_is_placed_once_more_then_the_next_is_called(line:
     assert ("escalated", "deputy_secretary: no answer") in events
     assert (await line.ticket()).status == "open"
     await line.each_sent_once()
+
+
+async def test_a_call_again_is_withdrawn_when_someone_took_the_ticket_meanwhile(
+    line: Line,
+) -> None:
+    """The secretary's phone went to voicemail, so he is to be called again in a minute;
+    the deputy takes the ticket from the dashboard before that: no call again, nobody else."""
+    line.phones.script(SECRETARY_PHONE).behaviour = "voicemail"
+    ticket = await line.call_for_help()
+    await line.until(
+        lambda es: any(e.origin_kind == "retry" for e in es), "the call is to be placed again"
+    )
+    await for_service(line.gw).accept_ticket(ticket.id, DEPUTY, "dashboard")
+    await line.status_is("accepted")
+    await line.clock.advance(61)  # the call again falls due
+    await line.until(
+        lambda es: any(e.origin_kind == "retry" and e.status == "failed" for e in es),
+        "the call again withdrawn",
+    )
+    retry = next(e for e in await line.entries() if e.origin_kind == "retry")
+    assert (retry.delivery, retry.provider_id, retry.attempts) == ("canceled", None, 0)
+    secretary_calls = [r for r in line.phones.received(SECRETARY_PHONE) if r.kind == "call"]
+    assert len(secretary_calls) == 1
+    assert not any(r.kind == "call" for r in line.phones.received(DEPUTY_PHONE))
+    assert sample(line.gw, "bidao_notifications_total", channel="voice", outcome="withdrawn") == 1
 
 
 @pytest.mark.parametrize(("code", "fallback"), [("30003", True), ("30005", False)])
