@@ -46,6 +46,8 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 
+from device_sim.phones import AnswerLost
+
 SMS_VERSION = VOICE_VERSION = "2017-05-25"
 ALGORITHM = "ACS3-HMAC-SHA256"
 DATE_SKEW_S = 15 * 60
@@ -181,7 +183,8 @@ class FakeAliyun:
         self.push_retry_s = 0.1
         self.push_attempts = 600
         self.before_reply: Callable[[AliyunRecord], None] | None = None
-        """Called once a message or call is taken, before the API answers (crash tests)."""
+        """Called once a message or call is taken, before the API answers (crash tests); it may
+        raise `AnswerLost` to drop the answer."""
         self._workers: list[threading.Thread] = []
         self._stopping = threading.Event()
 
@@ -704,7 +707,12 @@ class _Handler(BaseHTTPRequestHandler):
         if self.headers.get("x-acs-version") != SMS_VERSION:
             self._refuse(400, "InvalidVersion", "unknown API version")
             return
-        self._reply(HTTPStatus.OK, self.fake.handle(self.headers.get("x-acs-action", ""), query))
+        try:
+            answer = self.fake.handle(self.headers.get("x-acs-action", ""), query)
+        except AnswerLost:
+            self.close_connection = True  # taken, and no answer ever comes back
+            return
+        self._reply(HTTPStatus.OK, answer)
 
     def do_POST(self) -> None:
         """An API request (the SDK POSTs RPC actions)."""

@@ -88,6 +88,13 @@ def twilio_signature(auth_token: str, url: str, params: dict[str, str]) -> str:
     return base64.b64encode(digest).decode()
 
 
+class AnswerLost(Exception):  # noqa: N818 - what happened, not an error of ours
+    """Raised by a fake's `before_reply`: the message or call is taken, the answer is not.
+
+    The connection closes with no answer (a network cut), so the gateway cannot know it went.
+    """
+
+
 @dataclass
 class PhoneScript:
     """How one phone behaves."""
@@ -233,6 +240,8 @@ class FakePhoneNetwork:
         """The next N creations are taken, but answered only after `stall_s` (a timeout)."""
         self.stall_s = 0.0
         self.before_reply: Callable[[Record], None] | None = None
+        """Called once a message or call is taken, before the API answers; it may raise
+        `AnswerLost` to drop the answer."""
         """Called once a message or call is taken, before the API answers (crash tests)."""
         self.callback_errors = 0
         self.broken_replies = 0
@@ -814,7 +823,11 @@ class _Handler(BaseHTTPRequestHandler):
         if sid is None:
             if self._broken_reply(form.get("To", "")):
                 return
-            status, body = self.network._create(match.group("kind"), form, events)
+            try:
+                status, body = self.network._create(match.group("kind"), form, events)
+            except AnswerLost:
+                self.close_connection = True  # taken, and no answer ever comes back
+                return
             self._reply(status, body)
             return
         record = next((r for r in self.network.records if r.sid == sid), None)

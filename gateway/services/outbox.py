@@ -448,23 +448,28 @@ class OutboxSender:
             error = f"in-doubt lookup failed: {_reason(exc)}"
             await self._lookup_failed(row, error)
             return
+        hook = None
         async with self._store.transaction() as uow:
+            now = self._clock.now()
             found = await self._unclaimed(uow, row, items)
             if found is None:
-                await uow.outbox.resolved_doubt(row.id, self._clock.now())
+                await uow.outbox.resolved_doubt(row.id, now)
+            elif found.status in FINAL_DELIVERY:
+                # Applied as its callback would be (a failed SMS falls back to a call, an
+                # unanswered call is tried again), not only written down.
+                sent = SentNotification(self._provider.name, found.provider_id, "queued", None)
+                await uow.outbox.sent(row.id, sent, now)
+                _, hook = await self._status_in(
+                    uow, row.id, found.provider_id, found.status, now, bad_number=False
+                )
             else:
-                # A final state found is applied as its callback would be (a failed SMS falls
-                # back to a call, an unanswered call is retried), not just written down.
-                final = found.status in FINAL_DELIVERY
-                taken = "queued" if final else found.status
-                sent = SentNotification(self._provider.name, found.provider_id, taken, None)
-                await uow.outbox.sent(row.id, sent, self._clock.now())
+                sent = SentNotification(self._provider.name, found.provider_id, found.status, None)
+                await uow.outbox.sent(row.id, sent, now)
         self._failed_in_row = 0
         outcome = "resent" if found is None else "found_at_provider"
         self._metrics.notifications.labels(n.channel, outcome).inc()
         log.info("in-doubt notification settled", extra={"id": row.id, "outcome": outcome})
-        if found is not None and found.status in FINAL_DELIVERY:
-            await self.apply_status(row.id, found.provider_id, found.status)
+        self._run_hook(hook)
 
     async def _unclaimed(
         self, uow: UnitOfWork, row: OutboxRow, items: Sequence[SentItem]
@@ -580,25 +585,40 @@ class OutboxSender:
         self, notification_id: int, provider_id: str, state: str, *, bad_number: bool = False
     ) -> bool:
         """Apply a provider status callback (idempotent, never backwards); False if stale."""
-        now = self._clock.now()
-        hook = None
         async with self._store.transaction() as uow:
-            record = await uow.outbox.delivery(notification_id, provider_id, state, now)
-            if record is None:
-                return False
-            if record.status in ("delivered", "failed"):
-                n = record.notification
-                if bad_number and n.contact_id is not None:
-                    await uow.grid.set_bad_number(n.contact_id)
-                answered = record.status == "delivered" and (
-                    n.channel == "sms" or record.keypress is not None
-                )
-                if not answered and not record.merged:
-                    hook = await self._after_final(
-                        uow, notification_id, n, record.origin_kind, bad_number, now
-                    )
+            applied, hook = await self._status_in(
+                uow, notification_id, provider_id, state, self._clock.now(), bad_number=bad_number
+            )
         self._run_hook(hook)
-        return True
+        return applied
+
+    async def _status_in(
+        self,
+        uow: UnitOfWork,
+        notification_id: int,
+        provider_id: str,
+        state: str,
+        now: float,
+        *,
+        bad_number: bool,
+    ) -> tuple[bool, OnCommit | None]:
+        """`apply_status` inside a transaction: (applied, what to run once committed)."""
+        record = await uow.outbox.delivery(notification_id, provider_id, state, now)
+        if record is None:
+            return False, None
+        if record.status not in ("delivered", "failed"):
+            return True, None
+        n = record.notification
+        if bad_number and n.contact_id is not None:
+            await uow.grid.set_bad_number(n.contact_id)
+        answered = record.status == "delivered" and (
+            n.channel == "sms" or record.keypress is not None
+        )
+        if answered or record.merged:
+            return True, None
+        return True, await self._after_final(
+            uow, notification_id, n, record.origin_kind, bad_number, now
+        )
 
     async def message_text(self, notification_id: int) -> tuple[Notification, str] | None:
         """A notification and what its recipient reads or hears (a digest if merged)."""

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -19,14 +18,14 @@ from api.runner import build_provider
 from device_sim.aliyun import AliyunRecord, FakeAliyun
 from device_sim.device import SimulatedDevice
 from device_sim.mqtt import MqttFleet
-from firmware_protocol import IndicationKind, Key
+from device_sim.phones import AnswerLost
+from firmware_protocol import IndicationKind
 from gateway.application import for_service
 from gateway.clock import ManualClock
-from gateway.domain.tickets import Ticket
 from gateway.runtime.broker import MosquittoBroker, free_loopback_port
 from gateway.runtime.service import GatewayService
-from gateway.store.ports import OutboxEntry
 from tests.api.aliyun_support import RECEIPT_TOKEN, aliyun_notify, approved, fake_aliyun
+from tests.api.phone_line import BoxLine
 from tests.gateway.grid import BOX_ID, BOX_KEY, SECRETARY
 from tests.gateway.support import gateway_settings, load_grid, sample, wait_for
 
@@ -35,54 +34,30 @@ FAMILY_PHONE = "+447700900123"
 
 
 @dataclass
-class Line:
-    gw: GatewayService
-    fake: FakeAliyun
-    box: SimulatedDevice
-    fleet: MqttFleet
-    clock: ManualClock
-    public_url: str
-
-    async def call_for_help(self) -> Ticket:
-        await self.fleet.send(BOX_ID, self.box.press(Key.GREEN_CALL))
-        await wait_for(lambda: not self.box.pending, what="press acked")
-        return (await self.gw.store.tickets.all())[-1]
-
-    async def ticket(self) -> Ticket:
-        return (await self.gw.store.tickets.all())[-1]
-
-    async def entries(self) -> list[OutboxEntry]:
-        return await self.gw.store.outbox.entries()
-
-    async def events(self) -> list[tuple[str, str]]:
-        return [(e.kind, e.detail) for e in await self.gw.store.tickets.events(1)]
-
-    async def until(self, predicate: Callable[[list[OutboxEntry]], bool], what: str) -> None:
-        async def reached() -> bool:
-            return predicate(await self.entries())
-
-        await wait_for(reached, timeout=20, what=what)
+class Line(BoxLine):
+    fake: FakeAliyun = field(kw_only=True)
 
     def calls(self, number: str) -> list[str]:
         """What each call to `number` said first."""
         return [r.text for r in self.fake.received(number) if r.kind == "call"]
 
-    async def each_sent_once(self) -> None:
-        """Every message the fake took belongs to exactly one notification, and back."""
+    def wait_idle(self) -> None:
+        self.fake.wait_idle()
 
-        async def still() -> bool:
-            now = self.clock.now()
-            entries = await self.entries()
-            if any(
-                e.status == "sending" or (e.status == "pending" and e.next_attempt_at <= now)
-                for e in entries
-            ):
-                return False
-            await asyncio.to_thread(self.fake.wait_idle)
-            taken = {r.id for r in self.fake.records}
-            return taken == {e.provider_id for e in await self.entries() if e.provider_id}
+    def taken(self) -> set[str]:
+        return {r.id for r in self.fake.records}
 
-        await wait_for(still, timeout=30, what="every message taken owned by a notification")
+
+def _cut_first_sms_to(number: str) -> Callable[[AliyunRecord], None]:
+    """A `before_reply` that loses the answer to the first SMS to `number` (it is taken)."""
+    lost: list[AliyunRecord] = []
+
+    def cut(record: AliyunRecord) -> None:
+        if record.kind == "sms" and record.to == number and not lost:
+            lost.append(record)
+            raise AnswerLost
+
+    return cut
 
 
 @pytest.fixture
@@ -117,7 +92,7 @@ async def line(
             await gw.mqtt.wait_connected(10)
             await wait_for(lambda: asyncio.to_thread(_up, public_url), what="HTTP server up")
             async with MqttFleet("127.0.0.1", broker.port, [box]) as fleet:
-                yield Line(gw, fake, box, fleet, clock, public_url)
+                yield Line(gw, box, fleet, clock, public_url, fake=fake)
                 await asyncio.to_thread(fake.wait_idle)
 
 
@@ -344,19 +319,12 @@ async def test_the_carrier_s_flow_control_holds_and_retries(line: Line) -> None:
     await line.each_sent_once()
 
 
-@pytest.mark.parametrize("notify_overrides", [{"send_timeout_s": 2.0}])
-async def test_an_sms_taken_but_answered_late_is_found_by_query_send_details(
+async def test_an_sms_taken_but_its_answer_lost_is_found_by_query_send_details(
     line: Line,
 ) -> None:
     line.fake.hold_receipts = True  # no receipt settles it: only the lookup can
     line.fake.phone(SECRETARY_PHONE).digits = ""
-    answered = threading.Event()
-
-    def late(record: AliyunRecord) -> None:
-        if record.kind == "sms" and record.to == CHIEF_PHONE:
-            answered.wait(6.0)  # the gateway gives up waiting after 2 s: in doubt
-
-    line.fake.before_reply = late
+    line.fake.before_reply = _cut_first_sms_to(CHIEF_PHONE)  # the gateway cannot know: in doubt
     await line.call_for_help()
     await line.until(
         lambda es: any(
@@ -364,7 +332,6 @@ async def test_an_sms_taken_but_answered_late_is_found_by_query_send_details(
         ),
         "the SMS to the chief in doubt",
     )
-    answered.set()
     await line.clock.advance(30)  # past the backoff: look it up before sending again
     line.gw.outbox.wake()
     await line.until(
@@ -421,7 +388,6 @@ async def test_carrier_limits_hold_a_message_until_allowed_and_urgent_ones_go_at
     await line.each_sent_once()
 
 
-@pytest.mark.parametrize("notify_overrides", [{"send_timeout_s": 2.0}])
 async def test_an_sms_found_by_the_lookup_takes_its_late_receipt_and_falls_back_to_a_call(
     line: Line,
 ) -> None:
@@ -429,13 +395,7 @@ async def test_an_sms_found_by_the_lookup_takes_its_late_receipt_and_falls_back_
     line.fake.phone(SECRETARY_PHONE).digits = ""
     chief = line.fake.phone(CHIEF_PHONE)
     chief.sms_fails, chief.digits = True, ""
-    answered = threading.Event()
-
-    def late(record: AliyunRecord) -> None:
-        if record.kind == "sms" and record.to == CHIEF_PHONE:
-            answered.wait(6.0)
-
-    line.fake.before_reply = late
+    line.fake.before_reply = _cut_first_sms_to(CHIEF_PHONE)
     await line.call_for_help()
     await line.until(
         lambda es: any(
@@ -443,7 +403,6 @@ async def test_an_sms_found_by_the_lookup_takes_its_late_receipt_and_falls_back_
         ),
         "the SMS to the chief in doubt",
     )
-    answered.set()
     await line.clock.advance(30)
     line.gw.outbox.wake()
     await line.until(

@@ -73,7 +73,7 @@ async def both(
             await gw.mqtt.wait_connected(10)
             await wait_for(lambda: asyncio.to_thread(_up, public_url), what="HTTP server up")
             async with MqttFleet("127.0.0.1", broker.port, [box]) as fleet:
-                yield Line(gw, fake, box, fleet, clock, public_url), phones
+                yield Line(gw, box, fleet, clock, public_url, fake=fake), phones
                 await asyncio.to_thread(fake.wait_idle)
                 await asyncio.to_thread(phones.wait_idle)
 
