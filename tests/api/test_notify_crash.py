@@ -48,12 +48,15 @@ def write_config(tmp_path: Path, broker: MosquittoBroker, phones: FakePhoneNetwo
     return config
 
 
-def outbox(db: Path) -> list[tuple[str, str, int]]:
-    """(status, provider id, attempts) of every notification."""
+def outbox(db: Path, *, retries: bool = False) -> list[tuple[str, str, int]]:
+    """(status, provider id, attempts) of every notification (with `retries`, only the calls
+    to be placed again after no answer; without, every other)."""
     try:
         with sqlite3.connect(db, timeout=5) as conn:
             rows = conn.execute(
-                "SELECT status, coalesce(provider_id, ''), attempts FROM notifications ORDER BY id"
+                "SELECT status, coalesce(provider_id, ''), attempts FROM notifications"
+                " WHERE (coalesce(origin_kind, '') = 'retry') = ? ORDER BY id",
+                (retries,),
             )
             return [(r[0], r[1], r[2]) for r in rows]
     except sqlite3.OperationalError:
@@ -118,6 +121,9 @@ async def test_sender_killed_after_the_provider_took_the_call_sends_nothing_twic
         taken = [r.sid for r in phones.records if not r.parent_sid]
         assert sorted(taken) == sorted(sid for _, sid, _ in rows)  # each taken once, owned once
         assert rows[0][2] == 1  # the call in doubt was found at the provider, not placed again
+        # It was answered with no key (as its lost callbacks would have said): the secretary
+        # is to be called again, as after any unanswered call (`call_retry_after_s`, an hour).
+        assert outbox(db, retries=True) == [("pending", "", 0)]
         to_secretary = [r.kind for r in phones.received(SECRETARY_PHONE)]
         assert sorted(to_secretary) == ["call", "sms"]
         assert [r.kind for r in phones.received(CHIEF_PHONE)] == ["sms"]
