@@ -421,6 +421,70 @@ def _add_phones(sub: Any) -> None:
     outage.set_defaults(func=_cmd_phones_outage)
 
 
+def _cmd_scenario(args: argparse.Namespace) -> int:
+    from device_sim import scenario as play
+
+    speed = args.speed if args.speed is not None else play.DEFAULT_SPEED[args.name]
+    options = play.StageOptions(
+        transport=args.transport,
+        speed=speed,
+        step_timeout_s=args.step_timeout,
+        data_dir=args.data_dir,
+        without_contacts=args.without_contacts,
+        quiet=args.json,
+    )
+    try:
+        report = asyncio.run(play.play(args.name, options))
+    except play.StageError as exc:
+        print(f"bidao sim scenario: {exc}", file=sys.stderr)
+        return EXIT_NO_BROKER
+    if args.json:
+        print(play.report_json(report))
+    else:
+        print()
+        for line in report.lines():
+            print(line)
+    return EXIT_OK if report.passed else EXIT_NOT_ACKED
+
+
+def _add_scenario(sub: Any) -> None:
+    from device_sim.scenario import SCENARIOS
+
+    scenario = sub.add_parser(
+        "scenario",
+        help="play a named story against a gateway it starts, with a pass/fail report",
+        description="Starts a gateway of its own (bidao run, accelerated clock), the fake "
+        "phone network and a seeded village, plays the story and prints each step: expected, "
+        "seen, pass or fail. Exit status 0 when every step passed, 1 otherwise.",
+    )
+    scenario.add_argument(
+        "name", choices=sorted(SCENARIOS), metavar="NAME", help=", ".join(sorted(SCENARIOS))
+    )
+    scenario.add_argument(
+        "--gateway-started-by-scenario",
+        action="store_true",
+        help="start a gateway of its own (the default and, for now, the only way)",
+    )
+    scenario.add_argument("--transport", choices=["mqtt", "serial"], default="mqtt")
+    scenario.add_argument(
+        "--speed",
+        type=float,
+        help="the gateway's and devices' clock runs this many times faster (default: the "
+        "scenario's own)",
+    )
+    scenario.add_argument(
+        "--step-timeout", type=float, default=30.0, help="real seconds to wait for each step"
+    )
+    scenario.add_argument("--data-dir", type=Path, help="keep the gateway's files here")
+    scenario.add_argument(
+        "--without-contacts",
+        action="store_true",
+        help="start the gateway with no responders imported (to see a report fail)",
+    )
+    scenario.add_argument("--json", action="store_true", help="the report as one JSON object")
+    scenario.set_defaults(func=_cmd_scenario)
+
+
 def add_subcommands(sub: Any) -> None:
     """Add `box`, `meter`, `fleet` and `phones` to the `bidao sim` sub-parser action."""
     box = sub.add_parser("box", help="press a key on a simulated call box")
@@ -464,6 +528,7 @@ def add_subcommands(sub: Any) -> None:
     fleet.set_defaults(func=_cmd_fleet)
 
     _add_phones(sub)
+    _add_scenario(sub)
 
 
 def build_parser() -> argparse.ArgumentParser:

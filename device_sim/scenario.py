@@ -1,0 +1,679 @@
+"""Named scenarios: a whole story told by simulated devices and phones, with a pass/fail report.
+
+A `Stage` is the world a scenario plays in: by default it starts its own gateway as a
+subprocess (`bidao run --speed N`, with the seeded village of `device_sim.village_seed`,
+the fake phone network and a free loopback port for everything), and puts the simulated
+box and meter on MQTT (the gateway's embedded mosquitto) or on a serial line
+(`socket://`). Each step of a scenario says what a tester should see; the report lists
+each step as expected, seen and ✓/✗, Chinese first. A step that is not seen within the
+step timeout fails, and the steps after it are not run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from device_sim.device import SimulatedDevice, box_says
+from device_sim.locales import scenario_en, scenario_zh_cn
+from device_sim.mqtt import MqttFleet
+from device_sim.phones import FakePhoneNetwork
+from device_sim.resend import RealClock
+from device_sim.serial import SerialConcentrator
+from device_sim.village_seed import (
+    BOX_ID,
+    CONTACTS_CSV,
+    DEPUTY_PHONE,
+    HOUSEHOLDS_CSV,
+    SECRETARY_PHONE,
+    UNITS_CSV,
+    device_key,
+)
+from firmware_protocol import Indication, IndicationKind, Key, encode_serial
+
+Transport = Literal["mqtt", "serial"]
+ACCOUNT = "AC" + "5ce2" * 8
+TOKEN = "bidao-scenario-network"  # noqa: S105 - the fake network's own, loopback only
+LINK = re.compile(r"http://127\.0\.0\.1:\d+/r/[0-9A-Za-z._-]+")
+POLL_S = 0.02
+
+
+def words(key: str, **values: object) -> tuple[str, str]:
+    """(Chinese, English) of one report phrase."""
+    return (
+        scenario_zh_cn.WORDS[key].format(**values),
+        scenario_en.WORDS[key].format(**values),
+    )
+
+
+class StageError(Exception):
+    """The stage could not be set up (no mosquitto, a port taken, the gateway refused)."""
+
+
+class StepFailedError(Exception):
+    """A step was not seen; the scenario stops there."""
+
+
+class AcceleratedTime:
+    """Real time sped up `factor` times from `anchor`: the same formula as the gateway's."""
+
+    def __init__(self, factor: float, anchor: float) -> None:
+        self.factor = factor
+        self.anchor = anchor
+
+    def now(self) -> float:
+        """Accelerated unix seconds."""
+        return self.anchor + (time.time() - self.anchor) * self.factor
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep `seconds` of accelerated time."""
+        await asyncio.sleep(max(0.0, seconds) / self.factor)
+
+
+@dataclass
+class Step:
+    """One line of the report."""
+
+    key: str
+    ok: bool | None
+    seen: str = ""
+
+
+@dataclass
+class Report:
+    """What a scenario expected and saw, step by step."""
+
+    name: str
+    steps: list[Step] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        """Every step seen (and at least one step run)."""
+        return bool(self.steps) and all(s.ok for s in self.steps)
+
+    def lines(self) -> Iterator[str]:
+        """The report as a tester reads it: Chinese first, English second."""
+        zh, en = words("title", name=self.name)
+        yield f"== {zh} / {en} =="
+        for n, step in enumerate(self.steps, 1):
+            mark = {True: "✓", False: "✗", None: "✗"}[step.ok]
+            expected_zh, expected_en = words(step.key)
+            yield f"{mark} {n}. {words('expected')[0]} {expected_zh}"
+            yield f"      {words('expected')[1]}: {expected_en}"
+            if step.ok is None:
+                yield "      " + " / ".join(words("not_reached"))
+            else:
+                yield f"      {words('seen')[0]} seen: {step.seen}"
+        ok = sum(1 for s in self.steps if s.ok)
+        if self.passed:
+            yield " / ".join(words("passed", ok=ok, total=len(self.steps)))
+        else:
+            first = next((n for n, s in enumerate(self.steps, 1) if not s.ok), 0)
+            yield " / ".join(words("failed", ok=ok, total=len(self.steps), first=first))
+
+
+def free_port() -> int:
+    """A TCP port free on the loopback address now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def bidao_command() -> list[str]:
+    """The `bidao` command of this installation."""
+    beside = Path(sys.executable).with_name("bidao")
+    if beside.exists():
+        return [str(beside)]
+    found = shutil.which("bidao")
+    if found is None:
+        raise StageError("the bidao command is not installed")
+    return [found]
+
+
+@dataclass
+class StageOptions:
+    """How the stage is set up."""
+
+    transport: Transport = "mqtt"
+    speed: float = 1.0
+    step_timeout_s: float = 30.0
+    data_dir: Path | None = None
+    without_contacts: bool = False
+    """Start the gateway with no responders at all (a misbehaving gateway, to see ✗)."""
+    quiet: bool = False
+
+
+class Stage:
+    """A gateway of its own (a subprocess), the fake phone network and the simulated devices."""
+
+    def __init__(self, options: StageOptions) -> None:
+        self.options = options
+        self.anchor = time.time()
+        self.time = AcceleratedTime(options.speed, self.anchor)
+        self.phones = FakePhoneNetwork(ACCOUNT, TOKEN)
+        self._own_dir = options.data_dir is None
+        self.root = options.data_dir or Path(tempfile.mkdtemp(prefix="bidao-scenario-"))
+        self.config = self.root / "bidao.toml"
+        self.http_port = free_port()
+        self.mqtt_port = free_port()
+        self.box = SimulatedDevice(BOX_ID, "call_box", device_key(BOX_ID), clock=self.time.now)
+        self.devices = [self.box]
+        self.mqtt: MqttFleet | None = None
+        self.serial: SerialConcentrator | None = None
+        self._gateway: subprocess.Popen[bytes] | None = None
+        self._log = self.root / "gateway.log"
+        self._shown = 0
+        self._watch: asyncio.Task[None] | None = None
+
+    @property
+    def http_url(self) -> str:
+        """The gateway's HTTP base URL."""
+        return f"http://127.0.0.1:{self.http_port}"
+
+    def say(self, line: str) -> None:
+        """Print a line of the story (unless quiet)."""
+        if not self.options.quiet:
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+
+    # -- setting up ------------------------------------------------------------------
+
+    def _settings_toml(self) -> str:
+        serial = self.serial
+        mqtt_on = serial is None
+        lines = [
+            f'data_dir = "{self.root / "gateway"}"',
+            'log_format = "text"',
+            'log_level = "WARNING"',
+            "[mqtt]",
+            f"enabled = {str(mqtt_on).lower()}",
+            "embedded_broker = true",
+            f"port = {self.mqtt_port}",
+            'client_id = "bidao-scenario"',
+            "reconnect_initial_s = 0.05",
+            "reconnect_max_s = 0.5",
+            "[http]",
+            f"port = {self.http_port}",
+            "[notify]",
+            'provider = "twilio"',
+            f'public_url = "{self.http_url}"',
+            f'twilio_account_sid = "{ACCOUNT}"',
+            f'twilio_auth_token = "{TOKEN}"',
+            'twilio_from = "+8657100000000"',
+            f'twilio_api_base_url = "{self.phones.url}"',
+            "retry_initial_s = 0.5",
+        ]
+        if serial is not None:
+            lines += [
+                "[[serial]]",
+                'name = "line1"',
+                f'url = "{serial.url}"',
+                "reopen_initial_s = 0.05",
+                "reopen_max_s = 0.5",
+            ]
+        return "\n".join(lines) + "\n"
+
+    def bidao(self, *argv: str) -> subprocess.CompletedProcess[str]:
+        """The `bidao` command against the stage's gateway settings."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BIDAO_")}
+        return subprocess.run(  # noqa: S603 - our own command, fixed arguments
+            # Right after the command's name: a group's options come before its arguments.
+            [*bidao_command(), argv[0], "--config", str(self.config), *argv[1:]],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+            env=env,
+        )
+
+    async def run_bidao(self, *argv: str) -> str:
+        """`bidao ARGV` in a worker thread; its output (StageError if it failed)."""
+        done = await asyncio.to_thread(self.bidao, *argv)
+        if done.returncode != 0:
+            raise StageError(f"bidao {' '.join(argv)} failed: {done.stderr.strip()}")
+        return done.stdout
+
+    async def start(self) -> None:
+        """Start the phone network, the line, the gateway; import the village."""
+        self.phones.start()
+        if self.options.transport == "serial":
+            self.serial = SerialConcentrator(self.devices, clock=RealClock())
+            await self.serial.start()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.config.write_text(self._settings_toml(), encoding="utf-8")
+        files = {"units": UNITS_CSV, "households": HOUSEHOLDS_CSV}
+        if not self.options.without_contacts:
+            files["contacts"] = CONTACTS_CSV
+        for kind, text in files.items():
+            path = self.root / f"{kind}.csv"
+            path.write_text(text, encoding="utf-8")
+            await self.run_bidao("import", kind, str(path))
+        self._start_gateway()
+        await self._wait_healthy()
+        if self.serial is not None:
+            await self.serial.wait_connected(self.options.step_timeout_s)
+        else:
+            await self._connect_mqtt()
+        self._watch = asyncio.create_task(self._print_box(), name="sim-scenario-box")
+
+    def _start_gateway(self) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("BIDAO_")}
+        argv = [*bidao_command(), "run", "--config", str(self.config)]
+        if self.options.speed != 1.0:
+            argv += ["--speed", str(self.options.speed), "--speed-from", repr(self.anchor)]
+        with self._log.open("wb") as log:
+            self._gateway = subprocess.Popen(  # noqa: S603 - our own command
+                argv, stdout=log, stderr=subprocess.STDOUT, env=env
+            )
+
+    async def _wait_healthy(self) -> None:
+        deadline = time.monotonic() + max(60.0, self.options.step_timeout_s)
+        while time.monotonic() < deadline:
+            gateway = self._gateway
+            if gateway is not None and gateway.poll() is not None:
+                tail = self._log.read_text(errors="replace")[-2000:]
+                raise StageError(f"the gateway stopped at start:\n{tail}")
+            with contextlib.suppress(OSError):
+                if await asyncio.to_thread(self._get, "/healthz"):
+                    return
+            await asyncio.sleep(0.1)
+        raise StageError("the gateway did not answer /healthz in time")
+
+    async def _connect_mqtt(self) -> None:
+        deadline = time.monotonic() + self.options.step_timeout_s
+        while True:
+            fleet = MqttFleet(
+                "127.0.0.1",
+                self.mqtt_port,
+                self.devices,
+                "bidao-scenario-devices",
+                clock=RealClock(),
+            )
+            try:
+                await fleet.__aenter__()
+            except (OSError, TimeoutError):
+                if time.monotonic() > deadline:
+                    raise StageError(f"no broker on 127.0.0.1:{self.mqtt_port}") from None
+                await asyncio.sleep(0.1)
+                continue
+            self.mqtt = fleet
+            return
+
+    def _get(self, path: str) -> str:
+        url = self.http_url + path
+        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - loopback
+            return str(response.read().decode())
+
+    async def stop(self) -> None:
+        """Stop everything this stage started; safe to call twice."""
+        if self._watch is not None:
+            self._watch.cancel()
+            await asyncio.gather(self._watch, return_exceptions=True)
+            self._watch = None
+        if self.mqtt is not None:
+            await self.mqtt.close()
+            self.mqtt = None
+        gateway, self._gateway = self._gateway, None
+        if gateway is not None and gateway.poll() is None:
+            gateway.terminate()
+            try:
+                await asyncio.to_thread(gateway.wait, 30)
+            except subprocess.TimeoutExpired:
+                gateway.kill()
+                await asyncio.to_thread(gateway.wait)
+        if self.serial is not None:
+            await self.serial.close()
+            self.serial = None
+        self.phones.stop()
+        if self._own_dir:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    # -- what devices do -------------------------------------------------------------
+
+    async def send(self, device: SimulatedDevice, frame: bytes) -> None:
+        """A device sends a frame (and resends it until acked, as firmware does)."""
+        if self.serial is not None:
+            await self.serial.send(device.device_id, frame)
+        else:
+            assert self.mqtt is not None
+            await self.mqtt.send(device.device_id, frame)
+
+    async def inject(self, device_id: str, frame: bytes) -> None:
+        """Raw bytes on a device's uplink, sent once (forged or replayed frames)."""
+        if self.serial is not None:
+            await self.serial.send_raw(encode_serial(frame))
+        else:
+            assert self.mqtt is not None
+            self.mqtt.publish(device_id, frame)
+
+    async def press(self, key: Key, *, long: bool = False) -> bytes:
+        """The resident presses a key on the box."""
+        frame = self.box.press(key, 1, long)
+        self.say(f"[盒子 box] 按键 press {key.name}{' (long)' if long else ''}")
+        await self.send(self.box, frame)
+        return frame
+
+    async def _print_box(self) -> None:
+        while True:
+            while self._shown < len(self.box.indications):
+                indication = self.box.indications[self._shown]
+                self._shown += 1
+                self.say(f"[老人看到和听到 the resident sees and hears] {box_says(indication)}")
+            await asyncio.sleep(POLL_S)
+
+    # -- what the gateway shows ------------------------------------------------------
+
+    async def metric(self, name: str, **labels: str) -> float:
+        """The sum of the gateway's samples of one metric (from /metrics) with these labels."""
+        text = await asyncio.to_thread(self._get, "/metrics")
+        total = 0.0
+        for line in text.splitlines():
+            if not line.startswith(name + "{") and not line.startswith(name + " "):
+                continue
+            head, _, value = line.rpartition(" ")
+            if all(f'{k}="{v}"' in head for k, v in labels.items()):
+                total += float(value)
+        return total
+
+    def heard(self, kind: IndicationKind) -> Indication | None:
+        """The latest indication of this kind the box got."""
+        return next((i for i in reversed(self.box.indications) if i.kind == kind), None)
+
+    def sms(self, number: str) -> list[str]:
+        """SMS bodies one phone got."""
+        return [r.body for r in self.phones.received(number) if r.kind == "sms"]
+
+    def accepted_call(self, number: str) -> bool:
+        """Whether this phone was called and pressed 1."""
+        return any(r.kind == "call" and r.pressed == "1" for r in self.phones.received(number))
+
+
+Check = Callable[[], "Awaitable[str | None] | str | None"]
+
+
+class Run:
+    """One scenario's run on a stage: steps, each waited for and written into the report."""
+
+    def __init__(self, stage: Stage, report: Report) -> None:
+        self.stage = stage
+        self.report = report
+
+    async def step(self, key: str, check: Check) -> str:
+        """Wait (up to the step timeout) for `check` to return what was seen; else ✗ and stop."""
+        deadline = time.monotonic() + self.stage.options.step_timeout_s
+        last: str | None = None
+        while True:
+            try:
+                result = check()
+                seen = await result if asyncio.iscoroutine(result) else result
+            except (OSError, StageError) as exc:
+                seen, last = None, f"{type(exc).__name__}: {exc}"
+            if isinstance(seen, str):
+                self.report.steps.append(Step(key, ok=True, seen=seen))
+                self.stage.say(f"✓ {' / '.join(words(key))}")
+                return seen
+            if time.monotonic() > deadline:
+                shown = last or "未看到 not seen"
+                self.report.steps.append(Step(key, ok=False, seen=shown))
+                self.stage.say(f"✗ {' / '.join(words(key))}")
+                raise StepFailedError(key)
+            await asyncio.sleep(POLL_S)
+
+    def acked(self, device: SimulatedDevice, frame_count: int) -> Check:
+        """Seen once the device has `frame_count` acks and nothing waiting."""
+
+        def check() -> str | None:
+            if device.pending_count or len(device.acked_positions) < frame_count:
+                return None
+            return f"ack ({len(device.acked_positions)} acked, nothing waiting)"
+
+        return check
+
+    def box_heard(self, kind: IndicationKind, after: int = 0) -> Check:
+        """Seen once the box got an indication of this kind (after the first `after` ones)."""
+
+        def check() -> str | None:
+            found = [i for i in self.stage.box.indications[after:] if i.kind == kind]
+            return box_says(found[-1]) if found else None
+
+        return check
+
+
+ScenarioFn = Callable[[Run], Awaitable[None]]
+SCENARIOS: dict[str, ScenarioFn] = {}
+DEFAULT_SPEED: dict[str, float] = {}
+
+
+def scenario(name: str, speed: float = 1.0) -> Callable[[ScenarioFn], ScenarioFn]:
+    """Register a scenario under its name, with the speed its story runs at by default."""
+
+    def register(fn: ScenarioFn) -> ScenarioFn:
+        SCENARIOS[name] = fn
+        DEFAULT_SPEED[name] = speed
+        return fn
+
+    return register
+
+
+async def _call_until_on_the_way(run: Run, phone: str, step: str) -> int:
+    """Green press, acked; `phone` accepts; the box says help is coming. The ticket number."""
+    stage = run.stage
+    await stage.press(Key.GREEN_CALL)
+    await run.step("green_acked", run.acked(stage.box, len(stage.box.acked_positions) + 1))
+    await run.step(
+        step, lambda: f"{phone}: 通话 call, 按 pressed 1" if stage.accepted_call(phone) else None
+    )
+    await run.step("on_the_way", run.box_heard(IndicationKind.HELPER_ON_THE_WAY))
+    heard = stage.heard(IndicationKind.HELPER_ON_THE_WAY)
+    assert heard is not None
+    return heard.ticket_ref
+
+
+@scenario("elder-calls", speed=1.0)
+async def elder_calls(run: Run) -> None:
+    """Green press, the secretary presses 1, arrives (long green), resolves on the link, 👍."""
+    stage = run.stage
+    ticket = await _call_until_on_the_way(run, SECRETARY_PHONE, "secretary_accepts")
+
+    def link() -> str | None:
+        for body in stage.sms(SECRETARY_PHONE):
+            found = LINK.findall(body)
+            if found and f"工单{ticket}" in body:
+                return str(found[0])
+        return None
+
+    url = await run.step("link_sent", link)
+    acked = len(stage.box.acked_positions)
+    await stage.press(Key.GREEN_CALL, long=True)
+    await run.step("arrived", run.box_heard(IndicationKind.HELPER_ARRIVED))
+
+    def resolve() -> str | None:
+        body = urllib.parse.urlencode(
+            {"action": "resolve", "category": "ordinary", "note": "灯泡坏了，已换好"}
+        ).encode()
+        request = urllib.request.Request(url, data=body, method="POST")  # noqa: S310 - loopback
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            return f"页面 page {response.status}" if "已解决" in response.read().decode() else None
+
+    await run.step("resolved", _once(resolve, run.box_heard(IndicationKind.RESOLVED)))
+    await stage.press(Key.THUMBS_UP)
+    await run.step(
+        "rated", _both(run.acked(stage.box, acked + 2), _ticket_says(stage, ticket, "已评价 rated"))
+    )
+
+
+def _once(action: Callable[[], str | None], then: Check) -> Check:
+    """Do `action` once (again only if it raised), then wait for `then`."""
+    done: list[str] = []
+
+    async def check() -> str | None:
+        if not done:
+            result = await asyncio.to_thread(action)
+            if result is None:
+                return None
+            done.append(result)
+        seen = then()
+        seen = await seen if asyncio.iscoroutine(seen) else seen
+        return None if seen is None else f"{done[0]}; {seen}"
+
+    return check
+
+
+def _both(first: Check, second: Check) -> Check:
+    async def check() -> str | None:
+        a = first()
+        a = await a if asyncio.iscoroutine(a) else a
+        if a is None:
+            return None
+        b = second()
+        b = await b if asyncio.iscoroutine(b) else b
+        return None if b is None else f"{a}; {b}"
+
+    return check
+
+
+def _ticket_says(stage: Stage, ticket: int, text: str) -> Check:
+    async def check() -> str | None:
+        timeline = await stage.run_bidao("ticket", str(ticket))
+        first = timeline.splitlines()[0] if timeline else ""
+        return first if text in timeline else None
+
+    return check
+
+
+@scenario("nobody-answers", speed=30.0)
+async def nobody_answers(run: Run) -> None:
+    """The secretary does not answer; the call goes up the chain to the deputy, who accepts."""
+    stage = run.stage
+    stage.phones.script(SECRETARY_PHONE).behaviour = "no_answer"
+    ticket = await _call_until_on_the_way(run, DEPUTY_PHONE, "deputy_accepts")
+    await run.step("accepted_by_deputy", _ticket_says(stage, ticket, "王副书记"))
+
+
+@scenario("red-cancel", speed=1.0)
+async def red_cancel(run: Run) -> None:
+    """Green by mistake, red within the minute: the call is cancelled."""
+    stage = run.stage
+    stage.phones.script(SECRETARY_PHONE).behaviour = "no_answer"
+    await stage.press(Key.GREEN_CALL)
+    await run.step("green_acked", run.acked(stage.box, 1))
+    await run.step("call_registered", run.box_heard(IndicationKind.CALL_REGISTERED))
+    ticket = stage.heard(IndicationKind.CALL_REGISTERED)
+    assert ticket is not None
+    await stage.press(Key.RED_HANGUP)
+    await run.step("red_acked", run.acked(stage.box, 2))
+    await run.step("cancelled", run.box_heard(IndicationKind.CANCELLED))
+    await run.step("ticket_cancelled", _ticket_says(stage, ticket.ticket_ref, "已撤销"))
+
+
+@scenario("spoof-and-replay", speed=1.0)
+async def spoof_and_replay(run: Run) -> None:
+    """A frame MACed with a wrong key and a replayed old frame are refused; good ones pass."""
+    stage = run.stage
+    box = stage.box
+    heartbeat = box.heartbeat()
+    await stage.send(box, heartbeat)
+    await run.step("good_frame", run.acked(box, 1))
+    rejected = await stage.metric("bidao_frames_rejected_total")
+    forger = SimulatedDevice(box.device_id, "call_box", b"\xee" * 16, session=box.session + 1)
+    forged = forger.press(Key.GREEN_CALL)
+    await stage.inject(box.device_id, forged)
+
+    async def forged_refused() -> str | None:
+        now = await stage.metric("bidao_frames_rejected_total")
+        if now <= rejected:
+            return None
+        calls = [r for r in stage.phones.records if r.kind == "call"]
+        return (
+            None
+            if calls
+            else f"bidao_frames_rejected_total {rejected:g} → {now:g}, 无人被呼叫 nobody called"
+        )
+
+    await run.step("forged_rejected", forged_refused)
+    duplicates = await stage.metric("bidao_frames_duplicate_total")
+    await stage.inject(box.device_id, heartbeat)
+
+    async def replay_refused() -> str | None:
+        now = await stage.metric("bidao_frames_duplicate_total")
+        return (
+            None if now <= duplicates else f"bidao_frames_duplicate_total {duplicates:g} → {now:g}"
+        )
+
+    await run.step("replay_rejected", replay_refused)
+    await stage.send(box, box.heartbeat())
+    await run.step("still_serving", run.acked(box, 2))
+
+
+@scenario("box-reboot", speed=1.0)
+async def box_reboot(run: Run) -> None:
+    """The box reboots with its counter erased; the gateway resynchronises it; calls work."""
+    stage = run.stage
+    box = stage.box
+    await stage.send(box, box.heartbeat())
+    await run.step("before_reboot", run.acked(box, 1))
+    box.reboot(erase_counter=True)
+    stage.say(f"[盒子 box] 重启，计数器丢失 rebooted, counter lost: session {box.session}")
+    await stage.send(box, box.heartbeat())
+
+    def resynced() -> str | None:
+        if not box.resyncs or box.pending_count:
+            return None
+        return f"NACK_RESYNC → session {box.session}, acked"
+
+    await run.step("resynced", resynced)
+    acked = len(box.acked_positions)
+    await stage.press(Key.GREEN_CALL)
+    await run.step(
+        "back_in_service",
+        _both(run.acked(box, acked + 1), run.box_heard(IndicationKind.CALL_REGISTERED)),
+    )
+
+
+async def play(name: str, options: StageOptions) -> Report:
+    """Run one scenario on a stage of its own; the report (setting up may raise StageError)."""
+    report = Report(name)
+    stage = Stage(options)
+    try:
+        await stage.start()
+        report.steps.append(
+            Step("gateway_up", ok=True, seen=f"{stage.http_url}, {options.transport}")
+        )
+        with contextlib.suppress(StepFailedError):
+            await SCENARIOS[name](Run(stage, report))
+    finally:
+        await stage.stop()
+    return report
+
+
+def report_json(report: Report) -> str:
+    """The report for scripts."""
+    return json.dumps(
+        {
+            "scenario": report.name,
+            "passed": report.passed,
+            "steps": [
+                {"step": s.key, "expected": words(s.key), "ok": bool(s.ok), "seen": s.seen}
+                for s in report.steps
+            ],
+        },
+        ensure_ascii=False,
+    )
+
+
+__all__ = ["SCENARIOS", "Report", "StageError", "StageOptions", "play", "report_json"]
