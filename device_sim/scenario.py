@@ -31,6 +31,7 @@ from typing import Literal
 
 from device_sim.device import SimulatedDevice, box_says
 from device_sim.locales import scenario_en, scenario_zh_cn
+from device_sim.meter import SimulatedMeter
 from device_sim.mqtt import MqttFleet
 from device_sim.phones import FakePhoneNetwork
 from device_sim.resend import RealClock
@@ -39,7 +40,11 @@ from device_sim.village_seed import (
     BOX_ID,
     CONTACTS_CSV,
     DEPUTY_PHONE,
+    GRID_WORKER_PHONE,
+    HOUSEHOLD,
     HOUSEHOLDS_CSV,
+    METER_ID,
+    RESIDENT_PHONE,
     SECRETARY_PHONE,
     UNITS_CSV,
     device_key,
@@ -145,6 +150,13 @@ def bidao_command() -> list[str]:
     return [found]
 
 
+def _with_config(argv: tuple[str, ...], config: Path) -> list[str]:
+    """`argv` with `--config`: after `ticket` (a group: options before its argument), else last."""
+    if argv and argv[0] == "ticket":
+        return [argv[0], "--config", str(config), *argv[1:]]
+    return [*argv, "--config", str(config)]
+
+
 @dataclass
 class StageOptions:
     """How the stage is set up."""
@@ -156,6 +168,10 @@ class StageOptions:
     without_contacts: bool = False
     """Start the gateway with no responders at all (a misbehaving gateway, to see ✗)."""
     quiet: bool = False
+    with_meter: bool = False
+    """Also a water meter in the resident's home, reporting every quarter of an hour."""
+    settings_toml: str = ""
+    """More gateway settings (TOML tables) the scenario needs."""
 
 
 class Stage:
@@ -173,6 +189,14 @@ class Stage:
         self.mqtt_port = free_port()
         self.box = SimulatedDevice(BOX_ID, "call_box", device_key(BOX_ID), clock=self.time.now)
         self.devices = [self.box]
+        self.meter: SimulatedMeter | None = None
+        if options.with_meter:
+            device = SimulatedDevice(
+                METER_ID, "water_meter", device_key(METER_ID), clock=self.time.now
+            )
+            self.meter = SimulatedMeter(device, self.time.now)
+            self.devices.append(device)
+        self._meter_task: asyncio.Task[None] | None = None
         self.mqtt: MqttFleet | None = None
         self.serial: SerialConcentrator | None = None
         self._gateway: subprocess.Popen[bytes] | None = None
@@ -226,14 +250,13 @@ class Stage:
                 "reopen_initial_s = 0.05",
                 "reopen_max_s = 0.5",
             ]
-        return "\n".join(lines) + "\n"
+        return "\n".join(lines) + "\n" + self.options.settings_toml
 
     def bidao(self, *argv: str) -> subprocess.CompletedProcess[str]:
         """The `bidao` command against the stage's gateway settings."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("BIDAO_")}
         return subprocess.run(  # noqa: S603 - our own command, fixed arguments
-            # Right after the command's name: a group's options come before its arguments.
-            [*bidao_command(), argv[0], "--config", str(self.config), *argv[1:]],
+            [*bidao_command(), *_with_config(argv, self.config)],
             capture_output=True,
             text=True,
             check=False,
@@ -263,6 +286,19 @@ class Stage:
             path = self.root / f"{kind}.csv"
             path.write_text(text, encoding="utf-8")
             await self.run_bidao("import", kind, str(path))
+        if self.meter is not None:
+            meter = self.meter.device
+            await self.run_bidao(
+                "device",
+                "add",
+                meter.device_id,
+                "--kind",
+                "water_meter",
+                "--key",
+                meter.key.hex(),
+                "--household",
+                HOUSEHOLD,
+            )
         self._start_gateway()
         await self._wait_healthy()
         if self.serial is not None:
@@ -270,6 +306,20 @@ class Stage:
         else:
             await self._connect_mqtt()
         self._watch = asyncio.create_task(self._print_box(), name="sim-scenario-box")
+        if self.meter is not None:
+            self._meter_task = asyncio.create_task(self._meter_reports(), name="sim-meter")
+
+    async def _meter_reports(self) -> None:
+        """The meter reports at its interval on the (accelerated) clock, as a real one does."""
+        meter = self.meter
+        assert meter is not None
+        while True:
+            for frame in meter.report():
+                await self.send(meter.device, frame)
+            # The box beside it says it is alive on the same beat (its heartbeat setting):
+            # a box heard from recently is one the gateway can ask "are you OK?".
+            await self.send(self.box, self.box.heartbeat(interval_s=meter.device.report_interval_s))
+            await self.time.sleep(meter.device.report_interval_s)
 
     def _start_gateway(self) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("BIDAO_")}
@@ -321,10 +371,11 @@ class Stage:
 
     async def stop(self) -> None:
         """Stop everything this stage started; safe to call twice."""
-        if self._watch is not None:
-            self._watch.cancel()
-            await asyncio.gather(self._watch, return_exceptions=True)
-            self._watch = None
+        for task in (self._watch, self._meter_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._watch = self._meter_task = None
         if self.mqtt is not None:
             await self.mqtt.close()
             self.mqtt = None
@@ -645,9 +696,76 @@ async def box_reboot(run: Run) -> None:
     )
 
 
+WATER_SETTINGS = """
+[water]
+active_from = "00:00"
+active_until = "24:00"
+window_s = 21600.0
+learn = false
+"""
+"""A watch that counts every hour (the story may run at any time of day) from six hours."""
+
+
+def _sms_with(stage: Stage, number: str, text: str, after: int = 0) -> Check:
+    def check() -> str | None:
+        found = [b for b in stage.sms(number)[after:] if text in b]
+        return found[-1] if found else None
+
+    return check
+
+
+@scenario("zero-water", speed=1200.0)
+async def zero_water(run: Run) -> None:
+    """A quiet day: no water for six active hours, "are you OK?", the alarm, then all clear."""
+    stage = run.stage
+    meter = stage.meter
+    assert meter is not None
+    stage.phones.script(RESIDENT_PHONE).digits = ""  # she does not pick up her phone
+    stage.phones.script(GRID_WORKER_PHONE).digits = ""
+    await run.step("meter_reading", run.acked(meter.device, 2))
+    meter.use(12)
+    meter.switch("no_use")
+    stage.say("[水表 meter] 此后不再用水 no more water from now on")
+    await run.step("are_you_ok", run.box_heard(IndicationKind.ARE_YOU_OK))
+    await run.step("water_alarm", _sms_with(stage, GRID_WORKER_PHONE, "用水预警："))
+    meter.switch("normal")
+    meter.use(12)
+    stage.say("[水表 meter] 她又用水了 she runs the tap again")
+    await run.step("all_clear", _sms_with(stage, GRID_WORKER_PHONE, "用水预警解除"))
+
+
+@scenario("meter-offline", speed=600.0)
+async def meter_offline(run: Run) -> None:
+    """The meter stops reporting: the installers are told, then told again when it is back."""
+    stage = run.stage
+    meter = stage.meter
+    assert meter is not None
+    await run.step("meter_reading", run.acked(meter.device, 2))
+    meter.switch("offline")
+    stage.say("[水表 meter] 离线 offline")
+    await run.step("meter_offline_seen", _device_listing_says(stage, "离线 offline"))
+    meter.switch("offline", on=False)
+    await run.step("meter_back", _device_listing_says(stage, "在线 online"))
+
+
+def _device_listing_says(stage: Stage, text: str) -> Check:
+    async def check() -> str | None:
+        listing = await stage.run_bidao("device", "list")
+        line = next((line for line in listing.splitlines() if METER_ID in line), "")
+        return " ".join(line.split()) if text in line else None
+
+    return check
+
+
+NEEDS_METER = {"zero-water": WATER_SETTINGS, "meter-offline": ""}
+
+
 async def play(name: str, options: StageOptions) -> Report:
     """Run one scenario on a stage of its own; the report (setting up may raise StageError)."""
     report = Report(name)
+    if name in NEEDS_METER:
+        options.with_meter = True
+        options.settings_toml += NEEDS_METER[name]
     stage = Stage(options)
     try:
         await stage.start()

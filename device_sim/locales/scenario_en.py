@@ -31,3 +31,17 @@ WORDS: dict[str, str] = {
     "back_in_service": "a green press after the reboot is acknowledged and the call registered",
     "call_registered": "the box tells the resident the call is registered",
 }
+WORDS.update(
+    {
+        "meter_reading": "the meter's reading and heartbeat are acknowledged",
+        "are_you_ok": "no water for six active hours: the box asks the resident 'are you OK?'",
+        "water_alarm": "nobody answers within ten minutes: the grid worker gets the water alarm",
+        "all_clear": "she uses water again: the grid worker gets the all-clear",
+        "meter_offline_seen": "the meter stops reporting: the device list shows it offline",
+        "meter_back": "the meter reports again: the device list shows it online",
+        "broker_alarm": "the broker goes down: one operator alarm",
+        "broker_cleared": "the broker is back: the alarm clears and box presses are acked",
+        "rotated": "key rotation: the box gets a new key and frames MACed with it are acked",
+        "storm_acked": "many boxes and meters send at the chosen rate; every frame is acked",
+    }
+)

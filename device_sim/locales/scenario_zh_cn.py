@@ -31,3 +31,17 @@ WORDS: dict[str, str] = {
     "back_in_service": "重启后按绿键仍被确认，呼叫照常登记",
     "call_registered": "呼叫盒告诉老人：呼叫已登记",
 }
+WORDS.update(
+    {
+        "meter_reading": "水表的读数和心跳被确认",
+        "are_you_ok": "六个活动小时没有用水，呼叫盒问老人：您还好吗？",
+        "water_alarm": "十分钟内无人回应，网格员收到用水预警短信",
+        "all_clear": "老人又用上水，网格员收到预警解除短信",
+        "meter_offline_seen": "水表停止上报，设备列表显示离线",
+        "meter_back": "水表恢复上报，设备列表显示在线",
+        "broker_alarm": "消息服务器中断，运维告警一条",
+        "broker_cleared": "消息服务器恢复，告警解除，盒子按键仍被确认",
+        "rotated": "更换密钥：盒子收到新密钥，用新密钥的帧被确认",
+        "storm_acked": "许多盒子和水表按设定速率发送，全部被确认",
+    }
+)
