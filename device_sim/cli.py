@@ -447,6 +447,50 @@ def _cmd_scenario(args: argparse.Namespace) -> int:
     return EXIT_OK if report.passed else EXIT_NOT_ACKED
 
 
+def _cmd_load(args: argparse.Namespace) -> int:
+    from device_sim.load import print_progress, run_load
+
+    try:
+        summary = asyncio.run(
+            run_load(
+                args.host,
+                args.port,
+                devices=args.devices,
+                rate=args.rate,
+                duration_s=args.duration,
+                drain_s=args.timeout,
+                session=args.session,
+                progress=None if args.quiet else print_progress,
+            )
+        )
+    except (OSError, TimeoutError) as exc:
+        print(f"cannot reach the broker at {args.host}:{args.port}: {exc}")
+        return EXIT_NO_BROKER
+    for line in summary.lines():
+        print(line)
+    return EXIT_OK if summary.unacked == 0 else EXIT_NOT_ACKED
+
+
+def _add_load(sub: Any) -> None:
+    load = sub.add_parser(
+        "load",
+        help="N generated devices at a target frames/s for a duration, with a latency summary",
+        description="Generated devices (the fleet ids, `bidao sim fleet`) send readings at "
+        "--rate frames/s for --duration seconds; frames unacknowledged after 2 s are sent "
+        "again. Prints progress, then sent, acked, retransmitted and ack latency p50/p99/max. "
+        "Exit status 0 when every frame was acked.",
+    )
+    _connection(load, timeout=10.0)
+    load.add_argument("--devices", type=_int_in(1, 1_000_000), default=100)
+    load.add_argument("--rate", type=float, default=100.0, help="frames per second")
+    load.add_argument("--duration", type=float, default=10.0, help="seconds of sending")
+    load.add_argument(
+        "--session", type=_int_in(0, 0xFFFFFFFE), help="boot session to use (default: unix time)"
+    )
+    load.add_argument("--quiet", action="store_true", help="no progress line")
+    load.set_defaults(func=_cmd_load)
+
+
 def _add_scenario(sub: Any) -> None:
     from device_sim.scenario import SCENARIOS
 
@@ -529,6 +573,7 @@ def add_subcommands(sub: Any) -> None:
 
     _add_phones(sub)
     _add_scenario(sub)
+    _add_load(sub)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,84 @@
+"""`bidao sim scenario NAME` as a tester runs it: a subprocess that starts its own gateway.
+
+Each scenario starts `bidao run` (accelerated where its story needs hours), the fake phone
+network and a seeded village, over MQTT (the gateway's embedded mosquitto) or over a serial
+line (socket://), and must end with every step passed. A gateway without responders must
+make elder-calls fail, with a ✗ where the secretary should have answered.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BIDAO = Path(sys.executable).with_name("bidao")  # the console script of this virtualenv
+BUILT = [
+    "elder-calls",
+    "nobody-answers",
+    "red-cancel",
+    "spoof-and-replay",
+    "box-reboot",
+    "zero-water",
+    "meter-offline",
+]
+
+
+def scenario(*argv: str) -> subprocess.CompletedProcess[str]:
+    """One `bidao sim scenario ...` run, as a tester types it."""
+    return subprocess.run(
+        [str(BIDAO), "sim", "scenario", *argv],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=280,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("transport", ["mqtt", "serial"])
+@pytest.mark.parametrize("name", BUILT)
+def test_every_scenario_passes_against_its_own_gateway(name: str, transport: str) -> None:
+    done = scenario(name, "--gateway-started-by-scenario", "--transport", transport)
+    print(done.stdout)
+    assert (done.returncode, done.stderr) == (0, ""), done.stdout + done.stderr
+    report = done.stdout[done.stdout.index(f"== 场景 {name} / Scenario {name} ==") :]
+    lines = report.splitlines()
+    steps = [line for line in lines if line[:1] in "✓✗"]
+    assert len(steps) >= 3
+    assert all(line.startswith("✓") for line in steps), report
+    assert (
+        lines[-1] == f"通过：{len(steps)}/{len(steps)} 步 / PASSED: {len(steps)}/{len(steps)} steps"
+    )
+    assert f", {transport}" in lines[3]  # the stage said which line the devices are on
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_elder_calls_fails_where_a_gateway_without_responders_calls_nobody() -> None:
+    done = scenario("elder-calls", "--without-contacts", "--step-timeout", "5", "--json")
+    assert done.returncode == 1, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    assert report["passed"] is False
+    assert [(s["step"], s["ok"]) for s in report["steps"]] == [
+        ("gateway_up", True),
+        ("green_acked", True),
+        ("secretary_accepts", False),
+    ]
+    failed = report["steps"][-1]
+    assert failed["expected"] == [
+        "书记的电话响起，他按1接单",
+        "the secretary's phone rings and he presses 1 to accept",
+    ]
+    assert failed["seen"] == "未看到 not seen"
+
+
+def test_an_unknown_scenario_is_a_usage_error() -> None:
+    done = scenario("tea-party")
+    assert done.returncode == 2
+    assert "invalid choice: 'tea-party'" in done.stderr
+    assert "Traceback" not in done.stderr
