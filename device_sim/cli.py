@@ -432,6 +432,10 @@ def _cmd_scenario(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         without_contacts=args.without_contacts,
         quiet=args.json,
+        storm_boxes=args.devices - args.devices // 4 if args.name == "storm" else 0,
+        storm_meters=args.devices // 4 if args.name == "storm" else 0,
+        storm_rate=args.rate,
+        storm_duration_s=args.duration,
     )
     try:
         report = asyncio.run(play.play(args.name, options))
@@ -525,6 +529,14 @@ def _add_scenario(sub: Any) -> None:
         action="store_true",
         help="start the gateway with no responders imported (to see a report fail)",
     )
+    scenario.add_argument(
+        "--devices",
+        type=_int_in(1, 100_000),
+        default=40,
+        help="storm: how many devices (three in four boxes, the rest meters)",
+    )
+    scenario.add_argument("--rate", type=float, default=200.0, help="storm: frames per second")
+    scenario.add_argument("--duration", type=float, default=5.0, help="storm: seconds")
     scenario.add_argument("--json", action="store_true", help="the report as one JSON object")
     scenario.set_defaults(func=_cmd_scenario)
 

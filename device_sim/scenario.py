@@ -47,6 +47,8 @@ from device_sim.village_seed import (
     RESIDENT_PHONE,
     SECRETARY_PHONE,
     UNITS_CSV,
+    crowd_households,
+    crowd_id,
     device_key,
 )
 from firmware_protocol import Indication, IndicationKind, Key, encode_serial
@@ -172,6 +174,13 @@ class StageOptions:
     """Also a water meter in the resident's home, reporting every quarter of an hour."""
     settings_toml: str = ""
     """More gateway settings (TOML tables) the scenario needs."""
+    own_broker: bool = False
+    """Run mosquitto here rather than in the gateway, so the scenario can stop and start it."""
+    storm_boxes: int = 0
+    storm_meters: int = 0
+    storm_rate: float = 200.0
+    """Frames per second the crowd sends (storm)."""
+    storm_duration_s: float = 5.0
 
 
 class Stage:
@@ -197,6 +206,20 @@ class Stage:
             self.meter = SimulatedMeter(device, self.time.now)
             self.devices.append(device)
         self._meter_task: asyncio.Task[None] | None = None
+        self._broker: subprocess.Popen[bytes] | None = None
+        self.crowd: list[SimulatedDevice] = [
+            SimulatedDevice(crowd_id(i), "call_box", device_key(crowd_id(i)), clock=self.time.now)
+            for i in range(options.storm_boxes)
+        ] + [
+            SimulatedDevice(
+                crowd_id(options.storm_boxes + i),
+                "water_meter",
+                device_key(crowd_id(options.storm_boxes + i)),
+                clock=self.time.now,
+            )
+            for i in range(options.storm_meters)
+        ]
+        self.devices += self.crowd
         self.mqtt: MqttFleet | None = None
         self.serial: SerialConcentrator | None = None
         self._gateway: subprocess.Popen[bytes] | None = None
@@ -226,7 +249,7 @@ class Stage:
             'log_level = "WARNING"',
             "[mqtt]",
             f"enabled = {str(mqtt_on).lower()}",
-            "embedded_broker = true",
+            f"embedded_broker = {str(not self.options.own_broker).lower()}",
             f"port = {self.mqtt_port}",
             'client_id = "bidao-scenario"',
             "reconnect_initial_s = 0.05",
@@ -274,20 +297,25 @@ class Stage:
     async def start(self) -> None:
         """Start the phone network, the line, the gateway; import the village."""
         self.phones.start()
+        if self.options.own_broker and self.options.transport == "mqtt":
+            self.start_broker()
         if self.options.transport == "serial":
             self.serial = SerialConcentrator(self.devices, clock=RealClock())
             await self.serial.start()
         self.root.mkdir(parents=True, exist_ok=True)
         self.config.write_text(self._settings_toml(), encoding="utf-8")
-        files = {"units": UNITS_CSV, "households": HOUSEHOLDS_CSV}
+        boxes = [d for d in self.crowd if d.kind == "call_box"]
+        files = {"units": UNITS_CSV, "households": HOUSEHOLDS_CSV + crowd_households(boxes)}
         if not self.options.without_contacts:
             files["contacts"] = CONTACTS_CSV
         for kind, text in files.items():
             path = self.root / f"{kind}.csv"
             path.write_text(text, encoding="utf-8")
             await self.run_bidao("import", kind, str(path))
+        meters = [d for d in self.crowd if d.kind == "water_meter"]
         if self.meter is not None:
-            meter = self.meter.device
+            meters.append(self.meter.device)
+        for meter in meters:
             await self.run_bidao(
                 "device",
                 "add",
@@ -379,6 +407,7 @@ class Stage:
         if self.mqtt is not None:
             await self.mqtt.close()
             self.mqtt = None
+        await asyncio.to_thread(self.stop_broker)
         gateway, self._gateway = self._gateway, None
         if gateway is not None and gateway.poll() is None:
             gateway.terminate()
@@ -393,6 +422,48 @@ class Stage:
         self.phones.stop()
         if self._own_dir:
             shutil.rmtree(self.root, ignore_errors=True)
+
+    # -- outages ---------------------------------------------------------------------
+
+    def start_broker(self) -> None:
+        """Start the stage's own mosquitto on its MQTT port (own_broker)."""
+        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        if not Path(binary).exists():
+            raise StageError("mosquitto is not installed")
+        conf = self.root / "mosquitto.conf"
+        self.root.mkdir(parents=True, exist_ok=True)
+        conf.write_text(
+            f"listener {self.mqtt_port} 127.0.0.1\nallow_anonymous true\npersistence false\n",
+            encoding="utf-8",
+        )
+        self._broker = subprocess.Popen(  # noqa: S603 - the broker binary, our config
+            [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+
+    def stop_broker(self) -> None:
+        """Stop the stage's own mosquitto (the broker goes down); safe to call twice."""
+        broker, self._broker = self._broker, None
+        if broker is not None and broker.poll() is None:
+            broker.terminate()
+            try:
+                broker.wait(10)
+            except subprocess.TimeoutExpired:
+                broker.kill()
+                broker.wait()
+
+    async def cut_link(self) -> None:
+        """The devices' link goes down: the broker stops, or the serial line is pulled."""
+        if self.serial is not None:
+            await self.serial.close()
+        else:
+            await asyncio.to_thread(self.stop_broker)
+
+    async def restore_link(self) -> None:
+        """The link is back."""
+        if self.serial is not None:
+            await self.serial.start()
+        else:
+            self.start_broker()
 
     # -- what devices do -------------------------------------------------------------
 
@@ -696,6 +767,111 @@ async def box_reboot(run: Run) -> None:
     )
 
 
+@scenario("key-rotation", speed=1.0)
+async def key_rotation(run: Run) -> None:
+    """The operator gives the box a new key; the box keeps working throughout."""
+    stage = run.stage
+    box = stage.box
+    await stage.send(box, box.heartbeat())
+    await run.step("good_frame", run.acked(box, 1))
+    old = box.key_version
+    await stage.run_bidao("device", "rotate-key", box.device_id, "--by", "scenario")
+    stage.say("[运维 operator] bidao device rotate-key " + box.device_id)
+    beats = [time.monotonic()]
+
+    async def rotated() -> str | None:
+        if not box.provisions:
+            # The gateway sends the new key after the box's next frame once it has seen the
+            # change: the box keeps its heartbeat going.
+            if not box.pending_count and time.monotonic() - beats[-1] >= 1.0:
+                beats.append(time.monotonic())
+                await stage.send(box, box.heartbeat())
+            return None
+        if box.stored is not None and not box.pending_count:
+            # The new key is stored: the next frame is MACed with it, and its ACK confirms it.
+            await stage.send(box, box.heartbeat())
+        if box.stored is not None or box.pending_count or box.key_version == old:
+            return None
+        return f"key id {old} → {box.key_version}, 新密钥的帧已确认 acked under the new key"
+
+    await run.step("rotated", rotated)
+    acked = len(box.acked_positions)
+    await stage.press(Key.GREEN_CALL)
+    await run.step(
+        "call_after_rotation",
+        _both(run.acked(box, acked + 1), run.box_heard(IndicationKind.CALL_REGISTERED)),
+    )
+
+
+@scenario("storm", speed=1.0)
+async def storm(run: Run) -> None:
+    """Many boxes and meters send at the chosen rate; every frame is acknowledged."""
+    stage = run.stage
+    options = stage.options
+    crowd = stage.crowd
+    await run.step("gateway_sees_crowd", lambda: f"{len(crowd)} devices" if crowd else None)
+    total = int(options.storm_rate * options.storm_duration_s)
+    started = time.monotonic()
+    for n in range(total):
+        device = crowd[n % len(crowd)]
+        if device.kind == "water_meter":
+            frame = device.water_reading(1000 + n // len(crowd))
+        else:
+            frame = device.heartbeat()
+        await stage.send(device, frame)
+        lag = started + (n + 1) / options.storm_rate - time.monotonic()
+        if lag > 0:
+            await asyncio.sleep(lag)
+    rate = total / max(time.monotonic() - started, 1e-9)
+    stage.say(f"[风暴 storm] {total} frames from {len(crowd)} devices at {rate:.0f} frames/s")
+
+    def all_acked() -> str | None:
+        acked = sum(len(d.acked_positions) for d in crowd)
+        if acked < total or any(d.pending_count for d in crowd):
+            return None
+        return f"{acked}/{total} acked, {rate:.0f} frames/s"
+
+    await run.step("storm_acked", all_acked)
+
+
+OUTAGE_SETTINGS = """
+[runtime]
+link_alarm_after_s = 120.0
+"""
+"""One operator alarm once the link has been down two (accelerated) minutes."""
+
+
+def _alarms_say(stage: Stage, text: str, *, present: bool) -> Check:
+    async def check() -> str | None:
+        listing = await stage.run_bidao("alarms")
+        lines = [" ".join(line.split()) for line in listing.splitlines() if text in line]
+        if present:
+            return f"{len(lines)}: {lines[0]}" if len(lines) == 1 else None
+        return None if lines else "bidao alarms: " + (listing.strip().splitlines() or [""])[-1]
+
+    return check
+
+
+@scenario("broker-outage", speed=30.0)
+async def broker_outage(run: Run) -> None:
+    """The broker (or serial line) goes down: one operator alarm; it comes back: all clear."""
+    stage = run.stage
+    box = stage.box
+    await stage.send(box, box.heartbeat())
+    await run.step("good_frame", run.acked(box, 1))
+    await stage.cut_link()
+    stage.say("[链路 link] 中断 down")
+    await run.step("broker_alarm", _alarms_say(stage, "网关链路中断", present=True))
+    await stage.restore_link()
+    stage.say("[链路 link] 恢复 back")
+    acked = len(box.acked_positions)
+    await stage.press(Key.GREEN_CALL)
+    await run.step(
+        "broker_cleared",
+        _both(run.acked(box, acked + 1), _alarms_say(stage, "网关链路中断", present=False)),
+    )
+
+
 WATER_SETTINGS = """
 [water]
 active_from = "00:00"
@@ -763,6 +939,9 @@ NEEDS_METER = {"zero-water": WATER_SETTINGS, "meter-offline": ""}
 async def play(name: str, options: StageOptions) -> Report:
     """Run one scenario on a stage of its own; the report (setting up may raise StageError)."""
     report = Report(name)
+    if name == "broker-outage":
+        options.own_broker = True
+        options.settings_toml += OUTAGE_SETTINGS
     if name in NEEDS_METER:
         options.with_meter = True
         options.settings_toml += NEEDS_METER[name]

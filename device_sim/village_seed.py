@@ -8,6 +8,10 @@ resident living alone (with her call box and water meter) and her daughter.
 from __future__ import annotations
 
 import hashlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from device_sim.device import SimulatedDevice
 
 BOX_ID = "b1da5c0000000001"
 METER_ID = "b1da5c0000000002"
@@ -53,3 +57,17 @@ CONTACTS_CSV = f"""name,role,unit_code,household_code,phone,language,available_f
 吴值班,township_duty,341504-101,,{TOWNSHIP_PHONE},zh-CN,,
 张小红,family,,{HOUSEHOLD},{DAUGHTER_PHONE},en,,
 """
+
+
+def crowd_id(index: int) -> str:
+    """The id of the index-th extra device of a crowd (storm)."""
+    return f"{0xB1DA5D0000000000 + index:016x}"
+
+
+def crowd_households(boxes: list[SimulatedDevice]) -> str:
+    """Household rows (no header) in the village's neighbourhood, one for each box."""
+    return "".join(
+        f"S{i:06d},341504-101-001-1-3-1,桥元村{100 + i}号,居民{i},,1,0,0,1,,,"
+        f"{box.device_id},{box.key.hex()}\n"
+        for i, box in enumerate(boxes)
+    )

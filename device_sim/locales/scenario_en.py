@@ -39,9 +39,11 @@ WORDS.update(
         "all_clear": "she uses water again: the grid worker gets the all-clear",
         "meter_offline_seen": "the meter stops reporting: the device list shows it offline",
         "meter_back": "the meter reports again: the device list shows it online",
-        "broker_alarm": "the broker goes down: one operator alarm",
-        "broker_cleared": "the broker is back: the alarm clears and box presses are acked",
+        "broker_alarm": "the broker or the serial line goes down: one operator alarm",
+        "broker_cleared": "the link is back: the alarm clears and box presses are acked",
         "rotated": "key rotation: the box gets a new key and frames MACed with it are acked",
         "storm_acked": "many boxes and meters send at the chosen rate; every frame is acked",
     }
 )
+WORDS["gateway_sees_crowd"] = "many boxes and meters are registered and online"
+WORDS["call_after_rotation"] = "a green press after the rotation is acknowledged and registered"

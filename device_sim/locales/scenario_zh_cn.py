@@ -39,9 +39,11 @@ WORDS.update(
         "all_clear": "老人又用上水，网格员收到预警解除短信",
         "meter_offline_seen": "水表停止上报，设备列表显示离线",
         "meter_back": "水表恢复上报，设备列表显示在线",
-        "broker_alarm": "消息服务器中断，运维告警一条",
-        "broker_cleared": "消息服务器恢复，告警解除，盒子按键仍被确认",
+        "broker_alarm": "消息服务器或串口线路中断，运维告警一条",
+        "broker_cleared": "线路恢复，告警解除，盒子按键仍被确认",
         "rotated": "更换密钥：盒子收到新密钥，用新密钥的帧被确认",
         "storm_acked": "许多盒子和水表按设定速率发送，全部被确认",
     }
 )
+WORDS["gateway_sees_crowd"] = "许多盒子和水表已登记上线"
+WORDS["call_after_rotation"] = "换钥后按绿键仍被确认，呼叫照常登记"

@@ -24,6 +24,9 @@ BUILT = [
     "box-reboot",
     "zero-water",
     "meter-offline",
+    "key-rotation",
+    "broker-outage",
+    "storm",
 ]
 
 
