@@ -431,6 +431,7 @@ def _cmd_scenario(args: argparse.Namespace) -> int:
         step_timeout_s=args.step_timeout,
         data_dir=args.data_dir,
         without_contacts=args.without_contacts,
+        against=args.against,
         quiet=args.json,
         storm_boxes=args.devices - args.devices // 4 if args.name == "storm" else 0,
         storm_meters=args.devices // 4 if args.name == "storm" else 0,
@@ -512,6 +513,13 @@ def _add_scenario(sub: Any) -> None:
         "--gateway-started-by-scenario",
         action="store_true",
         help="start a gateway of its own (the default and, for now, the only way)",
+    )
+    scenario.add_argument(
+        "--against",
+        type=Path,
+        metavar="SETTINGS",
+        help="play against a gateway already running with this settings file (imports the "
+        "scenario's village into it; spoof-and-replay, box-reboot and key-rotation only)",
     )
     scenario.add_argument("--transport", choices=["mqtt", "serial"], default="mqtt")
     scenario.add_argument(

@@ -40,10 +40,13 @@ UNITS_CSV = """code,level,name,parent_code
 341504-101-001-1-3-1,neighbourhood,一邻,341504-101-001-1-3
 """
 
-HOUSEHOLDS_CSV = (
+HOUSEHOLDS_HEADER = (
     "household_code,neighbourhood_code,address,resident_name,resident_phone,lives_alone,"
     "five_guarantee,needs_care,consent,key_safe_code,health_notes,device_id,device_key\n"
-    f"{HOUSEHOLD},341504-101-001-1-3-1,桥元村三组12号,{RESIDENT},{RESIDENT_PHONE},是,否,1,1,"
+)
+HOUSEHOLDS_CSV = (
+    HOUSEHOLDS_HEADER
+    + f"{HOUSEHOLD},341504-101-001-1-3-1,桥元村三组12号,{RESIDENT},{RESIDENT_PHONE},是,否,1,1,"
     f"4321,高血压,{BOX_ID},{device_key(BOX_ID).hex()}\n"
 )
 
@@ -70,4 +73,18 @@ def crowd_households(boxes: list[SimulatedDevice]) -> str:
         f"S{i:06d},341504-101-001-1-3-1,桥元村{100 + i}号,居民{i},,1,0,0,1,,,"
         f"{box.device_id},{box.key.hex()}\n"
         for i, box in enumerate(boxes)
+    )
+
+
+def visiting_box_id(now: float) -> str:
+    """A box id of its own for one run against a running gateway (which keeps old boxes)."""
+    return f"{0xB1DA5E0000000000 + (int(now * 1000) & 0xFFFFFFFFFF):016x}"
+
+
+def visiting_household(box_id: str) -> str:
+    """A households file (header and one row) for a run's own box in the village."""
+    return (
+        HOUSEHOLDS_HEADER
+        + f"SIM-{box_id},341504-101-001-1-3-1,桥元村模拟{box_id[-4:]}号,{RESIDENT},,1,0,0,1,,,"
+        f"{box_id},{device_key(box_id).hex()}\n"
     )

@@ -28,7 +28,7 @@ WORDS: dict[str, str] = {
     "still_serving": "good frames are still acknowledged afterwards",
     "before_reboot": "a heartbeat before the reboot is acknowledged",
     "resynced": "after a reboot that lost its counter the gateway resynchronises the box",
-    "back_in_service": "a green press after the reboot is acknowledged and the call registered",
+    "back_in_service": "a green press after the reboot is acked by the gateway",
     "call_registered": "the box tells the resident the call is registered",
 }
 WORDS.update(
@@ -46,4 +46,4 @@ WORDS.update(
     }
 )
 WORDS["gateway_sees_crowd"] = "many boxes and meters are registered and online"
-WORDS["call_after_rotation"] = "a green press after the rotation is acknowledged and registered"
+WORDS["call_after_rotation"] = "a green press after the rotation is acked by the gateway"

@@ -28,7 +28,7 @@ WORDS: dict[str, str] = {
     "still_serving": "之后的正常帧仍被确认",
     "before_reboot": "重启前心跳被确认",
     "resynced": "重启丢失计数器后，网关要求重新同步，盒子换新会话",
-    "back_in_service": "重启后按绿键仍被确认，呼叫照常登记",
+    "back_in_service": "重启后按绿键仍被网关确认",
     "call_registered": "呼叫盒告诉老人：呼叫已登记",
 }
 WORDS.update(
@@ -46,4 +46,4 @@ WORDS.update(
     }
 )
 WORDS["gateway_sees_crowd"] = "许多盒子和水表已登记上线"
-WORDS["call_after_rotation"] = "换钥后按绿键仍被确认，呼叫照常登记"
+WORDS["call_after_rotation"] = "换钥后按绿键仍被网关确认"

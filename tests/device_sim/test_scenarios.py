@@ -9,11 +9,15 @@ make elder-calls fail, with a ✗ where the secretary should have answered.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from gateway.runtime.broker import free_loopback_port
 
 BIDAO = Path(sys.executable).with_name("bidao")  # the console script of this virtualenv
 BUILT = [
@@ -85,3 +89,42 @@ def test_an_unknown_scenario_is_a_usage_error() -> None:
     assert done.returncode == 2
     assert "invalid choice: 'tea-party'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.fixture
+def running_gateway(tmp_path: Path) -> Iterator[Path]:
+    """A gateway already running (`bidao run`, its own mosquitto): its settings file."""
+    settings = tmp_path / "bidao.toml"
+    settings.write_text(
+        f'data_dir = "{tmp_path / "gateway"}"\nlog_format = "text"\n'
+        f"[mqtt]\nport = {free_loopback_port()}\n[http]\nport = {free_loopback_port()}\n",
+        encoding="utf-8",
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BIDAO_")}
+    gateway = subprocess.Popen(
+        [str(BIDAO), "run", "--config", str(settings)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
+    try:
+        yield settings
+    finally:
+        gateway.terminate()
+        assert gateway.wait(30) == 0
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_scenarios_play_against_a_gateway_already_running(running_gateway: Path) -> None:
+    for name in ("box-reboot", "spoof-and-replay", "key-rotation"):
+        done = scenario(name, "--against", str(running_gateway))
+        assert (done.returncode, done.stderr) == (0, ""), done.stdout + done.stderr
+        assert done.stdout.splitlines()[-1].startswith("通过：")
+    done = scenario("elder-calls", "--against", str(running_gateway))
+    assert done.returncode == 2
+    assert done.stderr == (
+        "bidao sim scenario: elder-calls needs a gateway of its own (its phones, meter or "
+        "broker); the ones that play against a running gateway: box-reboot, key-rotation, "
+        "spoof-and-replay\n"
+    )
