@@ -465,6 +465,7 @@ def _cmd_load(args: argparse.Namespace) -> int:
                 duration_s=args.duration,
                 drain_s=args.timeout,
                 session=args.session,
+                kind=args.kind,
                 progress=None if args.quiet else print_progress,
             )
         )
@@ -491,6 +492,12 @@ def _add_load(sub: Any) -> None:
     load.add_argument("--duration", type=float, default=10.0, help="seconds of sending")
     load.add_argument(
         "--session", type=_int_in(0, 0xFFFFFFFE), help="boot session to use (default: unix time)"
+    )
+    load.add_argument(
+        "--kind",
+        choices=["water_meter", "call_box"],
+        default="water_meter",
+        help="what the fleet ids are registered as: meters send readings, boxes heartbeats",
     )
     load.add_argument("--quiet", action="store_true", help="no progress line")
     load.set_defaults(func=_cmd_load)

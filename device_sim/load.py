@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from device_sim.device import SimulatedDevice, fleet_identity
+from device_sim.device import DeviceKind, SimulatedDevice, fleet_identity
 from device_sim.mqtt import MqttFleet
 from firmware_protocol import Ack, Envelope, position
 
@@ -26,17 +26,19 @@ PROGRESS_EVERY_S = 1.0
 class LoadDevice(SimulatedDevice):
     """A fleet device that notes when each of its frames was first sent and when it was acked."""
 
-    def __init__(self, index: int, session: int, latencies: list[float]) -> None:
+    def __init__(
+        self, index: int, session: int, latencies: list[float], kind: DeviceKind = "water_meter"
+    ) -> None:
         device_id, key = fleet_identity(index)
-        super().__init__(device_id, "water_meter", key, session=session)
+        super().__init__(device_id, kind, key, session=session)
         self.queue_max = None  # a load generator keeps every frame until acked
         self.sent_at: dict[int, float] = {}
         self.last_sent: dict[int, float] = {}
         self._latencies = latencies
 
     def next_frame(self, litres: int) -> bytes:
-        """A reading, noted as sent now."""
-        frame = self.water_reading(litres)
+        """A reading (a heartbeat from a box), noted as sent now."""
+        frame = self.water_reading(litres) if self.kind == "water_meter" else self.heartbeat()
         pos = position(self.session, self.next_seq - 1)
         now = time.perf_counter()
         self.sent_at[pos] = now
@@ -106,12 +108,13 @@ async def run_load(
     drain_s: float = 10.0,
     resend_after_s: float = 2.0,
     session: int | None = None,
+    kind: DeviceKind = "water_meter",
     progress: Callable[[str], None] | None = None,
 ) -> LoadSummary:
     """`rate` frames/s from `devices` fleet devices for `duration_s`; then up to `drain_s`."""
     summary = LoadSummary(devices, rate, duration_s)
     start_session = int(time.time()) if session is None else session
-    fleet_devices = [LoadDevice(i, start_session, summary.latencies) for i in range(devices)]
+    fleet_devices = [LoadDevice(i, start_session, summary.latencies, kind) for i in range(devices)]
     async with MqttFleet(host, port, fleet_devices) as fleet:
         started = time.perf_counter()
         last_progress = started
