@@ -35,6 +35,7 @@ EXIT_OK = 0
 EXIT_NOT_ACKED = 1
 EXIT_NO_BROKER = 2
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 
 
 def _int_in(low: int, high: int) -> Any:
@@ -443,6 +444,8 @@ def _cmd_scenario(args: argparse.Namespace) -> int:
     except play.StageError as exc:
         print(f"bidao sim scenario: {exc}", file=sys.stderr)
         return EXIT_NO_BROKER
+    except KeyboardInterrupt:  # everything the stage started is stopped on the way out
+        return EXIT_INTERRUPTED
     if args.json:
         print(play.report_json(report))
     else:

@@ -407,8 +407,9 @@ class Stage:
         if self.options.speed != 1.0:
             argv += ["--speed", str(self.options.speed), "--speed-from", repr(self.anchor)]
         with self._log.open("wb") as log:
+            # Its own session: Ctrl-C reaches the scenario alone, which stops it in order.
             self._gateway = subprocess.Popen(  # noqa: S603 - our own command
-                argv, stdout=log, stderr=subprocess.STDOUT, env=env
+                argv, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
             )
 
     async def _wait_healthy(self) -> None:
@@ -489,7 +490,10 @@ class Stage:
             encoding="utf-8",
         )
         self._broker = subprocess.Popen(  # noqa: S603 - the broker binary, our config
-            [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            [binary, "-c", str(conf)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
 
     def stop_broker(self) -> None:
@@ -1003,7 +1007,10 @@ async def play(name: str, options: StageOptions) -> Report:
         options.settings_toml += NEEDS_METER[name]
     stage = Stage(options)
     try:
-        await stage.start()
+        try:
+            await stage.start()
+        except (TimeoutError, OSError) as exc:
+            raise StageError(f"could not set the stage up: {type(exc).__name__}: {exc}") from exc
         report.steps.append(
             Step("gateway_up", ok=True, seen=f"{stage.http_url}, {options.transport}")
         )
