@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -128,3 +129,26 @@ def test_scenarios_play_against_a_gateway_already_running(running_gateway: Path)
         "broker); the ones that play against a running gateway: box-reboot, key-rotation, "
         "spoof-and-replay\n"
     )
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_ctrl_c_stops_the_scenario_and_everything_it_started(tmp_path: Path) -> None:
+    data = tmp_path / "stage"
+    scenario_process = subprocess.Popen(
+        [str(BIDAO), "sim", "scenario", "zero-water", "--data-dir", str(data)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # a terminal of its own: Ctrl-C goes to the whole group
+    )
+    assert scenario_process.stdout is not None
+    # Once the story is under way (the meter's first reading acked), the tester presses Ctrl-C.
+    for line in scenario_process.stdout:
+        if line.startswith("✓ 水表的读数和心跳被确认"):
+            break
+    os.killpg(scenario_process.pid, signal.SIGINT)
+    scenario_process.communicate(timeout=60)
+    assert scenario_process.returncode == 130
+    left = subprocess.run(["pgrep", "-f", str(data)], capture_output=True, text=True, check=False)
+    assert left.stdout == ""
