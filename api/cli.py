@@ -167,12 +167,26 @@ def _with_store(config: Path | None, work: Callable[[Application], Awaitable[T]]
 
 
 @app.command()
-def run(config: ConfigOption = None) -> None:
+def run(
+    config: ConfigOption = None,
+    speed: Annotated[
+        float,
+        typer.Option(
+            min=1.0,
+            help="run the gateway's clock this many times faster than real time (simulator "
+            "scenarios: an 8-hour story in seconds); never in service",
+        ),
+    ] = 1.0,
+    speed_from: Annotated[
+        float | None,
+        typer.Option(help="unix time the accelerated clock starts from (default: now)"),
+    ] = None,
+) -> None:
     """Run the gateway until SIGTERM or SIGINT."""
     # The HTTP stack and the service load only here: store-only commands start faster.
     from api.runner import run_gateway
 
-    raise typer.Exit(run_gateway(config))
+    raise typer.Exit(run_gateway(config, speed=speed, speed_from=speed_from))
 
 
 def _local_time(unix: float) -> str:

@@ -18,6 +18,7 @@ from alerts.providers.base import Provider
 from alerts.providers.console import ConsoleProvider
 from api.app import http_component
 from gateway.application import for_service
+from gateway.clock import AcceleratedClock
 from gateway.config import Settings, load_settings
 from gateway.errors import ConfigError, GatewayError
 from gateway.logs import configure_logging
@@ -84,7 +85,9 @@ def build_aliyun_provider(settings: Settings) -> Provider:
     )
 
 
-def run_gateway(config_path: Path | None) -> int:
+def run_gateway(
+    config_path: Path | None, *, speed: float = 1.0, speed_from: float | None = None
+) -> int:
     """Run the gateway until SIGINT or SIGTERM; returns the process exit status."""
     try:
         settings = load_settings(config_path)
@@ -94,7 +97,8 @@ def run_gateway(config_path: Path | None) -> int:
         return EXIT_CONFIG
     configure_logging(settings.log_level, settings.log_format)
     try:
-        service = GatewayService(settings, provider=build_provider(settings))
+        clock = None if speed == 1.0 else AcceleratedClock(speed, speed_from)
+        service = GatewayService(settings, clock, build_provider(settings))
     except GatewayError as exc:
         _say(str(exc))
         return EXIT_CONFIG

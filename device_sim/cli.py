@@ -36,6 +36,7 @@ EXIT_OK = 0
 EXIT_NOT_ACKED = 1
 EXIT_NO_BROKER = 2
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
 
 
 def _int_in(low: int, high: int) -> Any:
@@ -422,6 +423,143 @@ def _add_phones(sub: Any) -> None:
     outage.set_defaults(func=_cmd_phones_outage)
 
 
+def _cmd_scenario(args: argparse.Namespace) -> int:
+    from device_sim import scenario as play
+
+    speed = args.speed if args.speed is not None else play.DEFAULT_SPEED[args.name]
+    options = play.StageOptions(
+        transport=args.transport,
+        speed=speed,
+        step_timeout_s=args.step_timeout,
+        data_dir=args.data_dir,
+        without_contacts=args.without_contacts,
+        against=args.against,
+        quiet=args.json,
+        storm_boxes=args.devices - args.devices // 4 if args.name == "storm" else 0,
+        storm_meters=args.devices // 4 if args.name == "storm" else 0,
+        storm_rate=args.rate,
+        storm_duration_s=args.duration,
+    )
+    try:
+        report = asyncio.run(play.play(args.name, options))
+    except play.StageError as exc:
+        print(f"bidao sim scenario: {exc}", file=sys.stderr)
+        return EXIT_NO_BROKER
+    except KeyboardInterrupt:  # everything the stage started is stopped on the way out
+        return EXIT_INTERRUPTED
+    if args.json:
+        print(play.report_json(report))
+    else:
+        print()
+        for line in report.lines():
+            print(line)
+    return EXIT_OK if report.passed else EXIT_NOT_ACKED
+
+
+def _cmd_load(args: argparse.Namespace) -> int:
+    from device_sim.load import print_progress, run_load
+
+    try:
+        summary = asyncio.run(
+            run_load(
+                args.host,
+                args.port,
+                devices=args.devices,
+                rate=args.rate,
+                duration_s=args.duration,
+                drain_s=args.timeout,
+                session=args.session,
+                kind=args.kind,
+                progress=None if args.quiet else print_progress,
+            )
+        )
+    except (OSError, TimeoutError) as exc:
+        print(f"cannot reach the broker at {args.host}:{args.port}: {exc}")
+        return EXIT_NO_BROKER
+    for line in summary.lines():
+        print(line)
+    return EXIT_OK if summary.unacked == 0 else EXIT_NOT_ACKED
+
+
+def _add_load(sub: Any) -> None:
+    load = sub.add_parser(
+        "load",
+        help="N generated devices at a target frames/s for a duration, with a latency summary",
+        description="Generated devices (the fleet ids, `bidao sim fleet`) send readings at "
+        "--rate frames/s for --duration seconds; frames unacknowledged after 2 s are sent "
+        "again. Prints progress, then sent, acked, retransmitted and ack latency p50/p99/max. "
+        "Exit status 0 when every frame was acked.",
+    )
+    _connection(load, timeout=10.0)
+    load.add_argument("--devices", type=_int_in(1, 1_000_000), default=100)
+    load.add_argument("--rate", type=float, default=100.0, help="frames per second")
+    load.add_argument("--duration", type=float, default=10.0, help="seconds of sending")
+    load.add_argument(
+        "--session", type=_int_in(0, 0xFFFFFFFE), help="boot session to use (default: unix time)"
+    )
+    load.add_argument(
+        "--kind",
+        choices=["water_meter", "call_box"],
+        default="water_meter",
+        help="what the fleet ids are registered as: meters send readings, boxes heartbeats",
+    )
+    load.add_argument("--quiet", action="store_true", help="no progress line")
+    load.set_defaults(func=_cmd_load)
+
+
+def _add_scenario(sub: Any) -> None:
+    from device_sim.scenario import SCENARIOS
+
+    scenario = sub.add_parser(
+        "scenario",
+        help="play a named story against a gateway it starts, with a pass/fail report",
+        description="Starts a gateway of its own (bidao run, accelerated clock), the fake "
+        "phone network and a seeded village, plays the story and prints each step: expected, "
+        "seen, pass or fail. Exit status 0 when every step passed, 1 otherwise.",
+    )
+    scenario.add_argument(
+        "name", choices=sorted(SCENARIOS), metavar="NAME", help=", ".join(sorted(SCENARIOS))
+    )
+    scenario.add_argument(
+        "--gateway-started-by-scenario",
+        action="store_true",
+        help="start a gateway of its own (the default and, for now, the only way)",
+    )
+    scenario.add_argument(
+        "--against",
+        type=Path,
+        metavar="SETTINGS",
+        help="play against a gateway already running with this settings file (imports the "
+        "scenario's village into it; spoof-and-replay, box-reboot and key-rotation only)",
+    )
+    scenario.add_argument("--transport", choices=["mqtt", "serial"], default="mqtt")
+    scenario.add_argument(
+        "--speed",
+        type=float,
+        help="the gateway's and devices' clock runs this many times faster (default: the "
+        "scenario's own)",
+    )
+    scenario.add_argument(
+        "--step-timeout", type=float, default=30.0, help="real seconds to wait for each step"
+    )
+    scenario.add_argument("--data-dir", type=Path, help="keep the gateway's files here")
+    scenario.add_argument(
+        "--without-contacts",
+        action="store_true",
+        help="start the gateway with no responders imported (to see a report fail)",
+    )
+    scenario.add_argument(
+        "--devices",
+        type=_int_in(1, 100_000),
+        default=40,
+        help="storm: how many devices (three in four boxes, the rest meters)",
+    )
+    scenario.add_argument("--rate", type=float, default=200.0, help="storm: frames per second")
+    scenario.add_argument("--duration", type=float, default=5.0, help="storm: seconds")
+    scenario.add_argument("--json", action="store_true", help="the report as one JSON object")
+    scenario.set_defaults(func=_cmd_scenario)
+
+
 def add_subcommands(sub: Any) -> None:
     """Add `box`, `meter`, `fleet` and `phones` to the `bidao sim` sub-parser action."""
     box = sub.add_parser("box", help="press a key on a simulated call box")
@@ -466,6 +604,8 @@ def add_subcommands(sub: Any) -> None:
 
     _add_phones(sub)
     add_aliyun(sub)
+    _add_scenario(sub)
+    _add_load(sub)
 
 
 def build_parser() -> argparse.ArgumentParser:
