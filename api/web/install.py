@@ -169,6 +169,26 @@ def install_routes(  # noqa: PLR0915 - one closure per route
 ) -> None:
     """Add the installers' page to the dashboard's router."""
 
+    def not_found(request: Request, principal: Principal, device_id: str) -> HTMLResponse:
+        """Nothing of a device outside the reader's units, and the way back to look again."""
+        t = pages.words(request)
+        application.count_api_refusal("not_found")
+        return pages.render(
+            request,
+            "refused.html",
+            principal,
+            404,
+            nav="install",
+            message=t("inst_not_found", device=device_id[:40]),
+            back_href="/dash/install",
+            back_text=t("inst_back"),
+        )
+
+    def refusal(exc: _Refused) -> None:
+        """Count a form refused (the API's counter, by the same reasons)."""
+        reason = {"err_cross_origin": "cross_site", "err_too_large": "too_large"}
+        application.count_api_refusal(reason.get(exc.key, "bad_input"))
+
     async def device_page(
         request: Request,
         principal: Principal,
@@ -202,10 +222,9 @@ def install_routes(  # noqa: PLR0915 - one closure per route
             except DeviceAdminError:  # not an id at all: say so beside the finder
                 context["error"] = t("inst_bad_id", device=device_id[:40])
                 status = 400
+                application.count_api_refusal("bad_input")
             except AccessError:
-                return refused(
-                    request, principal, _Refused(404, "inst_not_found", device=device_id[:40])
-                )
+                return not_found(request, principal, device_id)
         context |= extra
         return pages.render(request, "install.html", principal, status, nav="install", **context)
 
@@ -277,15 +296,18 @@ def install_routes(  # noqa: PLR0915 - one closure per route
                 client,
             )
         except _Refused as exc:
+            refusal(exc)
             return await device_page(
                 request, principal, None, exc.status, error=t(exc.key), register_open=True
             )
         except AccessError as exc:
+            application.count_api_refusal(exc.code)
             key = "inst_no_unit" if exc.code == "bad_input" else "err_forbidden"
             return await device_page(
                 request, principal, None, 403, error=t(key), register_open=True
             )
         except DeviceAdminError as exc:
+            application.count_api_refusal("device_refused")
             return await device_page(
                 request, principal, None, 409, error=device_error(t, exc), register_open=True
             )
@@ -393,25 +415,28 @@ def install_routes(  # noqa: PLR0915 - one closure per route
             else:
                 await application.scoped_remove_device(principal, device_id, client)
         except _Refused as exc:
+            refusal(exc)
             return await device_page(
                 request, principal, device_id, exc.status, error=t(exc.key, **exc.params)
             )
         except AccessError as exc:
             if exc.code == "forbidden":
+                application.count_api_refusal("forbidden")
                 return refused(request, principal, _Refused(403, "err_forbidden"))
             if exc.params.get("what") == "household":
+                application.count_api_refusal("not_found")
                 return await device_page(
                     request, principal, device_id, 404, error=t("err_not_found_household")
                 )
-            return refused(
-                request, principal, _Refused(404, "inst_not_found", device=device_id[:40])
-            )
+            return not_found(request, principal, device_id)
         except NotRunningError:
+            application.count_api_refusal("not_running")
             return await device_page(
                 request, principal, device_id, 503, error=t("inst_not_running")
             )
         except DeviceAdminError as exc:
             log.info("installer's %s on %s refused: %s", form.get("action"), device_id, exc)
+            application.count_api_refusal("device_refused")
             return await device_page(request, principal, device_id, 409, error=device_error(t, exc))
         # The page opens at the check: the next step after binding, and the keys to watch.
         anchor = "#check" if action in ("bind", "start", "cancel") else ""
@@ -441,6 +466,7 @@ def install_routes(  # noqa: PLR0915 - one closure per route
         except (AccessError, GatewayError):
             if unsubscribe is not None:
                 unsubscribe()
+            application.count_api_refusal("not_found")
             return Response(status_code=404)
 
         def event(check: InstallCheck) -> bytes:

@@ -252,7 +252,7 @@ WORDS: Final[dict[str, str]] = {
     "inst_state_checking": "being checked",
     "inst_state_pending": "pending",
     "inst_reason_never_checked": "never checked",
-    "inst_reason_missing_keys": "the last check did not receive: {missing}",
+    "inst_reason_missing_keys": "the last check did not receive {missing}",
     "inst_reason_no_reading": "the last check received no meter reading",
     "inst_reason_volume_not_rising": "the meter reading did not rise in the last check",
     "inst_reason_cancelled": "the last check was cancelled",
@@ -360,4 +360,6 @@ WORDS: Final[dict[str, str]] = {
     "inst_status_online": "online",
     "inst_status_offline": "offline",
     "inst_status_unknown": "not heard from yet",
+    "inst_key_missing": "not received",
+    "inst_back": "← Back to the install check, to find another device",
 }

@@ -239,7 +239,7 @@ WORDS: Final[dict[str, str]] = {
     "inst_state_checking": "检测中",
     "inst_state_pending": "待启用",
     "inst_reason_never_checked": "还没有检测过",
-    "inst_reason_missing_keys": "上次检测没有收到：{missing}",
+    "inst_reason_missing_keys": "上次检测没有收到{missing}",
     "inst_reason_no_reading": "上次检测没有收到水表读数",
     "inst_reason_volume_not_rising": "上次检测水表读数没有增加",
     "inst_reason_cancelled": "上次检测已取消",
@@ -329,4 +329,6 @@ WORDS: Final[dict[str, str]] = {
     "inst_status_online": "在线",
     "inst_status_offline": "离线",
     "inst_status_unknown": "还没联系过",
+    "inst_key_missing": "没有收到",
+    "inst_back": "← 返回安装检查，查找其他设备",
 }

@@ -25,7 +25,7 @@ from gateway.runtime.broker import MosquittoBroker
 from tests.api.browser import DESKTOP, PHONE, add_user, chromium, shot, sign_in
 from tests.api.village import Village, open_village
 from tests.gateway.grid import BOX_ID, BOX_KEY, HOUSEHOLD
-from tests.gateway.support import wait_for
+from tests.gateway.support import sample, wait_for
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -231,15 +231,11 @@ async def test_a_missing_key_leaves_the_box_pending_and_another_area_sees_nothin
         await v.clock.advance(v.gw.settings.provisioning.install_check_s + 1)
         outcome = page.locator("#check-outcome")
         await expect(outcome).to_contain_text("检测未通过：没有收到 点踩键", timeout=LIVE_S)
-        await expect(page.locator("#install-state")).to_have_text(
-            "待启用：上次检测没有收到：点踩键"
-        )
+        await expect(page.locator("#install-state")).to_have_text("待启用：上次检测没有收到点踩键")
         await expect(page.locator("#key-thumbs_down")).to_have_attribute("data-seen", "no")
         await shot(page, "install-check-failed-390")
         await page.reload()
-        await expect(page.locator("#install-state")).to_have_text(
-            "待启用：上次检测没有收到：点踩键"
-        )
+        await expect(page.locator("#install-state")).to_have_text("待启用：上次检测没有收到点踩键")
         await expect(page.locator("#do-start")).to_have_text("重新检测")
         await nobody_was_called(v)
 
@@ -253,6 +249,7 @@ async def test_a_missing_key_leaves_the_box_pending_and_another_area_sees_nothin
         assert f"找不到设备 {BOX_ID}，或者它不在您负责的范围内。" in text
         for private in ("张桂兰", "桥元村三组12号", HOUSEHOLD, "待启用", "点踩"):
             assert private not in text
+        await expect(liu.locator("#back")).to_have_attribute("href", "/dash/install")
         await shot(liu, "install-refused-390")
         started = await liu.request.post(
             f"{base}/dash/install/{BOX_ID}", form={"action": "start"}, max_redirects=0
@@ -275,11 +272,12 @@ async def test_a_missing_key_leaves_the_box_pending_and_another_area_sees_nothin
         )
         assert forged.status == 403
         await page.reload()
-        await expect(page.locator("#install-state")).to_have_text(
-            "待启用：上次检测没有收到：点踩键"
-        )
+        await expect(page.locator("#install-state")).to_have_text("待启用：上次检测没有收到点踩键")
         devices = {d.device_id: d for d in await for_service(v.gw).list_devices()}
         assert devices[BOX_ID].enabled
+        refused = "bidao_api_refused_total"
+        assert sample(v.gw, refused, reason="not_found") == 4
+        assert sample(v.gw, refused, reason="bad_input") == 1  # the mistyped id
         await nobody_was_called(v)
 
 

@@ -87,9 +87,9 @@
         source.close();
         if (note) { note.hidden = true; }
         document.body.classList.remove("offline");
-        // The buttons under the check (cancel / check again) follow from a fresh page.
-        var actions = document.querySelector(".check-actions");
-        if (actions) { actions.hidden = true; }
+        // "The check has started" is no longer news.
+        var done = document.querySelector("#check #done");
+        if (done) { done.remove(); }
       }
     });
   }
