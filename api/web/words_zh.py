@@ -331,4 +331,5 @@ WORDS: Final[dict[str, str]] = {
     "inst_status_unknown": "还没联系过",
     "inst_key_missing": "没有收到",
     "inst_back": "← 返回安装检查，查找其他设备",
+    "inst_check_title_meter": "3 放水检测",
 }

@@ -23,6 +23,7 @@ from gateway.application import for_service
 from gateway.clock import ManualClock
 from gateway.runtime.broker import MosquittoBroker
 from tests.api.browser import DESKTOP, PHONE, add_user, chromium, shot, sign_in
+from tests.api.test_water_watch import METER_ID, METER_KEY
 from tests.api.village import Village, open_village
 from tests.gateway.grid import BOX_ID, BOX_KEY, HOUSEHOLD
 from tests.gateway.support import sample, wait_for
@@ -358,3 +359,31 @@ async def test_a_batch_is_all_or_nothing_and_decommissioning_asks_first(village:
         assert next_key.hex() not in await page.content()
         assert BOX_KEY.hex() not in await page.content()
     await nobody_was_called(v)
+
+
+async def test_a_meter_check_shows_the_reading_rise(
+    tmp_path: Path, broker: MosquittoBroker, clock: ManualClock
+) -> None:
+    meter = SimulatedDevice(METER_ID, "water_meter", METER_KEY, clock=clock.now)
+    async with open_village(tmp_path, broker, clock, devices=[(meter, HOUSEHOLD)]) as v:
+        await add_user(v.data_dir, "sun", "installer", "--unit", VILLAGE, "--name", "孙安装")
+        base = str(v.http.base_url).rstrip("/")
+        async with chromium() as browser:
+            page = await (await browser.new_context(viewport=PHONE, locale="zh-CN")).new_page()
+            await sign_in(page, base, "sun")
+            await page.goto(f"{base}/dash/install?device={METER_ID}")
+            await expect(page.locator("#check")).to_contain_text("打开水龙头放水")
+            await page.locator("#do-start").click()
+            await expect(page.locator("#check-live-state")).to_have_text("实时更新中")
+            await expect(page.locator("#readings")).to_have_text("还没有收到读数…")
+            readings = page.locator("#readings li")
+            for i, (litres, flow) in enumerate(((1000, 0), (1006, 360))):
+                await v.fleet.send(METER_ID, meter.water_reading(litres, flow))
+                await wait_for(lambda: not meter.pending, timeout=20, what="reading acked")
+                await expect(readings).to_have_count(i + 1, timeout=LIVE_S)
+                await expect(readings.nth(i)).to_contain_text(f"{litres} 升")
+            await expect(readings.nth(1)).to_contain_text("流量 360 升/时")
+            await expect(page.locator("#check-outcome")).to_have_text("✓ 检测通过：设备已启用。")
+            await expect(page.locator("#install-state")).to_have_text("已启用")
+            await shot(page, "install-meter-passed-390")
+        await nobody_was_called(v)
