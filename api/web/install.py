@@ -184,6 +184,15 @@ def install_routes(  # noqa: PLR0915 - one closure per route
             back_text=t("inst_back"),
         )
 
+    async def replacement(principal: Principal, new_id: str) -> str:
+        """The new box's id as stored, or _Refused naming it when it is not one of theirs."""
+        try:
+            return (await application.scoped_device(principal, new_id)).device.device_id
+        except DeviceAdminError:
+            raise _Refused(400, "inst_bad_id", device=new_id[:40]) from None
+        except AccessError:
+            raise _Refused(404, "inst_not_found", device=new_id[:40]) from None
+
     def refusal(exc: _Refused) -> None:
         """Count a form refused (the API's counter, by the same reasons)."""
         reason = {"err_cross_origin": "cross_site", "err_too_large": "too_large"}
@@ -392,6 +401,8 @@ def install_routes(  # noqa: PLR0915 - one closure per route
             if action in CONFIRMED and form.get("confirm") != "yes":
                 # Ask once more, with what will happen, before doing it.
                 await application.scoped_device(principal, device_id)
+                if action == "replace":
+                    new_id = await replacement(principal, new_id)
                 return await device_page(
                     request, principal, device_id, confirm={"action": action, "new": new_id}
                 )

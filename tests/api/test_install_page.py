@@ -346,6 +346,28 @@ async def test_a_batch_is_all_or_nothing_and_decommissioning_asks_first(village:
         devices = {d.device_id: d for d in await for_service(v.gw).list_devices()}
         assert not devices[THIRD_BOX].enabled
 
+        # 张桂兰's box is replaced by the spare: asked first, then the spare has her household.
+        await page.goto(f"{base}/dash/install?device={BOX_ID}")
+        await unfold(page, "#more")
+        await page.locator("#replace-id").fill("b1da 0000 0000 0fff")  # not registered
+        await page.locator("#do-replace").click()
+        await expect(page.locator("#error")).to_have_text(
+            "找不到设备 b1da000000000fff，或者它不在您负责的范围内。"
+        )
+        await expect(page.locator("#confirm")).to_have_count(0)
+        await unfold(page, "#more")
+        await page.locator("#replace-id").fill(SPARE_BOX.upper())
+        await page.locator("#do-replace").click()
+        await expect(page.locator("#confirm-text")).to_contain_text(f"确认用 {SPARE_BOX} 接替")
+        await page.locator("#confirm-yes").click()
+        await expect(page).to_have_url(f"{base}/dash/install?device={SPARE_BOX}&done=replace")
+        await expect(page.locator("#done")).to_contain_text("已更换")
+        await expect(page.locator("#device-household")).to_contain_text("张桂兰")
+        await expect(page.locator("#install-state")).to_have_text("待启用：还没有检测过")
+        devices = {d.device_id: d for d in await for_service(v.gw).list_devices()}
+        assert not devices[BOX_ID].enabled
+        assert devices[SPARE_BOX].household_code == HOUSEHOLD
+
         # Rotating a key asks first too, and shows no key.
         await page.goto(f"{base}/dash/install?device={SPARE_BOX}")
         await unfold(page, "#more")
