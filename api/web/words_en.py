@@ -363,4 +363,5 @@ WORDS: Final[dict[str, str]] = {
     "inst_key_missing": "not received",
     "inst_back": "← Back to the install check, to find another device",
     "inst_check_title_meter": "3 Water check",
+    "inst_live_connecting": "Connecting…",
 }

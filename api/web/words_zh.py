@@ -332,4 +332,5 @@ WORDS: Final[dict[str, str]] = {
     "inst_key_missing": "没有收到",
     "inst_back": "← 返回安装检查，查找其他设备",
     "inst_check_title_meter": "3 放水检测",
+    "inst_live_connecting": "正在连接…",
 }
