@@ -10,7 +10,8 @@
     GET  /dash/water            water watch of the residents living alone
     GET  /dash/devices          devices offline or low on battery, device alarms
     GET  /dash/stats?days=      statistics and the chiefs' cards, with charts
-    GET  /dash/install          the installers' page (a place kept in the navigation)
+    GET  /dash/install          the installers' page (api/web/install.py: find, bind, check
+                                live, register, replace, rotate, decommission)
     GET  /family                the family's own elder only (live)
     GET  /live                  server-sent events: "changed" whenever tickets or alarms do
     GET  /part/..., /family/part  the live sections alone, for htmx to swap on "changed"
@@ -645,12 +646,10 @@ def web_router(application: Application, feed: LiveFeed) -> APIRouter:  # noqa: 
             request, "stats.html", principal, nav="stats", days=days, periods=PERIODS, **context
         )
 
-    @router.get("/dash/install")
-    async def install(request: Request) -> Response:
-        principal = await signed_in(request)
-        if isinstance(principal, Response):
-            return principal
-        return pages.render(request, "install.html", principal, nav="install")
+    # The installers' page: its module imports this one's helpers, hence imported here.
+    from api.web.install import install_routes
+
+    install_routes(router, application, pages, signed_in, refused)
 
     # -- family ----------------------------------------------------------------------------
 

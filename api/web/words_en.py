@@ -223,4 +223,145 @@ WORDS: Final[dict[str, str]] = {
     "colon": ": ",
     "person": "{name} ({role})",
     "not_found_title": "Not found",
+    # The installers' page
+    "inst_guide_title": "What to do",
+    "inst_step_find": "Find the device: type or scan the id on its label.",
+    "inst_step_bind": "Bind it to the household it is installed in.",
+    "inst_step_check": (
+        "Start the check, then press the four keys on the box in turn: green (call), red "
+        "(hang up), thumbs-up, thumbs-down."
+    ),
+    "inst_step_done": "When all four keys are ticked, you are done: the device is active.",
+    "inst_find_title": "1 Find the device",
+    "inst_find_label": "Device id (the 16 characters on the label, or paste what the QR code gave)",
+    "inst_find_button": "Find",
+    "inst_find_hint": (
+        "Scan the QR code on the label with the phone's camera, copy the id and paste it here."
+    ),
+    "inst_device_title": "Device {device}",
+    "inst_kind": "Kind",
+    "inst_state": "In service",
+    "inst_signal": "Signal",
+    "inst_last_seen": "Last heard",
+    "inst_household": "Household",
+    "inst_unit": "Unit",
+    "inst_label": "Note",
+    "inst_no_household": "not bound to a household yet",
+    "inst_retired": "decommissioned (history kept)",
+    "inst_state_active": "active",
+    "inst_state_checking": "being checked",
+    "inst_state_pending": "pending",
+    "inst_reason_never_checked": "never checked",
+    "inst_reason_missing_keys": "the last check did not receive {missing}",
+    "inst_reason_no_reading": "the last check received no meter reading",
+    "inst_reason_volume_not_rising": "the meter reading did not rise in the last check",
+    "inst_reason_cancelled": "the last check was cancelled",
+    "inst_reason_restarted": "the last check was restarted",
+    "inst_print_label": "Print the label (QR code)",
+    "inst_bind_title": "2 Bind to a household",
+    "inst_bind_label": "Household",
+    "inst_bind_button": "Bind",
+    "inst_bind_none": "No household to bind in your units. Import the households first.",
+    "inst_bound": "Bound: {household}",
+    "inst_check_title": "3 Key check",
+    "inst_check_start": "Start the check",
+    "inst_check_again": "Check again",
+    "inst_check_cancel": "Cancel the check",
+    "inst_check_box_hint": (
+        'After "Start the check", press the four keys on the box in turn within {minutes} '
+        "minutes. Each one is ticked here as it arrives."
+    ),
+    "inst_check_meter_hint": (
+        'After "Start the check", open a tap within {minutes} minutes; the meter\'s rising '
+        "reading shows here."
+    ),
+    "inst_check_unbound": (
+        "Note: this device is not bound to a household yet. You may check it now, but a "
+        "call from it would reach nobody."
+    ),
+    "inst_check_until": "Finish before {time}",
+    "inst_key_seen": "received {time}",
+    "inst_key_waiting": "waiting for the key…",
+    "inst_readings": "Meter readings",
+    "inst_readings_none": "no reading yet…",
+    "inst_litres": "{litres} l",
+    "inst_flow": "flow {flow} l/h",
+    "inst_passed": "Check passed: the device is active.",
+    "inst_failed_keys": (
+        "Check failed: {missing} never arrived. The device stays pending. Check those "
+        'keys, then "Check again".'
+    ),
+    "inst_failed_no_reading": "Check failed: no meter reading arrived. The device stays pending.",
+    "inst_failed_volume": (
+        "Check failed: the meter reading did not rise. Open a tap and check again."
+    ),
+    "inst_cancelled": "The check was cancelled; the device stays pending.",
+    "inst_restarted": "A newer check replaced this one; reload the page.",
+    "inst_live_on": "Live",
+    "inst_live_off": "Connection lost, reconnecting…",
+    "inst_more_title": "Replace, new key, decommission",
+    "inst_replace_label": "Replace this device with another registered one (its id)",
+    "inst_replace_button": "Replace the device",
+    "inst_rotate_button": "Rotate the key",
+    "inst_rotate_hint": (
+        "The gateway and the box exchange the new key by themselves; it is never shown."
+    ),
+    "inst_decommission_button": "Decommission",
+    "inst_confirm_replace": (
+        "Replace {device} with {new}? {device} is retired; its household and history go to {new}."
+    ),
+    "inst_confirm_rotate": (
+        "Rotate the key of {device}? The box changes to it the next time it calls in."
+    ),
+    "inst_confirm_decommission": (
+        "Decommission {device}? Everything it sends will be refused. This cannot be undone."
+    ),
+    "inst_confirm_yes": "Yes, do it",
+    "inst_confirm_no": "No, go back",
+    "inst_register_title": "Register a device",
+    "inst_register_hint": (
+        "With the id and key on the manufacturer's sheet. The key is never shown again."
+    ),
+    "inst_register_id": "Device id (16 characters)",
+    "inst_register_key": "Key (32 hex digits)",
+    "inst_register_kind": "Kind",
+    "inst_register_unit": "Unit it is installed in",
+    "inst_register_label": "Note (optional)",
+    "inst_register_button": "Register",
+    "inst_batch_title": "Import a batch (the manufacturer's CSV)",
+    "inst_batch_hint": (
+        "Columns serial and key, optionally kind and label. All or nothing: one bad row "
+        "and no row is imported; each bad row is named."
+    ),
+    "inst_batch_file": "CSV file",
+    "inst_batch_button": "Import",
+    "inst_batch_done": "Imported {count} devices: {devices}. Their keys are not shown.",
+    "inst_batch_refused": (
+        "Nothing imported: {count} rows are wrong. Correct them and import the whole file again."
+    ),
+    "inst_done_bind": "Bound. Next: start the check.",
+    "inst_done_start": "The check has started: press the four keys on the box in turn.",
+    "inst_done_cancel": "The check was cancelled.",
+    "inst_done_register": "Registered (the key is not shown again). Next: bind it to a household.",
+    "inst_done_replace": "Replaced: the new device has the household. Next: start the check.",
+    "inst_done_rotate": "Key rotation started; it completes the next time the box calls in.",
+    "inst_done_decommission": "Decommissioned; its history is kept.",
+    "inst_not_found": "No device {device}, or it is not in your units.",
+    "inst_bad_id": (
+        '"{device}" is not a device id: it is the 16 digits and letters (0-9, a-f) on the label.'
+    ),
+    "inst_refused": "Not done: {why}",
+    "inst_not_running": "The gateway is not running, so no check can run. Ask the administrator.",
+    "inst_no_unit": "Choose the unit it is installed in.",
+    "inst_bad_key": "The key is 32 hex digits (0-9, a-f).",
+    "inst_no_file": "Choose a CSV file.",
+    "inst_kind_call_box": "call box",
+    "inst_kind_water_meter": "water meter",
+    "inst_status_online": "online",
+    "inst_status_offline": "offline",
+    "inst_status_unknown": "not heard from yet",
+    "inst_key_missing": "not received",
+    "inst_back": "← Back to the install check, to find another device",
+    "inst_check_title_meter": "3 Water check",
+    "inst_live_connecting": "Connecting…",
 }

@@ -52,9 +52,51 @@
       window.addEventListener("resize", function () { chart.resize(); });
     });
   }
+
+  // The installers' page: the running check's part, replaced by each "check" event of its
+  // stream. EventSource reconnects by itself after a lost connection; the stream ends (and
+  // the page closes it) when the check does, passed or not.
+  function installCheck() {
+    var box = document.getElementById("check-live");
+    var note = document.getElementById("check-live-state");
+    if (!box || !box.dataset.stream || box.dataset.state !== "running" || !window.EventSource) { return; }
+    var source = new EventSource(box.dataset.stream);
+    function say(on) {
+      if (!note) { return; }
+      note.hidden = false;
+      note.textContent = on ? note.dataset.on : note.dataset.off;
+      document.body.classList.toggle("offline", !on);
+    }
+    source.addEventListener("open", function () { say(true); });
+    source.addEventListener("error", function () {
+      if (source.readyState === EventSource.CLOSED) { say(false); }
+      else if (box.dataset.state === "running") { say(false); }
+    });
+    source.addEventListener("check", function (e) {
+      box.innerHTML = e.data;
+      say(true);
+      var part = box.firstElementChild;
+      if (!part) { return; }
+      box.dataset.state = part.dataset.state;
+      var state = document.getElementById("install-state");
+      if (state) {
+        state.textContent = part.dataset.deviceStateWord;
+        state.className = "badge big s-" + part.dataset.deviceState;
+      }
+      if (part.dataset.state !== "running") {
+        source.close();
+        if (note) { note.hidden = true; }
+        document.body.classList.remove("offline");
+        // "The check has started" is no longer news.
+        var done = document.querySelector("#check #done");
+        if (done) { done.remove(); }
+      }
+    });
+  }
+  function ready() { charts(); installCheck(); }
   if (document.readyState === "loading") {
-    document.addEventListener("DOMContentLoaded", charts);
+    document.addEventListener("DOMContentLoaded", ready);
   } else {
-    charts();
+    ready();
   }
 }());
