@@ -201,8 +201,6 @@ WORDS: Final[dict[str, str]] = {
     "card_line": "{name}: {colour}, on time {rate}, {n} tickets",
     "card_none": "{name}: no tickets in this period, no card",
     "install_title": "Install check",
-    "install_lead": "Installers register devices and check each key of a call box here. "
-    "This page is being built.",
     "family_title": "How {name} is watched",
     "family_lead": "Only your elder is shown here; the page updates by itself.",
     "family_none": "Your account is not linked to an elder yet; contact the village committee.",

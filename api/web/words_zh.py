@@ -193,7 +193,6 @@ WORDS: Final[dict[str, str]] = {
     "card_line": "{name}：{colour}，按时率{rate}，共{n}件",
     "card_none": "{name}：这段时间没有工单，不评卡",
     "install_title": "安装检查",
-    "install_lead": "安装员在这里登记设备、逐个按键检查呼叫盒。这一页正在建设中。",
     "family_title": "{name}的看护情况",
     "family_lead": "这里只显示您家老人的情况，页面会自动更新。",
     "family_none": "您的账号还没有关联老人。请联系村委会。",
