@@ -281,6 +281,7 @@ def web_router(application: Application, feed: LiveFeed) -> APIRouter:  # noqa: 
         return principal
 
     def refused(request: Request, principal: Principal | None, exc: _Refused) -> HTMLResponse:
+        application.count_api_refusal(exc.key.removeprefix("err_"))  # as the API counts its own
         return pages.render(
             request,
             "refused.html",

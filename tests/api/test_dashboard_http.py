@@ -21,7 +21,7 @@ from gateway.clock import ManualClock
 from gateway.runtime.broker import MosquittoBroker
 from tests.api.browser import PASSWORD, add_user
 from tests.api.village import Village, open_village
-from tests.gateway.support import wait_for
+from tests.gateway.support import sample, wait_for
 
 VILLAGE = "341504-101-001"
 RESPONDER_PHONES = [f"1380000000{i}" for i in range(1, 8)]
@@ -101,6 +101,7 @@ async def test_actions_from_another_site_or_with_a_bad_form_are_refused_with_a_r
         )
         assert elsewhere.status_code == 403
         assert "只能在本页面上操作" in elsewhere.text
+        assert sample(v.gw, "bidao_api_refused_total", reason="cross_origin") == 1
         bad = await desk.post("/dash/tickets/1", data={"action": "explode"})
         assert bad.status_code == 400
         assert "表单内容不对" in bad.text
