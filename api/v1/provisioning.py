@@ -46,6 +46,8 @@ from gateway.application import (
 
 KindName = Literal["call_box", "water_meter"]
 DeviceId = Annotated[str, Path(min_length=1, max_length=40)]
+CheckId = Annotated[int, Path(ge=1, le=2**62)]
+"""An install check's number (bounded: SQLite keeps 64-bit integers)."""
 KEEPALIVE_S = 15.0
 """A comment line this often keeps a quiet event stream open through proxies."""
 SSE_QUEUE_MAX = 64
@@ -381,7 +383,7 @@ def provisioning_router() -> APIRouter:  # noqa: PLR0915 - one closure per route
         responses=responses("forbidden", "not_found"),
     )
     async def check(
-        check_id: int, principal: PrincipalDep, application: FacadeDep
+        check_id: CheckId, principal: PrincipalDep, application: FacadeDep
     ) -> InstallCheckOut:
         """The install check now: each key, whether it arrived, and what to do."""
         return check_out(await application.scoped_install_check(principal, check_id))
@@ -392,7 +394,7 @@ def provisioning_router() -> APIRouter:  # noqa: PLR0915 - one closure per route
         responses=responses("forbidden", "not_found", "device_refused", "not_running"),
     )
     async def cancel(
-        check_id: int, principal: PrincipalDep, application: FacadeDep, client: ClientDep
+        check_id: CheckId, principal: PrincipalDep, application: FacadeDep, client: ClientDep
     ) -> InstallCheckOut:
         """End a running install check (the device stays pending)."""
         return check_out(await application.scoped_cancel_check(principal, check_id, client))
@@ -409,7 +411,7 @@ def provisioning_router() -> APIRouter:  # noqa: PLR0915 - one closure per route
         },
     )
     async def events(
-        check_id: int, principal: PrincipalDep, application: FacadeDep
+        check_id: CheckId, principal: PrincipalDep, application: FacadeDep
     ) -> StreamingResponse:
         """The install check live: its state now, then again each time a key arrives."""
         queue: asyncio.Queue[InstallCheck] = asyncio.Queue(SSE_QUEUE_MAX)

@@ -30,6 +30,7 @@ from starlette.datastructures import UploadFile
 from api import cli_devices_en, cli_devices_zh
 from api.v1 import provision_words_en, provision_words_zh
 from api.v1.auth import client_address
+from api.v1.provisioning import CheckId
 from api.web.pages import KEEPALIVE_S, Pages, _check_origin, _form, _principal, _Refused
 from api.web.words import Words
 from gateway.application import (
@@ -456,7 +457,7 @@ def install_routes(  # noqa: PLR0915 - one closure per route
         )
 
     @router.get("/dash/install/checks/{check_id}/live")
-    async def live(request: Request, check_id: int) -> Response:
+    async def live(request: Request, check_id: CheckId) -> Response:
         principal = await _principal(request)
         if principal is None:
             return Response(status_code=401)

@@ -39,6 +39,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from api.v1.auth import client_address, cross_site, maybe_principal, session_secret
 from api.v1.errors import ApiError
+from api.v1.tickets import TicketId
 from api.web.feed import LiveFeed
 from api.web.words import LANGS, WORDS, Lang, Words
 from gateway.application import (
@@ -493,7 +494,7 @@ def web_router(application: Application, feed: LiveFeed) -> APIRouter:  # noqa: 
         return pages.render(request, template, principal, status, nav="home", **context, **extra)
 
     @router.get("/dash/tickets/{ticket_id}")
-    async def ticket(request: Request, ticket_id: int, done: str | None = None) -> Response:
+    async def ticket(request: Request, ticket_id: TicketId, done: str | None = None) -> Response:
         principal = await signed_in(request)
         if isinstance(principal, Response):
             return principal
@@ -507,7 +508,7 @@ def web_router(application: Application, feed: LiveFeed) -> APIRouter:  # noqa: 
         )
 
     @router.get("/part/tickets/{ticket_id}")
-    async def ticket_part(request: Request, ticket_id: int) -> Response:
+    async def ticket_part(request: Request, ticket_id: TicketId) -> Response:
         principal = await _principal(request)
         if principal is None:
             return Response(status_code=401, headers={"HX-Redirect": "/signin"})
@@ -518,7 +519,7 @@ def web_router(application: Application, feed: LiveFeed) -> APIRouter:  # noqa: 
         )
 
     @router.post("/dash/tickets/{ticket_id}")
-    async def act(request: Request, ticket_id: int) -> Response:
+    async def act(request: Request, ticket_id: TicketId) -> Response:
         principal = await signed_in(request)
         if isinstance(principal, Response):
             return principal

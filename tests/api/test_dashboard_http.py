@@ -115,6 +115,8 @@ async def test_actions_from_another_site_or_with_a_bad_form_are_refused_with_a_r
         assert "没能办成" in early.text
         missing = await desk.get("/dash/tickets/999")
         assert missing.status_code == 404
+        beyond = await desk.get(f"/dash/tickets/{2**70}")  # no 64-bit integer: no 500 either
+        assert beyond.status_code == 422
         assert "找不到这件工单" in missing.text
         page = await desk.get("/dash/tickets/1")
         assert 'data-status="open"' in page.text  # nothing above changed it
