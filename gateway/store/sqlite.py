@@ -2350,6 +2350,11 @@ class SqliteStore:
                 await conn.execute("PRAGMA foreign_keys=OFF")
             await conn.execute("BEGIN IMMEDIATE")
             try:
+                # Another process (a gateway starting beside `bidao import`) may have applied
+                # it while this one waited for the write lock: looked at again under the lock.
+                if await _applied_meanwhile(conn, version, name, digest):
+                    await conn.execute("COMMIT")
+                    continue
                 for statement in _statements(sql):
                     await conn.execute(statement)
                 if keys_off:
@@ -2462,3 +2467,16 @@ def _statements(sql: str) -> list[str]:
     ):
         raise MigrationError(f"incomplete statement at the end of a migration: {current[:80]!r}")
     return out
+
+
+async def _applied_meanwhile(
+    conn: aiosqlite.Connection, version: int, name: str, digest: str
+) -> bool:
+    """Whether another process applied this migration (the same one, or MigrationError)."""
+    async with conn.execute(
+        "SELECT sha256 FROM schema_migrations WHERE version = ?", (version,)
+    ) as cur:
+        row = await cur.fetchone()
+    if row is not None and row[0] != digest:
+        raise MigrationError(f"migration {name} changed after it was applied")
+    return row is not None

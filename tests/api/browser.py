@@ -14,9 +14,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from playwright.async_api import Browser, Page, ViewportSize, async_playwright
+from playwright.async_api import Browser, Page, ViewportSize, async_playwright, expect
 
 from tests.gateway.support import BIDAO
+
+# A page condition is waited for, not timed: this bounds a wait only when something is
+# broken (Playwright's 5 s default failed a passing story on a loaded machine).
+expect.set_options(timeout=60_000)
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [

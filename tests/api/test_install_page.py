@@ -45,7 +45,7 @@ KEYS = (
     (Key.THUMBS_UP, "thumbs_up"),
     (Key.THUMBS_DOWN, "thumbs_down"),
 )
-LIVE_S = 15_000
+LIVE_S = 60_000
 """How long (ms) the page may take to show a change pushed to it: a hang guard only."""
 
 

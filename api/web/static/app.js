@@ -11,6 +11,16 @@
     el.textContent = el.dataset.off;
   }
   document.addEventListener("htmx:sseOpen", function () { document.body.classList.remove("offline"); });
+  // A live refresh keeps what a person typed or chose (hx-preserve) and an opened "more".
+  var moreOpen = false;
+  document.addEventListener("htmx:beforeSwap", function () {
+    var more = document.getElementById("more-actions");
+    moreOpen = !!(more && more.open);
+  });
+  document.addEventListener("htmx:afterSwap", function () {
+    var more = document.getElementById("more-actions");
+    if (more && moreOpen) { more.open = true; }
+  });
   document.addEventListener("htmx:sseError", offline);
   document.addEventListener("htmx:sseClose", offline);
   // A part that answers 401 means the session ended: go to the sign-in page.
