@@ -277,7 +277,7 @@ async def test_thumbs_up_at_eleven_minutes_is_no_answer(home: Home) -> None:
     await v.press(Key.THUMBS_UP)
     # Too late to be the answer, and no "answer noted": the press clears the alarm as a key.
     await wait_for(
-        lambda: len(v.sms(DAUGHTER_PHONE)) >= 2, timeout=20, what="all-clear to the daughter"
+        lambda: len(v.sms(DAUGHTER_PHONE)) >= 2, timeout=60, what="all-clear to the daughter"
     )
     assert not any(i.kind == IndicationKind.ANSWER_NOTED for i in v.box.indications)
 

@@ -66,7 +66,8 @@ class Village:
         return [r.body for r in self.phones.received(number) if r.kind == "sms"]
 
     async def sms_to(self, number: str, count: int) -> list[str]:
-        await wait_for(lambda: len(self.sms(number)) >= count, timeout=20, what=f"SMS {number}")
+        # A bound for when something is broken, not a timing: two suites at once took > 20 s.
+        await wait_for(lambda: len(self.sms(number)) >= count, timeout=60, what=f"SMS {number}")
         return self.sms(number)
 
 
