@@ -36,8 +36,8 @@ from typing import Any
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
+from bench.burst import DISCONNECT, PUBLISH_QOS1, BurstConnection, encode_packet, mqtt_string
 from device_sim.device import DeviceKind, SimulatedDevice
-from device_sim.mqtt import _BurstConnection, _packet, _string
 from firmware_protocol import KEY_LEN, Ack, downlink_topic, uplink_topic
 from gateway.config import BrokerSettings
 from gateway.ingest.transports.mqtt import MAX_PACKET_SIZE
@@ -47,7 +47,6 @@ BIDAO = Path(sys.executable).with_name("bidao")
 PHONES_ACCOUNT = "ACb1dab1dab1dab1dab1dab1dab1dab1da"
 PHONES_TOKEN = "bidao-fake-phone-network"
 PHONES_FROM = "+8657100000000"
-_PUBLISH_QOS1 = 0x32
 _BOX_BASE, _METER_BASE, _PROBE_BASE = 0xB1DA500000000000, 0xB1DA600000000000, 0xB1DA700000000000
 _KEY_LABEL = b"bidao-bench"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -613,7 +612,7 @@ class _Sender:
             kind, index = self.slots[n]
             device_id, key = device_identity(kind, index)
             device = SimulatedDevice(device_id, kind, key, session=self.plan.first_seq)
-            found = self.devices[n] = (device, _string(uplink_topic(device.device_id)))
+            found = self.devices[n] = (device, mqtt_string(uplink_topic(device.device_id)))
         return found
 
     def packet(self, packet_id: int) -> bytes:
@@ -628,7 +627,7 @@ class _Sender:
         else:
             self.litres[n] = self.litres.get(n, 1000) + 1
             frame = device.water_reading(self.litres[n])
-        return _packet(_PUBLISH_QOS1, topic + packet_id.to_bytes(2, "big") + b"\x00" + frame)
+        return encode_packet(PUBLISH_QOS1, topic + packet_id.to_bytes(2, "big") + b"\x00" + frame)
 
 
 def publish_paced(plan: PublishPlan) -> Published:
@@ -638,7 +637,7 @@ def publish_paced(plan: PublishPlan) -> Published:
     tick = 0.005
     with socket.create_connection(("127.0.0.1", plan.port), timeout=10) as sock:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        conn = _BurstConnection(sock)
+        conn = BurstConnection(sock)
         window = max(1, min(1000, conn.connect(f"bench-pub-{os.getpid()}"), 0xFFFE))
         sent = 0
         started = time.perf_counter()
@@ -659,7 +658,7 @@ def publish_paced(plan: PublishPlan) -> Published:
             while conn.acked < sent:
                 conn.read_acks()
         with suppress(OSError):
-            sock.sendall(_packet(0xE0, b""))
+            sock.sendall(encode_packet(DISCONNECT, b""))
     return Published(sent, conn.acked, elapsed)
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from device_sim import phones_view as view
 from device_sim.cli_aliyun import add_aliyun
 from device_sim.device import DeviceKind, SimulatedDevice, box_says, fleet_identity
-from device_sim.mqtt import BurstError, MqttFleet, publish_burst
+from device_sim.mqtt import MqttFleet
 from device_sim.phones import FakePhoneNetwork
 from device_sim.resend import RealClock
 from firmware_protocol import KEY_LEN, Key, ProtocolError, parse_device_id
@@ -196,7 +196,6 @@ async def _fleet(args: argparse.Namespace) -> int:
     nacked = sum(len(d.nacked) for d in devices)
     pending = sum(d.pending_count for d in devices)
     if pending == 0 and nacked == 0:
-        # bench/ingest.py parses this line.
         print(
             f"{args.frames} frames from {args.devices} devices acked in {elapsed:.2f} s "
             f"({args.frames / elapsed:.0f} frames/s)"
@@ -208,33 +207,7 @@ async def _fleet(args: argparse.Namespace) -> int:
     return EXIT_OK if pending == 0 and nacked == 0 else EXIT_NOT_ACKED
 
 
-def _lean_fleet(args: argparse.Namespace) -> int:
-    session = args.session if args.session is not None else int(time.time())
-    devices = []
-    for i in range(args.devices):
-        device_id, key = fleet_identity(i)
-        devices.append(SimulatedDevice(device_id, "water_meter", key, session=session))
-    # Every frame is built (and MACed) before the first is sent, so only sending is timed.
-    frames = [
-        (devices[n % len(devices)].device_id, devices[n % len(devices)].water_reading(n, 0, 0))
-        for n in range(args.frames)
-    ]
-    try:
-        elapsed = publish_burst(args.host, args.port, frames, timeout_s=args.timeout)
-    except (OSError, BurstError) as exc:
-        print(f"cannot publish to the broker at {args.host}:{args.port}: {exc}")
-        return EXIT_NO_BROKER
-    # bench/ingest.py parses this line.
-    print(
-        f"{args.frames} frames from {args.devices} devices published in {elapsed:.3f} s "
-        f"({args.frames / elapsed:.0f} frames/s, QoS 1, protocol acks not awaited)"
-    )
-    return EXIT_OK
-
-
 def _cmd_fleet(args: argparse.Namespace) -> int:
-    if args.lean:
-        return _lean_fleet(args)
     return asyncio.run(_fleet(args))
 
 
@@ -593,12 +566,6 @@ def add_subcommands(sub: Any) -> None:
     fleet.add_argument("--frames", type=_int_in(1, 100_000_000), default=10_000)
     fleet.add_argument(
         "--session", type=_int_in(0, 0xFFFFFFFE), help="boot session to use (default: unix time)"
-    )
-    fleet.add_argument(
-        "--lean",
-        action="store_true",
-        help="load generator: build every frame first, publish as fast as the broker takes"
-        " them (QoS 1), do not listen for protocol acks",
     )
     fleet.set_defaults(func=_cmd_fleet)
 
