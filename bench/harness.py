@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,11 +116,14 @@ def units_csv(villages: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def households_csv(boxes: Sequence[tuple[int, int]]) -> str:
-    """Households (box index, village) each with its resident and its call box."""
+def households_csv(
+    boxes: Sequence[tuple[int, int]],
+    identity: Callable[[int], tuple[str, bytes]] = box_identity,
+) -> str:
+    """Households (index, village) each with its resident and its call box (`identity`)."""
     lines = [HOUSEHOLDS_HEADER]
     for i, v in boxes:
-        device_id, key = box_identity(i)
+        device_id, key = identity(i)
         lines.append(
             f"H{i:07d},{neighbourhood_code(v)},测试村{v}第{i}户,居民{i},139{i:08d},1,0,0,1,,,"
             f"{device_id},{key.hex()}"
@@ -168,6 +171,18 @@ def register_meters(config: Path, first: int, count: int, households: int = 0) -
     does, without a process per device); seconds it took. Meter i goes into household i's
     home (imported by `households_csv`, every resident living alone: a watched household)
     when i < `households`, else into none."""
+    devices = []
+    for i in range(first, first + count):
+        device_id, key = meter_identity(i)
+        devices.append((device_id, key, f"H{i:07d}" if i < households else None))
+    return register_devices(config, "water_meter", devices)
+
+
+def register_devices(
+    config: Path, kind: DeviceKind, devices: Sequence[tuple[str, bytes, str | None]]
+) -> float:
+    """Register (device_id, key, household or None) devices of a kind through the facade;
+    seconds it took."""
     import asyncio
 
     from gateway.application import offline
@@ -175,10 +190,8 @@ def register_meters(config: Path, first: int, count: int, households: int = 0) -
 
     async def register() -> None:
         async with offline(load_settings(config)) as application:
-            for i in range(first, first + count):
-                device_id, key = meter_identity(i)
-                household = f"H{i:07d}" if i < households else None
-                await application.register_device(device_id, "water_meter", key, household)
+            for device_id, key, household in devices:
+                await application.register_device(device_id, kind, key, household)
 
     started = time.perf_counter()
     asyncio.run(register())
