@@ -53,6 +53,17 @@ def test_load_without_a_broker(capsys: pytest.CaptureFixture[str]) -> None:
     assert "cannot reach the broker at 127.0.0.1:" in capsys.readouterr().out
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [["--rate", "0"], ["--rate", "inf"], ["--duration", "nan"], ["--resend-after", "-1"]],
+)
+def test_bad_numbers_are_usage_errors(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["load", *argv])
+    assert exit_info.value.code == 2
+    assert "must be a number above 0" in capsys.readouterr().err
+
+
 def test_percentiles_are_nearest_rank() -> None:
     summary = LoadSummary(1, 1.0, 1.0, latencies=[i / 1000 for i in range(1, 101)])
     assert (summary.percentile(50), summary.percentile(99)) == (0.05, 0.099)
