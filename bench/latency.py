@@ -255,7 +255,7 @@ def run_phase(
     return Phase(
         rate=rate,
         offered=0.0 if summary is None else float(summary["offered_rate"]),
-        acked_rate=(acks1 - acks0 - len(boxes)) / elapsed,
+        acked_rate=max(0.0, acks1 - acks0 - len(boxes)) / elapsed,
         ack_ms=percentiles(ack_ms),
         provider_ms=percentiles(provider_ms),
         presses=len(boxes),
