@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,8 +36,8 @@ from typing import Any
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
+from bench.burst import DISCONNECT, PUBLISH_QOS1, BurstConnection, encode_packet, mqtt_string
 from device_sim.device import DeviceKind, SimulatedDevice
-from device_sim.mqtt import _BurstConnection, _packet, _string
 from firmware_protocol import KEY_LEN, Ack, downlink_topic, uplink_topic
 from gateway.config import BrokerSettings
 from gateway.ingest.transports.mqtt import MAX_PACKET_SIZE
@@ -47,7 +47,6 @@ BIDAO = Path(sys.executable).with_name("bidao")
 PHONES_ACCOUNT = "ACb1dab1dab1dab1dab1dab1dab1dab1da"
 PHONES_TOKEN = "bidao-fake-phone-network"
 PHONES_FROM = "+8657100000000"
-_PUBLISH_QOS1 = 0x32
 _BOX_BASE, _METER_BASE, _PROBE_BASE = 0xB1DA500000000000, 0xB1DA600000000000, 0xB1DA700000000000
 _KEY_LABEL = b"bidao-bench"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -117,11 +116,14 @@ def units_csv(villages: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def households_csv(boxes: Sequence[tuple[int, int]]) -> str:
-    """Households (box index, village) each with its resident and its call box."""
+def households_csv(
+    boxes: Sequence[tuple[int, int]],
+    identity: Callable[[int], tuple[str, bytes]] = box_identity,
+) -> str:
+    """Households (index, village) each with its resident and its call box (`identity`)."""
     lines = [HOUSEHOLDS_HEADER]
     for i, v in boxes:
-        device_id, key = box_identity(i)
+        device_id, key = identity(i)
         lines.append(
             f"H{i:07d},{neighbourhood_code(v)},测试村{v}第{i}户,居民{i},139{i:08d},1,0,0,1,,,"
             f"{device_id},{key.hex()}"
@@ -169,6 +171,18 @@ def register_meters(config: Path, first: int, count: int, households: int = 0) -
     does, without a process per device); seconds it took. Meter i goes into household i's
     home (imported by `households_csv`, every resident living alone: a watched household)
     when i < `households`, else into none."""
+    devices = []
+    for i in range(first, first + count):
+        device_id, key = meter_identity(i)
+        devices.append((device_id, key, f"H{i:07d}" if i < households else None))
+    return register_devices(config, "water_meter", devices)
+
+
+def register_devices(
+    config: Path, kind: DeviceKind, devices: Sequence[tuple[str, bytes, str | None]]
+) -> float:
+    """Register (device_id, key, household or None) devices of a kind through the facade;
+    seconds it took."""
     import asyncio
 
     from gateway.application import offline
@@ -176,10 +190,8 @@ def register_meters(config: Path, first: int, count: int, households: int = 0) -
 
     async def register() -> None:
         async with offline(load_settings(config)) as application:
-            for i in range(first, first + count):
-                device_id, key = meter_identity(i)
-                household = f"H{i:07d}" if i < households else None
-                await application.register_device(device_id, "water_meter", key, household)
+            for device_id, key, household in devices:
+                await application.register_device(device_id, kind, key, household)
 
     started = time.perf_counter()
     asyncio.run(register())
@@ -613,7 +625,7 @@ class _Sender:
             kind, index = self.slots[n]
             device_id, key = device_identity(kind, index)
             device = SimulatedDevice(device_id, kind, key, session=self.plan.first_seq)
-            found = self.devices[n] = (device, _string(uplink_topic(device.device_id)))
+            found = self.devices[n] = (device, mqtt_string(uplink_topic(device.device_id)))
         return found
 
     def packet(self, packet_id: int) -> bytes:
@@ -628,7 +640,7 @@ class _Sender:
         else:
             self.litres[n] = self.litres.get(n, 1000) + 1
             frame = device.water_reading(self.litres[n])
-        return _packet(_PUBLISH_QOS1, topic + packet_id.to_bytes(2, "big") + b"\x00" + frame)
+        return encode_packet(PUBLISH_QOS1, topic + packet_id.to_bytes(2, "big") + b"\x00" + frame)
 
 
 def publish_paced(plan: PublishPlan) -> Published:
@@ -638,7 +650,7 @@ def publish_paced(plan: PublishPlan) -> Published:
     tick = 0.005
     with socket.create_connection(("127.0.0.1", plan.port), timeout=10) as sock:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        conn = _BurstConnection(sock)
+        conn = BurstConnection(sock)
         window = max(1, min(1000, conn.connect(f"bench-pub-{os.getpid()}"), 0xFFFE))
         sent = 0
         started = time.perf_counter()
@@ -659,7 +671,7 @@ def publish_paced(plan: PublishPlan) -> Published:
             while conn.acked < sent:
                 conn.read_acks()
         with suppress(OSError):
-            sock.sendall(_packet(0xE0, b""))
+            sock.sendall(encode_packet(DISCONNECT, b""))
     return Published(sent, conn.acked, elapsed)
 
 

@@ -3,7 +3,7 @@
 Run `python bench/ingest.py [--frames 60000] [--devices 100] [--rounds 3]`. One mosquitto
 (started by `MosquittoBroker`, so with Bidao's queue limits and persistence) runs on a free
 loopback port for the whole run. Every measurement uses the same publisher, a separate
-process (`bidao sim fleet --lean`) that builds and MACs every frame first and then
+process (`python -m bench.burst`) that builds and MACs every frame first and then
 publishes them at QoS 1 as fast as the broker takes them. What receives them differs:
 
 - bare paho: a paho-mqtt v5 client in a process of its own that subscribes at QoS 1 and
@@ -42,7 +42,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from device_sim.mqtt import fleet_identity
+from device_sim.device import fleet_identity
 from firmware_protocol import UPLINK_SUBSCRIPTION
 from gateway.config import load_settings
 from gateway.ingest.links import InboundFrame
@@ -51,6 +51,8 @@ from gateway.runtime.broker import MosquittoBroker
 from gateway.runtime.service import GatewayService
 
 TARGET = 2 / 3
+REPO = Path(__file__).resolve().parent.parent
+"""Where `python -m bench.burst` is found."""
 PUBLISHED = re.compile(r"(\d+) frames from (\d+) devices published in ([\d.]+) s")
 RECEIVED = re.compile(r"received (\d+) messages in ([\d.]+) s")
 SUBSCRIBED = "subscribed"
@@ -124,14 +126,11 @@ def bare_subscriber(port: int, frames: int, idle_timeout: float) -> int:
 
 
 async def publish(port: int, devices: int, frames: int) -> float:
-    """Run the lean fleet to completion; its publish rate (first PUBLISH to last PUBACK)."""
+    """Run the burst publisher to completion; its rate (first PUBLISH to last PUBACK)."""
     fleet = await asyncio.create_subprocess_exec(
         sys.executable,
-        "-c",
-        "from api.cli import main; raise SystemExit(main())",
-        "sim",
-        "fleet",
-        "--lean",
+        "-m",
+        "bench.burst",
         "--port",
         str(port),
         "--devices",
@@ -141,6 +140,7 @@ async def publish(port: int, devices: int, frames: int) -> float:
         "--session",
         "1",
         stdout=asyncio.subprocess.PIPE,
+        cwd=REPO,
     )
     out, _ = await fleet.communicate()
     match = PUBLISHED.search(out.decode())

@@ -4,39 +4,50 @@ Run `python -m bench.latency [--rates 0,1000,2000,3500] [--quick]` from the repo
 
 One run starts its own mosquitto (`set_tcp_nodelay true`, persistence, Bidao's queue limits)
 on a free loopback port, measures a bare paho v5 subscriber on it first (bench/ingest.py's,
-fed by `bidao sim fleet --lean`) for scale, then imports a grid with `bidao import`: one
+fed by `python -m bench.burst`) for scale, then imports a grid with `bidao import`: one
 village per call box that will press green (each with its own secretary, so a provider
-request names its press), plus the background boxes; the background meters are registered
-through the application facade. The gateway runs as `bidao run` with the twilio provider
-pointed at `bidao sim phones serve`, all as subprocesses.
+request names its press), plus a village for the background boxes. The background devices
+are the simulator's load mode's (`bidao sim load --kind mixed --list-devices`: half boxes,
+half meters); its boxes are imported in households, its meters registered through the
+application facade. The gateway runs as `bidao run` with the twilio provider pointed at
+`bidao sim phones serve`, all as subprocesses.
 
-For each background rate, a publisher process sends heartbeats (boxes) and readings (meters)
-round-robin at QoS 1 for `--phase` seconds, while `--presses` fresh boxes each press green
-once at a random moment. Green → ack is timed in this process (paho subscribed to those
-boxes' downlinks only); green → provider request is the fake phone network's arrival time of
-the first SMS or call to that box's secretary. Clocks are the machine's wall clock.
-Between phases the gateway's backlog drains (bounded by `--settle`). The gateway's acked
-rate comes from its /metrics; its CPU from /proc; the machine's from /proc/stat.
+For each background rate, `bidao sim load` (a process of its own, paho, every frame's ack
+awaited; resent only after a minute, so that the phase's rate is what the gateway gets)
+sends heartbeats and readings round-robin at QoS 1 for `--phase` seconds, while
+`--presses` fresh boxes each press green once at a random moment.
+Green → ack is timed in this process (paho subscribed to those boxes' downlinks only); green
+→ provider request is the fake phone network's arrival time of the first SMS or call to that
+box's secretary. Clocks are the machine's wall clock. Load mode's own summary (sent, acked,
+retransmitted, its ack latency, the rate the broker took and whether that met the target)
+is shown beside them; a phase whose background fell short says so. Between phases the
+background drains (load mode waits up to `--settle` for its acks). The gateway's acked rate
+comes from its /metrics; its CPU from /proc; the machine's from /proc/stat.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import math
 import os
+import queue
 import random
+import subprocess
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from bench.harness import (
+    BIDAO,
     Children,
     Gateway,
-    PublishPlan,
     TimedDevices,
     box_identity,
     children,
@@ -48,21 +59,22 @@ from bench.harness import (
     machine_busy,
     percentiles,
     provider_requests,
-    publisher_result,
-    register_meters,
+    register_devices,
     secretary_phone,
     start_gateway,
     start_mosquitto,
     start_phones,
-    start_publisher,
     units_csv,
 )
 from bench.ingest import measure_bare
 from device_sim.device import SimulatedDevice
 from firmware_protocol import Key
 
-SEQ_STRIDE = 1_000_000
-"""Each phase's background frames start this far above the previous phase's."""
+RESEND_AFTER_S = 60.0
+"""The background resends nothing within a phase: a gateway that falls behind would get
+resends on top of the rate the phase names (at 2,000 frames/s, three times as much)."""
+LOAD_START_S = 120.0
+"""How long `bidao sim load` may take to start sending (its imports are slow on a busy machine)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +93,89 @@ class Phase:
     machine_busy: float
     load1: float
     drain_s: float
+    background: dict[str, Any] | None
+    """Load mode's JSON summary (None for an idle phase)."""
+
+    @property
+    def reached(self) -> bool:
+        """The background reached its target (an idle phase always does)."""
+        return self.background is None or bool(self.background["reached"])
+
+
+class Background:
+    """`bidao sim load` in a process of its own: its JSON lines read on a thread."""
+
+    def __init__(self, kids: Children, argv: Sequence[str], log: Path) -> None:
+        self.log = log
+        with log.open("ab") as err:
+            self.proc = kids.start(
+                "load", argv, stdout=subprocess.PIPE, stderr=err, text=True, bufsize=1
+            )
+        self.kids = kids
+        self.lines: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        threading.Thread(target=self._read, name="bench-load-reader", daemon=True).start()
+
+    def _read(self) -> None:
+        stdout = self.proc.stdout
+        assert stdout is not None
+        for line in stdout:
+            if line.startswith("{"):
+                self.lines.put(json.loads(line))
+        self.lines.put(None)
+
+    def event(self, name: str, timeout: float) -> dict[str, Any]:
+        """The next JSON line, which must be `name`; SystemExit otherwise."""
+        try:
+            found = self.lines.get(timeout=timeout)
+        except queue.Empty:
+            found = None
+        if found is None or found.get("event") != name:
+            self.kids.stop(self.proc)
+            raise SystemExit(f"bidao sim load gave no {name!r} line; see {self.log}")
+        return found
+
+    def summary(self, timeout: float) -> dict[str, Any]:
+        """Load mode's summary, once it has drained; the process has ended."""
+        found = self.event("summary", timeout)
+        self.kids.stop(self.proc)
+        return found
+
+
+def background_argv(args: argparse.Namespace, port: int, rate: float, n: int) -> list[str]:
+    """`bidao sim load` for phase n (each phase a newer boot session of every device)."""
+    return [
+        str(BIDAO),
+        "sim",
+        "load",
+        "--port",
+        str(port),
+        "--devices",
+        str(args.devices),
+        "--kind",
+        "mixed",
+        "--rate",
+        str(rate),
+        "--duration",
+        str(args.phase),
+        "--timeout",
+        str(args.settle),
+        "--resend-after",
+        str(RESEND_AFTER_S),
+        "--session",
+        str(1 + n),
+        "--json",
+        "--quiet",
+    ]
+
+
+def background_devices(args: argparse.Namespace) -> list[tuple[str, str, bytes]]:
+    """(device_id, kind, key) of load mode's devices, as `bidao sim load --list-devices` says."""
+    argv = [*background_argv(args, 1, 1.0, 0), "--list-devices"]
+    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"bidao sim load --list-devices failed: {done.stdout}{done.stderr}")
+    rows = [line.split(",") for line in done.stdout.splitlines()[1:]]
+    return [(device_id, kind, bytes.fromhex(key)) for device_id, kind, key in rows]
 
 
 def wait_healthy(gw: Gateway, timeout: float = 60) -> None:
@@ -115,21 +210,15 @@ def run_phase(
     phones_url: str,
     presser: TimedDevices,
     boxes: Sequence[tuple[int, SimulatedDevice]],
+    root: Path,
 ) -> Phase:
-    """One background rate: publisher, presses at random moments, then settle and measure."""
+    """One background rate: load mode, presses at random moments, then settle and measure."""
+    background = None
+    if rate > 0:
+        background = Background(kids, background_argv(args, port, rate, n), root / "load.log")
+        background.event("sending", LOAD_START_S)
     acks0, cpu0, busy0 = gw.acks(), gw.cpu_seconds(), machine_busy()
     started = time.time()
-    publisher = None
-    if rate > 0:
-        plan = PublishPlan(
-            port,
-            (args.presses * len(args.rates), args.devices // 2),
-            (0, args.devices - args.devices // 2),
-            rate,
-            args.phase,
-            1 + n * SEQ_STRIDE,
-        )
-        publisher = start_publisher(kids, plan)
     rng = random.Random(n)
     moments = sorted(rng.uniform(0.5, args.phase - 0.5) for _ in boxes)
     sent: dict[str, tuple[str, int, float]] = {}
@@ -142,18 +231,13 @@ def run_phase(
     elapsed = time.time() - started
     acks1, cpu1, busy1 = gw.acks(), gw.cpu_seconds(), machine_busy()
     load1 = os.getloadavg()[0]
-    offered = 0.0
-    expected = acks0 + len(boxes)
-    if publisher is not None:
-        published = publisher_result(kids, publisher, args.phase + 30)
-        offered = published.rate
-        expected += published.sent
-    # Settle: every press acked and requested, and the background backlog drained.
+    # Settle: the background drained (load mode waits for its acks), every press requested.
     settle_start = time.monotonic()
+    summary = None if background is None else background.summary(args.settle + 60)
     requests: dict[str, float] = {}
     while time.monotonic() - settle_start < args.settle:
         requests = first_requests(phones_url, started)
-        if gw.acks() >= expected and all(phone in requests for phone in sent):
+        if all(phone in requests for phone in sent):
             break
         time.sleep(0.5)
     drain_s = time.monotonic() - settle_start
@@ -170,8 +254,8 @@ def run_phase(
     busy = (busy1[0] - busy0[0]) / max(1.0, busy1[1] - busy0[1])
     return Phase(
         rate=rate,
-        offered=offered,
-        acked_rate=(acks1 - acks0 - len(boxes)) / elapsed,
+        offered=0.0 if summary is None else float(summary["offered_rate"]),
+        acked_rate=max(0.0, acks1 - acks0 - len(boxes)) / elapsed,
         ack_ms=percentiles(ack_ms),
         provider_ms=percentiles(provider_ms),
         presses=len(boxes),
@@ -181,11 +265,41 @@ def run_phase(
         machine_busy=busy,
         load1=load1,
         drain_s=drain_s,
+        background=summary,
     )
 
 
 def _ms(figures: dict[str, float]) -> str:
     return " / ".join("-" if math.isnan(v) else f"{v:.0f}" for v in figures.values())
+
+
+def _background(p: Phase) -> tuple[str, str, str]:
+    """(reached, sent / acked / retransmitted, ack p50 / p99 / max ms) of load mode."""
+    b = p.background
+    if b is None:
+        return "idle", "-", "-"
+
+    def ms(value: float | None) -> str:
+        return "-" if value is None else f"{value * 1000:.0f}"
+
+    reached = (
+        f"{'yes' if p.reached else 'NO'}: {b['offered_rate']:,.0f}/s, "
+        f"lag {b['max_lag_s'] * 1000:.0f} ms"
+    )
+    counts = f"{b['sent']:,} / {b['acked']:,} / {b['retransmitted']:,}"
+    if b["unacked"] or b["refused"]:
+        counts += f" ({b['unacked']:,} unacked, {b['refused']:,} refused)"
+    return reached, counts, f"{ms(b['p50_s'])} / {ms(b['p99_s'])} / {ms(b['max_s'])}"
+
+
+def phase_line(p: Phase) -> str:
+    """One phase's figures as they come."""
+    reached, counts, latency = _background(p)
+    return (
+        f"background {p.rate:,.0f}/s: {reached}; load mode sent/acked/retransmitted {counts}, "
+        f"its ack p50/p99/max {latency} ms; gateway acked {p.acked_rate:,.0f}/s; "
+        f"green → ack {_ms(p.ack_ms)} ms, → provider {_ms(p.provider_ms)} ms (p50/p90/p99/max)"
+    )
 
 
 def print_table(phases: Sequence[Phase], bare_rate: float, header: str) -> None:
@@ -194,18 +308,31 @@ def print_table(phases: Sequence[Phase], bare_rate: float, header: str) -> None:
     print(f"bare paho v5 subscriber on the same broker: {bare_rate:,.0f} msg/s")
     print()
     print(
-        "| background offered (target) | gateway acked/s | green → ack p50/p90/p99/max ms "
+        "| background target | reached? (broker took, sender's worst lag) "
+        "| load mode sent / acked / retransmitted | load mode ack p50/p99/max ms "
+        "| gateway acked/s | green → ack p50/p90/p99/max ms "
         "| green → provider request p50/p90/p99/max ms | presses (no ack, no request) "
         "| gateway CPU | machine busy | load1 | drain s |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for p in phases:
+        reached, counts, latency = _background(p)
         print(
-            f"| {p.offered:,.0f} ({p.rate:,.0f}) | {p.acked_rate:,.0f} | {_ms(p.ack_ms)} "
-            f"| {_ms(p.provider_ms)} | {p.presses} ({p.missing_acks}, {p.missing_requests}) "
+            f"| {p.rate:,.0f} | {reached} | {counts} | {latency} | {p.acked_rate:,.0f} "
+            f"| {_ms(p.ack_ms)} | {_ms(p.provider_ms)} "
+            f"| {p.presses} ({p.missing_acks}, {p.missing_requests}) "
             f"| {p.gateway_cpu:.0%} | {p.machine_busy:.0%} | {p.load1:.2f} | {p.drain_s:.1f} |",
             flush=True,
         )
+    short = [p for p in phases if not p.reached]
+    if short:
+        rates = ", ".join(f"{p.rate:,.0f}" for p in short)
+        print(
+            f"\nThe background did NOT keep its target at {rates} frames/s (see 'reached?'): "
+            "the green-press figures of those phases were not measured under the load they name."
+        )
+    else:
+        print("\nEvery phase's background reached its target.")
 
 
 def run(args: argparse.Namespace, root: Path) -> None:
@@ -218,18 +345,21 @@ def run(args: argparse.Namespace, root: Path) -> None:
         phones_url = start_phones(kids, root)
         http_port = free_port()
         config = gateway_config(root / "bidao.toml", root / "data", port, http_port, phones_url)
-        background_boxes = args.devices // 2
+        background = background_devices(args)
+        background_boxes = [(d, key) for d, kind, key in background if kind == "call_box"]
         seconds = import_grid(
             config,
             root,
             units_csv(press_total + 1),
             households_csv(
                 [(i, i) for i in range(press_total)]
-                + [(press_total + i, press_total) for i in range(background_boxes)]
+                + [(press_total + i, press_total) for i in range(len(background_boxes))],
+                lambda i: box_identity(i) if i < press_total else background_boxes[i - press_total],
             ),
             contacts_csv(range(press_total)),
         )
-        seconds += register_meters(config, 0, args.devices - background_boxes)
+        meters = [(d, key, None) for d, kind, key in background if kind == "water_meter"]
+        seconds += register_devices(config, "water_meter", meters)
         print(f"grid imported and meters registered in {seconds:.1f} s", flush=True)
         gw = start_gateway(kids, config, http_port)
         print(f"gateway: {gw.banner}", flush=True)
@@ -243,13 +373,11 @@ def run(args: argparse.Namespace, root: Path) -> None:
         try:
             for n, rate in enumerate(args.rates):
                 phase_boxes = boxes[n * args.presses : (n + 1) * args.presses]
-                phase = run_phase(kids, args, n, rate, port, gw, phones_url, presser, phase_boxes)
-                phases.append(phase)
-                print(
-                    f"rate {rate:,.0f}: acked {phase.acked_rate:,.0f}/s, ack {_ms(phase.ack_ms)}"
-                    f" ms, provider {_ms(phase.provider_ms)} ms",
-                    flush=True,
+                phase = run_phase(
+                    kids, args, n, rate, port, gw, phones_url, presser, phase_boxes, root
                 )
+                phases.append(phase)
+                print(phase_line(phase), flush=True)
         finally:
             presser.close()
             status = kids.stop(gw.proc)
@@ -260,9 +388,9 @@ def run(args: argparse.Namespace, root: Path) -> None:
         phases,
         bare.rate,
         f"{args.presses} green presses per phase of {args.phase:.0f} s; background from "
-        f"{args.devices} devices (half boxes' heartbeats, half meters' readings), QoS 1; "
-        f"mosquitto {'without' if args.no_nodelay else 'with'} set_tcp_nodelay; "
-        f"{os.cpu_count()} CPUs",
+        f"`bidao sim load` with {args.devices} devices (half boxes' heartbeats, half meters' "
+        f"readings), QoS 1, each frame's ack awaited; mosquitto "
+        f"{'without' if args.no_nodelay else 'with'} set_tcp_nodelay; {os.cpu_count()} CPUs",
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import sys
 import threading
@@ -18,7 +19,7 @@ from typing import Any
 from device_sim import phones_view as view
 from device_sim.cli_aliyun import add_aliyun
 from device_sim.device import DeviceKind, SimulatedDevice, box_says, fleet_identity
-from device_sim.mqtt import BurstError, MqttFleet, publish_burst
+from device_sim.mqtt import MqttFleet
 from device_sim.phones import FakePhoneNetwork
 from device_sim.resend import RealClock
 from firmware_protocol import KEY_LEN, Key, ProtocolError, parse_device_id
@@ -196,7 +197,6 @@ async def _fleet(args: argparse.Namespace) -> int:
     nacked = sum(len(d.nacked) for d in devices)
     pending = sum(d.pending_count for d in devices)
     if pending == 0 and nacked == 0:
-        # bench/ingest.py parses this line.
         print(
             f"{args.frames} frames from {args.devices} devices acked in {elapsed:.2f} s "
             f"({args.frames / elapsed:.0f} frames/s)"
@@ -208,33 +208,7 @@ async def _fleet(args: argparse.Namespace) -> int:
     return EXIT_OK if pending == 0 and nacked == 0 else EXIT_NOT_ACKED
 
 
-def _lean_fleet(args: argparse.Namespace) -> int:
-    session = args.session if args.session is not None else int(time.time())
-    devices = []
-    for i in range(args.devices):
-        device_id, key = fleet_identity(i)
-        devices.append(SimulatedDevice(device_id, "water_meter", key, session=session))
-    # Every frame is built (and MACed) before the first is sent, so only sending is timed.
-    frames = [
-        (devices[n % len(devices)].device_id, devices[n % len(devices)].water_reading(n, 0, 0))
-        for n in range(args.frames)
-    ]
-    try:
-        elapsed = publish_burst(args.host, args.port, frames, timeout_s=args.timeout)
-    except (OSError, BurstError) as exc:
-        print(f"cannot publish to the broker at {args.host}:{args.port}: {exc}")
-        return EXIT_NO_BROKER
-    # bench/ingest.py parses this line.
-    print(
-        f"{args.frames} frames from {args.devices} devices published in {elapsed:.3f} s "
-        f"({args.frames / elapsed:.0f} frames/s, QoS 1, protocol acks not awaited)"
-    )
-    return EXIT_OK
-
-
 def _cmd_fleet(args: argparse.Namespace) -> int:
-    if args.lean:
-        return _lean_fleet(args)
     return asyncio.run(_fleet(args))
 
 
@@ -457,7 +431,17 @@ def _cmd_scenario(args: argparse.Namespace) -> int:
 
 
 def _cmd_load(args: argparse.Namespace) -> int:
-    from device_sim.load import print_progress, run_load
+    from device_sim.load import load_identities, print_progress, run_load
+
+    if args.list_devices:
+        print("device_id,kind,key")
+        for device_id, kind, key in load_identities(args.devices, args.kind, args.first):
+            print(f"{device_id},{kind},{key.hex()}")
+        return EXIT_OK
+
+    def sending() -> None:
+        if args.json:
+            print(json.dumps({"event": "sending", "at": time.time()}), flush=True)
 
     try:
         summary = asyncio.run(
@@ -468,40 +452,75 @@ def _cmd_load(args: argparse.Namespace) -> int:
                 rate=args.rate,
                 duration_s=args.duration,
                 drain_s=args.timeout,
+                resend_after_s=args.resend_after,
                 session=args.session,
                 kind=args.kind,
+                first=args.first,
                 progress=None if args.quiet else print_progress,
+                sending=sending,
             )
         )
     except (OSError, TimeoutError) as exc:
         print(f"cannot reach the broker at {args.host}:{args.port}: {exc}")
         return EXIT_NO_BROKER
-    for line in summary.lines():
-        print(line)
+    if args.json:
+        print(json.dumps({"event": "summary", **summary.as_json()}), flush=True)
+    else:
+        for line in summary.lines():
+            print(line)
     return EXIT_OK if summary.unacked == 0 else EXIT_NOT_ACKED
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError("must be a number above 0")
+    return value
 
 
 def _add_load(sub: Any) -> None:
     load = sub.add_parser(
         "load",
         help="N generated devices at a target frames/s for a duration, with a latency summary",
-        description="Generated devices (the fleet ids, `bidao sim fleet`) send readings at "
-        "--rate frames/s for --duration seconds; frames unacknowledged after 2 s are sent "
-        "again. Prints progress, then sent, acked, retransmitted and ack latency p50/p99/max. "
-        "Exit status 0 when every frame was acked.",
+        description="Generated devices (the fleet ids, `bidao sim fleet`; --list-devices "
+        "prints them to register) send readings or heartbeats at --rate frames/s for "
+        "--duration seconds; frames unacknowledged after --resend-after seconds are sent "
+        "again. Prints progress, then sent, acked, retransmitted, ack latency p50/p99/max "
+        "and whether the target rate was reached. Exit status 0 when every frame was acked.",
     )
     _connection(load, timeout=10.0)
     load.add_argument("--devices", type=_int_in(1, 1_000_000), default=100)
-    load.add_argument("--rate", type=float, default=100.0, help="frames per second")
-    load.add_argument("--duration", type=float, default=10.0, help="seconds of sending")
+    load.add_argument(
+        "--first", type=_int_in(0, 1_000_000_000), default=0, help="fleet index of the first"
+    )
+    load.add_argument("--rate", type=_positive, default=100.0, help="frames per second")
+    load.add_argument("--duration", type=_positive, default=10.0, help="seconds of sending")
+    load.add_argument(
+        "--resend-after",
+        type=_positive,
+        default=2.0,
+        help="seconds without an ack before a frame is sent again",
+    )
     load.add_argument(
         "--session", type=_int_in(0, 0xFFFFFFFE), help="boot session to use (default: unix time)"
     )
     load.add_argument(
         "--kind",
-        choices=["water_meter", "call_box"],
+        choices=["water_meter", "call_box", "mixed"],
         default="water_meter",
-        help="what the fleet ids are registered as: meters send readings, boxes heartbeats",
+        help="what the fleet ids are registered as: meters send readings, boxes heartbeats; "
+        "mixed: the first half boxes, the rest meters",
+    )
+    load.add_argument(
+        "--list-devices",
+        action="store_true",
+        help="print device_id,kind,key (CSV) of each device the run would use, and exit",
+    )
+    load.add_argument(
+        "--json",
+        action="store_true",
+        help='JSON lines on stdout: {"event": "sending"} when the first frame goes, then '
+        '{"event": "summary", ...}; the progress stays on stderr',
     )
     load.add_argument("--quiet", action="store_true", help="no progress line")
     load.set_defaults(func=_cmd_load)
@@ -593,12 +612,6 @@ def add_subcommands(sub: Any) -> None:
     fleet.add_argument("--frames", type=_int_in(1, 100_000_000), default=10_000)
     fleet.add_argument(
         "--session", type=_int_in(0, 0xFFFFFFFE), help="boot session to use (default: unix time)"
-    )
-    fleet.add_argument(
-        "--lean",
-        action="store_true",
-        help="load generator: build every frame first, publish as fast as the broker takes"
-        " them (QoS 1), do not listen for protocol acks",
     )
     fleet.set_defaults(func=_cmd_fleet)
 

@@ -4,6 +4,11 @@ paho runs its network loop on its own thread. Downlinks are handed to the addres
 `SimulatedDevice` on that thread (the device guards its state with a lock), then waiters
 are woken: asyncio waiters through `call_soon_threadsafe`, blocking waiters through a
 condition variable. No exception leaves a paho callback; each is counted and logged.
+
+A fleet made with `network_thread=False` (async use only) drives paho from the event loop
+instead: the socket's reader and writer are the loop's, so the frames published in one
+turn of the loop leave in one write and no thread hands the interpreter back and forth; a
+load generator needs that to keep thousands of frames a second.
 """
 
 from __future__ import annotations
@@ -13,13 +18,13 @@ import contextlib
 import logging
 import socket
 import threading
-import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.exception import MalformedPacket
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -28,7 +33,7 @@ from device_sim.device import SimulatedDevice, fleet_identity
 from device_sim.resend import Resender, SimClock
 from firmware_protocol import Ack, uplink_topic
 
-__all__ = ["DOWNLINK_SUBSCRIPTION", "BurstError", "MqttFleet", "fleet_identity", "publish_burst"]
+__all__ = ["DOWNLINK_SUBSCRIPTION", "MqttFleet", "fleet_identity"]
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +65,9 @@ class MqttFleet:
         clock: SimClock | None = None,
         username: str | None = None,
         password: str | None = None,
+        max_inflight: int = MAX_INFLIGHT,
+        network_thread: bool = True,
+        protocol: MQTTProtocolVersion = MQTTProtocolVersion.MQTTv5,
     ) -> None:
         self.host = host
         self.port = port
@@ -69,6 +77,17 @@ class MqttFleet:
         self.devices = {d.device_id: d for d in devices}
         self.client_id = client_id or f"bidao-sim-{id(self):x}"
         self.session_expiry_s = session_expiry_s
+        self.max_inflight = max_inflight
+        """paho's window of unacknowledged publishes; 0: none, so the caller keeps within the
+        broker's receive maximum (`in_flight`). paho rescans all its messages on every
+        PUBACK while a window is set: a load generator cannot afford that."""
+        self.protocol = protocol
+        """MQTT 5 or 3.1.1 (a box may speak either; 3.1.1 parses no properties per packet)."""
+        if session_expiry_s > 0 and protocol != MQTTProtocolVersion.MQTTv5:
+            raise ValueError("a session expiry needs MQTT 5")
+        self.network_thread = network_thread
+        """False: in async use, paho is driven from the event loop (no network thread)."""
+        self._misc: asyncio.Task[None] | None = None
         self.connect_timeout_s = connect_timeout_s
         self._client: paho.Client | None = None
         self._ready = threading.Event()
@@ -80,6 +99,10 @@ class MqttFleet:
         self.callback_errors = 0
         self.unrouted_downlinks = 0
         self.downlinks = 0
+        self.handed = 0
+        """QoS 1 publishes handed to paho."""
+        self.published = 0
+        """QoS 1 publishes the broker has acknowledged (PUBACK)."""
         self.connects = 0
         self.disconnects = 0
         self.resender = None if clock is None else Resender(clock, self._resend)
@@ -94,6 +117,11 @@ class MqttFleet:
     async def _resend(self, device: SimulatedDevice, frame: bytes) -> None:
         self.publish(device.device_id, frame)
 
+    @property
+    def in_flight(self) -> int:
+        """Publishes handed to paho that the broker has not acknowledged yet."""
+        return self.handed - self.published
+
     def pending_total(self) -> int:
         """Frames of all devices still waiting for their ack."""
         return sum(d.pending_count for d in list(self.devices.values()))
@@ -104,24 +132,7 @@ class MqttFleet:
         """Connect, subscribe to downlinks and return once the subscription is granted."""
         if self._client is not None:
             return
-        self._ready.clear()
-        self._connect_refused = None
-        client = paho.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=self.client_id,
-            protocol=MQTTProtocolVersion.MQTTv5,
-        )
-        if self.username is not None:
-            client.username_pw_set(self.username, self.password)
-        client.max_inflight_messages_set(MAX_INFLIGHT)
-        client.max_queued_messages_set(0)  # unlimited: bulk sends must not be refused
-        client.reconnect_delay_set(1, 2)
-        client.on_socket_open = self._on_socket_open
-        client.on_connect = self._on_connect
-        client.on_subscribe = self._on_subscribe
-        client.on_disconnect = self._on_disconnect
-        client.on_message = self._on_message
-        self._client = client
+        client = self._new_client()
         try:
             client.connect(self.host, self.port, KEEPALIVE_S, **self._session_args())
             client.loop_start()
@@ -130,8 +141,36 @@ class MqttFleet:
             self.stop()
             raise
 
+    def _new_client(self) -> paho.Client:
+        self._ready.clear()
+        self._connect_refused = None
+        client = (paho.Client if self.network_thread else _LeanClient)(
+            CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            protocol=self.protocol,
+        )
+        if isinstance(client, _LeanClient):
+            client.lean_puback = self._on_lean_puback
+            client.lean_downlink = self._deliver
+        if self.username is not None:
+            client.username_pw_set(self.username, self.password)
+        client.max_inflight_messages_set(self.max_inflight)
+        client.max_queued_messages_set(0)  # unlimited: bulk sends must not be refused
+        client.reconnect_delay_set(1, 2)
+        client.on_socket_open = self._on_socket_open
+        client.on_connect = self._on_connect
+        client.on_subscribe = self._on_subscribe
+        client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
+        client.on_publish = self._on_publish
+        self._client = client
+        return client
+
     def _wait_ready(self) -> None:
-        if not self._ready.wait(self.connect_timeout_s):
+        self._raise_unless_ready(self._ready.wait(self.connect_timeout_s))
+
+    def _raise_unless_ready(self, ready: bool) -> None:
+        if not ready:
             raise TimeoutError(f"no subscription on {self.host}:{self.port} in time")
         if self._connect_refused is not None:
             raise ConnectionRefusedError(f"broker refused the fleet: {self._connect_refused}")
@@ -171,6 +210,7 @@ class MqttFleet:
         if client is None:
             raise RuntimeError("fleet is not started")
         info = client.publish(uplink_topic(device_id), frame, qos=1)
+        self.handed += 1
         if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_NO_CONN):
             raise ConnectionError(paho.error_string(info.rc))
 
@@ -195,6 +235,13 @@ class MqttFleet:
         """Connect, subscribe to downlinks and return once the subscription is granted."""
         self._loop = asyncio.get_running_loop()
         self._changed = asyncio.Event()
+        if not self.network_thread:
+            try:
+                await self._start_on_loop(self._loop)
+            except BaseException:
+                await self.close()
+                raise
+            return self
         starting = asyncio.create_task(asyncio.to_thread(self.start), name="sim-mqtt-start")
         try:
             await asyncio.shield(starting)
@@ -223,8 +270,66 @@ class MqttFleet:
         """Stop the resend timers, disconnect and stop the network thread; safe to call twice."""
         if self.resender is not None:
             await self.resender.stop()
-        await asyncio.to_thread(self.stop)
+        if self.network_thread:
+            await asyncio.to_thread(self.stop)
+        else:
+            await self._stop_on_loop()
         self._loop = None
+
+    # Driven from the event loop (network_thread=False).
+
+    async def _start_on_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        client = self._new_client()
+
+        def socket_open(_c: paho.Client, userdata: Any, sock: Any) -> None:
+            self._on_socket_open(client, userdata, sock)
+            loop.add_reader(sock, client.loop_read)
+
+        def socket_close(_c: paho.Client, _userdata: Any, sock: Any) -> None:
+            loop.remove_reader(sock)
+            loop.remove_writer(sock)
+
+        client.on_socket_open = socket_open
+        client.on_socket_close = socket_close
+        client.on_socket_register_write = lambda _c, _u, sock: loop.add_writer(
+            sock, client.loop_write
+        )
+
+        def unregister_write(_c: paho.Client, _userdata: Any, sock: Any) -> None:
+            loop.remove_writer(sock)
+
+        client.on_socket_unregister_write = unregister_write
+        # A loopback connect: the loop waits no longer than a TCP handshake.
+        client.connect(self.host, self.port, KEEPALIVE_S, **self._session_args())
+        self._misc = loop.create_task(self._keep_alive(client), name="sim-mqtt-misc")
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.connect_timeout_s):
+                while not self._ready.is_set():
+                    self._changed.clear()
+                    await self._changed.wait()  # set by the CONNACK or SUBACK's callback
+        self._raise_unless_ready(self._ready.is_set())
+
+    async def _keep_alive(self, client: paho.Client) -> None:
+        """Pings the broker when due; reconnects a lost connection, as paho's thread would."""
+        while True:
+            await asyncio.sleep(1.0)
+            if client.loop_misc() == MQTTErrorCode.MQTT_ERR_NO_CONN:
+                try:
+                    client.reconnect()
+                except OSError as exc:
+                    log.info("fleet cannot reconnect yet: %s", exc)
+
+    async def _stop_on_loop(self) -> None:
+        misc, self._misc = self._misc, None
+        if misc is not None:
+            misc.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await misc
+        client, self._client = self._client, None
+        if client is None:
+            return
+        client.disconnect()
+        client.loop_write()  # the DISCONNECT leaves now; paho closes the socket after it
 
     async def send(self, device_id: str, frame: bytes) -> None:
         """Publish raw bytes on a device's uplink topic at QoS 1 (its resend timer starts)."""
@@ -260,6 +365,9 @@ class MqttFleet:
     def _notify(self) -> None:
         with self._state:
             self._state.notify_all()
+            if not self.network_thread:
+                self._changed.set()  # on the loop's own thread
+                return
             loop = self._loop
             if loop is None or self._wake_scheduled:
                 return
@@ -296,6 +404,7 @@ class MqttFleet:
             if reason.is_failure:
                 self._connect_refused = str(reason)
                 self._ready.set()
+                self._notify()
                 log.warning("broker refused the fleet: %s", reason)
                 return
             self.connects += 1
@@ -317,6 +426,7 @@ class MqttFleet:
             if any(r.is_failure for r in reasons):
                 self._connect_refused = f"subscription refused: {reasons}"
             self._ready.set()
+            self._notify()
         except Exception:
             self.callback_errors += 1
             log.exception("fleet on_subscribe failed")
@@ -337,15 +447,31 @@ class MqttFleet:
             self.callback_errors += 1
             log.exception("fleet on_disconnect failed")
 
+    def _on_publish(
+        self,
+        _client: paho.Client,
+        _userdata: Any,
+        _mid: int,
+        _reason: ReasonCode,
+        _props: Properties,
+    ) -> None:
+        self.published += 1  # an int increment cannot raise
+
+    def _on_lean_puback(self) -> None:
+        self.published += 1
+
     def _on_message(self, _client: paho.Client, _userdata: Any, msg: paho.MQTTMessage) -> None:
+        self._deliver(msg.topic, bytes(msg.payload))
+
+    def _deliver(self, topic: str, payload: bytes) -> None:
         try:
-            parts = msg.topic.split("/")
+            parts = topic.split("/")
             device = self.devices.get(parts[3]) if len(parts) == 5 else None
             if device is None:
                 self.unrouted_downlinks += 1
                 return
             self.downlinks += 1
-            taken = device.handle_downlink(bytes(msg.payload))
+            taken = device.handle_downlink(payload)
             if self.resender is not None and taken is not None and isinstance(taken.message, Ack):
                 self.resender.answered(device.device_id)  # the backoff starts again
             # Renumbered or re-MACed after a nack: sent again at once, as firmware does.
@@ -361,169 +487,124 @@ class MqttFleet:
             log.exception("fleet on_message failed")
 
 
-class BurstError(Exception):
-    """The broker refused, dropped or did not answer a burst publisher."""
+READ_CHUNK = 65536
+_PUBACK = 0x40
+_PUBLISH_QOS0 = 0x30
+_PUBLISH_FLAGS_IGNORED = 0x09
+"""DUP and RETAIN: a QoS 0 downlink is taken the same with either."""
 
 
-# MQTT v5 packet types and the CONNACK properties a burst publisher must be able to skip.
-_CONNACK, _PUBLISH_QOS1, _PUBACK, _DISCONNECT = 0x20, 0x32, 0x40, 0xE0
-_RECEIVE_MAXIMUM = 0x21
-_FIXED_PROPERTY_LEN = {
-    0x01: 1, 0x02: 4, 0x11: 4, 0x13: 2, 0x17: 1, 0x18: 4, 0x19: 1, 0x21: 2, 0x22: 2, 0x23: 2,
-    0x24: 1, 0x25: 1, 0x27: 4, 0x28: 1, 0x29: 1, 0x2A: 1,
-}  # fmt: skip
-_STRING_PAIR_PROPERTY = 0x26
-_SERVER_RECEIVE_MAXIMUM_DEFAULT = 65535
+class _LeanClient(paho.Client):
+    """paho reading its socket in chunks, with short paths for a load generator's traffic.
 
-
-def _varint(value: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte, value = value % 128, value // 128
-        out.append(byte | (0x80 if value else 0))
-        if not value:
-            return bytes(out)
-
-
-def _string(text: str) -> bytes:
-    raw = text.encode()
-    return len(raw).to_bytes(2, "big") + raw
-
-
-def _packet(first_byte: int, body: bytes) -> bytes:
-    return bytes([first_byte]) + _varint(len(body)) + body
-
-
-def _take_packet(buffer: bytearray) -> tuple[int, bytes] | None:
-    """Remove and return (first byte, body) of the first whole packet in `buffer`."""
-    length, multiplier = 0, 1
-    for pos in range(1, min(len(buffer), 5)):
-        length += (buffer[pos] & 0x7F) * multiplier
-        multiplier *= 128
-        if not buffer[pos] & 0x80:
-            end = pos + 1 + length
-            if len(buffer) < end:
-                return None
-            packet = (buffer[0], bytes(buffer[pos + 1 : end]))
-            del buffer[:end]
-            return packet
-    if len(buffer) >= 5:
-        raise BurstError("malformed packet length from the broker")
-    return None
-
-
-def _receive_maximum(properties: bytes) -> int:
-    pos = 0
-    while pos < len(properties):
-        prop = properties[pos]
-        pos += 1
-        if prop == _RECEIVE_MAXIMUM:
-            return int.from_bytes(properties[pos : pos + 2], "big")
-        if prop in _FIXED_PROPERTY_LEN:
-            pos += _FIXED_PROPERTY_LEN[prop]
-            continue
-        for _ in range(2 if prop == _STRING_PAIR_PROPERTY else 1):  # strings, binary data
-            pos += 2 + int.from_bytes(properties[pos : pos + 2], "big")
-    return _SERVER_RECEIVE_MAXIMUM_DEFAULT
-
-
-class _BurstConnection:
-    """A bare MQTT v5 publisher on a blocking socket: CONNECT, QoS 1 PUBLISHes, PUBACKs."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-        self.buffer = bytearray()
-        self.acked = 0
-        self.refused = 0
-
-    def read_packet(self) -> tuple[int, bytes]:
-        while (packet := _take_packet(self.buffer)) is None:
-            self._fill()
-        return packet
-
-    def _fill(self) -> None:
-        data = self.sock.recv(1 << 16)
-        if not data:
-            raise BurstError("the broker closed the connection")
-        self.buffer += data
-
-    def connect(self, client_id: str) -> int:
-        """Send CONNECT (clean start, no session kept); the broker's receive maximum."""
-        body = _string("MQTT") + bytes([5, 0x02]) + KEEPALIVE_S.to_bytes(2, "big") + b"\x00"
-        self.sock.sendall(_packet(0x10, body + _string(client_id)))
-        first, body = self.read_packet()
-        if first != _CONNACK or len(body) < 2:
-            raise BurstError(f"expected CONNACK, got packet type 0x{first:02x}")
-        if body[1] >= 0x80:
-            raise BurstError(f"broker refused the publisher: reason 0x{body[1]:02x}")
-        if len(body) == 2:
-            return _SERVER_RECEIVE_MAXIMUM_DEFAULT
-        length, pos, multiplier = 0, 2, 1
-        while body[pos] & 0x80:
-            length += (body[pos] & 0x7F) * multiplier
-            pos, multiplier = pos + 1, multiplier * 128
-        length += body[pos] * multiplier
-        return _receive_maximum(body[pos + 1 : pos + 1 + length])
-
-    def read_acks(self) -> None:
-        """Wait for at least one packet, then count every whole PUBACK that has arrived."""
-        self._fill()
-        while (packet := _take_packet(self.buffer)) is not None:
-            first, body = packet
-            if first == _DISCONNECT:
-                reason = body[0] if body else 0
-                raise BurstError(f"the broker disconnected the publisher: reason 0x{reason:02x}")
-            if first == _PUBACK:
-                self.acked += 1
-                if len(body) > 2 and body[2] >= 0x80:
-                    self.refused += 1
-
-
-def publish_burst(
-    host: str,
-    port: int,
-    frames: Sequence[tuple[str, bytes]],
-    *,
-    window: int = MAX_INFLIGHT,
-    client_id: str | None = None,
-    connect_timeout_s: float = 10.0,
-    timeout_s: float = 600.0,
-) -> float:
-    """Publish pre-built (device_id, frame) pairs at QoS 1 as fast as the broker takes them.
-
-    A load generator, not a device: every PUBLISH packet is encoded before the first is
-    sent, they go out in large writes with at most `window` (and the broker's receive
-    maximum) waiting for their PUBACK, and nothing subscribes to downlinks. So little CPU
-    goes into publishing that what a bench measures is the broker and the receiver.
-    Returns seconds from the first publish to the last PUBACK; BurstError if the broker
-    refuses a frame or the connection ends first, TimeoutError (an OSError) if the broker
-    sends nothing for `timeout_s`.
+    paho reads a packet with at least three `recv` calls and builds an MQTTMessage, its
+    condition variable and a topic match for every PUBLISH. A fleet at thousands of frames a
+    second receives a PUBACK and an ACK downlink (QoS 0) per frame and needs none of that:
+    a PUBACK that reports success only releases its message (`lean_puback`), a QoS 0 PUBLISH
+    goes straight to `lean_downlink(topic, payload)`. Every other packet is handed to paho's
+    own handler as if paho had read it. This leans on paho 2.x internals (`_sock`,
+    `_in_packet`, `_packet_handle`, `_loop_rc_handle`, `_out_messages`; pyproject.toml allows
+    paho 2.x only), as the gateway's intake does.
     """
-    topics = {device_id: _string(uplink_topic(device_id)) for device_id, _ in frames}
-    packets = [
-        # Packet ids 1..65535 in turn; never more than `window` < 65535 of them in flight.
-        _packet(
-            _PUBLISH_QOS1, topics[device_id] + (n % 0xFFFF + 1).to_bytes(2, "big") + b"\x00" + frame
-        )
-        for n, (device_id, frame) in enumerate(frames)
-    ]
-    total = len(packets)
-    with socket.create_connection((host, port), timeout=connect_timeout_s) as sock:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        conn = _BurstConnection(sock)
-        window = max(1, min(window, conn.connect(client_id or f"bidao-burst-{id(conn):x}"), 0xFFFE))
-        sock.settimeout(timeout_s)
-        sent = 0
-        started = time.perf_counter()
-        while conn.acked < total:
-            room = min(total - sent, window - (sent - conn.acked))
-            if room > 0:
-                sock.sendall(b"".join(packets[sent : sent + room]))
-                sent += room
-            conn.read_acks()
-        elapsed = time.perf_counter() - started
-        with contextlib.suppress(OSError):
-            sock.sendall(_packet(_DISCONNECT, b""))
-    if conn.refused:
-        raise BurstError(f"the broker refused {conn.refused} of {total} frames")
-    return elapsed
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lean_puback: Callable[[], None] = lambda: None
+        self.lean_downlink: Callable[[str, bytes], None] = lambda _topic, _payload: None
+        self.buffered = bytearray()
+
+    def loop_read(self, max_packets: int = 1) -> MQTTErrorCode:  # noqa: ARG002 - paho's signature
+        """Read what the socket holds and handle every complete packet."""
+        sock = self._sock
+        if sock is None:
+            return MQTTErrorCode.MQTT_ERR_NO_CONN
+        try:
+            data = sock.recv(READ_CHUNK)
+        except BlockingIOError:
+            return MQTTErrorCode.MQTT_ERR_SUCCESS
+        except OSError:
+            return self._loop_rc_handle(MQTTErrorCode.MQTT_ERR_CONN_LOST)
+        if not data:
+            return self._loop_rc_handle(MQTTErrorCode.MQTT_ERR_CONN_LOST)
+        with self._msgtime_mutex:
+            self._last_bytes_received = paho.time_func()
+        self.buffered += data
+        return self.handle_buffered()
+
+    def handle_buffered(self) -> MQTTErrorCode:
+        """Handle the complete packets already read, in order; the rest waits for more."""
+        buf = self.buffered
+        pos = 0
+        try:
+            while (found := _remaining_length(buf, pos + 1)) is not None:
+                length, at = found
+                if at + length > len(buf):
+                    break  # the body is still coming
+                command, body = buf[pos], bytes(buf[at : at + length])
+                pos = at + length
+                rc = self._handle(command, body)
+                if rc:
+                    return self._loop_rc_handle(rc)
+        except MalformedPacket:
+            return self._loop_rc_handle(MQTTErrorCode.MQTT_ERR_PROTOCOL)
+        finally:
+            del buf[:pos]
+        return MQTTErrorCode.MQTT_ERR_SUCCESS
+
+    def _handle(self, command: int, body: bytes) -> MQTTErrorCode:
+        if command == _PUBACK and (len(body) == 2 or (len(body) > 2 and body[2] < 0x80)):
+            with self._out_message_mutex:
+                message = self._out_messages.pop(body[0] << 8 | body[1], None)
+                if message is not None:
+                    self._inflight_messages -= 1
+            if message is not None:
+                self.lean_puback()
+            return MQTTErrorCode.MQTT_ERR_SUCCESS
+        if command & ~_PUBLISH_FLAGS_IGNORED == _PUBLISH_QOS0 and len(body) >= 2:
+            topic_end = 2 + (body[0] << 8 | body[1])
+            at = topic_end
+            if self._protocol == paho.MQTTv5:  # properties: their length, then skipped
+                found = _remaining_length(body, at)
+                if found is None:
+                    return MQTTErrorCode.MQTT_ERR_PROTOCOL
+                at = found[1] + found[0]
+            if at > len(body):
+                return MQTTErrorCode.MQTT_ERR_PROTOCOL
+            try:
+                topic = body[2:topic_end].decode("utf-8")
+            except UnicodeDecodeError:
+                return MQTTErrorCode.MQTT_ERR_PROTOCOL
+            self.lean_downlink(topic, body[at:])
+            return MQTTErrorCode.MQTT_ERR_SUCCESS
+        self._in_packet = _as_read(command, body)
+        try:
+            return self._packet_handle()
+        finally:
+            self._in_packet = _as_read(0, b"")
+
+
+def _remaining_length(buf: bytes | bytearray, at: int) -> tuple[int, int] | None:
+    """MQTT's variable byte integer at `at`: (value, its end); None while incomplete."""
+    value = 0
+    for n in range(4):
+        if at + n >= len(buf):
+            return None
+        byte = buf[at + n]
+        value += (byte & 0x7F) << (7 * n)
+        if not byte & 0x80:
+            return value, at + n + 1
+    raise MalformedPacket("a length longer than four bytes")
+
+
+def _as_read(command: int, body: bytes) -> Any:
+    """Paho's state of a packet it has read whole (`Client._in_packet`)."""
+    return {
+        "command": command,
+        "have_remaining": 1 if command else 0,
+        "remaining_count": [],
+        "remaining_mult": 1,
+        "remaining_length": len(body),
+        "packet": bytearray(body),
+        "to_process": 0,
+        "pos": 0,
+    }

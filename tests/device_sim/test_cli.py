@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -84,30 +83,6 @@ def test_fleet_publishes_and_counts(
     assert re.search(rf"^250 frames from {FLEET_SIZE} devices acked in [\d.]+ s", out, re.MULTILINE)
     assert "acked 250 (0 duplicate), refused 0, unanswered 0" in out
     assert len(echo.uplinks) == 250
-
-
-def test_lean_fleet_publishes_valid_frames_without_waiting_for_acks(
-    broker: MosquittoBroker, echo: EchoGateway, capsys: pytest.CaptureFixture[str]
-) -> None:
-    echo.silent = True  # a load generator does not care whether the gateway answers
-    argv = ["fleet", "--lean", "--port", str(broker.port), "--devices", str(FLEET_SIZE)]
-    assert run(*argv, "--frames", "300", "--session", "7") == 0
-    line = rf"^300 frames from {FLEET_SIZE} devices published in [\d.]+ s"
-    assert re.search(line, capsys.readouterr().out, re.MULTILINE)
-    deadline = time.monotonic() + 10
-    while len(echo.uplinks) < 300 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert len(echo.uplinks) == 300  # every one verified with its device's key
-    assert echo.rejected == 0
-    first = echo.uplinks[0].device_id
-    assert sorted(e.seq for e in echo.uplinks if e.device_id == first) == list(range(1, 16))
-    assert {e.session for e in echo.uplinks} == {7}
-
-
-def test_lean_fleet_without_a_broker(capsys: pytest.CaptureFixture[str]) -> None:
-    port = free_loopback_port()
-    assert run("fleet", "--lean", "--port", str(port), "--frames", "5") == 2
-    assert "cannot publish to the broker" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from bench.burst import publish_burst
 from device_sim.device import SimulatedDevice, fleet_identity
-from device_sim.mqtt import MqttFleet, publish_burst
+from device_sim.mqtt import MqttFleet
 from firmware_protocol import Ack, Envelope, decode_message, parse_frame, verify_frame
 from gateway.domain.devices import DeviceRecord
 from gateway.ingest.pipeline import AcceptedFrame

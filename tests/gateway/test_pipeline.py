@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from pydantic import TypeAdapter
 
+from bench.burst import publish_burst
 from device_sim.device import SimulatedDevice, fleet_identity
-from device_sim.mqtt import MqttFleet, publish_burst
+from device_sim.mqtt import MqttFleet
 from device_sim.serial import SerialConcentrator
 from firmware_protocol import AckCode, Indication, IndicationKind, Key, LedPattern, position
 from gateway.config import DeviceKind, SerialLinkSettings, load_settings
