@@ -178,7 +178,7 @@ class Probe:
     The gateway sends a frame's PUBACK only after the frame is committed and its protocol
     ack is handed to the link (acks go at QoS 0, written as they are handed over); the
     measurement then waits until no QoS 1 downlink is held or in flight either. Only the first
-    submit and every PUBACK pass through the probe: it adds one call per frame to what it times.
+    submit and every queued PUBACK pass through the probe: one call per frame more.
     """
 
     def __init__(self, link: MqttLink, expected: int) -> None:
@@ -187,26 +187,24 @@ class Probe:
         self.last = 0.0
         self.acked = 0
         self.done = asyncio.Event()
-        client = link.intake_client
-        assert client is not None
         submit = link._submit
-        ack = client.ack
+        queue_puback = link._queue_puback
 
         def first_submit(frame: InboundFrame) -> bool:
             self.first = time.perf_counter()
             link._submit = submit
             return submit(frame)
 
-        def counted_ack(mid: int, qos: int) -> MQTTErrorCode:
-            rc = ack(mid, qos)
+        def counted_puback(client: paho.Client, mid: int) -> None:
+            # PUBACKs of one turn of the loop go out together, written right after it.
+            queue_puback(client, mid)
             self.acked += 1
             if self.acked == self.expected:
                 self.last = time.perf_counter()
                 self.done.set()
-            return rc
 
         link._submit = first_submit
-        client.ack = counted_ack  # type: ignore[method-assign]
+        link._queue_puback = counted_puback  # type: ignore[method-assign]
 
 
 async def measure_pipeline(

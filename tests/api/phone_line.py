@@ -40,7 +40,7 @@ class BoxLine:
         async def reached() -> bool:
             return (await self.ticket()).status == status
 
-        await wait_for(reached, timeout=20, what=f"ticket {status}")
+        await wait_for(reached, timeout=60, what=f"ticket {status}")
 
     async def entries(self) -> list[OutboxEntry]:
         return await self.gw.store.outbox.entries()
@@ -52,7 +52,7 @@ class BoxLine:
         async def reached() -> bool:
             return predicate(await self.entries())
 
-        await wait_for(reached, timeout=20, what=what)
+        await wait_for(reached, timeout=60, what=what)
 
     def wait_idle(self) -> None:
         """Until the fake network has nothing left to do (callbacks sent)."""
@@ -81,6 +81,6 @@ class BoxLine:
             await asyncio.to_thread(self.wait_idle)
             return self.taken() == {e.provider_id for e in await self.entries() if e.provider_id}
 
-        await wait_for(still, timeout=30, what="every message taken owned by a notification")
+        await wait_for(still, timeout=60, what="every message taken owned by a notification")
         owned = [e.provider_id for e in await self.entries() if e.provider_id]
         assert len(owned) == len(set(owned)), "a provider id owned twice"

@@ -97,7 +97,7 @@ async def test_an_alarm_resolved_as_late_rising_is_a_false_alarm_of_its_village_
     async def accepted() -> bool:
         return await status_of(h, 1) == TicketStatus.ACCEPTED
 
-    await wait_for(accepted, timeout=30, what="the worker took the alarm")
+    await wait_for(accepted, timeout=60, what="the worker took the alarm")
     listing = await v.cli("tickets")
     assert "无用水报警 no-water alarm" in listing
     # She had slept late: the worker found her well, and says so as he resolves it.
@@ -182,7 +182,7 @@ async def test_an_alarm_cleared_by_water_is_labelled_afterwards_and_a_call_never
     async def cleared() -> bool:
         return await status_of(h, 1) == TicketStatus.RESOLVED
 
-    await wait_for(cleared, timeout=30, what="the all-clear")
+    await wait_for(cleared, timeout=60, what="the all-clear")
     report = await v.cli("report", "--days", "30")
     assert report_row(report, "桥元村", "无用水报警")[2:7] == ["1", "0", "0", "1", "-"]
     timeline = await v.cli("ticket", "1")
@@ -203,7 +203,7 @@ async def test_an_alarm_cleared_by_water_is_labelled_afterwards_and_a_call_never
     async def call_taken() -> bool:
         return await status_of(h, 2) == TicketStatus.ACCEPTED
 
-    await wait_for(call_taken, timeout=30, what="the secretary took the call")
+    await wait_for(call_taken, timeout=60, what="the secretary took the call")
     code, error = await refused(h, "ticket", "2", "resolve", "--outcome", "真实")
     assert code == 1
     assert error == (

@@ -57,9 +57,9 @@ class Meter:
 
     async def reading(self) -> None:
         await self.v.fleet.send(METER_ID, self.device.water_reading(self.litres, 0))
-        await wait_for(lambda: not self.device.pending, timeout=20, what="reading acked")
+        await wait_for(lambda: not self.device.pending, timeout=60, what="reading acked")
         await self.v.fleet.send(self.v.box.device_id, self.v.box.heartbeat())
-        await wait_for(lambda: not self.v.box.pending, timeout=20, what="heartbeat acked")
+        await wait_for(lambda: not self.v.box.pending, timeout=60, what="heartbeat acked")
 
     async def passes(self, seconds: float) -> None:
         left = seconds
@@ -112,7 +112,7 @@ async def test_family_sees_the_watch_the_first_use_and_who_handles_the_alarm(
     async def alarmed() -> bool:
         return bool((await family.get(path)).json()["open_alarms"])
 
-    await wait_for(alarmed, timeout=20, what="the alarm in the family's view")
+    await wait_for(alarmed, timeout=60, what="the alarm in the family's view")
     watch = (await family.get(path)).json()
     assert watch["phase"] == "alarmed"
     [alarm] = watch["open_alarms"]

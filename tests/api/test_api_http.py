@@ -443,7 +443,7 @@ async def test_a_dashboard_accept_races_a_phone_keypress_and_another_dashboard(
         page = (await admin.get("/api/v1/tickets", params={"status": "accepted"})).json()
         return bool(page["total"] == 1)
 
-    await wait_for(taken, timeout=20, what="the phone keypress took the new ticket")
+    await wait_for(taken, timeout=60, what="the phone keypress took the new ticket")
     page = (await admin.get("/api/v1/tickets", params={"status": "accepted"})).json()
     new_ticket = page["items"][0]["id"]
     assert new_ticket != ticket

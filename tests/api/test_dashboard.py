@@ -265,5 +265,5 @@ async def test_family_sees_their_elder_only_the_watch_first_use_and_who_handles_
                 await desk.reload()
                 return "外出中" in await row.inner_text()
 
-            await wait_for(away, timeout=20, what="the watch shows her away")
+            await wait_for(away, timeout=60, what="the watch shows her away")
             await expect(row.get_by_role("button", name="已回家")).to_be_visible()

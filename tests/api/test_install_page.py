@@ -84,7 +84,7 @@ async def press(v: Village, device_id: str, key: Key) -> None:
     """The installer presses a key on the box; returns once the box has its answer."""
     device = v.devices[device_id]
     await v.fleet.send(device_id, device.press(key, 1, False))
-    await wait_for(lambda: not device.pending, timeout=20, what=f"{key.name} acked")
+    await wait_for(lambda: not device.pending, timeout=60, what=f"{key.name} acked")
 
 
 async def nobody_was_called(v: Village) -> None:
@@ -412,7 +412,7 @@ async def test_a_meter_check_shows_the_reading_rise(
             readings = page.locator("#readings li")
             for i, (litres, flow) in enumerate(((1000, 0), (1006, 360))):
                 await v.fleet.send(METER_ID, meter.water_reading(litres, flow))
-                await wait_for(lambda: not meter.pending, timeout=20, what="reading acked")
+                await wait_for(lambda: not meter.pending, timeout=60, what="reading acked")
                 await expect(readings).to_have_count(i + 1, timeout=LIVE_S)
                 await expect(readings.nth(i)).to_contain_text(f"{litres} 升")
             await expect(readings.nth(1)).to_contain_text("流量 360 升/时")

@@ -332,10 +332,10 @@ async def test_red_key_ends_the_call_put_through_to_the_resident(line: Line) -> 
     async def bridged() -> bool:
         return (await line.ticket()).bridged_call is not None
 
-    await wait_for(bridged, timeout=20, what="secretary put through to the resident")
+    await wait_for(bridged, timeout=60, what="secretary put through to the resident")
     call = next(r for r in line.phones.received(SECRETARY_PHONE) if r.kind == "call")
     await line.fleet.send(BOX_ID, line.box.press(Key.RED_HANGUP))
-    await wait_for(lambda: call.ended_by == "hangup", timeout=20, what="the call ended")
+    await wait_for(lambda: call.ended_by == "hangup", timeout=60, what="the call ended")
     ticket = await line.ticket()
     assert (ticket.status, ticket.bridged_call) == ("accepted", None)
     assert ("red_key", "call ended") in await line.events()

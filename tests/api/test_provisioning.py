@@ -90,12 +90,12 @@ class Field:
         """The installer presses a key; returns once the box has its acknowledgement."""
         device = self.boxes.get(device_id) or self.v.box
         await self.v.fleet.send(device_id, device.press(key, 1, False))
-        await wait_for(lambda: not device.pending, timeout=20, what=f"{key.name} acked")
+        await wait_for(lambda: not device.pending, timeout=60, what=f"{key.name} acked")
 
     async def reading(self, device_id: str, litres: int, flow_lph: int = 0) -> None:
         device = self.boxes[device_id]
         await self.v.fleet.send(device_id, device.water_reading(litres, flow_lph))
-        await wait_for(lambda: not device.pending, timeout=20, what="reading acked")
+        await wait_for(lambda: not device.pending, timeout=60, what="reading acked")
 
     async def tickets(self) -> list[dict[str, Any]]:
         admin = self.people.with_token(self.people.token)
@@ -237,7 +237,7 @@ async def test_a_key_that_never_arrives_leaves_the_box_pending_and_its_green_sti
     async def failed() -> bool:
         return bool((await sun.get(url)).json()["state"] == "failed")
 
-    await wait_for(failed, timeout=20, what="the check failed")
+    await wait_for(failed, timeout=60, what="the check failed")
     check = (await sun.get(url)).json()
     assert check["reason"] == "missing_keys"
     assert sample(v.gw, "bidao_install_checks_total", event="failed") == 1

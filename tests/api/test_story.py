@@ -56,7 +56,7 @@ async def test_a_call_for_help_is_answered_visited_resolved_and_rated(village: V
     def accepted_sms() -> str | None:
         return next((b for b in v.sms(SECRETARY_PHONE) if "您已接下工单1" in b), None)
 
-    await wait_for(lambda: accepted_sms() is not None, timeout=20, what="how-to-report SMS")
+    await wait_for(lambda: accepted_sms() is not None, timeout=60, what="how-to-report SMS")
     sms = accepted_sms()
     assert sms is not None
     links = LINK.findall(sms)

@@ -60,7 +60,7 @@ async def test_pressing_1_on_the_alarm_call_is_i_will_check_and_the_map_counts_i
     async def pressed() -> bool:
         return "按1我去查看 pressed 1: I will check" in await v.cli("ticket", "1")
 
-    await wait_for(pressed, timeout=30, what="the worker's 1 in the timeline")
+    await wait_for(pressed, timeout=60, what="the worker's 1 in the timeline")
     timeline = await v.cli("ticket", "1")
     assert "按1接单" not in timeline
     assert "pressed 1: accept" not in timeline

@@ -105,7 +105,7 @@ async def test_an_hour_without_the_broker_is_one_operator_alarm_and_no_burst(
     )
     for _ in range(4):  # an hour without the broker: 14:30 falls inside it
         await v.clock.advance(STEP_S)
-    await wait_for(alarm_count(v.gw, 1), timeout=20, what="the operator alarm")
+    await wait_for(alarm_count(v.gw, 1), timeout=60, what="the operator alarm")
 
     # Exactly one alarm, for the operators, naming the link.
     alarms = await v.gw.store.devices.alarms()
@@ -124,7 +124,7 @@ async def test_an_hour_without_the_broker_is_one_operator_alarm_and_no_burst(
     assert asked(h) == 0
 
     broker.start()
-    await wait_for(lambda: v.gw.outages.ended == ended + 1, timeout=30, what="outage over")
+    await wait_for(lambda: v.gw.outages.ended == ended + 1, timeout=60, what="outage over")
     assert await v.gw.store.devices.alarms() == []  # cleared by the gateway
     await h.reading()
     await h.heartbeat()
@@ -161,7 +161,7 @@ async def test_a_serial_line_down_is_one_operator_alarm_cleared_when_it_opens(
         await clock.advance(5 * 60)
         assert await gw.store.devices.alarms() == []  # a blip tells nobody
         await clock.advance(6 * 60)
-        await wait_for(alarm_count(gw, 1), timeout=20, what="the alarm")
+        await wait_for(alarm_count(gw, 1), timeout=60, what="the alarm")
         await clock.advance(30 * 60)
         alarms = await gw.store.devices.alarms()
         assert [(a.kind, a.device_id, a.count) for a in alarms] == [("link_down", "link:bus1", 1)]
@@ -178,7 +178,7 @@ async def test_a_serial_line_down_is_one_operator_alarm_cleared_when_it_opens(
         server = await asyncio.start_server(concentrator, "127.0.0.1", port)
         async with server:
             await wait_for(lambda: gw.outages.down_since("bus1") is None, what="line open")
-            await wait_for(alarm_count(gw, 0), timeout=20, what="the alarm cleared")
+            await wait_for(alarm_count(gw, 0), timeout=60, what="the alarm cleared")
             cleared = await gw.store.devices.alarms(cleared=True)
             assert [(a.kind, a.cleared_by) for a in cleared] == [("link_down", "gateway")]
             for writer in lines:

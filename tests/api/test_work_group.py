@@ -35,7 +35,7 @@ class Group:
 
     async def posted(self, count: int) -> list[str]:
         self.v.gw.work_groups.wake()
-        await wait_for(lambda: len(self.posts()) >= count, timeout=20, what=f"{count} posts")
+        await wait_for(lambda: len(self.posts()) >= count, timeout=60, what=f"{count} posts")
         return self.posts()
 
 

@@ -53,7 +53,7 @@ class Village:
     async def press(self, key: Key, *, long: bool = False) -> None:
         """The resident presses a key; returns once the box has its acknowledgement."""
         await self.fleet.send(BOX_ID, self.box.press(key, 1, long))
-        await wait_for(lambda: not self.box.pending, timeout=20, what=f"{key.name} acked")
+        await wait_for(lambda: not self.box.pending, timeout=60, what=f"{key.name} acked")
 
     async def box_hears(self, kind: IndicationKind) -> None:
         await wait_for(

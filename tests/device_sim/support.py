@@ -34,7 +34,7 @@ BOX_KEY = bytes(range(16))
 FLEET_SIZE = 20
 
 
-async def wait_until(predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+async def wait_until(predicate: Callable[[], bool], timeout: float = 60.0) -> None:
     """Poll a condition that depends on real I/O; TimeoutError after `timeout` seconds."""
     async with asyncio.timeout(timeout):
         while True:
@@ -99,7 +99,7 @@ class EchoGateway:
         info = self._client.publish(downlink_topic(device_id), payload, qos=1)
         info.wait_for_publish(10)
 
-    def wait(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
+    def wait(self, predicate: Callable[[], bool], timeout: float = 60.0) -> None:
         """Block until `predicate` holds after some uplink arrived; TimeoutError otherwise."""
         with self._state:
             if not self._state.wait_for(predicate, timeout):

@@ -121,7 +121,7 @@ async def secretary_call_over(village: Village) -> None:
         calls = [r for r in village.phones.received(SECRETARY_PHONE) if r.kind == "call"]
         return bool(calls) and calls[0].statuses[-1:] == ["completed"]
 
-    await wait_for(over, timeout=30, what="the secretary's call is over")
+    await wait_for(over, timeout=60, what="the secretary's call is over")
     await asyncio.to_thread(village.phones.wait_idle)
 
 

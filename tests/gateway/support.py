@@ -56,9 +56,13 @@ def gateway_settings(tmp_path: Path, broker: MosquittoBroker | None, **overrides
 
 
 async def wait_for(
-    predicate: Callable[[], Awaitable[bool] | bool], timeout: float = 10.0, what: str = ""
+    predicate: Callable[[], Awaitable[bool] | bool], timeout: float = 60.0, what: str = ""
 ) -> None:
-    """Poll a condition that depends on real I/O, failing after `timeout` seconds."""
+    """Poll a condition that depends on real I/O, failing after `timeout` seconds.
+
+    The bound is generous: the machines are shared and slow, and only a failing test waits
+    it out.
+    """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while True:

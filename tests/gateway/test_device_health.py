@@ -85,7 +85,7 @@ async def settle(v: Village) -> None:
         entries = await v.gw.store.outbox.entries()
         return all(e.status not in ("pending", "sending") for e in entries)
 
-    await wait_for(idle, timeout=20, what="outbox idle")
+    await wait_for(idle, timeout=60, what="outbox idle")
 
 
 async def keep_alive(v: Village, seconds: float, every: float = 120.0) -> None:
@@ -364,7 +364,7 @@ async def test_no_installer_or_no_household_raises_an_operator_alarm(village: Vi
         kinds = {a.kind for a in await v.gw.store.devices.alarms()}
         return kinds == {"health_no_installer", "health_no_household"}
 
-    await wait_for(both_alarms, timeout=20, what="two operator alarms")
+    await wait_for(both_alarms, timeout=60, what="two operator alarms")
     assert len(await v.texts_to(DAUGHTER_PHONE)) == 1
     listed = await v.cli("alarms")
     assert listed.returncode == 0, listed.stderr

@@ -111,6 +111,14 @@ async def test_a_box_back_after_a_while_hears_only_each_tickets_newest_indicatio
         await send_until_acked(fleet, box, box.heartbeat())
         await wait_for(lambda: len(box.indications) == 2, what="one indication per ticket")
         assert sorted(box.indications, key=lambda i: i.ticket_ref) == [ARRIVED, OTHER_TICKET]
+
+        async def settled() -> bool:
+            # Delivered once the box's answer to them is handled, which may come after they
+            # reached the box.
+            rows = await gw.store.indications.all(BOX)
+            return sum(r.status == "delivered" for r in rows) == 2
+
+        await wait_for(settled, what="both marked delivered")
         states = [(r.indication, r.status) for r in await gw.store.indications.all(BOX)]
         assert states == [
             (ACCEPTED, "superseded"),

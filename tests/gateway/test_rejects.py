@@ -112,7 +112,7 @@ async def test_serial_garbage_between_frames(tmp_path: Path, no_leaked_tasks: No
                 if i % 10 == 0:
                     # A well-framed, CRC-correct frame with a forged MAC.
                     await line.send_raw(encode_serial(press(A, 90_000 + i, WRONG)))
-            await wait_for(lambda: not a.pending, timeout=20, what="all valid frames acked")
+            await wait_for(lambda: not a.pending, timeout=60, what="all valid frames acked")
             assert await gw.store.devices.count_events(A) == 50
             assert rejected(gw, "serial", "bad_mac") == 5
             assert total_rejected(gw, "serial") > rejected(gw, "serial", "bad_mac")

@@ -63,7 +63,7 @@ class Village:
         """A frame from a device (a heartbeat, an alarm, a reading); waits for its answer."""
         device = self.boxes[device_id]
         await self.fleet.send(device_id, frame)
-        await wait_for(lambda: not device.pending, timeout=20, what=f"{device_id} answered")
+        await wait_for(lambda: not device.pending, timeout=60, what=f"{device_id} answered")
 
     async def box_hears(self, device_id: str) -> tuple[IndicationKind, int, str]:
         """The one indication a box heard: its kind, ticket and Chinese words."""
@@ -80,7 +80,7 @@ class Village:
         def sms() -> list[Record]:
             return [r for r in self.phones.received(number) if r.kind == "sms"]
 
-        await wait_for(lambda: len(sms()) >= count, timeout=20, what=f"{count} SMS to {number}")
+        await wait_for(lambda: len(sms()) >= count, timeout=60, what=f"{count} SMS to {number}")
         return [r.body for r in sms()]
 
     async def cli(self, *argv: str) -> subprocess.CompletedProcess[str]:
