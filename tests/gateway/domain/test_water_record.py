@@ -1,0 +1,59 @@
+"""A household's watch as the store keeps it: every field written, and read back the same."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+from gateway.domain.water import (
+    DayRecord,
+    Phase,
+    Routine,
+    WaterWatch,
+    watch_from_record,
+    watch_to_record,
+)
+
+
+def _watch() -> WaterWatch:
+    """A watch four weeks old with every field set (none left at its default)."""
+    history = tuple(
+        DayRecord(20000 + d, 400 + d, longest_quiet_s=3600.0 + d, lived=True, alarmed=d == 3)
+        for d in range(28)
+    )
+    routine = Routine(28, 28, 3, 20000.0, 480, 27000.0)
+    values = {
+        f.name: 1.0 + n
+        for n, f in enumerate(dataclasses.fields(WaterWatch))
+        if f.type == "float | None"
+    }
+    return WaterWatch(
+        household="341504-101-001-0001",
+        phase=Phase.ASKING,
+        backflow=True,
+        alerted=(1, 2),
+        blind_told=(3,),
+        stale=True,
+        leak_alerted=(4, 5, 6),
+        today=DayRecord(20028, None, longest_quiet_s=12.5),
+        history=history,
+        routine=routine,
+        **values,
+    )
+
+
+def test_every_field_is_written_as_asdict_would() -> None:
+    watch = _watch()
+    defaults = WaterWatch(household=watch.household)
+    assert all(
+        getattr(watch, f.name) != getattr(defaults, f.name)
+        for f in dataclasses.fields(WaterWatch)
+        if f.name != "household"
+    )
+    assert watch_to_record(watch) == dataclasses.asdict(watch)
+
+
+def test_the_stored_text_reads_back_as_the_same_watch() -> None:
+    watch = _watch()
+    text = json.dumps(watch_to_record(watch), separators=(",", ":"))
+    assert watch_from_record(json.loads(text)) == watch
