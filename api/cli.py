@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import os
-import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
@@ -25,6 +23,7 @@ import typer
 from rich.console import Console
 
 from api.cli_tickets import register as register_ticket_commands
+from api.entry import EXIT_INTERRUPTED, EXIT_PIPE_CLOSED, quiet_stdout
 from api.report_view import ReportInputError, ReportView, parse_days
 from firmware_protocol import KEY_LEN, ProtocolError, parse_device_id
 from gateway.application import (
@@ -40,8 +39,6 @@ T = TypeVar("T")
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
-EXIT_PIPE_CLOSED = 128 + signal.SIGPIPE
 _PIPE_WIDTH = 200  # columns for tables when stdout is a pipe or a file, not a terminal
 
 
@@ -300,17 +297,6 @@ def sim(ctx: typer.Context) -> None:
     raise typer.Exit(sim_main(ctx.args))
 
 
-def _quiet_stdout() -> None:
-    """Point stdout at /dev/null so that the interpreter's last flush cannot fail."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, sys.stdout.fileno())
-    except (OSError, ValueError):
-        pass  # stdout has no descriptor (captured in a test); nothing will flush to a pipe
-    finally:
-        os.close(devnull)
-
-
 def _exit_code(code: object) -> int:
     if code is None:
         return 0
@@ -342,7 +328,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = _invoke(list(sys.argv[1:] if argv is None else argv))
         sys.stdout.flush()
     except (PipeClosedError, BrokenPipeError):
-        _quiet_stdout()
+        quiet_stdout()
         return EXIT_PIPE_CLOSED
     return code
 

@@ -54,7 +54,7 @@ def bidao(*args: str, data: Path) -> subprocess.CompletedProcess[str]:
         "BIDAO_MQTT__PASSWORD": GATEWAY_PASSWORD,
     }
     return subprocess.run(
-        [sys.executable, "-c", "from api.cli import main; raise SystemExit(main())", *args],
+        [sys.executable, "-c", "from api.entry import main; raise SystemExit(main())", *args],
         env=env,
         capture_output=True,
         text=True,
@@ -356,7 +356,7 @@ def test_the_gateway_and_a_box_log_in_with_what_provisioning_gave_them(
         "BIDAO_HTTP__PORT": str(http),
         "BIDAO_LOG_FORMAT": "text",
     }
-    cli = [sys.executable, "-c", "from api.cli import main; raise SystemExit(main())"]
+    cli = [sys.executable, "-c", "from api.entry import main; raise SystemExit(main())"]
     log = tmp / "gateway.log"
     with log.open("wb") as out:
         gateway = subprocess.Popen([*cli, "run"], env=env, stdout=out, stderr=out)

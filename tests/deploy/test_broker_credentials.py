@@ -89,7 +89,7 @@ def test_without_the_gateways_login_it_says_which_variables(tmp_path: Path) -> N
         [
             sys.executable,
             "-c",
-            "from api.cli import main; raise SystemExit(main())",
+            "from api.entry import main; raise SystemExit(main())",
             "broker-credentials",
             "--password-file",
             str(tmp_path / "passwd"),

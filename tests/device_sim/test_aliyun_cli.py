@@ -30,7 +30,7 @@ def served(tmp_path: Path) -> Iterator[str]:
         [
             sys.executable,
             "-c",
-            "from api.cli import main; raise SystemExit(main())",
+            "from api.entry import main; raise SystemExit(main())",
             *("sim", "aliyun", "serve", "--port", "0", "--templates", str(templates)),
         ],
         stdout=subprocess.PIPE,

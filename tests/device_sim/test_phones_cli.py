@@ -37,7 +37,7 @@ def network() -> Iterator[str]:
         [
             sys.executable,
             "-c",
-            "from api.cli import main; raise SystemExit(main())",
+            "from api.entry import main; raise SystemExit(main())",
             "sim",
             "phones",
             "serve",
@@ -121,7 +121,7 @@ def received(url: str, *argv: str) -> subprocess.CompletedProcess[str]:
         [
             sys.executable,
             "-c",
-            "from api.cli import main; raise SystemExit(main())",
+            "from api.entry import main; raise SystemExit(main())",
             "sim",
             "phones",
             "received",

@@ -94,7 +94,7 @@ def received(village: Village, *argv: str) -> str:
         [
             sys.executable,
             "-c",
-            "from api.cli import main; raise SystemExit(main())",
+            "from api.entry import main; raise SystemExit(main())",
             "sim",
             "phones",
             "received",
@@ -211,7 +211,7 @@ async def test_a_long_press_from_the_command_line_reaches_the_real_gateway(
         [
             sys.executable,
             "-c",
-            "from api.cli import main; raise SystemExit(main())",
+            "from api.entry import main; raise SystemExit(main())",
             *("sim", "box", *argv, "press", "green", "--long"),
         ],
         capture_output=True,

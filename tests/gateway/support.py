@@ -89,7 +89,7 @@ def start_gateway(config: Path, log: Path) -> subprocess.Popen[bytes]:
             [
                 sys.executable,
                 "-c",
-                "from api.cli import main; raise SystemExit(main())",
+                "from api.entry import main; raise SystemExit(main())",
                 "run",
                 "--config",
                 str(config),
