@@ -34,7 +34,6 @@ import itertools
 import json
 import re
 import string
-import threading
 import time
 import urllib.parse
 import urllib.request
@@ -43,9 +42,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime, timedelta, timezone
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 
+from device_sim.fake_http import FakeHandler, FakeService, call_back
 from device_sim.phones import AnswerLost
 
 SMS_VERSION = VOICE_VERSION = "2017-05-25"
@@ -138,8 +137,10 @@ class AliyunRecord:
     """For an IVR call: key → template code of the words played after it."""
 
 
-class FakeAliyun:
-    """The fake endpoint on 127.0.0.1 in a thread; a context manager."""
+class FakeAliyun(FakeService):
+    """The fake endpoint on 127.0.0.1 in a thread; start() and stop(), or a context manager."""
+
+    _thread_name = "fake-aliyun"
 
     def __init__(
         self,
@@ -152,16 +153,13 @@ class FakeAliyun:
         voice_report_url: str = "",
         port: int = 0,
     ) -> None:
+        super().__init__(port)
         self.access_key_id = access_key_id
         self.access_key_secret = access_key_secret
         self.templates = {t.code: t for t in templates}
         self.sign_names = {sign_name}
         self.sms_report_url = sms_report_url
         self.voice_report_url = voice_report_url
-        self._port = port
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._nonces: set[str] = set()
         self.records: list[AliyunRecord] = []
@@ -185,50 +183,21 @@ class FakeAliyun:
         self.before_reply: Callable[[AliyunRecord], None] | None = None
         """Called once a message or call is taken, before the API answers (crash tests); it may
         raise `AnswerLost` to drop the answer."""
-        self._workers: list[threading.Thread] = []
-        self._stopping = threading.Event()
 
     # -- life -------------------------------------------------------------------------------
+
+    def _handler(self) -> type[FakeHandler]:
+        return _Handler
 
     @property
     def url(self) -> str:
         """Base URL of the fake endpoint."""
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self.base_url
 
     @property
     def endpoint(self) -> str:
         """host:port, as the SDK's `endpoint` setting wants it."""
         return self.url.removeprefix("http://")
-
-    def __enter__(self) -> FakeAliyun:
-        """Start serving."""
-        fake = self
-
-        class Handler(_Handler):
-            pass
-
-        Handler.fake = fake
-        self._stopping.clear()
-        self._server = ThreadingHTTPServer(("127.0.0.1", self._port), Handler)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="fake-aliyun", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        """Stop serving; pushes still retrying give up."""
-        self._stopping.set()
-        for worker in self._started_workers():
-            worker.join(10)
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if self._thread is not None:
-            self._thread.join(10)
-            self._thread = None
 
     def phone(self, number: str) -> AliyunPhone:
         """The script of a phone (created with the defaults on first use)."""
@@ -239,12 +208,6 @@ class FakeAliyun:
         """What one phone got, oldest first."""
         with self._lock:
             return [r for r in self.records if r.to == number]
-
-    def wait_idle(self, timeout: float = 10.0) -> None:
-        """Wait until every receipt push under way has been acknowledged or given up."""
-        deadline = time.monotonic() + timeout
-        for worker in self._started_workers():
-            worker.join(max(0.0, deadline - time.monotonic()))
 
     def release_receipts(self, *, reverse: bool = False, duplicate: bool = False) -> None:
         """Push the held receipts, one batch per URL (reversed, twice each, or as held)."""
@@ -262,18 +225,7 @@ class FakeAliyun:
             for url, items in batches.items():
                 self._push(url, items)
 
-        worker = threading.Thread(
-            target=push_all,
-            name="aliyun-release",
-            daemon=True,
-        )
-        with self._lock:
-            worker.start()
-            self._workers.append(worker)
-
-    def _started_workers(self) -> list[threading.Thread]:
-        with self._lock:
-            return list(self._workers)
+        self._start_worker(push_all, "aliyun-release")
 
     # -- the products ----------------------------------------------------------------------
 
@@ -346,9 +298,7 @@ class FakeAliyun:
             self.records.append(record)
             if self.balance is not None:
                 self.balance -= 1
-            worker = threading.Thread(target=play, name=f"aliyun-{record.id}", daemon=True)
-            worker.start()
-            self._workers.append(worker)
+        self._start_worker(play, f"aliyun-{record.id}")
         if self.before_reply is not None:
             self.before_reply(record)
 
@@ -566,8 +516,7 @@ class FakeAliyun:
             request = urllib.request.Request(url, data=data, method="POST")  # noqa: S310 - loopback
             request.add_header("Content-Type", "application/json")
             try:
-                with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-                    answer = json.loads(response.read() or b"{}")
+                answer = json.loads(call_back(request) or b"{}")
                 if isinstance(answer, dict) and answer.get("code") == 0:
                     with self._lock:
                         self.pushes.append((url, items))
@@ -627,22 +576,9 @@ def _beijing(at: float, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
     return datetime.fromtimestamp(at, BEIJING).strftime(fmt)
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(FakeHandler):
     fake: FakeAliyun
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        """Quiet: the records are the log."""
-
-    def _reply(self, status: int, body: object) -> None:
-        data = json.dumps(body, ensure_ascii=False).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json;charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _body(self) -> bytes:
-        return self.rfile.read(int(self.headers.get("Content-Length", "0") or 0))
+    json_type = "application/json;charset=utf-8"
 
     def _refuse(self, status: int, code: str, message: str) -> None:
         with self.fake._lock:
@@ -714,11 +650,11 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._reply(HTTPStatus.OK, answer)
 
-    def do_POST(self) -> None:
+    def on_post(self) -> None:
         """An API request (the SDK POSTs RPC actions)."""
         self._api()
 
-    def do_GET(self) -> None:
+    def on_get(self) -> None:
         """What every phone received; or an API request."""
         if urllib.parse.urlsplit(self.path).path.rstrip("/") == "/phones":
             with self.fake._lock:
@@ -727,7 +663,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self._api()
 
-    def do_PUT(self) -> None:
+    def on_put(self) -> None:
         """Set how a phone behaves."""
         if not self.path.startswith("/phones/"):
             self._reply(HTTPStatus.NOT_FOUND, {"message": "Not Found"})

@@ -58,7 +58,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         port=args.port,
     )
     try:
-        fake.__enter__()
+        fake.start()
     except OSError as exc:
         print(f"cannot listen on 127.0.0.1:{args.port}: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
@@ -73,7 +73,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        fake.__exit__(None, None, None)
+        fake.stop()
     return EXIT_OK
 
 

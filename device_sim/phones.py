@@ -45,7 +45,6 @@ import hmac
 import itertools
 import json
 import re
-import socket
 import threading
 import time
 import urllib.parse
@@ -56,8 +55,9 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal, get_args
+
+from device_sim.fake_http import FakeHandler, FakeService, call_back
 
 API_VERSION = "2010-04-01"
 AUDIO = ("Say", "Play", "Pause")
@@ -221,16 +221,15 @@ class Record:
         return body
 
 
-class FakePhoneNetwork:
+class FakePhoneNetwork(FakeService):
     """An HTTP server on 127.0.0.1 in a thread; start() and stop(), or a context manager."""
 
+    _thread_name = "fake-phone-network"
+
     def __init__(self, account_sid: str, auth_token: str, port: int = 0) -> None:
+        super().__init__(port)
         self.account_sid = account_sid
         self.auth_token = auth_token
-        self._port = port
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self.records: list[Record] = []
         self.scripts: dict[str, PhoneScript] = {}
@@ -240,59 +239,20 @@ class FakePhoneNetwork:
         """The next N creations are taken, but answered only after `stall_s` (a timeout)."""
         self.stall_s = 0.0
         self.before_reply: Callable[[Record], None] | None = None
-        """Called once a message or call is taken, before the API answers; it may raise
-        `AnswerLost` to drop the answer."""
-        """Called once a message or call is taken, before the API answers (crash tests)."""
+        """Called once a message or call is taken, before the API answers (crash tests); it
+        may raise `AnswerLost` to drop the answer."""
         self.callback_errors = 0
         self.broken_replies = 0
         """Requests answered 200 OK with a broken body (see PhoneScript.api_reply)."""
-        self._workers: list[threading.Thread] = []
         self._live: dict[str, threading.Event] = {}
-        self._stopping = threading.Event()
-        """Set by `stop`: a stalled answer is given at once, so no request thread outlives us."""
+
+    def _handler(self) -> type[FakeHandler]:
+        return _Handler
 
     @property
     def url(self) -> str:
         """Base URL of the fake API."""
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def __enter__(self) -> FakePhoneNetwork:
-        """Start serving."""
-        self.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        """Stop serving."""
-        self.stop()
-
-    def start(self) -> None:
-        """Serve in a background thread."""
-        network = self
-
-        class Handler(_Handler):
-            pass
-
-        Handler.network = network
-        self._stopping.clear()
-        self._server = _Server(("127.0.0.1", self._port), Handler)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="fake-phone-network", daemon=True
-        )
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop serving and wait for pending callbacks; safe to call twice."""
-        self._stopping.set()
-        for worker in self._started_workers():
-            worker.join(10)
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if self._thread is not None:
-            self._thread.join(10)
-            self._thread = None
+        return self.base_url
 
     def script(self, number: str) -> PhoneScript:
         """The script of a phone (created with the defaults on first use)."""
@@ -319,16 +279,6 @@ class FakePhoneNetwork:
         with self._lock:
             records = [r for r in self.records if r.kind == wanted and (not to or r.to == to)]
         return [r.resource(self.account_sid) for r in reversed(records)]
-
-    def wait_idle(self, timeout: float = 10.0) -> None:
-        """Wait until every scheduled callback has been sent."""
-        deadline = time.monotonic() + timeout
-        for worker in self._started_workers():
-            worker.join(max(0.0, deadline - time.monotonic()))
-
-    def _started_workers(self) -> list[threading.Thread]:
-        with self._lock:
-            return list(self._workers)
 
     def wait_answered(self, timeout: float = 10.0) -> None:
         """Wait until every request made to the network so far has been handled.
@@ -375,15 +325,7 @@ class FakePhoneNetwork:
             self.records.append(record)
             stall = self.stall_s if self.stall_creates > 0 else 0.0
             self.stall_creates = max(0, self.stall_creates - 1)
-        worker = threading.Thread(
-            target=self._play,
-            args=(record, script, form, events),
-            name=f"phone-{sid}",
-            daemon=True,
-        )
-        with self._lock:  # listed once started: a thread cannot be joined before
-            worker.start()
-            self._workers.append(worker)
+        self._start_worker(lambda: self._play(record, script, form, events), f"phone-{sid}")
         if self.before_reply is not None:
             self.before_reply(record)
         self._stopping.wait(stall)
@@ -591,8 +533,7 @@ class FakePhoneNetwork:
 
     def _send(self, request: urllib.request.Request) -> str:
         try:
-            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-                return str(response.read().decode())
+            return call_back(request).decode()
         except OSError:
             with self._lock:
                 self.callback_errors += 1
@@ -721,64 +662,18 @@ def _keys(answer: str, gather: ET.Element) -> str:
     return answer[: int(limit)] if limit.isdigit() and int(limit) > 0 else answer
 
 
-class _Server(ThreadingHTTPServer):
-    """The network's HTTP server; it counts the connections it has taken and not yet handled."""
-
-    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
-        super().__init__(address, handler)
-        self.handling = 0
-        self.idle = threading.Condition()
-
-    def process_request(
-        self, request: socket.socket | tuple[bytes, socket.socket], client_address: Any
-    ) -> None:
-        """Count the connection, then handle it in a thread of its own."""
-        with self.idle:
-            self.handling += 1
-        try:
-            super().process_request(request, client_address)
-        except BaseException:
-            self._handled()
-            raise
-
-    def process_request_thread(
-        self, request: socket.socket | tuple[bytes, socket.socket], client_address: Any
-    ) -> None:
-        """Handle one connection; it is no longer counted once done with, answered or not."""
-        try:
-            super().process_request_thread(request, client_address)
-        finally:
-            self._handled()
-
-    def _handled(self) -> None:
-        with self.idle:
-            self.handling -= 1
-            self.idle.notify_all()
-
-
-class _Handler(BaseHTTPRequestHandler):
-    network: FakePhoneNetwork
-
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        """Quiet: the records are the log."""
-
-    def _reply(self, status: int, body: object) -> None:
-        data = json.dumps(body, ensure_ascii=False).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+class _Handler(FakeHandler):
+    fake: FakePhoneNetwork
 
     def _authorised(self) -> bool:
         expected = base64.b64encode(
-            f"{self.network.account_sid}:{self.network.auth_token}".encode()
+            f"{self.fake.account_sid}:{self.fake.auth_token}".encode()
         ).decode()
         return hmac.compare_digest(self.headers.get("Authorization", ""), f"Basic {expected}")
 
     def _broken_reply(self, number: str) -> bool:
         """Answer 200 OK with a broken body if `number`'s script says so; True if it did."""
-        mode = self.network.script(number).api_reply
+        mode = self.fake.script(number).api_reply
         if mode == "json":
             return False
         body, kind = {
@@ -786,18 +681,10 @@ class _Handler(BaseHTTPRequestHandler):
             "truncated": ('{"sid": "SM', "application/json"),
             "empty": ("", "application/json"),
         }[mode]
-        data = body.encode()
-        with self.network._lock:
-            self.network.broken_replies += 1
-        self.send_response(HTTPStatus.OK)
-        self.send_header("Content-Type", kind)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        with self.fake._lock:
+            self.fake.broken_replies += 1
+        self._send(HTTPStatus.OK, body.encode(), kind)
         return True
-
-    def _body(self) -> bytes:
-        return self.rfile.read(int(self.headers.get("Content-Length", "0")))
 
     def _api(self) -> re.Match[str] | None:
         """The matched REST path if the request is authorised; otherwise replies and None."""
@@ -805,12 +692,12 @@ class _Handler(BaseHTTPRequestHandler):
         if match is None:
             self._reply(HTTPStatus.NOT_FOUND, {"code": 20404, "message": "Not Found"})
             return None
-        if not self._authorised() or match.group("account") != self.network.account_sid:
+        if not self._authorised() or match.group("account") != self.fake.account_sid:
             self._reply(HTTPStatus.UNAUTHORIZED, {"code": 20003, "message": "Authenticate"})
             return None
         return match
 
-    def do_POST(self) -> None:
+    def on_post(self) -> None:
         """Create a message or a call, or hang a call up."""
         match = self._api()
         if match is None:
@@ -824,26 +711,26 @@ class _Handler(BaseHTTPRequestHandler):
             if self._broken_reply(form.get("To", "")):
                 return
             try:
-                status, body = self.network._create(match.group("kind"), form, events)
+                status, body = self.fake._create(match.group("kind"), form, events)
             except AnswerLost:
                 self.close_connection = True  # taken, and no answer ever comes back
                 return
             self._reply(status, body)
             return
-        record = next((r for r in self.network.records if r.sid == sid), None)
+        record = next((r for r in self.fake.records if r.sid == sid), None)
         if record is None or match.group("kind") != "Calls":
             self._reply(HTTPStatus.NOT_FOUND, {"code": 20404, "message": "Not Found"})
             return
         if form.get("Status") == "completed":
-            self.network.hang_up(sid)
-        self._reply(HTTPStatus.OK, record.resource(self.network.account_sid))
+            self.fake.hang_up(sid)
+        self._reply(HTTPStatus.OK, record.resource(self.fake.account_sid))
 
-    def do_GET(self) -> None:
+    def on_get(self) -> None:
         """What each phone received, or the REST API's list of messages or calls."""
         path = urllib.parse.urlsplit(self.path)
         if path.path.rstrip("/") == "/phones":
-            with self.network._lock:
-                records = [asdict(r) for r in self.network.records]
+            with self.fake._lock:
+                records = [asdict(r) for r in self.fake.records]
             self._reply(HTTPStatus.OK, records)
             return
         match = self._api()
@@ -853,7 +740,7 @@ class _Handler(BaseHTTPRequestHandler):
         to = dict(urllib.parse.parse_qsl(path.query)).get("To", "")
         if to and self._broken_reply(to):
             return
-        items = self.network.listing(kind, to)
+        items = self.fake.listing(kind, to)
         key = "messages" if kind == "Messages" else "calls"
         self._reply(
             HTTPStatus.OK,
@@ -866,7 +753,7 @@ class _Handler(BaseHTTPRequestHandler):
             },
         )
 
-    def do_PUT(self) -> None:
+    def on_put(self) -> None:
         """Set how a phone, or the network as a whole, behaves."""
         try:
             changes = json.loads(self._body() or b"{}")
@@ -877,10 +764,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(HTTPStatus.BAD_REQUEST, {"message": "expected a JSON object"})
             return
         if self.path.rstrip("/") == "/network":
-            target: object = self.network
+            target: object = self.fake
             allowed = {"failures_left", "stall_creates", "stall_s"}
         elif self.path.startswith("/phones/"):
-            target = self.network.script(urllib.parse.unquote(self.path.removeprefix("/phones/")))
+            target = self.fake.script(urllib.parse.unquote(self.path.removeprefix("/phones/")))
             allowed = {f.name for f in fields(PhoneScript)}
         else:
             self._reply(HTTPStatus.NOT_FOUND, {"message": "Not Found"})

@@ -9,13 +9,13 @@ GET  /posts                          every post taken (JSON)
 from __future__ import annotations
 
 import json
-import threading
 import time
 import urllib.parse
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from device_sim.fake_http import FakeHandler, FakeService
 
 PATH = "/cgi-bin/webhook/send"
 
@@ -29,54 +29,31 @@ class Post:
     at: float = field(default_factory=time.time)
 
 
-class FakeWeCom:
-    """Group robots on 127.0.0.1 in a thread; a context manager."""
+class FakeWeCom(FakeService):
+    """Group robots on 127.0.0.1 in a thread; start() and stop(), or a context manager."""
+
+    _thread_name = "fake-wecom"
 
     def __init__(self, keys: Iterable[str], per_minute: int = 20) -> None:
+        super().__init__()
         self.keys = set(keys)
         self.per_minute = per_minute
         self.posts: list[Post] = []
         self.refused: list[int] = []
         self.failures_left = 0
         """The next N posts get HTTP 503, as during an outage."""
-        self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+
+    def _handler(self) -> type[FakeHandler]:
+        return _Handler
 
     def url(self, key: str) -> str:
         """The webhook URL of one robot."""
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}{PATH}?key={key}"
+        return f"{self.base_url}{PATH}?key={key}"
 
     def posted(self, key: str) -> list[str]:
         """What one robot posted, oldest first."""
         with self._lock:
             return [p.content for p in self.posts if p.key == key]
-
-    def __enter__(self) -> FakeWeCom:
-        """Start serving."""
-        fake = self
-
-        class Handler(_Handler):
-            pass
-
-        Handler.fake = fake
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="fake-wecom", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        """Stop serving."""
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if self._thread is not None:
-            self._thread.join(10)
-            self._thread = None
 
     def take(self, key: str, body: bytes) -> tuple[int, dict[str, Any]]:
         """Answer one post as WeCom does: (HTTP status, JSON answer)."""
@@ -107,31 +84,20 @@ class FakeWeCom:
         return 200, {"errcode": code, "errmsg": message}
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(FakeHandler):
     fake: FakeWeCom
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        """Quiet: the posts are the log."""
-
-    def _reply(self, status: int, body: object) -> None:
-        data = json.dumps(body, ensure_ascii=False).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_POST(self) -> None:
+    def on_post(self) -> None:
         """A robot's post."""
         split = urllib.parse.urlsplit(self.path)
-        body = self.rfile.read(int(self.headers.get("Content-Length", "0") or 0))
+        body = self._body()
         if split.path != PATH:
             self._reply(404, {"errcode": 404, "errmsg": "not found"})
             return
         key = dict(urllib.parse.parse_qsl(split.query)).get("key", "")
         self._reply(*self.fake.take(key, body))
 
-    def do_GET(self) -> None:
+    def on_get(self) -> None:
         """Every post taken."""
         with self.fake._lock:
             posts = [asdict(p) for p in self.fake.posts]

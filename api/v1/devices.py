@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 from api.v1.auth import ClientDep, FacadeDep, PrincipalDep
 from api.v1.errors import responses
 from api.v1.models import AttachBody, Device, DevicePage, device_out
+from api.v1.paging import LimitQuery, OffsetQuery, page
 
 
 def devices_router() -> APIRouter:
@@ -21,17 +22,12 @@ def devices_router() -> APIRouter:
         application: FacadeDep,
         kind: Annotated[Literal["call_box", "water_meter"] | None, Query()] = None,
         status: Annotated[Literal["online", "offline", "unknown"] | None, Query()] = None,
-        offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
-        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+        offset: OffsetQuery = 0,
+        limit: LimitQuery = 100,
     ) -> DevicePage:
         """A page of the devices in the reader's units, by id (never their keys)."""
         found = await application.scoped_devices(principal, kind=kind, status=status)
-        return DevicePage(
-            items=[device_out(d) for d in found[offset : offset + limit]],
-            total=len(found),
-            offset=offset,
-            limit=limit,
-        )
+        return page(DevicePage, found, device_out, offset, limit)
 
     @router.get(
         "/devices/{device_id}",

@@ -18,6 +18,7 @@ from api.v1.models import (
     household_out,
     unit_out,
 )
+from api.v1.paging import LimitQuery, OffsetQuery, page
 
 UnitQuery = Annotated[str | None, Query(max_length=40, description="only under this unit")]
 
@@ -89,16 +90,11 @@ def grid_router() -> APIRouter:
         principal: PrincipalDep,
         application: FacadeDep,
         unit: UnitQuery = None,
-        offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
-        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+        offset: OffsetQuery = 0,
+        limit: LimitQuery = 100,
     ) -> ContactPage:
         """A page of the contacts of the units and households in scope, by id."""
         found = await application.scoped_contacts(principal, unit)
-        return ContactPage(
-            items=[contact_out(c) for c in found[offset : offset + limit]],
-            total=len(found),
-            offset=offset,
-            limit=limit,
-        )
+        return page(ContactPage, found, contact_out, offset, limit)
 
     return router

@@ -30,6 +30,7 @@ from api.v1.models import (
     ticket_out,
     timeline_out,
 )
+from api.v1.paging import LimitQuery, OffsetQuery, page
 from gateway.application import TicketStatus
 
 TicketId = Annotated[int, Path(ge=1, le=2**62)]
@@ -54,8 +55,8 @@ def tickets_router() -> APIRouter:
             float | None,
             Query(gt=0, le=3660, description="also closed tickets opened in this many days"),
         ] = 7.0,
-        offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
-        limit: Annotated[int, Query(ge=1, le=500)] = 50,
+        offset: OffsetQuery = 0,
+        limit: LimitQuery = 50,
     ) -> TicketPage:
         """Live tickets in scope and those opened in the last `days` days, newest first."""
         found = await application.scoped_tickets(
@@ -66,12 +67,7 @@ def tickets_router() -> APIRouter:
             household=household,
             days=days,
         )
-        return TicketPage(
-            items=[ticket_out(t) for t in found[offset : offset + limit]],
-            total=len(found),
-            offset=offset,
-            limit=limit,
-        )
+        return page(TicketPage, found, ticket_out, offset, limit)
 
     @router.get(
         "/tickets/{ticket_id}",

@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -145,6 +145,16 @@ class _Entry:
     """Loaded from the store and not yet given a reading: its reading time may be old."""
 
 
+async def _write_deadlines(uow: UnitOfWork, deadlines: Mapping[str, float | None]) -> None:
+    """Set the households' watch deadlines (due time) or clear them (None)."""
+    due = [Deadline(DEADLINE_KIND, h, at) for h, at in deadlines.items() if at is not None]
+    if due:
+        await uow.deadlines.set(due)
+    cleared = [(DEADLINE_KIND, h) for h, at in deadlines.items() if at is None]
+    if cleared:
+        await uow.deadlines.clear(cleared)
+
+
 @dataclass(slots=True)
 class _Deferred:
     """A batch's plain writes, gathered: the last watch and deadline per household win."""
@@ -168,12 +178,7 @@ class _Deferred:
             await uow.water.save_many(list(self.watches.values()), now)
         if self.logs:
             await uow.water.add_log(self.logs)
-        due = [Deadline(DEADLINE_KIND, h, at) for h, at in self.deadlines.items() if at is not None]
-        if due:
-            await uow.deadlines.set(due)
-        cleared = [(DEADLINE_KIND, h) for h, at in self.deadlines.items() if at is None]
-        if cleared:
-            await uow.deadlines.clear(cleared)
+        await _write_deadlines(uow, self.deadlines)
 
 
 @dataclass(slots=True)
@@ -190,10 +195,7 @@ class _Immediate:
         await self.uow.water.add_log(lines)
 
     async def deadline(self, household: str, due_at: float | None) -> None:
-        if due_at is None:
-            await self.uow.deadlines.clear([(DEADLINE_KIND, household)])
-        else:
-            await self.uow.deadlines.set([Deadline(DEADLINE_KIND, household, due_at)])
+        await _write_deadlines(self.uow, {household: due_at})
 
 
 @dataclass(slots=True)
@@ -208,10 +210,21 @@ class _Step:
     indications: bool = False
     notifications: bool = False
     urgent: bool = False
+    """Among the notifications, an urgent one (the outbox's urgent lane must be woken)."""
     deferred: _Deferred | None = None
     """Ingest batches: the watches, record lines and deadlines written once, at the end."""
-    """Among the notifications, an urgent one (the outbox's urgent lane must be woken)."""
     deadline: float | None = None
+    """The earliest watch deadline set (the scheduler is told once committed)."""
+
+    def writes(self) -> _Deferred | _Immediate:
+        """Where this step's plain writes go: gathered for the batch's end, or made at once."""
+        return self.deferred or _Immediate(self.uow, self.now)
+
+    async def set_deadline(self, household: str, due_at: float | None) -> None:
+        """Set the household's watch deadline (None: clear it)."""
+        await self.writes().deadline(household, due_at)
+        if due_at is not None:
+            self.deadline = due_at if self.deadline is None else min(self.deadline, due_at)
 
 
 class WaterService:
@@ -240,18 +253,17 @@ class WaterService:
         self._notifications_committed = notifications_committed
         self._deadline_set = deadline_set
         self._cache: dict[str, _Entry | None] = {}
+        """Household -> its watch; None: looked at and not watched."""
         self._loaded: dict[str, tuple[str, WaterWatch | None]] = {}
         """Met for the first time in the batch being staged: its meter and stored watch."""
-        """Household -> its watch; None: looked at and not watched."""
         self._unheard: Callable[[str], bool] = lambda _meter: False
+        self._requests_wake = asyncio.Event()
+        self.requests_applied = 0
+        """Requests applied (or refused) so far: a test probe and a log field."""
 
     def set_unheard(self, unheard: Callable[[str], bool]) -> None:
         """`unheard(meter_id)`: the meter's link is down now (device supervision knows)."""
         self._unheard = unheard
-
-        self._requests_wake = asyncio.Event()
-        self.requests_applied = 0
-        """Requests applied (or refused) so far: a test probe and a log field."""
 
     @property
     def answer_window_s(self) -> float:
@@ -264,14 +276,6 @@ class WaterService:
         """Readings and key presses of watched households, decided in the ingest transaction."""
         if not self._settings.enabled:
             return None
-        try:
-            await self._load(uow, frames)
-            return await self._stage(uow, frames)
-        finally:
-            self._loaded.clear()
-
-    async def _load(self, uow: UnitOfWork, frames: Sequence[AcceptedFrame]) -> None:
-        """Households this batch meets for the first time, in three reads for the batch."""
         new = {
             h
             for f in frames
@@ -279,9 +283,24 @@ class WaterService:
             and h not in self._cache
             and _events_of(f.state.record.kind, f.envelope.message, f.inbound.received_at)
         }
-        if len(new) < 2:
-            return  # one household: `_entry` reads it as it always did
-        codes = sorted(new)
+        try:
+            # The households this batch meets for the first time: three reads for the batch.
+            self._loaded.update(await self._load(uow, new))
+            return await self._stage(uow, frames)
+        finally:
+            self._loaded.clear()
+
+    async def _load(
+        self, uow: UnitOfWork, households: Collection[str]
+    ) -> dict[str, tuple[str, WaterWatch | None]]:
+        """Look households up: the watched ones' meter and stored watch, in three reads.
+
+        Those not watched (nobody living alone nor listed, or no water meter) are cached as
+        such at once: there is nothing of theirs to commit.
+        """
+        codes = sorted(households)
+        if not codes:
+            return {}
         watched = set(self._settings.watch_households) | {
             r.household_code for r in await self._store.grid.residents_of(codes) if r.lives_alone
         }
@@ -289,13 +308,12 @@ class WaterService:
         for d in await self._store.grid.devices_of(codes):
             if d.kind == "water_meter" and d.household_code is not None:
                 meters.setdefault(d.household_code, d.device_id)
-        kept = [h for h in codes if h in watched and h in meters]
-        stored = await uow.water.watches(kept)
+        kept = {h: meters[h] for h in codes if h in watched and h in meters}
+        stored = await uow.water.watches(list(kept)) if kept else {}
         for household in codes:
-            if household in kept:
-                self._loaded[household] = (meters[household], stored.get(household))
-            else:
+            if household not in kept:
                 self._cache[household] = None
+        return {h: (meter, stored.get(h)) for h, meter in kept.items()}
 
     async def _stage(self, uow: UnitOfWork, frames: Sequence[AcceptedFrame]) -> OnCommit | None:
         step: _Step | None = None
@@ -423,8 +441,7 @@ class WaterService:
                 # is decided now (no ask, no alarm on data the outage cut short); looked at
                 # again later, and the outage's end restarts the quiet clock.
                 later = max(deadline.due_at, now) + LINK_DOWN_RETRY_S
-                await uow.deadlines.set([Deadline(DEADLINE_KIND, deadline.subject, later)])
-                step.deadline = later if step.deadline is None else min(step.deadline, later)
+                await step.set_deadline(deadline.subject, later)
                 step.counts.append("link_down_postponed")
                 continue
             if entry.from_store and entry.meter is not None:
@@ -576,22 +593,13 @@ class WaterService:
         if household in self._cache:
             cached = self._cache[household]
             return None if cached is None else replace(cached)
-        if household in self._loaded:
-            meter, stored = self._loaded[household]
-            return _Entry(stored or new_watch(household), meter, stored, stored is not None)
-        watched = household in self._settings.watch_households or any(
-            r.lives_alone for r in await self._store.grid.residents_of([household])
-        )
-        meters = [
-            d.device_id
-            for d in await self._store.grid.devices_of([household])
-            if d.kind == "water_meter"
-        ]
-        if not watched or not meters:
-            self._cache[household] = None
-            return None
-        stored = await uow.water.watch(household)
-        return _Entry(stored or new_watch(household), meters[0], stored, stored is not None)
+        found = self._loaded.get(household)
+        if found is None:
+            found = (await self._load(uow, [household])).get(household)
+            if found is None:
+                return None  # not watched (and cached as such)
+        meter, stored = found
+        return _Entry(stored or new_watch(household), meter, stored, stored is not None)
 
     async def _apply(self, step: _Step, household: str, event: Event) -> None:
         entry = await self._entry(step.uow, household, step.entries)
@@ -631,7 +639,7 @@ class WaterService:
     async def _write(self, step: _Step, entry: _Entry, decision: WaterDecision) -> None:
         uow, watch = step.uow, decision.watch
         household = watch.household
-        writes: _Deferred | _Immediate = step.deferred or _Immediate(uow, step.now)
+        writes = step.writes()
         if (
             entry.stored is None
             or replace(watch, last_reading_at=entry.stored.last_reading_at) != entry.stored
@@ -644,10 +652,9 @@ class WaterService:
             )
         match decision.deadline:
             case SetDeadline(due_at):
-                await writes.deadline(household, due_at)
-                step.deadline = due_at if step.deadline is None else min(step.deadline, due_at)
+                await step.set_deadline(household, due_at)
             case ClearDeadline():
-                await writes.deadline(household, None)
+                await step.set_deadline(household, None)
         step.counts.extend(decision.counts)
         if decision.asks:
             boxes = [

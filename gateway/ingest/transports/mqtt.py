@@ -456,8 +456,14 @@ class _Connection:
             # Closes the socket through our callbacks, which unregister it from the loop.
             client._reset_sockets()  # paho has no public close-without-disconnect
         for future in (self._connack, self._lost):
-            if future is not None and not future.done():
+            if future is None:
+                continue
+            if not future.done():
                 future.cancel()
+            elif not future.cancelled():
+                # Closing the socket fails a CONNACK still pending: a connect awaiting it has
+                # the error; one that was itself cancelled never looks (never retrieved).
+                future.exception()
         if self._on_lost_cb is not None:
             self._on_lost_cb()
 
