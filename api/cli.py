@@ -300,6 +300,17 @@ def sim(ctx: typer.Context) -> None:
     raise typer.Exit(sim_main(ctx.args))
 
 
+@app.command(
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    add_help_option=False,
+)
+def demo(ctx: typer.Context) -> None:
+    """Everything on this computer with a short story, until Ctrl-C (`bidao demo --help`)."""
+    from device_sim.demo import main as demo_main
+
+    raise typer.Exit(demo_main(ctx.args))
+
+
 def _quiet_stdout() -> None:
     """Point stdout at /dev/null so that the interpreter's last flush cannot fail."""
     devnull = os.open(os.devnull, os.O_WRONLY)
