@@ -37,10 +37,12 @@ from device_sim import phones_view as view
 from device_sim.demo_village import (
     CHEN,
     DEMO_VILLAGE,
+    DEPUTY,
     LIU,
     LIU_CHAIN,
     PLACE,
     RESIDENTS,
+    SECRETARY,
     VILLAGE_CODE,
     ZHANG,
     counts,
@@ -73,8 +75,6 @@ STEP_TIMEOUT_S = 180.0
 WATCH_S = 0.1
 """How often the phone network's records are looked at."""
 LOGIN = "li"
-SECRETARY = "李书记"
-DEPUTY = "王副书记"
 NOTE = demo_zh_cn.WORDS["note"]
 CALL_OVER = frozenset({"completed", "busy", "no-answer", "failed", "canceled"})
 SMS_LOST = frozenset({"undelivered", "failed"})
@@ -83,12 +83,14 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 
-words_in = (demo_zh_cn.WORDS, demo_en.WORDS)
+LANGUAGES = (demo_zh_cn.WORDS, demo_en.WORDS)
+"""Chinese first, English second."""
 
 
 def words(key: str, **values: object) -> tuple[str, str]:
     """(Chinese, English) of one phrase."""
-    return demo_zh_cn.WORDS[key].format(**values), demo_en.WORDS[key].format(**values)
+    zh, en = (language[key].format(**values) for language in LANGUAGES)
+    return zh, en
 
 
 def both_words(key: str, **values: object) -> str:
@@ -305,7 +307,9 @@ class Demo:
         # A subprocess.Popen has no awaitable exit: look twice a second.
         while (code := stage.gateway_status()) is None:  # noqa: ASYNC110
             await asyncio.sleep(0.5)
-        raise GatewayStoppedError(both_words("gateway_died", code=code, log=root / "gateway.log"))
+        said = stage.gateway_log_tail().strip()
+        status = str(code) if code >= 0 else signal.Signals(-code).name
+        raise GatewayStoppedError(both_words("gateway_died", code=status) + "\n" + said)
 
     async def stop(self) -> None:
         """Stop everything that was started; remove a temporary folder. Safe to call twice."""
@@ -362,14 +366,10 @@ class Demo:
         """What `check` saw; StoryError naming what was awaited if nothing within the bound."""
         seen, _ = await self.run.watch(check)
         if seen is None:
-            what = words(key, **values)
             seconds = f"{self.options.step_timeout_s:g}"
-            raise StoryError(
-                " / ".join(
-                    words_in[language]["not_seen"].format(seconds=seconds, what=what[language])
-                    for language in (0, 1)
-                )
-            )
+            said = zip(LANGUAGES, words(key, **values), strict=True)
+            lines = (lang["not_seen"].format(seconds=seconds, what=what) for lang, what in said)
+            raise StoryError(" / ".join(lines))
         return seen
 
     async def _pause(self) -> None:
@@ -416,7 +416,8 @@ class Demo:
         )
         stage.narrate("s1_link", helper=SECRETARY)
         browser = f"{label('browser')} {SECRETARY}"
-        stage.did(browser, f"{label('opens')} {url}: {label('page')} {await _get(url)}")
+        opened = await asyncio.to_thread(_page, url)
+        stage.did(browser, f"{label('opens')} {url}: {label('page')} {opened}")
         stage.did(browser, both_words("submits", note=NOTE))
         status, resolved = await asyncio.to_thread(resolve_on_page, url, NOTE)
         if resolved:
@@ -513,10 +514,6 @@ class Demo:
 def _latest(box: SimulatedDevice, kind: IndicationKind) -> int:
     """The ticket of the latest indication of this kind the box got."""
     return next(i.ticket_ref for i in reversed(box.indications) if i.kind == kind)
-
-
-async def _get(url: str) -> int:
-    return await asyncio.to_thread(_page, url)
 
 
 def choose_transport(wanted: str) -> Transport:

@@ -27,6 +27,8 @@ from device_sim.village_seed import (
 VILLAGE_CODE = "341504-101-001"
 PLACE = "叶集区三元镇桥元村"
 """The county, township and village, as a line introduces them."""
+SECRETARY = "李书记"
+DEPUTY = "王副书记"
 GRID_WORKER_2_PHONE = "13800000008"
 """The grid worker of the second area (where the second resident lives)."""
 
@@ -110,8 +112,8 @@ HOUSEHOLDS_CSV = (
 )
 
 CONTACTS_CSV = f"""name,role,unit_code,household_code,phone,language,available_from,available_to
-李书记,village_secretary,{VILLAGE_CODE},,{SECRETARY_PHONE},zh-CN,,
-王副书记,deputy_secretary,{VILLAGE_CODE},,{DEPUTY_PHONE},zh-CN,,
+{SECRETARY},village_secretary,{VILLAGE_CODE},,{SECRETARY_PHONE},zh-CN,,
+{DEPUTY},deputy_secretary,{VILLAGE_CODE},,{DEPUTY_PHONE},zh-CN,,
 赵网格员,grid_worker,{VILLAGE_CODE}-1,,{GRID_WORKER_PHONE},zh-CN,,
 陈网格员,grid_worker,{VILLAGE_CODE}-2,,{GRID_WORKER_2_PHONE},zh-CN,,
 钱邻长,neighbour_chief,{VILLAGE_CODE}-1-3-1,,{CHIEF_PHONE},zh-CN,,

@@ -149,6 +149,26 @@ def mosquitto_binary() -> str | None:
     return shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/usr/local/sbin")
 
 
+def _end_group(group: int, timeout: float = 10.0) -> None:
+    """Stop what is left of a stopped gateway's process group (the broker of one that died).
+
+    The group holds only the gateway's own children, and its id is not reused while it has
+    members. SIGTERM, then SIGKILL if they are still there after `timeout`.
+    """
+    for sent in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(group, sent)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(group, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
+
+
 def bidao_command() -> list[str]:
     """The `bidao` command of this installation."""
     beside = Path(sys.executable).with_name("bidao")
@@ -441,8 +461,7 @@ class Stage:
         while time.monotonic() < deadline:
             gateway = self._gateway
             if gateway is not None and gateway.poll() is not None:
-                tail = self._log.read_text(errors="replace")[-2000:]
-                raise StageError(f"the gateway stopped at start:\n{tail}")
+                raise StageError(f"the gateway stopped at start:\n{self.gateway_log_tail()}")
             with contextlib.suppress(OSError):
                 if await asyncio.to_thread(self._get, "/healthz"):
                     return
@@ -468,6 +487,13 @@ class Stage:
                 continue
             self.mqtt = fleet
             return
+
+    def gateway_log_tail(self, chars: int = 2000) -> str:
+        """The end of the gateway's log (what it said before it stopped)."""
+        try:
+            return self._log.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
 
     def gateway_status(self) -> int | None:
         """The gateway's exit status once it has stopped; None while it runs (or never ran)."""
@@ -499,6 +525,8 @@ class Stage:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(gateway.pid, signal.SIGKILL)
                 await asyncio.to_thread(gateway.wait)
+        if gateway is not None:
+            await asyncio.to_thread(_end_group, gateway.pid)
         if self.serial is not None:
             await self.serial.close()
             self.serial = None

@@ -78,6 +78,6 @@ WORDS: dict[str, str] = {
     "stopping": "Stopping...",
     "still_stopping": "Stopping, please wait (no process is left behind).",
     "stopped": "Everything stopped.",
-    "gateway_died": "the gateway stopped unexpectedly (exit status {code}); its log: {log}",
+    "gateway_died": "the gateway stopped unexpectedly (exit status {code}); the end of its log:",
     "story_failed": "The story did not finish. The demo keeps running until Ctrl-C.",
 }

@@ -67,6 +67,6 @@ WORDS: dict[str, str] = {
     "stopping": "正在停止……",
     "still_stopping": "正在停止，请稍候（不会留下任何进程）。",
     "stopped": "已全部停止。",
-    "gateway_died": "网关意外停止（退出码{code}），日志：{log}",
+    "gateway_died": "网关意外停止（退出码{code}），它的日志最后说：",
     "story_failed": "故事没有讲完，演示继续运行，按 Ctrl-C 停止。",
 }

@@ -120,12 +120,14 @@ def launch(tmp_path: Path) -> Iterator[Callable[..., Terminal]]:
 
 
 def _stat(pid: int) -> tuple[int, str] | None:
-    """(parent pid, start time) of a live process, or None."""
+    """(parent pid, start time) of a running process; None if gone (or a zombie, done)."""
     try:
         text = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     fields = text[text.rindex(")") + 2 :].split()
+    if fields[0] == "Z":
+        return None
     return int(fields[1]), fields[19]
 
 
@@ -238,26 +240,29 @@ def check_story(terminal: Terminal) -> dict[str, str]:
 def check_dashboard(terminal: Terminal, values: dict[str, str]) -> None:
     """The printed URL serves the dashboard; the printed login signs in; tickets as told.
 
-    Then what the demo says to do next: the secretary takes ticket 2 (as the dashboard's
-    我来接单 does), and the second resident's box says help is on the way.
+    Then what the demo says to do next: the secretary opens ticket 2 on the dashboard and
+    presses 我来接单, and the second resident's box says help is on the way.
     """
     with httpx.Client(base_url=values["url"], follow_redirects=True, timeout=30) as browser:
         page = browser.get("/")
-        assert page.status_code == 200
-        assert page.url.path == "/signin"
+        assert (page.status_code, page.url.path) == (200, "/signin")
         assert 'name="password"' in page.text
         signed = browser.post(
-            "/api/v1/session", json={"login": values["login"], "password": values["password"]}
+            "/signin", data={"login": values["login"], "password": values["password"]}
         )
-        assert signed.status_code == 200, signed.text
+        assert (signed.status_code, signed.url.path) == (200, "/dash"), signed.text
         listing = browser.get("/api/v1/tickets", params={"days": 1})
         assert listing.status_code == 200, listing.text
         tickets = {t["id"]: t for t in listing.json()["items"]}
         assert (tickets[1]["status"], tickets[1]["rating"]) == ("rated", "up")
         assert (tickets[2]["status"], tickets[2]["escalated"]) == ("open", True)
         assert (tickets[1]["resident"], tickets[2]["resident"]) == ("张桂兰", "刘德福")
-        accepted = browser.post("/api/v1/tickets/2/accept")
-        assert (accepted.status_code, accepted.json()["won"]) == (200, True), accepted.text
+        ticket = browser.get("/dash/tickets/2")
+        assert ticket.status_code == 200
+        assert "刘德福" in ticket.text
+        assert "我来接单" in ticket.text
+        accepted = browser.post("/dash/tickets/2", data={"action": "accept"})
+        assert accepted.status_code == 200, accepted.text
     terminal.wait_for(
         lambda text: "呼叫盒 box 刘德福：HELPER_ON_THE_WAY" in text, "his box hears it is taken"
     )
@@ -420,3 +425,22 @@ def test_a_taken_port_is_one_clear_line_and_nothing_is_left(
     assert f"cannot listen for HTTP on 127.0.0.1:{port}" in complaint
     assert "Traceback" not in complaint + terminal.text
     assert _using(data) == []
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_a_gateway_that_dies_is_said_and_its_broker_does_not_outlive_it(
+    launch: Callable[..., Terminal], tmp_path: Path
+) -> None:
+    terminal = launch("--no-story", "--transport", "mqtt")
+    terminal.wait_for(lambda text: "一切就绪" in text, "everything set up")
+    started, kinds = started_by(terminal)
+    assert kinds == ["gateway", "mosquitto"], started
+    gateway = next(pid for pid, (_, cmd) in started.items() if " run " in f"{cmd} ")
+    os.kill(gateway, signal.SIGKILL)
+    assert terminal.process.wait(STOP_S) == 1, terminal.text
+    terminal.close()
+    complaint = (tmp_path / "stderr.txt").read_text()
+    assert complaint.startswith("bidao demo: 网关意外停止（退出码SIGKILL）"), complaint
+    assert "Bidao gateway running" in complaint  # the end of its log
+    assert still_running(started) == []
