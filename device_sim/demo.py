@@ -81,6 +81,8 @@ SMS_LOST = frozenset({"undelivered", "failed"})
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_PIPE_CLOSED = 128 + signal.SIGPIPE
+"""Its reader closed stdout (`bidao demo | head`): everything stopped, quietly."""
 
 
 LANGUAGES = (demo_zh_cn.WORDS, demo_en.WORDS)
@@ -106,8 +108,9 @@ def label(key: str) -> str:
 def tell(line: str, *, error: bool = False) -> None:
     """One line on the terminal (or on stderr), at once."""
     stream = sys.stderr if error else sys.stdout
-    stream.write(line + "\n")
-    stream.flush()
+    with contextlib.suppress(BrokenPipeError):  # nobody reads any more: nothing to say
+        stream.write(line + "\n")
+        stream.flush()
 
 
 class StoryError(Exception):
@@ -552,7 +555,9 @@ async def run_demo(options: DemoOptions) -> int:
             task.cancel()
         done = await asyncio.gather(playing, waiting, return_exceptions=True)
         failure = done[0]
-        if isinstance(failure, (StageError, GatewayStoppedError, OSError, TimeoutError)):
+        if isinstance(failure, BrokenPipeError):
+            code = EXIT_PIPE_CLOSED
+        elif isinstance(failure, (StageError, GatewayStoppedError, OSError, TimeoutError)):
             tell(f"bidao demo: {failure}", error=True)
             code = EXIT_FAILED
         elif isinstance(failure, BaseException) and not isinstance(failure, asyncio.CancelledError):
