@@ -297,6 +297,17 @@ def sim(ctx: typer.Context) -> None:
     raise typer.Exit(sim_main(ctx.args))
 
 
+@app.command(
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    add_help_option=False,
+)
+def demo(ctx: typer.Context) -> None:
+    """Everything on this computer with a short story, until Ctrl-C (`bidao demo --help`)."""
+    from device_sim.demo import main as demo_main
+
+    raise typer.Exit(demo_main(ctx.args))
+
+
 def _exit_code(code: object) -> int:
     if code is None:
         return 0

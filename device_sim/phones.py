@@ -264,6 +264,11 @@ class FakePhoneNetwork(FakeService):
         with self._lock:
             return [r for r in self.records if r.to == number]
 
+    def snapshot(self) -> list[dict[str, Any]]:
+        """Every message and call so far as plain data (what GET /phones answers), oldest first."""
+        with self._lock:
+            return [asdict(r) for r in self.records]
+
     def hang_up(self, sid: str) -> bool:
         """End a call in progress, put through to another phone or not; False if none is."""
         with self._lock:
@@ -729,9 +734,7 @@ class _Handler(FakeHandler):
         """What each phone received, or the REST API's list of messages or calls."""
         path = urllib.parse.urlsplit(self.path)
         if path.path.rstrip("/") == "/phones":
-            with self.fake._lock:
-                records = [asdict(r) for r in self.fake.records]
-            self._reply(HTTPStatus.OK, records)
+            self._reply(HTTPStatus.OK, self.fake.snapshot())
             return
         match = self._api()
         if match is None:

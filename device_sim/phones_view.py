@@ -232,14 +232,16 @@ def _pad(text: str, columns: int) -> str:
     return text + " " * (columns - width(text))
 
 
-def _who(number: str, person: dict[str, str]) -> str:
+def who(number: str, person: dict[str, str]) -> str:
+    """A number with its person's name and role, when known."""
     if not person["name"]:
         return number
     role = zh_cn.WORDS.get(person["role"], person["role"])
     return f"{number} {person['name']}（{role}）" if role else f"{number} {person['name']}"
 
 
-def _state(e: dict[str, Any]) -> str:
+def state_label(e: dict[str, Any]) -> str:
+    """An entry's delivery state, with a call's duration or the error code."""
     state = str(e["status_label"])
     if e["channel"] == "call" and e["status"] == "completed" and e["duration_s"]:
         state += f"（{words('duration', seconds=e['duration_s'])}）"
@@ -248,7 +250,8 @@ def _state(e: dict[str, Any]) -> str:
     return state
 
 
-def _transcript_line(h: dict[str, Any], machine: bool) -> str:
+def transcript_line(h: dict[str, Any], machine: bool) -> str:
+    """One thing a phone heard or did on a call (`machine`: voicemail took it)."""
     kind, text = h["kind"], str(h["text"])
     if kind in {"say", "play"}:
         label = "voicemail" if machine else kind
@@ -266,7 +269,7 @@ def _transcript_line(h: dict[str, Any], machine: bool) -> str:
     if kind == "no_key":
         return f"{words('no_key')}（{words('no_key_detail', seconds=text)}）"
     if kind in ("dial", "bridged"):
-        line = f"{words(kind)}：{_who(text, h['person'])}"
+        line = f"{words(kind)}：{who(text, h['person'])}"
         status = str(h.get("detail", ""))
         return f"{line} → {words(status)}" if status in zh_cn.WORDS else line
     reason = f"end_{text}"
@@ -282,9 +285,9 @@ def render(shown: list[dict[str, Any]], *, anything: bool) -> list[str]:
     rows = [
         [
             e["time"].replace("T", " ")[:19],
-            _who(e["to"], e),
+            who(e["to"], e),
             words("leg" if e["parent_sid"] else e["channel"]),
-            _state(e),
+            state_label(e),
         ]
         for e in shown
     ]
@@ -300,6 +303,6 @@ def render(shown: list[dict[str, Any]], *, anything: bool) -> list[str]:
             lines.append(f"    {e['text']}")
         else:
             machine = str(e["answered_by"]).startswith("machine")
-            lines.extend(f"    {_transcript_line(h, machine)}" for h in e["transcript"])
+            lines.extend(f"    {transcript_line(h, machine)}" for h in e["transcript"])
     lines.append(words("count", count=len(shown)))
     return lines

@@ -17,6 +17,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -38,16 +39,15 @@ from device_sim.phones import FakePhoneNetwork
 from device_sim.resend import RealClock
 from device_sim.serial import SerialConcentrator
 from device_sim.village_seed import (
-    BOX_ID,
-    CONTACTS_CSV,
     DEPUTY_PHONE,
     GRID_WORKER_PHONE,
     HOUSEHOLD,
-    HOUSEHOLDS_CSV,
     METER_ID,
     RESIDENT_PHONE,
+    SCENARIO_VILLAGE,
     SECRETARY_PHONE,
     UNITS_CSV,
+    Village,
     crowd_households,
     crowd_id,
     device_key,
@@ -144,6 +144,31 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def mosquitto_binary() -> str | None:
+    """The mosquitto binary, if installed (Debian puts it in /usr/sbin)."""
+    return shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/usr/local/sbin")
+
+
+def _end_group(group: int, timeout: float = 10.0) -> None:
+    """Stop what is left of a stopped gateway's process group (the broker of one that died).
+
+    The group holds only the gateway's own children, and its id is not reused while it has
+    members. SIGTERM, then SIGKILL if they are still there after `timeout`.
+    """
+    for sent in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(group, sent)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(group, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.05)
+
+
 def bidao_command() -> list[str]:
     """The `bidao` command of this installation."""
     beside = Path(sys.executable).with_name("bidao")
@@ -187,6 +212,12 @@ class StageOptions:
     storm_rate: float = 200.0
     """Frames per second the crowd sends (storm)."""
     storm_duration_s: float = 5.0
+    village: Village = SCENARIO_VILLAGE
+    """The grid the gateway is given, and the call boxes the stage plays."""
+    http_port: int = 0
+    """The gateway's HTTP port (0: a free one)."""
+    notify_toml: str = ""
+    """More [notify] settings (`key = value` lines)."""
 
 
 class Stage:
@@ -200,15 +231,21 @@ class Stage:
         self._own_dir = options.data_dir is None
         self.root = options.data_dir or Path(tempfile.mkdtemp(prefix="bidao-scenario-"))
         self.config = self.root / "bidao.toml"
-        self.http_port = free_port()
+        self.http_port = options.http_port or free_port()
         self.mqtt_port = free_port()
         self._serial_port = 0
         if options.against is not None:
             self._read_existing(options.against)
         # Against a running gateway: a box (and household) of this run's own.
-        box_id = BOX_ID if options.against is None else visiting_box_id(time.time())
-        self.box = SimulatedDevice(box_id, "call_box", device_key(box_id), clock=self.time.now)
-        self.devices = [self.box]
+        box_ids = (
+            options.village.boxes if options.against is None else (visiting_box_id(time.time()),)
+        )
+        self.boxes = [
+            SimulatedDevice(box_id, "call_box", device_key(box_id), clock=self.time.now)
+            for box_id in box_ids
+        ]
+        self.box = self.boxes[0]
+        self.devices = list(self.boxes)
         self.meter: SimulatedMeter | None = None
         if options.with_meter:
             device = SimulatedDevice(
@@ -235,7 +272,8 @@ class Stage:
         self.serial: SerialConcentrator | None = None
         self._gateway: subprocess.Popen[bytes] | None = None
         self._log = self.root / "gateway.log"
-        self._shown = 0
+        self._acked_shown: dict[str, int] = {}
+        self._heard_shown: dict[str, int] = {}
         self._watch: asyncio.Task[None] | None = None
 
     @property
@@ -294,6 +332,7 @@ class Stage:
             'twilio_from = "+8657100000000"',
             f'twilio_api_base_url = "{self.phones.url}"',
             "retry_initial_s = 0.5",
+            self.options.notify_toml,
         ]
         if serial is not None:
             lines += [
@@ -305,8 +344,8 @@ class Stage:
             ]
         return "\n".join(lines) + "\n" + self.options.settings_toml
 
-    def bidao(self, *argv: str) -> subprocess.CompletedProcess[str]:
-        """The `bidao` command against the stage's gateway settings."""
+    def bidao(self, *argv: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        """The `bidao` command against the stage's gateway settings (`stdin`: its input)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("BIDAO_")}
         return subprocess.run(  # noqa: S603 - our own command, fixed arguments
             [*bidao_command(), *_with_config(argv, self.config)],
@@ -315,11 +354,12 @@ class Stage:
             check=False,
             timeout=120,
             env=env,
+            input=stdin,
         )
 
-    async def run_bidao(self, *argv: str) -> str:
+    async def run_bidao(self, *argv: str, stdin: str | None = None) -> str:
         """`bidao ARGV` in a worker thread; its output (StageError if it failed)."""
-        done = await asyncio.to_thread(self.bidao, *argv)
+        done = await asyncio.to_thread(lambda: self.bidao(*argv, stdin=stdin))
         if done.returncode != 0:
             raise StageError(f"bidao {' '.join(argv)} failed: {done.stderr.strip()}")
         return done.stdout
@@ -338,9 +378,13 @@ class Stage:
         self.root.mkdir(parents=True, exist_ok=True)
         self.config.write_text(self._settings_toml(), encoding="utf-8")
         boxes = [d for d in self.crowd if d.kind == "call_box"]
-        files = {"units": UNITS_CSV, "households": HOUSEHOLDS_CSV + crowd_households(boxes)}
+        village = self.options.village
+        files = {
+            "units": village.units_csv,
+            "households": village.households_csv + crowd_households(boxes),
+        }
         if not self.options.without_contacts:
-            files["contacts"] = CONTACTS_CSV
+            files["contacts"] = village.contacts_csv
         for kind, text in files.items():
             path = self.root / f"{kind}.csv"
             path.write_text(text, encoding="utf-8")
@@ -417,8 +461,7 @@ class Stage:
         while time.monotonic() < deadline:
             gateway = self._gateway
             if gateway is not None and gateway.poll() is not None:
-                tail = self._log.read_text(errors="replace")[-2000:]
-                raise StageError(f"the gateway stopped at start:\n{tail}")
+                raise StageError(f"the gateway stopped at start:\n{self.gateway_log_tail()}")
             with contextlib.suppress(OSError):
                 if await asyncio.to_thread(self._get, "/healthz"):
                     return
@@ -445,6 +488,17 @@ class Stage:
             self.mqtt = fleet
             return
 
+    def gateway_log_tail(self, chars: int = 2000) -> str:
+        """The end of the gateway's log (what it said before it stopped)."""
+        try:
+            return self._log.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    def gateway_status(self) -> int | None:
+        """The gateway's exit status once it has stopped; None while it runs (or never ran)."""
+        return None if self._gateway is None else self._gateway.poll()
+
     def _get(self, path: str) -> str:
         url = self.http_url + path
         with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - loopback
@@ -467,8 +521,12 @@ class Stage:
             try:
                 await asyncio.to_thread(gateway.wait, 30)
             except subprocess.TimeoutExpired:
-                gateway.kill()
+                # Its session leader: the group is the gateway and the broker it started.
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(gateway.pid, signal.SIGKILL)
                 await asyncio.to_thread(gateway.wait)
+        if gateway is not None:
+            await asyncio.to_thread(_end_group, gateway.pid)
         if self.serial is not None:
             await self.serial.close()
             self.serial = None
@@ -480,8 +538,8 @@ class Stage:
 
     def start_broker(self) -> None:
         """Start the stage's own mosquitto on its MQTT port (own_broker)."""
-        binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        if not Path(binary).exists():
+        binary = mosquitto_binary()
+        if binary is None:
             raise StageError("mosquitto is not installed")
         conf = self.root / "mosquitto.conf"
         self.root.mkdir(parents=True, exist_ok=True)
@@ -539,19 +597,40 @@ class Stage:
             assert self.mqtt is not None
             self.mqtt.publish(device_id, frame)
 
-    async def press(self, key: Key, *, long: bool = False) -> bytes:
-        """The resident presses a key on the box."""
-        frame = self.box.press(key, 1, long)
-        self.say(f"[盒子 box] 按键 press {key.name}{' (long)' if long else ''}")
-        await self.send(self.box, frame)
+    async def press(
+        self, key: Key, *, long: bool = False, box: SimulatedDevice | None = None
+    ) -> bytes:
+        """Someone presses a key on a box (the scenario's own by default)."""
+        box = box or self.box
+        frame = box.press(key, 1, long)
+        self.box_pressed(box, key, long=long)
+        await self.send(box, frame)
         return frame
+
+    def box_pressed(self, box: SimulatedDevice, key: Key, *, long: bool) -> None:  # noqa: ARG002
+        """Say that a key was pressed on `box` (one box here; a stage of several names it)."""
+        self.say(f"[盒子 box] 按键 press {key.name}{' (long)' if long else ''}")
+
+    def box_heard(self, box: SimulatedDevice, indication: Indication) -> None:  # noqa: ARG002
+        """Say what `box` shows and says for an indication (a stage of several names it)."""
+        self.say(f"[老人看到和听到 the resident sees and hears] {box_says(indication)}")
+
+    def box_acked(self, box: SimulatedDevice) -> None:
+        """`box` got an ACK for a frame (a scenario's report says it; a demo prints it)."""
+
+    def show_boxes(self) -> None:
+        """Say what the boxes got since the last time: ACKs (`box_acked`) and indications."""
+        for box in self.boxes:
+            while self._acked_shown.get(box.device_id, 0) < len(box.acked_positions):
+                self._acked_shown[box.device_id] = self._acked_shown.get(box.device_id, 0) + 1
+                self.box_acked(box)
+            while (shown := self._heard_shown.get(box.device_id, 0)) < len(box.indications):
+                self._heard_shown[box.device_id] = shown + 1
+                self.box_heard(box, box.indications[shown])
 
     async def _print_box(self) -> None:
         while True:
-            while self._shown < len(self.box.indications):
-                indication = self.box.indications[self._shown]
-                self._shown += 1
-                self.say(f"[老人看到和听到 the resident sees and hears] {box_says(indication)}")
+            self.show_boxes()
             await asyncio.sleep(POLL_S)
 
     # -- what the gateway shows ------------------------------------------------------
@@ -591,8 +670,8 @@ class Run:
         self.stage = stage
         self.report = report
 
-    async def step(self, key: str, check: Check) -> str:
-        """Wait (up to the step timeout) for `check` to return what was seen; else ✗ and stop."""
+    async def watch(self, check: Check) -> tuple[str | None, str | None]:
+        """Poll `check` up to the step timeout: (what it saw, or None; the last error it met)."""
         deadline = time.monotonic() + self.stage.options.step_timeout_s
         last: str | None = None
         while True:
@@ -602,15 +681,21 @@ class Run:
             except (OSError, StageError) as exc:
                 seen, last = None, f"{type(exc).__name__}: {exc}"
             if isinstance(seen, str):
-                self.report.steps.append(Step(key, ok=True, seen=seen))
-                self.stage.say(f"✓ {' / '.join(words(key))}")
-                return seen
+                return seen, last
             if time.monotonic() > deadline:
-                shown = last or "未看到 not seen"
-                self.report.steps.append(Step(key, ok=False, seen=shown))
-                self.stage.say(f"✗ {' / '.join(words(key))}")
-                raise StepFailedError(key)
+                return None, last
             await asyncio.sleep(POLL_S)
+
+    async def step(self, key: str, check: Check) -> str:
+        """Wait (up to the step timeout) for `check` to return what was seen; else ✗ and stop."""
+        seen, last = await self.watch(check)
+        if seen is not None:
+            self.report.steps.append(Step(key, ok=True, seen=seen))
+            self.stage.say(f"✓ {' / '.join(words(key))}")
+            return seen
+        self.report.steps.append(Step(key, ok=False, seen=last or "未看到 not seen"))
+        self.stage.say(f"✗ {' / '.join(words(key))}")
+        raise StepFailedError(key)
 
     def acked(self, device: SimulatedDevice, frame_count: int) -> Check:
         """Seen once the device has `frame_count` acks and nothing waiting."""
@@ -622,11 +707,14 @@ class Run:
 
         return check
 
-    def box_heard(self, kind: IndicationKind, after: int = 0) -> Check:
-        """Seen once the box got an indication of this kind (after the first `after` ones)."""
+    def box_heard(
+        self, kind: IndicationKind, after: int = 0, box: SimulatedDevice | None = None
+    ) -> Check:
+        """Seen once a box (the scenario's) got an indication of this kind (after `after`)."""
+        device = box or self.stage.box
 
         def check() -> str | None:
-            found = [i for i in self.stage.box.indications[after:] if i.kind == kind]
+            found = [i for i in device.indications[after:] if i.kind == kind]
             return box_says(found[-1]) if found else None
 
         return check
@@ -668,30 +756,19 @@ async def elder_calls(run: Run) -> None:
     stage = run.stage
     ticket = await _call_until_on_the_way(run, SECRETARY_PHONE, "secretary_accepts")
 
-    def link() -> str | None:
-        for body in stage.sms(SECRETARY_PHONE):
-            found = LINK.findall(body)
-            if found and f"工单{ticket}" in body:
-                return str(found[0])
-        return None
-
-    url = await run.step("link_sent", link)
+    url = await run.step("link_sent", report_link(stage, SECRETARY_PHONE, ticket))
     acked = len(stage.box.acked_positions)
     await stage.press(Key.GREEN_CALL, long=True)
     await run.step("arrived", run.box_heard(IndicationKind.HELPER_ARRIVED))
 
     def resolve() -> str | None:
-        body = urllib.parse.urlencode(
-            {"action": "resolve", "category": "ordinary", "note": "灯泡坏了，已换好"}
-        ).encode()
-        request = urllib.request.Request(url, data=body, method="POST")  # noqa: S310 - loopback
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-            return f"页面 page {response.status}" if "已解决" in response.read().decode() else None
+        status, resolved = resolve_on_page(url, "灯泡坏了，已换好")
+        return f"页面 page {status}" if resolved else None
 
     await run.step("resolved", _once(resolve, run.box_heard(IndicationKind.RESOLVED)))
     await stage.press(Key.THUMBS_UP)
     await run.step(
-        "rated", _both(run.acked(stage.box, acked + 2), _ticket_says(stage, ticket, "已评价 rated"))
+        "rated", both(run.acked(stage.box, acked + 2), ticket_says(stage, ticket, "已评价 rated"))
     )
 
 
@@ -712,7 +789,30 @@ def _once(action: Callable[[], str | None], then: Check) -> Check:
     return check
 
 
-def _both(first: Check, second: Check) -> Check:
+def report_link(stage: Stage, number: str, ticket: int) -> Check:
+    """Seen once `number` got an SMS about `ticket` with a link to report on it: the link."""
+
+    def check() -> str | None:
+        for body in stage.sms(number):
+            found = LINK.findall(body)
+            if found and f"工单{ticket}" in body:
+                return str(found[0])
+        return None
+
+    return check
+
+
+def resolve_on_page(url: str, note: str) -> tuple[int, bool]:
+    """Report resolved (an ordinary matter, `note`) on a responder's page: (status, it says so)."""
+    body = urllib.parse.urlencode({"action": "resolve", "category": "ordinary", "note": note})
+    request = urllib.request.Request(url, data=body.encode(), method="POST")  # noqa: S310
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
+        return int(response.status), "已解决" in response.read().decode()
+
+
+def both(first: Check, second: Check) -> Check:
+    """Seen once `first` is seen, then `second`: both, separated by "; "."""
+
     async def check() -> str | None:
         a = first()
         a = await a if asyncio.iscoroutine(a) else a
@@ -725,7 +825,9 @@ def _both(first: Check, second: Check) -> Check:
     return check
 
 
-def _ticket_says(stage: Stage, ticket: int, text: str) -> Check:
+def ticket_says(stage: Stage, ticket: int, text: str) -> Check:
+    """Seen once `bidao ticket N` says `text`: its first line."""
+
     async def check() -> str | None:
         timeline = await stage.run_bidao("ticket", str(ticket))
         first = timeline.splitlines()[0] if timeline else ""
@@ -740,7 +842,7 @@ async def nobody_answers(run: Run) -> None:
     stage = run.stage
     stage.phones.script(SECRETARY_PHONE).behaviour = "no_answer"
     ticket = await _call_until_on_the_way(run, DEPUTY_PHONE, "deputy_accepts")
-    await run.step("accepted_by_deputy", _ticket_says(stage, ticket, "王副书记"))
+    await run.step("accepted_by_deputy", ticket_says(stage, ticket, "王副书记"))
 
 
 @scenario("red-cancel", speed=1.0)
@@ -756,7 +858,7 @@ async def red_cancel(run: Run) -> None:
     await stage.press(Key.RED_HANGUP)
     await run.step("red_acked", run.acked(stage.box, 2))
     await run.step("cancelled", run.box_heard(IndicationKind.CANCELLED))
-    await run.step("ticket_cancelled", _ticket_says(stage, ticket.ticket_ref, "已撤销"))
+    await run.step("ticket_cancelled", ticket_says(stage, ticket.ticket_ref, "已撤销"))
 
 
 @scenario("spoof-and-replay", speed=1.0)
@@ -919,7 +1021,7 @@ async def broker_outage(run: Run) -> None:
     await stage.press(Key.GREEN_CALL)
     await run.step(
         "broker_cleared",
-        _both(run.acked(box, acked + 1), _alarms_say(stage, "网关链路中断", present=False)),
+        both(run.acked(box, acked + 1), _alarms_say(stage, "网关链路中断", present=False)),
     )
 
 

@@ -8,6 +8,7 @@ resident living alone (with her call box and water meter) and her daughter.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -60,6 +61,21 @@ CONTACTS_CSV = f"""name,role,unit_code,household_code,phone,language,available_f
 吴值班,township_duty,341504-101,,{TOWNSHIP_PHONE},zh-CN,,
 张小红,family,,{HOUSEHOLD},{DAUGHTER_PHONE},en,,
 """
+
+
+@dataclass(frozen=True)
+class Village:
+    """A village as the CSV files an installer imports, and the call boxes a stage plays."""
+
+    units_csv: str
+    households_csv: str
+    contacts_csv: str
+    boxes: tuple[str, ...]
+    """Call boxes of the households file the stage simulates (each keyed `device_key(id)`);
+    the first is the one a scenario presses."""
+
+
+SCENARIO_VILLAGE = Village(UNITS_CSV, HOUSEHOLDS_CSV, CONTACTS_CSV, (BOX_ID,))
 
 
 def crowd_id(index: int) -> str:
