@@ -58,6 +58,7 @@ VARIABLES: Mapping[str, VarProperty] = {
     "now": "date",
     "until": "date",
     "first_use": "date",
+    "usual": "date",
     "device": "other",
     "household": "other",
     "key_safe": "other",

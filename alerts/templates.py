@@ -44,11 +44,13 @@ VOICE_MENUS: Mapping[str, str] = {
     "ticket_pressed_again_on_site": "voice_menu_owner",
     "ticket_reassigned_to_you": "voice_menu_owner",
     "no_water_alarm": "voice_menu_alarm",
+    "no_water_alarm_morning": "voice_menu_alarm",
     "leak_alarm": "voice_menu_alarm",
     "no_water_alarm_escalated": "voice_menu_alarm",
     "leak_alarm_escalated": "voice_menu_alarm",
     "alarm_not_arrived": "voice_menu_take_over",
     "water_ask_resident": "voice_menu_water_ask",
+    "water_ask_resident_morning": "voice_menu_water_ask",
 }
 """What a call offers after its message, by the message's template: only what is true for
 the one called (accept a call nobody has; take over from one who has not arrived; the

@@ -101,7 +101,7 @@ def aliyun_router(app: Application) -> APIRouter:
 
 async def act_on_key(app: Application, n: Notification, digit: str) -> None:
     """What a key pressed in a call's menu does (the words after it were already played)."""
-    if n.template == "water_ask_resident":
+    if voice_menu(n.template) == "voice_menu_water_ask":
         household = n.params.get("household", "")
         answer = {"1": app.water_answered_by_phone, "2": app.water_away_by_phone}.get(digit)
         if answer is not None:

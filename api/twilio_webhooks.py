@@ -140,7 +140,7 @@ def twilio_router(app: Application) -> APIRouter:  # noqa: PLR0915 - one closure
         digit = form.get("Digits", "")
         if digit:
             await app.record_keypress(notification_id, digit)
-        if n.template == "water_ask_resident":
+        if voice_menu(n.template) == "voice_menu_water_ask":
             return await resident_answer(n, notification_id, digit)
         if n.ticket_id is None or n.contact_id is None:
             return twiml(spoken(n, "voice_closed"))

@@ -42,7 +42,11 @@ phone, by the `phone_share` of residents with a phone on record, each answering 
 home with their own likelihood (uniform 0.4-0.9, an assumption); in hospital never. An
 answer away from home presses 2 ("not at home": the home is marked away for
 `water.away_by_phone_s`, which water used at home ends) `press_away` of the time, else 1 (an
-assumption). The row asking on the box alone shows what the phone adds.
+assumption). The row asking on the box alone shows what the phone adds. The last row adds
+the morning check (`water.morning_check`, off by default): no water by the household's usual
+first-use time plus `--morning-margin-h` asks at once, so a fall in the evening or the night
+is found that morning. The delays by when the fall happened show where the time goes:
+quiet counts only in active hours, so a fall in the evening waits for the next day.
 """
 
 from __future__ import annotations
@@ -334,6 +338,8 @@ class Outcome:
     reminders: int = 0
     detected_after_s: float | None = None
     detected_active_s: float | None = None
+    fall_part: str = ""
+    """When in the day the fall happened (`part_of_day`)."""
 
 
 @dataclass(slots=True)
@@ -439,6 +445,21 @@ class Run:
                 i += 1
 
 
+PARTS_OF_DAY = (
+    ("morning 06-12", 6, 12),
+    ("afternoon 12-17", 12, 17),
+    ("evening 17-22", 17, 22),
+    ("night 22-06", 22, 30),
+)
+
+
+def part_of_day(t: float) -> str:
+    """The part of the local day `t` falls in (PARTS_OF_DAY)."""
+    hour = datetime.fromtimestamp(t, ZONE).hour
+    hour = hour + 24 if hour < PARTS_OF_DAY[0][1] else hour
+    return next(name for name, start, end in PARTS_OF_DAY if start <= hour < end)
+
+
 def _is_active(t: float) -> bool:
     local = datetime.fromtimestamp(t, ZONE)
     minute = local.hour * 60 + local.minute
@@ -463,7 +484,7 @@ def run_rule(
     if away_mode:
         events.extend((at, AwaySet(at, until)) for at, until in life.marks)
         events.sort(key=lambda e: e[0])
-    outcome = Outcome()
+    outcome = Outcome(fall_part=part_of_day(life.fall_at))
     main = Run(rules, life, person, rng, new_watch("h"), outcome, by_phone=by_phone)
     split = bisect.bisect_right([e[0] for e in events], life.fall_at)
     main.run(events[:split], meter, life.fall_at)
@@ -523,6 +544,12 @@ def rows(bidao: WaterRules) -> tuple[Rule, ...]:
         Rule("Bidao: ask on the box + away", bidao, away_mode=True),
         Rule("Bidao: box and phone + away", bidao, away_mode=True, by_phone=True),
         Rule("Bidao: box and phone, no away", bidao, by_phone=True),
+        Rule(
+            "Bidao + morning check",
+            replace(bidao, morning_check=True),
+            away_mode=True,
+            by_phone=True,
+        ),
     )
 
 
@@ -541,6 +568,7 @@ class Totals:
     falls: int = 0
     delays_h: list[float] = field(default_factory=list)
     active_delays_h: list[float] = field(default_factory=list)
+    delays_by_part: dict[str, list[float]] = field(default_factory=dict)
 
     def add(self, outcome: Outcome, months: float) -> None:
         self.person_months += months
@@ -551,6 +579,8 @@ class Totals:
         self.falls += 1
         if outcome.detected_after_s is not None and outcome.detected_active_s is not None:
             self.delays_h.append(outcome.detected_after_s / HOUR)
+            part = self.delays_by_part.setdefault(outcome.fall_part, [])
+            part.append(outcome.detected_after_s / HOUR)
             self.active_delays_h.append(outcome.detected_active_s / HOUR)
 
 
@@ -630,6 +660,16 @@ def table(rows: Sequence[Rule], totals: Sequence[Totals]) -> str:
     for row, t in zip(rows, totals, strict=True):
         causes = ", ".join(f"{k} {v / t.person_months:.2f}" for k, v in t.causes.most_common())
         lines.append(f"  {row.name:<30} {causes or 'none'}")
+    lines.append("")
+    lines.append("median delay (h) by when the fall happened, and how many falls:")
+    lines.append(f"  {'':<30} " + " ".join(f"{name:>16}" for name, _, _ in PARTS_OF_DAY))
+    for row, t in zip(rows, totals, strict=True):
+        cells = []
+        for part, _, _ in PARTS_OF_DAY:
+            hours = t.delays_by_part.get(part, [])
+            median = f"{statistics.median(hours):.1f}" if hours else "-"
+            cells.append(f"{median + ' (' + str(len(hours)) + ')':>16}")
+        lines.append(f"  {row.name:<30} " + " ".join(cells))
     bidao = [(row, t) for row, t in zip(rows, totals, strict=True) if row.rules.ask_first]
     for row, t in bidao:
         share = t.answered / t.asks if t.asks else 0.0
@@ -670,6 +710,9 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) 
     parser.add_argument("--calibrate", action="store_true", help="search the sleep knob first")
     parser.add_argument("--learn-rank", type=int, default=WaterRules().learn_rank)
     parser.add_argument("--learn-margin-h", type=float, default=WaterRules().learn_margin_s / HOUR)
+    parser.add_argument(
+        "--morning-margin-h", type=float, default=WaterRules().morning_margin_s / HOUR
+    )
     args = parser.parse_args(argv)
     days = round(args.months * MONTH_DAYS)
     if days < 45:
@@ -681,7 +724,10 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) 
         out(f"calibrated: {world.sleep_h:.2f} h from the last use at night to the first")
     pop = population(args.people, days, args.seed, world)
     bidao = replace(
-        WaterRules(), learn_rank=args.learn_rank, learn_margin_s=args.learn_margin_h * HOUR
+        WaterRules(),
+        learn_rank=args.learn_rank,
+        learn_margin_s=args.learn_margin_h * HOUR,
+        morning_margin_s=args.morning_margin_h * HOUR,
     )
     table_rows = rows(bidao)
     totals = evaluate(table_rows, pop, days, args.seed)
@@ -692,7 +738,9 @@ def main(argv: Sequence[str] | None = None, out: Callable[[str], None] = print) 
     out(
         f"Bidao's window: the {bidao.learn_rank}-th longest daily quiet stretch in active hours"
         f" of the last {bidao.learn_days} days + {args.learn_margin_h:g} h, within"
-        f" {bidao.min_window_s / HOUR:g}-{bidao.max_window_s / HOUR:g} h"
+        f" {bidao.min_window_s / HOUR:g}-{bidao.max_window_s / HOUR:g} h; the morning check"
+        f" (its own row) asks when no water is used by the {bidao.learn_rank}-th latest daily"
+        f" first use + {args.morning_margin_h:g} h"
     )
     out(table(table_rows, totals))
     out(f"({time.monotonic() - started:.0f} s)")

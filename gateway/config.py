@@ -576,6 +576,12 @@ class WaterWatchSettings(BaseModel):
     """The window is the rank-th longest daily quiet stretch of the learned days..."""
     learn_margin_s: float = Field(default=2 * 3600.0, ge=0)
     """...plus this margin."""
+    morning_check: bool = False
+    """With a learned routine, also ask when no water has been used by the household's usual
+    first-use time plus `morning_margin_s`: a fall in the evening or the night is then found
+    in the morning rather than once the window's active hours have passed. Off by default:
+    `python -m bench.water_watch` shows what it gains and costs."""
+    morning_margin_s: float = Field(default=1.5 * 3600.0, ge=0)
     ask_first: bool = True
     answer_window_s: float = Field(default=float(ARE_YOU_OK_ANSWER_S), gt=0)
     """Thumbs-up within this long after "are you OK?" cancels the alarm (default: the box's
@@ -648,6 +654,8 @@ class WaterWatchSettings(BaseModel):
                 learn_min_days=self.learn_min_days,
                 learn_rank=self.learn_rank,
                 learn_margin_s=self.learn_margin_s,
+                morning_check=self.morning_check,
+                morning_margin_s=self.morning_margin_s,
                 ask_first=self.ask_first,
                 answer_window_s=self.answer_window_s,
                 use_threshold_l=self.use_threshold_l,

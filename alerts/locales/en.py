@@ -103,6 +103,9 @@ TEMPLATES: dict[str, str] = {
     "no_water_alarm": "[Bidao] Water alarm: ${resident} (${place}, ${phone}) has used no "
     "water, pressed no key from ${since} to ${now}: ${hours} h, nights not counted. Call or "
     "visit now. Ticket ${ticket}.",
+    "no_water_alarm_morning": "[Bidao] Water alarm: ${resident} (${place}, ${phone}) usually "
+    "uses water by ${usual}; today none by ${now}, and no water or key since ${since}. Call "
+    "or visit now. Ticket ${ticket}.",
     "leak_alarm": "[Bidao] Water alarm: the meter of ${resident} (${place}, ${phone}) has "
     "run non-stop since ${since} (${hours} h): a leak, or a fall in the shower. Call or visit "
     "now. Ticket ${ticket}.",
@@ -153,6 +156,9 @@ TEMPLATES: dict[str, str] = {
     "water_ask_resident": "Hello, this is Bidao's safety service calling ${resident}. No water "
     "has been used at your home from ${since} until now: ${hours} hours, nights not counted. "
     "Are you all right?",
+    "water_ask_resident_morning": "Hello, this is Bidao's safety service calling ${resident}. "
+    "You usually use water by ${usual}; today none has been used at your home yet. Are you "
+    "all right?",
     "voice_menu_water_ask": "If you are all right, press 1. If you are away from home, press "
     "2: we will note you away for ${away_days} days and not ask meanwhile; using water at home "
     "ends it. To hear this again, press 9. With no answer within ${minutes} minutes, someone "

@@ -149,6 +149,11 @@ TEMPLATES: dict[str, str] = {
         "【必到】用水预警：${resident}（${place}，电话${phone}）家从${since}到${now}，"
         "除夜间外已${hours}小时没有用水，也没有按呼叫盒。请马上打电话或上门查看。工单${ticket}。"
     ),
+    "no_water_alarm_morning": (
+        "【必到】用水预警：${resident}（${place}，电话${phone}）家平时${usual}前就会用水，"
+        "今天到${now}还没有用水：从${since}起没有用水，也没有按呼叫盒。请马上打电话或上门查看。"
+        "工单${ticket}。"
+    ),
     "leak_alarm": (
         "【必到】用水预警：${resident}（${place}，电话${phone}）家的水表从${since}起已连续"
         "${hours}小时不停走水，可能漏水，也可能有人在浴室摔倒。请马上打电话或上门查看。工单${ticket}。"
@@ -231,6 +236,10 @@ TEMPLATES: dict[str, str] = {
     "water_ask_resident": (
         "您好，这里是必到平安服务，给${resident}打电话。您家从${since}到现在已经${hours}小时"
         "没有用水（夜里不算）。您平安吗？"
+    ),
+    "water_ask_resident_morning": (
+        "您好，这里是必到平安服务，给${resident}打电话。您平时${usual}前就会用水，"
+        "今天到现在家里还没有用水。您平安吗？"
     ),
     "voice_menu_water_ask": (
         "平安请按1；不在家请按2，我们会登记您外出${away_days}天，这期间不再询问，"

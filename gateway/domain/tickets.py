@@ -226,6 +226,7 @@ the one who goes checks on the resident rather than answers a call). Templates n
 ALARM_URGENT_TEMPLATES = frozenset(
     {
         "no_water_alarm",
+        "no_water_alarm_morning",
         "leak_alarm",
         "no_water_alarm_escalated",
         "leak_alarm_escalated",
@@ -1147,6 +1148,8 @@ class _Decider:
         if household is None:
             return
         template = ALARM_TEMPLATES[kind]["alarm"]
+        if kind == "no_water" and params.get("reason") == "morning":
+            template = f"{template}_morning"  # "usually uses water by 07:40; none by 09:10"
         for person in self.directory.by_role.get("family", ()):
             if not person.bad_number:
                 for channel in ("voice", "sms"):

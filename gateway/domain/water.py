@@ -56,6 +56,12 @@ one of the last 28 days, the longest quiet stretch in active hours was at most X
 quantile (about the 93rd percentile) that one odd day (a trip, an illness) cannot move,
 and a sentence a secretary can check against the household's own days. The same rank of
 the first-use times gives "usually first uses water by 07:40" (`Routine`).
+
+The morning check (`morning_check`, off by default): with a routine, a quiet stretch that
+began before the day's active hours also asks once the usual first-use time plus
+`morning_margin_s` has passed without water ("usually first uses water by 07:40; today none
+by 09:10"), so a fall in the evening or the night is found that morning. The question and
+the alarm carry their `reason`, and their words say it.
 """
 
 from __future__ import annotations
@@ -76,6 +82,8 @@ MINUTES_PER_DAY = 24 * 60
 HOUR = 3600.0
 
 LifeSource = Literal["water", "key", "answer", "other"]
+AskReason = Literal["window", "morning"]
+"""Why the resident was asked: the quiet window closed, or the morning check."""
 NoticeKind = Literal[
     "zero_use_alarm",
     "zero_use_all_clear",
@@ -134,6 +142,10 @@ class WaterRules:
     learn_min_days: int = 14
     learn_rank: int = 2
     learn_margin_s: float = 2 * HOUR
+    morning_check: bool = False
+    """With a learned routine, also ask when no water has been used by the household's usual
+    first-use time plus `morning_margin_s` (see `morning_due`)."""
+    morning_margin_s: float = 1.5 * HOUR
     ask_first: bool = True
     answer_window_s: float = 600.0
     use_threshold_l: float = 1.0
@@ -230,6 +242,8 @@ class WaterWatch:
     last_life_at: float | None = None
     asked_at: float | None = None
     alarm_at: float | None = None
+    reason: AskReason | None = None
+    """Why the open question or alarm was raised."""
     alerted: tuple[int, ...] = ()
     away_until: float | None = None
     away_since: float | None = None
@@ -381,6 +395,8 @@ class Facts:
     quiet_active_s: float | None = None
     window_s: float | None = None
     routine: Routine | None = None
+    reason: AskReason | None = None
+    """Why the question or alarm was raised (the words differ for the morning check)."""
     first_use_today_min: int | None = None
     """Local minute of today's first water use; None: none yet today."""
     alarm_at: float | None = None
@@ -546,6 +562,36 @@ def window_of(watch: WaterWatch, rules: WaterRules) -> float:
     return watch.routine.window_s if watch.routine is not None else rules.window_s
 
 
+def _local_minute_at(ordinal: int, minute: int, zone: tzinfo) -> float:
+    """The timestamp of local minute `minute` of the local day `ordinal`."""
+    return _active_bounds(ordinal, zone, minute, MINUTES_PER_DAY)[0]
+
+
+def morning_due(watch: WaterWatch, rules: WaterRules, zone: tzinfo) -> float | None:
+    """When the morning check asks, if it applies to the household's quiet stretch.
+
+    It applies to a stretch that began before a day's active hours (the night, or the
+    evening before): no water by the routine's usual first-use time plus `morning_margin_s`
+    is reason to ask, before the window closes ("usually first uses water by 07:40; today
+    none by 09:10"). A fall in the evening or the night is found in the morning, not only
+    once the window's active hours have passed.
+    """
+    routine = watch.routine
+    quiet = watch.quiet_since
+    if (
+        not rules.morning_check
+        or rules.all_day
+        or routine is None
+        or routine.usual_first_use_by_min is None
+        or quiet is None
+    ):
+        return None
+    day = local_day(quiet, zone)
+    if quiet >= _active_bounds(day, zone, rules.active_from_min, rules.active_until_min)[0]:
+        day += 1  # the stretch began after today's active hours began: tomorrow's morning
+    return _local_minute_at(day, routine.usual_first_use_by_min, zone) + rules.morning_margin_s
+
+
 def next_due(watch: WaterWatch, rules: WaterRules, zone: tzinfo) -> float | None:
     """When the household next needs looking at, from its state alone."""
     due: list[float] = []
@@ -565,6 +611,9 @@ def next_due(watch: WaterWatch, rules: WaterRules, zone: tzinfo) -> float | None
         and not watch.stale
     ):
         due.append(after_active(watch.quiet_since, window_of(watch, rules), rules, zone))
+        morning = morning_due(watch, rules, zone)
+        if morning is not None:
+            due.append(morning)
     return min(due) if due else None
 
 
@@ -748,6 +797,7 @@ class _Decider:
             last_life_at=at,
             asked_at=None,
             alarm_at=None,
+            reason=None,
             alerted=(),
             away_until=w.away_until if phase == Phase.AWAY else None,
             reminder_due=None,
@@ -901,19 +951,23 @@ class _Decider:
             return
         if w.phase != Phase.WATCHING or w.quiet_since is None or w.offline_since is not None:
             return
-        if at < after_active(w.quiet_since, window_of(w, rules), rules, self.zone):
+        morning = morning_due(w, rules, self.zone)
+        window = after_active(w.quiet_since, window_of(w, rules), rules, self.zone)
+        if at < window and (morning is None or at < morning):
             return
+        why: AskReason = "morning" if at < window else "window"
         if w.last_reading_at is None or at - w.last_reading_at > rules.max_reading_gap_s:
             # Blind is not zero: no reading covers the end of the quiet, so nothing is raised.
             self.log(at, "stale_data", "no recent reading at the end of the window")
             self.counts.append("stale_data")
             self.w = replace(w, stale=True)
             return
+        self.w = w = replace(w, reason=why)
         if rules.ask_first:
             self.w = replace(w, phase=Phase.ASKING, asked_at=at)
             answer_by = at + rules.answer_window_s
             self.asks.append(Ask(w.household, answer_by, self.facts(at)))
-            self.log(at, "asked")
+            self.log(at, "asked", why)
             self.counts.append("asked")
         else:
             self.alarm(at)
@@ -963,6 +1017,7 @@ class _Decider:
             ),
             window_s=window_of(w, self.rules),
             routine=w.routine,
+            reason=w.reason,
             first_use_today_min=today.first_use_min if today is not None else None,
             alarm_at=alarm_at,
             cleared_by=cleared_by,

@@ -689,7 +689,11 @@ class WaterService:
                 Notification(
                     channel="voice",
                     recipient=info.resident_phone,
-                    template="water_ask_resident",
+                    template=(
+                        "water_ask_resident_morning"
+                        if facts.reason == "morning"
+                        else "water_ask_resident"
+                    ),
                     params=params,
                     priority=URGENT,  # the answer window is minutes long
                 )
@@ -770,6 +774,11 @@ class WaterService:
             params["until"] = self._time(facts.away_until, facts.at)
         if facts.offline_since is not None:
             params["since"] = self._time(facts.offline_since, facts.at)
+        if facts.reason == "morning" and facts.routine is not None:
+            usual = facts.routine.usual_first_use_by_min
+            if usual is not None:
+                params["reason"] = "morning"
+                params["usual"] = f"{usual // 60:02d}:{usual % 60:02d}"
         if facts.first_use_today_min is not None:
             hour, minute = divmod(facts.first_use_today_min, 60)
             params["first_use"] = f"{hour:02d}:{minute:02d}"

@@ -32,6 +32,7 @@ LONGEST = {
     "now": "12-31 23:59",
     "until": "12-31 23:59",
     "first_use": "21:59",
+    "usual": "21:59",
 }
 SPOKEN_ONLY = {k for k in CATALOGS["zh-CN"] if k.startswith("voice_")} | {"not_recorded"}
 SECRETS = {"key_safe", "health"}

@@ -58,7 +58,7 @@ class Village:
     async def box_hears(self, kind: IndicationKind) -> None:
         await wait_for(
             lambda: any(i.kind == kind for i in self.box.indications),
-            timeout=20,
+            timeout=60,
             what=f"the box told {kind.name}",
         )
 

@@ -292,6 +292,14 @@ def as_alarm_words(facts: dict[str, dict[str, str]]) -> dict[str, dict[str, str]
 
 
 ALARM_FACTS = {"since": "06:30", "now": "14:40", "hours": "8.2"}
+MORNING_FACTS = {
+    "since": "03-04 21:10",
+    "now": "09:20",
+    "hours": "0.0",
+    "reason": "morning",
+    "usual": "07:40",
+}
+"""The morning check's alarm: the hours of quiet counted so far are not its reason."""
 SITUATIONS += [
     Situation(
         f"(water alarm) {s.name}",
@@ -321,6 +329,14 @@ SITUATIONS += [
         0,
         context(notified=()),
         {"no_water_alarm": ALARM_FACTS},
+    ),
+    Situation(
+        "the water watch: the morning check, no answer on the box",
+        alarm(ticket()),
+        OpenAlarm(MORNING_FACTS),
+        0,
+        context(notified=()),
+        {"no_water_alarm_morning": MORNING_FACTS},
     ),
     Situation(
         "the water watch: the meter ran for two hours",
@@ -386,7 +402,10 @@ WATER_NOTICES = {
     "water_first_use_today": {"first_use": "07:12"},
 }
 """Plain notices of the water watch (gateway/services/water.py), with their facts."""
-WATER_CALLS = {"water_ask_resident": {"since": "06:30", "hours": "8.0"}}
+WATER_CALLS = {
+    "water_ask_resident": {"since": "06:30", "hours": "8.0"},
+    "water_ask_resident_morning": {"usual": "07:40"},
+}
 """Calls of the water watch to the resident, with their facts (spoken: no SMS limit)."""
 
 BOX = "b1da000000000002"

@@ -31,6 +31,7 @@ def _watch() -> WaterWatch:
         household="341504-101-001-0001",
         phase=Phase.ASKING,
         backflow=True,
+        reason="morning",
         alerted=(1, 2),
         blind_told=(3,),
         stale=True,

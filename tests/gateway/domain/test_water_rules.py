@@ -387,3 +387,83 @@ def test_a_meter_blip_tells_nobody_and_a_long_spell_is_told_after_the_hold_off()
     home.until(at(3, 20))
     assert home.asks == []
     assert home.kinds().count("watch_blind") == 1
+
+
+MORNING = replace(RULES, morning_check=True)
+
+
+def regular(rules: WaterRules) -> Home:
+    """Water at 07:00, 12:00, 18:00 and 21:00 on days 1-16 (usually first water by 07:00),
+    with what the first days' fixed window did forgotten."""
+    home = started(rules, first=at(1, 7))
+    for day in range(1, 17):
+        for hour in (7, 12, 18, 21):
+            if at(day, hour) > at(1, 7):
+                home.use(at(day, hour))
+    assert home.asks == []
+    home.notices.clear()
+    home.logs.clear()
+    return home
+
+
+def test_the_morning_check_asks_when_no_water_comes_by_the_usual_time_plus_margin() -> None:
+    home = regular(MORNING)
+    home.until(at(17, 0))
+    routine = home.watch.routine
+    assert routine is not None
+    assert routine.usual_first_use_by_min == 7 * 60
+    # Day 17: no water after 21:00 last night. At 08:30 (07:00 + 1.5 h) she is asked, long
+    # before the window (6 h + 2 h from 21:00, in active hours: 13:00) would close.
+    assert home.due() == at(17, 8, 30)
+    home.until(at(17, 8, 29))
+    assert home.asks == []
+    home.until(at(17, 8, 30))
+    assert [a.answer_by for a in home.asks] == [at(17, 8, 40)]
+    facts = home.asks[0].facts
+    assert facts.reason == "morning"
+    assert facts.quiet_since == at(16, 21)
+    assert facts.routine is not None
+    assert facts.routine.usual_first_use_by_min == 7 * 60
+    assert ("asked", "morning") in [(log.kind, log.detail) for log in home.logs]
+    # No answer: the alarm says why it was raised.
+    home.until(at(17, 8, 40))
+    assert home.kinds() == ["zero_use_alarm"]
+    alarm = home.notices[-1]
+    assert alarm.recipients == (FAMILY, WORKER)
+    assert alarm.facts.reason == "morning"
+    # Water clears it; the next question is the window's, with its own reason.
+    home.use(at(17, 9, 5))
+    assert home.kinds() == ["zero_use_alarm", "zero_use_all_clear"]
+    assert home.watch.reason is None
+    home.until(at(17, 17, 4))
+    assert len(home.asks) == 1
+    home.until(at(17, 17, 5))
+    assert [a.facts.reason for a in home.asks] == ["morning", "window"]
+
+
+def test_the_morning_check_is_off_by_default_and_needs_a_learned_routine() -> None:
+    default = regular(RULES)
+    default.until(at(17, 12, 59))
+    assert default.asks == [], "without the morning check only the window asks"
+    default.until(at(17, 13))
+    assert [a.facts.reason for a in default.asks] == ["window"]
+    new = started(MORNING, first=at(1, 21))
+    new.until(at(2, 12))
+    assert new.asks == [], "no routine yet: no usual time to miss"
+    assert new.due() == at(2, 13), "the fixed 8 h from 21:00, in active hours"
+
+
+def test_the_morning_check_waits_for_a_day_that_began_and_for_a_thumbs_up() -> None:
+    home = regular(MORNING)
+    home.use(at(17, 6, 20))  # up early: the day has begun, nothing to miss this morning
+    home.until(at(17, 12))
+    assert home.asks == []
+    other = regular(MORNING)
+    other.until(at(17, 8, 30))
+    assert len(other.asks) == 1
+    other.apply(Answered(at(17, 8, 33)))
+    assert other.phase() == Phase.WATCHING
+    other.until(at(18, 0))
+    assert len(other.asks) == 2, "after the answer, the window from 08:33 (8 h: 16:33)"
+    assert other.asks[1].facts.at == at(17, 16, 33)
+    assert other.asks[1].facts.reason == "window"
