@@ -70,6 +70,8 @@ from bench.ingest import measure_bare
 from device_sim.device import SimulatedDevice
 from firmware_protocol import Key
 
+STAGES = ("queued", "screened", "writer_wait", "write", "acked")
+"""The gateway's own stages of an urgent frame (`bidao_urgent_stage_seconds`)."""
 RESEND_AFTER_S = 60.0
 """The background resends nothing within a phase: a gateway that falls behind would get
 resends on top of the rate the phase names (at 2,000 frames/s, three times as much)."""
@@ -95,6 +97,9 @@ class Phase:
     drain_s: float
     background: dict[str, Any] | None
     """Load mode's JSON summary (None for an idle phase)."""
+    stages_ms: dict[str, float]
+    """Mean ms of each of the gateway's urgent stages (STAGES) during the phase."""
+    ack_mean_ms: float
 
     @property
     def reached(self) -> bool:
@@ -218,6 +223,7 @@ def run_phase(
         background = Background(kids, background_argv(args, port, rate, n), root / "load.log")
         background.event("sending", LOAD_START_S)
     acks0, cpu0, busy0 = gw.acks(), gw.cpu_seconds(), machine_busy()
+    stages0 = stage_totals(gw)
     started = time.time()
     rng = random.Random(n)
     moments = sorted(rng.uniform(0.5, args.phase - 0.5) for _ in boxes)
@@ -241,6 +247,7 @@ def run_phase(
             break
         time.sleep(0.5)
     drain_s = time.monotonic() - settle_start
+    stages1 = stage_totals(gw)
     ack_ms, provider_ms = [], []
     missing_acks = 0
     for phone, (device_id, seq, at) in sent.items():
@@ -266,7 +273,25 @@ def run_phase(
         load1=load1,
         drain_s=drain_s,
         background=summary,
+        stages_ms={
+            stage: (stages1[stage][0] - stages0[stage][0])
+            * 1000
+            / max(1.0, stages1[stage][1] - stages0[stage][1])
+            for stage in STAGES
+        },
+        ack_mean_ms=sum(ack_ms) / len(ack_ms) if ack_ms else math.nan,
     )
+
+
+def stage_totals(gw: Gateway) -> dict[str, tuple[float, float]]:
+    """(seconds, observations) so far of each urgent stage, from the gateway's /metrics."""
+    return {
+        stage: (
+            gw.metric("bidao_urgent_stage_seconds_sum", f'stage="{stage}"'),
+            gw.metric("bidao_urgent_stage_seconds_count", f'stage="{stage}"'),
+        )
+        for stage in STAGES
+    }
 
 
 def _ms(figures: dict[str, float]) -> str:
@@ -333,6 +358,20 @@ def print_table(phases: Sequence[Phase], bare_rate: float, header: str) -> None:
         )
     else:
         print("\nEvery phase's background reached its target.")
+    print()
+    print(
+        "Where a green press's time goes inside the gateway (mean ms; `queued` per frame, the "
+        "rest per urgent batch), against its mean green → ack; the difference is outside the "
+        "gateway's pipeline (the broker, the sockets, the event loop before the frame is "
+        "handed over, and the ack's way back):"
+    )
+    print()
+    print(f"| background target | {' | '.join(STAGES)} | inside, sum | green → ack mean |")
+    print("|---|" + "---|" * (len(STAGES) + 2))
+    for p in phases:
+        cells = " | ".join(f"{p.stages_ms[s]:.1f}" for s in STAGES)
+        inside = sum(p.stages_ms.values())
+        print(f"| {p.rate:,.0f} | {cells} | {inside:.1f} | {p.ack_mean_ms:.1f} |", flush=True)
 
 
 def run(args: argparse.Namespace, root: Path) -> None:

@@ -55,6 +55,16 @@ class GatewayMetrics:
             buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1.0),
             registry=r,
         )
+        self.urgent_stages = Histogram(
+            "bidao_urgent_stage_seconds",
+            "Where an urgent frame's time goes inside the gateway: queued (arrived to taken by "
+            "the urgent lane), screened (parsed, verified, decoded), writer_wait (for the "
+            "store's write lock), write (its transaction, commit and fsync), acked (after the "
+            "commit until its ack is handed to the link)",
+            ["stage"],
+            buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+            registry=r,
+        )
         self.commit_failures = Counter(
             "bidao_commit_failures", "Ingest transactions that failed and were retried", registry=r
         )

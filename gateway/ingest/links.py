@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 TransportName = Literal["mqtt", "serial"]
@@ -52,6 +53,9 @@ class InboundFrame:
     """For MQTT: the device id the topic names, checked against the frame."""
     settle: Callable[[], None] | None = None
     """Transport-level completion (the MQTT PUBACK), called once the frame's fate is durable."""
+    arrived: float = field(default_factory=time.perf_counter)
+    """time.perf_counter() when it was handed over (for `bidao_urgent_stage_seconds`; the
+    injected clock's `received_at` is what the rules see)."""
 
 
 Submit = Callable[[InboundFrame], bool]

@@ -123,6 +123,8 @@ class _Batch:
     """What screening decided for each frame of a batch."""
 
     items: list[InboundFrame]
+    urgent: bool = False
+    """The urgent lane's: its transaction is next in line for the store's writer."""
     candidates: list[AcceptedFrame] = field(default_factory=list)
     """Verified new-looking frames; those with an old seq are checked against the store."""
     replies: list[Reply] = field(default_factory=list)
@@ -417,7 +419,8 @@ class Pipeline:
             await self._downlinks.send_replies(batch.outgoing)
 
     async def _process(self, items: list[InboundFrame], lane: Lane) -> None:
-        batch = _Batch(items)
+        batch = _Batch(items, urgent=lane == "urgent")
+        started = self._timed(batch, "queued", *(item.arrived for item in items))
         seen: dict[tuple[str, int], bytes] = {}
         cached = self._registry.cached
         parsed = [(item, self._parse(item)) for item in items]
@@ -444,9 +447,21 @@ class Pipeline:
             else:
                 reused = AckCode.NACK_SEQ_REUSED
                 self._nack(item, frame, accepted.state, reused, "seq_reused", batch)
+        self._timed(batch, "screened", started)
         if batch.candidates or batch.duplicates or batch.replies:
             await self._commit_with_retry(batch)
+        committed = time.perf_counter()
         await self._after_commit(batch)
+        self._timed(batch, "acked", committed)
+
+    def _timed(self, batch: _Batch, stage: str, *since: float) -> float:
+        """Now; for an urgent batch, also the time since each of `since` as that stage."""
+        now = time.perf_counter()
+        if batch.urgent:
+            histogram = self._metrics.urgent_stages.labels(stage)
+            for start in since:
+                histogram.observe(now - start)
+        return now
 
     def _parse(self, item: InboundFrame) -> Frame | None:
         """The frame's structure, and that it came on its own device's topic."""
@@ -656,7 +671,8 @@ class Pipeline:
         duplicates = list(batch.duplicates)
         on_commit: list[OnCommit] = []
         nacks: list[Reply] = []
-        async with self._store.transaction() as uow:
+        async with self._store.transaction(urgent=batch.urgent) as uow:
+            entered = self._timed(batch, "writer_wait", started)
             old: dict[str, list[AcceptedFrame]] = defaultdict(list)
             unstored: list[AcceptedFrame] = []
             for cand in batch.candidates:
@@ -707,7 +723,8 @@ class Pipeline:
         _flushed(accepted, seen)
         batch.accepted, batch.duplicates, batch.on_commit = accepted, duplicates, on_commit
         batch.outgoing = replies
-        self._metrics.commit_latency.observe(time.perf_counter() - started)
+        done = self._timed(batch, "write", entered)
+        self._metrics.commit_latency.observe(done - started)
         self._metrics.commit_batch_size.observe(len(accepted))
 
     async def _after_commit(self, batch: _Batch) -> None:

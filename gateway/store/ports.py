@@ -1217,8 +1217,8 @@ class Store(Protocol):
         """Close; safe to call twice."""
         ...
 
-    def transaction(self) -> AbstractAsyncContextManager[UnitOfWork]:
-        """One serialised write transaction."""
+    def transaction(self, *, urgent: bool = False) -> AbstractAsyncContextManager[UnitOfWork]:
+        """One serialised write transaction; an `urgent` one is next in line."""
         ...
 
     @property

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import itertools
 import json
@@ -87,6 +86,7 @@ from gateway.store.sqlite_access import (
     SqliteDirectoryReads,
 )
 from gateway.store.sqlite_installs import SqliteInstallReads, SqliteInstallWrites
+from gateway.store.writer_lock import WriterLock
 
 _POSITION_BIAS = 1 << 63
 """A frame's position (session << 32 | seq, docs/protocol.md) runs over 0 .. 2**64 - 1, but an
@@ -2276,7 +2276,7 @@ class SqliteStore:
         self.path = path
         self._writer: aiosqlite.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
-        self._lock = asyncio.Lock()
+        self._lock = WriterLock()
         self.devices = SqliteDeviceReads(self._fetch)
         self.deadlines = SqliteDeadlineReads(self._fetch)
         self.grid = SqliteGridReads(self._fetch)
@@ -2377,9 +2377,13 @@ class SqliteStore:
         return conn
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[SqliteUnitOfWork]:
-        """One serialised write transaction (BEGIN IMMEDIATE ... COMMIT, ROLLBACK on error)."""
-        async with self._lock:
+    async def transaction(self, *, urgent: bool = False) -> AsyncIterator[SqliteUnitOfWork]:
+        """One serialised write transaction (BEGIN IMMEDIATE ... COMMIT, ROLLBACK on error).
+
+        An `urgent` one (a call for help) is next in line, ahead of ordinary ones waiting.
+        """
+        await self._lock.acquire(urgent=urgent)
+        try:
             conn = self._require(self._writer)
             try:
                 await conn.execute("BEGIN IMMEDIATE")
@@ -2398,6 +2402,12 @@ class SqliteStore:
             except sqlite3.Error as exc:
                 await self._rollback(conn)
                 raise _translate(exc, self.path) from exc
+        finally:
+            self._lock.release()
+
+    def writers_waiting(self) -> tuple[int, int]:
+        """(urgent, ordinary) transactions waiting for the writer (a test probe)."""
+        return self._lock.waiting()
 
     def rows_changed(self) -> int:
         """Rows inserted, updated or deleted through the writer since it opened (a test probe)."""

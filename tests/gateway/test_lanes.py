@@ -170,6 +170,53 @@ async def test_a_green_press_overtakes_ten_thousand_heartbeats(
     assert own[1] < 2_500
     assert box.acked == {1, 2}
     assert not box.pending
+    # Where the press's time went inside the gateway is counted, stage by stage.
+    stages = ("queued", "screened", "writer_wait", "write", "acked")
+    counts = {s: sample(gw, "bidao_urgent_stage_seconds_count", stage=s) for s in stages}
+    assert counts == {
+        "queued": 2.0,
+        "screened": 1.0,
+        "writer_wait": 1.0,
+        "write": 1.0,
+        "acked": 1.0,
+    }
+
+
+async def test_a_green_press_is_committed_before_writes_that_waited_for_the_store_earlier(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    provider = RecordingProvider()
+    box = SimulatedDevice(BOX_ID, "call_box", BOX_KEY, clock=clock.now)
+    link = RecordingLink()
+    seen_by_ordinary: list[int] = []
+    async with GatewayService(gateway_settings(tmp_path, None), clock, provider) as gw:
+        await load_grid(gw)
+        gw.downlinks.add_link(link)
+        store = gw.store
+        release = asyncio.Event()
+        holding = asyncio.Event()
+
+        async def hold() -> None:  # a long transaction (a telemetry batch, an import chunk)
+            async with store.transaction():
+                holding.set()
+                await release.wait()
+
+        async def ordinary() -> None:  # queued for the writer before the press arrives
+            async with store.transaction():
+                seen_by_ordinary.append(len(await store.tickets.all()))
+
+        held = asyncio.create_task(hold())
+        await holding.wait()
+        queued = asyncio.create_task(ordinary())
+        await wait_for(lambda: store.writers_waiting() == (0, 1), what="the ordinary waiter")
+        submit(gw, link, box.press(Key.GREEN_CALL), lambda: None)
+        await wait_for(lambda: store.writers_waiting() == (1, 1), what="the press waits too")
+        release.set()
+        await asyncio.gather(held, queued)
+        await wait_for(lambda: bool(provider.calls), timeout=60, what="the call for help")
+        acks_to(box, link)
+    assert seen_by_ordinary == [1], "the press's ticket was committed before the earlier waiter"
+    assert box.acked == {1}
 
 
 def normal(phone: str) -> Notification:

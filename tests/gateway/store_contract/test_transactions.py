@@ -145,6 +145,40 @@ async def test_concurrent_transactions_are_serialised_and_all_commit(
     assert stored.downlink_seq == 20
 
 
+async def test_an_urgent_transaction_is_next_in_line_ahead_of_ordinary_ones_waiting(
+    store: Store,
+) -> None:
+    order: list[str] = []
+    inside = asyncio.Event()
+    release = asyncio.Event()
+
+    async def holder() -> None:
+        async with store.transaction() as uow:
+            await uow.devices.add(device())
+            inside.set()
+            await release.wait()
+
+    async def write(name: str, *, urgent: bool) -> None:
+        async with store.transaction(urgent=urgent) as uow:
+            order.append(name)
+            await uow.outbox.enqueue([sms()], T0)
+
+    held = asyncio.create_task(holder())
+    await inside.wait()
+    waiting = [
+        asyncio.create_task(write("telemetry", urgent=False)),
+        asyncio.create_task(write("outbox", urgent=False)),
+        asyncio.create_task(write("green press", urgent=True)),
+    ]
+    for _ in range(5):
+        await asyncio.sleep(0)  # every one of them is waiting for the writer
+    release.set()
+    await asyncio.gather(held, *waiting)
+    assert order == ["green press", "telemetry", "outbox"]
+    async with store.transaction() as uow:
+        assert len(await pending_ids(uow)) == 3
+
+
 async def test_committed_writes_survive_closing_and_reopening(
     backend: Backend, store: Store
 ) -> None:
