@@ -743,12 +743,11 @@ class TicketService:
         """The household and the people the ticket may reach: by role, and by id."""
         by_role: dict[str, list[Contact]] = {}
         if household is not None:
-            for role in sorted(ticket.rules.roles):
-                by_role[role] = (
-                    await uow.grid.unit_contacts(household.unit_chain, role)
-                    if found_by_unit(role)
-                    else []
-                )
+            roles = sorted(ticket.rules.roles)
+            by_unit = await uow.grid.unit_contacts_by_role(
+                household.unit_chain, [role for role in roles if found_by_unit(role)]
+            )
+            by_role = {role: by_unit.get(role, []) for role in roles}
             by_role["family"] = [
                 c for c in await uow.grid.household_contacts(household.code) if c.role == "family"
             ]

@@ -432,6 +432,12 @@ class GridWrites(Protocol):
         """Contacts with `role` at the nearest unit of the chain that has any."""
         ...
 
+    async def unit_contacts_by_role(
+        self, unit_chain: Sequence[str], roles: Collection[Role]
+    ) -> dict[Role, list[Contact]]:
+        """For each of `roles` (every one a key), `unit_contacts` of it, in one read."""
+        ...
+
     async def household_contacts(self, household_code: str) -> list[Contact]:
         """The contacts who belong to the household (its family), by id."""
         ...

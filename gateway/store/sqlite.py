@@ -1141,14 +1141,35 @@ class SqliteGridWrites(_Writes):
 
     async def unit_contacts(self, unit_chain: Sequence[str], role: Role) -> list[Contact]:
         """Contacts with `role` at the nearest unit of the chain that has any."""
-        for unit in unit_chain:
-            rows = await self._rows(
-                "SELECT * FROM contacts WHERE unit_code = ? AND role = ? ORDER BY id",
-                (unit, role),
-            )
-            if rows:
-                return [_contact(r) for r in rows]
-        return []
+        return (await self.unit_contacts_by_role(unit_chain, (role,)))[role]
+
+    async def unit_contacts_by_role(
+        self, unit_chain: Sequence[str], roles: Collection[Role]
+    ) -> dict[Role, list[Contact]]:
+        """For each role, `unit_contacts` of it, in one read.
+
+        A call for help's transaction reads every role of its chain: one statement, not one
+        per unit and role.
+        """
+        found: dict[Role, list[Contact]] = {role: [] for role in roles}
+        if not unit_chain or not roles:
+            return found
+        units, wanted = list(dict.fromkeys(unit_chain)), list(found)
+        unit_marks, role_marks = ", ".join("?" for _ in units), ", ".join("?" for _ in wanted)
+        rows = await self._rows(
+            f"SELECT * FROM contacts WHERE unit_code IN ({unit_marks})"  # noqa: S608 - marks
+            f" AND role IN ({role_marks}) ORDER BY id",
+            (*units, *wanted),
+        )
+        nearest = {unit: depth for depth, unit in enumerate(units)}
+        at: dict[Role, int] = {}
+        for row in rows:
+            role, depth = row["role"], nearest[row["unit_code"]]
+            if depth < at.get(role, len(units)):
+                at[role], found[role] = depth, []
+            if depth == at[role]:
+                found[role].append(_contact(row))
+        return found
 
     async def household_contacts(self, household_code: str) -> list[Contact]:
         """The contacts who belong to the household (its family), by id."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.domain.grid import ContactRow, HouseholdInfo
+from gateway.domain.grid import ContactRow, HouseholdInfo, Role
 from gateway.store.ports import Store
 from tests.gateway.grid import BOX_ID, HOUSEHOLD
 from tests.gateway.store_contract.contract import (
@@ -121,6 +121,28 @@ async def test_contacts_for_role_takes_the_nearest_unit_that_has_any(
         from_village = await uow.grid.unit_contacts(CHAIN[3:], "village_secretary")
     assert sorted(c.id for c in nearer) == sorted([ids["刘代书记"], ids["陈代书记"]])
     assert [c.id for c in from_village] == [ids["李书记"]]
+
+
+async def test_contacts_for_every_role_in_one_read_are_those_of_each_role(store: Store) -> None:
+    await seed_grid(store)
+    await import_contacts(store, [f"刘代书记,village_secretary,{GROUP},,13800000011,zh-CN,,"])
+    roles: tuple[Role, ...] = (
+        "neighbour_chief",
+        "village_secretary",
+        "grid_worker",
+        "township_duty",
+        "family",
+    )
+    async with store.transaction() as uow:
+        for chain in (CHAIN, CHAIN[3:], CHAIN[:2], ()):
+            together = await uow.grid.unit_contacts_by_role(chain, roles)
+            one_by_one = {role: await uow.grid.unit_contacts(chain, role) for role in roles}
+            assert together == one_by_one, chain
+        assert await uow.grid.unit_contacts_by_role(CHAIN, ()) == {}
+    assert [c.name for c in together["village_secretary"]] == []  # the empty chain
+    async with store.transaction() as uow:
+        full = await uow.grid.unit_contacts_by_role(CHAIN, roles)
+    assert [c.name for c in full["village_secretary"]] == ["刘代书记"]  # the nearer unit's
 
 
 async def test_contacts_for_role_is_empty_when_no_unit_has_one(store: Store) -> None:
