@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from device_sim.device import SimulatedDevice
 from firmware_protocol import IndicationKind
 from gateway.clock import ManualClock
 from gateway.runtime.broker import MosquittoBroker
@@ -23,15 +22,12 @@ from tests.api.test_water_watch import (
     DAUGHTER_PHONE,
     GRID_WORKER_PHONE,
     MENU,
-    METER_ID,
-    METER_KEY,
     RESIDENT_PHONE,
     ZONE,
     Home,
+    watched_home,
     yesterday_at,
 )
-from tests.api.village import open_village
-from tests.gateway.grid import HOUSEHOLD
 from tests.gateway.support import wait_for
 
 pytestmark = pytest.mark.timeout(600)
@@ -43,16 +39,9 @@ DAY = 86400.0
 async def home(tmp_path: Path, broker: MosquittoBroker) -> AsyncIterator[Home]:
     """Her home from 05:00 the day before yesterday, with the morning check on."""
     clock = ManualClock(start=yesterday_at(5) - DAY)
-    meter = SimulatedDevice(METER_ID, "water_meter", METER_KEY, clock=clock.now)
     water = {"morning_check": True, "learn_min_days": 1, "learn_rank": 1}
-    async with open_village(
-        tmp_path, broker, clock, devices=[(meter, HOUSEHOLD)], water=water
-    ) as v:
-        for phone in (RESIDENT_PHONE, DAUGHTER_PHONE, GRID_WORKER_PHONE):
-            v.phones.script(phone).digits = ""
-        h = Home(v)
-        await h.reading()  # 05:00, the first reading: the watch starts
-        await h.heartbeat()
+    silent = (RESIDENT_PHONE, DAUGHTER_PHONE, GRID_WORKER_PHONE)
+    async with watched_home(tmp_path, broker, clock, silent=silent, water=water) as h:
         yield h
 
 

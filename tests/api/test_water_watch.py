@@ -8,9 +8,11 @@ a reading every quarter of an hour as a real one does.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -102,16 +104,34 @@ def clock() -> ManualClock:
     return ManualClock(start=yesterday_at(5))
 
 
+@asynccontextmanager
+async def watched_home(
+    tmp_path: Path,
+    broker: MosquittoBroker,
+    clock: ManualClock,
+    *,
+    silent: Sequence[str] = (RESIDENT_PHONE,),
+    **overrides: Any,
+) -> AsyncIterator[Home]:
+    """Her home with its meter and box online and the first reading in (the watch starts);
+    the `silent` phones ring but nobody presses a key; `overrides` are more settings."""
+    meter = SimulatedDevice(METER_ID, "water_meter", METER_KEY, clock=clock.now)
+    async with open_village(
+        tmp_path, broker, clock, devices=[(meter, HOUSEHOLD)], **overrides
+    ) as v:
+        for phone in silent:
+            v.phones.script(phone).digits = ""
+        h = Home(v)
+        await h.reading()
+        await h.heartbeat()
+        yield h
+
+
 @pytest.fixture
 async def home(tmp_path: Path, broker: MosquittoBroker, clock: ManualClock) -> AsyncIterator[Home]:
-    meter = SimulatedDevice(METER_ID, "water_meter", METER_KEY, clock=clock.now)
-    async with open_village(tmp_path, broker, clock, devices=[(meter, HOUSEHOLD)]) as v:
-        # Her own phone rings with "are you OK?" too; she picks it up only where a story
-        # says so (unanswered, it is the box's question alone).
-        v.phones.script(RESIDENT_PHONE).digits = ""
-        h = Home(v)
-        await h.reading()  # 05:00, the first reading: the watch starts
-        await h.heartbeat()
+    # Her own phone rings with "are you OK?" too; she picks it up only where a story says so
+    # (unanswered, it is the box's question alone). The first reading comes at 05:00.
+    async with watched_home(tmp_path, broker, clock) as h:
         yield h
 
 
