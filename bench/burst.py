@@ -217,7 +217,7 @@ def fleet_readings(devices: int, frames: int, session: int) -> list[tuple[str, b
     ]
 
 
-PUBLISHED_LINE = "{frames} frames from {devices} devices published in {seconds:.3f} s"
+PUBLISHED_LINE = "{frames} frames from {devices} devices published in {seconds:.6f} s"
 """The first words of the line a run prints (bench/ingest.py parses it)."""
 
 

@@ -146,7 +146,8 @@ async def publish(port: int, devices: int, frames: int) -> float:
     match = PUBLISHED.search(out.decode())
     if fleet.returncode != 0 or match is None:
         raise SystemExit(f"publisher failed: {out.decode()}")
-    return int(match.group(1)) / float(match.group(3))
+    # A small burst on a fast machine can take well under a millisecond: never divide by 0.
+    return int(match.group(1)) / max(float(match.group(3)), 1e-6)
 
 
 async def measure_bare(port: int, devices: int, frames: int, timeout: float) -> Figure:

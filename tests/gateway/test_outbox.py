@@ -304,6 +304,14 @@ async def test_identical_texts_are_merged_with_a_count(tmp_path: Path, clock: Ma
     )
 
 
+async def advance_to_retry(gw: GatewayService, clock: ManualClock) -> None:
+    """Move the clock exactly to the next retry: one attempt, never two in one step (a
+    longer step wakes the sender again at each retry falling within it)."""
+    entries = await gw.store.outbox.entries()
+    due = min(e.next_attempt_at for e in entries if e.status == "pending")
+    await clock.advance(max(0.0, due - clock.now()))
+
+
 def degraded(gw: GatewayService) -> str | None:
     """What the sender says is wrong with the provider (read afresh each time)."""
     return gw.outbox.degraded_reason
@@ -325,9 +333,9 @@ async def test_degraded_while_sends_keep_failing_and_healthy_after_a_success(
             await wait_for(lambda: sender_settled(gw), what="attempt recorded")
             if attempt < 3:
                 assert degraded(gw) is None
-                await clock.advance(61)
+                await advance_to_retry(gw, clock)
         assert degraded(gw) == ("the last 3 sends failed: 503 Service Unavailable")
-        await clock.advance(61)
+        await advance_to_retry(gw, clock)
         await settled(gw, [(1, "sent", 4, "queued")])
         # The sender counts the success in memory just after its row commits.
         await wait_for(lambda: degraded(gw) is None, what="healthy after a success")
