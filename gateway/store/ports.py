@@ -623,7 +623,7 @@ class IndicationWrites(Protocol):
         ...
 
     async def delivered(self, ids: Sequence[int], at: float) -> None:
-        """Mark indications as handed to the box's link."""
+        """Mark indications as handed to the box's link (also one superseded meanwhile)."""
         ...
 
     async def retry(self, retries: Sequence[IndicationRetry], at: float) -> None:

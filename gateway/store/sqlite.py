@@ -1577,10 +1577,14 @@ class SqliteIndicationWrites(_Writes):
         ]
 
     async def delivered(self, ids: Sequence[int], at: float) -> None:
-        """Mark indications as handed to the box's link."""
+        """Mark indications as handed to the box's link.
+
+        One that a newer indication replaced while it was being handed over was delivered
+        all the same (the box heard it): it is marked so, not left as superseded.
+        """
         await self._conn.executemany(
             "UPDATE indications SET status = 'delivered', attempts = attempts + 1,"
-            " updated_at = ? WHERE id = ? AND status = 'pending'",
+            " updated_at = ? WHERE id = ? AND status IN ('pending', 'superseded')",
             [(at, i) for i in ids],
         )
 

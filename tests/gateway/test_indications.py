@@ -149,3 +149,39 @@ def test_the_gateway_tells_a_number_the_box_had_from_an_older_run_from_its_own()
     assert state.heard_downlink_seq(session, 0) is None  # nothing accepted yet
     assert state.heard_downlink_seq(session - 1, 40) is None  # an older session's counter
     assert state.allocate_downlink_seq() == (session, 22)
+
+
+async def test_an_indication_the_box_heard_while_its_ticket_moved_on_is_marked_delivered(
+    tmp_path: Path, broker: MosquittoBroker, no_leaked_tasks: None
+) -> None:
+    """The red key pressed right after green: the cancel commits while "call registered" is
+    being handed to the box. The box hears both, in order, and both rows say delivered."""
+    box = SimulatedDevice(BOX, "call_box", KEY)
+    cancelled = Indication(IndicationKind.CANCELLED, 7, LedPattern.RED_SOLID, 6)
+    async with (
+        GatewayService(slow_retry_settings(tmp_path, broker)) as gw,
+        MqttFleet("127.0.0.1", broker.port, [box]) as fleet,
+    ):
+        await gw.register_device(BOX, "call_box", KEY)
+        await send_until_acked(fleet, box, box.heartbeat())
+        assert gw.mqtt is not None
+        link = gw.mqtt
+        hand_over = link.send_downlink
+
+        async def ticket_moves_on_meanwhile(device_id: str, frame: bytes) -> None:
+            if not any(r.indication == cancelled for r in await gw.store.indications.all(BOX)):
+                await commit_indications(gw.store, cancelled, at=gw.clock.now())
+            await hand_over(device_id, frame)
+
+        link.send_downlink = ticket_moves_on_meanwhile  # type: ignore[method-assign]
+        await commit_indications(gw.store, ACCEPTED, at=gw.clock.now())
+        gw.indications.wake()
+        await wait_for(lambda: len(box.indications) == 2, what="both indications on the box")
+        assert box.indications == [ACCEPTED, cancelled]
+
+        async def both_delivered() -> bool:
+            rows = await gw.store.indications.all(BOX)
+            return [r.status for r in rows] == ["delivered", "delivered"]
+
+        await wait_for(both_delivered, what="both rows marked delivered")
+        assert sample(gw, "bidao_indications_total", outcome="delivered") == 2

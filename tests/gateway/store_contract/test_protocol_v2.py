@@ -149,3 +149,28 @@ async def test_a_refused_indication_is_pending_again_unless_a_later_one_replaced
     assert [(r.id, r.indication) for r in due] == [(first, registered), (second + 1, cancelled)]
     async with store.transaction() as uow:
         assert await uow.indications.resend([second + 1], T0 + 3) == 0  # still pending
+
+
+async def test_an_indication_replaced_while_it_was_handed_over_is_marked_delivered(
+    store: Store,
+) -> None:
+    """The sender reads a row, hands it to the link, and marks it after; a ticket change that
+    commits in between (the red key pressed right after green) supersedes the row the box
+    already heard. The mark says what happened: it was delivered."""
+    registered = Indication(IndicationKind.CALL_REGISTERED, 7, LedPattern.GREEN_BLINK, 1)
+    cancelled = Indication(IndicationKind.CANCELLED, 7, LedPattern.RED_SOLID, 6)
+    async with store.transaction() as uow:
+        await uow.devices.add(device(BOX))
+        await uow.indications.add([(BOX, registered)], T0)
+        [handed] = await uow.indications.due(T0, 10, [])
+    async with store.transaction() as uow:
+        await uow.indications.add([(BOX, cancelled)], T0 + 1)
+    async with store.transaction() as uow:
+        await uow.indications.delivered([handed.id], T0 + 2)
+        [waiting] = await uow.indications.due(T0 + 2, 10, [])
+    assert waiting.indication == cancelled  # the newer one still goes out
+    rows = await store.indications.all(BOX)
+    assert [(r.indication, r.status) for r in rows] == [
+        (registered, "delivered"),
+        (cancelled, "pending"),
+    ]
