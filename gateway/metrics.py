@@ -83,6 +83,11 @@ class GatewayMetrics:
             ["reason"],
             registry=r,
         )
+        self.downlinks_resent = Counter(
+            "bidao_downlinks_resent",
+            "MQTT downlinks published again after a reconnect (the broker had not confirmed them)",
+            registry=r,
+        )
         self.devices_online = Gauge("bidao_devices_online", "Devices currently online", registry=r)
         self.devices_offline = Gauge(
             "bidao_devices_offline", "Devices currently offline", registry=r

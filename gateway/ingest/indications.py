@@ -7,6 +7,8 @@ at once when it is next heard from; while it waits, a newer indication for the s
 supersedes the older one in the store, so the box hears the ticket's current state, once.
 An indication counts as delivered when it is handed to the link (a restart between the
 hand-over and the mark sends it again: the box shows the same state twice, nothing worse).
+The MQTT link keeps what it was handed until the broker confirms it, and publishes it again
+on its next connection if that one was lost first.
 
 A box refuses a downlink numbered at or below the last one it accepted. A gateway restored
 from an older copy of its database numbers from the copy's counter, so its first downlinks

@@ -191,6 +191,11 @@ class MosquittoBroker:
         """SIGTERM (mosquitto saves its persistence file) and wait; safe to call twice."""
         self._signal(signal.SIGTERM, timeout)
 
+    def pause(self) -> None:
+        """SIGSTOP: the broker reads nothing until `kill`ed or continued (a hung broker)."""
+        if self._process is not None:
+            self._process.send_signal(signal.SIGSTOP)
+
     def kill(self) -> None:
         """SIGKILL: whatever was not autosaved is lost, as in a power cut."""
         self._signal(signal.SIGKILL, 10.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from device_sim.device import SimulatedDevice
@@ -185,3 +186,35 @@ async def test_an_indication_the_box_heard_while_its_ticket_moved_on_is_marked_d
 
         await wait_for(both_delivered, what="both rows marked delivered")
         assert sample(gw, "bidao_indications_total", outcome="delivered") == 2
+
+
+async def test_an_indication_the_broker_never_confirmed_reaches_the_box_after_a_reconnect(
+    tmp_path: Path, broker: MosquittoBroker, no_leaked_tasks: None
+) -> None:
+    """Handed to the link (so marked delivered), then the broker hangs before reading it and
+    is killed: the link publishes it again on its next connection, and the box hears it."""
+    box = SimulatedDevice(BOX, "call_box", KEY)
+    # A box keeps its session a day (docs/protocol.md section 7): the broker queues for it.
+    async with (
+        GatewayService(slow_retry_settings(tmp_path, broker)) as gw,
+        MqttFleet("127.0.0.1", broker.port, [box], session_expiry_s=86400) as fleet,
+    ):
+        assert gw.mqtt is not None
+        await gw.register_device(BOX, "call_box", KEY)
+        await send_until_acked(fleet, box, box.heartbeat())
+        # A graceful restart saves the box's session and subscription, so the broker that
+        # comes back after the kill below queues the box's downlinks even before it returns.
+        await asyncio.to_thread(broker.restart)
+        await gw.mqtt.wait_connected(30)
+        await send_until_acked(fleet, box, box.heartbeat())
+        broker.pause()
+        await commit_indications(gw.store, ACCEPTED, at=gw.clock.now())
+        gw.indications.wake()
+        await wait_for(lambda: delivered(gw, BOX), what="the indication handed to the link")
+        assert gw.mqtt.in_flight == 1  # written to a broker that reads nothing
+        broker.kill()
+        broker.start()
+        await broker.wait_ready()
+        await wait_for(lambda: box.indications == [ACCEPTED], what="the box hears it after all")
+        assert sample(gw, "bidao_downlinks_resent_total") == 1
+        assert sample(gw, "bidao_indications_total", outcome="delivered") == 1

@@ -645,14 +645,15 @@ class MqttLink:
         # the downlink path at a few thousand frames per second.
         self._send_quota = MAX_INFLIGHT_DOWNLINKS
         self._inflight = 0
-        self._awaiting: set[int] = set()
+        self._awaiting: dict[int, tuple[str, bytes]] = {}
+        """QoS 1 downlinks published and waiting for their PUBACK: packet id -> (topic, frame)."""
         self._pubacks: list[int] = []
         """Packet ids settled in this turn of the loop, PUBACKed together at its end."""
         self._pubacks_client: paho.Client | None = None
-        """Packet ids of QoS 1 downlinks waiting for their PUBACK."""
         self._shards: dict[str, str] = {}
         """The shard each device last published in (its downlink topic)."""
         self._held: deque[tuple[str, bytes]] = deque()
+        """Downlinks waiting for a slot in the broker's receive window, or for a connection."""
         self._topic_log = RateLimitedLog(log, TOPIC_LOG_INTERVAL_S)
         self._intake = _Connection(
             "mqtt",
@@ -761,15 +762,17 @@ class MqttLink:
         """Publish a downlink frame at QoS 1; LinkDownError while disconnected.
 
         Once the broker's receive maximum of downlinks awaits their PUBACK, further ones
-        are held in order and published as PUBACKs arrive; a reconnect drops them (the
-        device retransmits, and its copy is acked again).
+        are held in order and published as PUBACKs arrive. A downlink handed over is the
+        link's to deliver: if the connection is lost before the broker confirmed it (PUBACK),
+        it is published again, in order, on the next connection. A box that had it already
+        refuses the copy as stale and says so in a heartbeat; nothing else changes.
         """
         client = self._downlink.client
         if client is None or not self._downlink.connected.is_set():
             raise LinkDownError("MQTT downlink connection is down")
         # The reply goes to the shard the device last published in.
         topic = downlink_topic(device_id, self._shards.get(device_id, DEFAULT_SHARD))
-        if self._inflight >= self._send_quota:
+        if self._held or self._inflight >= self._send_quota:
             self._held.append((topic, frame))
             return
         self._publish(client, topic, frame)
@@ -797,34 +800,46 @@ class MqttLink:
         if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
             raise LinkDownError(f"MQTT publish failed: {paho.error_string(info.rc)}")
         self._inflight += 1
-        self._awaiting.add(info.mid)
+        self._awaiting[info.mid] = (topic, frame)
+
+    def _publish_held(self, client: paho.Client) -> None:
+        """Publish held downlinks, in order, while the broker's receive window has room."""
+        while self._held and self._inflight < self._send_quota:
+            topic, frame = self._held[0]
+            try:
+                self._publish(client, topic, frame)
+            except LinkDownError:
+                return  # the connection is going: kept for the next one
+            self._held.popleft()
 
     # -- downlink connection ----------------------------------------------------------------
 
-    def _downlink_connected(self, _client: paho.Client, props: Properties | None) -> None:
+    def _downlink_connected(self, client: paho.Client, props: Properties | None) -> None:
         # The broker's Receive Maximum (absent: 65535) bounds our downlinks in flight.
         receive_maximum = getattr(props, "ReceiveMaximum", None) or MAX_INFLIGHT_DOWNLINKS
         self._send_quota = min(MAX_INFLIGHT_DOWNLINKS, int(receive_maximum))
+        if self._held:
+            log.info(
+                "MQTT downlinks not confirmed before the reconnect are sent again: %d",
+                len(self._held),
+            )
+            self._metrics.downlinks_resent.inc(len(self._held))
+            self._publish_held(client)
 
     def _downlink_lost(self) -> None:
+        # What the broker did not confirm may not have reached it: first in line next time.
+        self._held.extendleft(reversed(self._awaiting.values()))
         self._inflight = 0
         self._awaiting.clear()
-        self._held.clear()
 
     def _on_puback(self, client: paho.Client, mid: int) -> None:
         # paho reports a QoS 0 reply once written and a QoS 1 downlink once PUBACKed; only
         # the latter frees a slot for one more.
-        if mid not in self._awaiting:
+        if self._awaiting.pop(mid, None) is None:
             return
-        self._awaiting.discard(mid)
         self._inflight -= 1
         if self._held:
-            topic, frame = self._held.popleft()
-            try:
-                self._publish(client, topic, frame)
-            except LinkDownError:
-                # The device retransmits; the copy is deduplicated and acked again.
-                self._metrics.downlinks_failed.labels("link_down").inc()
+            self._publish_held(client)
 
     # -- intake connection ----------------------------------------------------------------
 
