@@ -85,7 +85,8 @@ class GatewayMetrics:
         )
         self.downlinks_resent = Counter(
             "bidao_downlinks_resent",
-            "MQTT downlinks published again after a reconnect (the broker had not confirmed them)",
+            "MQTT downlinks the broker had not confirmed when their connection was lost,"
+            " published on the next one",
             registry=r,
         )
         self.devices_online = Gauge("bidao_devices_online", "Devices currently online", registry=r)

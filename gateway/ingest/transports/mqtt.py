@@ -820,7 +820,7 @@ class MqttLink:
         self._send_quota = min(MAX_INFLIGHT_DOWNLINKS, int(receive_maximum))
         if self._held:
             log.info(
-                "MQTT downlinks not confirmed before the reconnect are sent again: %d",
+                "MQTT downlinks the lost connection had not confirmed go out on this one: %d",
                 len(self._held),
             )
             self._metrics.downlinks_resent.inc(len(self._held))
@@ -838,8 +838,7 @@ class MqttLink:
         if self._awaiting.pop(mid, None) is None:
             return
         self._inflight -= 1
-        if self._held:
-            self._publish_held(client)
+        self._publish_held(client)
 
     # -- intake connection ----------------------------------------------------------------
 
