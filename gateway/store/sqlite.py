@@ -600,8 +600,9 @@ class _Writes:
         self._conn = conn
 
     async def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        async with self._conn.execute(sql, args) as cursor:
-            return list(await cursor.fetchall())
+        # One trip to the connection's thread (a cursor's execute, fetch and close are three,
+        # and each waits for the event loop to come round while the writer lock is held).
+        return list(await self._conn.execute_fetchall(sql, args))
 
 
 _Fetch = Callable[[str, Sequence[Any]], Awaitable[list[sqlite3.Row]]]
@@ -653,11 +654,11 @@ class SqliteDeviceWrites(_Writes):
         if not seqs:
             return set()
         marks = ", ".join("?" for _ in seqs)
-        async with self._conn.execute(
+        rows = await self._rows(
             f"SELECT seq FROM events WHERE device_id = ? AND seq IN ({marks})",  # noqa: S608
             [device_id, *(_pos_in(s) for s in seqs)],
-        ) as cursor:
-            return {_pos_out(row[0]) async for row in cursor}
+        )
+        return {_pos_out(row[0]) for row in rows}
 
     async def stored_macs(self, device_id: str, seqs: Sequence[int]) -> dict[int, bytes]:
         """The MAC (last 8 bytes of the raw frame) stored at each of `seqs` that is stored."""
@@ -665,28 +666,27 @@ class SqliteDeviceWrites(_Writes):
         for start in range(0, len(seqs), _IN_CHUNK):
             chunk = list(seqs[start : start + _IN_CHUNK])
             marks = ", ".join("?" for _ in chunk)
-            async with self._conn.execute(
+            rows = await self._rows(
                 f"SELECT seq, substr(raw, -8) FROM events WHERE device_id = ?"  # noqa: S608
                 f" AND seq IN ({marks})",
                 [device_id, *(_pos_in(s) for s in chunk)],
-            ) as cursor:
-                async for row in cursor:
-                    found[_pos_out(row[0])] = bytes(row[1])
+            )
+            for row in rows:
+                found[_pos_out(row[0])] = bytes(row[1])
         return found
 
     async def key_events_after(
         self, device_id: str, position: int, limit: int
     ) -> list[StoredKeyPress]:
         """The device's stored key events after `position` in its order, the first `limit`."""
-        async with self._conn.execute(
+        rows = await self._rows(
             "SELECT e.seq, json_extract(e.fields, '$.key'), e.device_time, e.received_at"
             " FROM events e JOIN devices d ON d.device_id = e.device_id"
             " WHERE e.device_id = ? AND e.seq > ? AND e.msg_type = 'KeyEvent'"
             " AND e.received_at >= coalesce(d.counters_reset_at, 0)"
             " ORDER BY e.seq LIMIT ?",
             (device_id, _pos_in(position), limit),
-        ) as cursor:
-            rows = [tuple(row) async for row in cursor]
+        )
         presses: list[StoredKeyPress] = []
         for stored, key, device_time, received_at in rows:
             seq = _pos_out(stored)
@@ -1050,11 +1050,11 @@ class SqliteDeadlineWrites(_Writes):
 
     async def due(self, now: float, limit: int) -> list[Deadline]:
         """Deadlines due at or before `now`, earliest first."""
-        async with self._conn.execute(
+        rows = await self._rows(
             "SELECT kind, subject, due_at FROM deadlines WHERE due_at <= ? ORDER BY due_at LIMIT ?",
             (now, limit),
-        ) as cursor:
-            return [Deadline(row[0], row[1], row[2]) async for row in cursor]
+        )
+        return [Deadline(row[0], row[1], row[2]) for row in rows]
 
     async def record_failure(self, deadline: Deadline, reason: str, at: float) -> int:
         """Count one more failed attempt at the deadline; returns its attempts so far."""

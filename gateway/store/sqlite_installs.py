@@ -65,8 +65,7 @@ class SqliteInstallWrites:
         self._conn = conn
 
     async def _fetch(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        async with self._conn.execute(sql, args) as cursor:
-            return list(await cursor.fetchall())
+        return list(await self._conn.execute_fetchall(sql, args))  # one trip to its thread
 
     async def start(self, check: InstallCheck) -> int:
         """Store a new running check (its id is ignored); returns its id."""
