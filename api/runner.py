@@ -104,6 +104,7 @@ def run_gateway(
         return EXIT_CONFIG
     if settings.http.enabled:
         service.add_component("http", http_component(for_service(service)))
+    service.keep_heap()  # this process's collector is this command's to set
     try:
         return asyncio.run(_serve(service))
     except KeyboardInterrupt:  # Ctrl-C before the loop's handlers were installed

@@ -15,12 +15,23 @@ box, sending a heartbeat every 50 ms from before the spawn, gets its first proto
 after start and after `--frames` frames; gateway CPU per frame while `--frames` frames come
 at `--cpu-rate`/s from random devices (gross, and net of the gateway's idle CPU, measured
 once it has used under 5% of a core for `--idle` s, which also says how long start-up work
-such as overdue silence deadlines keeps it busy). At the
-full size also: `--rate` frames/s offered from random devices for `--seconds` s, the rate
-the gateway acked meanwhile and ack p50/p99 of probe boxes heartbeating at `--probe-rate`/s
-among them. Frames are heartbeats (boxes) and readings (meters) built by device_sim. Also
-at each size: gateway CPU per water reading, from `--frames` readings alone at `--cpu-rate`/s
-(issue 13: per-reading cost independent of the number of meters).
+such as overdue silence deadlines keeps it busy).
+
+At the full size also, after a restart, three phases, with probe boxes heartbeating at
+`--probe-rate`/s among the frames (the rate the gateway acked, the probes' ack p50/p99):
+
+- "first": `--rate` frames/s for `--seconds` s from random devices, most of them heard for
+  the first time since the start (a fleet's first day, or the minutes after a restart);
+- the whole fleet once, in turn, offered at `--rate`: how long until all are acked, and the
+  RSS once every device has been heard (what a county's gateway holds in its steady state);
+- "steady": `--rate` frames/s for `--seconds` s from random devices, all heard before, each
+  kind as often as its default interval makes it report (a box every 60 s, a meter every
+  15 minutes: about 94% heartbeats): 200,000 devices at their real rate.
+
+Frames are heartbeats (boxes) and readings (meters) built by device_sim; every reading shows
+a litre more (water use, the costlier case). Also at each size: gateway CPU per water
+reading, from `--frames` readings alone at `--cpu-rate`/s (issue 13: per-reading cost
+independent of the number of meters).
 """
 
 from __future__ import annotations
@@ -82,7 +93,13 @@ class Size:
     """Gateway CPU per water reading (meters only, each in a watched household)."""
     reading_rate: float = math.nan
     settle_s: float = math.nan
-    sustained: dict[str, float] = field(default_factory=dict)
+    fleet_s: float = math.nan
+    """Seconds for every device to be heard once (from the first frame to the last ack)."""
+    fleet_rate: float = math.nan
+    rss_fleet_mb: float = math.nan
+    """RSS once every device has been heard since the start (a county's steady state)."""
+    sustained: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Per phase ("first": mostly first contacts; "steady": every device heard before)."""
 
 
 class Probes:
@@ -295,8 +312,30 @@ class Bench:
         _gw, size.restart_s = self.start()
         print(f"{size.devices:,} devices: restart {size.restart_s:.2f} s", flush=True)
 
-    def sustain(self, size: Size, boxes: int, meters: int) -> None:
-        """`--rate` offered from random devices for `--seconds`; acked rate and probe acks."""
+    def fleet(self, size: Size, boxes: int, meters: int) -> None:
+        """Every device once, in turn, offered at `--rate`: how long until all are acked, and
+        the RSS once the gateway has heard the whole fleet since its start."""
+        assert self.gw is not None
+        gw, probes = self.gw, self.args.probes
+        acks0, t0 = gw.acks(), time.monotonic()
+        count = boxes - probes + meters
+        offered, sent = self.publish_from(
+            (probes, boxes - probes), (0, meters), self.args.rate, count, "round"
+        )
+        wait_acks(gw, acks0 + sent, timeout=DRAIN_TIMEOUT_S + count / 500)
+        size.fleet_s = time.monotonic() - t0
+        size.fleet_rate = sent / size.fleet_s
+        time.sleep(1.0)
+        size.rss_fleet_mb = gw.rss_mb()
+        print(
+            f"every device once ({sent:,} frames offered at {offered:,.0f}/s): all acked after"
+            f" {size.fleet_s:.1f} s ({size.fleet_rate:,.0f}/s); RSS {size.rss_fleet_mb:.0f} MB",
+            flush=True,
+        )
+
+    def sustain(self, size: Size, boxes: int, meters: int, pick: str, phase: str) -> None:
+        """`--rate` offered from devices picked by `pick` for `--seconds`; acked rate and
+        probe acks, kept as `phase`."""
         args = self.args
         assert self.gw is not None
         gw = self.gw
@@ -304,7 +343,10 @@ class Bench:
         acks0, cpu0, busy0 = gw.acks(), gw.cpu_seconds(), machine_busy()
         began = self.probes.start(args.probe_rate)
         t0 = time.monotonic()
-        offered, sent = self.publish(boxes, meters, args.rate, int(args.rate * args.seconds))
+        probes = args.probes
+        offered, sent = self.publish_from(
+            (probes, boxes - probes), (0, meters), args.rate, int(args.rate * args.seconds), pick
+        )
         elapsed = time.monotonic() - t0
         acks1, busy1 = gw.acks(), machine_busy()
         self.probes.stop()
@@ -313,7 +355,7 @@ class Bench:
         time.sleep(1.0)
         latencies, missing = self.probes.latencies_since(began)
         cpu = gw.cpu_seconds() - cpu0
-        size.sustained = {
+        size.sustained[phase] = {
             "offered": offered,
             "acked": (acks1 - acks0) / elapsed,
             "drain_s": drain,
@@ -324,9 +366,10 @@ class Bench:
             "missing": missing,
             **percentiles(latencies),
         }
-        s = size.sustained
+        s = size.sustained[phase]
         print(
-            f"offered {offered:,.0f}/s: acked {s['acked']:,.0f}/s, drained {drain:.1f} s later,"
+            f"{phase}: offered {offered:,.0f}/s ({pick}): acked {s['acked']:,.0f}/s,"
+            f" drained {drain:.1f} s later,"
             f" probe ack p50 {s['p50']:.0f} ms p99 {s['p99']:.0f} ms max {s['max']:.0f} ms",
             flush=True,
         )
@@ -334,7 +377,6 @@ class Bench:
 
 def print_table(small: Size, large: Size, args: argparse.Namespace) -> None:
     """The figures as a Markdown table."""
-    s = large.sustained
     print(
         f"frames: heartbeats and readings from random devices; CPU per frame while "
         f"{args.frames:,} frames come at {args.cpu_rate:,.0f}/s; {os.cpu_count()} CPUs"
@@ -365,15 +407,27 @@ def print_table(small: Size, large: Size, args: argparse.Namespace) -> None:
     for name, fmt in rows:
         print(f"| {name} | {fmt(small)} | {fmt(large)} |")
     print(
-        f"| offered {s['offered']:,.0f} frames/s for {args.seconds:.0f} s: acked/s, "
-        f"drain after, probe ack p50 / p99 / max ({s['probes']:.0f} probes, "
-        f"{s['missing']:.0f} unacked) | - | {s['acked']:,.0f}/s, {s['drain_s']:.1f} s, "
-        f"{s['p50']:.0f} / {s['p99']:.0f} / {s['max']:.0f} ms |"
+        f"| every device once, offered at {args.rate:,.0f}/s: all acked after; RSS then | - |"
+        f" {large.fleet_s:.0f} s ({large.fleet_rate:,.0f}/s); {large.rss_fleet_mb:.0f} MB |"
     )
-    print(
-        f"| gateway CPU per frame then; machine busy; load1 | - | {s['cpu_ms']:.2f} ms; "
-        f"{s['busy']:.0%}; {s['load1']:.2f} |"
-    )
+    phases = {
+        "first": "from random devices, most heard for the first time",
+        "steady": "from random devices all heard before, each kind at its interval's share",
+    }
+    for phase, what in phases.items():
+        s = large.sustained.get(phase)
+        if s is None:
+            continue
+        print(
+            f"| offered {s['offered']:,.0f} frames/s for {args.seconds:.0f} s {what}: acked/s,"
+            f" drain after, probe ack p50 / p99 / max ({s['probes']:.0f} probes,"
+            f" {s['missing']:.0f} unacked) | - | {s['acked']:,.0f}/s, {s['drain_s']:.1f} s,"
+            f" {s['p50']:.0f} / {s['p99']:.0f} / {s['max']:.0f} ms |"
+        )
+        print(
+            f"| gateway CPU per frame then; machine busy; load1 | - | {s['cpu_ms']:.2f} ms;"
+            f" {s['busy']:.0%}; {s['load1']:.2f} |"
+        )
 
 
 def run(args: argparse.Namespace, root: Path) -> None:
@@ -391,7 +445,9 @@ def run(args: argparse.Namespace, root: Path) -> None:
             bench.grow(args.boxes, args.meters, small_boxes, small_meters)
             bench.measure(large, args.boxes, args.meters)
             bench.restart(large)
-            bench.sustain(large, args.boxes, args.meters)
+            bench.sustain(large, args.boxes, args.meters, "random", "first")
+            bench.fleet(large, args.boxes, args.meters)
+            bench.sustain(large, args.boxes, args.meters, "rated", "steady")
             bench.stop()
         finally:
             bench.probes.close()

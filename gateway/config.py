@@ -546,6 +546,23 @@ class RuntimeSettings(BaseModel):
     restarts the water watch's quiet clocks when it ends; device silence clocks restart from
     the link's return after any outage."""
 
+    gc_thresholds: tuple[int, int, int] = (20_000, 50, 10)
+    """`bidao run`: the collector's thresholds (`gc.set_threshold`); Python's are 700, 10, 10.
+    See gateway.runtime.heap."""
+    gc_freeze_interval_s: float = Field(default=30.0, ge=0)
+    """`bidao run`: this often, collect and freeze what survives, so that the collector's
+    passes walk only what is new (0: never freeze)."""
+    gc_thaw_interval_s: float = Field(default=86_400.0, ge=0)
+    """`bidao run`: this often, unfreeze everything and walk it all once, freeing garbage
+    cycles that were frozen (one long pause; 0: never)."""
+
+    @field_validator("gc_thresholds")
+    @classmethod
+    def _thresholds(cls, value: tuple[int, int, int]) -> tuple[int, int, int]:
+        if min(value) < 1:
+            raise ValueError("every collector threshold must be at least 1")
+        return value
+
     @model_validator(mode="after")
     def _ordered(self) -> RuntimeSettings:
         if self.restart_max_s < self.restart_initial_s:

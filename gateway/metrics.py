@@ -229,6 +229,18 @@ class GatewayMetrics:
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0, 10.0),
             registry=r,
         )
+        self.gc_pause = Histogram(
+            "bidao_gc_pause_seconds",
+            "Passes of Python's cyclic collector (the event loop stands still), by generation",
+            ["generation"],
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0),
+            registry=r,
+        )
+        self.gc_frozen = Gauge(
+            "bidao_gc_frozen_objects",
+            "Objects frozen out of the collector's sight (levels off once the fleet is heard)",
+            registry=r,
+        )
         self.loop_lag_worst = Gauge(
             "bidao_loop_lag_worst_seconds",
             "The worst event-loop lag within the recent window",

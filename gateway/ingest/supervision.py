@@ -58,6 +58,7 @@ import asyncio
 import heapq
 import logging
 import math
+import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -383,7 +384,7 @@ class Supervisor:
                 battery = None if message.battery_pct == MAINS_POWERED else message.battery_pct
                 telemetry[device_id] = Telemetry(
                     device_id=device_id,
-                    firmware=".".join(str(p) for p in message.firmware),
+                    firmware=sys.intern(".".join(str(p) for p in message.firmware)),
                     battery_pct=battery,
                     battery_mv=message.battery_mv,
                     rssi_dbm=message.rssi_dbm,

@@ -36,6 +36,7 @@ from gateway.ingest.transports.serial import SerialLink
 from gateway.metrics import GatewayMetrics
 from gateway.runtime.broker import MosquittoBroker
 from gateway.runtime.health import Health, StoreProbe, assess
+from gateway.runtime.heap import HeapKeeper
 from gateway.runtime.lock import DataDirLock
 from gateway.runtime.looplag import LoopLagMonitor
 from gateway.runtime.supervisor import PartState, PartStatus, PartSupervisor
@@ -289,6 +290,15 @@ class GatewayService:
         had stops start-up instead of leaving a half-running gateway.
         """
         self._components.append((name, run))
+
+    def keep_heap(self) -> None:
+        """Run the heap keeper (gateway.runtime.heap) as the part `heap`.
+
+        Only for the process that owns its collector (`bidao run`), never for a test process
+        hosting gateways: it sets the collector's thresholds and freezes objects.
+        """
+        keeper = HeapKeeper(self.settings.runtime, self.clock, self.metrics)
+        self.add_component("heap", keeper.run)
 
     def add_ingest_handler(self, handler: IngestHandler) -> None:
         """Run domain logic inside every ingest transaction."""

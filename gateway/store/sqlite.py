@@ -6,6 +6,7 @@ import hashlib
 import itertools
 import json
 import sqlite3
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import fields, replace
@@ -530,10 +531,18 @@ def _current_from_row(row: sqlite3.Row) -> DeviceRecord:
     )
 
 
+def _shared(text: Any) -> Any:
+    """One copy of a column's text that many device rows repeat (a county has 200,000 rows).
+
+    Untyped, as a row's value is.
+    """
+    return None if text is None else sys.intern(text)
+
+
 def _device_from_row(row: sqlite3.Row) -> DeviceRecord:
     return DeviceRecord(
         device_id=row["device_id"],
-        kind=row["kind"],
+        kind=_shared(row["kind"]),
         key=row["key"],
         heartbeat_interval_s=row["heartbeat_interval_s"],
         created_at=row["created_at"],
@@ -541,17 +550,17 @@ def _device_from_row(row: sqlite3.Row) -> DeviceRecord:
         household_code=row["household_code"],
         label=row["label"],
         enabled=bool(row["enabled"]),
-        status=row["status"],
+        status=_shared(row["status"]),
         low_battery=bool(row["low_battery"]),
         tamper=bool(row["tamper"]),
         power_loss=bool(row["power_loss"]),
-        firmware=row["firmware"],
+        firmware=_shared(row["firmware"]),
         battery_pct=row["battery_pct"],
         battery_mv=row["battery_mv"],
         rssi_dbm=row["rssi_dbm"],
         uptime_s=row["uptime_s"],
         last_seen=row["last_seen"],
-        last_link=row["last_link"],
+        last_link=_shared(row["last_link"]),
         last_seq=_pos_out_opt(row["last_seq"]),
         downlink_seq=_pos_out(row["downlink_seq"]),
         next_key=row["next_key"],
