@@ -619,7 +619,7 @@ class _Sender:
         self.devices: dict[int, tuple[SimulatedDevice, bytes]] = {}
         self.litres: dict[int, int] = {}
         self.turn = 0
-        self.random = plan.pick in ("random", "rated")
+        self.random = plan.pick == "random"
         self.rng = random.Random(plan.first_seq)
         # For "rated": the share of frames that come from boxes.
         boxes, meters = plan.boxes[1], plan.meters[1]
@@ -639,8 +639,8 @@ class _Sender:
 
     def packet(self, packet_id: int) -> bytes:
         """The MQTT PUBLISH of the next frame, with this packet id."""
-        boxes = self.plan.boxes[1]
         if self.box_share is not None:
+            boxes = self.plan.boxes[1]
             if self.rng.random() < self.box_share:
                 n = self.rng.randrange(boxes)
             else:

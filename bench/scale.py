@@ -241,10 +241,13 @@ class Bench:
             if status != 0:
                 raise SystemExit(f"the gateway exited with status {status}")
 
-    def publish(self, boxes: int, meters: int, rate: float, frames: int) -> tuple[float, float]:
-        """`frames` at `rate` from random devices (probes excluded); (offered rate, sent)."""
+    def publish(
+        self, boxes: int, meters: int, rate: float, frames: int, pick: str = "random"
+    ) -> tuple[float, float]:
+        """`frames` at `rate` from the devices (probes excluded), picked by `pick`;
+        (offered rate, sent)."""
         probes = self.args.probes
-        return self.publish_from((probes, boxes - probes), (0, meters), rate, frames, "random")
+        return self.publish_from((probes, boxes - probes), (0, meters), rate, frames, pick)
 
     def publish_from(
         self,
@@ -316,12 +319,10 @@ class Bench:
         """Every device once, in turn, offered at `--rate`: how long until all are acked, and
         the RSS once the gateway has heard the whole fleet since its start."""
         assert self.gw is not None
-        gw, probes = self.gw, self.args.probes
+        gw = self.gw
         acks0, t0 = gw.acks(), time.monotonic()
-        count = boxes - probes + meters
-        offered, sent = self.publish_from(
-            (probes, boxes - probes), (0, meters), self.args.rate, count, "round"
-        )
+        count = boxes - self.args.probes + meters
+        offered, sent = self.publish(boxes, meters, self.args.rate, count, "round")
         wait_acks(gw, acks0 + sent, timeout=DRAIN_TIMEOUT_S + count / 500)
         size.fleet_s = time.monotonic() - t0
         size.fleet_rate = sent / size.fleet_s
@@ -343,10 +344,7 @@ class Bench:
         acks0, cpu0, busy0 = gw.acks(), gw.cpu_seconds(), machine_busy()
         began = self.probes.start(args.probe_rate)
         t0 = time.monotonic()
-        probes = args.probes
-        offered, sent = self.publish_from(
-            (probes, boxes - probes), (0, meters), args.rate, int(args.rate * args.seconds), pick
-        )
+        offered, sent = self.publish(boxes, meters, args.rate, int(args.rate * args.seconds), pick)
         elapsed = time.monotonic() - t0
         acks1, busy1 = gw.acks(), machine_busy()
         self.probes.stop()

@@ -384,7 +384,7 @@ class Supervisor:
                 battery = None if message.battery_pct == MAINS_POWERED else message.battery_pct
                 telemetry[device_id] = Telemetry(
                     device_id=device_id,
-                    firmware=sys.intern(".".join(str(p) for p in message.firmware)),
+                    firmware=".".join(str(p) for p in message.firmware),
                     battery_pct=battery,
                     battery_mv=message.battery_mv,
                     rssi_dbm=message.rssi_dbm,
@@ -421,7 +421,9 @@ class Supervisor:
             for hook in hooks:
                 hook()
             for row in changed:
-                states[row.device_id].stored_health = (row.firmware, row.battery_pct, row.rssi_dbm)
+                # Kept per device until it changes: one copy of each firmware's text.
+                firmware = None if row.firmware is None else sys.intern(row.firmware)
+                states[row.device_id].stored_health = (firmware, row.battery_pct, row.rssi_dbm)
             for device_id, interval in intervals.items():
                 states[device_id].interval_s = interval
             self._apply(states, transitions)
