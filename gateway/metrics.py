@@ -238,7 +238,8 @@ class GatewayMetrics:
         )
         self.gc_frozen = Gauge(
             "bidao_gc_frozen_objects",
-            "Objects frozen out of the collector's sight (levels off once the fleet is heard)",
+            "Objects frozen out of the collector's sight, counted at the first freeze and after"
+            " each thaw (levels off once the fleet is heard)",
             registry=r,
         )
         self.loop_lag_worst = Gauge(

@@ -77,6 +77,11 @@ def test_a_settle_frees_dead_cycles_and_freezes_what_lives() -> None:
         assert frozen > 0
         assert metrics.registry.get_sample_value("bidao_gc_frozen_objects") == frozen
         assert _pauses(metrics, "2") >= 1
+        # Later settles do not count (a walk of every frozen object); the one after a thaw does.
+        more, _ = _live_cycle()
+        keeper.settle()
+        assert gc.get_freeze_count() > frozen, more
+        assert metrics.registry.get_sample_value("bidao_gc_frozen_objects") == frozen
         # A frozen object that then dies inside a cycle stays until the next thaw.
         del live
         gc.collect()
@@ -84,6 +89,9 @@ def test_a_settle_frees_dead_cycles_and_freezes_what_lives() -> None:
         keeper.thaw()
         keeper.settle()
         assert live_ref() is None
+        assert metrics.registry.get_sample_value("bidao_gc_frozen_objects") == (
+            gc.get_freeze_count()
+        )
     finally:
         keeper.uninstall()
     assert gc.get_freeze_count() == 0
