@@ -29,9 +29,11 @@ At the full size also, after a restart, three phases, with probe boxes heartbeat
   15 minutes: about 94% heartbeats): 200,000 devices at their real rate.
 
 Frames are heartbeats (boxes) and readings (meters) built by device_sim; every reading shows
-a litre more (water use, the costlier case). Also at each size: gateway CPU per water
-reading, from `--frames` readings alone at `--cpu-rate`/s (issue 13: per-reading cost
-independent of the number of meters).
+a litre more (water use, the costlier case). Every watch is `--history-days` old (28: four
+weeks of day records and a learned routine, what each of a county's households keeps in
+memory and in its stored watch once the programme has run a month). Also at each size:
+gateway CPU per water reading, from `--frames` readings alone at `--cpu-rate`/s (issue 13:
+per-reading cost independent of the number of meters).
 """
 
 from __future__ import annotations
@@ -61,6 +63,7 @@ from bench.harness import (
     percentiles,
     publisher_result,
     register_meters,
+    seed_water_history,
     start_gateway,
     start_mosquitto,
     start_publisher,
@@ -216,6 +219,11 @@ class Bench:
         print(f"imported {len(rows):,} households in {seconds:.1f} s", flush=True)
         seconds = register_meters(self.config, had_meters, meters - had_meters, boxes)
         print(f"registered {meters - had_meters:,} meters in {seconds:.1f} s", flush=True)
+        days = self.args.history_days
+        if days:
+            homes = [f"H{i:07d}" for i in range(had_meters, min(meters, boxes))]
+            seconds = seed_water_history(self.config, homes, days, time.time())
+            print(f"gave {len(homes):,} watches {days} days of history in {seconds:.1f} s")
 
     def start(self) -> tuple[Gateway, float]:
         """Spawn the gateway while a probe heartbeats; (gateway, seconds to the first ack)."""
@@ -468,6 +476,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--probe-rate", type=float, default=20.0, help="probe heartbeats/s")
     parser.add_argument("--idle", type=float, default=2.0, help="seconds per idle CPU window")
     parser.add_argument("--settle", type=float, default=60.0, help="max seconds to go idle")
+    parser.add_argument(
+        "--history-days",
+        type=int,
+        default=28,
+        help="days of water history each watch has (a county after its first weeks; 0: new)",
+    )
     parser.add_argument("--quick", action="store_true", help="small numbers, for a smoke run")
     parser.add_argument("--dir", type=Path, default=None, help="where the data goes")
     args = parser.parse_args(argv)

@@ -5,7 +5,10 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import pytest
+
 from gateway.domain.water import (
+    DayHistory,
     DayRecord,
     Phase,
     Routine,
@@ -51,10 +54,36 @@ def test_every_field_is_written_as_asdict_would() -> None:
         for f in dataclasses.fields(WaterWatch)
         if f.name != "household"
     )
-    assert watch_to_record(watch) == dataclasses.asdict(watch)
+    # asdict would copy the packed history whole; the store writes it day by day.
+    expected = dataclasses.asdict(dataclasses.replace(watch, history=()))
+    expected["history"] = tuple(dataclasses.asdict(day) for day in watch.history)
+    assert watch_to_record(watch) == expected
 
 
 def test_the_stored_text_reads_back_as_the_same_watch() -> None:
     watch = _watch()
     text = json.dumps(watch_to_record(watch), separators=(",", ":"))
     assert watch_from_record(json.loads(text)) == watch
+
+
+def test_the_history_is_kept_packed_and_reads_back_day_by_day() -> None:
+    watch = _watch()
+    days = tuple(
+        DayRecord(20000 + d, 400 + d, longest_quiet_s=3600.0 + d, lived=True, alarmed=d == 3)
+        for d in range(28)
+    )
+    assert isinstance(watch.history, DayHistory)
+    assert tuple(watch.history) == days
+    assert watch.history == days
+    assert watch.history == DayHistory(days)
+    assert hash(watch.history) == hash(DayHistory(days))
+    assert watch.history[3] == days[3]
+    assert watch.history[-1] == days[-1]
+    assert watch.history[1:3] == days[1:3]
+    assert watch.history[::-7] == DayHistory(days[::-7])
+    none_first = DayHistory([DayRecord(20000, None, longest_quiet_s=0.1 + 0.2)])
+    assert none_first[0] == DayRecord(20000, None, longest_quiet_s=0.1 + 0.2)
+    with pytest.raises(IndexError):
+        _ = watch.history[28]
+    assert len(watch.history) == 28
+    assert dataclasses.replace(watch, history=days) == watch
