@@ -229,15 +229,37 @@ class DayHistory(Sequence[DayRecord]):
     __slots__ = ("_packed",)
 
     def __init__(self, days: Iterable[DayRecord] = ()) -> None:
-        self._packed = b"".join(
-            _DAY.pack(
-                d.day,
-                -1 if d.first_use_min is None else d.first_use_min,
-                d.longest_quiet_s,
-                (_LIVED if d.lived else 0) | (_ALARMED if d.alarmed else 0),
-            )
-            for d in days
+        self._packed = b"".join(_DAY.pack(*_packable(d)) for d in days)
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[Sequence[Any] | dict[str, Any]]) -> DayHistory:
+        """The days of `rows` (as `rows()` gives them, or dicts of a day's fields).
+
+        The store wrote a dict per day before it wrote rows; both read back the same.
+        """
+        history = cls()
+        history._packed = b"".join(
+            _DAY.pack(*(_packable(DayRecord(**r)) if isinstance(r, dict) else _flat(*r)))
+            for r in rows
         )
+        return history
+
+    def rows(self) -> list[list[Any]]:
+        """Each day as a row of `DayRecord`'s fields in order, what the store writes.
+
+        [day ordinal, first-use minute or None, longest quiet s, lived, alarmed]: about six
+        times faster to write and read than a dict per day, and a third of the size.
+        """
+        return [
+            [
+                day,
+                None if first < 0 else first,
+                longest,
+                bool(flags & _LIVED),
+                bool(flags & _ALARMED),
+            ]
+            for day, first, longest, flags in _DAY.iter_unpack(self._packed)
+        ]
 
     def __len__(self) -> int:
         return len(self._packed) // _DAY.size
@@ -277,6 +299,17 @@ class DayHistory(Sequence[DayRecord]):
 
     def __repr__(self) -> str:
         return f"DayHistory({list(self)!r})"
+
+
+def _packable(d: DayRecord) -> tuple[int, int, float, int]:
+    return _flat(d.day, d.first_use_min, d.longest_quiet_s, d.lived, d.alarmed)
+
+
+def _flat(
+    day: int, first: int | None, longest: float, lived: bool, alarmed: bool
+) -> tuple[int, int, float, int]:
+    flags = (_LIVED if lived else 0) | (_ALARMED if alarmed else 0)
+    return day, -1 if first is None else first, longest, flags
 
 
 def _unpacked(day: int, first: int, longest: float, flags: int) -> DayRecord:
@@ -1139,12 +1172,15 @@ def _day_record(day: DayRecord) -> dict[str, object]:
 def watch_to_record(watch: WaterWatch) -> dict[str, object]:
     """The watch as plain values (JSON-ready), for the store.
 
-    What `dataclasses.asdict` gives, built field by field: asdict deep-copies every value, and
-    this runs for every reading (about ten times faster with four weeks of history).
+    What `dataclasses.asdict` gives, built field by field (asdict deep-copies every value, and
+    this runs for every reading), except the history: a row per day (`DayHistory.rows`).
     """
     record: dict[str, object] = {name: getattr(watch, name) for name in _WATCH_FIELDS}
     record["today"] = None if watch.today is None else _day_record(watch.today)
-    record["history"] = tuple(_day_record(day) for day in watch.history)
+    history = watch.history
+    if not isinstance(history, DayHistory):
+        history = DayHistory(history)
+    record["history"] = history.rows()
     routine = watch.routine
     record["routine"] = (
         None if routine is None else {name: getattr(routine, name) for name in _ROUTINE_FIELDS}
@@ -1163,7 +1199,7 @@ def watch_from_record(record: dict[str, Any]) -> WaterWatch:
     for name in ("alerted", "blind_told", "leak_alerted"):
         values[name] = tuple(values.get(name) or ())
     values["today"] = day(values.get("today"))
-    values["history"] = DayHistory(DayRecord(**r) for r in values.get("history") or ())
+    values["history"] = DayHistory.from_rows(values.get("history") or ())
     routine = values.get("routine")
     values["routine"] = None if routine is None else Routine(**routine)
     return WaterWatch(**values)

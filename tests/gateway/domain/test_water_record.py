@@ -54,9 +54,9 @@ def test_every_field_is_written_as_asdict_would() -> None:
         for f in dataclasses.fields(WaterWatch)
         if f.name != "household"
     )
-    # asdict would copy the packed history whole; the store writes it day by day.
+    # The history is written as a row per day: DayRecord's fields in order.
     expected = dataclasses.asdict(dataclasses.replace(watch, history=()))
-    expected["history"] = tuple(dataclasses.asdict(day) for day in watch.history)
+    expected["history"] = [list(dataclasses.astuple(day)) for day in watch.history]
     assert watch_to_record(watch) == expected
 
 
@@ -87,3 +87,11 @@ def test_the_history_is_kept_packed_and_reads_back_day_by_day() -> None:
         _ = watch.history[28]
     assert len(watch.history) == 28
     assert dataclasses.replace(watch, history=days) == watch
+
+
+def test_a_watch_stored_with_a_dict_per_day_reads_back_the_same() -> None:
+    watch = _watch()
+    record = watch_to_record(watch)
+    record["history"] = [dataclasses.asdict(day) for day in watch.history]  # the older form
+    text = json.dumps(record, separators=(",", ":"))
+    assert watch_from_record(json.loads(text)) == watch
