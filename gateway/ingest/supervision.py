@@ -86,6 +86,10 @@ OFFLINE_NOTICE_DEADLINE = "device_offline_notice"
 _HISTORY_PAGE = 500
 _REARM_CHUNK = 5000
 """Devices walked between yields when a link comes back."""
+_DUE_CHUNK = 2000
+"""Due silence entries looked at between yields. After a start every device is armed for the
+same moment (the start plus three intervals), so 100,000 boxes come due at once: looked at in
+one go, mostly to re-arm the ones heard since, they stopped the event loop for 0.2-0.4 s."""
 
 TransitionListener = Callable[
     [UnitOfWork, Sequence[Transition]], Awaitable[Callable[[], None] | None]
@@ -189,11 +193,16 @@ class SilenceWatch:
         """When the heap's head comes due, or None if nothing is watched."""
         return self._heap[0][0] if self._heap else None
 
-    def pop_silent(self, now: float) -> list[tuple[str, _Watched]]:
-        """Devices silent at `now`, no longer watched; the others due are re-armed."""
+    def pop_silent(self, now: float, limit: int | None = None) -> list[tuple[str, _Watched]]:
+        """Devices silent at `now`, no longer watched; the others due are re-armed.
+
+        At most `limit` due entries are looked at; the rest stay due (`next_at` says so).
+        """
         silent: list[tuple[str, _Watched]] = []
         heap = self._heap
-        while heap and heap[0][0] <= now:
+        left = math.inf if limit is None else limit
+        while heap and heap[0][0] <= now and left > 0:
+            left -= 1
             at, device_id = heapq.heappop(heap)
             watched = self._watched.get(device_id)
             if watched is None or watched.armed_at != at:
@@ -470,7 +479,7 @@ class Supervisor:
         while True:
             self.watch.wake.clear()
             now = self._clock.now()
-            silent = self._hold_unheard(self.watch.pop_silent(now))
+            silent = self._hold_unheard(self.watch.pop_silent(now, _DUE_CHUNK))
             if silent:
                 try:
                     await self._declare_offline(silent)
@@ -481,7 +490,11 @@ class Supervisor:
                         )
                     raise
                 continue
-            await sleep_until_or_woken(self._clock, self.watch.next_at(), self.watch.wake)
+            due = self.watch.next_at()
+            if due is not None and due <= now:
+                await asyncio.sleep(0)  # more came due: frames go first, then the next chunk
+                continue
+            await sleep_until_or_woken(self._clock, due, self.watch.wake)
 
     async def _arm_from_store(self) -> None:
         """Watch every device not offline (one bulk read); stored silence rows are not needed."""

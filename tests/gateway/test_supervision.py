@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from device_sim.device import SimulatedDevice
 from device_sim.serial import SerialConcentrator
 from firmware_protocol import AlarmKind, Key
 from gateway.clock import ManualClock
+from gateway.ingest import supervision
+from gateway.ingest.supervision import SilenceWatch
 from gateway.runtime.service import GatewayService
 from tests.gateway.support import gateway_settings, wait_for
 
@@ -105,3 +109,53 @@ async def test_heartbeat_interval_and_battery_from_the_device(
             assert status(gw, meter_id) == "online"
             await clock.advance(2)
             await wait_for(lambda: status(gw, meter_id) == "offline")
+
+
+def test_due_silence_entries_are_looked_at_a_chunk_at_a_time() -> None:
+    watch = SilenceWatch()
+    for i in range(10):
+        watch.arm(f"box{i}", 180.0, 60, "online")
+    for i in range(0, 10, 2):  # every other box heard since: it falls silent later
+        watch.heard(f"box{i}", 300.0, 60)
+    silent: list[str] = []
+    rounds = 0
+    while (due := watch.next_at()) is not None and due <= 181.0:
+        silent += [device_id for device_id, _ in watch.pop_silent(181.0, limit=3)]
+        rounds += 1
+    assert rounds == 4  # ten due entries, three at a time
+    assert sorted(silent) == [f"box{i}" for i in range(1, 10, 2)]
+    assert watch.next_at() == 300.0  # the heard ones, re-armed for when they fall silent
+    assert len(watch) == 5
+
+
+async def test_boxes_due_at_once_are_sorted_out_over_several_turns(
+    tmp_path: Path, clock: ManualClock, no_leaked_tasks: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a start every box is armed for the same moment; the loop looks at them a few at
+    a time, and each heard one stays online while each silent one goes offline."""
+    monkeypatch.setattr(supervision, "_DUE_CHUNK", 2)
+    boxes = [
+        SimulatedDevice(f"00000000000000c{i}", "call_box", KEY, clock=clock.now) for i in range(6)
+    ]
+    async with SerialConcentrator(boxes) as line:
+        settings = gateway_settings(
+            tmp_path, None, serial=[{"name": "bus1", "url": line.url, "reopen_initial_s": 0.05}]
+        )
+        async with GatewayService(settings, clock) as gw:
+            for box in boxes:
+                await gw.register_device(box.device_id, "call_box", KEY)
+            await clock.advance(100)
+            heard = boxes[::2]
+            for box in heard:
+                await line.send(box.device_id, box.heartbeat(interval_s=60))
+            await wait_for(lambda: not any(box.pending for box in heard), what="heartbeats acked")
+            silent = boxes[1::2]
+            await clock.advance(81)  # the start plus three intervals: all six due at once
+            await wait_for(lambda: all_offline(gw, silent), what="the silent ones offline")
+            assert all(status(gw, box.device_id) == "online" for box in heard)
+            await clock.advance(100)  # three intervals after their heartbeat
+            await wait_for(lambda: all_offline(gw, heard), what="the others offline")
+
+
+def all_offline(gw: GatewayService, boxes: list[SimulatedDevice]) -> bool:
+    return all(status(gw, box.device_id) == "offline" for box in boxes)
