@@ -223,7 +223,10 @@ class Bench:
         if days:
             homes = [f"H{i:07d}" for i in range(had_meters, min(meters, boxes))]
             seconds = seed_water_history(self.config, homes, days, time.time())
-            print(f"gave {len(homes):,} watches {days} days of history in {seconds:.1f} s")
+            print(
+                f"gave {len(homes):,} watches {days} days of history in {seconds:.1f} s",
+                flush=True,
+            )
 
     def start(self) -> tuple[Gateway, float]:
         """Spawn the gateway while a probe heartbeats; (gateway, seconds to the first ack)."""

@@ -89,7 +89,8 @@ _REARM_CHUNK = 5000
 _DUE_CHUNK = 2000
 """Due silence entries looked at between yields. After a start every device is armed for the
 same moment (the start plus three intervals), so 100,000 boxes come due at once: looked at in
-one go, mostly to re-arm the ones heard since, they stopped the event loop for 0.2-0.4 s."""
+one go, mostly to re-arm the ones heard since, they stopped the event loop for about 0.2 s
+(idle machine, 200,000 devices watched), in the middle of a county's steady load."""
 
 TransitionListener = Callable[
     [UnitOfWork, Sequence[Transition]], Awaitable[Callable[[], None] | None]
