@@ -72,7 +72,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import date, datetime, timedelta, tzinfo
 from functools import lru_cache
-from typing import Any, Literal, overload
+from typing import Any, Literal, cast, overload
 
 from gateway.errors import GatewayError
 
@@ -237,11 +237,17 @@ class DayHistory(Sequence[DayRecord]):
 
         The store wrote a dict per day before it wrote rows; both read back the same.
         """
-        history = cls()
-        history._packed = b"".join(
-            _DAY.pack(*(_packable(DayRecord(**r)) if isinstance(r, dict) else _flat(*r)))
-            for r in rows
+        return cls._of(
+            b"".join(
+                _DAY.pack(*(_packable(DayRecord(**r)) if isinstance(r, dict) else _flat(*r)))
+                for r in rows
+            )
         )
+
+    @classmethod
+    def _of(cls, packed: bytes) -> DayHistory:
+        history = cls()
+        history._packed = packed
         return history
 
     def rows(self) -> list[list[Any]]:
@@ -278,11 +284,9 @@ class DayHistory(Sequence[DayRecord]):
     def __getitem__(self, index: int | slice) -> DayRecord | DayHistory:
         size = _DAY.size
         if isinstance(index, slice):
-            picked = DayHistory()
-            picked._packed = b"".join(
-                self._packed[i * size : (i + 1) * size] for i in range(len(self))[index]
+            return DayHistory._of(
+                b"".join(self._packed[i * size : (i + 1) * size] for i in range(len(self))[index])
             )
-            return picked
         count = len(self)
         if not -count <= index < count:
             raise IndexError("no such day in the history")
@@ -1178,10 +1182,7 @@ def watch_to_record(watch: WaterWatch) -> dict[str, object]:
     """
     record: dict[str, object] = {name: getattr(watch, name) for name in _WATCH_FIELDS}
     record["today"] = None if watch.today is None else _day_record(watch.today)
-    history = watch.history
-    if not isinstance(history, DayHistory):
-        history = DayHistory(history)
-    record["history"] = history.rows()
+    record["history"] = cast("DayHistory", watch.history).rows()  # packed by __post_init__
     routine = watch.routine
     record["routine"] = (
         None if routine is None else {name: getattr(routine, name) for name in _ROUTINE_FIELDS}
