@@ -213,7 +213,8 @@ class DayRecord:
 
 _DAY = struct.Struct("<ihdB")
 """A `DayRecord` packed: day ordinal, first-use minute (-1: none), longest quiet, flags
-(1: lived, 2: alarmed). The longest quiet stays a double, so it reads back exactly."""
+(1: lived, 2: alarmed). The longest quiet stays a double, so it reads back exactly. The store
+keeps histories in this form (`water_watches.history`): changing it needs a migration."""
 _LIVED, _ALARMED = 1, 2
 
 
@@ -245,10 +246,28 @@ class DayHistory(Sequence[DayRecord]):
         )
 
     @classmethod
+    def from_packed(cls, packed: bytes) -> DayHistory:
+        """The days `packed()` gave (what the store keeps); ValueError if it cannot be."""
+        if len(packed) % _DAY.size:
+            raise ValueError(
+                f"a packed day history is {_DAY.size} bytes a day, not {len(packed)} bytes"
+            )
+        return cls._of(bytes(packed))
+
+    @classmethod
     def _of(cls, packed: bytes) -> DayHistory:
         history = cls()
         history._packed = packed
         return history
+
+    def packed(self) -> bytes:
+        """The days as stored: `_DAY` (little-endian, 15 bytes) per day, oldest first.
+
+        The store keeps a watch's history in this form beside the watch's JSON: as JSON rows
+        it was half of every watch's text, encoded again on every reading with water use and
+        parsed on every first reading after a start.
+        """
+        return self._packed
 
     def rows(self) -> list[list[Any]]:
         """Each day as a row of `DayRecord`'s fields in order, what the store writes.
@@ -1174,15 +1193,19 @@ def _day_record(day: DayRecord) -> dict[str, object]:
     return {name: getattr(day, name) for name in _DAY_FIELDS}
 
 
-def watch_to_record(watch: WaterWatch) -> dict[str, object]:
+def watch_to_record(watch: WaterWatch, *, history: bool = True) -> dict[str, object]:
     """The watch as plain values (JSON-ready), for the store.
 
     What `dataclasses.asdict` gives, built field by field (asdict deep-copies every value, and
-    this runs for every reading), except the history: a row per day (`DayHistory.rows`).
+    this runs for every reading), except the history: a row per day (`DayHistory.rows`), or
+    left out (`history=False`) when it is stored packed (`DayHistory.packed`).
     """
     record: dict[str, object] = {name: getattr(watch, name) for name in _WATCH_FIELDS}
     record["today"] = None if watch.today is None else _day_record(watch.today)
-    record["history"] = cast("DayHistory", watch.history).rows()  # packed by __post_init__
+    if history:
+        record["history"] = cast("DayHistory", watch.history).rows()  # packed by __post_init__
+    else:
+        del record["history"]
     routine = watch.routine
     record["routine"] = (
         None if routine is None else {name: getattr(routine, name) for name in _ROUTINE_FIELDS}
@@ -1190,8 +1213,11 @@ def watch_to_record(watch: WaterWatch) -> dict[str, object]:
     return record
 
 
-def watch_from_record(record: dict[str, Any]) -> WaterWatch:
-    """The watch from `watch_to_record`'s values."""
+def watch_from_record(record: dict[str, Any], packed_history: bytes | None = None) -> WaterWatch:
+    """The watch from `watch_to_record`'s values, with its history packed if given apart.
+
+    Raises ValueError if `packed_history` cannot be a history.
+    """
 
     def day(r: dict[str, Any] | None) -> DayRecord | None:
         return None if r is None else DayRecord(**r)
@@ -1201,7 +1227,11 @@ def watch_from_record(record: dict[str, Any]) -> WaterWatch:
     for name in ("alerted", "blind_told", "leak_alerted"):
         values[name] = tuple(values.get(name) or ())
     values["today"] = day(values.get("today"))
-    values["history"] = DayHistory.from_rows(values.get("history") or ())
+    values["history"] = (
+        DayHistory.from_rows(values.get("history") or ())
+        if packed_history is None
+        else DayHistory.from_packed(packed_history)
+    )
     routine = values.get("routine")
     values["routine"] = None if routine is None else Routine(**routine)
     return WaterWatch(**values)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import sqlite3
 import threading
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from gateway.domain.devices import DeviceRecord, DeviceSeen, EventRow, Transition
+from gateway.domain.water import DayRecord, Phase, WaterWatch, watch_to_record
 from gateway.errors import ConflictError, MigrationError, RegistryError
 from gateway.store.ports import Deadline
 from gateway.store.sqlite import SqliteStore, migrations
@@ -210,4 +212,46 @@ async def test_a_read_sees_what_was_committed_before_it_while_another_read_is_un
         assert await fresh is not None
     finally:
         release.set()
+        await store.close()
+
+
+async def test_a_water_watch_keeps_its_history_packed_apart_from_its_state(
+    tmp_path: Path,
+) -> None:
+    days = tuple(
+        DayRecord(20000 + d, 400 + d, longest_quiet_s=3600.0 + d / 3, lived=True) for d in range(28)
+    )
+    watch = WaterWatch(
+        household="H1", phase=Phase.WATCHING, quiet_since=5.0, volume_l=12.5, history=days
+    )
+    older = WaterWatch(household="H2", phase=Phase.WATCHING, quiet_since=6.0, history=days[:3])
+    store = SqliteStore(tmp_path / "b.db")
+    await store.open()
+    try:
+        with sqlite3.connect(tmp_path / "b.db") as conn:
+            conn.execute("INSERT INTO grid_units (code, name, level) VALUES ('U', 'U', 'county')")
+            conn.executemany(
+                "INSERT INTO households (code, neighbourhood_code) VALUES (?, 'U')",
+                [("H1",), ("H2",)],
+            )
+            # As the store wrote a watch before migration 0025: the history inside the state.
+            conn.execute(
+                "INSERT INTO water_watches (household_code, phase, state, updated_at)"
+                " VALUES ('H2', 'watching', ?, 1.0)",
+                (json.dumps(watch_to_record(older)),),
+            )
+        async with store.transaction() as uow:
+            await uow.water.save(watch, 7.0)
+        with sqlite3.connect(tmp_path / "b.db") as conn:
+            state, history = conn.execute(
+                "SELECT state, history FROM water_watches WHERE household_code = 'H1'"
+            ).fetchone()
+        assert "history" not in json.loads(state)
+        assert len(history) == 15 * 28
+        async with store.transaction() as uow:
+            assert await uow.water.watches(["H1", "H2"]) == {"H1": watch, "H2": older}
+            assert await uow.water.watch("H2") == older
+        assert await store.water.watch("H1") == watch
+        assert await store.water.watch("H2") == older
+    finally:
         await store.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from typing import cast
 
 import pytest
 
@@ -95,3 +96,21 @@ def test_a_watch_stored_with_a_dict_per_day_reads_back_the_same() -> None:
     record["history"] = [dataclasses.asdict(day) for day in watch.history]  # the older form
     text = json.dumps(record, separators=(",", ":"))
     assert watch_from_record(json.loads(text)) == watch
+
+
+def test_the_history_packs_to_fifteen_bytes_a_day_and_reads_back() -> None:
+    watch = _watch()
+    packed = cast("DayHistory", watch.history).packed()
+    assert len(packed) == 15 * 28
+    assert DayHistory.from_packed(packed) == watch.history
+    assert DayHistory.from_packed(b"") == ()
+    # The store keeps the history apart from the rest of the watch.
+    record = watch_to_record(watch, history=False)
+    assert "history" not in record
+    text = json.dumps(record, separators=(",", ":"))
+    assert watch_from_record(json.loads(text), packed_history=packed) == watch
+
+
+def test_a_packed_history_of_a_wrong_length_is_refused() -> None:
+    with pytest.raises(ValueError, match="15 bytes a day"):
+        DayHistory.from_packed(bytes(16))
