@@ -587,9 +587,10 @@ class PublishPlan:
     seconds: float
     first_seq: int
     pick: str = "round"
-    """round: devices in turn; random: a random device for each frame; rated: a random device
-    for each frame, each kind as often as its default interval makes it report (a county's
-    mix: a box every 60 s, a meter every 15 minutes)."""
+    """round: devices in turn; shuffled: every device once in a random order, then again in
+    another; random: a random device for each frame; rated: a random device for each frame,
+    each kind as often as its default interval makes it report (a county's mix: a box every
+    60 s, a meter every 15 minutes)."""
 
     def argv(self) -> list[str]:
         """The command line of a publisher process with this plan."""
@@ -672,6 +673,10 @@ class _Sender:
         self.turn = 0
         self.random = plan.pick == "random"
         self.rng = random.Random(plan.first_seq)
+        self.order: list[int] = []
+        """This pass's order ("shuffled")."""
+        self.picked = -1
+        """The slot of the last frame's device."""
         # For "rated": the share of frames that come from boxes.
         boxes, meters = plan.boxes[1], plan.meters[1]
         per_s = boxes / DEFAULT_INTERVAL_S["call_box"] + meters / DEFAULT_INTERVAL_S["water_meter"]
@@ -698,8 +703,14 @@ class _Sender:
                 n = boxes + self.rng.randrange(len(self.slots) - boxes)
         elif self.random:
             n = self.rng.randrange(len(self.slots))
+        elif self.plan.pick == "shuffled":
+            if not self.order:
+                self.order = list(range(len(self.slots)))
+                self.rng.shuffle(self.order)
+            n = self.order.pop()
         else:
             n, self.turn = self.turn, (self.turn + 1) % len(self.slots)
+        self.picked = n
         device, topic = self._device(n)
         if device.kind == "call_box":
             frame = device.heartbeat(uptime_s=3600)
@@ -755,7 +766,7 @@ def _publish_main(argv: Sequence[str]) -> int:
     parser.add_argument("--rate", type=float, required=True)
     parser.add_argument("--seconds", type=float, required=True)
     parser.add_argument("--first-seq", type=int, default=1)
-    parser.add_argument("--pick", choices=("round", "random", "rated"), default="round")
+    parser.add_argument("--pick", choices=("round", "shuffled", "random", "rated"), default="round")
     args = parser.parse_args(argv)
     plan = PublishPlan(
         args.port,

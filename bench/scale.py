@@ -15,7 +15,9 @@ box, sending a heartbeat every 50 ms from before the spawn, gets its first proto
 after start and after `--frames` frames; gateway CPU per frame while `--frames` frames come
 at `--cpu-rate`/s from random devices (gross, and net of the gateway's idle CPU, measured
 once it has used under 5% of a core for `--idle` s, which also says how long start-up work
-such as overdue silence deadlines keeps it busy).
+such as overdue silence deadlines keeps it busy); gateway CPU per first contact after a
+restart, from devices all heard before it, in a random order (at the full size, after the
+phases below).
 
 At the full size also, after a restart, three phases, with probe boxes heartbeating at
 `--probe-rate`/s among the frames (the rate the gateway acked, the probes' ack p50/p99):
@@ -91,10 +93,14 @@ class Size:
     cpu_net_ms: float = math.nan
     cpu_rate: float = math.nan
     reading_ms: float = math.nan
-    warm_ms: float = math.nan
-    """Gateway CPU per heartbeat (net of idle) from boxes already heard since the start."""
     """Gateway CPU per water reading (meters only, each in a watched household)."""
     reading_rate: float = math.nan
+    warm_ms: float = math.nan
+    """Gateway CPU per heartbeat (net of idle) from boxes already heard since the start."""
+    first_ms: float = math.nan
+    """Gateway CPU per first contact (net of idle): a device's first frame since a restart,
+    every device heard before it."""
+    first_frames: int = 0
     settle_s: float = math.nan
     fleet_s: float = math.nan
     """Seconds for every device to be heard once (from the first frame to the last ack)."""
@@ -326,6 +332,32 @@ class Bench:
         _gw, size.restart_s = self.start()
         print(f"{size.devices:,} devices: restart {size.restart_s:.2f} s", flush=True)
 
+    def first_contacts(self, size: Size, boxes: int, meters: int) -> None:
+        """CPU per first contact: just after a restart, `--frames` devices (or all at the
+        small size), every one heard before the restart, each send one frame, in a random
+        order (what a gateway meets after a restart).
+
+        Compared across sizes, it says whether a device's first frame costs more in a larger
+        county. "Random devices" in `measure` mixes first frames and repeats in shares that
+        differ by size (at 200,000 nearly every frame is a device's first ever), and its
+        batches are small at `--cpu-rate`: a first contact costs reads a repeat does not.
+        """
+        assert self.gw is not None
+        gw, args = self.gw, self.args
+        idle_rate, _settled = settle(gw, args.idle, args.settle)
+        frames = min(args.frames, boxes - args.probes + meters)
+        acks0, cpu0, t0 = gw.acks(), gw.cpu_seconds(), time.monotonic()
+        _offered, sent = self.publish(boxes, meters, args.cpu_rate, frames, "shuffled")
+        wait_acks(gw, acks0 + sent)
+        cpu, elapsed = gw.cpu_seconds() - cpu0, time.monotonic() - t0
+        size.first_frames = round(sent)
+        size.first_ms = (cpu - idle_rate * elapsed) / sent * 1000
+        print(
+            f"{size.devices:,} devices: CPU per first contact after a restart"
+            f" {size.first_ms:.2f} ms net ({size.first_frames:,} frames)",
+            flush=True,
+        )
+
     def fleet(self, size: Size, boxes: int, meters: int) -> None:
         """Every device once, in turn, offered at `--rate`: how long until all are acked, and
         the RSS once the gateway has heard the whole fleet since its start."""
@@ -409,6 +441,10 @@ def print_table(small: Size, large: Size, args: argparse.Namespace) -> None:
             lambda z: f"{z.warm_ms:.2f} ms",
         ),
         (
+            "gateway CPU per first contact after a restart, net of idle (random order)",
+            lambda z: f"{z.first_ms:.2f} ms ({z.first_frames:,} frames)",
+        ),
+        (
             "gateway CPU per water reading, net of idle (meters in watched households)",
             lambda z: f"{z.reading_ms:.2f} ms at {z.reading_rate:,.0f}/s",
         ),
@@ -450,6 +486,7 @@ def run(args: argparse.Namespace, root: Path) -> None:
             bench.grow(small_boxes, small_meters, 0, 0)
             bench.measure(small, small_boxes, small_meters)
             bench.restart(small)
+            bench.first_contacts(small, small_boxes, small_meters)
             bench.stop()
             bench.grow(args.boxes, args.meters, small_boxes, small_meters)
             bench.measure(large, args.boxes, args.meters)
@@ -457,6 +494,9 @@ def run(args: argparse.Namespace, root: Path) -> None:
             bench.sustain(large, args.boxes, args.meters, "random", "first")
             bench.fleet(large, args.boxes, args.meters)
             bench.sustain(large, args.boxes, args.meters, "rated", "steady")
+            bench.stop()
+            bench.start()  # every device was heard in the fleet pass
+            bench.first_contacts(large, args.boxes, args.meters)
             bench.stop()
         finally:
             bench.probes.close()

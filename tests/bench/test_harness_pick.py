@@ -21,3 +21,18 @@ def test_rated_picks_each_kind_as_often_as_its_interval_makes_it_report() -> Non
 
 def test_random_picks_every_device_alike() -> None:
     assert abs(_meter_share("random", 8000) - 1 / 2) < 0.03
+
+
+def test_shuffled_picks_every_device_once_in_a_random_order_each_pass() -> None:
+    sender = _Sender(PublishPlan(1883, (0, 200), (0, 200), 1000.0, 1.0, 1, "shuffled"))
+    passes = []
+    for _ in range(2):
+        picked = []
+        for packet_id in range(1, 401):
+            sender.packet(packet_id)
+            picked.append(sender.picked)
+        passes.append(picked)
+    for picked in passes:
+        assert sorted(picked) == list(range(400))
+    assert passes[0] != list(range(400))
+    assert passes[0] != passes[1]
