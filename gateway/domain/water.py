@@ -270,11 +270,10 @@ class DayHistory(Sequence[DayRecord]):
         return self._packed
 
     def rows(self) -> list[list[Any]]:
-        """Each day as a row of `DayRecord`'s fields in order, what the store writes.
+        """Each day as a row of `DayRecord`'s fields in order (`watch_to_record`'s form).
 
-        [day ordinal, first-use minute or None, longest quiet s, lived, alarmed]: with a dict
-        per day, a four-week watch took twice the characters and about twice the time to
-        write and read, on every reading with water use.
+        [day ordinal, first-use minute or None, longest quiet s, lived, alarmed]. The store
+        wrote these inside the watch's JSON until migration 0025; it now keeps `packed()`.
         """
         return [
             [
