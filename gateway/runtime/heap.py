@@ -18,9 +18,9 @@ So `bidao run` (the process owner: never a test process hosting gateways) runs t
   still freed when their last reference goes, which is how device state is replaced. The
   interval is 10 s: just after a restart, with random devices of a 200,000-device county
   heard for the first time at 3,500 frames/s, a 30 s interval let each pass walk 30 s of
-  new device state (a full pass of 0.35-0.38 s and a young pass of 0.16-0.24 s in one
-  30 s run) and the probe boxes' ack p99 was 329-552 ms; at 10 s it was 106-174 ms (two
-  runs each, on a machine where bare paho takes about 25,000 msg/s);
+  new device state (in each of two 30 s runs, a full pass of 0.35-0.38 s and a young pass
+  of 0.16-0.24 s), and the probe boxes' ack p99 was 329-614 ms in five runs; at 10 s it
+  was 106-270 ms in four (on a machine where bare paho takes about 25,000 msg/s);
 - only garbage *cycles* among frozen objects stay (an object alive at a freeze that later
   dies inside a cycle), so every `gc_thaw_interval_s` everything is unfrozen and walked
   once (the one long pause, at 200,000 devices about as long as a full pass was before).
