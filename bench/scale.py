@@ -189,6 +189,29 @@ def wait_acks(gw: Gateway, target: float, timeout: float = DRAIN_TIMEOUT_S) -> f
     return time.monotonic() - started
 
 
+@dataclass(frozen=True, slots=True)
+class Spent:
+    """What the gateway spent on frames sent and acknowledged."""
+
+    sent: float
+    elapsed: float
+    """Seconds from the first frame sent to the last ack."""
+    cpu: float
+    """Gateway CPU seconds meanwhile."""
+
+    def net_ms(self, idle_rate: float) -> float:
+        """Gateway CPU per frame in ms, net of its idle CPU (`idle_rate` s/s)."""
+        return (self.cpu - idle_rate * self.elapsed) / self.sent * 1000
+
+
+def spent(gw: Gateway, send: Callable[[], tuple[float, float]]) -> Spent:
+    """Send (a publisher's (offered, sent)) and wait for every ack: what the gateway spent."""
+    acks0, cpu0, t0 = gw.acks(), gw.cpu_seconds(), time.monotonic()
+    _offered, sent = send()
+    wait_acks(gw, acks0 + sent)
+    return Spent(sent, time.monotonic() - t0, gw.cpu_seconds() - cpu0)
+
+
 def settle(gw: Gateway, window: float, limit: float) -> tuple[float, float]:
     """(idle CPU in s/s, seconds waited): windows of `window` s until one shows the gateway
     below 5% of a core (start-up work done) or `limit` s have passed; the last window's rate."""
@@ -291,33 +314,26 @@ class Bench:
         size.rss_start_mb = gw.rss_mb()
         idle_rate, settled = settle(gw, args.idle, args.settle)
         size.settle_s = settled
-        acks0, cpu0, t0 = gw.acks(), gw.cpu_seconds(), time.monotonic()
-        _offered, sent = self.publish(boxes, meters, args.cpu_rate, args.frames)
-        wait_acks(gw, acks0 + sent)
-        cpu, elapsed = gw.cpu_seconds() - cpu0, time.monotonic() - t0
-        size.cpu_rate = sent / elapsed
-        size.cpu_ms = cpu / sent * 1000
-        size.cpu_net_ms = (cpu - idle_rate * elapsed) / sent * 1000
+        frames = spent(gw, lambda: self.publish(boxes, meters, args.cpu_rate, args.frames))
+        size.cpu_rate = frames.sent / frames.elapsed
+        size.cpu_ms = frames.net_ms(0.0)
+        size.cpu_net_ms = frames.net_ms(idle_rate)
         size.rss_after_mb = gw.rss_mb()
         # Readings alone: each meter is in a watched household, so every one runs the water
         # watch's rule (each bench reading rises by a litre: water use, the costlier case).
-        acks0, cpu0, t0 = gw.acks(), gw.cpu_seconds(), time.monotonic()
-        _offered, sent = self.publish(args.probes, meters, args.cpu_rate, args.frames)
-        wait_acks(gw, acks0 + sent)
-        cpu, elapsed = gw.cpu_seconds() - cpu0, time.monotonic() - t0
-        size.reading_rate = sent / elapsed
-        size.reading_ms = (cpu - idle_rate * elapsed) / sent * 1000
+        readings = spent(gw, lambda: self.publish(args.probes, meters, args.cpu_rate, args.frames))
+        size.reading_rate = readings.sent / readings.elapsed
+        size.reading_ms = readings.net_ms(idle_rate)
         # Warm: devices heard since the start again (a county's steady state, each box every
         # minute): first `--warm` boxes once each, then `--frames` from random ones of them.
         warm = (args.probes, min(args.warm, boxes - args.probes))
         acks0 = gw.acks()
         _offered, sent = self.publish_from(warm, (0, 0), args.cpu_rate, warm[1], "round")
         wait_acks(gw, acks0 + sent)
-        acks0, cpu0, t0 = gw.acks(), gw.cpu_seconds(), time.monotonic()
-        _offered, sent = self.publish_from(warm, (0, 0), args.cpu_rate, args.frames, "random")
-        wait_acks(gw, acks0 + sent)
-        cpu, elapsed = gw.cpu_seconds() - cpu0, time.monotonic() - t0
-        size.warm_ms = (cpu - idle_rate * elapsed) / sent * 1000
+        beats = spent(
+            gw, lambda: self.publish_from(warm, (0, 0), args.cpu_rate, args.frames, "random")
+        )
+        size.warm_ms = beats.net_ms(idle_rate)
         print(
             f"{size.devices:,} devices: start {size.start_s:.2f} s, RSS {size.rss_start_mb:.0f}"
             f" / {size.rss_after_mb:.0f} MB, CPU {size.cpu_ms:.2f} ms/frame "
@@ -346,12 +362,9 @@ class Bench:
         gw, args = self.gw, self.args
         idle_rate, _settled = settle(gw, args.idle, args.settle)
         frames = min(args.frames, boxes - args.probes + meters)
-        acks0, cpu0, t0 = gw.acks(), gw.cpu_seconds(), time.monotonic()
-        _offered, sent = self.publish(boxes, meters, args.cpu_rate, frames, "shuffled")
-        wait_acks(gw, acks0 + sent)
-        cpu, elapsed = gw.cpu_seconds() - cpu0, time.monotonic() - t0
-        size.first_frames = round(sent)
-        size.first_ms = (cpu - idle_rate * elapsed) / sent * 1000
+        first = spent(gw, lambda: self.publish(boxes, meters, args.cpu_rate, frames, "shuffled"))
+        size.first_frames = round(first.sent)
+        size.first_ms = first.net_ms(idle_rate)
         print(
             f"{size.devices:,} devices: CPU per first contact after a restart"
             f" {size.first_ms:.2f} ms net ({size.first_frames:,} frames)",
